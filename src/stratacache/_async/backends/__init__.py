@@ -1,0 +1,1 @@
+"""Backends: the small bytes/objects-level contract every storage engine implements."""

@@ -1,0 +1,198 @@
+"""The backend contract: a handful of key/value, counter, expiry and collection methods.
+
+A backend deals in already-namespaced ``str`` keys and in values that are either Python
+objects (``capabilities.stores_objects``) or the ``bytes`` the facade's codec produced.
+Namespacing, serialization, TTL defaults, stats, hooks and stampede control live once, in
+the facade (``AsyncCache``), never here. Backends translate their driver's errors into the
+stratacache exception tree at this boundary and chain the original.
+
+Conventions every backend follows (the conformance suite checks them):
+
+* ``ttl`` is ``None`` (never expire) or a positive number of seconds, already validated.
+* A missing key reads as :data:`~stratacache.MISSING`; an emptied list/set/hash is deleted.
+* ``incr``/``hincrby`` create the counter from 0 without expiry and keep an existing expiry;
+  a non-integer value raises :class:`~stratacache.WrongType` and is left unchanged.
+* A plain-value operation on a collection key, or a collection operation on a plain value,
+  raises :class:`~stratacache.WrongType`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..._types import Missing
+
+__all__ = ["AsyncBackend", "BackendCounters", "Capabilities"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do, so the facade and the conformance suite can adapt.
+
+    ``stores_objects``: values are kept as Python objects (no serialization by default).
+    ``retains_data``: False only for the null backend, which forgets every write.
+    ``delete_pattern``: the backend can enumerate keys by glob.
+    """
+
+    stores_objects: bool = False
+    retains_data: bool = True
+    delete_pattern: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BackendCounters:
+    """What a backend reports for ``stats()``; 0 where it cannot tell."""
+
+    items: int = 0
+    bytes: int = 0
+    evictions: int = 0
+    expirations: int = 0
+
+
+class AsyncBackend(abc.ABC):
+    """The contract of a storage engine. Subclasses implement every abstract method."""
+
+    name: ClassVar[str] = "backend"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    # -- plain values
+    @abc.abstractmethod
+    async def get(self, key: str) -> Any:
+        """The value at ``key`` or MISSING."""
+
+    @abc.abstractmethod
+    async def get_many(self, keys: list[str]) -> dict[str, Any]:
+        """The present keys among ``keys``, with their values."""
+
+    @abc.abstractmethod
+    async def set(self, key: str, value: Any, ttl: float | None) -> None:
+        """Store ``value`` at ``key`` for ``ttl`` seconds (None: no expiry)."""
+
+    @abc.abstractmethod
+    async def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
+        """Store every item with one ttl."""
+
+    @abc.abstractmethod
+    async def add(self, key: str, value: Any, ttl: float | None) -> bool:
+        """Store only if absent, atomically; True when stored."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; True when it existed."""
+
+    @abc.abstractmethod
+    async def delete_many(self, keys: list[str]) -> int:
+        """Remove keys; how many existed."""
+
+    @abc.abstractmethod
+    async def exists(self, key: str) -> bool:
+        """True when ``key`` holds anything."""
+
+    @abc.abstractmethod
+    async def incr(self, key: str, delta: int) -> int:
+        """Atomically add ``delta`` to the integer at ``key``; the new value."""
+
+    @abc.abstractmethod
+    async def expire(self, key: str, ttl: float | None) -> bool:
+        """Set the remaining life of ``key`` (None: persist); False when absent."""
+
+    @abc.abstractmethod
+    async def ttl(self, key: str) -> float | None | Missing:
+        """Seconds left, None for no expiry, MISSING when absent."""
+
+    @abc.abstractmethod
+    async def delete_pattern(self, pattern: str) -> int:
+        """Delete keys matching a Redis-style glob; how many."""
+
+    @abc.abstractmethod
+    async def clear(self, prefix: str | None) -> None:
+        """Delete everything, or only the keys starting with ``prefix``."""
+
+    # -- lists
+    @abc.abstractmethod
+    async def push(self, key: str, values: list[Any], left: bool) -> int:
+        """LPUSH (left) or RPUSH; the new length."""
+
+    @abc.abstractmethod
+    async def pop(self, key: str, left: bool) -> Any:
+        """LPOP (left) or RPOP; MISSING when empty."""
+
+    @abc.abstractmethod
+    async def llen(self, key: str) -> int:
+        """Length of the list (0 when absent)."""
+
+    @abc.abstractmethod
+    async def lrange(self, key: str, start: int, stop: int) -> list[Any]:
+        """Elements start..stop inclusive (Redis LRANGE indexing)."""
+
+    # -- sets
+    @abc.abstractmethod
+    async def sadd(self, key: str, members: list[Any]) -> int:
+        """Add members; how many were new."""
+
+    @abc.abstractmethod
+    async def srem(self, key: str, members: list[Any]) -> int:
+        """Remove members; how many were there."""
+
+    @abc.abstractmethod
+    async def smembers(self, key: str) -> set[Any]:
+        """Every member (empty when absent)."""
+
+    @abc.abstractmethod
+    async def sismember(self, key: str, member: Any) -> bool:
+        """Membership test."""
+
+    @abc.abstractmethod
+    async def scard(self, key: str) -> int:
+        """Set size (0 when absent)."""
+
+    # -- hashes
+    @abc.abstractmethod
+    async def hset(self, key: str, mapping: Mapping[str, Any]) -> int:
+        """Set fields; how many were new."""
+
+    @abc.abstractmethod
+    async def hget(self, key: str, field: str) -> Any:
+        """One field's value or MISSING."""
+
+    @abc.abstractmethod
+    async def hgetall(self, key: str) -> dict[str, Any]:
+        """Every field (empty when absent)."""
+
+    @abc.abstractmethod
+    async def hdel(self, key: str, fields: list[str]) -> int:
+        """Remove fields; how many existed."""
+
+    @abc.abstractmethod
+    async def hexists(self, key: str, field: str) -> bool:
+        """Field presence."""
+
+    @abc.abstractmethod
+    async def hlen(self, key: str) -> int:
+        """Number of fields (0 when absent)."""
+
+    @abc.abstractmethod
+    async def hincrby(self, key: str, field: str, delta: int) -> int:
+        """Atomically add ``delta`` to an integer field; the new value."""
+
+    # -- lifecycle and introspection
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Return when the backend answers; raise BackendUnavailable when it does not."""
+
+    async def counters(self, prefix: str | None) -> BackendCounters:
+        """Items, bytes, evictions and expirations for ``stats()`` (zeros by default)."""
+        return BackendCounters()
+
+    async def close(self) -> None:  # noqa: B027 - a no-op default is right for in-process backends
+        """Release connections and threads. Idempotent."""
+
+    def describe(self) -> str:
+        """A short human description (no secrets), for errors and health reports."""
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"

@@ -1,0 +1,38 @@
+"""The backend a cache switches to when closed: every operation raises CacheClosed."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ..._exceptions import CacheClosed
+from .base import AsyncBackend, Capabilities
+
+__all__ = ["AsyncClosedBackend"]
+
+
+def _closed(operation: str) -> Any:
+    async def method(self: AsyncClosedBackend, *args: Any, **kwargs: Any) -> Any:
+        raise CacheClosed(f"cache over {self.closed_name} is closed: {operation}() after close()")
+
+    method.__name__ = operation
+    return method
+
+
+class AsyncClosedBackend(AsyncBackend):
+    """Stands in for a closed backend so that the facade needs no "closed?" check per call."""
+
+    name: ClassVar[str] = "closed"
+    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=True)
+
+    def __init__(self, closed_name: str) -> None:
+        self.closed_name = closed_name
+
+    def describe(self) -> str:
+        """The closed backend's description."""
+        return f"closed {self.closed_name}"
+
+
+# Every operation of the contract, ping and counters included, raises.
+for _operation in [*AsyncBackend.__abstractmethods__, "counters"]:
+    setattr(AsyncClosedBackend, _operation, _closed(_operation))
+AsyncClosedBackend.__abstractmethods__ = frozenset()

@@ -1,0 +1,689 @@
+"""The ``AsyncCache`` facade: key -> namespace -> serialize -> ttl -> backend.
+
+This file is the source of truth; ``_sync/cache.py`` (``Cache``) is generated from it by
+``scripts/unasync.py``. Everything that is the same for every backend lives here once:
+key checks and namespacing, TTL defaults, serialization, statistics, hooks, single-flight
+and the closed state. Backends only store.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
+from .._exceptions import CacheError, ConfigurationError, InvalidArgument, InvalidKey
+from .._registry import load_backend
+from .._types import MISSING, UNSET, Missing, Unset, check_key, normalize_ttl
+from ..core.glob import escape_glob
+from ..core.hooks import Hook, HookEvent, Hooks
+from ..core.stats import Stats, StatsRecorder
+from ..serializers import Codec, Serializer
+from .backends.base import AsyncBackend
+from .backends.closed import AsyncClosedBackend
+from .patterns import AsyncFlightGroup
+
+__all__ = ["AsyncCache", "HealthReport"]
+
+_IS_ASYNC = True
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """The outcome of ``health()``: reachability and round-trip latency, never an exception."""
+
+    backend: str
+    healthy: bool
+    latency: float | None
+    error: str | None = None
+
+
+def _check_amount(amount: object, name: str = "amount") -> int:
+    if type(amount) is not int or not _INT64_MIN <= amount <= _INT64_MAX:
+        raise InvalidArgument(f"{name} must be a 64-bit int, got {amount!r}")
+    return amount
+
+
+def _check_field(field: object) -> str:
+    if type(field) is not str:
+        raise InvalidKey(f"hash fields must be str, not {type(field).__name__}: {field!r}")
+    return field
+
+
+def _check_hashable(member: object, key: str) -> object:
+    try:
+        hash(member)
+    except TypeError:
+        raise InvalidArgument(
+            f"set members must be hashable; got {type(member).__name__} for key {key!r}"
+        ) from None
+    return member
+
+
+class AsyncCache:
+    """One cache: the same operations over every backend, awaited.
+
+    ``backend`` is a URL (``"redis://127.0.0.1:6379/0"``), a backend name (``"memory"``),
+    a backend object (``AsyncMemoryBackend(...)``) or ``None`` for an in-memory cache.
+    Keyword arguments are the source of truth; a URL's query parameters are defaults that
+    explicit keywords override. Keywords the cache does not know are passed to the backend
+    (``max_entries=...``, ``clock=...``); an unknown one is a :class:`ConfigurationError`.
+
+    * ``namespace``: prefixes every key as ``"<namespace>:"``; ``clear()`` and
+      ``delete_pattern()`` touch only this namespace.
+    * ``default_ttl``: seconds (or timedelta) for writes that omit ``ttl``; ``None`` = never.
+    * ``serializer``: ``"msgpack"`` (default for backends whose values leave the process),
+      ``"json"``, ``"raw"``, ``"pickle"`` (only with ``signing_key``) or a Serializer object.
+      The memory backend stores objects as they are unless a serializer is given.
+    * ``compression`` (``zlib``/``lz4``/``zstd``) above ``compression_threshold`` bytes,
+      ``encryption_keys`` (AES-GCM, the first key encrypts, all decrypt).
+    * ``hooks``: ``{"after_get": fn, ...}``; see :data:`stratacache.HOOK_NAMES`.
+    * ``latency_sample``: time one operation in this many (default 8) for ``stats()``.
+    """
+
+    def __init__(
+        self,
+        backend: str | AsyncBackend | None = None,
+        *,
+        namespace: str | None | Unset = UNSET,
+        default_ttl: float | Any = UNSET,
+        serializer: str | Serializer | None | Unset = UNSET,
+        signing_key: str | bytes | None | Unset = UNSET,
+        compression: str | None | Unset = UNSET,
+        compression_threshold: int | Unset = UNSET,
+        encryption_keys: list[str | bytes] | None | Unset = UNSET,
+        latency_sample: int | Unset = UNSET,
+        hooks: Mapping[str, Hook | Iterable[Hook]] | None = None,
+        **backend_options: Any,
+    ) -> None:
+        explicit = {
+            "namespace": namespace,
+            "default_ttl": default_ttl,
+            "serializer": serializer,
+            "signing_key": signing_key,
+            "compression": compression,
+            "compression_threshold": compression_threshold,
+            "encryption_keys": encryption_keys,
+            "latency_sample": latency_sample,
+        }
+        options: dict[str, Any] = {}
+        if isinstance(backend, AsyncBackend):
+            if backend_options:
+                raise ConfigurationError(
+                    f"backend options {sorted(backend_options)} were given with a backend object; "
+                    "pass them to the backend's constructor instead"
+                )
+            self._backend: AsyncBackend = backend
+        else:
+            config = self._resolve_config(backend)
+            options.update(config.cache_options)
+            self._backend = self._make_backend(config, backend_options)
+        for name, value in explicit.items():
+            if value is not UNSET:
+                # The same parser as for URLs, so a keyword gets the same checks and message.
+                options[name] = value if value is None else CACHE_PARAMS[name](name, value)
+        self._setup(options)
+        self._hooks = Hooks()
+        for name, given in (hooks or {}).items():
+            for hook in [given] if callable(given) else list(given):
+                self._hooks.add(name, hook)
+
+    # ---------------------------------------------------------------- construction
+
+    @staticmethod
+    def _resolve_config(backend: str | None) -> ParsedConfig:
+        if backend is None:
+            return ParsedConfig(backend="memory")
+        if not isinstance(backend, str):
+            raise ConfigurationError(
+                f"backend must be a URL, a backend name or a backend object, not {type(backend).__name__}"
+            )
+        if "://" in backend:
+            return parse_url(backend)
+        return parse_mapping({"backend": backend})
+
+    @staticmethod
+    def _make_backend(config: ParsedConfig, overrides: Mapping[str, Any]) -> AsyncBackend:
+        cls = load_backend(config.backend, asynchronous=_IS_ASYNC)
+        kwargs = dict(config.backend_options)
+        accepted = inspect.signature(cls).parameters
+        for name, value in overrides.items():
+            if name not in accepted:
+                valid = sorted(set(accepted) | set(CACHE_PARAMS))
+                raise ConfigurationError(
+                    f"unknown option {name!r} for backend {config.backend!r}; valid: {', '.join(valid)}"
+                )
+            kwargs[name] = value
+        backend: AsyncBackend = cls(**kwargs)
+        return backend
+
+    def _setup(self, options: Mapping[str, Any]) -> None:
+        namespace = options.get("namespace")
+        self.namespace: str | None = namespace or None
+        self._prefix = f"{namespace}:" if namespace else ""
+        self.default_ttl: float | None = options.get("default_ttl")
+        serializer = options.get("serializer")
+        wants_codec = serializer is not None or any(
+            options.get(name) is not None for name in ("compression", "encryption_keys")
+        )
+        self._codec: Codec | None = None
+        if wants_codec or not self._backend.capabilities.stores_objects:
+            self._codec = Codec(
+                serializer or "msgpack",
+                signing_key=options.get("signing_key"),
+                compression=options.get("compression"),
+                compression_threshold=options.get("compression_threshold", 1024),
+                encryption_keys=options.get("encryption_keys"),
+            )
+        self._sample_every: int = options.get("latency_sample", 8)
+        self._tick = 0
+        self._stats = StatsRecorder()
+        self._flights = AsyncFlightGroup()
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Self:
+        """Build a cache from a URL; keywords override the URL's parameters."""
+        return cls(url, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> Self:
+        """Build a cache from a dict: ``{"url": ...}`` or ``{"backend": ..., <parameters>}``."""
+        parsed = parse_mapping(config)
+        options = {**parsed.cache_options, **parsed.backend_options, **kwargs}
+        return cls(parsed.backend, **options)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
+        """Build a cache from a YAML, JSON or TOML file holding the same mapping as from_config."""
+        return cls.from_config(load_file(path), **kwargs)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
+        """Build a cache from ``STRATACACHE_URL`` / ``STRATACACHE_BACKEND`` and ``STRATACACHE_<PARAM>``."""
+        parsed = parse_env(environ)
+        options = {**parsed.cache_options, **parsed.backend_options, **kwargs}
+        return cls(parsed.backend, **options)
+
+    # ------------------------------------------------------------------- helpers
+
+    @property
+    def backend(self) -> AsyncBackend:
+        """The backend this cache stores into."""
+        return self._backend
+
+    @property
+    def hooks(self) -> Hooks:
+        """The hook registry: ``cache.hooks.add("after_set", fn)``."""
+        return self._hooks
+
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``."""
+        return self._closed
+
+    def _key(self, key: object) -> str:
+        if type(key) is not str:
+            key = check_key(key)
+        return self._prefix + key  # type: ignore[operator]
+
+    def _ttl(self, ttl: Any) -> float | None:
+        return normalize_ttl(ttl, self.default_ttl)
+
+    def _encode(self, value: Any, key: str) -> Any:
+        codec = self._codec
+        return value if codec is None else codec.encode(value, key)
+
+    def _decode(self, value: Any, key: str) -> Any:
+        codec = self._codec
+        # Counters made by incr are ints even in a serializing memory store.
+        if codec is None or type(value) is int or value is MISSING:
+            return value
+        return codec.decode(value, key)
+
+    def _failed(self, operation: str, key: object, exc: CacheError) -> None:
+        self._stats.errors += 1
+        if self._hooks:
+            self._hooks.fire("on_error", HookEvent(operation, key, error=exc))
+
+    async def _call(self, operation: str, key: object, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one backend call with hooks and error accounting."""
+        hooks = self._hooks
+        if hooks:
+            hooks.fire(f"before_{operation}", HookEvent(operation, key))
+        try:
+            result = await fn(*args)
+        except CacheError as exc:
+            self._failed(operation, key, exc)
+            raise
+        if hooks:
+            hooks.fire(f"after_{operation}", HookEvent(operation, key, result=result))
+        return result
+
+    # -------------------------------------------------------------- plain values
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value at ``key``, or ``default`` on a miss (a stored ``None`` stays ``None``)."""
+        k = self._prefix + key if type(key) is str else self._key(key)
+        hooks = self._hooks
+        if hooks:
+            hooks.fire("before_get", HookEvent("get", key))
+        self._tick += 1
+        started = 0.0
+        if self._tick >= self._sample_every:
+            self._tick = 0
+            started = time.perf_counter()
+        try:
+            value = await self._backend.get(k)
+            if value is not MISSING and self._codec is not None:
+                value = self._decode(value, k)
+        except CacheError as exc:
+            self._failed("get", key, exc)
+            raise
+        if started:
+            self._stats.get_latency.add(time.perf_counter() - started)
+        if value is MISSING:
+            self._stats.misses += 1
+            value = default
+        else:
+            self._stats.hits += 1
+        if hooks:
+            hooks.fire("after_get", HookEvent("get", key, result=value))
+        return value
+
+    async def set(self, key: str, value: Any, ttl: Any = UNSET) -> None:
+        """Store ``value`` at ``key``. ``ttl``: seconds or timedelta; None = never; omitted = default."""
+        k = self._prefix + key if type(key) is str else self._key(key)
+        seconds = self.default_ttl if ttl is UNSET else normalize_ttl(ttl)
+        hooks = self._hooks
+        if hooks:
+            hooks.fire("before_set", HookEvent("set", key, value))
+        self._tick += 1
+        started = 0.0
+        if self._tick >= self._sample_every:
+            self._tick = 0
+            started = time.perf_counter()
+        try:
+            if self._codec is not None:
+                value = self._codec.encode(value, k)
+            await self._backend.set(k, value, seconds)
+        except CacheError as exc:
+            self._failed("set", key, exc)
+            raise
+        if started:
+            self._stats.set_latency.add(time.perf_counter() - started)
+        self._stats.sets += 1
+        if hooks:
+            hooks.fire("after_set", HookEvent("set", key, value))
+
+    async def add(self, key: str, value: Any, ttl: Any = UNSET) -> bool:
+        """Store only if ``key`` is absent (atomic); True when stored."""
+        k = self._key(key)
+        seconds = self._ttl(ttl)
+        try:
+            encoded = self._encode(value, k)
+        except CacheError as exc:
+            self._failed("add", key, exc)
+            raise
+        stored: bool = await self._call("add", key, self._backend.add, k, encoded, seconds)
+        if stored:
+            self._stats.sets += 1
+        return stored
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; True when it existed."""
+        existed: bool = await self._call("delete", key, self._backend.delete, self._key(key))
+        if existed:
+            self._stats.deletes += 1
+        return existed
+
+    async def exists(self, key: str) -> bool:
+        """True when ``key`` holds a value (plain or collection)."""
+        result: bool = await self._call("exists", key, self._backend.exists, self._key(key))
+        return result
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The present keys among ``keys`` with their values (misses are left out)."""
+        user_keys = list(keys)
+        full = {self._key(key): key for key in user_keys}
+        found: dict[str, Any] = await self._call("get_many", user_keys, self._backend.get_many, list(full))
+        result: dict[str, Any] = {}
+        try:
+            for k, value in found.items():
+                result[full[k]] = self._decode(value, k)
+        except CacheError as exc:
+            self._failed("get_many", user_keys, exc)
+            raise
+        self._stats.hits += len(result)
+        self._stats.misses += len(full) - len(result)
+        return result
+
+    async def set_many(self, mapping: Mapping[str, Any], ttl: Any = UNSET) -> None:
+        """Store every item with one ttl."""
+        if not isinstance(mapping, Mapping):
+            raise InvalidArgument(f"set_many takes a mapping of key -> value, not {type(mapping).__name__}")
+        seconds = self._ttl(ttl)
+        try:
+            items = {}
+            for key, value in mapping.items():
+                k = self._key(key)
+                items[k] = self._encode(value, k)
+        except CacheError as exc:
+            self._failed("set_many", list(mapping), exc)
+            raise
+        if items:
+            await self._call("set_many", list(mapping), self._backend.set_many, items, seconds)
+        self._stats.sets += len(items)
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove keys; how many existed."""
+        full = [self._key(key) for key in keys]
+        if not full:
+            return 0
+        count: int = await self._call("delete_many", full, self._backend.delete_many, full)
+        self._stats.deletes += count
+        return count
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        """Atomically add ``amount``; a missing key starts at 0. WrongType on a non-integer."""
+        k = self._key(key)
+        result: int = await self._call("incr", key, self._backend.incr, k, _check_amount(amount))
+        return result
+
+    async def decr(self, key: str, amount: int = 1) -> int:
+        """Atomically subtract ``amount``; a missing key starts at 0."""
+        k = self._key(key)
+        delta = -_check_amount(amount)
+        result: int = await self._call("decr", key, self._backend.incr, k, _check_amount(delta))
+        return result
+
+    async def expire(self, key: str, ttl: Any) -> bool:
+        """Give ``key`` a new ttl (None: never expire); False when the key is absent."""
+        seconds = normalize_ttl(ttl)
+        result: bool = await self._call("expire", key, self._backend.expire, self._key(key), seconds)
+        return result
+
+    async def touch(self, key: str, ttl: Any = UNSET) -> bool:
+        """Reset ``key``'s ttl (omitted: the cache's default_ttl); False when absent."""
+        seconds = self._ttl(ttl)
+        result: bool = await self._call("touch", key, self._backend.expire, self._key(key), seconds)
+        return result
+
+    async def ttl(self, key: str) -> float | None | Missing:
+        """Seconds left; None when the key never expires; MISSING when there is no such key."""
+        result: float | None | Missing = await self._call("ttl", key, self._backend.ttl, self._key(key))
+        return result
+
+    async def delete_pattern(self, pattern: str) -> int:
+        """Delete this namespace's keys matching a Redis-style glob (``user:*``); how many."""
+        if not isinstance(pattern, str):
+            raise InvalidArgument(f"pattern must be a str, not {type(pattern).__name__}")
+        full = escape_glob(self._prefix) + pattern
+        count: int = await self._call("delete_pattern", pattern, self._backend.delete_pattern, full)
+        self._stats.deletes += count
+        return count
+
+    async def clear(self) -> None:
+        """Delete every key of this cache's namespace (everything, when it has none)."""
+        await self._call("clear", None, self._backend.clear, self._prefix or None)
+
+    async def get_or_set(self, key: str, factory: Callable[[], Any], ttl: Any = UNSET) -> Any:
+        """The value at ``key``; on a miss, ``factory()``'s result, stored with ``ttl``.
+
+        Single-flight: concurrent misses for one key in this process call ``factory`` once
+        and all receive its result; if it raises, they all receive the exception and
+        nothing is stored. ``factory`` may be a coroutine function with AsyncCache.
+        """
+        if not callable(factory):
+            raise InvalidArgument(f"factory must be callable, got {type(factory).__name__}")
+        seconds = self._ttl(ttl)
+        value = await self.get(key, MISSING)
+        if value is not MISSING:
+            return value
+
+        async def fill() -> Any:
+            # Another flight may have stored the value between our miss and our leadership.
+            again = await self._backend.get(self._key(key))
+            if again is not MISSING:
+                return self._decode(again, self._key(key))
+            result = factory()
+            if inspect.isawaitable(result):
+                if not _IS_ASYNC:
+                    raise InvalidArgument(
+                        f"factory for key {key!r} returned an awaitable; use AsyncCache for async factories"
+                    )
+                result = await result
+            await self.set(key, result, ttl=seconds)
+            return result
+
+        return await self._flights.run(self._key(key), fill)
+
+    # ---------------------------------------------------------------------- lists
+
+    async def _push(self, operation: str, key: str, values: tuple[Any, ...], left: bool) -> int:
+        if not values:
+            raise InvalidArgument(f"{operation} needs at least one value (key {key!r})")
+        k = self._key(key)
+        try:
+            encoded = [self._encode(v, k) for v in values]
+        except CacheError as exc:
+            self._failed(operation, key, exc)
+            raise
+        result: int = await self._call(operation, key, self._backend.push, k, encoded, left)
+        return result
+
+    async def lpush(self, key: str, *values: Any) -> int:
+        """Insert values at the head (the last one given ends first); the new length."""
+        return await self._push("lpush", key, values, True)
+
+    async def rpush(self, key: str, *values: Any) -> int:
+        """Append values at the tail; the new length."""
+        return await self._push("rpush", key, values, False)
+
+    async def _pop(self, operation: str, key: str, default: Any, left: bool) -> Any:
+        k = self._key(key)
+        value = await self._call(operation, key, self._backend.pop, k, left)
+        return default if value is MISSING else self._decode(value, k)
+
+    async def lpop(self, key: str, default: Any = None) -> Any:
+        """Remove and return the head, or ``default`` when the list is empty or absent."""
+        return await self._pop("lpop", key, default, True)
+
+    async def rpop(self, key: str, default: Any = None) -> Any:
+        """Remove and return the tail, or ``default`` when the list is empty or absent."""
+        return await self._pop("rpop", key, default, False)
+
+    async def llen(self, key: str) -> int:
+        """The list's length (0 when absent)."""
+        result: int = await self._call("llen", key, self._backend.llen, self._key(key))
+        return result
+
+    async def lrange(self, key: str, start: int = 0, stop: int = -1) -> list[Any]:
+        """Elements ``start``..``stop`` inclusive; negative indexes count from the end."""
+        _check_amount(start, "start")
+        _check_amount(stop, "stop")
+        k = self._key(key)
+        values: list[Any] = await self._call("lrange", key, self._backend.lrange, k, start, stop)
+        return [self._decode(v, k) for v in values]
+
+    # ----------------------------------------------------------------------- sets
+
+    def _members(self, operation: str, key: str, k: str, members: tuple[Any, ...]) -> list[Any]:
+        if not members:
+            raise InvalidArgument(f"{operation} needs at least one member (key {key!r})")
+        codec = self._codec
+        if codec is None:
+            return [_check_hashable(m, key) for m in members]
+        return [codec.encode_member(m, k) for m in members]
+
+    def _member_out(self, member: Any, k: str) -> Any:
+        codec = self._codec
+        if codec is None or type(member) is int:
+            return member
+        return codec.decode_member(member, k)
+
+    async def sadd(self, key: str, *members: Any) -> int:
+        """Add members; how many were new."""
+        k = self._key(key)
+        encoded = self._members("sadd", key, k, members)
+        result: int = await self._call("sadd", key, self._backend.sadd, k, encoded)
+        return result
+
+    async def srem(self, key: str, *members: Any) -> int:
+        """Remove members; how many were there."""
+        k = self._key(key)
+        encoded = self._members("srem", key, k, members)
+        result: int = await self._call("srem", key, self._backend.srem, k, encoded)
+        return result
+
+    async def smembers(self, key: str) -> set[Any]:
+        """Every member (an empty set when absent)."""
+        k = self._key(key)
+        members: set[Any] = await self._call("smembers", key, self._backend.smembers, k)
+        return {self._member_out(m, k) for m in members}
+
+    async def sismember(self, key: str, member: Any) -> bool:
+        """True when ``member`` is in the set."""
+        k = self._key(key)
+        (encoded,) = self._members("sismember", key, k, (member,))
+        result: bool = await self._call("sismember", key, self._backend.sismember, k, encoded)
+        return result
+
+    async def scard(self, key: str) -> int:
+        """The set's size (0 when absent)."""
+        result: int = await self._call("scard", key, self._backend.scard, self._key(key))
+        return result
+
+    # --------------------------------------------------------------------- hashes
+
+    async def hset(
+        self,
+        key: str,
+        field: str | None = None,
+        value: Any = UNSET,
+        *,
+        mapping: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Set one field (``hset(k, "f", v)``) and/or many (``mapping=``); how many were new."""
+        items: dict[str, Any] = {}
+        if field is not None:
+            if value is UNSET:
+                raise InvalidArgument(f"hset on key {key!r}: field {field!r} was given without a value")
+            items[_check_field(field)] = value
+        elif value is not UNSET:
+            raise InvalidArgument(f"hset on key {key!r}: a value was given without a field")
+        if mapping is not None:
+            if not isinstance(mapping, Mapping):
+                raise InvalidArgument(f"hset mapping must be a Mapping, not {type(mapping).__name__}")
+            for name, item in mapping.items():
+                items[_check_field(name)] = item
+        if not items:
+            raise InvalidArgument(f"hset on key {key!r} needs a field and value or a mapping")
+        k = self._key(key)
+        try:
+            encoded = {name: self._encode(item, k) for name, item in items.items()}
+        except CacheError as exc:
+            self._failed("hset", key, exc)
+            raise
+        result: int = await self._call("hset", key, self._backend.hset, k, encoded)
+        return result
+
+    async def hget(self, key: str, field: str, default: Any = None) -> Any:
+        """One field's value, or ``default`` when the field or hash is absent."""
+        k = self._key(key)
+        value = await self._call("hget", key, self._backend.hget, k, _check_field(field))
+        return default if value is MISSING else self._decode(value, k)
+
+    async def hgetall(self, key: str) -> dict[str, Any]:
+        """Every field and value (empty when absent)."""
+        k = self._key(key)
+        values: dict[str, Any] = await self._call("hgetall", key, self._backend.hgetall, k)
+        return {name: self._decode(v, k) for name, v in values.items()}
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        """Remove fields; how many existed."""
+        if not fields:
+            raise InvalidArgument(f"hdel needs at least one field (key {key!r})")
+        names = [_check_field(f) for f in fields]
+        result: int = await self._call("hdel", key, self._backend.hdel, self._key(key), names)
+        return result
+
+    async def hexists(self, key: str, field: str) -> bool:
+        """True when the hash has ``field``."""
+        k = self._key(key)
+        result: bool = await self._call("hexists", key, self._backend.hexists, k, _check_field(field))
+        return result
+
+    async def hlen(self, key: str) -> int:
+        """The number of fields (0 when absent)."""
+        result: int = await self._call("hlen", key, self._backend.hlen, self._key(key))
+        return result
+
+    async def hincrby(self, key: str, field: str, amount: int = 1) -> int:
+        """Atomically add ``amount`` to an integer field (a missing field starts at 0)."""
+        k = self._key(key)
+        name = _check_field(field)
+        result: int = await self._call("hincrby", key, self._backend.hincrby, k, name, _check_amount(amount))
+        return result
+
+    # ------------------------------------------------------- observability, lifecycle
+
+    async def stats(self) -> Stats:
+        """Counters and sampled latencies of this cache, with the backend's own figures."""
+        counters = await self._backend.counters(self._prefix or None)
+        return self._stats.snapshot(
+            evictions=counters.evictions,
+            expirations=counters.expirations,
+            items=counters.items,
+            size=counters.bytes,
+        )
+
+    def reset_stats(self) -> None:
+        """Zero this cache's counters and latency windows."""
+        self._stats = StatsRecorder()
+
+    async def ping(self) -> bool:
+        """True when the backend answers; raises BackendUnavailable (or CacheClosed) otherwise."""
+        await self._call("ping", None, self._backend.ping)
+        return True
+
+    async def health(self) -> HealthReport:
+        """Reachability and latency; never raises."""
+        started = time.perf_counter()
+        try:
+            await self._backend.ping()
+        except CacheError as exc:
+            return HealthReport(self._backend.describe(), False, None, f"{type(exc).__name__}: {exc}")
+        return HealthReport(self._backend.describe(), True, time.perf_counter() - started)
+
+    async def close(self) -> None:
+        """Release the backend; later operations raise CacheClosed. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        backend = self._backend
+        # Swapping in a backend whose every method raises CacheClosed keeps the check off the hot path.
+        self._backend = AsyncClosedBackend(backend.describe())
+        await backend.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        namespace = f" namespace={self.namespace!r}" if self.namespace else ""
+        return f"<{type(self).__name__} {self._backend.describe()}{namespace}>"

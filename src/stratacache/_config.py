@@ -1,0 +1,346 @@
+"""Configuration adapters: URL, dict, YAML/JSON/TOML file and environment -> keyword arguments.
+
+Constructor keyword arguments are the source of truth. Everything here only turns other
+forms into those keywords, through one explicit parser per parameter (the redis-py
+``URL_QUERY_ARGUMENT_PARSERS`` idea). A parser accepts the string form (URL, environment)
+and the typed form (dict, YAML) alike, and raises :class:`ConfigurationError` naming the
+parameter and the bad value. An unknown parameter is an error that names it: a typo must
+never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ._exceptions import ConfigurationError, InvalidTTL
+from ._registry import scheme_backend
+from ._types import normalize_ttl
+
+__all__ = [
+    "BACKEND_PARAMS",
+    "CACHE_PARAMS",
+    "ParsedConfig",
+    "load_file",
+    "parse_env",
+    "parse_mapping",
+    "parse_url",
+]
+
+Parser = Callable[[str, Any], Any]
+
+_NONE_WORDS = frozenset({"none", "null", ""})
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def _bad(name: str, value: Any, expected: str) -> ConfigurationError:
+    return ConfigurationError(f"parameter {name!r}: expected {expected}, got {value!r}")
+
+
+def parse_str(name: str, value: Any) -> str:
+    """A string (any non-str is refused)."""
+    if not isinstance(value, str):
+        raise _bad(name, value, "a string")
+    return value
+
+
+def parse_optional_str(name: str, value: Any) -> str | None:
+    """A string, or None / "none" / "" for none."""
+    if value is None or (isinstance(value, str) and value.lower() in _NONE_WORDS):
+        return None
+    return parse_str(name, value)
+
+
+def parse_positive_int(name: str, value: Any) -> int:
+    """An integer >= 1."""
+    if isinstance(value, bool):
+        raise _bad(name, value, "a positive integer")
+    if isinstance(value, str):
+        try:
+            value = int(value.strip().replace("_", ""))
+        except ValueError:
+            raise _bad(name, value, "a positive integer") from None
+    if not isinstance(value, int) or value < 1:
+        raise _bad(name, value, "a positive integer")
+    return value
+
+
+def parse_non_negative_int(name: str, value: Any) -> int:
+    """An integer >= 0."""
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    if isinstance(value, str) and value.strip() == "0":
+        return 0
+    return parse_positive_int(name, value)
+
+
+def parse_optional_positive_int(name: str, value: Any) -> int | None:
+    """A positive integer, or None / "none" for unbounded."""
+    if value is None or (isinstance(value, str) and value.lower() in _NONE_WORDS):
+        return None
+    return parse_positive_int(name, value)
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    """true/false, yes/no, on/off, 1/0."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE_WORDS:
+            return True
+        if lowered in _FALSE_WORDS:
+            return False
+    raise _bad(name, value, "a boolean (true/false)")
+
+
+def parse_ttl(name: str, value: Any) -> float | None:
+    """Seconds (> 0), a timedelta, or None / "none" for never."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _NONE_WORDS:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise _bad(name, value, "a number of seconds or 'none'") from None
+    if value is not None and not isinstance(value, (int, float, timedelta)):
+        raise _bad(name, value, "a number of seconds, a timedelta or none")
+    try:
+        return normalize_ttl(value, name=name)
+    except InvalidTTL as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+def parse_positive_float(name: str, value: Any) -> float:
+    """A finite number > 0."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise _bad(name, value, "a positive number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise _bad(name, value, "a positive number")
+    return float(value)
+
+
+def parse_key_list(name: str, value: Any) -> list[str | bytes]:
+    """A comma-separated string or a list of keys (str or bytes)."""
+    if isinstance(value, str):
+        parts: list[str | bytes] = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in value):
+        parts = list(value)
+    else:
+        raise _bad(name, "<redacted>", "a comma-separated string or a list of keys")
+    if not parts:
+        raise ConfigurationError(f"parameter {name!r}: expected at least one key")
+    return parts
+
+
+def parse_secret(name: str, value: Any) -> str | bytes:
+    """A non-empty str or bytes; the value is never echoed in errors."""
+    if isinstance(value, (str, bytes)) and value:
+        return value
+    raise ConfigurationError(f"parameter {name!r}: expected a non-empty string or bytes")
+
+
+def choice(*options: str) -> Parser:
+    """A parser accepting one of ``options`` (case-insensitive); "none" gives None."""
+
+    def parse(name: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise _bad(name, value, f"one of {', '.join(options)}")
+        lowered = value.strip().lower()
+        if lowered in _NONE_WORDS:
+            return None
+        if lowered not in options:
+            raise _bad(name, value, f"one of {', '.join(options)}")
+        return lowered
+
+    return parse
+
+
+def _serializer(name: str, value: Any) -> Any:
+    # A Serializer object (from a dict config) is passed through; strings are checked here.
+    if value is None or isinstance(value, str):
+        return choice("msgpack", "json", "pickle", "raw")(name, value)
+    if hasattr(value, "dumps") and hasattr(value, "loads"):
+        return value
+    raise _bad(name, value, "one of msgpack, json, pickle, raw, or a serializer object")
+
+
+# Cache-level (facade) parameters, valid with every backend.
+CACHE_PARAMS: dict[str, Parser] = {
+    "namespace": parse_optional_str,
+    "default_ttl": parse_ttl,
+    "serializer": _serializer,
+    "signing_key": parse_secret,
+    "compression": choice("zlib", "lz4", "zstd"),
+    "compression_threshold": parse_non_negative_int,
+    "encryption_keys": parse_key_list,
+    "latency_sample": parse_positive_int,
+}
+
+# Backend parameters, one table per backend. Later backends add their own tables.
+BACKEND_PARAMS: dict[str, dict[str, Parser]] = {
+    "memory": {
+        "max_entries": parse_optional_positive_int,
+        "policy": parse_str,
+    },
+    "null": {},
+}
+
+# Parameters that a dict/file/env may give but a URL may not (objects, not strings).
+_OBJECT_PARAMS = frozenset({"clock"})
+
+
+@dataclass
+class ParsedConfig:
+    """A configuration turned into keywords: the backend, its options, the cache's options."""
+
+    backend: str
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    cache_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _assign(config: ParsedConfig, name: str, value: Any, source: str) -> None:
+    """Parse one parameter into the right bucket, or fail naming it."""
+    if name in CACHE_PARAMS:
+        config.cache_options[name] = CACHE_PARAMS[name](name, value)
+        return
+    table = BACKEND_PARAMS.get(config.backend, {})
+    if name in table:
+        config.backend_options[name] = table[name](name, value)
+        return
+    if name in _OBJECT_PARAMS and source != "URL":
+        config.backend_options[name] = value
+        return
+    valid = sorted(set(CACHE_PARAMS) | set(table))
+    raise ConfigurationError(
+        f"unknown {source} parameter {name!r} for backend {config.backend!r}; valid: {', '.join(valid)}"
+    )
+
+
+def _parse_hosts(config: ParsedConfig, netloc: str, path: str) -> None:
+    """Hook for backends whose URL carries hosts/paths; memory and null take none."""
+    if config.backend in ("memory", "null") and (netloc or path.strip("/")):
+        raise ConfigurationError(
+            f"a {config.backend}:// URL takes no host or path, got {netloc + path!r}; "
+            f"use e.g. {config.backend}://?param=value"
+        )
+
+
+def parse_url(url: str) -> ParsedConfig:
+    """Parse a cache URL such as ``memory://?max_entries=100&namespace=app``."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"not a cache URL (expected scheme://...): {url!r}")
+    parts = urlsplit(url)
+    config = ParsedConfig(backend=scheme_backend(parts.scheme.lower()))
+    _parse_hosts(config, parts.netloc, parts.path)
+    seen: set[str] = set()
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise ConfigurationError(f"malformed query string in URL: {parts.query!r}") from exc
+    for name, value in pairs:
+        if name in seen:
+            raise ConfigurationError(f"URL parameter {name!r} is given twice")
+        seen.add(name)
+        _assign(config, name, unquote(value), "URL")
+    return config
+
+
+def parse_mapping(mapping: Mapping[str, Any]) -> ParsedConfig:
+    """Parse a dict (from code, YAML, JSON or TOML): ``url`` or ``backend`` plus parameters.
+
+    ``{"url": "memory://", "namespace": "app"}`` and ``{"backend": "memory",
+    "max_entries": 100}`` are both accepted; values given beside a URL override the URL's.
+    A mapping wrapped as ``{"stratacache": {...}}`` is unwrapped.
+    """
+    if not isinstance(mapping, Mapping):
+        raise ConfigurationError(f"configuration must be a mapping, got {type(mapping).__name__}")
+    if set(mapping) == {"stratacache"} and isinstance(mapping["stratacache"], Mapping):
+        mapping = mapping["stratacache"]
+    rest = dict(mapping)
+    url = rest.pop("url", None)
+    backend = rest.pop("backend", None)
+    if url is not None and backend is not None:
+        raise ConfigurationError("give either 'url' or 'backend' in a configuration, not both")
+    if url is not None:
+        config = parse_url(parse_str("url", url))
+    else:
+        name = parse_str("backend", backend) if backend is not None else "memory"
+        # A backend name, or a URL scheme standing for one ("rediss" -> "redis").
+        config = ParsedConfig(backend=name if name in BACKEND_PARAMS else scheme_backend(name))
+    for name, value in rest.items():
+        if not isinstance(name, str):
+            raise ConfigurationError(f"configuration keys must be strings, got {name!r}")
+        _assign(config, name, value, "configuration")
+    return config
+
+
+ENV_PREFIX = "STRATACACHE_"
+
+
+def parse_env(environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX) -> ParsedConfig:
+    """Parse ``STRATACACHE_URL`` and ``STRATACACHE_<PARAMETER>`` variables.
+
+    ``STRATACACHE_BACKEND`` may name the backend instead of a URL. Any other variable with
+    the prefix must name a known parameter, so a misspelt one fails loudly.
+    """
+    env = os.environ if environ is None else environ
+    mapping: dict[str, Any] = {}
+    for var, value in env.items():
+        if var.startswith(prefix):
+            mapping[var[len(prefix) :].lower()] = value
+    if not mapping:
+        raise ConfigurationError(f"no {prefix}* environment variables are set (e.g. {prefix}URL=memory://)")
+    try:
+        return parse_mapping(mapping)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"in environment variables {prefix}*: {exc}") from exc
+
+
+def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML (needs ``stratacache[yaml]``), JSON or TOML configuration file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read configuration file {str(file)!r}: {exc.strerror}") from exc
+    suffix = file.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ModuleNotFoundError as exc:
+                raise ConfigurationError(
+                    f"reading {file.name} needs PyYAML: pip install 'stratacache[yaml]'"
+                ) from exc
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigurationError(
+                f"unknown configuration file type {suffix!r} for {file.name}; use .yaml, .yml, .json or .toml"
+            )
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError, tomllib.TOMLDecodeError
+        raise ConfigurationError(f"cannot parse configuration file {str(file)!r}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"configuration file {str(file)!r} must hold a mapping at the top level")
+    return data

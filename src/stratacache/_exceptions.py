@@ -1,0 +1,113 @@
+"""The one exception tree of stratacache.
+
+Every error a user can see from stratacache is a :class:`CacheError`. Driver errors
+(redis, pymemcache, ``OSError``, ``sqlite3``) are translated at the backend boundary
+and chained with ``raise ... from exc``, so the original stays on ``__cause__``::
+
+    CacheError
+    ├── BackendUnavailable      a backend cannot be reached (connect / I/O failure)
+    ├── CacheTimeout            a backend did not answer in time
+    ├── SerializationError      a value cannot be encoded, or stored bytes cannot be decoded
+    ├── UnsupportedOperation    a backend cannot do an operation (names both)
+    ├── ConfigurationError      (also ValueError) bad URL, parameter, option or missing extra
+    ├── CacheClosed             the cache was closed
+    ├── ProtocolError           malformed data on a wire protocol
+    ├── InvalidArgument         (also ValueError) a bad argument to an operation
+    │   ├── InvalidKey          a key that is not a str, or that a backend cannot hold
+    │   ├── InvalidTTL          a ttl that is not a positive finite number / timedelta / None
+    │   └── ValueTooLarge       a value over a size limit (names the limit)
+    └── WrongType               (also TypeError) an operation against a value of another kind:
+                                incr on a non-integer, lpush on a plain value, ...
+
+``InvalidArgument`` and ``WrongType`` are not in DESIGN.md's first list: a bad key or
+ttl is neither a configuration error nor a backend failure, and users expect to be able
+to catch it as the builtin ``ValueError``/``TypeError`` as well, so those two classes
+inherit from both. No class shadows a builtin name.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailable",
+    "CacheClosed",
+    "CacheError",
+    "CacheTimeout",
+    "ConfigurationError",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidTTL",
+    "ProtocolError",
+    "SerializationError",
+    "UnsupportedOperation",
+    "ValueTooLarge",
+    "WrongType",
+]
+
+
+class CacheError(Exception):
+    """Base class of every error raised by stratacache."""
+
+
+class BackendUnavailable(CacheError):
+    """A backend could not be reached: connection refused, reset, or an I/O error."""
+
+
+class CacheTimeout(CacheError):
+    """A backend did not answer within the configured timeout."""
+
+
+class SerializationError(CacheError):
+    """A value could not be serialized, or stored bytes could not be deserialized.
+
+    Also raised for a pickled value whose signature is missing or does not match:
+    such bytes are never unpickled.
+    """
+
+
+class UnsupportedOperation(CacheError):
+    """A backend cannot perform an operation; the message names the backend and operation."""
+
+    def __init__(self, backend: str, operation: str, reason: str = "") -> None:
+        self.backend = backend
+        self.operation = operation
+        self.reason = reason
+        message = f"backend {backend!r} does not support {operation}()"
+        if reason:
+            message += f": {reason}"
+        super().__init__(message)
+
+
+class ConfigurationError(CacheError, ValueError):
+    """Bad configuration: an unknown or malformed URL parameter, option, or a missing extra."""
+
+
+class CacheClosed(CacheError):
+    """An operation was attempted on a cache (or backend) that has been closed."""
+
+
+class ProtocolError(CacheError):
+    """Malformed or unexpected data on a wire protocol."""
+
+
+class InvalidArgument(CacheError, ValueError):
+    """An argument to a cache operation is not acceptable; the message names it."""
+
+
+class InvalidKey(InvalidArgument):
+    """A key is not a ``str``, or is one that the backend cannot hold."""
+
+
+class InvalidTTL(InvalidArgument):
+    """A ttl is not ``None``, a positive finite number of seconds, or a positive timedelta."""
+
+
+class ValueTooLarge(InvalidArgument):
+    """A value is larger than a limit (a cache's byte budget, a server's item size)."""
+
+
+class WrongType(CacheError, TypeError):
+    """An operation was applied to a key holding a value of another kind.
+
+    For example ``incr`` on a key that holds a string, or ``lpush`` on a key that holds a
+    plain value. The stored value is left unchanged.
+    """

@@ -1,0 +1,82 @@
+"""The ``stratacache`` command line: ``stratacache demo`` (and later ``serve``, ``simulate``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _demo(out: "_Printer") -> None:
+    import stratacache as sc
+    from stratacache.testing.clock import FakeClock
+
+    clock = FakeClock()
+    out("stratacache demo: the embedded memory backend, sync and async\n")
+    with sc.Cache("memory://?max_entries=3", namespace="demo", default_ttl=60, clock=clock) as cache:
+        out(f"cache           = {cache!r}")
+        cache.set("user:1", {"name": "Ada", "langs": ("en", "fr")})
+        out(f"get user:1      -> {cache.get('user:1')!r}")
+        out(f"get user:2      -> {cache.get('user:2', default='<miss>')!r} (a miss returns the default)")
+        cache.set("none", None)
+        out(f"get none        -> {cache.get('none', default='<miss>')!r} (a stored None stays None)")
+        out(f"ttl user:1      -> {cache.ttl('user:1')} s (default_ttl=60)")
+        clock.advance(61)
+        out(f"after 61 s      -> {cache.get('user:1', default='<expired>')!r}")
+        out(f"incr visits x3  -> {[cache.incr('visits') for _ in range(3)]}")
+        out(f"add once/twice  -> {cache.add('lock', 'me')}, {cache.add('lock', 'you')}")
+        for i in range(5):
+            cache.set(f"item:{i}", i)
+        out(f"LRU, 3 entries  -> {sorted(cache.get_many([f'item:{i}' for i in range(5)]).items())}")
+        cache.rpush("queue", "a", "b", "c")
+        out(f"list            -> lpop={cache.lpop('queue')!r} lrange={cache.lrange('queue')}")
+        calls = []
+
+        def expensive() -> str:
+            calls.append(1)
+            return "computed"
+
+        results = [cache.get_or_set("slow", expensive, ttl=30) for _ in range(3)]
+        out(f"get_or_set x3   -> {results}, factory ran {len(calls)} time(s)")
+        stats = cache.stats()
+        out(
+            f"stats           -> hits={stats.hits} misses={stats.misses} sets={stats.sets} "
+            f"evictions={stats.evictions} expirations={stats.expirations} hit_rate={stats.hit_rate:.2f}"
+        )
+        try:
+            cache.set("bad", 1, ttl=-5)
+        except sc.InvalidTTL as exc:
+            out(f"bad ttl         -> {type(exc).__name__}: {exc}")
+
+    async def async_part() -> None:
+        async with sc.AsyncCache("memory://", namespace="demo") as acache:
+            await acache.set("k", [1, 2, 3])
+            out(f"\nAsyncCache get  -> {await acache.get('k')!r}")
+
+    asyncio.run(async_part())
+    out("\ndone.")
+
+
+class _Printer:
+    def __call__(self, text: str) -> None:
+        print(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="stratacache", description="stratacache command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="show the library at work on the embedded memory backend")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        _demo(_Printer())
+        return 0
+    parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects first
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

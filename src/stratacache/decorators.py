@@ -1,0 +1,42 @@
+"""``@cached``: memoize a function through a cache, single-flight per key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._async import decorators as _async_decorators
+from ._async.cache import AsyncCache
+from ._exceptions import ConfigurationError
+from ._sync import decorators as _sync_decorators
+from ._sync.cache import Cache
+from ._types import UNSET
+
+__all__ = ["cached"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cached(cache: Cache | AsyncCache, *, ttl: Any = UNSET, key: Callable[..., str] | None = None) -> Callable[[F], F]:
+    """Cache a function's results in ``cache``.
+
+    Works on plain functions with :class:`Cache` and on ``async def`` functions with
+    :class:`AsyncCache`. Keys default to ``module.qualname(arg=value, ...)``; pass
+    ``key=lambda *args, **kwargs: "..."`` to choose them. Concurrent calls with the same key
+    run the function once (single-flight); exceptions are not cached. The wrapper has
+    ``cache_key(*args, **kwargs)`` and ``invalidate(*args, **kwargs)`` (awaitable with
+    AsyncCache) helpers.
+    """
+    if key is not None and not callable(key):
+        raise ConfigurationError(f"key must be a callable returning str, got {type(key).__name__}")
+
+    def decorate(func: F) -> F:
+        if isinstance(cache, AsyncCache):
+            wrapped = _async_decorators.make_cached(cache, func, ttl=ttl, key=key)
+        elif isinstance(cache, Cache):
+            wrapped = _sync_decorators.make_cached(cache, func, ttl=ttl, key=key)
+        else:
+            raise ConfigurationError(f"@cached needs a Cache or AsyncCache, got {type(cache).__name__}")
+        return wrapped  # type: ignore[return-value]
+
+    return decorate

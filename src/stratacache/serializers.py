@@ -1,0 +1,1029 @@
+"""Serializers and the value envelope (:class:`Codec`) used by every out-of-process backend.
+
+A *serializer* turns one Python value into bytes and back (:class:`MsgpackSerializer`,
+:class:`JsonSerializer`, :class:`PickleSerializer`, :class:`RawSerializer`, or any object
+with ``dumps``/``loads``). The :class:`Codec` wraps a serializer with the envelope that
+is actually written to a backend: plain integers, a versioned header, optional
+compression and optional AES-GCM encryption.
+
+Stored layout
+-------------
+
+* A 64-bit ``int`` (``type(value) is int``, not ``bool``, ``-2**63 <= value < 2**63``) is
+  stored as its ASCII decimal (``5`` -> ``b"5"``), with no header, for every serializer.
+  That is what Redis ``INCRBY`` and Memcached ``incr`` operate on, so counters work on
+  values written by ``set(k, 5)`` and counters they create read back as ``int``.
+  Consequently such integers are never compressed or encrypted.
+* Every other value is ``header + payload``. The 4-byte header is::
+
+      byte 0  MAGIC    0xFE (never an ASCII digit or "-", so it cannot look like an int)
+      byte 1  VERSION  1
+      byte 2  format   1 msgpack, 2 json, 3 pickle (a custom serializer's format_id)
+      byte 3  flags    bits 0-1 compression: 0 none, 1 zlib, 2 lz4 (lz4.frame), 3 zstd;
+                       bit 2 encrypted; bits 3-7 must be 0
+
+  When encrypted, the payload is ``key id (4) + nonce (12) + AES-GCM ciphertext+tag``,
+  with the 4 header bytes as associated data.
+* With the raw serializer nothing is added: bytes are stored exactly as given.
+
+Types that round-trip through :class:`MsgpackSerializer`
+-------------------------------------------------------
+
+Only the exact types below are accepted; subclasses (``IntEnum``, ``OrderedDict``,
+numpy scalars, pandas ``Timestamp`` ...) raise :class:`SerializationError`, because they
+would silently come back as their base type.
+
+====================================  ==================  ===========================
+Python value                          msgpack encoding    read back as
+====================================  ==================  ===========================
+``None``, ``bool``                    native              same
+``int`` in ``[-2**63, 2**64)``        native              ``int``
+``int`` of any other size             ext 1               ``int``
+``float`` (incl. nan, ±inf)           float64             ``float`` (bit-exact)
+``str``                               str                 ``str``
+``bytes``                             bin                 ``bytes``
+``bytearray``, ``memoryview``         bin                 ``bytes`` (not the original type)
+``list``                              array               ``list``
+``dict`` (keys: any type here)        map                 ``dict`` (insertion order kept)
+``tuple``                             ext 2               ``tuple`` (nested ones too)
+``set``                               ext 3               ``set``
+``frozenset``                         ext 4               ``frozenset``
+``datetime.datetime``                 ext 5 (ISO 8601)    naive stays naive; aware keeps
+                                                          its ``utcoffset()`` as a fixed
+                                                          ``datetime.timezone`` (the
+                                                          ``ZoneInfo``/tz name and ``fold``
+                                                          are not kept); microseconds kept
+``datetime.date``                     ext 6               ``date``
+``datetime.time``                     ext 7 (ISO 8601)    like datetime
+``datetime.timedelta``                ext 8               ``timedelta``
+``decimal.Decimal``                   ext 9               ``Decimal`` (exact, incl. NaN)
+``uuid.UUID``                         ext 10              ``UUID``
+``complex``                           ext 11              ``complex``
+====================================  ==================  ===========================
+
+Set and frozenset elements are written in sorted order of their encodings, so equal sets
+always produce equal bytes (see :meth:`Codec.encode_member`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import os
+import pickle
+import struct
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+
+from ._exceptions import ConfigurationError, SerializationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = [
+    "Codec",
+    "JsonSerializer",
+    "MAGIC",
+    "MAX_DECOMPRESSED_SIZE",
+    "MsgpackSerializer",
+    "PickleSerializer",
+    "RawSerializer",
+    "Serializer",
+    "VERSION",
+    "get_serializer",
+]
+
+MAGIC: Final = 0xFE
+"""First byte of every headered value."""
+
+VERSION: Final = 1
+"""Envelope version written by this release; higher versions are refused on read."""
+
+MAX_DECOMPRESSED_SIZE: Final = 512 * 1024 * 1024
+"""Default cap on a decompressed value (Redis' own maximum string size), see :class:`Codec`."""
+
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**63 - 1
+_UINT64_MAX: Final = 2**64 - 1
+_INT_FIRST_BYTES: Final = frozenset(b"-0123456789")
+
+_FLAG_COMPRESSION_MASK: Final = 0x03
+_FLAG_ENCRYPTED: Final = 0x04
+_FLAG_KNOWN: Final = _FLAG_COMPRESSION_MASK | _FLAG_ENCRYPTED
+
+_COMPRESSION_IDS: Final = {"zlib": 1, "lz4": 2, "zstd": 3}
+_COMPRESSION_NAMES: Final = {v: k for k, v in _COMPRESSION_IDS.items()}
+
+_AES_KEY_SIZES: Final = (16, 24, 32)
+_KEY_ID_SIZE: Final = 4
+_NONCE_SIZE: Final = 12
+_TAG_SIZE: Final = 16
+_ENCRYPTED_MIN_SIZE: Final = 4 + _KEY_ID_SIZE + _NONCE_SIZE + _TAG_SIZE
+
+_SIGNATURE_SIZE: Final = 32  # HMAC-SHA256 digest
+# Pinned rather than HIGHEST_PROTOCOL: a newer Python writing protocol 6 would make values
+# unreadable by older processes sharing the same cache during a rolling upgrade.
+_PICKLE_PROTOCOL: Final = 5
+
+_JSON_MAX_DEPTH: Final = 250  # orjson refuses ~255 levels; one limit for both implementations
+
+_SERIALIZER_NAMES: Final = ("json", "msgpack", "pickle", "raw")
+
+_EXTRA_HINT: Final = "install it with: pip install 'stratacache[{extra}]'"
+
+
+def _type_name(obj: object) -> str:
+    """``int`` for builtins, ``module.Qualname`` for everything else."""
+    cls = type(obj)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _for_key(key: str | None) -> str:
+    return "" if key is None else f" (key {key!r})"
+
+
+def _missing_extra(package: str, extra: str, exc: ImportError) -> ConfigurationError:
+    # The caller chains ``exc`` with ``raise ... from exc``.
+    del exc
+    return ConfigurationError(f"{package} is not installed; {_EXTRA_HINT.format(extra=extra)}")
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """What :class:`Codec` needs from a serializer.
+
+    ``format_id`` goes into byte 2 of the header so that readers know how to decode a value:
+    1-3 are taken by msgpack, json and pickle; custom serializers should use 16-255. The
+    special id 0 means *headerless*: the serializer's bytes are stored exactly as produced
+    (this is what :class:`RawSerializer` uses).
+    """
+
+    name: str
+    format_id: int
+
+    def dumps(self, value: Any) -> bytes:
+        """Return the bytes for ``value``; raise :class:`SerializationError` if impossible."""
+        ...
+
+    def loads(self, data: bytes) -> Any:
+        """Return the value for ``data``; raise :class:`SerializationError` if impossible."""
+        ...
+
+
+# --------------------------------------------------------------------------- msgpack
+
+_EXT_BIGINT: Final = 1
+_EXT_TUPLE: Final = 2
+_EXT_SET: Final = 3
+_EXT_FROZENSET: Final = 4
+_EXT_DATETIME: Final = 5
+_EXT_DATE: Final = 6
+_EXT_TIME: Final = 7
+_EXT_TIMEDELTA: Final = 8
+_EXT_DECIMAL: Final = 9
+_EXT_UUID: Final = 10
+_EXT_COMPLEX: Final = 11
+
+_COMPLEX: Final = struct.Struct("<dd")
+
+
+def _array_header(length: int) -> bytes:
+    """The msgpack array header for ``length`` items (fixarray / array16 / array32)."""
+    if length < 16:
+        return bytes((0x90 | length,))
+    if length < 0x10000:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
+
+
+class MsgpackSerializer:
+    """The default serializer: compact, fast, and exact for the types in the module table.
+
+    ``msgpack`` is imported here rather than at module import so that importing
+    stratacache stays cheap and a missing package is reported as a
+    :class:`ConfigurationError` only by whoever actually uses msgpack.
+    """
+
+    name: str = "msgpack"
+    format_id: int = 1
+
+    def __init__(self) -> None:
+        """Import msgpack; raise :class:`ConfigurationError` if it is not installed."""
+        try:
+            import msgpack
+        except ImportError as exc:  # pragma: no cover - msgpack is a core dependency
+            raise _missing_extra("msgpack", "msgpack", exc) from exc
+        self._ext_type = msgpack.ExtType
+        self._packb = msgpack.packb
+        self._unpackb = msgpack.unpackb
+        self._ext_decoders: dict[int, Callable[[bytes], Any]] = {
+            _EXT_BIGINT: lambda b: int.from_bytes(b, "big", signed=True),
+            _EXT_TUPLE: lambda b: tuple(self._unpack_list(b)),
+            _EXT_SET: lambda b: set(self._unpack_list(b)),
+            _EXT_FROZENSET: lambda b: frozenset(self._unpack_list(b)),
+            _EXT_DATETIME: lambda b: datetime.fromisoformat(b.decode("ascii")),
+            _EXT_DATE: lambda b: date.fromisoformat(b.decode("ascii")),
+            _EXT_TIME: lambda b: time.fromisoformat(b.decode("ascii")),
+            _EXT_TIMEDELTA: self._decode_timedelta,
+            _EXT_DECIMAL: lambda b: Decimal(b.decode("ascii")),
+            _EXT_UUID: lambda b: uuid.UUID(bytes=b),
+            _EXT_COMPLEX: lambda b: complex(*_COMPLEX.unpack(b)),
+        }
+
+    def _pack(self, value: Any) -> bytes:
+        # strict_types: tuples and subclasses reach _default instead of being flattened
+        # into lists / base types, which is what makes the round trip exact.
+        data: bytes = self._packb(value, default=self._default, use_bin_type=True, strict_types=True)
+        return data
+
+    def _unpack(self, data: bytes) -> Any:
+        # strict_map_key=False: int, tuple, ... keys are legitimate dict keys here.
+        return self._unpackb(data, ext_hook=self._ext_hook, raw=False, strict_map_key=False, use_list=True)
+
+    def _unpack_list(self, data: bytes) -> list[Any]:
+        items = self._unpack(data)
+        if type(items) is not list:
+            raise SerializationError("malformed msgpack ext payload: expected an array")
+        return items
+
+    def _decode_timedelta(self, data: bytes) -> timedelta:
+        days, seconds, microseconds = self._unpack_list(data)
+        return timedelta(days=days, seconds=seconds, microseconds=microseconds)
+
+    def _default(self, obj: Any) -> Any:
+        cls = type(obj)
+        ext = self._ext_type
+        if cls is int:
+            # Only reached for ints outside msgpack's native [-2**63, 2**64) range.
+            return ext(_EXT_BIGINT, obj.to_bytes((obj.bit_length() + 8) // 8, "big", signed=True))
+        if cls is tuple:
+            return ext(_EXT_TUPLE, self._pack(list(obj)))
+        if cls is set or cls is frozenset:
+            # Sorted encodings: equal sets must give equal bytes whatever their iteration
+            # order, or set members (Codec.encode_member) would not be found again.
+            items = sorted([self._pack(item) for item in obj])
+            payload = _array_header(len(items)) + b"".join(items)
+            return ext(_EXT_SET if cls is set else _EXT_FROZENSET, payload)
+        if cls is datetime:
+            return ext(_EXT_DATETIME, obj.isoformat().encode("ascii"))
+        if cls is date:
+            return ext(_EXT_DATE, obj.isoformat().encode("ascii"))
+        if cls is time:
+            return ext(_EXT_TIME, obj.isoformat().encode("ascii"))
+        if cls is timedelta:
+            return ext(_EXT_TIMEDELTA, self._pack([obj.days, obj.seconds, obj.microseconds]))
+        if cls is Decimal:
+            return ext(_EXT_DECIMAL, str(obj).encode("ascii"))
+        if cls is uuid.UUID:
+            return ext(_EXT_UUID, obj.bytes)
+        if cls is complex:
+            return ext(_EXT_COMPLEX, _COMPLEX.pack(obj.real, obj.imag))
+        raise SerializationError(f"msgpack cannot serialize a value of type {_type_name(obj)!r}")
+
+    def _ext_hook(self, code: int, data: bytes) -> Any:
+        decoder = self._ext_decoders.get(code)
+        if decoder is None:
+            raise SerializationError(f"unknown msgpack ext type {code}")
+        return decoder(data)
+
+    def dumps(self, value: Any) -> bytes:
+        """Serialize ``value``; unsupported types raise :class:`SerializationError` naming them."""
+        try:
+            return self._pack(value)
+        except SerializationError:
+            raise
+        except Exception as exc:  # msgpack raises TypeError/ValueError/OverflowError
+            raise SerializationError(
+                f"msgpack cannot serialize a value of type {_type_name(value)!r}: {exc}"
+            ) from exc
+
+    def loads(self, data: bytes) -> Any:
+        """Deserialize msgpack bytes; malformed data raises :class:`SerializationError`."""
+        try:
+            return self._unpack(data)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(f"cannot decode msgpack data: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- json
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON")
+
+
+def _check_json(value: Any) -> None:
+    """Refuse anything JSON would change or that only one implementation accepts.
+
+    A walk is needed because orjson silently writes NaN as null and natively encodes
+    UUID, datetime, enums and dataclasses as strings/objects that would not round-trip;
+    running the same check before both orjson and the stdlib fallback also makes the
+    accepted values independent of which one is installed.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        obj, depth = pop()
+        cls = type(obj)
+        if cls is str or cls is bool or obj is None:
+            continue
+        if cls is int:
+            # orjson only handles 64-bit ints and reads bigger ones back as floats.
+            if not _INT_MIN <= obj <= _UINT64_MAX:
+                raise SerializationError("JSON cannot hold an int outside the 64-bit range; use msgpack")
+            continue
+        if cls is float:
+            if not math.isfinite(obj):
+                raise SerializationError(f"JSON cannot represent the float {obj!r}; use msgpack")
+            continue
+        if cls is list or cls is tuple or cls is dict:
+            if depth >= _JSON_MAX_DEPTH:
+                raise SerializationError(
+                    f"value nested deeper than {_JSON_MAX_DEPTH} levels (or cyclic) cannot be written as JSON"
+                )
+            if cls is dict:
+                for k, v in obj.items():
+                    if type(k) is not str:
+                        raise SerializationError(
+                            f"JSON object keys must be str, not {_type_name(k)!r}; use msgpack"
+                        )
+                    push((v, depth + 1))
+            else:
+                for item in obj:
+                    push((item, depth + 1))
+            continue
+        raise SerializationError(f"JSON cannot serialize a value of type {_type_name(obj)!r}")
+
+
+def _import_orjson(*, required: bool) -> Any:
+    try:
+        import orjson
+    except ImportError as exc:
+        if required:
+            raise _missing_extra("orjson", "json", exc) from exc
+        return None
+    return orjson
+
+
+class JsonSerializer:
+    """JSON: ``None``, ``bool``, 64-bit ``int``, finite ``float``, ``str``, ``list``, ``dict``.
+
+    Dict keys must be ``str`` (no silent conversion of int keys to strings). Tuples are
+    written as JSON arrays and read back as lists, since JSON has no tuple. NaN and ±inf
+    raise :class:`SerializationError` instead of becoming ``null``. Uses orjson when
+    importable (``use_orjson=None``), else the stdlib; ``use_orjson=True`` requires orjson
+    and ``False`` forces the stdlib.
+    """
+
+    name: str = "json"
+    format_id: int = 2
+
+    def __init__(self, *, use_orjson: bool | None = None) -> None:
+        """Pick the JSON implementation; see the class docstring."""
+        self._dump: Callable[[Any], bytes]
+        self._load: Callable[[bytes], Any]
+        orjson = _import_orjson(required=bool(use_orjson)) if use_orjson is not False else None
+        if orjson is not None:
+            self.implementation = "orjson"
+            self._dump = orjson.dumps
+            self._load = orjson.loads
+        else:
+            self.implementation = "json"
+            encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            decoder = json.JSONDecoder(parse_constant=_reject_constant)
+            encode = encoder.encode
+            decode = decoder.decode
+            self._dump = lambda value: encode(value).encode("utf-8")
+            self._load = lambda data: decode(data.decode("utf-8"))
+
+    def dumps(self, value: Any) -> bytes:
+        """Serialize ``value`` as compact UTF-8 JSON."""
+        _check_json(value)
+        try:
+            return self._dump(value)
+        except Exception as exc:  # e.g. lone surrogates in a str
+            raise SerializationError(
+                f"JSON cannot serialize a value of type {_type_name(value)!r}: {exc}"
+            ) from exc
+
+    def loads(self, data: bytes) -> Any:
+        """Parse UTF-8 JSON bytes."""
+        try:
+            return self._load(bytes(data))
+        except Exception as exc:
+            raise SerializationError(f"cannot decode JSON data: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- pickle
+
+
+def _signing_key_bytes(signing_key: object) -> bytes:
+    if isinstance(signing_key, str):
+        key = signing_key.encode("utf-8")
+    elif isinstance(signing_key, (bytes, bytearray)):
+        key = bytes(signing_key)
+    else:
+        raise ConfigurationError(f"signing_key must be bytes or str, not {_type_name(signing_key)}")
+    if not key:
+        raise ConfigurationError("signing_key must not be empty")
+    return key
+
+
+class PickleSerializer:
+    """Pickle, signed with HMAC-SHA256 so that only bytes this application wrote are unpickled.
+
+    Unpickling runs arbitrary code, so anyone able to write to the cache backend could
+    otherwise execute code in every reader. Stored bytes are
+    ``HMAC-SHA256(signing_key, pickled) + pickled``; :meth:`loads` checks the signature with
+    :func:`hmac.compare_digest` before unpickling and raises :class:`SerializationError`
+    on a missing, short or wrong signature. The algorithm is fixed here and never read
+    from the stored bytes. A ``str`` key is UTF-8 encoded.
+    """
+
+    name: str = "pickle"
+    format_id: int = 3
+
+    def __init__(self, signing_key: bytes | str) -> None:
+        """Keep the signing key; empty or non-bytes/str keys raise :class:`ConfigurationError`."""
+        self._key = _signing_key_bytes(signing_key)
+
+    def __repr__(self) -> str:
+        return "PickleSerializer(signing_key=<hidden>)"
+
+    def dumps(self, value: Any) -> bytes:
+        """Pickle ``value`` (protocol 5) and prefix the 32-byte signature."""
+        try:
+            pickled = pickle.dumps(value, protocol=_PICKLE_PROTOCOL)
+        except Exception as exc:  # PicklingError, TypeError, AttributeError (local objects), ...
+            raise SerializationError(f"pickle cannot serialize a value of type {_type_name(value)!r}: {exc}") from exc
+        return hmac.digest(self._key, pickled, "sha256") + pickled
+
+    def loads(self, data: bytes) -> Any:
+        """Verify the signature, then unpickle; bytes failing verification are never unpickled."""
+        if len(data) < _SIGNATURE_SIZE:
+            raise SerializationError("pickled data has no signature; refusing to unpickle it")
+        body = data[_SIGNATURE_SIZE:]
+        if not hmac.compare_digest(data[:_SIGNATURE_SIZE], hmac.digest(self._key, body, "sha256")):
+            raise SerializationError(
+                "pickled data has an invalid signature (tampered, or written with another "
+                "signing_key); refusing to unpickle it"
+            )
+        try:
+            return pickle.loads(body)
+        except Exception as exc:
+            raise SerializationError(f"cannot unpickle data: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- raw
+
+
+class RawSerializer:
+    """Bytes in, bytes out, for sharing keys with clients that do not speak stratacache.
+
+    Accepts ``bytes``, ``bytearray`` and ``memoryview`` (stored as their bytes) and ``int``
+    (stored as ASCII decimal); :meth:`loads` always returns ``bytes`` unchanged, so a
+    stored ``b"123"`` reads back as ``b"123"``. ``format_id`` 0 tells :class:`Codec` to
+    store the bytes without a header.
+    """
+
+    name: str = "raw"
+    format_id: int = 0
+
+    def dumps(self, value: Any) -> bytes:
+        """Return ``value`` as bytes; other types raise :class:`SerializationError`."""
+        cls = type(value)
+        if cls is bytes:
+            return value  # type: ignore[no-any-return]
+        if cls is bytearray or cls is memoryview:
+            return bytes(value)
+        if cls is int:
+            try:
+                return b"%d" % value
+            except ValueError as exc:  # over sys.get_int_max_str_digits()
+                raise SerializationError(f"int too large to write as decimal: {exc}") from exc
+        raise SerializationError(
+            f"the raw serializer stores bytes, bytearray, memoryview or int, not {_type_name(value)!r}"
+        )
+
+    def loads(self, data: bytes) -> Any:
+        """Return ``data`` unchanged (as ``bytes``)."""
+        return data if type(data) is bytes else bytes(data)
+
+
+def get_serializer(name_or_obj: str | Serializer, *, signing_key: bytes | str | None = None) -> Serializer:
+    """Return a serializer for ``"msgpack"``, ``"json"``, ``"pickle"`` or ``"raw"``.
+
+    An object with ``dumps`` and ``loads`` methods is returned as is. ``"pickle"`` needs
+    ``signing_key`` (see :class:`PickleSerializer`); other names ignore it. Unknown names
+    raise :class:`ConfigurationError` listing the valid ones.
+    """
+    if isinstance(name_or_obj, str):
+        name = name_or_obj.lower()
+        if name == "msgpack":
+            return MsgpackSerializer()
+        if name == "json":
+            return JsonSerializer()
+        if name == "raw":
+            return RawSerializer()
+        if name == "pickle":
+            if signing_key is None:
+                raise ConfigurationError(
+                    "the pickle serializer needs a signing_key: unpickling runs arbitrary code, so "
+                    "stratacache only unpickles bytes signed with HMAC-SHA256 under that key"
+                )
+            return PickleSerializer(signing_key)
+        valid = ", ".join(repr(n) for n in _SERIALIZER_NAMES)
+        raise ConfigurationError(f"unknown serializer {name_or_obj!r}; valid names are {valid}")
+    if isinstance(name_or_obj, type):
+        raise ConfigurationError(
+            f"serializer must be an instance, not the class {name_or_obj.__qualname__}; "
+            f"pass {name_or_obj.__qualname__}()"
+        )
+    if callable(getattr(name_or_obj, "dumps", None)) and callable(getattr(name_or_obj, "loads", None)):
+        return name_or_obj
+    raise ConfigurationError(
+        f"serializer must be a name or an object with dumps() and loads(), not {_type_name(name_or_obj)}"
+    )
+
+
+# --------------------------------------------------------------------------- compression
+
+_zstd_local = threading.local()  # zstandard contexts must not be shared between threads
+
+
+def _import_lz4() -> Any:
+    try:
+        import lz4.frame
+    except ImportError as exc:
+        raise _missing_extra("lz4", "compression", exc) from exc
+    return lz4.frame
+
+
+def _import_zstd() -> Any:
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise _missing_extra("zstandard", "compression", exc) from exc
+    return zstandard
+
+
+def _too_large(name: str, limit: int) -> SerializationError:
+    return SerializationError(f"{name}-compressed value expands beyond {limit} bytes (max_decompressed_size)")
+
+
+def _decompress_zlib(data: memoryview, limit: int) -> bytes:
+    decompressor = zlib.decompressobj()
+    out = decompressor.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise _too_large("zlib", limit)
+    if not decompressor.eof or decompressor.unused_data:
+        raise SerializationError("zlib-compressed value is truncated or has trailing bytes")
+    return out
+
+
+def _decompress_lz4(data: memoryview, limit: int) -> bytes:
+    lz4_frame = _import_lz4()
+    # LZ4 cannot expand data more than ~255x, so small inputs are bounded by construction
+    # and take the one-shot path (a streaming decompressor costs ~20x more per call).
+    if len(data) <= limit // 256:
+        out: bytes = lz4_frame.decompress(data)
+        return out
+    decompressor = lz4_frame.LZ4FrameDecompressor()
+    out = decompressor.decompress(data, max_length=limit + 1)
+    if len(out) > limit:
+        raise _too_large("lz4", limit)
+    if not decompressor.eof:
+        raise SerializationError("lz4-compressed value is truncated")
+    return out
+
+
+def _decompress_zstd(data: memoryview, limit: int) -> bytes:
+    zstandard = _import_zstd()
+    # decompress() allocates the size announced in the frame header and ignores
+    # max_output_size when one is present, so check the announced size first.
+    if zstandard.frame_content_size(data) > limit:
+        raise _too_large("zstd", limit)
+    decompressor = getattr(_zstd_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _zstd_local.decompressor = zstandard.ZstdDecompressor()
+    out: bytes = decompressor.decompress(data, max_output_size=limit)
+    return out
+
+
+_DECOMPRESSORS: Final[dict[int, Callable[[memoryview, int], bytes]]] = {
+    1: _decompress_zlib,
+    2: _decompress_lz4,
+    3: _decompress_zstd,
+}
+
+
+def _make_compressor(name: str, level: int | None) -> Callable[[bytes], bytes]:
+    if name == "zlib":
+        zlib_level = -1 if level is None else level
+        return lambda data: zlib.compress(data, zlib_level)
+    if name == "lz4":
+        lz4_frame = _import_lz4()
+        compress = lz4_frame.compress
+        lz4_level = 0 if level is None else level
+        # content_checksum: lets a corrupted stored value fail loudly instead of decoding to garbage.
+        return lambda data: compress(data, compression_level=lz4_level, content_checksum=True)  # type: ignore[no-any-return]
+    zstandard = _import_zstd()
+    zstd_level = 3 if level is None else level
+    attr = f"compressor_{zstd_level}"
+
+    def compress_zstd(data: bytes) -> bytes:
+        compressor = getattr(_zstd_local, attr, None)
+        if compressor is None:
+            compressor = zstandard.ZstdCompressor(level=zstd_level, write_checksum=True)
+            setattr(_zstd_local, attr, compressor)
+        out: bytes = compressor.compress(data)
+        return out
+
+    return compress_zstd
+
+
+# --------------------------------------------------------------------------- encryption
+
+
+def _aes_key_bytes(index: int, key: object) -> bytes:
+    # Messages name the position and type only: key material must never reach logs.
+    if isinstance(key, (bytes, bytearray)):
+        raw = bytes(key)
+        if len(raw) not in _AES_KEY_SIZES:
+            raise ConfigurationError(
+                f"encryption_keys[{index}] is {len(raw)} bytes; AES keys must be 16, 24 or 32 bytes"
+            )
+        return raw
+    if isinstance(key, str):
+        text = key.strip().replace("-", "+").replace("_", "/")
+        text += "=" * (-len(text) % 4)
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) not in _AES_KEY_SIZES:
+            raise ConfigurationError(
+                f"encryption_keys[{index}] is a str that is not (urlsafe) base64 of a 16, 24 or 32 byte key"
+            )
+        return raw
+    raise ConfigurationError(f"encryption_keys[{index}] must be bytes or a base64 str, not {_type_name(key)}")
+
+
+# --------------------------------------------------------------------------- codec
+
+
+class Codec:
+    """Turns values into the bytes stored by a backend, and back.
+
+    Parameters:
+        serializer: a serializer name (see :func:`get_serializer`) or object.
+        signing_key: key for pickle. Needed for ``serializer="pickle"``; with another
+            serializer it lets this codec also read pickle-format values. Without it,
+            pickle-format values raise :class:`SerializationError` and are never unpickled.
+        compression: ``None``, ``"zlib"``, ``"lz4"`` or ``"zstd"``.
+        compression_threshold: payloads shorter than this many bytes are not compressed;
+            longer ones are stored compressed only when that is actually smaller.
+        compression_level: passed to the compressor (library default when ``None``).
+        encryption_keys: AES-GCM keys (bytes of 16/24/32, or base64 str of those). The first
+            encrypts; all are accepted on decode, for key rotation. When set, :meth:`decode`
+            refuses unencrypted headered values, so someone able to write to the backend
+            cannot inject values (AES-GCM authenticates as well as hides).
+        max_decompressed_size: a compressed value that would expand beyond this raises
+            :class:`SerializationError` instead of exhausting memory.
+
+    64-bit ints are stored as ASCII decimal without header (see the module docstring),
+    so they are never compressed or encrypted. Decoding accepts msgpack and json values
+    whatever the configured serializer, so the serializer can be changed on a live cache.
+    The raw serializer stores bytes as given (no header) and cannot be combined with
+    compression or encryption.
+    """
+
+    __slots__ = (
+        "_aead",
+        "_aeads",
+        "_compress",
+        "_compression_id",
+        "_dumps",
+        "_headerless",
+        "_headers",
+        "_invalid_tag",
+        "_key_id",
+        "_loaders",
+        "_max_size",
+        "_serializer",
+        "_signing_key",
+        "_threshold",
+    )
+
+    def __init__(
+        self,
+        serializer: str | Serializer = "msgpack",
+        *,
+        signing_key: bytes | str | None = None,
+        compression: str | None = None,
+        compression_threshold: int = 1024,
+        compression_level: int | None = None,
+        encryption_keys: Sequence[bytes | str] | None = None,
+        max_decompressed_size: int = MAX_DECOMPRESSED_SIZE,
+    ) -> None:
+        """Validate the configuration; every problem raises :class:`ConfigurationError`."""
+        if signing_key is not None:
+            # Validated even when the serializer is not pickle, so a bad key fails at startup.
+            signing_key = _signing_key_bytes(signing_key)
+        self._signing_key = signing_key
+        ser = get_serializer(serializer, signing_key=signing_key)
+        format_id = getattr(ser, "format_id", None)
+        if type(format_id) is not int or not 0 <= format_id <= 255:
+            raise ConfigurationError(f"serializer.format_id must be an int in 0..255, not {format_id!r}")
+        self._serializer = ser
+        self._dumps: Callable[[Any], bytes] = ser.dumps
+        self._headerless = format_id == 0
+        self._headers = tuple(bytes((MAGIC, VERSION, format_id, flags)) for flags in range(_FLAG_KNOWN + 1))
+        self._loaders: dict[int, Callable[[bytes], Any]] = {format_id: ser.loads}
+        if signing_key is not None and 3 not in self._loaders:
+            self._loaders[3] = PickleSerializer(signing_key).loads
+
+        if self._headerless and (compression is not None or encryption_keys is not None):
+            raise ConfigurationError(
+                f"the {getattr(ser, 'name', 'raw')!r} serializer stores bytes as given, without a "
+                "header, so it cannot be combined with compression or encryption"
+            )
+
+        if type(max_decompressed_size) is not int or max_decompressed_size <= 0:
+            raise ConfigurationError(
+                f"max_decompressed_size must be a positive int, not {max_decompressed_size!r}"
+            )
+        self._max_size = max_decompressed_size
+
+        if type(compression_threshold) is not int or compression_threshold < 0:
+            raise ConfigurationError(
+                f"compression_threshold must be an int >= 0, not {compression_threshold!r}"
+            )
+        self._threshold = compression_threshold
+        self._compress: Callable[[bytes], bytes] | None = None
+        self._compression_id = 0
+        if compression is not None:
+            compression_id = _COMPRESSION_IDS.get(compression) if isinstance(compression, str) else None
+            if compression_id is None:
+                valid = ", ".join(repr(n) for n in _COMPRESSION_IDS)
+                raise ConfigurationError(f"unknown compression {compression!r}; valid values are None, {valid}")
+            if compression_level is not None and type(compression_level) is not int:
+                raise ConfigurationError(f"compression_level must be an int, not {compression_level!r}")
+            compress = _make_compressor(compression, compression_level)
+            try:
+                compress(b"stratacache" * 8)  # an out-of-range level only fails when used
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"compression_level {compression_level!r} is not valid for {compression}: {exc}"
+                ) from exc
+            self._compress = compress
+            self._compression_id = compression_id
+
+        self._aead: AESGCM | None = None
+        self._aeads: dict[bytes, list[AESGCM]] | None = None
+        self._key_id = b""
+        self._invalid_tag: type[Exception] = Exception
+        if encryption_keys is not None:
+            self._setup_encryption(encryption_keys)
+
+    def _setup_encryption(self, encryption_keys: Sequence[bytes | str]) -> None:
+        if isinstance(encryption_keys, (bytes, bytearray, str)):
+            raise ConfigurationError("encryption_keys must be a list of keys, not a single key")
+        keys = [_aes_key_bytes(i, key) for i, key in enumerate(encryption_keys)]
+        if not keys:
+            raise ConfigurationError("encryption_keys must list at least one key (or be None)")
+        try:
+            from cryptography.exceptions import InvalidTag
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        except ImportError as exc:
+            raise _missing_extra("cryptography", "crypto", exc) from exc
+        aeads: dict[bytes, list[AESGCM]] = {}
+        for key in keys:
+            # A list per id: two keys may share a 4-byte id, then each is tried in turn.
+            aeads.setdefault(hashlib.sha256(key).digest()[:_KEY_ID_SIZE], []).append(AESGCM(key))
+        self._aeads = aeads
+        self._aead = AESGCM(keys[0])
+        self._key_id = hashlib.sha256(keys[0]).digest()[:_KEY_ID_SIZE]
+        self._invalid_tag = InvalidTag
+
+    @property
+    def serializer(self) -> Serializer:
+        """The serializer this codec writes with."""
+        return self._serializer
+
+    # ---------------------------------------------------------------- encode
+
+    def _serialize(self, value: Any, key: str | None) -> bytes:
+        try:
+            payload = self._dumps(value)
+        except SerializationError as exc:
+            if key is None:
+                raise
+            raise SerializationError(f"{exc}{_for_key(key)}") from exc
+        except Exception as exc:  # a custom serializer's own exception
+            raise SerializationError(
+                f"{getattr(self._serializer, 'name', 'serializer')} cannot serialize a value of "
+                f"type {_type_name(value)!r}{_for_key(key)}: {exc}"
+            ) from exc
+        if type(payload) is not bytes:
+            if not isinstance(payload, (bytearray, memoryview)):
+                raise SerializationError(
+                    f"serializer returned {_type_name(payload)}, not bytes{_for_key(key)}"
+                )
+            payload = bytes(payload)
+        return payload
+
+    def encode(self, value: Any, key: str | None = None) -> bytes:
+        """Return the bytes to store for ``value``; ``key`` only improves error messages."""
+        if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+            return b"%d" % value
+        payload = self._serialize(value, key)
+        if self._headerless:
+            return payload
+        flags = 0
+        compress = self._compress
+        if compress is not None and len(payload) >= self._threshold:
+            try:
+                packed = compress(payload)
+            except Exception as exc:
+                raise SerializationError(f"cannot compress value{_for_key(key)}: {exc}") from exc
+            # Incompressible data (already compressed, random) would only grow: keep it plain.
+            if len(packed) < len(payload):
+                payload = packed
+                flags = self._compression_id
+        aead = self._aead
+        if aead is None:
+            return self._headers[flags] + payload
+        header = self._headers[flags | _FLAG_ENCRYPTED]
+        nonce = os.urandom(_NONCE_SIZE)
+        try:
+            sealed = aead.encrypt(nonce, payload, header)
+        except Exception as exc:
+            raise SerializationError(f"cannot encrypt value{_for_key(key)}: {exc}") from exc
+        return b"".join((header, self._key_id, nonce, sealed))
+
+    def encode_member(self, value: Any, key: str | None = None) -> bytes:
+        """Encode a set member: header + serializer output, never compressed or encrypted.
+
+        Set membership is decided by the backend comparing bytes, so equal values must
+        encode to equal bytes; random nonces and size-dependent compression would break
+        that. Set members are therefore stored unencrypted, like keys. 64-bit ints are
+        ASCII decimal here too. Determinism is the serializer's: msgpack sorts set
+        elements; values of different types that compare equal (``1``, ``1.0``, ``True``)
+        still give different bytes.
+        """
+        if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+            return b"%d" % value
+        payload = self._serialize(value, key)
+        if self._headerless:
+            return payload
+        return self._headers[0] + payload
+
+    # ---------------------------------------------------------------- decode
+
+    def decode(self, data: bytes, key: str | None = None) -> Any:
+        """Return the value stored as ``data``; anything undecodable raises :class:`SerializationError`."""
+        return self._decode(data, key, False)
+
+    def decode_member(self, data: bytes, key: str | None = None) -> Any:
+        """Decode bytes produced by :meth:`encode_member` (unencrypted values are accepted)."""
+        return self._decode(data, key, True)
+
+    def _decode(self, data: bytes, key: str | None, member: bool) -> Any:
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise SerializationError(f"can only decode bytes, not {_type_name(data)}{_for_key(key)}")
+            data = bytes(data)
+        if self._headerless:
+            return self._deserialize(self._loaders[0], data, key)
+        if not data:
+            raise SerializationError(f"cannot decode an empty value{_for_key(key)}")
+        first = data[0]
+        if first != MAGIC:
+            if first in _INT_FIRST_BYTES:
+                return _parse_int(data, key)
+            raise SerializationError(
+                f"not stratacache data (first byte 0x{first:02x}, expected 0x{MAGIC:02x}){_for_key(key)}"
+            )
+        if len(data) < 4:
+            raise SerializationError(f"truncated stratacache header{_for_key(key)}")
+        version = data[1]
+        if version != VERSION:
+            if version > VERSION:
+                raise SerializationError(
+                    f"value was written by a newer stratacache (format version {version}, this "
+                    f"release reads version {VERSION}); upgrade stratacache{_for_key(key)}"
+                )
+            raise SerializationError(f"invalid stratacache format version {version}{_for_key(key)}")
+        flags = data[3]
+        if flags & ~_FLAG_KNOWN:
+            raise SerializationError(f"unknown flags 0x{flags:02x} in stratacache header{_for_key(key)}")
+        fmt = data[2]
+        loads = self._loaders.get(fmt)
+        if loads is None:
+            loads = self._loader_for(fmt, key)
+        compression_id = flags & _FLAG_COMPRESSION_MASK
+        if flags & _FLAG_ENCRYPTED:
+            payload = self._decrypt(data, key)
+            if compression_id:
+                payload = self._decompress(compression_id, payload, key)
+        elif self._aead is not None and not member:
+            raise SerializationError(
+                "value is not encrypted but this cache requires encryption (encryption_keys is set)"
+                + _for_key(key)
+            )
+        elif compression_id:
+            # A view, not data[4:]: the decompressors read buffers, so skip the copy.
+            payload = self._decompress(compression_id, memoryview(data)[4:], key)
+        else:
+            payload = data[4:]
+        return self._deserialize(loads, payload, key)
+
+    def _loader_for(self, fmt: int, key: str | None) -> Callable[[bytes], Any]:
+        # Built on first use so a msgpack cache never imports orjson, and vice versa.
+        loads: Callable[[bytes], Any]
+        if fmt == 1:
+            loads = MsgpackSerializer().loads
+        elif fmt == 2:
+            loads = JsonSerializer().loads
+        elif fmt == 3:
+            raise SerializationError(
+                f"value is pickled but this cache has no signing_key; refusing to unpickle it{_for_key(key)}"
+            )
+        else:
+            raise SerializationError(f"unknown serializer format id {fmt} in stratacache header{_for_key(key)}")
+        self._loaders[fmt] = loads
+        return loads
+
+    def _decrypt(self, data: bytes, key: str | None) -> bytes:
+        aeads = self._aeads
+        if aeads is None:
+            raise SerializationError(f"value is encrypted but this cache has no encryption_keys{_for_key(key)}")
+        if len(data) < _ENCRYPTED_MIN_SIZE:
+            raise SerializationError(f"encrypted value is truncated{_for_key(key)}")
+        candidates = aeads.get(data[4 : 4 + _KEY_ID_SIZE])
+        if candidates is None:
+            raise SerializationError(f"value was encrypted with a key that is not in encryption_keys{_for_key(key)}")
+        view = memoryview(data)
+        header = view[:4]
+        nonce = view[4 + _KEY_ID_SIZE : 4 + _KEY_ID_SIZE + _NONCE_SIZE]
+        sealed = view[4 + _KEY_ID_SIZE + _NONCE_SIZE :]
+        invalid_tag = self._invalid_tag
+        failure: Exception | None = None
+        for aead in candidates:
+            try:
+                return aead.decrypt(nonce, sealed, header)
+            except invalid_tag as exc:
+                failure = exc
+            except Exception as exc:
+                raise SerializationError(f"cannot decrypt value{_for_key(key)}: {exc}") from exc
+        raise SerializationError(
+            f"encrypted value failed authentication (tampered or corrupt){_for_key(key)}"
+        ) from failure
+
+    def _decompress(self, compression_id: int, payload: bytes | memoryview, key: str | None) -> bytes:
+        decompress = _DECOMPRESSORS[compression_id]
+        name = _COMPRESSION_NAMES[compression_id]
+        try:
+            return decompress(payload if type(payload) is memoryview else memoryview(payload), self._max_size)
+        except (SerializationError, ConfigurationError) as exc:
+            if key is None:
+                raise
+            raise type(exc)(f"{exc}{_for_key(key)}") from exc
+        except Exception as exc:  # zlib.error, lz4 RuntimeError, ZstdError, MemoryError
+            raise SerializationError(f"corrupt {name}-compressed value{_for_key(key)}: {exc}") from exc
+
+    def _deserialize(self, loads: Callable[[bytes], Any], payload: bytes, key: str | None) -> Any:
+        try:
+            return loads(payload)
+        except SerializationError as exc:
+            if key is None:
+                raise
+            raise SerializationError(f"{exc}{_for_key(key)}") from exc
+        except Exception as exc:  # a custom serializer's own exception
+            raise SerializationError(f"cannot deserialize value{_for_key(key)}: {exc}") from exc
+
+
+def _parse_int(data: bytes, key: str | None) -> int:
+    # bytes.isdigit() is ASCII-only, unlike int(), which would also accept "1_000" or " 12\n".
+    digits = data[1:] if data[0] == 0x2D else data
+    if not digits.isdigit():
+        raise SerializationError(f"value starts like an integer but is not one{_for_key(key)}")
+    try:
+        return int(data)
+    except ValueError as exc:  # more digits than sys.get_int_max_str_digits()
+        raise SerializationError(f"integer value is too long{_for_key(key)}: {exc}") from exc

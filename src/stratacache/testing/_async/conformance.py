@@ -1,0 +1,513 @@
+"""The public conformance suite: every backend must pass it through ``AsyncCache`` and ``Cache``.
+
+Use it for your own backend by subclassing and providing two pytest fixtures::
+
+    class TestMyBackend(AsyncCacheConformance):
+        @pytest.fixture
+        async def acache(self, cache_clock):
+            async with AsyncCache(MyAsyncBackend(clock=cache_clock)) as c:
+                yield c
+
+        @pytest.fixture
+        def cache_clock(self):
+            return FakeClock()      # or RealClock() for a server whose clock you cannot drive
+
+The sync twin ``CacheConformance`` (generated from this file) asks for ``cache`` instead
+of ``acache``. The async suite needs pytest-asyncio. A backend whose capabilities say
+``retains_data=False`` (the null backend) is held to "accepts writes, always misses".
+"""
+
+from __future__ import annotations
+
+import asyncio  # noqa: F401 - the async flavour sleeps with it
+import math
+import time  # noqa: F401 - the generated sync flavour sleeps with it
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ..._async.cache import AsyncCache
+from ..._exceptions import CacheClosed, InvalidArgument, InvalidKey, InvalidTTL, WrongType
+from ..._types import MISSING
+from ...core.hooks import HookEvent
+
+__all__ = ["AsyncCacheConformance", "RealClock"]
+
+pytestmark = [pytest.mark.asyncio]  # unasync: remove
+
+ROUND_TRIP_VALUES: list[Any] = [
+    "text",
+    "ünïcødé ✓ 日本",
+    "",
+    0,
+    -17,
+    2**63 - 1,
+    2**70,
+    3.25,
+    True,
+    False,
+    b"\x00\xffbytes",
+    [1, "two", 3.0, None],
+    {"a": 1, "b": [1, 2], "c": {"d": None}},
+    (1, "tuple"),
+    {1, 2, 3},
+]
+
+
+class RealClock:
+    """A clock for backends whose time cannot be faked: ``advance`` really sleeps."""
+
+    def __call__(self) -> float:
+        return time.monotonic()
+
+
+async def advance(clock: Any, seconds: float) -> None:
+    """Move ``clock`` forward: instantly for a FakeClock, by sleeping for a RealClock."""
+    if hasattr(clock, "advance"):
+        clock.advance(seconds)
+    else:
+        await asyncio.sleep(seconds)
+
+
+def retains(acache: AsyncCache) -> bool:
+    """False for backends that forget every write (null)."""
+    return acache.backend.capabilities.retains_data
+
+
+class AsyncCacheConformance:
+    """The behaviour every backend shows through the facade. Subclass to run it."""
+
+    # A ttl long enough that no test expires by accident, short enough for RealClock.
+    SHORT_TTL = 0.4
+
+    # ------------------------------------------------------------ get / set
+
+    @pytest.mark.parametrize("value", ROUND_TRIP_VALUES, ids=repr)
+    async def test_set_get_round_trip(self, acache: AsyncCache, value: Any) -> None:
+        await acache.set("k", value)
+        got = await acache.get("k", MISSING)
+        if retains(acache):
+            assert got == value
+            assert type(got) is type(value)
+        else:
+            assert got is MISSING
+
+    async def test_miss_returns_default(self, acache: AsyncCache) -> None:
+        assert await acache.get("absent") is None
+        assert await acache.get("absent", "dflt") == "dflt"
+        assert await acache.get("absent", MISSING) is MISSING
+
+    async def test_stored_none_is_not_a_miss(self, acache: AsyncCache) -> None:
+        await acache.set("none", None)
+        expected = None if retains(acache) else "miss"
+        assert await acache.get("none", "miss") == expected
+        assert await acache.exists("none") is retains(acache)
+
+    async def test_overwrite(self, acache: AsyncCache) -> None:
+        await acache.set("k", "one")
+        await acache.set("k", "two")
+        assert await acache.get("k") == ("two" if retains(acache) else None)
+
+    async def test_delete_and_exists(self, acache: AsyncCache) -> None:
+        await acache.set("k", 1)
+        assert await acache.exists("k") is retains(acache)
+        assert await acache.delete("k") is retains(acache)
+        assert await acache.delete("k") is False
+        assert await acache.exists("k") is False
+
+    async def test_unicode_and_long_keys(self, acache: AsyncCache) -> None:
+        keys = ["ключ", "键/with spaces", "emoji😀", "x" * 10_000, "a:b:c", "*?[glob]"]
+        for i, key in enumerate(keys):
+            await acache.set(key, i)
+        for i, key in enumerate(keys):
+            assert await acache.get(key) == (i if retains(acache) else None)
+
+    async def test_large_value(self, acache: AsyncCache) -> None:
+        value = b"\x01" * (1024 * 1024)
+        await acache.set("big", value)
+        assert await acache.get("big") == (value if retains(acache) else None)
+
+    @pytest.mark.parametrize("key", [1, None, b"bytes", 3.5, ("t",)], ids=repr)
+    async def test_bad_key_is_refused(self, acache: AsyncCache, key: Any) -> None:
+        with pytest.raises(InvalidKey, match="str"):
+            await acache.get(key)
+        with pytest.raises(InvalidKey):
+            await acache.set(key, 1)
+        with pytest.raises(InvalidKey):
+            await acache.delete(key)
+
+    # --------------------------------------------------------------------- ttl
+
+    async def test_ttl_expires(self, acache: AsyncCache, cache_clock: Any) -> None:
+        await acache.set("short", "v", ttl=self.SHORT_TTL)
+        await acache.set("forever", "v", ttl=None)
+        assert await acache.get("short") == ("v" if retains(acache) else None)
+        await advance(cache_clock, self.SHORT_TTL * 2)
+        assert await acache.get("short", MISSING) is MISSING
+        assert await acache.exists("short") is False
+        assert await acache.get("forever") == ("v" if retains(acache) else None)
+
+    async def test_ttl_accepts_timedelta(self, acache: AsyncCache) -> None:
+        await acache.set("k", "v", ttl=timedelta(minutes=5))
+        remaining = await acache.ttl("k")
+        if retains(acache):
+            assert isinstance(remaining, float)
+            assert 290 < remaining <= 300
+        else:
+            assert remaining is MISSING
+
+    @pytest.mark.parametrize("ttl", [0, -1, -0.5, math.nan, math.inf, "10", True, timedelta(0)], ids=repr)
+    async def test_bad_ttl_is_refused(self, acache: AsyncCache, ttl: Any) -> None:
+        with pytest.raises(InvalidTTL, match="ttl"):
+            await acache.set("k", "v", ttl=ttl)
+        with pytest.raises(InvalidTTL):
+            await acache.add("k", "v", ttl=ttl)
+        with pytest.raises(InvalidTTL):
+            await acache.expire("k", ttl)
+        assert await acache.get("k", MISSING) is MISSING
+
+    async def test_ttl_reports(self, acache: AsyncCache) -> None:
+        assert await acache.ttl("absent") is MISSING
+        await acache.set("forever", 1, ttl=None)
+        await acache.set("timed", 1, ttl=100)
+        if retains(acache):
+            assert await acache.ttl("forever") is None
+            remaining = await acache.ttl("timed")
+            assert isinstance(remaining, float)
+            assert 95 < remaining <= 100
+        else:
+            assert await acache.ttl("forever") is MISSING
+
+    async def test_expire_and_touch(self, acache: AsyncCache, cache_clock: Any) -> None:
+        assert await acache.expire("absent", 10) is False
+        assert await acache.touch("absent") is False
+        await acache.set("k", "v", ttl=None)
+        assert await acache.expire("k", 100) is retains(acache)
+        if retains(acache):
+            remaining = await acache.ttl("k")
+            assert isinstance(remaining, float)
+            assert 95 < remaining <= 100
+            assert await acache.expire("k", None) is True
+            assert await acache.ttl("k") is None
+            assert await acache.touch("k", ttl=self.SHORT_TTL) is True
+            await advance(cache_clock, self.SHORT_TTL * 2)
+            assert await acache.exists("k") is False
+
+    async def test_default_ttl(self, acache: AsyncCache, cache_clock: Any) -> None:
+        other = AsyncCache(acache.backend, namespace="dflt", default_ttl=self.SHORT_TTL, serializer=_codec(acache))
+        await other.set("k", "v")
+        await other.set("kept", "v", ttl=None)
+        assert await other.touch("kept") is retains(acache)  # touch with no ttl applies the default
+        await other.set("forever", "v", ttl=None)
+        if retains(acache):
+            remaining = await other.ttl("k")
+            assert isinstance(remaining, float)
+            assert 0 < remaining <= self.SHORT_TTL + 0.01
+            assert await other.ttl("forever") is None
+        await advance(cache_clock, self.SHORT_TTL * 2)
+        assert await other.get("k", MISSING) is MISSING
+        assert await other.get("kept", MISSING) is MISSING
+        assert await other.get("forever") == ("v" if retains(acache) else None)
+
+    # --------------------------------------------------------------------- add
+
+    async def test_add_only_when_absent(self, acache: AsyncCache) -> None:
+        assert await acache.add("k", "first") is True
+        assert await acache.add("k", "second") is (not retains(acache))
+        assert await acache.get("k") == ("first" if retains(acache) else None)
+
+    async def test_add_after_expiry(self, acache: AsyncCache, cache_clock: Any) -> None:
+        await acache.set("k", "old", ttl=self.SHORT_TTL)
+        await advance(cache_clock, self.SHORT_TTL * 2)
+        assert await acache.add("k", "new") is True
+        assert await acache.get("k") == ("new" if retains(acache) else None)
+
+    # ------------------------------------------------------------------- batch
+
+    async def test_many(self, acache: AsyncCache) -> None:
+        await acache.set_many({"a": 1, "b": "two", "c": None})
+        got = await acache.get_many(["a", "b", "c", "absent"])
+        assert got == ({"a": 1, "b": "two", "c": None} if retains(acache) else {})
+        assert await acache.delete_many(["a", "b", "absent"]) == (2 if retains(acache) else 0)
+        assert await acache.get_many(["a", "b", "c"]) == ({"c": None} if retains(acache) else {})
+        assert await acache.get_many([]) == {}
+        assert await acache.delete_many([]) == 0
+        await acache.set_many({})
+
+    async def test_set_many_ttl(self, acache: AsyncCache, cache_clock: Any) -> None:
+        await acache.set_many({"a": 1, "b": 2}, ttl=self.SHORT_TTL)
+        await advance(cache_clock, self.SHORT_TTL * 2)
+        assert await acache.get_many(["a", "b"]) == {}
+
+    async def test_set_many_refuses_bad_input(self, acache: AsyncCache) -> None:
+        with pytest.raises(InvalidArgument, match="mapping"):
+            await acache.set_many([("a", 1)])  # type: ignore[arg-type]
+        with pytest.raises(InvalidKey):
+            await acache.set_many({1: "x"})  # type: ignore[dict-item]
+        with pytest.raises(InvalidTTL):
+            await acache.set_many({"a": 1}, ttl=-1)
+        assert await acache.get("a", MISSING) is MISSING
+
+    # ---------------------------------------------------------------- counters
+
+    async def test_incr_decr(self, acache: AsyncCache) -> None:
+        if not retains(acache):
+            assert await acache.incr("n") == 1
+            assert await acache.decr("n", 3) == -3
+            return
+        assert await acache.incr("n") == 1
+        assert await acache.incr("n", 10) == 11
+        assert await acache.decr("n", 4) == 7
+        assert await acache.get("n") == 7
+        await acache.set("m", 5)
+        assert await acache.incr("m", 2) == 7
+        assert await acache.get("m") == 7
+
+    async def test_incr_keeps_ttl(self, acache: AsyncCache) -> None:
+        await acache.set("n", 1, ttl=100)
+        await acache.incr("n")
+        if retains(acache):
+            remaining = await acache.ttl("n")
+            assert isinstance(remaining, float)
+            assert 95 < remaining <= 100
+
+    @pytest.mark.parametrize("value", ["text", 1.5, [1], b"\x00", None], ids=repr)
+    async def test_incr_non_integer_is_refused_and_unchanged(self, acache: AsyncCache, value: Any) -> None:
+        await acache.set("k", value)
+        if retains(acache):
+            with pytest.raises(WrongType, match="k"):
+                await acache.incr("k")
+            assert await acache.get("k") == value
+
+    @pytest.mark.parametrize("amount", [1.5, "1", True, None, 2**64], ids=repr)
+    async def test_incr_bad_amount(self, acache: AsyncCache, amount: Any) -> None:
+        with pytest.raises(InvalidArgument, match="amount"):
+            await acache.incr("n", amount)
+        with pytest.raises(InvalidArgument, match="amount"):
+            await acache.decr("n", amount)
+        assert await acache.exists("n") is False
+
+    # -------------------------------------------------------------- namespaces
+
+    async def test_namespaces_are_isolated(self, acache: AsyncCache) -> None:
+        one = AsyncCache(acache.backend, namespace="one", serializer=_codec(acache))
+        two = AsyncCache(acache.backend, namespace="two", serializer=_codec(acache))
+        await one.set("k", "from one")
+        await two.set("k", "from two")
+        await acache.set("k", "from base")
+        if retains(acache):
+            assert await one.get("k") == "from one"
+            assert await two.get("k") == "from two"
+        await one.clear()
+        assert await one.get("k") is None
+        assert await two.get("k") == ("from two" if retains(acache) else None)
+        assert await acache.get("k") == ("from base" if retains(acache) else None)
+
+    async def test_delete_pattern_in_namespace(self, acache: AsyncCache) -> None:
+        if not acache.backend.capabilities.delete_pattern:
+            pytest.skip(f"{acache.backend.name} cannot enumerate keys")
+        ns = AsyncCache(acache.backend, namespace="ns*[x]", serializer=_codec(acache))
+        other = AsyncCache(acache.backend, namespace="other", serializer=_codec(acache))
+        for key in ("user:1", "user:2", "user:10", "item:1", "userx"):
+            await ns.set(key, 1)
+            await other.set(key, 1)
+        deleted = await ns.delete_pattern("user:?")
+        assert deleted == (2 if retains(acache) else 0)
+        assert await ns.exists("user:10") is retains(acache)
+        assert await ns.exists("user:1") is False
+        assert await other.exists("user:1") is retains(acache)
+        assert await ns.delete_pattern("*") == (3 if retains(acache) else 0)
+        assert await other.get_many(["user:1", "user:2", "user:10", "item:1", "userx"]) == (
+            dict.fromkeys(["user:1", "user:2", "user:10", "item:1", "userx"], 1) if retains(acache) else {}
+        )
+
+    # ------------------------------------------------------------------- lists
+
+    async def test_lists(self, acache: AsyncCache) -> None:
+        r = retains(acache)
+        assert await acache.rpush("l", "a", "b") == 2
+        assert await acache.lpush("l", "z", "y") == (4 if r else 2)
+        if not r:
+            assert await acache.lrange("l") == []
+            assert await acache.lpop("l") is None
+            return
+        assert await acache.lrange("l") == ["y", "z", "a", "b"]
+        assert await acache.lrange("l", 1, 2) == ["z", "a"]
+        assert await acache.lrange("l", -2, -1) == ["a", "b"]
+        assert await acache.lrange("l", 5, 10) == []
+        assert await acache.llen("l") == 4
+        assert await acache.lpop("l") == "y"
+        assert await acache.rpop("l") == "b"
+        assert await acache.lpop("l") == "z"
+        assert await acache.rpop("l") == "a"
+        assert await acache.lpop("l", default="empty") == "empty"
+        assert await acache.exists("l") is False
+        assert await acache.llen("absent") == 0
+        await acache.rpush("l2", {"x": 1}, None, 5)
+        assert await acache.lrange("l2") == [{"x": 1}, None, 5]
+
+    async def test_list_errors(self, acache: AsyncCache) -> None:
+        with pytest.raises(InvalidArgument, match="at least one"):
+            await acache.lpush("l")
+        await acache.set("plain", "v")
+        if retains(acache):
+            with pytest.raises(WrongType, match="plain"):
+                await acache.lpush("plain", 1)
+            assert await acache.get("plain") == "v"
+            await acache.rpush("l", 1)
+            with pytest.raises(WrongType, match="l"):
+                await acache.get("l")
+
+    # -------------------------------------------------------------------- sets
+
+    async def test_sets(self, acache: AsyncCache) -> None:
+        r = retains(acache)
+        assert await acache.sadd("s", "a", "b", "a") == 2
+        assert await acache.sadd("s", "b", "c", 7) == (2 if r else 3)
+        if not r:
+            assert await acache.smembers("s") == set()
+            return
+        assert await acache.smembers("s") == {"a", "b", "c", 7}
+        assert await acache.sismember("s", "a") is True
+        assert await acache.sismember("s", 7) is True
+        assert await acache.sismember("s", "zz") is False
+        assert await acache.scard("s") == 4
+        assert await acache.srem("s", "a", "zz") == 1
+        assert await acache.srem("s", "b", "c", 7) == 3
+        assert await acache.exists("s") is False
+        assert await acache.scard("s") == 0
+        assert await acache.smembers("absent") == set()
+
+    async def test_set_errors(self, acache: AsyncCache) -> None:
+        with pytest.raises(InvalidArgument, match="at least one"):
+            await acache.sadd("s")
+        await acache.set("plain", "v")
+        if retains(acache):
+            with pytest.raises(WrongType):
+                await acache.sadd("plain", 1)
+            await acache.sadd("s", 1)
+            with pytest.raises(WrongType):
+                await acache.lpush("s", 1)
+
+    # ------------------------------------------------------------------ hashes
+
+    async def test_hashes(self, acache: AsyncCache) -> None:
+        r = retains(acache)
+        assert await acache.hset("h", "f1", "v1") == 1
+        assert await acache.hset("h", mapping={"f1": "new", "f2": [1, 2], "n": 5}) == (2 if r else 3)
+        if not r:
+            assert await acache.hgetall("h") == {}
+            assert await acache.hincrby("h", "n", 2) == 2
+            return
+        assert await acache.hget("h", "f1") == "new"
+        assert await acache.hget("h", "absent", "d") == "d"
+        assert await acache.hgetall("h") == {"f1": "new", "f2": [1, 2], "n": 5}
+        assert await acache.hexists("h", "f2") is True
+        assert await acache.hexists("h", "zz") is False
+        assert await acache.hlen("h") == 3
+        assert await acache.hincrby("h", "n", 10) == 15
+        assert await acache.hincrby("h", "new", -2) == -2
+        assert await acache.hget("h", "n") == 15
+        assert await acache.hdel("h", "f1", "zz") == 1
+        assert await acache.hdel("h", "f2", "n", "new") == 3
+        assert await acache.exists("h") is False
+        assert await acache.hlen("absent") == 0
+
+    async def test_hash_errors(self, acache: AsyncCache) -> None:
+        with pytest.raises(InvalidArgument):
+            await acache.hset("h")
+        with pytest.raises(InvalidArgument, match="without a value"):
+            await acache.hset("h", "f")
+        with pytest.raises(InvalidKey, match="field"):
+            await acache.hset("h", mapping={1: "x"})  # type: ignore[dict-item]
+        with pytest.raises(InvalidArgument, match="amount"):
+            await acache.hincrby("h", "f", 1.5)  # type: ignore[arg-type]
+        await acache.hset("h", "text", "abc")
+        if retains(acache):
+            with pytest.raises(WrongType):
+                await acache.hincrby("h", "text")
+            assert await acache.hget("h", "text") == "abc"
+            with pytest.raises(WrongType):
+                await acache.incr("h")
+
+    # -------------------------------------------------------------- get_or_set
+
+    async def test_get_or_set(self, acache: AsyncCache) -> None:
+        calls: list[int] = []
+
+        def factory() -> str:
+            calls.append(1)
+            return "made"
+
+        assert await acache.get_or_set("k", factory, ttl=60) == "made"
+        assert await acache.get_or_set("k", factory, ttl=60) == "made"
+        assert len(calls) == (1 if retains(acache) else 2)
+
+    async def test_get_or_set_exception_not_cached(self, acache: AsyncCache) -> None:
+        def boom() -> str:
+            raise RuntimeError("factory failed")
+
+        with pytest.raises(RuntimeError, match="factory failed"):
+            await acache.get_or_set("k", boom)
+        assert await acache.exists("k") is False
+        with pytest.raises(InvalidArgument, match="callable"):
+            await acache.get_or_set("k", "not callable")  # type: ignore[arg-type]
+
+    # ------------------------------------------------------ stats, hooks, life
+
+    async def test_stats(self, acache: AsyncCache) -> None:
+        acache.reset_stats()
+        await acache.set("k", 1)
+        await acache.get("k")
+        await acache.get("absent")
+        stats = await acache.stats()
+        assert stats.sets == 1
+        assert (stats.hits, stats.misses) == ((1, 1) if retains(acache) else (0, 2))
+        assert stats.hit_rate == (0.5 if retains(acache) else 0.0)
+
+    async def test_hooks_observe_and_never_break(self, acache: AsyncCache) -> None:
+        seen: list[HookEvent] = []
+
+        def broken(event: HookEvent) -> None:
+            raise ValueError("hook bug")
+
+        acache.hooks.add("before_set", broken)
+        acache.hooks.add("after_set", seen.append)
+        acache.hooks.add("after_get", seen.append)
+        try:
+            await acache.set("k", 1)
+            await acache.get("k")
+        finally:
+            acache.hooks.remove("before_set", broken)
+            acache.hooks.remove("after_set", seen.append)
+            acache.hooks.remove("after_get", seen.append)
+        assert [(e.operation, e.key) for e in seen] == [("set", "k"), ("get", "k")]
+        assert seen[1].result == (1 if retains(acache) else None)
+
+    async def test_ping_and_health(self, acache: AsyncCache) -> None:
+        assert await acache.ping() is True
+        report = await acache.health()
+        assert report.healthy is True
+        assert report.latency is not None
+        assert report.latency >= 0
+
+    async def test_closed_cache_refuses(self, acache: AsyncCache) -> None:
+        # Runs last in the class; the fixture's own close() afterwards must be a no-op.
+        await acache.close()
+        await acache.close()
+        assert acache.closed
+        with pytest.raises(CacheClosed, match="close"):
+            await acache.get("k")
+        with pytest.raises(CacheClosed):
+            await acache.set("k", 1)
+        with pytest.raises(CacheClosed):
+            await acache.lpush("k", 1)
+        report = await acache.health()
+        assert report.healthy is False
+
+
+def _codec(acache: AsyncCache) -> Any:
+    """The serializer name of ``acache`` (None when it stores objects), for sibling caches."""
+    codec = acache._codec  # noqa: SLF001 - the suite mirrors the cache under test
+    return None if codec is None else codec.serializer.name
