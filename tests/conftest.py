@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+
 from servers import (  # noqa: F401 - fixtures re-exported for every test module
     memcached_server,
     memcached_server_factory,
     redis_server,
     redis_server_factory,
 )
-
 from stratacache import AsyncCache, Cache
 from stratacache.testing import FakeClock
 

@@ -128,7 +128,12 @@ def parse_positive_float(name: str, value: Any) -> float:
             value = float(value)
         except ValueError:
             raise _bad(name, value, "a positive number") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise _bad(name, value, "a positive number")
     return float(value)
 
@@ -282,7 +287,11 @@ def parse_mapping(mapping: Mapping[str, Any]) -> ParsedConfig:
     else:
         name = parse_str("backend", backend) if backend is not None else "memory"
         # A backend name, or a URL scheme standing for one ("rediss" -> "redis").
-        config = ParsedConfig(backend=name if name in BACKEND_PARAMS else scheme_backend(name))
+        try:
+            config = ParsedConfig(backend=name if name in BACKEND_PARAMS else scheme_backend(name))
+        except ConfigurationError:
+            known = ", ".join(sorted(BACKEND_PARAMS))
+            raise ConfigurationError(f"unknown backend {name!r}; known backends: {known}") from None
     for name, value in rest.items():
         if not isinstance(name, str):
             raise ConfigurationError(f"configuration keys must be strings, got {name!r}")

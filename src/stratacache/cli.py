@@ -10,7 +10,7 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 
-def _demo(out: "_Printer") -> None:
+def _demo(out: _Printer) -> None:
     import stratacache as sc
     from stratacache.testing.clock import FakeClock
 

@@ -17,7 +17,9 @@ __all__ = ["cached"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def cached(cache: Cache | AsyncCache, *, ttl: Any = UNSET, key: Callable[..., str] | None = None) -> Callable[[F], F]:
+def cached(
+    cache: Cache | AsyncCache, *, ttl: Any = UNSET, key: Callable[..., str] | None = None
+) -> Callable[[F], F]:
     """Cache a function's results in ``cache``.
 
     Works on plain functions with :class:`Cache` and on ``async def`` functions with

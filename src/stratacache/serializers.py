@@ -149,6 +149,12 @@ def _type_name(obj: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _describe(exc: BaseException) -> str:
+    """``ExcType: message``; several libraries raise exceptions with an empty message."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _for_key(key: str | None) -> str:
     return "" if key is None else f" (key {key!r})"
 
@@ -225,8 +231,12 @@ class MsgpackSerializer:
         except ImportError as exc:  # pragma: no cover - msgpack is a core dependency
             raise _missing_extra("msgpack", "msgpack", exc) from exc
         self._ext_type = msgpack.ExtType
+        self._packer_class = msgpack.Packer
         self._packb = msgpack.packb
         self._unpackb = msgpack.unpackb
+        # One reusable Packer per thread for top-level dumps(): building a Packer costs more
+        # than packing a small value, and a Packer must not be shared between threads.
+        self._local = threading.local()
         self._ext_decoders: dict[int, Callable[[bytes], Any]] = {
             _EXT_BIGINT: lambda b: int.from_bytes(b, "big", signed=True),
             _EXT_TUPLE: lambda b: tuple(self._unpack_list(b)),
@@ -299,23 +309,33 @@ class MsgpackSerializer:
 
     def dumps(self, value: Any) -> bytes:
         """Serialize ``value``; unsupported types raise :class:`SerializationError` naming them."""
+        packer = getattr(self._local, "packer", None)
+        if packer is None:
+            packer = self._local.packer = self._packer_class(
+                default=self._default, use_bin_type=True, strict_types=True
+            )
         try:
-            return self._pack(value)
+            # _default packs nested values with a fresh packb(), never with this Packer,
+            # which is in the middle of a pack() and not re-entrant. A failed pack() resets it.
+            data: bytes = packer.pack(value)
+            return data
         except SerializationError:
             raise
         except Exception as exc:  # msgpack raises TypeError/ValueError/OverflowError
             raise SerializationError(
-                f"msgpack cannot serialize a value of type {_type_name(value)!r}: {exc}"
+                f"msgpack cannot serialize a value of type {_type_name(value)!r}: {_describe(exc)}"
             ) from exc
 
     def loads(self, data: bytes) -> Any:
         """Deserialize msgpack bytes; malformed data raises :class:`SerializationError`."""
         try:
-            return self._unpack(data)
+            return self._unpackb(
+                data, ext_hook=self._ext_hook, raw=False, strict_map_key=False, use_list=True
+            )
         except SerializationError:
             raise
         except Exception as exc:
-            raise SerializationError(f"cannot decode msgpack data: {exc}") from exc
+            raise SerializationError(f"cannot decode msgpack data: {_describe(exc)}") from exc
 
 
 # --------------------------------------------------------------------------- json
@@ -417,7 +437,7 @@ class JsonSerializer:
             return self._dump(value)
         except Exception as exc:  # e.g. lone surrogates in a str
             raise SerializationError(
-                f"JSON cannot serialize a value of type {_type_name(value)!r}: {exc}"
+                f"JSON cannot serialize a value of type {_type_name(value)!r}: {_describe(exc)}"
             ) from exc
 
     def loads(self, data: bytes) -> Any:
@@ -425,7 +445,7 @@ class JsonSerializer:
         try:
             return self._load(bytes(data))
         except Exception as exc:
-            raise SerializationError(f"cannot decode JSON data: {exc}") from exc
+            raise SerializationError(f"cannot decode JSON data: {_describe(exc)}") from exc
 
 
 # --------------------------------------------------------------------------- pickle
@@ -469,7 +489,9 @@ class PickleSerializer:
         try:
             pickled = pickle.dumps(value, protocol=_PICKLE_PROTOCOL)
         except Exception as exc:  # PicklingError, TypeError, AttributeError (local objects), ...
-            raise SerializationError(f"pickle cannot serialize a value of type {_type_name(value)!r}: {exc}") from exc
+            raise SerializationError(
+                f"pickle cannot serialize a value of type {_type_name(value)!r}: {_describe(exc)}"
+            ) from exc
         return hmac.digest(self._key, pickled, "sha256") + pickled
 
     def loads(self, data: bytes) -> Any:
@@ -485,7 +507,7 @@ class PickleSerializer:
         try:
             return pickle.loads(body)
         except Exception as exc:
-            raise SerializationError(f"cannot unpickle data: {exc}") from exc
+            raise SerializationError(f"cannot unpickle data: {_describe(exc)}") from exc
 
 
 # --------------------------------------------------------------------------- raw
@@ -514,7 +536,7 @@ class RawSerializer:
             try:
                 return b"%d" % value
             except ValueError as exc:  # over sys.get_int_max_str_digits()
-                raise SerializationError(f"int too large to write as decimal: {exc}") from exc
+                raise SerializationError(f"int too large to write as decimal: {_describe(exc)}") from exc
         raise SerializationError(
             f"the raw serializer stores bytes, bytearray, memoryview or int, not {_type_name(value)!r}"
         )
@@ -640,7 +662,7 @@ def _make_compressor(name: str, level: int | None) -> Callable[[bytes], bytes]:
         compress = lz4_frame.compress
         lz4_level = 0 if level is None else level
         # content_checksum: lets a corrupted stored value fail loudly instead of decoding to garbage.
-        return lambda data: compress(data, compression_level=lz4_level, content_checksum=True)  # type: ignore[no-any-return]
+        return lambda data: compress(data, compression_level=lz4_level, content_checksum=True)
     zstandard = _import_zstd()
     zstd_level = 3 if level is None else level
     attr = f"compressor_{zstd_level}"
@@ -724,6 +746,8 @@ class Codec:
         "_key_id",
         "_loaders",
         "_max_size",
+        "_plain_members",
+        "_plain_values",
         "_serializer",
         "_signing_key",
         "_threshold",
@@ -753,9 +777,16 @@ class Codec:
         self._dumps: Callable[[Any], bytes] = ser.dumps
         self._headerless = format_id == 0
         self._headers = tuple(bytes((MAGIC, VERSION, format_id, flags)) for flags in range(_FLAG_KNOWN + 1))
-        self._loaders: dict[int, Callable[[bytes], Any]] = {format_id: ser.loads}
-        if signing_key is not None and 3 not in self._loaders:
-            self._loaders[3] = PickleSerializer(signing_key).loads
+        self._loaders: dict[int, Callable[[bytes], Any]] = {}
+        self._plain_members: dict[bytes, Callable[[bytes], Any]] = {}
+        self._plain_values = self._plain_members
+        if format_id == 0:
+            # Headerless: decode hands every value to ser.loads, so no other format is registered.
+            self._loaders[0] = ser.loads
+        else:
+            self._add_loader(format_id, ser.loads)
+            if signing_key is not None and 3 not in self._loaders:
+                self._add_loader(3, PickleSerializer(signing_key).loads)
 
         if self._headerless and (compression is not None or encryption_keys is not None):
             raise ConfigurationError(
@@ -780,7 +811,9 @@ class Codec:
             compression_id = _COMPRESSION_IDS.get(compression) if isinstance(compression, str) else None
             if compression_id is None:
                 valid = ", ".join(repr(n) for n in _COMPRESSION_IDS)
-                raise ConfigurationError(f"unknown compression {compression!r}; valid values are None, {valid}")
+                raise ConfigurationError(
+                    f"unknown compression {compression!r}; valid values are None, {valid}"
+                )
             if compression_level is not None and type(compression_level) is not int:
                 raise ConfigurationError(f"compression_level must be an int, not {compression_level!r}")
             compress = _make_compressor(compression, compression_level)
@@ -788,7 +821,8 @@ class Codec:
                 compress(b"stratacache" * 8)  # an out-of-range level only fails when used
             except Exception as exc:
                 raise ConfigurationError(
-                    f"compression_level {compression_level!r} is not valid for {compression}: {exc}"
+                    f"compression_level {compression_level!r} is not valid for {compression}: "
+                    + _describe(exc)
                 ) from exc
             self._compress = compress
             self._compression_id = compression_id
@@ -816,6 +850,7 @@ class Codec:
             # A list per id: two keys may share a 4-byte id, then each is tried in turn.
             aeads.setdefault(hashlib.sha256(key).digest()[:_KEY_ID_SIZE], []).append(AESGCM(key))
         self._aeads = aeads
+        self._plain_values = {}  # unencrypted values are refused, so no plain fast path
         self._aead = AESGCM(keys[0])
         self._key_id = hashlib.sha256(keys[0]).digest()[:_KEY_ID_SIZE]
         self._invalid_tag = InvalidTag
@@ -837,7 +872,7 @@ class Codec:
         except Exception as exc:  # a custom serializer's own exception
             raise SerializationError(
                 f"{getattr(self._serializer, 'name', 'serializer')} cannot serialize a value of "
-                f"type {_type_name(value)!r}{_for_key(key)}: {exc}"
+                f"type {_type_name(value)!r}{_for_key(key)}: {_describe(exc)}"
             ) from exc
         if type(payload) is not bytes:
             if not isinstance(payload, (bytearray, memoryview)):
@@ -860,7 +895,7 @@ class Codec:
             try:
                 packed = compress(payload)
             except Exception as exc:
-                raise SerializationError(f"cannot compress value{_for_key(key)}: {exc}") from exc
+                raise SerializationError(f"cannot compress value{_for_key(key)}: {_describe(exc)}") from exc
             # Incompressible data (already compressed, random) would only grow: keep it plain.
             if len(packed) < len(payload):
                 payload = packed
@@ -873,7 +908,7 @@ class Codec:
         try:
             sealed = aead.encrypt(nonce, payload, header)
         except Exception as exc:
-            raise SerializationError(f"cannot encrypt value{_for_key(key)}: {exc}") from exc
+            raise SerializationError(f"cannot encrypt value{_for_key(key)}: {_describe(exc)}") from exc
         return b"".join((header, self._key_id, nonce, sealed))
 
     def encode_member(self, value: Any, key: str | None = None) -> bytes:
@@ -897,11 +932,29 @@ class Codec:
 
     def decode(self, data: bytes, key: str | None = None) -> Any:
         """Return the value stored as ``data``; anything undecodable raises :class:`SerializationError`."""
-        return self._decode(data, key, False)
+        # Fast path: a known plain header (no flags) maps straight to its loader, skipping
+        # the field-by-field checks of _decode, which only matter for the other cases.
+        loads = self._plain_values.get(data[:4]) if type(data) is bytes else None
+        if loads is None:
+            return self._decode(data, key, False)
+        try:
+            return loads(data[4:])
+        except Exception as exc:
+            if key is None and isinstance(exc, SerializationError):
+                raise
+            raise _load_error(exc, key) from exc
 
     def decode_member(self, data: bytes, key: str | None = None) -> Any:
         """Decode bytes produced by :meth:`encode_member` (unencrypted values are accepted)."""
-        return self._decode(data, key, True)
+        loads = self._plain_members.get(data[:4]) if type(data) is bytes else None
+        if loads is None:
+            return self._decode(data, key, True)
+        try:
+            return loads(data[4:])
+        except Exception as exc:
+            if key is None and isinstance(exc, SerializationError):
+                raise
+            raise _load_error(exc, key) from exc
 
     def _decode(self, data: bytes, key: str | None, member: bool) -> Any:
         if type(data) is not bytes:
@@ -965,19 +1018,30 @@ class Codec:
                 f"value is pickled but this cache has no signing_key; refusing to unpickle it{_for_key(key)}"
             )
         else:
-            raise SerializationError(f"unknown serializer format id {fmt} in stratacache header{_for_key(key)}")
-        self._loaders[fmt] = loads
+            raise SerializationError(
+                f"unknown serializer format id {fmt} in stratacache header{_for_key(key)}"
+            )
+        self._add_loader(fmt, loads)
         return loads
+
+    def _add_loader(self, fmt: int, loads: Callable[[bytes], Any]) -> None:
+        self._loaders[fmt] = loads
+        self._plain_members[bytes((MAGIC, VERSION, fmt, 0))] = loads
+        # _plain_values is the same dict unless encryption is required (then it stays empty).
 
     def _decrypt(self, data: bytes, key: str | None) -> bytes:
         aeads = self._aeads
         if aeads is None:
-            raise SerializationError(f"value is encrypted but this cache has no encryption_keys{_for_key(key)}")
+            raise SerializationError(
+                f"value is encrypted but this cache has no encryption_keys{_for_key(key)}"
+            )
         if len(data) < _ENCRYPTED_MIN_SIZE:
             raise SerializationError(f"encrypted value is truncated{_for_key(key)}")
         candidates = aeads.get(data[4 : 4 + _KEY_ID_SIZE])
         if candidates is None:
-            raise SerializationError(f"value was encrypted with a key that is not in encryption_keys{_for_key(key)}")
+            raise SerializationError(
+                f"value was encrypted with a key that is not in encryption_keys{_for_key(key)}"
+            )
         view = memoryview(data)
         header = view[:4]
         nonce = view[4 + _KEY_ID_SIZE : 4 + _KEY_ID_SIZE + _NONCE_SIZE]
@@ -990,7 +1054,7 @@ class Codec:
             except invalid_tag as exc:
                 failure = exc
             except Exception as exc:
-                raise SerializationError(f"cannot decrypt value{_for_key(key)}: {exc}") from exc
+                raise SerializationError(f"cannot decrypt value{_for_key(key)}: {_describe(exc)}") from exc
         raise SerializationError(
             f"encrypted value failed authentication (tampered or corrupt){_for_key(key)}"
         ) from failure
@@ -1005,17 +1069,25 @@ class Codec:
                 raise
             raise type(exc)(f"{exc}{_for_key(key)}") from exc
         except Exception as exc:  # zlib.error, lz4 RuntimeError, ZstdError, MemoryError
-            raise SerializationError(f"corrupt {name}-compressed value{_for_key(key)}: {exc}") from exc
+            raise SerializationError(
+                f"corrupt {name}-compressed value{_for_key(key)}: {_describe(exc)}"
+            ) from exc
 
     def _deserialize(self, loads: Callable[[bytes], Any], payload: bytes, key: str | None) -> Any:
         try:
             return loads(payload)
-        except SerializationError as exc:
-            if key is None:
+        except Exception as exc:
+            if key is None and isinstance(exc, SerializationError):
                 raise
-            raise SerializationError(f"{exc}{_for_key(key)}") from exc
-        except Exception as exc:  # a custom serializer's own exception
-            raise SerializationError(f"cannot deserialize value{_for_key(key)}: {exc}") from exc
+            raise _load_error(exc, key) from exc
+
+
+def _load_error(exc: Exception, key: str | None) -> SerializationError:
+    """The error to raise when a serializer's ``loads`` failed with ``exc``."""
+    if isinstance(exc, SerializationError):
+        return SerializationError(f"{exc}{_for_key(key)}")
+    # A custom serializer's own exception.
+    return SerializationError(f"cannot deserialize value{_for_key(key)}: {_describe(exc)}")
 
 
 def _parse_int(data: bytes, key: str | None) -> int:
@@ -1026,4 +1098,4 @@ def _parse_int(data: bytes, key: str | None) -> int:
     try:
         return int(data)
     except ValueError as exc:  # more digits than sys.get_int_max_str_digits()
-        raise SerializationError(f"integer value is too long{_for_key(key)}: {exc}") from exc
+        raise SerializationError(f"integer value is too long{_for_key(key)}: {_describe(exc)}") from exc

@@ -8,6 +8,7 @@ and the closed state. Backends only store.
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import os
 import time
@@ -31,6 +32,7 @@ from .patterns import AsyncFlightGroup
 __all__ = ["AsyncCache", "HealthReport"]
 
 _IS_ASYNC = True
+_ASYNC_HINT = "use AsyncCache for async factories"  # unasync: keep
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
@@ -92,13 +94,13 @@ class AsyncCache:
         self,
         backend: str | AsyncBackend | None = None,
         *,
-        namespace: str | None | Unset = UNSET,
+        namespace: str | Unset | None = UNSET,
         default_ttl: float | Any = UNSET,
-        serializer: str | Serializer | None | Unset = UNSET,
-        signing_key: str | bytes | None | Unset = UNSET,
-        compression: str | None | Unset = UNSET,
+        serializer: str | Serializer | Unset | None = UNSET,
+        signing_key: str | bytes | Unset | None = UNSET,
+        compression: str | Unset | None = UNSET,
         compression_threshold: int | Unset = UNSET,
-        encryption_keys: list[str | bytes] | None | Unset = UNSET,
+        encryption_keys: list[str | bytes] | Unset | None = UNSET,
         latency_sample: int | Unset = UNSET,
         hooks: Mapping[str, Hook | Iterable[Hook]] | None = None,
         **backend_options: Any,
@@ -232,7 +234,7 @@ class AsyncCache:
     def _key(self, key: object) -> str:
         if type(key) is not str:
             key = check_key(key)
-        return self._prefix + key  # type: ignore[operator]
+        return self._prefix + key
 
     def _ttl(self, ttl: Any) -> float | None:
         return normalize_ttl(ttl, self.default_ttl)
@@ -416,9 +418,9 @@ class AsyncCache:
         result: bool = await self._call("touch", key, self._backend.expire, self._key(key), seconds)
         return result
 
-    async def ttl(self, key: str) -> float | None | Missing:
+    async def ttl(self, key: str) -> float | Missing | None:
         """Seconds left; None when the key never expires; MISSING when there is no such key."""
-        result: float | None | Missing = await self._call("ttl", key, self._backend.ttl, self._key(key))
+        result: float | Missing | None = await self._call("ttl", key, self._backend.ttl, self._key(key))
         return result
 
     async def delete_pattern(self, pattern: str) -> int:
@@ -456,9 +458,7 @@ class AsyncCache:
             result = factory()
             if inspect.isawaitable(result):
                 if not _IS_ASYNC:
-                    raise InvalidArgument(
-                        f"factory for key {key!r} returned an awaitable; use AsyncCache for async factories"
-                    )
+                    raise InvalidArgument(f"factory for key {key!r} returned an awaitable; {_ASYNC_HINT}")
                 result = await result
             await self.set(key, result, ttl=seconds)
             return result
@@ -543,10 +543,10 @@ class AsyncCache:
         result: int = await self._call("srem", key, self._backend.srem, k, encoded)
         return result
 
-    async def smembers(self, key: str) -> set[Any]:
+    async def smembers(self, key: str) -> builtins.set[Any]:
         """Every member (an empty set when absent)."""
         k = self._key(key)
-        members: set[Any] = await self._call("smembers", key, self._backend.smembers, k)
+        members: builtins.set[Any] = await self._call("smembers", key, self._backend.smembers, k)
         return {self._member_out(m, k) for m in members}
 
     async def sismember(self, key: str, member: Any) -> bool:
@@ -670,7 +670,7 @@ class AsyncCache:
         self._closed = True
         backend = self._backend
         # Swapping in a backend whose every method raises CacheClosed keeps the check off the hot path.
-        self._backend = AsyncClosedBackend(backend.describe())
+        self._backend = AsyncClosedBackend(backend.describe())  # type: ignore[abstract]
         await backend.close()
 
     async def __aenter__(self) -> Self:

@@ -49,7 +49,7 @@ def make_cached(
     """Wrap ``func`` so that calls go through ``cache.get_or_set`` (single-flight per key)."""
     if inspect.iscoroutinefunction(func) != _IS_ASYNC:
         kind = "an async def function" if _IS_ASYNC else "a plain (sync) function"
-        other = "Cache" if _IS_ASYNC else "AsyncCache"
+        other = "Cache" if _IS_ASYNC else "AsyncCache"  # unasync: keep
         raise ConfigurationError(
             f"@cached with {type(cache).__name__} needs {kind}; "
             f"{func.__qualname__} is not one (use {other} for it)"
@@ -59,7 +59,9 @@ def make_cached(
     def cache_key(*args: Any, **kwargs: Any) -> str:
         result = builder(*args, **kwargs)
         if not isinstance(result, str):
-            raise InvalidKey(f"key function for {func.__qualname__} returned {type(result).__name__}, not str")
+            raise InvalidKey(
+                f"key function for {func.__qualname__} returned {type(result).__name__}, not str"
+            )
         return result
 
     @functools.wraps(func)

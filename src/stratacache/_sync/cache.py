@@ -9,6 +9,7 @@ and the closed state. Backends only store.
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import os
 import time
@@ -32,6 +33,7 @@ from .patterns import FlightGroup
 __all__ = ["Cache", "HealthReport"]
 
 _IS_ASYNC = False
+_ASYNC_HINT = "use AsyncCache for async factories"  # unasync: keep
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
@@ -93,13 +95,13 @@ class Cache:
         self,
         backend: str | Backend | None = None,
         *,
-        namespace: str | None | Unset = UNSET,
+        namespace: str | Unset | None = UNSET,
         default_ttl: float | Any = UNSET,
-        serializer: str | Serializer | None | Unset = UNSET,
-        signing_key: str | bytes | None | Unset = UNSET,
-        compression: str | None | Unset = UNSET,
+        serializer: str | Serializer | Unset | None = UNSET,
+        signing_key: str | bytes | Unset | None = UNSET,
+        compression: str | Unset | None = UNSET,
         compression_threshold: int | Unset = UNSET,
-        encryption_keys: list[str | bytes] | None | Unset = UNSET,
+        encryption_keys: list[str | bytes] | Unset | None = UNSET,
         latency_sample: int | Unset = UNSET,
         hooks: Mapping[str, Hook | Iterable[Hook]] | None = None,
         **backend_options: Any,
@@ -233,7 +235,7 @@ class Cache:
     def _key(self, key: object) -> str:
         if type(key) is not str:
             key = check_key(key)
-        return self._prefix + key  # type: ignore[operator]
+        return self._prefix + key
 
     def _ttl(self, ttl: Any) -> float | None:
         return normalize_ttl(ttl, self.default_ttl)
@@ -417,9 +419,9 @@ class Cache:
         result: bool = self._call("touch", key, self._backend.expire, self._key(key), seconds)
         return result
 
-    def ttl(self, key: str) -> float | None | Missing:
+    def ttl(self, key: str) -> float | Missing | None:
         """Seconds left; None when the key never expires; MISSING when there is no such key."""
-        result: float | None | Missing = self._call("ttl", key, self._backend.ttl, self._key(key))
+        result: float | Missing | None = self._call("ttl", key, self._backend.ttl, self._key(key))
         return result
 
     def delete_pattern(self, pattern: str) -> int:
@@ -457,9 +459,7 @@ class Cache:
             result = factory()
             if inspect.isawaitable(result):
                 if not _IS_ASYNC:
-                    raise InvalidArgument(
-                        f"factory for key {key!r} returned an awaitable; use Cache for async factories"
-                    )
+                    raise InvalidArgument(f"factory for key {key!r} returned an awaitable; {_ASYNC_HINT}")
                 result = result
             self.set(key, result, ttl=seconds)
             return result
@@ -544,10 +544,10 @@ class Cache:
         result: int = self._call("srem", key, self._backend.srem, k, encoded)
         return result
 
-    def smembers(self, key: str) -> set[Any]:
+    def smembers(self, key: str) -> builtins.set[Any]:
         """Every member (an empty set when absent)."""
         k = self._key(key)
-        members: set[Any] = self._call("smembers", key, self._backend.smembers, k)
+        members: builtins.set[Any] = self._call("smembers", key, self._backend.smembers, k)
         return {self._member_out(m, k) for m in members}
 
     def sismember(self, key: str, member: Any) -> bool:
@@ -671,7 +671,7 @@ class Cache:
         self._closed = True
         backend = self._backend
         # Swapping in a backend whose every method raises CacheClosed keeps the check off the hot path.
-        self._backend = ClosedBackend(backend.describe())
+        self._backend = ClosedBackend(backend.describe())  # type: ignore[abstract]
         backend.close()
 
     def __enter__(self) -> Self:

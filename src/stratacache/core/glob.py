@@ -91,9 +91,11 @@ def _one(token: _Token, ch: str) -> bool:
         return True
     if kind == _LIT:
         return payload == ch
+    negate: bool
+    ranges: tuple[tuple[str, str], ...]
     negate, ranges = payload  # type: ignore[misc]
     hit = any(lo <= ch <= hi for lo, hi in ranges)
-    return hit != negate
+    return hit is not negate
 
 
 def _match_tokens(tokens: list[_Token], key: str) -> bool:

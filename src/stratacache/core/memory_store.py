@@ -12,6 +12,7 @@ without a background thread.
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 from collections import OrderedDict, deque
@@ -50,7 +51,7 @@ class _Hash(dict[str, Any]):
 
 
 _NATIVE = (_List, _Set, _Hash)
-_KIND = {_List: "list", _Set: "set", _Hash: "hash"}
+_KIND: dict[type, str] = {_List: "list", _Set: "set", _Hash: "hash"}
 
 
 def _kind(value: Any) -> str:
@@ -255,7 +256,7 @@ class MemoryStore:
             entry[1] = self._expiry(ttl)
             return True
 
-    def ttl(self, key: str) -> float | None | Missing:
+    def ttl(self, key: str) -> float | Missing | None:
         """Seconds left, None for no expiry, MISSING when absent."""
         with self._lock:
             entry = self._live(key)
@@ -376,7 +377,7 @@ class MemoryStore:
             self._drop_if_empty(key, container)
             return removed
 
-    def smembers(self, key: str) -> set[Any]:
+    def smembers(self, key: str) -> builtins.set[Any]:
         """A copy of the set at ``key`` (empty when absent)."""
         with self._lock:
             container = self._native(key, _Set, "smembers", False)

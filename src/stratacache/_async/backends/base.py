@@ -19,7 +19,8 @@ Conventions every backend follows (the conformance suite checks them):
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -100,7 +101,7 @@ class AsyncBackend(abc.ABC):
         """Set the remaining life of ``key`` (None: persist); False when absent."""
 
     @abc.abstractmethod
-    async def ttl(self, key: str) -> float | None | Missing:
+    async def ttl(self, key: str) -> float | Missing | None:
         """Seconds left, None for no expiry, MISSING when absent."""
 
     @abc.abstractmethod
@@ -138,7 +139,7 @@ class AsyncBackend(abc.ABC):
         """Remove members; how many were there."""
 
     @abc.abstractmethod
-    async def smembers(self, key: str) -> set[Any]:
+    async def smembers(self, key: str) -> builtins.set[Any]:
         """Every member (empty when absent)."""
 
     @abc.abstractmethod

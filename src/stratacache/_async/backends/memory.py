@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -36,9 +37,13 @@ class AsyncMemoryBackend(AsyncBackend):
         clock: Callable[[], float] | None = None,
     ) -> None:
         if policy not in POLICIES:
-            raise ConfigurationError(f"unknown policy {policy!r} for memory backend; valid: {', '.join(POLICIES)}")
+            raise ConfigurationError(
+                f"unknown policy {policy!r} for memory backend; valid: {', '.join(POLICIES)}"
+            )
         if clock is not None and not callable(clock):
-            raise ConfigurationError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
+            raise ConfigurationError(
+                f"clock must be a callable returning seconds, got {type(clock).__name__}"
+            )
         self.policy = policy
         self.store = MemoryStore(max_entries=max_entries, clock=clock)
 
@@ -76,7 +81,7 @@ class AsyncMemoryBackend(AsyncBackend):
     async def expire(self, key: str, ttl: float | None) -> bool:
         return self.store.expire(key, ttl)
 
-    async def ttl(self, key: str) -> float | None | Missing:
+    async def ttl(self, key: str) -> float | Missing | None:
         return self.store.ttl(key)
 
     async def delete_pattern(self, pattern: str) -> int:
@@ -103,7 +108,7 @@ class AsyncMemoryBackend(AsyncBackend):
     async def srem(self, key: str, members: list[Any]) -> int:
         return self.store.srem(key, members)
 
-    async def smembers(self, key: str) -> set[Any]:
+    async def smembers(self, key: str) -> builtins.set[Any]:
         return self.store.smembers(key)
 
     async def sismember(self, key: str, member: Any) -> bool:

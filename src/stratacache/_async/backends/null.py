@@ -7,6 +7,7 @@ returns 2, ``sadd`` counts distinct members, and every read finds nothing.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -53,7 +54,7 @@ class AsyncNullBackend(AsyncBackend):
     async def expire(self, key: str, ttl: float | None) -> bool:
         return False
 
-    async def ttl(self, key: str) -> float | None | Missing:
+    async def ttl(self, key: str) -> float | Missing | None:
         return MISSING
 
     async def delete_pattern(self, pattern: str) -> int:
@@ -80,7 +81,7 @@ class AsyncNullBackend(AsyncBackend):
     async def srem(self, key: str, members: list[Any]) -> int:
         return 0
 
-    async def smembers(self, key: str) -> set[Any]:
+    async def smembers(self, key: str) -> builtins.set[Any]:
         return set()
 
     async def sismember(self, key: str, member: Any) -> bool:

@@ -20,7 +20,8 @@ Conventions every backend follows (the conformance suite checks them):
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -101,7 +102,7 @@ class Backend(abc.ABC):
         """Set the remaining life of ``key`` (None: persist); False when absent."""
 
     @abc.abstractmethod
-    def ttl(self, key: str) -> float | None | Missing:
+    def ttl(self, key: str) -> float | Missing | None:
         """Seconds left, None for no expiry, MISSING when absent."""
 
     @abc.abstractmethod
@@ -139,7 +140,7 @@ class Backend(abc.ABC):
         """Remove members; how many were there."""
 
     @abc.abstractmethod
-    def smembers(self, key: str) -> set[Any]:
+    def smembers(self, key: str) -> builtins.set[Any]:
         """Every member (empty when absent)."""
 
     @abc.abstractmethod

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -37,9 +38,13 @@ class MemoryBackend(Backend):
         clock: Callable[[], float] | None = None,
     ) -> None:
         if policy not in POLICIES:
-            raise ConfigurationError(f"unknown policy {policy!r} for memory backend; valid: {', '.join(POLICIES)}")
+            raise ConfigurationError(
+                f"unknown policy {policy!r} for memory backend; valid: {', '.join(POLICIES)}"
+            )
         if clock is not None and not callable(clock):
-            raise ConfigurationError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
+            raise ConfigurationError(
+                f"clock must be a callable returning seconds, got {type(clock).__name__}"
+            )
         self.policy = policy
         self.store = MemoryStore(max_entries=max_entries, clock=clock)
 
@@ -77,7 +82,7 @@ class MemoryBackend(Backend):
     def expire(self, key: str, ttl: float | None) -> bool:
         return self.store.expire(key, ttl)
 
-    def ttl(self, key: str) -> float | None | Missing:
+    def ttl(self, key: str) -> float | Missing | None:
         return self.store.ttl(key)
 
     def delete_pattern(self, pattern: str) -> int:
@@ -104,7 +109,7 @@ class MemoryBackend(Backend):
     def srem(self, key: str, members: list[Any]) -> int:
         return self.store.srem(key, members)
 
-    def smembers(self, key: str) -> set[Any]:
+    def smembers(self, key: str) -> builtins.set[Any]:
         return self.store.smembers(key)
 
     def sismember(self, key: str, member: Any) -> bool:

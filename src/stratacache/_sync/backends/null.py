@@ -8,6 +8,7 @@ returns 2, ``sadd`` counts distinct members, and every read finds nothing.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -54,7 +55,7 @@ class NullBackend(Backend):
     def expire(self, key: str, ttl: float | None) -> bool:
         return False
 
-    def ttl(self, key: str) -> float | None | Missing:
+    def ttl(self, key: str) -> float | Missing | None:
         return MISSING
 
     def delete_pattern(self, pattern: str) -> int:
@@ -81,7 +82,7 @@ class NullBackend(Backend):
     def srem(self, key: str, members: list[Any]) -> int:
         return 0
 
-    def smembers(self, key: str) -> set[Any]:
+    def smembers(self, key: str) -> builtins.set[Any]:
         return set()
 
     def sismember(self, key: str, member: Any) -> bool:

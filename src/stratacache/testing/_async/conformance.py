@@ -19,9 +19,9 @@ of ``acache``. The async suite needs pytest-asyncio. A backend whose capabilitie
 
 from __future__ import annotations
 
-import asyncio  # noqa: F401 - the async flavour sleeps with it
+import asyncio
 import math
-import time  # noqa: F401 - the generated sync flavour sleeps with it
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -195,7 +195,9 @@ class AsyncCacheConformance:
             assert await acache.exists("k") is False
 
     async def test_default_ttl(self, acache: AsyncCache, cache_clock: Any) -> None:
-        other = AsyncCache(acache.backend, namespace="dflt", default_ttl=self.SHORT_TTL, serializer=_codec(acache))
+        other = AsyncCache(
+            acache.backend, namespace="dflt", default_ttl=self.SHORT_TTL, serializer=_codec(acache)
+        )
         await other.set("k", "v")
         await other.set("kept", "v", ttl=None)
         assert await other.touch("kept") is retains(acache)  # touch with no ttl applies the default
@@ -509,5 +511,5 @@ class AsyncCacheConformance:
 
 def _codec(acache: AsyncCache) -> Any:
     """The serializer name of ``acache`` (None when it stores objects), for sibling caches."""
-    codec = acache._codec  # noqa: SLF001 - the suite mirrors the cache under test
+    codec = acache._codec
     return None if codec is None else codec.serializer.name

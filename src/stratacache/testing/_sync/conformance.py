@@ -20,9 +20,9 @@ of ``cache``. The async suite needs pytest-asyncio. A backend whose capabilities
 
 from __future__ import annotations
 
-import asyncio  # noqa: F401 - the async flavour sleeps with it
+import asyncio
 import math
-import time  # noqa: F401 - the generated sync flavour sleeps with it
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -195,7 +195,9 @@ class CacheConformance:
             assert cache.exists("k") is False
 
     def test_default_ttl(self, cache: Cache, cache_clock: Any) -> None:
-        other = Cache(cache.backend, namespace="dflt", default_ttl=self.SHORT_TTL, serializer=_codec(cache))
+        other = Cache(
+            cache.backend, namespace="dflt", default_ttl=self.SHORT_TTL, serializer=_codec(cache)
+        )
         other.set("k", "v")
         other.set("kept", "v", ttl=None)
         assert other.touch("kept") is retains(cache)  # touch with no ttl applies the default
@@ -509,5 +511,5 @@ class CacheConformance:
 
 def _codec(cache: Cache) -> Any:
     """The serializer name of ``cache`` (None when it stores objects), for sibling caches."""
-    codec = cache._codec  # noqa: SLF001 - the suite mirrors the cache under test
+    codec = cache._codec
     return None if codec is None else codec.serializer.name

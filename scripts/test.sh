@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run the whole suite: lint, types, generated-code
+# drift, then pytest (with coverage) against real redis-server/memcached processes that the
+# fixtures start on free loopback ports. This is the README's test command and CI's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "== creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+echo "== installing stratacache[test] into $VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+
+echo "== making sure redis-server and memcached are present"
+bash scripts/install_servers.sh
+
+export PATH="$PWD/$VENV/bin:$PATH"
+
+echo "== ruff"
+ruff check .
+ruff format --check .
+
+echo "== mypy --strict"
+mypy
+
+echo "== generated sync code in step with its async source"
+python scripts/unasync.py --check
+
+echo "== pytest"
+pytest -p no:cacheprovider --cov=stratacache --cov-report=term --cov-fail-under=90 "$@"
