@@ -44,7 +44,7 @@ Python value                          msgpack encoding    read back as
 ``bytes``                             bin                 ``bytes``
 ``bytearray``, ``memoryview``         bin                 ``bytes`` (not the original type)
 ``list``                              array               ``list``
-``dict`` (keys: any type here)        map                 ``dict`` (insertion order kept)
+``dict`` (keys: any hashable here)    map                 ``dict`` (insertion order kept)
 ``tuple``                             ext 2               ``tuple`` (nested ones too)
 ``set``                               ext 3               ``set``
 ``frozenset``                         ext 4               ``frozenset``
@@ -54,7 +54,9 @@ Python value                          msgpack encoding    read back as
                                                           ``ZoneInfo``/tz name and ``fold``
                                                           are not kept); microseconds kept
 ``datetime.date``                     ext 6               ``date``
-``datetime.time``                     ext 7 (ISO 8601)    like datetime
+``datetime.time``                     ext 7 (ISO 8601)    like datetime; a time whose
+                                                          tzinfo gives no ``utcoffset()``
+                                                          (e.g. ``ZoneInfo``) reads back naive
 ``datetime.timedelta``                ext 8               ``timedelta``
 ``decimal.Decimal``                   ext 9               ``Decimal`` (exact, incl. NaN)
 ``uuid.UUID``                         ext 10              ``UUID``
@@ -159,9 +161,8 @@ def _for_key(key: str | None) -> str:
     return "" if key is None else f" (key {key!r})"
 
 
-def _missing_extra(package: str, extra: str, exc: ImportError) -> ConfigurationError:
-    # The caller chains ``exc`` with ``raise ... from exc``.
-    del exc
+def _missing_extra(package: str, extra: str) -> ConfigurationError:
+    # Callers chain the ImportError themselves with ``raise ... from exc``.
     return ConfigurationError(f"{package} is not installed; {_EXTRA_HINT.format(extra=extra)}")
 
 
@@ -229,7 +230,7 @@ class MsgpackSerializer:
         try:
             import msgpack
         except ImportError as exc:  # pragma: no cover - msgpack is a core dependency
-            raise _missing_extra("msgpack", "msgpack", exc) from exc
+            raise _missing_extra("msgpack", "msgpack") from exc
         self._ext_type = msgpack.ExtType
         self._packer_class = msgpack.Packer
         self._packb = msgpack.packb
@@ -394,7 +395,7 @@ def _import_orjson(*, required: bool) -> Any:
         import orjson
     except ImportError as exc:
         if required:
-            raise _missing_extra("orjson", "json", exc) from exc
+            raise _missing_extra("orjson", "json") from exc
         return None
     return orjson
 
@@ -591,7 +592,7 @@ def _import_lz4() -> Any:
     try:
         import lz4.frame
     except ImportError as exc:
-        raise _missing_extra("lz4", "compression", exc) from exc
+        raise _missing_extra("lz4", "compression") from exc
     return lz4.frame
 
 
@@ -599,7 +600,7 @@ def _import_zstd() -> Any:
     try:
         import zstandard
     except ImportError as exc:
-        raise _missing_extra("zstandard", "compression", exc) from exc
+        raise _missing_extra("zstandard", "compression") from exc
     return zstandard
 
 
@@ -844,7 +845,7 @@ class Codec:
             from cryptography.exceptions import InvalidTag
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         except ImportError as exc:
-            raise _missing_extra("cryptography", "crypto", exc) from exc
+            raise _missing_extra("cryptography", "crypto") from exc
         aeads: dict[bytes, list[AESGCM]] = {}
         for key in keys:
             # A list per id: two keys may share a 4-byte id, then each is tried in turn.
@@ -958,7 +959,7 @@ class Codec:
 
     def _decode(self, data: bytes, key: str | None, member: bool) -> Any:
         if type(data) is not bytes:
-            if not isinstance(data, (bytearray, memoryview)):
+            if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise SerializationError(f"can only decode bytes, not {_type_name(data)}{_for_key(key)}")
             data = bytes(data)
         if self._headerless:
