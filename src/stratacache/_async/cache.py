@@ -252,20 +252,20 @@ class AsyncCache:
 
     def _failed(self, operation: str, key: object, exc: CacheError) -> None:
         self._stats.errors += 1
-        if self._hooks:
+        if self._hooks.active:
             self._hooks.fire("on_error", HookEvent(operation, key, error=exc))
 
     async def _call(self, operation: str, key: object, fn: Callable[..., Any], *args: Any) -> Any:
         """Run one backend call with hooks and error accounting."""
         hooks = self._hooks
-        if hooks:
+        if hooks.active:
             hooks.fire(f"before_{operation}", HookEvent(operation, key))
         try:
             result = await fn(*args)
         except CacheError as exc:
             self._failed(operation, key, exc)
             raise
-        if hooks:
+        if hooks.active:
             hooks.fire(f"after_{operation}", HookEvent(operation, key, result=result))
         return result
 
@@ -275,7 +275,7 @@ class AsyncCache:
         """The value at ``key``, or ``default`` on a miss (a stored ``None`` stays ``None``)."""
         k = self._prefix + key if type(key) is str else self._key(key)
         hooks = self._hooks
-        if hooks:
+        if hooks.active:
             hooks.fire("before_get", HookEvent("get", key))
         self._tick += 1
         started = 0.0
@@ -296,7 +296,7 @@ class AsyncCache:
             value = default
         else:
             self._stats.hits += 1
-        if hooks:
+        if hooks.active:
             hooks.fire("after_get", HookEvent("get", key, result=value))
         return value
 
@@ -305,7 +305,7 @@ class AsyncCache:
         k = self._prefix + key if type(key) is str else self._key(key)
         seconds = self.default_ttl if ttl is UNSET else normalize_ttl(ttl)
         hooks = self._hooks
-        if hooks:
+        if hooks.active:
             hooks.fire("before_set", HookEvent("set", key, value))
         self._tick += 1
         started = 0.0
@@ -322,7 +322,7 @@ class AsyncCache:
         if started:
             self._stats.set_latency.add(time.perf_counter() - started)
         self._stats.sets += 1
-        if hooks:
+        if hooks.active:
             hooks.fire("after_set", HookEvent("set", key, value))
 
     async def add(self, key: str, value: Any, ttl: Any = UNSET) -> bool:

@@ -48,13 +48,16 @@ Hook = Callable[[HookEvent], object]
 class Hooks:
     """Named lists of callbacks. Exceptions inside a callback are logged and swallowed."""
 
-    __slots__ = ("_hooks",)
+    __slots__ = ("_hooks", "active")
 
     def __init__(self) -> None:
         self._hooks: dict[str, list[Hook]] = {}
+        # A plain attribute, not __bool__: the facade tests it on every operation, and a
+        # Python-level __bool__ call costs more than the rest of a cache hit's bookkeeping.
+        self.active = False
 
     def __bool__(self) -> bool:
-        return bool(self._hooks)
+        return self.active
 
     def add(self, name: str, hook: Hook) -> None:
         """Register ``hook`` under ``name`` (one of :data:`HOOK_NAMES`)."""
@@ -63,6 +66,7 @@ class Hooks:
         if not callable(hook):
             raise ConfigurationError(f"hook {name!r} must be callable, got {type(hook).__name__}")
         self._hooks.setdefault(name, []).append(hook)
+        self.active = True
 
     def remove(self, name: str, hook: Hook) -> None:
         """Unregister ``hook``; a hook that was never added is ignored."""
@@ -71,6 +75,7 @@ class Hooks:
             hooks.remove(hook)
             if not hooks:
                 del self._hooks[name]
+            self.active = bool(self._hooks)
 
     def fire(self, name: str, event: HookEvent) -> None:
         """Call every hook for ``name``; a failing hook is logged, never raised."""

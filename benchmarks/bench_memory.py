@@ -1,0 +1,685 @@
+"""Micro-benchmark: stratacache's memory cache against in-process peers.
+
+Run from the repository root::
+
+    PYTHONPATH=src python benchmarks/bench_memory.py            # full run, about 1.5 minutes
+    PYTHONPATH=src python benchmarks/bench_memory.py --quick    # about 10 seconds
+    PYTHONPATH=src python benchmarks/bench_memory.py --json out.json --layers
+
+Every number is ns per operation, measured with ``time.perf_counter_ns`` around a batched
+loop of N operations over a pre-built key list. Contenders are interleaved round by round
+(the order rotates every round) so machine drift hits them all alike; the median round is
+reported. The garbage collector is off while a round is timed. The output is a set of
+RATIOS to peers measured in the same run: absolute numbers from a shared, noisy machine
+mean little on their own, and nothing here passes or fails. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+try:
+    import stratacache as sc
+except ImportError:  # running without PYTHONPATH=src: use the checkout this file lives in
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    import stratacache as sc
+
+
+def _optional(name: str) -> Any:
+    """A peer library, or None when it is not installed (its rows are then skipped)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+cachetools = _optional("cachetools")
+cachebox = _optional("cachebox")
+theine = _optional("theine")
+aiocache = _optional("aiocache")
+
+perf_counter_ns = time.perf_counter_ns
+
+CAPACITY = 10_000  # entries in every bounded cache
+HOT = 1_000  # keys the get/overwrite loops draw from
+EVICT_CYCLE = 2 * CAPACITY  # keys cycled through by the eviction loop
+TTL = 600  # seconds, for the per-entry-TTL variants
+SEED = 20240601
+
+ROLE_SC = "stratacache"
+ROLE_PEER = "peer"
+ROLE_FLOOR = "floor"
+
+
+# --------------------------------------------------------------------------- loops
+# One tiny function per call shape, so each contender pays exactly the same loop overhead
+# (FOR_ITER + one call or subscript) and nothing else. Targets are bound methods looked up
+# once, outside the loop, the way a hot loop in an application would hold them.
+
+
+def loop_call1(fn: Callable[[Any], Any], keys: list[str]) -> None:
+    for k in keys:
+        fn(k)
+
+
+def loop_subscript(c: Any, keys: list[str]) -> None:
+    for k in keys:
+        c[k]
+
+
+def loop_subscript_miss(c: Any, keys: list[str]) -> None:
+    for k in keys:
+        # Not contextlib.suppress: that is a Python-level context manager and would dominate.
+        try:  # noqa: SIM105
+            c[k]
+        except KeyError:
+            pass
+
+
+def loop_call2(fn: Callable[[Any, Any], Any], keys: list[str], value: Any) -> None:
+    for k in keys:
+        fn(k, value)
+
+
+def loop_call_ttl(fn: Callable[..., Any], keys: list[str], value: Any) -> None:
+    for k in keys:
+        fn(k, value, ttl=TTL)
+
+
+def loop_setitem(c: Any, keys: list[str], value: Any) -> None:
+    for k in keys:
+        c[k] = value
+
+
+def loop_pass(_: Any, keys: list[str]) -> None:
+    for _k in keys:
+        pass
+
+
+async def aloop_call1(fn: Callable[[Any], Awaitable[Any]], keys: list[str]) -> None:
+    for k in keys:
+        await fn(k)
+
+
+# ----------------------------------------------------------------------- contenders
+
+
+@dataclass
+class Contender:
+    name: str
+    role: str
+    run: Callable[[], Any]  # runs the whole op list once (returns an awaitable when async)
+    note: str = ""
+    rounds: list[float] = field(default_factory=list)  # ns/op per timed round
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rounds)
+
+
+@dataclass
+class Scenario:
+    key: str
+    title: str
+    detail: str
+    ops: int
+    contenders: list[Contender]
+    is_async: bool = False
+    layers: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def _value(i: int) -> dict[str, Any]:
+    return {"id": i, "name": f"user-{i}"}
+
+
+class Keys:
+    """Every key list, built once, outside any timed region."""
+
+    def __init__(self, ops: int) -> None:
+        rng = random.Random(SEED)
+        self.all = [f"key:{i}" for i in range(CAPACITY)]
+        self.hot = rng.sample(self.all, HOT)
+        self.hot_ops = [self.hot[rng.randrange(HOT)] for _ in range(ops)]
+        self.missing = [f"miss:{i}" for i in range(HOT)]
+        self.miss_ops = [self.missing[rng.randrange(HOT)] for _ in range(ops)]
+        cycle = [f"evict:{i}" for i in range(EVICT_CYCLE)]
+        # A whole number of cycles, so every round continues the cycle where the last one
+        # stopped and every set is a new key that pushes the oldest one out.
+        self.evict_cycle = cycle
+        self.evict_ops = cycle * max(1, round(ops / EVICT_CYCLE))
+        self.set_value = _value(-1)
+
+
+def _fill(setter: Callable[[str, Any], Any], keys: list[str]) -> None:
+    for i, k in enumerate(keys):
+        setter(k, _value(i))
+
+
+class SyncCaches:
+    """Fresh, filled instances of every sync contender (one set per scenario)."""
+
+    def __init__(self, keys: Keys, *, fill: bool = True) -> None:
+        url = f"memory://?max_entries={CAPACITY}"
+        self.sc = sc.Cache(url)
+        self.sc_ttl = sc.Cache(url)
+        self.sc_msgpack = sc.Cache(url, serializer="msgpack")
+        self.ct_lru: Any = cachetools.LRUCache(CAPACITY) if cachetools else None
+        self.ct_ttl: Any = cachetools.TTLCache(CAPACITY, ttl=TTL) if cachetools else None
+        self.cb_lru: Any = cachebox.LRUCache(CAPACITY) if cachebox else None
+        self.th: Any = _theine_cache() if theine else None
+        self.dict: dict[str, Any] = {}
+        self.extra: list[Any] = []  # more stratacache caches to close
+        if fill:
+            _fill(self.sc.set, keys.all)
+            _fill(lambda k, v: self.sc_ttl.set(k, v, ttl=TTL), keys.all)
+            _fill(self.sc_msgpack.set, keys.all)
+            for c in (self.ct_lru, self.ct_ttl, self.cb_lru, self.dict):
+                if c is not None:
+                    _fill(c.__setitem__, keys.all)
+            if self.th is not None:
+                _fill(self.th.set, keys.all)
+
+    def close(self) -> None:
+        for c in (self.sc, self.sc_ttl, self.sc_msgpack, *self.extra):
+            c.close()
+        if self.th is not None:
+            self.th.close()
+
+
+def _theine_cache() -> Any:
+    try:
+        return theine.Cache(CAPACITY, nolock=True)
+    except TypeError:  # an older theine without nolock
+        return theine.Cache(CAPACITY)
+
+
+def _probes(c: SyncCaches) -> dict[str, Callable[[str], bool]]:
+    """Per get contender: is ``key`` present, asked through that cache's own API."""
+
+    def in_sc(cache: Any) -> Callable[[str], bool]:
+        return lambda k: cache.get(k, sc.MISSING) is not sc.MISSING
+
+    probes: dict[str, Callable[[str], bool]] = {
+        "Cache.get": in_sc(c.sc),
+        "Cache.get [ttl]": in_sc(c.sc_ttl),
+        "Cache.get [msgpack]": in_sc(c.sc_msgpack),
+        "dict.get": c.dict.__contains__,
+    }
+    if c.ct_lru is not None:
+        probes["cachetools.LRUCache[k]"] = probes["cachetools.LRUCache.get"] = c.ct_lru.__contains__
+        probes["cachetools.TTLCache.get"] = c.ct_ttl.__contains__
+    if c.cb_lru is not None:
+        probes["cachebox.LRUCache.get"] = c.cb_lru.__contains__
+    if c.th is not None:
+        probes["theine.Cache.get"] = lambda k: bool(c.th.get(k)[1])
+    return probes
+
+
+def get_contenders(c: SyncCaches, ops: list[str], *, miss: bool) -> list[Contender]:
+    C = Contender
+    out = [
+        C("Cache.get", ROLE_SC, lambda: loop_call1(c.sc.get, ops), "lru, default stats on"),
+        C("Cache.get [ttl]", ROLE_SC, lambda: loop_call1(c.sc_ttl.get, ops), f"entries set with ttl={TTL}"),
+        C("Cache.get [msgpack]", ROLE_SC, lambda: loop_call1(c.sc_msgpack.get, ops), 'serializer="msgpack"'),
+    ]
+    if c.ct_lru is not None:
+        lru, ttl = c.ct_lru, c.ct_ttl
+        if miss:
+            out.append(
+                C(
+                    "cachetools.LRUCache[k]",
+                    ROLE_PEER,
+                    lambda: loop_subscript_miss(lru, ops),
+                    "try/except KeyError",
+                )
+            )
+        else:
+            out.append(C("cachetools.LRUCache[k]", ROLE_PEER, lambda: loop_subscript(lru, ops)))
+        out.append(C("cachetools.LRUCache.get", ROLE_PEER, lambda: loop_call1(lru.get, ops)))
+        out.append(C("cachetools.TTLCache.get", ROLE_PEER, lambda: loop_call1(ttl.get, ops), f"ttl={TTL}"))
+    if c.cb_lru is not None:
+        box = c.cb_lru
+        out.append(C("cachebox.LRUCache.get", ROLE_PEER, lambda: loop_call1(box.get, ops), "Rust"))
+    if c.th is not None:
+        th = c.th
+        out.append(
+            C("theine.Cache.get", ROLE_PEER, lambda: loop_call1(th.get, ops), "nolock=True, W-TinyLFU")
+        )
+    out.append(C("dict.get", ROLE_FLOOR, lambda: loop_call1(c.dict.get, ops), "no eviction, floor"))
+    return out
+
+
+def set_contenders(c: SyncCaches, ops: list[str], value: Any, *, evict: bool) -> list[Contender]:
+    C = Contender
+    out = [
+        C("Cache.set", ROLE_SC, lambda: loop_call2(c.sc.set, ops, value), "lru, default stats on"),
+        C("Cache.set [ttl]", ROLE_SC, lambda: loop_call_ttl(c.sc_ttl.set, ops, value), f"ttl={TTL} per call"),
+        C(
+            "Cache.set [msgpack]",
+            ROLE_SC,
+            lambda: loop_call2(c.sc_msgpack.set, ops, value),
+            'serializer="msgpack"',
+        ),
+    ]
+    if c.ct_lru is not None:
+        lru, ttl = c.ct_lru, c.ct_ttl
+        out.append(C("cachetools.LRUCache[k]=v", ROLE_PEER, lambda: loop_setitem(lru, ops, value)))
+        out.append(
+            C("cachetools.TTLCache[k]=v", ROLE_PEER, lambda: loop_setitem(ttl, ops, value), f"ttl={TTL}")
+        )
+    if c.cb_lru is not None:
+        box = c.cb_lru
+        out.append(C("cachebox.LRUCache[k]=v", ROLE_PEER, lambda: loop_setitem(box, ops, value), "Rust"))
+    if c.th is not None:
+        th = c.th
+        out.append(
+            C("theine.Cache.set", ROLE_PEER, lambda: loop_call2(th.set, ops, value), "nolock=True, W-TinyLFU")
+        )
+    note = "grows, never evicts; floor" if evict else "floor"
+    out.append(C("dict[k]=v", ROLE_FLOOR, lambda: loop_setitem(c.dict, ops, value), note))
+    return out
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def run_sync(scenario: Scenario, rounds: int) -> None:
+    contenders = scenario.contenders
+    for c in contenders:  # warm-up: first-touch costs, specialisation, caches in steady state
+        c.run()
+    for r in range(rounds):
+        order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
+        gc.collect()
+        gc.disable()
+        try:
+            for c in order:
+                t0 = perf_counter_ns()
+                c.run()
+                t1 = perf_counter_ns()
+                c.rounds.append((t1 - t0) / scenario.ops)
+        finally:
+            gc.enable()
+
+
+async def run_async(scenario: Scenario, rounds: int) -> None:
+    contenders = scenario.contenders
+    for c in contenders:
+        await c.run()
+    for r in range(rounds):
+        order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
+        gc.collect()
+        gc.disable()
+        try:
+            for c in order:
+                t0 = perf_counter_ns()
+                await c.run()
+                t1 = perf_counter_ns()
+                c.rounds.append((t1 - t0) / scenario.ops)
+        finally:
+            gc.enable()
+
+
+# ------------------------------------------------------------------------ scenarios
+
+
+def _check(scenario: Scenario, caches: SyncCaches, keys: list[str], *, want: bool) -> None:
+    """Make sure a 'hit' loop only hits and a 'miss' loop only misses, for every contender."""
+    probes = _probes(caches)
+    for c in scenario.contenders:
+        probe = probes[c.name]
+        wrong = sum(probe(k) != want for k in keys)
+        if wrong:
+            state = "missing" if want else "present"
+            scenario.warnings.append(f"{c.name}: {wrong}/{len(keys)} keys were {state}")
+
+
+def scenario_get(keys: Keys, *, miss: bool) -> tuple[Scenario, SyncCaches]:
+    caches = SyncCaches(keys)
+    ops = keys.miss_ops if miss else keys.hot_ops
+    s = Scenario(
+        key="get_miss" if miss else "get_hit",
+        title="2. get miss, sync" if miss else "1. get hit, sync",
+        detail=(
+            f"{HOT:,} absent keys against a full {CAPACITY:,}-entry cache"
+            if miss
+            else f"{HOT:,} hot keys, random order, in a full {CAPACITY:,}-entry cache"
+        ),
+        ops=len(ops),
+        contenders=get_contenders(caches, ops, miss=miss),
+    )
+    _check(s, caches, keys.missing if miss else keys.hot, want=not miss)
+    return s, caches
+
+
+def scenario_set(keys: Keys, *, evict: bool) -> tuple[Scenario, SyncCaches]:
+    caches = SyncCaches(keys, fill=not evict)
+    ops = keys.evict_ops if evict else keys.hot_ops
+    if evict:
+        # Steady state before timing: every cache full, the next key always the oldest-evicted.
+        value = keys.set_value
+        for c in set_contenders(caches, keys.evict_cycle, value, evict=True):
+            c.run()
+    s = Scenario(
+        key="set_evict" if evict else "set_overwrite",
+        title="3b. set with eviction, sync" if evict else "3a. set (overwrite existing key), sync",
+        detail=(
+            f"cycling {EVICT_CYCLE:,} keys through a {CAPACITY:,}-entry cache: every set inserts and evicts"
+            if evict
+            else f"{HOT:,} hot keys, random order, already present in a full {CAPACITY:,}-entry cache"
+        ),
+        ops=len(ops),
+        contenders=set_contenders(caches, ops, keys.set_value, evict=evict),
+    )
+    if evict:
+        try:
+            for name, inst in (("Cache.set", caches.sc), ("Cache.set [ttl]", caches.sc_ttl)):
+                if inst.stats().evictions == 0:
+                    s.warnings.append(f"{name}: no evictions recorded")
+        except Exception as exc:  # stats() shape may change; the benchmark must still run
+            s.warnings.append(f"could not read stratacache eviction counters: {exc!r}")
+    return s, caches
+
+
+def scenario_layers(keys: Keys) -> tuple[Scenario, SyncCaches]:
+    """Diagnostic: the get-hit path of ``Cache.get`` peeled layer by layer (uses internals)."""
+    caches = SyncCaches(keys)
+    ops = keys.hot_ops
+    cache = caches.sc
+    C = Contender
+    out = [
+        C("for k in keys: pass", ROLE_FLOOR, lambda: loop_pass(None, ops), "loop overhead alone"),
+        C("dict.get", ROLE_FLOOR, lambda: loop_call1(caches.dict.get, ops), "one C call"),
+    ]
+    od: OrderedDict[str, list[Any]] = OrderedDict((k, [v, None]) for k, v in caches.dict.items())
+
+    def od_get(key: str, _get: Any = od.get, _move: Any = od.move_to_end) -> Any:
+        entry = _get(key)
+        if entry is None:
+            return None
+        _move(key)
+        return entry[0]
+
+    out.append(
+        C("OrderedDict get+move_to_end", ROLE_FLOOR, lambda: loop_call1(od_get, ops), "minimal LRU fn")
+    )
+    # Internals: skipped, not failed, when the facade's attributes change.
+    backend = getattr(cache, "_backend", None)
+    store = getattr(backend, "store", None)
+    if store is not None and hasattr(store, "get"):
+        out.append(C("MemoryStore.get", ROLE_FLOOR, lambda: loop_call1(store.get, ops), "lock, expiry, LRU"))
+    if backend is not None:
+        out.append(C("MemoryBackend.get", ROLE_FLOOR, lambda: loop_call1(backend.get, ops), "+ wrapper call"))
+    out.append(C("Cache.get", ROLE_SC, lambda: loop_call1(cache.get, ops), "+ facade: key, hooks, stats"))
+    try:
+        unsampled = sc.Cache(f"memory://?max_entries={CAPACITY}", latency_sample=2**62)
+    except Exception:  # latency_sample renamed or bounded; the row is optional
+        unsampled = None
+    if unsampled is not None:
+        _fill(unsampled.set, keys.all)
+        caches.extra.append(unsampled)
+        out.append(
+            C(
+                "Cache.get, no latency sampling",
+                ROLE_SC,
+                lambda: loop_call1(unsampled.get, ops),
+                "latency_sample=2**62",
+            )
+        )
+    if caches.ct_lru is not None:
+        lru = caches.ct_lru
+        out.append(C("cachetools.LRUCache.get", ROLE_PEER, lambda: loop_call1(lru.get, ops)))
+        out.append(C("cachetools.LRUCache[k]", ROLE_PEER, lambda: loop_subscript(lru, ops)))
+    s = Scenario(
+        key="layers",
+        title="5. diagnostic: Cache.get hit, layer by layer",
+        detail="each row adds one layer of the call path; the bracket is that layer's cost",
+        ops=len(ops),
+        contenders=out,
+        layers=True,
+    )
+    return s, caches
+
+
+def scenario_async(keys: Keys) -> tuple[Scenario, list[Any]]:
+    ops = keys.hot_ops
+    cache = sc.AsyncCache("memory://")
+    C = Contender
+    contenders = [C("AsyncCache.get", ROLE_SC, lambda: aloop_call1(cache.get, ops), "memory://, stats on")]
+    closers: list[Any] = [cache]
+    peers: list[Any] = []
+    if aiocache is not None:
+        ai = aiocache.SimpleMemoryCache(timeout=None)
+        peers.append(ai)
+        name, note = "aiocache.SimpleMemoryCache.get", "timeout=None"
+        contenders.append(C(name, ROLE_PEER, lambda: aloop_call1(ai.get, ops), note))
+    d: dict[str, Any] = {}
+
+    async def floor_get(key: str, _get: Any = d.get) -> Any:
+        return _get(key)
+
+    contenders.append(C("async def -> dict.get", ROLE_FLOOR, lambda: aloop_call1(floor_get, ops), "floor"))
+    s = Scenario(
+        key="async_get_hit",
+        title="4. async get hit",
+        detail=f"{HOT:,} hot keys, awaited in a tight loop inside one asyncio.run",
+        ops=len(ops),
+        contenders=contenders,
+        is_async=True,
+    )
+
+    async def fill() -> None:
+        for i, k in enumerate(keys.all):
+            v = _value(i)
+            await cache.set(k, v)
+            d[k] = v
+            for p in peers:
+                await p.set(k, v)
+
+    return s, [fill, closers, peers]
+
+
+# --------------------------------------------------------------------------- output
+
+
+def ratios(s: Scenario) -> dict[str, dict[str, float]]:
+    """{stratacache contender: {other contender: stratacache median / other median}}."""
+    out: dict[str, dict[str, float]] = {}
+    for a in s.contenders:
+        if a.role != ROLE_SC:
+            continue
+        out[a.name] = {b.name: a.median / b.median for b in s.contenders if b is not a and b.median > 0}
+    return out
+
+
+def _spread(c: Contender) -> str:
+    lo, hi = min(c.rounds), max(c.rounds)
+    return f"{100 * (hi - lo) / c.median:5.1f}%"
+
+
+def print_scenario(s: Scenario, rounds: int) -> None:
+    width = max(len(c.name) for c in s.contenders) + 2
+    print()
+    print(f"{s.title}  ({s.detail})")
+    print(f"  {s.ops:,} ops/round x {rounds} rounds; ns/op = median round, min = best round,")
+    print("  spread = (max-min)/median across rounds")
+    print(f"  {'contender':<{width}} {'ns/op':>8} {'min':>8}  {'spread':>6}  note")
+    prev: float | None = None
+    for c in s.contenders:
+        tag = {"stratacache": "*", "peer": " ", "floor": " "}[c.role]
+        extra = ""
+        if s.layers and c.role != ROLE_PEER:
+            # The cost this row adds to the row above it (the previous layer).
+            extra = f"  [{c.median - prev:+7.1f} ns vs row above]" if prev is not None else ""
+            prev = c.median
+        line = f"{tag} {c.name:<{width}} {c.median:8.1f} {min(c.rounds):8.1f}  {_spread(c)}  {c.note}{extra}"
+        print(line.rstrip())
+    if s.layers:
+        return
+    r = ratios(s)
+    sc_names = list(r)
+    others = [c.name for c in s.contenders]
+    head = "".join(f"{n:>{max(12, len(n) + 2)}}" for n in sc_names)
+    print(f"  ratio = stratacache / row{'':<{max(0, width - 25)}}   {head}")
+    for o in others:
+        cells = "".join(f"{('—' if o == n else f'{r[n][o]:.2f}x'):>{max(12, len(n) + 2)}}" for n in sc_names)
+        print(f"    / {o:<{width - 2}}  {cells}")
+    for w in s.warnings:
+        print(f"  WARNING: {w}")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def versions() -> dict[str, str]:
+    out = {"stratacache": getattr(sc, "__version__", "?")}
+    for mod in (cachetools, cachebox, theine, aiocache):
+        if mod is not None:
+            name = mod.__name__
+            try:
+                from importlib.metadata import version
+
+                out[name] = version(name)
+            except Exception:
+                out[name] = getattr(mod, "__version__", "?")
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (about 10 s)")
+    parser.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
+    parser.add_argument("--layers", action="store_true", help="add a layer-by-layer breakdown of Cache.get")
+    parser.add_argument("--rounds", type=int, help="override the number of timed rounds")
+    parser.add_argument("--ops", type=int, help="override the operations per round")
+    args = parser.parse_args(argv)
+    if (args.rounds is not None and args.rounds < 1) or (args.ops is not None and args.ops < 1):
+        parser.error("--rounds and --ops must be positive")
+
+    rounds = args.rounds or (5 if args.quick else 7)
+    ops = args.ops or (EVICT_CYCLE if args.quick else 10 * EVICT_CYCLE)
+    if cachetools is None:
+        print("note: cachetools is not installed; its rows are skipped", file=sys.stderr)
+
+    started = time.monotonic()
+    print(f"stratacache memory benchmark  {datetime.now().astimezone().isoformat(timespec='seconds')}")
+    print(f"Python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}")
+    print(f"CPU: {cpu_model()}  ({os.cpu_count()} logical cores visible)")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
+    mode = "quick" if args.quick else "full"
+    print(f"mode: {mode}; ns/op includes the shared loop overhead (see README); * = stratacache")
+
+    keys = Keys(ops)
+    scenarios: list[Scenario] = []
+    builders: list[Callable[[], tuple[Scenario, Any]]] = [
+        lambda: scenario_get(keys, miss=False),
+        lambda: scenario_get(keys, miss=True),
+        lambda: scenario_set(keys, evict=False),
+        lambda: scenario_set(keys, evict=True),
+    ]
+    for build in builders:
+        s, caches = build()
+        run_sync(s, rounds)
+        caches.close()
+        scenarios.append(s)
+        print_scenario(s, rounds)
+        sys.stdout.flush()
+
+    s, (fill, closers, peers) = scenario_async(keys)
+
+    async def async_main() -> None:
+        await fill()
+        await run_async(s, rounds)
+        for c in closers:
+            await c.close()
+        for p in peers:
+            await p.close()
+
+    asyncio.run(async_main())
+    scenarios.append(s)
+    print_scenario(s, rounds)
+
+    if args.layers:
+        s, caches = scenario_layers(keys)
+        run_sync(s, rounds)
+        caches.close()
+        scenarios.append(s)
+        print_scenario(s, rounds)
+
+    elapsed = time.monotonic() - started
+    print(f"\n(total {elapsed:.1f} s)")
+
+    if args.json:
+        doc = {
+            "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "python": sys.version,
+            "implementation": platform.python_implementation(),
+            "platform": platform.platform(),
+            "cpu": cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "versions": versions(),
+            "mode": "quick" if args.quick else "full",
+            "rounds": rounds,
+            "capacity": CAPACITY,
+            "hot_keys": HOT,
+            "evict_cycle": EVICT_CYCLE,
+            "elapsed_s": elapsed,
+            "unit": "ns/op",
+            "scenarios": [
+                {
+                    "key": s.key,
+                    "title": s.title,
+                    "detail": s.detail,
+                    "ops_per_round": s.ops,
+                    "contenders": [
+                        {
+                            "name": c.name,
+                            "role": c.role,
+                            "note": c.note,
+                            "median_ns": c.median,
+                            "min_ns": min(c.rounds),
+                            "max_ns": max(c.rounds),
+                            "rounds_ns": c.rounds,
+                        }
+                        for c in s.contenders
+                    ],
+                    "ratios": ratios(s),
+                    "warnings": s.warnings,
+                }
+                for s in scenarios
+            ],
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
