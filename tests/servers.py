@@ -620,6 +620,7 @@ def stop_all_servers() -> None:
     """
     with _registry_lock:
         servers = list(_live_servers)
+    _terminate_all(servers)
     for server in servers:
         # Keep going: one stubborn server must not leave the others running.
         with contextlib.suppress(Exception):
@@ -634,8 +635,21 @@ def stop_all_servers() -> None:
 atexit.register(stop_all_servers)
 
 
+def _terminate_all(servers: Sequence[_ServerProcess]) -> None:
+    """SIGTERM every server up front so their shutdowns overlap.
+
+    memcached only notices a shutdown request on its once-a-second clock tick, so stopping N of
+    them one after the other would cost N seconds.
+    """
+    for server in servers:
+        proc = server._proc
+        if proc is not None:
+            _signal_group(proc, signal.SIGTERM)
+
+
 def _stop_each(servers: Sequence[_ServerProcess]) -> None:
     """Stop all ``servers``, then re-raise the first failure, so one failure cannot leak the rest."""
+    _terminate_all(servers)
     errors: list[BaseException] = []
     for server in servers:
         try:

@@ -1,5 +1,7 @@
 """Tests of the test-server harness in ``tests/servers.py``, against real processes only.
 
+The fixtures come from ``servers.py`` through ``tests/conftest.py``.
+
 The assertions talk to the servers over raw sockets on purpose: the harness must be trustworthy
 independently of the client libraries and of the code under test.
 """
@@ -26,8 +28,6 @@ from servers import (
     RedisServerFactory,
     free_port,
     have_binary,
-    memcached_server_factory,  # noqa: F401 -- fixture, used as an argument below
-    redis_server_factory,  # noqa: F401 -- fixture, used as an argument below
     require_binary,
 )
 
@@ -103,25 +103,6 @@ def assert_gone(pid: int) -> None:
         os.kill(pid, 0)
 
 
-def wait_dead(pid: int, timeout: float = 5.0) -> None:
-    """Wait until a process that is *not* our child is dead.
-
-    It is reparented to init (or a subreaper), which may never reap it inside a container, so a
-    zombie counts as dead.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except FileNotFoundError:
-            return
-        # The state letter follows the parenthesised command name, which may itself contain spaces.
-        if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
-            return
-        time.sleep(0.02)
-    pytest.fail(f"process {pid} still exists after {timeout}s")
-
-
 # --------------------------------------------------------------------------------------------------
 # Binaries and ports
 # --------------------------------------------------------------------------------------------------
@@ -145,10 +126,14 @@ def test_require_binary_skips_locally_and_fails_on_ci(monkeypatch: pytest.Monkey
         require_binary(name)
 
 
-def test_require_binary_passes_for_present_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_require_binary_passes_for_present_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "stratacache-fake-server"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("CI", "true")
-    assert have_binary("sh")
-    require_binary("sh")
+    assert have_binary(fake.name)
+    require_binary(fake.name)
 
 
 def test_extra_args_must_not_be_a_string() -> None:
@@ -352,8 +337,7 @@ def test_memcached_kill_restart_and_stop(tmp_path: Path, connect: type[RawConnec
 
 
 def test_factories_start_independent_servers(
-    redis_server_factory: RedisServerFactory,  # noqa: F811 -- pytest fixture injection
-    memcached_server_factory: MemcachedServerFactory,  # noqa: F811 -- pytest fixture injection
+    redis_server_factory: RedisServerFactory, memcached_server_factory: MemcachedServerFactory
 ) -> None:
     plain = redis_server_factory()
     locked = redis_server_factory(password="pw", extra_args=["--maxmemory", "1mb"])
@@ -363,6 +347,16 @@ def test_factories_start_independent_servers(
     assert cache.running
     # Killed servers are fine at teardown too.
     plain.kill()
+
+
+def test_session_fixtures(redis_server: RedisServer, memcached_server: MemcachedServer) -> None:
+    assert redis_server.running
+    assert memcached_server.running
+    assert redis_server.command("SET", "stratacache-harness", "1") == "OK"
+    redis_server.flush()
+    assert redis_server.command("EXISTS", "stratacache-harness") == 0
+    memcached_server.flush()
+    assert redis_server.port != memcached_server.port
 
 
 def _run_child(script: str) -> subprocess.CompletedProcess[str]:
@@ -396,10 +390,31 @@ def test_atexit_stops_servers_left_running() -> None:
     assert not Path(tmpdir).exists()
 
 
+# Runs as a child subreaper, so that the server orphaned by the victim's death is reparented to it
+# and can be reaped here: otherwise it would linger as a zombie under a PID 1 that may never reap.
+_SUBREAPER = """
+import ctypes, os, signal, subprocess, sys, time
+
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+victim = subprocess.run([sys.executable, "-c", sys.argv[1]], capture_output=True, text=True)
+server_pid = int(victim.stdout.split()[0])
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline:
+    pid, status = os.waitpid(server_pid, os.WNOHANG)
+    if pid:
+        print(victim.returncode, server_pid, os.waitstatus_to_exitcode(status))
+        sys.exit(0)
+    time.sleep(0.02)
+os.kill(server_pid, signal.SIGKILL)
+os.waitpid(server_pid, 0)
+sys.exit(f"server {server_pid} outlived its killed parent")
+"""
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 @pytest.mark.usefixtures("need_redis")
 def test_servers_die_with_a_killed_parent(tmp_path: Path) -> None:
-    result = _run_child(
+    victim = textwrap.dedent(
         f"""
         import os, signal
         from pathlib import Path
@@ -409,5 +424,17 @@ def test_servers_die_with_a_killed_parent(tmp_path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no cleanup of any kind
         """
     )
-    assert result.returncode == -signal.SIGKILL, result.stderr
-    wait_dead(int(result.stdout.split()[0]))
+    env = {**os.environ, "PYTHONPATH": str(Path(servers.__file__).parent)}
+    result = subprocess.run(
+        [sys.executable, "-c", _SUBREAPER, victim],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    victim_code, server_pid, server_code = map(int, result.stdout.split())
+    assert victim_code == -signal.SIGKILL
+    assert server_code == -signal.SIGKILL  # killed by PDEATHSIG, not by anything else
+    assert_gone(server_pid)
