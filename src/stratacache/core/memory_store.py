@@ -62,18 +62,22 @@ def _as_counter(value: Any, key: str, what: str) -> tuple[int, bool]:
     """Read a counter stored as ``int`` or decimal bytes; returns (number, stored_as_bytes)."""
     if type(value) is int:
         return value, False
-    if type(value) is bytes and value[:1] in b"-0123456789" and value:
-        try:
-            return int(value), True
-        except ValueError:
-            pass
+    if type(value) is bytes:
+        # Strictly ``-?[0-9]+``: int() alone would also take b"1_000", b" 12" or b"7\n".
+        # bytes.isdigit() is ASCII-only (the same rule as the codec's integer parsing).
+        digits = value[1:] if value[:1] == b"-" else value
+        if digits.isdigit():
+            try:
+                return int(value), True
+            except ValueError:  # more digits than sys.get_int_max_str_digits()
+                pass
     raise WrongType(f"{what} on key {key!r}: the value is not an integer ({type(value).__name__})")
 
 
-def _add_counter(current: int, delta: int, key: str) -> int:
+def _add_counter(current: int, delta: int, key: str, what: str = "incr") -> int:
     result = current + delta
     if not _INT64_MIN <= result <= _INT64_MAX:
-        raise InvalidArgument(f"incr on key {key!r} would overflow a 64-bit counter")
+        raise InvalidArgument(f"{what} on key {key!r} would overflow a 64-bit counter")
     return result
 
 
@@ -309,7 +313,12 @@ class MemoryStore:
 
     def push(self, key: str, values: Iterable[Any], left: bool) -> int:
         """LPUSH/RPUSH: add ``values`` at one end; the new length."""
+        values = list(values)
         with self._lock:
+            if not values:
+                # Nothing to add: do not create (and possibly evict for) an empty list.
+                existing = self._native(key, _List, "lpush" if left else "rpush", False)
+                return 0 if existing is None else len(existing)
             items: _List = self._native(key, _List, "lpush" if left else "rpush", True)
             if left:
                 items.extendleft(values)
@@ -355,14 +364,16 @@ class MemoryStore:
 
     def sadd(self, key: str, members: Iterable[Any]) -> int:
         """Add members; the number that were new."""
+        # Hashing happens here, before the store is touched: an unhashable member must not
+        # create (and evict for) a set that is then dropped again.
+        new_members = set(members)
         with self._lock:
-            members = list(members)
+            if not new_members:
+                self._native(key, _Set, "sadd", False)  # still WrongType on another kind
+                return 0
             container: _Set = self._native(key, _Set, "sadd", True)
             before = len(container)
-            try:
-                container.update(members)
-            finally:
-                self._drop_if_empty(key, container)
+            container.update(new_members)
             return len(container) - before
 
     def srem(self, key: str, members: Iterable[Any]) -> int:
@@ -400,6 +411,9 @@ class MemoryStore:
     def hset(self, key: str, mapping: Mapping[str, Any]) -> int:
         """Set fields; the number of fields that were new."""
         with self._lock:
+            if not mapping:
+                self._native(key, _Hash, "hset", False)  # still WrongType on another kind
+                return 0
             container: _Hash = self._native(key, _Hash, "hset", True)
             new = sum(1 for field in mapping if field not in container)
             container.update(mapping)
@@ -449,13 +463,15 @@ class MemoryStore:
     def hincrby(self, key: str, field: str, delta: int) -> int:
         """Add ``delta`` to the integer in ``field`` (created from 0)."""
         with self._lock:
-            container: _Hash = self._native(key, _Hash, "hincrby", True)
-            current = container.get(field, MISSING)
+            container: _Hash | None = self._native(key, _Hash, "hincrby", False)
+            current = MISSING if container is None else container.get(field, MISSING)
             if current is MISSING:
-                result = _add_counter(0, delta, key)
-                container[field] = result
-                return result
-            number, as_bytes = _as_counter(current, key, "hincrby")
-            result = _add_counter(number, delta, key)
+                number, as_bytes = 0, False
+            else:
+                number, as_bytes = _as_counter(current, key, "hincrby")
+            # Computed before the hash is created: an overflow must leave no empty hash behind.
+            result = _add_counter(number, delta, key, "hincrby")
+            if container is None:
+                container = self._native(key, _Hash, "hincrby", True)
             container[field] = str(result).encode() if as_bytes else result
             return result
