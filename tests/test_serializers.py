@@ -1240,3 +1240,19 @@ def test_error_without_key_has_no_key_suffix() -> None:
     with pytest.raises(SerializationError) as info:
         Codec().encode(Opaque())
     assert "key" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2000, 1, 1, tzinfo=timezone(timedelta(microseconds=1))),
+        datetime(2000, 1, 1, 12, tzinfo=timezone(-timedelta(hours=3, seconds=7))),
+        time(1, 2, 3, 4, tzinfo=timezone(timedelta(microseconds=-1))),
+    ],
+    ids=repr,
+)
+def test_sub_second_utc_offsets_survive(value: Any) -> None:
+    # Regression: Python 3.11's fromisoformat drops an offset's sub-second part.
+    back = Codec().decode(Codec().encode(value))
+    assert back == value
+    assert back.utcoffset() == value.utcoffset()

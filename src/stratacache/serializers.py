@@ -82,7 +82,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
@@ -214,6 +214,26 @@ def _array_header(length: int) -> bytes:
     return b"\xdd" + length.to_bytes(4, "big")
 
 
+def _iso_with_offset(value: datetime | time, offset: timedelta | None) -> bytes:
+    """The naive ISO text, then ``|`` and the UTC offset in microseconds when aware.
+
+    Not ``isoformat()`` with its offset: Python 3.11's ``fromisoformat`` drops an offset's
+    sub-second part (``+00:00:00.000001``), which would silently shift the value.
+    """
+    text = value.replace(tzinfo=None).isoformat()
+    if offset is not None:
+        text += f"|{offset // timedelta(microseconds=1)}"
+    return text.encode("ascii")
+
+
+def _with_offset(parse: Callable[[str], Any], data: bytes) -> Any:
+    text, _, offset = data.decode("ascii").partition("|")
+    value = parse(text)
+    if offset:
+        value = value.replace(tzinfo=timezone(timedelta(microseconds=int(offset))))
+    return value
+
+
 class MsgpackSerializer:
     """The default serializer: compact, fast, and exact for the types in the module table.
 
@@ -243,9 +263,9 @@ class MsgpackSerializer:
             _EXT_TUPLE: lambda b: tuple(self._unpack_list(b)),
             _EXT_SET: lambda b: set(self._unpack_list(b)),
             _EXT_FROZENSET: lambda b: frozenset(self._unpack_list(b)),
-            _EXT_DATETIME: lambda b: datetime.fromisoformat(b.decode("ascii")),
+            _EXT_DATETIME: lambda b: _with_offset(datetime.fromisoformat, b),
             _EXT_DATE: lambda b: date.fromisoformat(b.decode("ascii")),
-            _EXT_TIME: lambda b: time.fromisoformat(b.decode("ascii")),
+            _EXT_TIME: lambda b: _with_offset(time.fromisoformat, b),
             _EXT_TIMEDELTA: self._decode_timedelta,
             _EXT_DECIMAL: lambda b: Decimal(b.decode("ascii")),
             _EXT_UUID: lambda b: uuid.UUID(bytes=b),
@@ -287,11 +307,11 @@ class MsgpackSerializer:
             payload = _array_header(len(items)) + b"".join(items)
             return ext(_EXT_SET if cls is set else _EXT_FROZENSET, payload)
         if cls is datetime:
-            return ext(_EXT_DATETIME, obj.isoformat().encode("ascii"))
+            return ext(_EXT_DATETIME, _iso_with_offset(obj, obj.utcoffset()))
         if cls is date:
             return ext(_EXT_DATE, obj.isoformat().encode("ascii"))
         if cls is time:
-            return ext(_EXT_TIME, obj.isoformat().encode("ascii"))
+            return ext(_EXT_TIME, _iso_with_offset(obj, obj.utcoffset()))
         if cls is timedelta:
             return ext(_EXT_TIMEDELTA, self._pack([obj.days, obj.seconds, obj.microseconds]))
         if cls is Decimal:
