@@ -1,0 +1,835 @@
+"""MemoryStore: LRU order and bound, TTL with a fake clock, counters, native collections, threads."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stratacache import MISSING, ConfigurationError, InvalidArgument, WrongType
+from stratacache.core.memory_store import MemoryStore
+from stratacache.testing import FakeClock
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> MemoryStore:
+    return MemoryStore(clock=clock)
+
+
+# ----------------------------------------------------------------- construction
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, 2.0, True, False, "10", [3]])
+def test_bad_max_entries_is_a_configuration_error(bad: Any) -> None:
+    with pytest.raises(ConfigurationError, match="max_entries"):
+        MemoryStore(max_entries=bad)
+
+
+@pytest.mark.parametrize("good", [None, 1, 10_000])
+def test_good_max_entries(good: int | None) -> None:
+    store = MemoryStore(max_entries=good)
+    assert store.max_entries == good
+    store.set("k", 1, None)
+    assert store.get("k") == 1
+
+
+# ------------------------------------------------------------------ plain values
+
+
+def test_get_missing_and_stored_none(store: MemoryStore) -> None:
+    assert store.get("nope") is MISSING
+    store.set("k", None, None)
+    assert store.get("k") is None
+    assert store.exists("k")
+
+
+def test_objects_are_stored_as_given(store: MemoryStore) -> None:
+    value = {"a": [1, 2]}
+    store.set("k", value, None)
+    assert store.get("k") is value
+
+
+def test_add_only_when_absent(store: MemoryStore, clock: FakeClock) -> None:
+    assert store.add("k", 1, 5)
+    assert not store.add("k", 2, None)
+    assert store.get("k") == 1
+    clock.advance(5)
+    assert store.add("k", 3, None)  # the old entry expired
+    assert store.get("k") == 3
+    assert store.ttl("k") is None
+
+
+def test_delete_and_delete_many(store: MemoryStore) -> None:
+    store.set_many({"a": 1, "b": 2, "c": 3}, None)
+    assert store.delete("a")
+    assert not store.delete("a")
+    assert store.delete_many(["b", "b", "c", "zz"]) == 2
+    assert store.keys() == []
+
+
+def test_get_many_leaves_out_misses_and_collections(store: MemoryStore) -> None:
+    store.set("a", 1, None)
+    store.set("n", None, None)
+    store.push("l", [1], left=True)
+    assert store.get_many(["a", "n", "l", "zz"]) == {"a": 1, "n": None}
+
+
+def test_set_replaces_a_collection(store: MemoryStore) -> None:
+    store.push("k", [1, 2], left=False)
+    store.set("k", "plain", None)
+    assert store.get("k") == "plain"
+    with pytest.raises(WrongType, match="'k'"):
+        store.lrange("k", 0, -1)
+
+
+# --------------------------------------------------------------------------- LRU
+
+
+def test_least_recently_used_is_evicted_first() -> None:
+    store = MemoryStore(max_entries=3)
+    for key in "abc":
+        store.set(key, key, None)
+    store.set("d", "d", None)
+    assert store.keys() == ["b", "c", "d"]
+    assert store.get("a") is MISSING
+    assert store.evictions == 1
+    store.set("e", "e", None)
+    assert store.keys() == ["c", "d", "e"]
+    assert store.evictions == 2
+
+
+@pytest.mark.parametrize(
+    "touch",
+    [
+        pytest.param(lambda s: s.get("a"), id="get"),
+        pytest.param(lambda s: s.get_many(["a"]), id="get_many"),
+        pytest.param(lambda s: s.set("a", 10, None), id="set"),
+        pytest.param(lambda s: s.incr("a", 1), id="incr"),
+    ],
+)
+def test_access_refreshes_recency(touch: Callable[[MemoryStore], Any]) -> None:
+    store = MemoryStore(max_entries=3)
+    for i, key in enumerate("abc"):
+        store.set(key, i, None)
+    touch(store)
+    assert store.keys() == ["b", "c", "a"]
+    store.set("d", 3, None)
+    assert store.get("b") is MISSING  # b, not a, was least recently used
+    assert store.get("a") is not MISSING
+    assert store.evictions == 1
+
+
+def test_set_on_existing_key_replaces_without_evicting() -> None:
+    store = MemoryStore(max_entries=2)
+    store.set("a", 1, None)
+    store.set("b", 2, None)
+    store.set("a", 3, None)
+    assert store.get("a") == 3
+    assert store.get("b") == 2
+    assert store.evictions == 0
+    assert store.count() == 2
+
+
+def test_collection_access_refreshes_recency() -> None:
+    store = MemoryStore(max_entries=3)
+    store.push("l", [1], left=True)
+    store.set("b", 1, None)
+    store.set("c", 1, None)
+    assert store.lrange("l", 0, -1) == [1]
+    store.set("d", 1, None)
+    assert store.keys() == ["c", "l", "d"]
+
+
+def test_max_entries_bound_holds_after_many_inserts() -> None:
+    store = MemoryStore(max_entries=50)
+    for i in range(1000):
+        store.set(f"k{i}", i, None)
+        assert store.count() <= 50
+        assert len(store.keys()) <= 50
+    assert store.keys() == [f"k{i}" for i in range(950, 1000)]
+    assert store.evictions == 950
+    assert store.expirations == 0
+
+
+def test_bound_holds_for_collections_and_counters() -> None:
+    store = MemoryStore(max_entries=5)
+    for i in range(40):
+        kind = i % 4
+        if kind == 0:
+            store.push(f"l{i}", [i], left=True)
+        elif kind == 1:
+            store.sadd(f"s{i}", [i])
+        elif kind == 2:
+            store.hset(f"h{i}", {"f": i})
+        else:
+            store.incr(f"c{i}", 1)
+        assert store.count() <= 5
+    assert store.evictions == 35
+
+
+# --------------------------------------------------------------------------- TTL
+
+
+def test_expired_entries_are_never_returned(store: MemoryStore, clock: FakeClock) -> None:
+    store.set("k", "v", 10)
+    clock.advance(9.999)
+    assert store.get("k") == "v"
+    clock.advance(0.001)  # expires_at <= now: gone at exactly the ttl
+    assert store.get("k") is MISSING
+    assert not store.exists("k")
+
+
+EXPIRED_VIEWS: list[tuple[str, Callable[[MemoryStore], Any], Any]] = [
+    ("get", lambda s: s.get("k"), MISSING),
+    ("get_many", lambda s: s.get_many(["k"]), {}),
+    ("exists", lambda s: s.exists("k"), False),
+    ("ttl", lambda s: s.ttl("k"), MISSING),
+    ("keys", lambda s: s.keys(), []),
+    ("keys-pattern", lambda s: s.keys("k*"), []),
+    ("count", lambda s: s.count(), 0),
+    ("count-prefix", lambda s: s.count("k"), 0),
+    ("delete", lambda s: s.delete("k"), False),
+    ("delete_many", lambda s: s.delete_many(["k"]), 0),
+    ("delete_pattern", lambda s: s.delete_pattern("*"), 0),
+    ("expire", lambda s: s.expire("k", 100), False),
+    ("incr-restarts", lambda s: s.incr("k", 5), 5),
+    ("add", lambda s: s.add("k", 1, None), True),
+]
+
+
+@pytest.mark.parametrize(("view", "expected"), [pytest.param(v, e, id=n) for n, v, e in EXPIRED_VIEWS])
+def test_expired_plain_value_is_absent_everywhere(
+    store: MemoryStore, clock: FakeClock, view: Callable[[MemoryStore], Any], expected: Any
+) -> None:
+    store.set("k", 41, 1)
+    clock.advance(1)
+    assert view(store) == expected
+
+
+@pytest.mark.parametrize(
+    ("make", "view", "expected"),
+    [
+        (lambda s: s.push("k", [1], True), lambda s: s.lrange("k", 0, -1), []),
+        (lambda s: s.push("k", [1], True), lambda s: s.llen("k"), 0),
+        (lambda s: s.push("k", [1], True), lambda s: s.pop("k", True), MISSING),
+        (lambda s: s.sadd("k", [1]), lambda s: s.smembers("k"), set()),
+        (lambda s: s.sadd("k", [1]), lambda s: s.sismember("k", 1), False),
+        (lambda s: s.hset("k", {"f": 1}), lambda s: s.hgetall("k"), {}),
+        (lambda s: s.hset("k", {"f": 1}), lambda s: s.hget("k", "f"), MISSING),
+        (lambda s: s.hset("k", {"f": 1}), lambda s: s.hincrby("k", "g", 2), 2),
+    ],
+    ids=["lrange", "llen", "pop", "smembers", "sismember", "hgetall", "hget", "hincrby"],
+)
+def test_expired_collection_is_absent(
+    store: MemoryStore,
+    clock: FakeClock,
+    make: Callable[[MemoryStore], Any],
+    view: Callable[[MemoryStore], Any],
+    expected: Any,
+) -> None:
+    make(store)
+    assert store.expire("k", 2)
+    clock.advance(2)
+    assert view(store) == expected
+
+
+def test_expired_then_push_starts_a_fresh_list(store: MemoryStore, clock: FakeClock) -> None:
+    store.push("k", [1, 2], left=False)
+    store.expire("k", 1)
+    clock.advance(1)
+    assert store.push("k", [3], left=False) == 1
+    assert store.lrange("k", 0, -1) == [3]
+    assert store.ttl("k") is None
+
+
+def test_ttl_and_expire(store: MemoryStore, clock: FakeClock) -> None:
+    assert store.ttl("k") is MISSING
+    store.set("k", 1, None)
+    assert store.ttl("k") is None
+    assert store.expire("k", 30)
+    clock.advance(10)
+    assert store.ttl("k") == pytest.approx(20)
+    assert store.expire("k", None)  # persist
+    clock.advance(1000)
+    assert store.ttl("k") is None
+    assert store.get("k") == 1
+    assert not store.expire("missing", 5)
+
+
+def test_set_replaces_the_expiry(store: MemoryStore, clock: FakeClock) -> None:
+    store.set("k", 1, 5)
+    store.set("k", 2, None)
+    clock.advance(10)
+    assert store.get("k") == 2
+
+
+def test_incr_keeps_the_expiry(store: MemoryStore, clock: FakeClock) -> None:
+    store.set("k", 1, 10)
+    clock.advance(4)
+    assert store.incr("k", 1) == 2
+    assert store.ttl("k") == pytest.approx(6)
+    clock.advance(6)
+    assert store.get("k") is MISSING
+
+
+def test_expiration_counter(store: MemoryStore, clock: FakeClock) -> None:
+    store.set("a", 1, 1)
+    store.set("b", 1, 1)
+    store.set("c", 1, None)
+    clock.advance(1)
+    assert store.expirations == 0  # nothing touched yet
+    assert store.get("a") is MISSING
+    assert store.expirations == 1
+    assert store.get("a") is MISSING  # already dropped: not counted twice
+    assert store.expirations == 1
+    assert not store.exists("b")
+    assert store.expirations == 2
+    assert store.evictions == 0
+
+
+def test_lazy_sweep_reclaims_expired_entries_on_writes(store: MemoryStore, clock: FakeClock) -> None:
+    for key in ("x1", "x2", "x3"):
+        store.set(key, 1, 1)
+    store.set("live", 1, None)
+    clock.advance(1)
+    assert store.expirations == 0
+    store.set("new", 1, None)  # a write, no read of the expired keys
+    assert store.expirations == 3
+    assert store.count() == 2
+    assert store.keys() == ["live", "new"]
+
+
+def test_bounded_store_reclaims_expired_before_evicting(clock: FakeClock) -> None:
+    store = MemoryStore(max_entries=4, clock=clock)
+    store.set("old1", 1, 1)
+    store.set("old2", 1, 1)
+    store.set("keep1", 1, None)
+    store.set("keep2", 1, None)
+    clock.advance(1)
+    store.set("new1", 1, None)
+    store.set("new2", 1, None)
+    assert store.evictions == 0
+    assert store.expirations == 2
+    assert store.keys() == ["keep1", "keep2", "new1", "new2"]
+
+
+def test_evictions_and_expirations_are_counted_separately(clock: FakeClock) -> None:
+    store = MemoryStore(max_entries=2, clock=clock)
+    store.set("a", 1, None)
+    store.set("b", 1, None)
+    store.set("c", 1, None)
+    assert (store.evictions, store.expirations) == (1, 0)
+    store.set("d", 1, 1)
+    clock.advance(1)
+    assert store.get("d") is MISSING
+    assert (store.evictions, store.expirations) == (2, 1)
+
+
+# ------------------------------------------------- count, keys, clear, patterns
+
+
+@pytest.fixture
+def populated(store: MemoryStore, clock: FakeClock) -> MemoryStore:
+    store.set("user:1", 1, None)
+    store.set("user:2", 2, None)
+    store.set("user:3", 3, 1)  # expires
+    store.set("user*x", 4, None)
+    store.set("userx", 5, None)
+    store.push("user:list", [1], left=True)
+    store.set("order:1", 6, None)
+    clock.advance(1)
+    return store
+
+
+def test_count_with_and_without_prefix(populated: MemoryStore) -> None:
+    assert populated.count() == 6
+    assert populated.count("user:") == 3
+    assert populated.count("user") == 5
+    assert populated.count("user*") == 1  # a prefix, not a pattern
+    assert populated.count("nothing") == 0
+    assert populated.count("") == 6
+
+
+def test_keys_with_pattern(populated: MemoryStore) -> None:
+    assert sorted(populated.keys()) == ["order:1", "user*x", "user:1", "user:2", "user:list", "userx"]
+    assert sorted(populated.keys("user:*")) == ["user:1", "user:2", "user:list"]
+    assert populated.keys("user:?") == ["user:1", "user:2"]
+    assert populated.keys("user\\*x") == ["user*x"]
+    assert populated.keys("user:[^1]") == ["user:2"]
+    assert populated.keys("nothing*") == []
+
+
+def test_delete_pattern(populated: MemoryStore) -> None:
+    assert populated.delete_pattern("user:?") == 2  # the expired user:3 is not counted
+    assert sorted(populated.keys()) == ["order:1", "user*x", "user:list", "userx"]
+    assert populated.delete_pattern("user\\*x") == 1
+    assert populated.delete_pattern("nomatch*") == 0
+    assert populated.delete_pattern("*") == 3
+    assert populated.keys() == []
+
+
+def test_clear_with_prefix_is_literal(populated: MemoryStore) -> None:
+    populated.clear("user*")
+    assert not populated.exists("user*x")
+    assert populated.count() == 5
+    populated.clear("user:")
+    assert sorted(populated.keys()) == ["order:1", "userx"]
+    populated.clear("nothing")
+    assert populated.count() == 2
+    populated.clear()
+    assert populated.keys() == []
+    assert populated.count() == 0
+
+
+# ---------------------------------------------------------------------- counters
+
+
+def test_incr_on_missing_and_int(store: MemoryStore) -> None:
+    assert store.incr("c", 1) == 1
+    assert store.incr("c", 5) == 6
+    assert store.incr("c", -10) == -4
+    assert store.get("c") == -4
+    assert type(store.get("c")) is int
+
+
+@pytest.mark.parametrize(
+    ("stored", "delta", "result", "after"),
+    [
+        (b"5", 2, 7, b"7"),
+        (b"-5", 10, 5, b"5"),
+        (b"0", -1, -1, b"-1"),
+        (b"-0", 3, 3, b"3"),
+        (b"9223372036854775806", 1, INT64_MAX, b"9223372036854775807"),
+    ],
+)
+def test_incr_on_decimal_bytes_stays_bytes(
+    store: MemoryStore, stored: bytes, delta: int, result: int, after: bytes
+) -> None:
+    store.set("c", stored, None)
+    assert store.incr("c", delta) == result
+    value = store.get("c")
+    assert value == after
+    assert type(value) is bytes
+
+
+NOT_INTEGERS = [
+    "5",
+    5.0,
+    True,
+    False,
+    None,
+    [1],
+    bytearray(b"5"),
+    b"",
+    b"-",
+    b"5.0",
+    b"abc",
+    b"+5",
+    b"0x10",
+    b"1_000",
+    b" 5",
+    b"5 ",
+    b"5\n",
+    b"--5",
+    b"5-",
+]
+
+
+@pytest.mark.parametrize("value", NOT_INTEGERS, ids=repr)
+def test_incr_on_non_integer_is_wrong_type_and_unchanged(store: MemoryStore, value: Any) -> None:
+    store.set("the-key", value, None)
+    with pytest.raises(WrongType, match="'the-key'"):
+        store.incr("the-key", 2)
+    after = store.get("the-key")
+    assert after == value
+    assert type(after) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("stored", "delta"),
+    [
+        (INT64_MAX, 1),
+        (INT64_MIN, -1),
+        (0, INT64_MAX + 1),
+        (2**70, 1),
+        (b"9223372036854775807", 1),
+        (b"-9223372036854775808", -1),
+    ],
+)
+def test_incr_overflow_is_invalid_argument_and_unchanged(store: MemoryStore, stored: Any, delta: int) -> None:
+    store.set("the-key", stored, None)
+    with pytest.raises(InvalidArgument, match="'the-key'"):
+        store.incr("the-key", delta)
+    assert store.get("the-key") == stored
+    assert type(store.get("the-key")) is type(stored)
+
+
+def test_incr_overflow_on_missing_key_creates_nothing(store: MemoryStore) -> None:
+    with pytest.raises(InvalidArgument):
+        store.incr("c", INT64_MAX + 1)
+    assert not store.exists("c")
+    assert store.incr("c", INT64_MAX) == INT64_MAX
+    assert store.incr("c", INT64_MIN) == -1
+
+
+# -------------------------------------------------------------------------- lists
+
+
+def test_push_order_and_lengths(store: MemoryStore) -> None:
+    assert store.push("l", [1, 2, 3], left=True) == 3  # LPUSH: the last given ends first
+    assert store.lrange("l", 0, -1) == [3, 2, 1]
+    assert store.push("l", [4, 5], left=False) == 5
+    assert store.lrange("l", 0, -1) == [3, 2, 1, 4, 5]
+    assert store.llen("l") == 5
+    assert store.pop("l", left=True) == 3
+    assert store.pop("l", left=False) == 5
+    assert store.lrange("l", 0, -1) == [2, 1, 4]
+
+
+def test_pop_until_empty_removes_the_key(store: MemoryStore) -> None:
+    store.push("l", ["a", "b"], left=False)
+    assert store.pop("l", left=True) == "a"
+    assert store.pop("l", left=True) == "b"
+    assert not store.exists("l")
+    assert store.pop("l", left=True) is MISSING
+    assert store.pop("l", left=False) is MISSING
+    assert store.llen("l") == 0
+    assert store.lrange("l", 0, -1) == []
+    assert store.keys() == []
+
+
+def test_push_keeps_the_expiry(store: MemoryStore, clock: FakeClock) -> None:
+    store.push("l", [1], left=True)
+    store.expire("l", 10)
+    store.push("l", [2], left=True)
+    assert store.pop("l", left=False) == 1
+    assert store.ttl("l") == pytest.approx(10)
+
+
+def test_push_nothing_neither_creates_nor_evicts() -> None:
+    store = MemoryStore(max_entries=2)
+    store.set("a", 1, None)
+    store.set("b", 2, None)
+    assert store.push("l", [], left=True) == 0
+    assert store.keys() == ["a", "b"]
+    assert store.evictions == 0
+    store.push("l2", [1, 2], left=True)
+    assert store.push("l2", [], left=False) == 2
+
+
+def test_lrange_on_missing_key(store: MemoryStore) -> None:
+    assert store.lrange("nope", 0, -1) == []
+    assert store.lrange("nope", -5, 5) == []
+
+
+def _redis_lrange_by_slicing(items: list[int], start: int, stop: int) -> list[int]:
+    # LRANGE's stop is inclusive; -1 means "to the end", which slicing spells as None.
+    return items[start : (stop + 1) or None]
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "expected"),
+    [
+        (0, -1, [0, 1, 2, 3, 4]),
+        (0, 0, [0]),
+        (1, 3, [1, 2, 3]),
+        (-2, -1, [3, 4]),
+        (-100, 100, [0, 1, 2, 3, 4]),
+        (5, 10, []),
+        (3, 1, []),
+        (0, -6, []),
+        (-1, -1, [4]),
+        (-5, 0, [0]),
+        (2, -3, [2]),
+        (4, 4, [4]),
+    ],
+)
+def test_lrange_examples(store: MemoryStore, start: int, stop: int, expected: list[int]) -> None:
+    store.push("l", list(range(5)), left=False)
+    assert store.lrange("l", start, stop) == expected
+    assert _redis_lrange_by_slicing(list(range(5)), start, stop) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(st.integers(), min_size=1, max_size=12),
+    start=st.integers(-20, 20),
+    stop=st.integers(-20, 20),
+)
+def test_lrange_agrees_with_slicing(items: list[int], start: int, stop: int) -> None:
+    store = MemoryStore()
+    store.push("l", items, left=False)
+    assert store.lrange("l", start, stop) == _redis_lrange_by_slicing(items, start, stop)
+    assert store.lrange("l", start, stop) == _redis_lrange_by_slicing(items, start, stop)  # read-only
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=st.lists(st.tuples(st.sampled_from(["lpush", "rpush", "lpop", "rpop"]), st.integers()), max_size=30)
+)
+def test_push_pop_agrees_with_a_python_list(ops: list[tuple[str, int]]) -> None:
+    store = MemoryStore()
+    model: list[int] = []
+    for op, value in ops:
+        if op == "lpush":
+            model.insert(0, value)
+            assert store.push("l", [value], left=True) == len(model)
+        elif op == "rpush":
+            model.append(value)
+            assert store.push("l", [value], left=False) == len(model)
+        elif op == "lpop":
+            assert store.pop("l", left=True) == (model.pop(0) if model else MISSING)
+        else:
+            assert store.pop("l", left=False) == (model.pop() if model else MISSING)
+        assert store.lrange("l", 0, -1) == model
+        assert store.exists("l") is bool(model)
+
+
+# --------------------------------------------------------------------------- sets
+
+
+def test_set_operations(store: MemoryStore) -> None:
+    assert store.sadd("s", ["a", "b", "a"]) == 2
+    assert store.sadd("s", ["b", "c"]) == 1
+    assert store.smembers("s") == {"a", "b", "c"}
+    assert store.scard("s") == 3
+    assert store.sismember("s", "a")
+    assert not store.sismember("s", "z")
+    copy = store.smembers("s")
+    copy.add("zz")
+    assert store.scard("s") == 3  # smembers hands out a copy
+    assert store.srem("s", ["a", "zz"]) == 1
+    assert store.srem("s", ["b", "c"]) == 2
+    assert not store.exists("s")  # an emptied set no longer exists
+    assert store.smembers("s") == set()
+    assert store.scard("s") == 0
+    assert store.srem("s", ["a"]) == 0
+    assert store.sadd("s", []) == 0
+    assert not store.exists("s")
+
+
+def test_sadd_unhashable_member_changes_nothing() -> None:
+    store = MemoryStore(max_entries=2)
+    store.set("a", 1, None)
+    store.set("b", 2, None)
+    with pytest.raises(TypeError):
+        store.sadd("s", ["ok", ["unhashable"]])
+    assert store.keys() == ["a", "b"]
+    assert store.evictions == 0
+    store.sadd("s2", ["x"])
+    with pytest.raises(TypeError):
+        store.sadd("s2", [{"un": "hashable"}])
+    assert store.smembers("s2") == {"x"}
+
+
+# ------------------------------------------------------------------------- hashes
+
+
+def test_hash_operations(store: MemoryStore) -> None:
+    assert store.hset("h", {"a": 1, "b": 2}) == 2
+    assert store.hset("h", {"b": 3, "c": 4}) == 1
+    assert store.hget("h", "b") == 3
+    assert store.hget("h", "zz") is MISSING
+    assert store.hget("nope", "a") is MISSING
+    assert store.hgetall("h") == {"a": 1, "b": 3, "c": 4}
+    copy = store.hgetall("h")
+    copy["new"] = 1
+    assert store.hlen("h") == 3
+    assert store.hexists("h", "a")
+    assert not store.hexists("h", "zz")
+    assert not store.hexists("nope", "a")
+    assert store.hdel("h", ["a", "zz"]) == 1
+    assert store.hdel("h", ["b", "c"]) == 2
+    assert not store.exists("h")
+    assert store.hlen("h") == 0
+    assert store.hgetall("h") == {}
+    assert store.hdel("h", ["a"]) == 0
+    assert store.hset("h", {}) == 0
+    assert not store.exists("h")
+
+
+def test_hincrby(store: MemoryStore) -> None:
+    assert store.hincrby("h", "n", 5) == 5
+    assert store.hincrby("h", "n", -7) == -2
+    store.hset("h", {"b": b"10", "s": "text"})
+    assert store.hincrby("h", "b", 5) == 15
+    assert store.hget("h", "b") == b"15"
+    with pytest.raises(WrongType, match="'h'"):
+        store.hincrby("h", "s", 1)
+    assert store.hget("h", "s") == "text"
+    store.hset("h", {"max": INT64_MAX})
+    with pytest.raises(InvalidArgument, match="'h'"):
+        store.hincrby("h", "max", 1)
+    assert store.hget("h", "max") == INT64_MAX
+
+
+def test_hincrby_overflow_on_missing_hash_leaves_nothing(store: MemoryStore) -> None:
+    with pytest.raises(InvalidArgument):
+        store.hincrby("h", "f", INT64_MAX + 1)
+    assert not store.exists("h")
+    assert store.keys() == []
+    assert store.count() == 0
+
+
+# -------------------------------------------------------------------- wrong types
+
+WRONG_KIND: list[tuple[str, Callable[[MemoryStore], Any], Callable[[MemoryStore], Any]]] = [
+    ("get-list", lambda s: s.push("the-key", [1], True), lambda s: s.get("the-key")),
+    ("get-set", lambda s: s.sadd("the-key", [1]), lambda s: s.get("the-key")),
+    ("get-hash", lambda s: s.hset("the-key", {"f": 1}), lambda s: s.get("the-key")),
+    ("incr-list", lambda s: s.push("the-key", [1], True), lambda s: s.incr("the-key", 1)),
+    ("incr-hash", lambda s: s.hset("the-key", {"f": 1}), lambda s: s.incr("the-key", 1)),
+    ("lpush-plain", lambda s: s.set("the-key", 1, None), lambda s: s.push("the-key", [1], True)),
+    ("rpush-set", lambda s: s.sadd("the-key", [1]), lambda s: s.push("the-key", [1], False)),
+    ("lpop-plain", lambda s: s.set("the-key", 1, None), lambda s: s.pop("the-key", True)),
+    ("llen-hash", lambda s: s.hset("the-key", {"f": 1}), lambda s: s.llen("the-key")),
+    ("lrange-plain", lambda s: s.set("the-key", [1], None), lambda s: s.lrange("the-key", 0, -1)),
+    ("sadd-plain", lambda s: s.set("the-key", {1}, None), lambda s: s.sadd("the-key", [1])),
+    ("sadd-empty-list", lambda s: s.push("the-key", [1], True), lambda s: s.sadd("the-key", [])),
+    ("srem-list", lambda s: s.push("the-key", [1], True), lambda s: s.srem("the-key", [1])),
+    ("smembers-hash", lambda s: s.hset("the-key", {"f": 1}), lambda s: s.smembers("the-key")),
+    ("hset-plain", lambda s: s.set("the-key", {"f": 1}, None), lambda s: s.hset("the-key", {"f": 2})),
+    ("hset-empty-set", lambda s: s.sadd("the-key", [1]), lambda s: s.hset("the-key", {})),
+    ("hget-list", lambda s: s.push("the-key", [1], True), lambda s: s.hget("the-key", "f")),
+    ("hincrby-plain", lambda s: s.set("the-key", 1, None), lambda s: s.hincrby("the-key", "f", 1)),
+    ("hincrby-set", lambda s: s.sadd("the-key", [1]), lambda s: s.hincrby("the-key", "f", 1)),
+]
+
+
+@pytest.mark.parametrize(("make", "op"), [pytest.param(m, o, id=n) for n, m, o in WRONG_KIND])
+def test_wrong_type_names_the_key_and_changes_nothing(
+    store: MemoryStore, make: Callable[[MemoryStore], Any], op: Callable[[MemoryStore], Any]
+) -> None:
+    make(store)
+    before = store.keys()
+    with pytest.raises(WrongType, match="'the-key'") as info:
+        op(store)
+    assert isinstance(info.value, TypeError)
+    assert store.keys() == before
+    assert store.exists("the-key")
+
+
+# ------------------------------------------------------------------------ threads
+
+THREADS = 8
+OPS = 5000
+
+
+def _run_threads(target: Callable[[int], None]) -> list[BaseException]:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(THREADS)
+
+    def run(tid: int) -> None:
+        try:
+            barrier.wait()
+            target(tid)
+        except BaseException as exc:
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # many more interleavings per operation
+    try:
+        threads = [threading.Thread(target=run, args=(tid,)) for tid in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads), "a worker hung"
+    finally:
+        sys.setswitchinterval(old)
+    return errors
+
+
+def test_threads_keep_the_bound_on_a_bounded_store() -> None:
+    limit = 48
+    store = MemoryStore(max_entries=limit)
+    observations: list[int] = []
+
+    def work(tid: int) -> None:
+        rng = random.Random(tid)
+        seen: list[int] = []
+        for i in range(OPS):
+            n = rng.randrange(40)
+            op = rng.randrange(7)
+            if op == 0:
+                store.set(f"v{n}", (tid, i), None)
+            elif op == 1:
+                value = store.get(f"v{n}")
+                assert value is MISSING or (type(value) is tuple and len(value) == 2)
+            elif op == 2:
+                assert store.incr(f"c{n}", 1) >= 1
+            elif op == 3:
+                counter = store.get(f"c{n}")
+                assert counter is MISSING or (type(counter) is int and counter >= 1)
+            elif op == 4:
+                store.delete(rng.choice("vcl") + str(n))
+            elif op == 5:
+                assert store.push(f"l{n}", [i], left=bool(i % 2)) >= 1
+                assert all(type(x) is int for x in store.lrange(f"l{n}", 0, -1))
+            else:
+                seen.append(store.count())
+                seen.append(len(store.keys()))
+        observations.extend(seen)
+
+    errors = _run_threads(work)
+    assert errors == []
+    assert observations
+    assert max(observations) <= limit
+    assert store.count() <= limit
+    assert len(store.keys()) <= limit
+    assert store.evictions > 0  # 120 distinct keys through 48 slots
+
+
+def test_threads_lose_no_increments_on_an_unbounded_store() -> None:
+    store = MemoryStore()
+    burst = 1500  # back-to-back increments of one shared key: the likeliest lost update
+    # Plans are drawn up front so that the threads spend their time inside the store.
+    plans: dict[int, list[tuple[int, int, int]]] = {}
+    for tid in range(THREADS):
+        rng = random.Random(1000 + tid)
+        plans[tid] = [(rng.randrange(6), rng.randint(1, 3), rng.randrange(20)) for _ in range(OPS - burst)]
+
+    rounds = 15
+    sync = threading.Barrier(THREADS)
+
+    def work(tid: int) -> None:
+        for _ in range(rounds):
+            sync.wait(30)  # several starts in step: more chances for a racy incr to lose one
+            for _ in range(burst // rounds):
+                store.incr("shared", 1)
+        own = f"thread:{tid}"
+        for i, (op, amount, n) in enumerate(plans[tid]):
+            if op == 0:
+                store.incr(own, amount)
+            elif op <= 2:
+                store.incr("shared", 1)
+            elif op == 3:
+                store.set(f"noise:{n}", i, None)
+            elif op == 4:
+                store.delete(f"noise:{n}")
+            else:
+                store.push(f"list:{n % 4}", [i], left=True)
+
+    errors = _run_threads(work)
+    assert errors == []
+    for tid in range(THREADS):
+        assert store.get(f"thread:{tid}") == sum(amount for op, amount, _ in plans[tid] if op == 0)
+    shared = THREADS * burst + sum(1 for plan in plans.values() for op, _, _ in plan if 1 <= op <= 2)
+    assert store.get("shared") == shared
+    pushed = sum(1 for plan in plans.values() for op, _, _ in plan if op == 5)
+    assert sum(store.llen(f"list:{n}") for n in range(4)) == pushed
+    assert store.evictions == 0
