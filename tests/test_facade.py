@@ -432,3 +432,16 @@ def test_cli_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     cli = importlib.import_module("stratacache.cli")
     assert cli.main(["demo"]) == 0
     assert "get_or_set x3" in capsys.readouterr().out
+
+
+def test_readme_quick_start_runs(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "quickstart.py"
+    script.write_text(code, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "quick start ok" in result.stdout
