@@ -24,6 +24,12 @@ from stratacache.testing import FakeClock
 # name -> keyword arguments for Cache/AsyncCache; "clock" is filled in per test.
 BACKENDS: dict[str, dict[str, Any]] = {
     "memory": {"backend": "memory", "clock": True},
+    # Every eviction policy passes the whole suite (memory's default is tinylfu).
+    "memory-lru": {"backend": "memory", "clock": True, "policy": "lru"},
+    "memory-lfu": {"backend": "memory", "clock": True, "policy": "lfu"},
+    "memory-fifo": {"backend": "memory", "clock": True, "policy": "fifo"},
+    "memory-random": {"backend": "memory", "clock": True, "policy": "random"},
+    "memory-bytes": {"backend": "memory", "clock": True, "max_bytes": 64 * 2**20, "max_entries": None},
     "memory-msgpack": {"backend": "memory", "clock": True, "serializer": "msgpack"},
     "null": {"backend": "null"},
 }

@@ -340,7 +340,7 @@ def test_bad_hooks_are_refused() -> None:
 
 
 def test_stats_counts_and_latency() -> None:
-    cache = Cache("memory", latency_sample=1, max_entries=2)
+    cache = Cache("memory", latency_sample=1, max_entries=2, policy="lru")
     for i in range(3):
         cache.set(f"k{i}", i)
     cache.get("k2")
@@ -442,6 +442,8 @@ def test_readme_quick_start_runs(tmp_path: Any) -> None:
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     script = tmp_path / "quickstart.py"
     script.write_text(code, encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "quick start ok" in result.stdout

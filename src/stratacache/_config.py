@@ -201,13 +201,15 @@ CACHE_PARAMS: dict[str, Parser] = {
 BACKEND_PARAMS: dict[str, dict[str, Parser]] = {
     "memory": {
         "max_entries": parse_optional_positive_int,
+        "max_bytes": parse_optional_positive_int,
         "policy": parse_str,
+        "expire_after_access": parse_ttl,
     },
     "null": {},
 }
 
 # Parameters that a dict/file/env may give but a URL may not (objects, not strings).
-_OBJECT_PARAMS = frozenset({"clock"})
+_OBJECT_PARAMS = frozenset({"clock", "weigher", "pool", "store"})
 
 
 @dataclass

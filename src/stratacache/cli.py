@@ -67,9 +67,20 @@ class _Printer:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:
+        # The simulator owns its arguments (several --policy/--size, percentages, ...).
+        from stratacache.core.simulate import main as simulate_main
+
+        return simulate_main(argv[1:])
     parser = argparse.ArgumentParser(prog="stratacache", description="stratacache command line")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="show the library at work on the embedded memory backend")
+    sub.add_parser(
+        "simulate",
+        help="replay an access trace against eviction policies and print hit ratios "
+        "(stratacache simulate --help)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         _demo(_Printer())

@@ -1,35 +1,59 @@
-"""A thread-safe in-process store: a map with LRU order, per-entry TTL and native collections.
+"""The in-memory engine's store: a map + an eviction policy + expiry + byte accounting.
 
-Pure logic, no I/O: the sync and async ``memory://`` backends both wrap one of these.
-Values are kept as Python objects. When the facade serializes (a memory cache configured
-with a serializer) values arrive as bytes, and counters are then decimal ASCII bytes, which
-:meth:`MemoryStore.incr` understands as well as plain ``int`` objects.
+Pure logic, no I/O: the sync and async ``memory://`` backends, and later the layered
+cache's L1 and the server, all run on it. Values are kept as Python objects. When the
+facade serializes (a memory cache given a serializer) values arrive as bytes, and counters
+are then decimal ASCII bytes, which :meth:`MemoryStore.incr` understands as well as ``int``.
 
-Expired entries are never returned: they are dropped lazily when touched, and in a bounded
-sweep of the oldest entries on every write, so memory held by dead entries stays small
-without a background thread.
+* **Eviction**: any policy from :mod:`stratacache.core.policies` (``lru``, ``lfu``,
+  ``fifo``, ``random``, ``tinylfu``), by ``max_entries`` and/or ``max_bytes`` (weighed by
+  ``weigher(key, value)``). Both limits hold after every operation. A value heavier than
+  ``max_bytes`` is refused with :class:`ValueTooLarge` and counted as ``rejected``.
+* **Expiry**: per-entry TTL (expire-after-write) and optional sliding expiry
+  (``expire_after_access``). Expired entries are never returned: they are dropped when
+  touched, and reclaimed in bounded batches from a heap of deadlines by
+  :meth:`purge_expired`, which the process-wide janitor thread calls (see
+  :mod:`stratacache.core.janitor`) — no thread per store.
+* **Metadata**: every entry keeps a version (incremented on each write), its creation and
+  update times and its expiry (:meth:`entry_info`).
+* **Pools**: a store can share a byte budget with other stores through a
+  :class:`~stratacache.core.pool.MemoryPool`; under pressure the pool asks it to evict by
+  its own policy (:meth:`evict_bytes`).
 """
 
 from __future__ import annotations
 
 import builtins
+import heapq
+import sys
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._exceptions import ConfigurationError, InvalidArgument, WrongType
-from .._types import MISSING, Missing
+from .._exceptions import ConfigurationError, InvalidArgument, ValueTooLarge, WrongType
+from .._types import MISSING, UNSET, Missing
 from .glob import compile_glob
+from .policies import Policy, make_policy
 
-__all__ = ["MemoryStore"]
+if TYPE_CHECKING:
+    from .pool import MemoryPool
+
+__all__ = ["EntryInfo", "MemoryStore", "StoreCounters", "default_weigher"]
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-# How many of the least recently used entries a write looks at for expired ones.
-_SWEEP = 4
+
+# Entry layout: one list per key, indexed by these constants (a list is cheaper to build
+# and index than a slotted object on the hot path).
+_VALUE, _EXPIRES, _WEIGHT, _VERSION, _CREATED, _UPDATED, _WINDOW = range(7)
+# A stale deadline heap (overwritten / deleted keys) is rebuilt past this many extra items.
+_HEAP_SLACK = 1024
+# Fixed per-entry overhead in the default weight estimate (list + dict slot + key object).
+_ENTRY_OVERHEAD = 64
 
 
 class _List(deque[Any]):
@@ -58,6 +82,28 @@ def _kind(value: Any) -> str:
     return _KIND.get(type(value), "plain value")
 
 
+def _value_weight(value: Any) -> int:
+    cls = type(value)
+    if cls is bytes or cls is str or cls is bytearray:
+        return len(value)
+    if cls is _List or cls is _Set:
+        return sum(_value_weight(v) for v in value) + 8 * len(value)
+    if cls is _Hash:
+        return sum(len(f) + _value_weight(v) for f, v in value.items()) + 16 * len(value)
+    return sys.getsizeof(value)
+
+
+def default_weigher(key: str, value: Any) -> int:
+    """The default weight of an entry, in bytes: an estimate of what it holds.
+
+    ``len(key)`` + ``len(value)`` for ``bytes``/``str``/``bytearray`` values (the common
+    case once a serializer is on), ``sys.getsizeof(value)`` (shallow) for other objects,
+    the sum of the elements' weights for native lists/sets/hashes, plus a fixed
+    64-byte per-entry overhead. Pass ``weigher=`` for anything more exact.
+    """
+    return len(key) + _value_weight(value) + _ENTRY_OVERHEAD
+
+
 def _as_counter(value: Any, key: str, what: str) -> tuple[int, bool]:
     """Read a counter stored as ``int`` or decimal bytes; returns (number, stored_as_bytes)."""
     if type(value) is int:
@@ -81,105 +127,443 @@ def _add_counter(current: int, delta: int, key: str, what: str = "incr") -> int:
     return result
 
 
-class MemoryStore:
-    """A bounded, thread-safe map with LRU eviction, per-entry expiry and native collections.
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """Metadata of one entry: write version, creation/update times, expiry and weight."""
 
-    ``max_entries=None`` means unbounded. ``clock`` returns seconds (monotonic); inject a
-    fake one in tests. Every public method takes the one lock, so each is atomic.
+    version: int
+    created: float
+    updated: float
+    expires: float | None
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounters:
+    """A store's running totals."""
+
+    items: int
+    bytes: int
+    evictions: int
+    expirations: int
+    rejected: int
+
+
+def _positive_or_none(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive integer or None, got {value!r}")
+    return value
+
+
+class MemoryStore:
+    """A thread-safe map with pluggable eviction, per-entry expiry and native collections.
+
+    ``max_entries``/``max_bytes`` bound the store (``None``: unbounded); ``policy`` names
+    the eviction policy; ``weigher(key, value) -> int`` weighs entries for ``max_bytes``
+    and pools (default :func:`default_weigher`); ``expire_after_access`` turns on sliding
+    expiry (each read extends an entry by its own ttl, or by this many seconds for entries
+    written without one); ``clock`` returns monotonic seconds (inject a fake in tests);
+    ``pool`` shares a byte budget with other stores. Every public method is atomic.
     """
 
-    def __init__(self, *, max_entries: int | None = None, clock: Callable[[], float] | None = None) -> None:
-        if max_entries is not None and (
-            not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries <= 0
+    def __init__(
+        self,
+        *,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
+        policy: str = "lru",
+        weigher: Callable[[str, Any], int] | None = None,
+        expire_after_access: float | None = None,
+        clock: Callable[[], float] | None = None,
+        pool: MemoryPool | None = None,
+        name: str = "default",
+    ) -> None:
+        self.max_entries = _positive_or_none("max_entries", max_entries)
+        self.max_bytes = _positive_or_none("max_bytes", max_bytes)
+        if weigher is not None and not callable(weigher):
+            raise ConfigurationError(f"weigher must be a callable (key, value) -> int, got {weigher!r}")
+        if expire_after_access is not None and (
+            isinstance(expire_after_access, bool)
+            or not isinstance(expire_after_access, (int, float))
+            or not expire_after_access > 0
         ):
-            raise ConfigurationError(f"max_entries must be a positive integer or None, got {max_entries!r}")
-        self.max_entries = max_entries
+            raise ConfigurationError(
+                "expire_after_access must be a positive number of seconds or None, "
+                f"got {expire_after_access!r}"
+            )
+        if clock is not None and not callable(clock):
+            raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
+        self.name = name
+        self.policy_name = policy
         self.clock: Callable[[], float] = clock or time.monotonic
-        # key -> [value, expires_at or None]; order = least recently used first.
-        self._data: OrderedDict[str, list[Any]] = OrderedDict()
+        self.expire_after_access = None if expire_after_access is None else float(expire_after_access)
+        self._weigher = weigher or default_weigher
+        # Weighing costs a call per write: only pay it when a byte limit or a pool needs it.
+        self._weighs = self.max_bytes is not None or pool is not None
+        self._data: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
+        self._heap: list[tuple[float, str]] = []
+        self._bytes = 0
         self.evictions = 0
         self.expirations = 0
+        self.rejected = 0
+        self._pool = pool
+        self._policy: Policy | None = None
+        self._make_policy(policy)
+        if pool is not None:
+            pool.register(self)
 
-    # ----------------------------------------------------------------- internals
+    # ----------------------------------------------------------------- policy
+
+    def _capacity(self) -> int | None:
+        if self.max_entries is not None:
+            return self.max_entries
+        if self.max_bytes is not None:
+            return self.max_bytes
+        if self._pool is not None:
+            return int(self._pool.capacity)
+        return None
+
+    def _make_policy(self, name: str) -> None:
+        capacity = self._capacity()
+        if capacity is None:
+            # Unbounded and in no pool: nothing is ever evicted, so no policy is consulted
+            # (the name is still checked, so a typo fails loudly).
+            make_policy(name, 1)
+            self._policy = None
+        else:
+            self._policy = make_policy(name, capacity)
+        policy = self._policy
+        # Bound methods cached once: the hot path calls them without attribute lookups.
+        self._on_access = policy.on_access if policy is not None and policy.tracks_access else None
+        self._record_miss = policy.record_miss if policy is not None else None
+        # With max_entries the policy counts entries; otherwise it weighs bytes.
+        self._policy_weighs = self.max_entries is None
+
+    def _policy_weight(self, weight: int) -> int:
+        return weight if self._policy_weighs else 1
+
+    # --------------------------------------------------------------- internals
 
     def _live(self, key: str) -> list[Any] | None:
         """The entry for ``key`` if present and unexpired (dropping it if expired). Lock held."""
         entry = self._data.get(key)
         if entry is None:
             return None
-        expires = entry[1]
-        if expires is not None and expires <= self.clock():
-            del self._data[key]
-            self.expirations += 1
-            return None
+        expires = entry[_EXPIRES]
+        if expires is not None:
+            now = self.clock()
+            if expires <= now:
+                self._remove(key, entry)
+                self.expirations += 1
+                return None
+            if entry[_WINDOW] is not None:
+                entry[_EXPIRES] = now + entry[_WINDOW]
         return entry
 
-    def _expiry(self, ttl: float | None) -> float | None:
-        return None if ttl is None else self.clock() + ttl
+    def _touch(self, key: str, entry: list[Any]) -> None:
+        """Record a read of a live entry. Lock held."""
+        if self._on_access is not None:
+            self._on_access(key)
 
-    def _put(self, key: str, value: Any, expires: float | None) -> None:
-        """Insert or replace ``key`` as most recently used, evicting to stay in bounds. Lock held."""
-        data = self._data
-        if key in data:
-            data[key] = [value, expires]
-            data.move_to_end(key)
+    def _remove(self, key: str, entry: list[Any]) -> None:
+        """Forget ``key`` everywhere (map, policy, bytes, pool). Lock held."""
+        del self._data[key]
+        if self._policy is not None:
+            self._policy.on_remove(key)
+        weight = entry[_WEIGHT]
+        if weight:
+            self._bytes -= weight
+            if self._pool is not None:
+                self._pool.charge(self, -weight)
+
+    def _weigh(self, key: str, value: Any) -> int:
+        if not self._weighs:
+            return 0
+        weight = self._weigher(key, value)
+        if type(weight) is not int or weight < 0:
+            raise ConfigurationError(
+                f"weigher returned {weight!r} for key {key!r}; it must return an int >= 0"
+            )
+        if self.max_bytes is not None and weight > self.max_bytes:
+            self.rejected += 1
+            raise ValueTooLarge(
+                f"the value for key {key!r} weighs {weight} bytes, "
+                f"more than the store's max_bytes={self.max_bytes}"
+            )
+        return weight
+
+    def _deadline(self, ttl: float | None, now: float) -> tuple[float | None, float | None]:
+        """(expires, sliding window) for a write with ``ttl``."""
+        window = self.expire_after_access
+        if ttl is not None:
+            return now + ttl, (ttl if window is not None else None)
+        if window is not None:
+            return now + window, window
+        return None, None
+
+    def _schedule(self, key: str, expires: float | None) -> None:
+        if expires is None:
             return
-        data[key] = [value, expires]
-        self._sweep()
-        limit = self.max_entries
-        while limit is not None and len(data) > limit:
-            data.popitem(last=False)
-            self.evictions += 1
+        heap = self._heap
+        heapq.heappush(heap, (expires, key))
+        if len(heap) > 2 * len(self._data) + _HEAP_SLACK:
+            # Overwrites and deletes leave stale deadlines behind; rebuild from the live ones.
+            self._heap = [(e[_EXPIRES], k) for k, e in self._data.items() if e[_EXPIRES] is not None]
+            heapq.heapify(self._heap)
+        if len(heap) == 1:
+            from .janitor import janitor
 
-    def _sweep(self) -> None:
-        """Drop expired entries among the few least recently used ones. Lock held."""
+            janitor.watch(self)
+
+    def _put(self, key: str, value: Any, ttl: float | None) -> list[Any]:
+        """Insert or replace ``key``, then evict to stay within every limit. Lock held."""
+        weight = self._weigh(key, value)
+        now = self.clock()
+        if self._heap and self._heap[0][0] <= now:
+            # A write reclaims a few expired entries too, so a store nobody reads from does
+            # not wait for the janitor to give memory back.
+            self._purge_locked(now, 8)
+        expires, window = self._deadline(ttl, now)
         data = self._data
-        now: float | None = None
-        for key in list(islice(data, _SWEEP)):
-            expires = data[key][1]
-            if expires is not None:
-                if now is None:
-                    now = self.clock()
-                if expires <= now:
-                    del data[key]
-                    self.expirations += 1
-
-    def _native(self, key: str, cls: type[Any], op: str, create: bool) -> Any:
-        """The native collection at ``key``; WrongType if it holds something else. Lock held."""
-        entry = self._live(key)
+        entry = data.get(key)
+        policy = self._policy
         if entry is None:
-            if not create:
-                return None
-            value = cls()
-            self._put(key, value, None)
-            return value
-        value = entry[0]
-        if type(value) is not cls:
-            raise WrongType(f"{op} on key {key!r}: it holds a {_kind(value)}, not a {_KIND[cls]}")
-        self._data.move_to_end(key)
-        return value
+            entry = [value, expires, weight, 1, now, now, window]
+            data[key] = entry
+            if policy is not None:
+                policy.on_insert(key, self._policy_weight(weight))
+            delta = weight
+        else:
+            delta = weight - entry[_WEIGHT]
+            entry[_VALUE] = value
+            entry[_EXPIRES] = expires
+            entry[_WEIGHT] = weight
+            entry[_VERSION] += 1
+            entry[_UPDATED] = now
+            entry[_WINDOW] = window
+            if policy is not None:
+                policy.on_update(key, self._policy_weight(weight))
+        self._schedule(key, expires)
+        if delta:
+            self._bytes += delta
+            if self._pool is not None:
+                self._pool.charge(self, delta)
+        self._enforce()
+        return entry
 
-    def _drop_if_empty(self, key: str, container: Any) -> None:
-        # Like Redis, an emptied collection no longer exists.
-        if not container:
-            self._data.pop(key, None)
+    def _reweigh(self, key: str, entry: list[Any], delta: int | None = None) -> None:
+        """A value changed in place: bump its version, re-weigh it, evict if needed. Lock held.
+
+        ``delta`` is the change in weight when the caller knows it (collections with the
+        default weigher), so that pushing onto a long list stays O(1) instead of re-weighing
+        every element; a custom weigher always sees the whole value.
+        """
+        entry[_VERSION] += 1
+        entry[_UPDATED] = self.clock()
+        if not self._weighs:
+            return
+        if delta is None or self._weigher is not default_weigher:
+            delta = self._weigher(key, entry[_VALUE]) - entry[_WEIGHT]
+        weight = entry[_WEIGHT] + delta
+        if delta:
+            entry[_WEIGHT] = weight
+            self._bytes += delta
+            if self._pool is not None:
+                self._pool.charge(self, delta)
+            if self._policy is not None:
+                self._policy.on_update(key, self._policy_weight(weight))
+            self._enforce()
+
+    def _over(self) -> bool:
+        max_entries = self.max_entries
+        if max_entries is not None and len(self._data) > max_entries:
+            return True
+        max_bytes = self.max_bytes
+        return max_bytes is not None and self._bytes > max_bytes
+
+    def _enforce(self) -> None:
+        """Evict by policy until both limits hold. Lock held."""
+        if self._policy is None or not self._over():
+            return
+        self._purge_locked(self.clock(), 64)  # expired entries go before live ones
+        policy = self._policy
+        data = self._data
+        while self._over():
+            victim = policy.evict()
+            entry = data.get(victim)  # type: ignore[call-overload]
+            if entry is None:
+                continue
+            self._remove_evicted(victim, entry)  # type: ignore[arg-type]
+
+    def _remove_evicted(self, key: str, entry: list[Any]) -> None:
+        # The policy already forgot the victim; only the map, bytes and pool remain.
+        del self._data[key]
+        weight = entry[_WEIGHT]
+        if weight:
+            self._bytes -= weight
+            if self._pool is not None:
+                self._pool.charge(self, -weight)
+        self.evictions += 1
+
+    def _purge_locked(self, now: float, limit: int) -> int:
+        heap = self._heap
+        data = self._data
+        removed = 0
+        while heap and heap[0][0] <= now and removed < limit:
+            deadline, key = heapq.heappop(heap)
+            entry = data.get(key)
+            if entry is None:
+                continue
+            expires = entry[_EXPIRES]
+            if expires is None:
+                continue
+            if expires <= now:
+                self._remove(key, entry)
+                self.expirations += 1
+                removed += 1
+            elif expires != deadline:
+                # Extended since scheduled (sliding expiry or a rewrite): watch the new deadline.
+                heapq.heappush(heap, (expires, key))
+        return removed
+
+    def _relieve_pool(self) -> None:
+        # Called with no lock held: a pool's relief makes other stores evict (their locks).
+        pool = self._pool
+        if pool is not None and pool.needs_relief():
+            pool.relieve()
+
+    # ------------------------------------------------------------ maintenance
+
+    def purge_expired(self, limit: int = 1000) -> int:
+        """Reclaim up to ``limit`` expired entries; the janitor calls this. Returns how many."""
+        with self._lock:
+            removed = self._purge_locked(self.clock(), limit)
+        # Also delivers the pool's pending pressure events (a drop back to a lower level).
+        self._relieve_pool()
+        return removed
+
+    def next_deadline(self) -> float | None:
+        """The earliest scheduled expiry (possibly stale), or None."""
+        heap = self._heap
+        return heap[0][0] if heap else None
+
+    def evict_bytes(self, nbytes: int) -> int:
+        """Evict by this store's policy until ``nbytes`` were freed or it is empty (pool relief)."""
+        freed = 0
+        with self._lock:
+            policy = self._policy
+            data = self._data
+            while freed < nbytes and data:
+                if policy is not None:
+                    victim: Any = policy.evict()
+                    entry = data.get(victim)
+                    if entry is None:
+                        continue
+                    freed += entry[_WEIGHT]
+                    self._remove_evicted(victim, entry)
+                else:
+                    # No policy: oldest inserted first (dicts keep insertion order).
+                    victim = next(iter(data))
+                    entry = data[victim]
+                    freed += entry[_WEIGHT]
+                    self._remove(victim, entry)
+                    self.evictions += 1
+        return freed
+
+    @property
+    def pool_bytes(self) -> int:
+        """Bytes this store holds, as charged to its pool."""
+        return self._bytes
+
+    def resize(self, *, max_entries: Any = UNSET, max_bytes: Any = UNSET) -> None:
+        """Change the limits at run time; entries that still fit are kept (the policy picks the rest)."""
+        with self._lock:
+            if max_entries is not UNSET:
+                self.max_entries = _positive_or_none("max_entries", max_entries)
+            if max_bytes is not UNSET:
+                new_bytes = _positive_or_none("max_bytes", max_bytes)
+                if new_bytes is not None and not self._weighs:
+                    # Weighing was off: weigh what is already stored.
+                    self._weighs = True
+                    for key, entry in self._data.items():
+                        entry[_WEIGHT] = self._weigher(key, entry[_VALUE])
+                    self._bytes = sum(e[_WEIGHT] for e in self._data.values())
+                self.max_bytes = new_bytes
+            capacity = self._capacity()
+            if capacity is None:
+                self._policy = None
+                self._on_access = self._record_miss = None
+                return
+            if self._policy is None:
+                self._make_policy(self.policy_name)
+                policy = self._policy
+                assert policy is not None
+                for key, entry in self._data.items():
+                    policy.on_insert(key, self._policy_weight(entry[_WEIGHT]))
+            else:
+                self._policy_weighs = self.max_entries is None
+                self._policy.resize(capacity)
+            self._enforce()
+
+    def counters(self, prefix: str | None = None) -> StoreCounters:
+        """Items (live, optionally under ``prefix``), bytes, evictions, expirations, rejections."""
+        return StoreCounters(
+            items=self.count(prefix),
+            bytes=self._bytes,
+            evictions=self.evictions,
+            expirations=self.expirations,
+            rejected=self.rejected,
+        )
+
+    def entry_info(self, key: str) -> EntryInfo | None:
+        """Metadata of the live entry at ``key``, or None."""
+        with self._lock:
+            entry = self._live(key)
+            if entry is None:
+                return None
+            return EntryInfo(
+                entry[_VERSION], entry[_CREATED], entry[_UPDATED], entry[_EXPIRES], entry[_WEIGHT]
+            )
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def close(self) -> None:
+        """Leave the pool and the janitor; the data is dropped."""
+        from .janitor import janitor
+
+        janitor.unwatch(self)
+        with self._lock:
+            self._data.clear()
+            self._heap.clear()
+            if self._pool is not None and self._bytes:
+                self._pool.charge(self, -self._bytes)
+            self._bytes = 0
+        if self._pool is not None:
+            self._pool.unregister(self)
 
     # ------------------------------------------------------------ plain values
 
     def get(self, key: str) -> Any:
         """The value at ``key`` or MISSING; WrongType if it is a native collection."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             entry = self._data.get(key)
             if entry is None:
+                if self._record_miss is not None:
+                    self._record_miss(key)
                 return MISSING
-            expires = entry[1]
-            if expires is not None and expires <= self.clock():
-                del self._data[key]
-                self.expirations += 1
+            if entry[_EXPIRES] is not None and self._live(key) is None:
                 return MISSING
-            self._data.move_to_end(key)
-            value = entry[0]
+            if self._on_access is not None:
+                self._on_access(key)
+            value = entry[_VALUE]
+        finally:
+            lock.release()
         if type(value) in _NATIVE:
             raise WrongType(f"get on key {key!r}: it holds a {_kind(value)}")
         return value
@@ -190,45 +574,61 @@ class MemoryStore:
         with self._lock:
             for key in keys:
                 entry = self._live(key)
-                if entry is not None and type(entry[0]) not in _NATIVE:
-                    self._data.move_to_end(key)
-                    found[key] = entry[0]
+                if entry is None:
+                    if self._record_miss is not None:
+                        self._record_miss(key)
+                elif type(entry[_VALUE]) not in _NATIVE:
+                    self._touch(key, entry)
+                    found[key] = entry[_VALUE]
         return found
 
     def set(self, key: str, value: Any, ttl: float | None) -> None:
         """Store ``value`` (replacing anything, collections included) for ``ttl`` seconds."""
-        with self._lock:
-            self._put(key, value, self._expiry(ttl))
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._put(key, value, ttl)
+        finally:
+            lock.release()
+        if self._pool is not None:
+            self._relieve_pool()
 
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
-        """Store every item with the same ttl, atomically."""
+        """Store every item with the same ttl, atomically (all weighed before any is stored)."""
         with self._lock:
-            expires = self._expiry(ttl)
+            if self.max_bytes is not None:
+                for key, value in items.items():
+                    self._weigh(key, value)
             for key, value in items.items():
-                self._put(key, value, expires)
+                self._put(key, value, ttl)
+        self._relieve_pool()
 
     def add(self, key: str, value: Any, ttl: float | None) -> bool:
         """Store only if ``key`` is absent; True when stored."""
         with self._lock:
             if self._live(key) is not None:
                 return False
-            self._put(key, value, self._expiry(ttl))
-            return True
+            self._put(key, value, ttl)
+        self._relieve_pool()
+        return True
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when it existed."""
         with self._lock:
-            existed = self._live(key) is not None
-            self._data.pop(key, None)
-            return existed
+            entry = self._live(key)
+            if entry is None:
+                return False
+            self._remove(key, entry)
+            return True
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove every key; the number that existed."""
         with self._lock:
             count = 0
             for key in keys:
-                if self._live(key) is not None:
-                    del self._data[key]
+                entry = self._live(key)
+                if entry is not None:
+                    self._remove(key, entry)
                     count += 1
             return count
 
@@ -238,18 +638,20 @@ class MemoryStore:
             return self._live(key) is not None
 
     def incr(self, key: str, delta: int) -> int:
-        """Add ``delta`` to the integer at ``key`` (created from 0, keeping its expiry)."""
+        """Add ``delta`` to the integer at ``key`` (created from 0 without expiry; keeps an expiry)."""
         with self._lock:
             entry = self._live(key)
             if entry is None:
                 result = _add_counter(0, delta, key)
                 self._put(key, result, None)
-                return result
-            current, as_bytes = _as_counter(entry[0], key, "incr")
-            result = _add_counter(current, delta, key)
-            entry[0] = str(result).encode() if as_bytes else result
-            self._data.move_to_end(key)
-            return result
+            else:
+                current, as_bytes = _as_counter(entry[_VALUE], key, "incr")
+                result = _add_counter(current, delta, key)
+                entry[_VALUE] = str(result).encode() if as_bytes else result
+                self._touch(key, entry)
+                self._reweigh(key, entry)
+        self._relieve_pool()
+        return result
 
     def expire(self, key: str, ttl: float | None) -> bool:
         """Set the remaining life of ``key`` (None: never expire); False when absent."""
@@ -257,47 +659,58 @@ class MemoryStore:
             entry = self._live(key)
             if entry is None:
                 return False
-            entry[1] = self._expiry(ttl)
+            expires, window = self._deadline(ttl, self.clock())
+            entry[_EXPIRES] = expires
+            entry[_WINDOW] = window
+            self._schedule(key, expires)
             return True
 
-    def ttl(self, key: str) -> float | Missing | None:
+    def ttl(self, key: str) -> float | None | Missing:
         """Seconds left, None for no expiry, MISSING when absent."""
         with self._lock:
             entry = self._live(key)
             if entry is None:
                 return MISSING
-            expires = entry[1]
+            expires = entry[_EXPIRES]
             return None if expires is None else max(0.0, expires - self.clock())
+
+    def _live_keys(self, match: Callable[[str], bool] | None) -> list[str]:
+        now = self.clock()
+        return [
+            key
+            for key, entry in self._data.items()
+            if (entry[_EXPIRES] is None or entry[_EXPIRES] > now) and (match is None or match(key))
+        ]
 
     def keys(self, pattern: str | None = None) -> list[str]:
         """Live keys, optionally filtered by a Redis-style glob."""
+        match = compile_glob(pattern) if pattern is not None else None
         with self._lock:
-            now = self.clock()
-            match = compile_glob(pattern) if pattern is not None else None
-            return [
-                key
-                for key, (_, expires) in self._data.items()
-                if (expires is None or expires > now) and (match is None or match(key))
-            ]
+            return self._live_keys(match)
 
     def delete_pattern(self, pattern: str) -> int:
         """Delete every live key matching the glob; the number deleted."""
         match = compile_glob(pattern)
         with self._lock:
-            now = self.clock()
-            doomed = [k for k, (_, exp) in self._data.items() if match(k) and (exp is None or exp > now)]
+            doomed = self._live_keys(match)
             for key in doomed:
-                del self._data[key]
+                self._remove(key, self._data[key])
             return len(doomed)
 
     def clear(self, prefix: str | None = None) -> None:
         """Remove everything, or only the keys starting with ``prefix``."""
         with self._lock:
             if prefix is None:
+                if self._pool is not None and self._bytes:
+                    self._pool.charge(self, -self._bytes)
                 self._data.clear()
+                self._heap.clear()
+                self._bytes = 0
+                if self._policy is not None:
+                    self._policy.clear()
                 return
             for key in [k for k in self._data if k.startswith(prefix)]:
-                del self._data[key]
+                self._remove(key, self._data[key])
 
     def count(self, prefix: str | None = None) -> int:
         """The number of live entries (with ``prefix``, only those keys)."""
@@ -305,9 +718,39 @@ class MemoryStore:
             now = self.clock()
             return sum(
                 1
-                for key, (_, expires) in self._data.items()
-                if (expires is None or expires > now) and (prefix is None or key.startswith(prefix))
+                for key, entry in self._data.items()
+                if (entry[_EXPIRES] is None or entry[_EXPIRES] > now)
+                and (prefix is None or key.startswith(prefix))
             )
+
+    # ------------------------------------------------------------- collections
+
+    def _native(self, key: str, cls: type[Any], op: str, create: bool) -> Any:
+        """The native collection at ``key``; WrongType if it holds something else. Lock held."""
+        entry = self._live(key)
+        if entry is None:
+            if not create:
+                return None
+            value = cls()
+            # Version 0: the operation that creates a collection also fills it, and that
+            # fill (one write) brings it to version 1.
+            self._put(key, value, None)[_VERSION] = 0
+            return value
+        value = entry[_VALUE]
+        if type(value) is not cls:
+            raise WrongType(f"{op} on key {key!r}: it holds a {_kind(value)}, not a {_KIND[cls]}")
+        self._touch(key, entry)
+        return value
+
+    def _changed(self, key: str, container: Any, delta: int | None = None) -> None:
+        """After an in-place change: drop an emptied collection (as Redis does), else re-weigh it."""
+        entry = self._data.get(key)
+        if entry is None:
+            return
+        if not container:
+            self._remove(key, entry)
+        else:
+            self._reweigh(key, entry, delta)
 
     # ------------------------------------------------------------------- lists
 
@@ -325,7 +768,7 @@ class MemoryStore:
             else:
                 items.extend(values)
             length = len(items)
-            self._drop_if_empty(key, items)
+            self._changed(key, items, sum(_value_weight(v) + 8 for v in values) if self._weighs else 0)
             return length
 
     def pop(self, key: str, left: bool) -> Any:
@@ -335,7 +778,7 @@ class MemoryStore:
             if not items:
                 return MISSING
             value = items.popleft() if left else items.pop()
-            self._drop_if_empty(key, items)
+            self._changed(key, items, -(_value_weight(value) + 8) if self._weighs else 0)
             return value
 
     def llen(self, key: str) -> int:
@@ -372,9 +815,13 @@ class MemoryStore:
                 self._native(key, _Set, "sadd", False)  # still WrongType on another kind
                 return 0
             container: _Set = self._native(key, _Set, "sadd", True)
-            before = len(container)
-            container.update(new_members)
-            return len(container) - before
+            fresh = new_members - container
+            container.update(fresh)
+            added = len(fresh)
+            if added:
+                self._changed(key, container, sum(_value_weight(m) + 8 for m in fresh) if self._weighs else 0)
+        self._relieve_pool()
+        return added
 
     def srem(self, key: str, members: Iterable[Any]) -> int:
         """Remove members; the number that were there."""
@@ -382,11 +829,10 @@ class MemoryStore:
             container: _Set | None = self._native(key, _Set, "srem", False)
             if container is None:
                 return 0
-            before = len(container)
-            container.difference_update(members)
-            removed = before - len(container)
-            self._drop_if_empty(key, container)
-            return removed
+            gone = [m for m in set(members) if m in container]
+            container.difference_update(gone)
+            self._changed(key, container, -sum(_value_weight(m) + 8 for m in gone) if self._weighs else 0)
+            return len(gone)
 
     def smembers(self, key: str) -> builtins.set[Any]:
         """A copy of the set at ``key`` (empty when absent)."""
@@ -415,9 +861,18 @@ class MemoryStore:
                 self._native(key, _Hash, "hset", False)  # still WrongType on another kind
                 return 0
             container: _Hash = self._native(key, _Hash, "hset", True)
-            new = sum(1 for field in mapping if field not in container)
-            container.update(mapping)
-            self._drop_if_empty(key, container)
+            new = 0
+            delta = 0
+            for field, value in mapping.items():
+                old = container.get(field, MISSING)
+                if old is MISSING:
+                    new += 1
+                    if self._weighs:
+                        delta += len(field) + 16 + _value_weight(value)
+                elif self._weighs:
+                    delta += _value_weight(value) - _value_weight(old)
+                container[field] = value
+            self._changed(key, container, delta)
             return new
 
     def hget(self, key: str, field: str) -> Any:
@@ -441,11 +896,14 @@ class MemoryStore:
             if container is None:
                 return 0
             removed = 0
+            delta = 0
             for field in fields:
-                if field in container:
-                    del container[field]
+                old = container.pop(field, MISSING)
+                if old is not MISSING:
                     removed += 1
-            self._drop_if_empty(key, container)
+                    if self._weighs:
+                        delta -= len(field) + 16 + _value_weight(old)
+            self._changed(key, container, delta)
             return removed
 
     def hexists(self, key: str, field: str) -> bool:
@@ -473,5 +931,13 @@ class MemoryStore:
             result = _add_counter(number, delta, key, "hincrby")
             if container is None:
                 container = self._native(key, _Hash, "hincrby", True)
-            container[field] = str(result).encode() if as_bytes else result
-            return result
+            new_value = str(result).encode() if as_bytes else result
+            delta = 0
+            if self._weighs:
+                delta = _value_weight(new_value) - (
+                    -(len(field) + 16) if current is MISSING else _value_weight(current)
+                )
+            container[field] = new_value
+            self._changed(key, container, delta)
+        self._relieve_pool()
+        return result

@@ -5,24 +5,32 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._exceptions import ConfigurationError
 from ..._types import Missing
 from ...core.memory_store import MemoryStore
 from .base import Backend, BackendCounters, Capabilities
 
+if TYPE_CHECKING:
+    from ...core.pool import MemoryPool
+
 __all__ = ["MemoryBackend"]
 
-POLICIES = ("lru",)
 DEFAULT_MAX_ENTRIES = 10_000
+DEFAULT_POLICY = "tinylfu"
 
 
 class MemoryBackend(Backend):
-    """An in-process cache: LRU by entries, per-entry TTL, thread-safe.
+    """An in-process cache on the in-memory engine (:class:`~stratacache.core.memory_store.MemoryStore`).
 
-    ``max_entries`` bounds the number of keys (default 10,000; ``None`` for unbounded).
-    ``clock`` is a callable returning monotonic seconds, for tests (see ``FakeClock``).
+    ``max_entries`` bounds the number of keys (default 10,000; ``None`` for unbounded),
+    ``max_bytes`` their total weight (``weigher(key, value) -> int``, default an estimate
+    documented in :func:`~stratacache.core.memory_store.default_weigher`); ``policy`` is
+    ``tinylfu`` (default), ``lru``, ``lfu``, ``fifo``, ``random`` or a registered name;
+    ``expire_after_access`` turns on sliding expiry; ``clock`` is a callable returning
+    monotonic seconds, for tests (see ``FakeClock``); ``pool`` shares a byte budget with
+    other stores; ``store`` runs the backend on an existing store (e.g. one of an Engine's).
     Values are stored as the objects you pass, like ``cachetools``: mutating a stored
     object mutates the cached value. Configure a ``serializer`` on the cache to store copies.
     """
@@ -34,23 +42,37 @@ class MemoryBackend(Backend):
         self,
         *,
         max_entries: int | None = DEFAULT_MAX_ENTRIES,
-        policy: str = "lru",
+        max_bytes: int | None = None,
+        policy: str = DEFAULT_POLICY,
+        weigher: Callable[[str, Any], int] | None = None,
+        expire_after_access: float | None = None,
         clock: Callable[[], float] | None = None,
+        pool: MemoryPool | None = None,
+        store: MemoryStore | None = None,
     ) -> None:
-        if policy not in POLICIES:
-            raise ConfigurationError(
-                f"unknown policy {policy!r} for memory backend; valid: {', '.join(POLICIES)}"
+        if store is not None:
+            if not isinstance(store, MemoryStore):
+                raise ConfigurationError(f"store must be a MemoryStore, got {type(store).__name__}")
+            self.store = store
+            # A store handed in (an Engine's) belongs to its owner; close() leaves it alone.
+            self._owns_store = False
+        else:
+            self.store = MemoryStore(
+                max_entries=max_entries,
+                max_bytes=max_bytes,
+                policy=policy,
+                weigher=weigher,
+                expire_after_access=expire_after_access,
+                clock=clock,
+                pool=pool,
             )
-        if clock is not None and not callable(clock):
-            raise ConfigurationError(
-                f"clock must be a callable returning seconds, got {type(clock).__name__}"
-            )
-        self.policy = policy
-        self.store = MemoryStore(max_entries=max_entries, clock=clock)
+            self._owns_store = True
+        self.policy = self.store.policy_name
 
     def describe(self) -> str:
-        """Policy and bound."""
-        return f"memory(policy={self.policy}, max_entries={self.store.max_entries})"
+        """Policy and bounds."""
+        store = self.store
+        return f"memory(policy={self.policy}, max_entries={store.max_entries}, max_bytes={store.max_bytes})"
 
     def get(self, key: str) -> Any:
         return self.store.get(key)
@@ -144,6 +166,15 @@ class MemoryBackend(Backend):
 
     def counters(self, prefix: str | None) -> BackendCounters:
         store = self.store
+        counters = store.counters(prefix)
         return BackendCounters(
-            items=store.count(prefix), evictions=store.evictions, expirations=store.expirations
+            items=counters.items,
+            bytes=counters.bytes,
+            evictions=counters.evictions,
+            expirations=counters.expirations,
         )
+
+    def close(self) -> None:
+        # A store handed in (an Engine's) belongs to its owner; only our own is released.
+        if self._owns_store:
+            self.store.close()

@@ -1,0 +1,468 @@
+"""``tinylfu``: adaptive W-TinyLFU, the policy of Caffeine (Java), after Einziger, Friedman,
+Manes, "TinyLFU: A Highly Efficient Cache Admission Policy" (2017) and Caffeine's
+``BoundedLocalCache`` (``evictFromWindow``/``evictFromMain``/``admit``/``climb``).
+
+Layout, all measured in weight::
+
+    new key -> [ window LRU ] --candidate--> [ probation | protected ]  = main SLRU
+                  ~1% at start                 ~20% of main   80% of main
+
+* A new key enters the **window**, a small LRU. Keys that overflow the window become
+  *candidates* for the **main** region and go to the most recent end of **probation**.
+* When the cache is over capacity, a candidate competes with probation's least recently used
+  key (the *victim*). A :class:`FrequencySketch` estimates both keys' recent popularity; the
+  candidate is admitted (and the victim evicted) only if it is more popular. Otherwise the
+  candidate itself is evicted, so :meth:`TinyLFUPolicy.evict` may return the key that was just
+  inserted: admission rejected it. One-hit wonders and scans therefore cannot flush the keys
+  that the cache has learnt are popular.
+* **Hash flooding.** An attacker who can make a victim look hot (by colliding its counters)
+  could keep every candidate out. As in Caffeine, a candidate that is warm (estimate >= 6)
+  but not more popular than the victim is still admitted with probability 1/128.
+* A hit on a probation key promotes it to **protected** (80% of main); protected overflow is
+  demoted, least recent first, back to probation's most recent end. So main is a segmented
+  LRU that keeps keys seen at least twice since they were admitted.
+* **Hill climber.** The best window size depends on the workload: recency-heavy traces want a
+  large window (a pure LRU in the limit), frequency-heavy traces a small one. Every sample
+  period (the sketch's ``10 x`` entries requests) the hit rate of the period is compared with
+  the previous one. If it did not get worse the window keeps moving in the same direction,
+  else the direction flips. The step starts at 6.25% of capacity, decays by 0.98 each period so
+  the size settles, and is reset to 6.25% when the hit rate moves by 5 points or more (the
+  workload changed). The window grows at the expense of protected and shrinks into it; at most
+  1,000 keys move between regions per period, so the work stays O(1) amortized.
+
+Frequencies count hits, misses (:meth:`~TinyLFUPolicy.record_miss`) and overwrites, as
+Caffeine's sketch does; an ``on_insert`` right after ``record_miss`` of the same key is not
+counted twice. Weights are supported throughout: regions are bounded in weight, a key heavier
+than the window enters at its least recent end (to leave first, as in Caffeine), and a candidate
+heavier than the whole capacity is evicted at once. ``seed=`` fixes the hash salt and the
+admission coin for reproducible runs; ``adaptive=False`` freezes the window at its start size.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import ClassVar
+
+from ..._exceptions import ConfigurationError
+from .base import Policy, check_capacity, check_weight
+from .sketch import FrequencySketch
+
+__all__ = ["TinyLFUPolicy"]
+
+# Caffeine's constants (BoundedLocalCache).
+_PERCENT_MAIN = 0.99  # so the window starts at ~1% of capacity
+_PERCENT_MAIN_PROTECTED = 0.80
+_STEP_PERCENT = 0.0625  # first climber step: 6.25% of capacity
+_STEP_DECAY = 0.98
+_RESTART_THRESHOLD = 0.05  # a 5-point change of hit rate restarts the climb
+_TRANSFER_LIMIT = 1000  # keys moved between regions per adjustment, to bound the work
+_ADMIT_HASHDOS_THRESHOLD = 6  # a candidate this warm may be admitted at random...
+_ADMIT_RANDOM_MASK = 127  # ...with probability 1/128
+# The climber's sample period, in requests per unit of capacity (Caffeine: the sketch's 10).
+_CLIMB_FACTOR = 10.0
+_MIN_CLIMB_PERIOD = 0
+
+# The sketch is sized for the keys the cache actually holds, up to capacity (unit weights):
+# a cache with a large capacity that stays small does not pay for a large table.
+_INITIAL_SKETCH_ENTRIES = 1024
+
+_NO_KEY = object()
+
+
+class TinyLFUPolicy(Policy):
+    """Adaptive W-TinyLFU: LRU window, frequency-filtered admission, SLRU main, hill climber."""
+
+    name: ClassVar[str] = "tinylfu"
+    tracks_access: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        seed: int | None = None,
+        adaptive: bool = True,
+        window: float = 1 - _PERCENT_MAIN,
+    ) -> None:
+        """Create an empty policy.
+
+        ``window`` is the starting share of capacity for the admission window (0 < window < 1);
+        ``adaptive=False`` keeps it there instead of letting the hill climber move it.
+        """
+        self.capacity = check_capacity(capacity)
+        if not (isinstance(window, float | int) and 0 < window < 1):
+            raise ConfigurationError(f"tinylfu window must be a fraction in (0, 1), got {window!r}")
+        self._window_share = float(window)
+        self._adaptive = adaptive
+        self._rng = random.Random(seed)
+        self.weight = 0
+        self._entries = 0
+        self._weighted = False
+        self._window: OrderedDict[Hashable, int] = OrderedDict()  # key -> weight, LRU first
+        self._probation: OrderedDict[Hashable, int] = OrderedDict()
+        self._protected: OrderedDict[Hashable, int] = OrderedDict()
+        self._window_weight = 0
+        self._protected_weight = 0
+        # Keys moved from the window to probation by the last insert: they compete for
+        # admission in the evict() calls that follow it. Newest last.
+        self._candidates: list[Hashable] = []
+        self._last_miss: object = _NO_KEY
+        self._sketch = FrequencySketch(
+            min(self.capacity, _INITIAL_SKETCH_ENTRIES), salt=self._rng.getrandbits(64)
+        )
+        self._hits = 0
+        self._misses = 0
+        self._previous_hit_rate = 0.0
+        self._warm = False
+        self._configure()
+
+    def _configure(self) -> None:
+        """Set the region bounds and the climber for ``self.capacity`` (Caffeine's setMaximumSize)."""
+        capacity = self.capacity
+        self._window_max = max(1, round(capacity * self._window_share))
+        if self._window_max >= capacity > 1:
+            self._window_max = capacity - 1
+        self._protected_max = int(_PERCENT_MAIN_PROTECTED * (capacity - self._window_max))
+        # Negative: the first move, if the hit rate improves, shrinks the window further
+        # (most workloads favour frequency); a worse period flips the direction.
+        self._step = -_STEP_PERCENT * capacity
+        self._climb_period = max(_MIN_CLIMB_PERIOD, int(_CLIMB_FACTOR * min(capacity, self._sketch.entries)))
+        self._hits = 0
+        self._misses = 0
+
+    # -- introspection, for tests and tuning ----------------------------------------------
+
+    @property
+    def window_capacity(self) -> int:
+        """The current maximum weight of the admission window (moved by the hill climber)."""
+        return self._window_max
+
+    @property
+    def protected_capacity(self) -> int:
+        """The current maximum weight of the protected segment of main."""
+        return self._protected_max
+
+    @property
+    def sketch(self) -> FrequencySketch:
+        """The frequency sketch (read it; do not feed it)."""
+        return self._sketch
+
+    def frequency(self, key: Hashable) -> int:
+        """The sketch's estimate of how often ``key`` was seen recently (0-15)."""
+        return self._sketch.frequency(key)
+
+    def region(self, key: Hashable) -> str | None:
+        """``"window"``, ``"probation"`` or ``"protected"``; ``None`` when ``key`` is not tracked."""
+        if key in self._window:
+            return "window"
+        if key in self._probation:
+            return "probation"
+        if key in self._protected:
+            return "protected"
+        return None
+
+    # -- the policy -----------------------------------------------------------------------
+
+    def record_miss(self, key: Hashable) -> None:
+        """Count a miss on ``key`` in the sketch and in the climber's sample."""
+        self._sketch.increment(key)
+        self._misses += 1
+        self._last_miss = key
+        if self._hits + self._misses >= self._climb_period:
+            self._climb()
+
+    def on_insert(self, key: Hashable, weight: int = 1) -> None:
+        """Put ``key`` at the most recent end of the window; window overflow becomes candidates."""
+        if weight != 1:
+            check_weight(weight)
+            self._weighted = True
+        last = self._last_miss
+        self._last_miss = _NO_KEY
+        # A set without a get first: count the request here. After record_miss(key) it was
+        # already counted, and counting twice would make every new key look warm.
+        if last is not key and last != key:
+            self._sketch.increment(key)
+            self._misses += 1
+            if self._hits + self._misses >= self._climb_period:
+                self._climb()
+        window = self._window
+        window[key] = weight
+        if weight > self._window_max:
+            # Too heavy for the window: place it to leave the window first (Caffeine).
+            window.move_to_end(key, last=False)
+        self._window_weight += weight
+        self.weight += weight
+        self._entries += 1
+        if self._entries > self._sketch.entries:
+            self._grow_sketch()
+        self._candidates.clear()
+        if self._window_weight > self._window_max:
+            self._evict_from_window()
+
+    def on_access(self, key: Hashable) -> None:
+        """A hit: count it, and refresh ``key`` in its region (probation promotes to protected)."""
+        self._sketch.increment(key)
+        self._hits += 1
+        # Protected first: in a warm cache that is where most hits land.
+        protected = self._protected
+        if key in protected:
+            protected.move_to_end(key)
+        elif key in self._window:
+            self._window.move_to_end(key)
+        else:
+            self._promote(key)
+        if self._hits + self._misses >= self._climb_period:
+            self._climb()
+
+    def on_update(self, key: Hashable, weight: int) -> None:
+        """Record the new weight of ``key``; an overwrite counts as an access."""
+        check_weight(weight)
+        if weight != 1:
+            self._weighted = True
+        if key in self._protected:
+            delta = weight - self._protected[key]
+            self._protected[key] = weight
+            self._protected_weight += delta
+        elif key in self._window:
+            delta = weight - self._window[key]
+            self._window[key] = weight
+            self._window_weight += delta
+        else:
+            delta = weight - self._probation[key]
+            self._probation[key] = weight
+        self.weight += delta
+        self.on_access(key)
+        if self._protected_weight > self._protected_max:
+            self._demote()
+        if self._window_weight > self._window_max:
+            self._candidates.clear()
+            self._evict_from_window()
+
+    def on_remove(self, key: Hashable) -> None:
+        """Forget ``key``; unknown keys are ignored (frequencies are kept)."""
+        if key in self._probation:
+            weight = self._probation.pop(key)
+        elif key in self._protected:
+            weight = self._protected.pop(key)
+            self._protected_weight -= weight
+        elif key in self._window:
+            weight = self._window.pop(key)
+            self._window_weight -= weight
+        else:
+            return
+        self.weight -= weight
+        self._entries -= 1
+
+    def evict(self) -> Hashable:
+        """Evict the loser of candidate vs victim, or main's LRU key when there is no candidate."""
+        probation = self._probation
+        candidates = self._candidates
+        while candidates:
+            candidate = candidates[-1]
+            if candidate not in probation:
+                # Promoted by a hit, or removed, since it left the window: no longer a candidate.
+                candidates.pop()
+                continue
+            victim = next(iter(probation))
+            if victim is candidate or victim == candidate or probation[candidate] > self.capacity:
+                # Nothing older to compete with, or a key that can never fit: it goes.
+                candidates.pop()
+                return self._evict_probation(candidate)
+            if self._admit(candidate, victim):
+                # The candidate stays a candidate: a heavy one may need several victims.
+                return self._evict_probation(victim)
+            candidates.pop()
+            return self._evict_probation(candidate)
+        # No candidate (after a resize, a removal, or an entry-count bound): evict main's least
+        # recently used key, protected only once probation is empty, the window last.
+        if probation:
+            return self._evict_probation(next(iter(probation)))
+        if self._protected:
+            key, weight = self._protected.popitem(last=False)
+            self._protected_weight -= weight
+        elif self._window:
+            key, weight = self._window.popitem(last=False)
+            self._window_weight -= weight
+        else:
+            raise KeyError("evict() from an empty tinylfu policy")
+        self.weight -= weight
+        self._entries -= 1
+        return key
+
+    def clear(self) -> None:
+        """Forget every key. The sketch and the climber keep what they learnt of the workload."""
+        self._window.clear()
+        self._probation.clear()
+        self._protected.clear()
+        self._candidates.clear()
+        self._window_weight = 0
+        self._protected_weight = 0
+        self.weight = 0
+        self._entries = 0
+        self._last_miss = _NO_KEY
+
+    def __len__(self) -> int:
+        """The number of tracked keys."""
+        return self._entries
+
+    def resize(self, capacity: int) -> None:
+        """Set a new capacity: region bounds and the climber restart from their defaults."""
+        self.capacity = check_capacity(capacity)
+        self._configure()
+        self._candidates.clear()
+        if self._protected_weight > self._protected_max:
+            self._demote()
+        if self._window_weight > self._window_max:
+            self._evict_from_window()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _evict_probation(self, key: Hashable) -> Hashable:
+        self.weight -= self._probation.pop(key)
+        self._entries -= 1
+        return key
+
+    def _evict_from_window(self) -> None:
+        """Move the window's overflow, least recent first, to probation's recent end."""
+        window = self._window
+        probation = self._probation
+        candidates = self._candidates
+        while self._window_weight > self._window_max and window:
+            key, weight = window.popitem(last=False)
+            self._window_weight -= weight
+            probation[key] = weight
+            candidates.append(key)
+
+    def _admit(self, candidate: Hashable, victim: Hashable) -> bool:
+        """Should ``candidate`` replace ``victim`` in main? (Caffeine's ``admit``.)"""
+        sketch = self._sketch
+        candidate_freq = sketch.frequency(candidate)
+        if candidate_freq > sketch.frequency(victim):
+            return True
+        if candidate_freq < _ADMIT_HASHDOS_THRESHOLD:
+            return False
+        # A warm candidate losing to a victim may be a victim made hot by hash collisions:
+        # admit it now and then, so such an attack cannot freeze the cache.
+        return (self._rng.getrandbits(7) & _ADMIT_RANDOM_MASK) == 0
+
+    def _promote(self, key: Hashable) -> None:
+        """A hit in probation: move ``key`` to protected (demoting protected's overflow)."""
+        weight = self._probation.pop(key)
+        if weight > self._protected_max:
+            # Can never fit in protected: refresh it within probation instead (Caffeine).
+            self._probation[key] = weight
+            return
+        self._protected[key] = weight
+        self._protected_weight += weight
+        if self._protected_weight > self._protected_max:
+            self._demote()
+
+    def _demote(self) -> None:
+        """Move protected's least recent keys to probation's recent end until it fits."""
+        protected = self._protected
+        probation = self._probation
+        while self._protected_weight > self._protected_max and protected:
+            key, weight = protected.popitem(last=False)
+            self._protected_weight -= weight
+            probation[key] = weight
+
+    def _grow_sketch(self) -> None:
+        """Size the sketch for the keys the cache now holds (doubling, so amortized O(1))."""
+        entries = 2 * self._entries
+        if not self._weighted:
+            # Unit weights: never more than capacity entries, so never a larger sketch.
+            entries = min(entries, self.capacity)
+        if entries > self._sketch.entries:
+            self._sketch.ensure_capacity(entries)
+
+    def _climb(self) -> None:
+        """One step of the hill climber, at the end of a sample period (Caffeine's ``climb``)."""
+        hits = self._hits
+        requests = hits + self._misses
+        self._hits = 0
+        self._misses = 0
+        if not self._adaptive:
+            return
+        if not self._warm:
+            # Caffeine does not climb before the cache is half full: while it fills, the hit
+            # rate rises whatever the window size, which would only mislead the climber.
+            if 2 * self.weight < self.capacity:
+                return
+            self._warm = True
+            self._previous_hit_rate = 0.0
+        hit_rate = hits / requests
+        change = hit_rate - self._previous_hit_rate
+        # Keep going the same way while the hit rate does not drop; turn around when it does.
+        amount = self._step if change >= 0 else -self._step
+        if abs(change) >= _RESTART_THRESHOLD:
+            # A large change means a new workload phase: climb again with full-size steps.
+            self._step = _STEP_PERCENT * self.capacity * (1 if amount >= 0 else -1)
+        else:
+            # Otherwise settle: smaller and smaller steps around the best size found.
+            self._step = _STEP_DECAY * amount
+        self._previous_hit_rate = hit_rate
+        adjustment = int(amount)
+        if adjustment > 0:
+            self._increase_window(adjustment)
+        elif adjustment < 0:
+            self._decrease_window(-adjustment)
+
+    def _increase_window(self, amount: int) -> None:
+        """Grow the window by up to ``amount``, taken from protected (Caffeine's increaseWindow)."""
+        if self._protected_max == 0:
+            return
+        quota = min(amount, self._protected_max)
+        self._protected_max -= quota
+        self._window_max += quota
+        self._demote()
+        probation = self._probation
+        protected = self._protected
+        window = self._window
+        # Move main's least recent keys into the window, so the bigger window is used at once.
+        for _ in range(_TRANSFER_LIMIT):
+            # Probation's least recent key if it fits the quota, else protected's (Caffeine).
+            source = probation
+            key: Hashable = next(iter(probation)) if probation else _NO_KEY
+            if key is _NO_KEY or quota < probation[key]:
+                if not protected:
+                    break
+                source = protected
+                key = next(iter(protected))
+            weight = source[key]
+            if quota < weight:
+                break
+            quota -= weight
+            if source is probation:
+                del probation[key]
+            else:
+                del protected[key]
+                self._protected_weight -= weight
+            window[key] = weight
+            self._window_weight += weight
+        # Whatever could not be moved goes back: the window only grows by what it received.
+        self._protected_max += quota
+        self._window_max -= quota
+
+    def _decrease_window(self, amount: int) -> None:
+        """Shrink the window by up to ``amount``, given to protected (Caffeine's decreaseWindow)."""
+        if self._window_max <= 1:
+            return
+        quota = min(amount, self._window_max - 1)
+        self._protected_max += quota
+        self._window_max -= quota
+        window = self._window
+        probation = self._probation
+        for _ in range(_TRANSFER_LIMIT):
+            if not window:
+                break
+            key = next(iter(window))
+            weight = window[key]
+            if quota < weight:
+                break
+            quota -= weight
+            del window[key]
+            self._window_weight -= weight
+            probation[key] = weight
+        self._protected_max -= quota
+        self._window_max += quota
