@@ -447,3 +447,38 @@ def test_readme_quick_start_runs(tmp_path: Any) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "quick start ok" in result.stdout
+
+
+@pytest.mark.parametrize("policy", ["lru", "tinylfu", "fifo"])
+def test_fused_get_counts_samples_and_defers(policy: str) -> None:
+    from stratacache.testing import FakeClock
+
+    clock = FakeClock()
+    cache = Cache("memory", policy=policy, latency_sample=4, clock=clock)
+    assert "get" in vars(cache)  # the sync memory cache installed its one-frame get
+    cache.set("plain", 1)
+    cache.set("timed", 2, ttl=5)
+    cache.rpush("list", 1)
+    for _ in range(8):
+        assert cache.get("plain") == 1
+        assert cache.get("absent", "d") == "d"
+    stats = cache.stats()
+    assert (stats.hits, stats.misses) == (8, 8)
+    assert stats.get_latency.count == 4  # one call in four takes the timed full path
+    assert cache.get("timed") == 2
+    clock.advance(6)
+    assert cache.get("timed") is None  # an entry with a ttl is checked by the full path
+    with pytest.raises(sc.WrongType):
+        cache.get("list")
+    seen: list[HookEvent] = []
+    cache.hooks.add("after_get", seen.append)
+    cache.get("plain")
+    assert len(seen) == 1  # hooks added later are honoured
+    ns = Cache(cache.backend, namespace="n")
+    ns.set("plain", "namespaced")
+    assert ns.get("plain") == "namespaced"
+    assert cache.get("plain") == 1
+    cache.close()
+    assert "get" not in vars(cache)
+    with pytest.raises(sc.CacheClosed):
+        cache.get("plain")

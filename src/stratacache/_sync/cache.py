@@ -88,7 +88,7 @@ class Cache:
     * ``compression`` (``zlib``/``lz4``/``zstd``) above ``compression_threshold`` bytes,
       ``encryption_keys`` (AES-GCM, the first key encrypts, all decrypt).
     * ``hooks``: ``{"after_get": fn, ...}``; see :data:`stratacache.HOOK_NAMES`.
-    * ``latency_sample``: time one operation in this many (default 8) for ``stats()``.
+    * ``latency_sample``: time one operation in this many (default 64) for ``stats()``.
     """
 
     def __init__(
@@ -132,8 +132,8 @@ class Cache:
             if value is not UNSET:
                 # The same parser as for URLs, so a keyword gets the same checks and message.
                 options[name] = value if value is None else CACHE_PARAMS[name](name, value)
-        self._setup(options)
         self._hooks = Hooks()
+        self._setup(options)
         for name, given in (hooks or {}).items():
             for hook in [given] if callable(given) else list(given):
                 self._hooks.add(name, hook)
@@ -185,11 +185,31 @@ class Cache:
                 compression_threshold=options.get("compression_threshold", 1024),
                 encryption_keys=options.get("encryption_keys"),
             )
-        self._sample_every: int = options.get("latency_sample", 8)
+        self._sample_every: int = options.get("latency_sample", 64)
         self._tick = 0
         self._stats = StatsRecorder()
         self._flights = FlightGroup()
         self._closed = False
+        if not _IS_ASYNC and self._codec is None:
+            # An in-process backend may offer a fused get: one Python frame for a plain hit
+            # instead of three. It hands anything unusual (hooks, a sampled call, a ttl'd
+            # or collection entry, a non-str key) back to the full method below.
+            fused = getattr(self._backend, "fused_get", None)
+            if fused is not None:
+                full_get = type(self).get.__get__(self)
+
+                def sampled_get(key: Any, default: Any = None) -> Any:
+                    self._tick = self._sample_every  # makes the full path time this call
+                    return full_get(key, default)
+
+                self.get = fused(  # type: ignore[method-assign]
+                    prefix=self._prefix,
+                    stats=self._stats,
+                    hooks=self._hooks,
+                    sample_every=self._sample_every,
+                    full_get=full_get,
+                    sampled_get=sampled_get,
+                )
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
@@ -648,7 +668,7 @@ class Cache:
 
     def reset_stats(self) -> None:
         """Zero this cache's counters and latency windows."""
-        self._stats = StatsRecorder()
+        self._stats.reset()
 
     def ping(self) -> bool:
         """True when the backend answers; raises BackendUnavailable (or CacheClosed) otherwise."""
@@ -669,6 +689,7 @@ class Cache:
         if self._closed:
             return
         self._closed = True
+        self.__dict__.pop("get", None)  # drop a fused fast path: the closed backend must answer
         backend = self._backend
         # Swapping in a backend whose every method raises CacheClosed keeps the check off the hot path.
         self._backend = ClosedBackend(backend.describe())  # type: ignore[abstract]

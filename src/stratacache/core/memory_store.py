@@ -28,6 +28,7 @@ import heapq
 import sys
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ from .glob import compile_glob
 from .policies import Policy, make_policy
 
 if TYPE_CHECKING:
+    from .hooks import Hooks
     from .pool import MemoryPool
+    from .stats import StatsRecorder
 
 __all__ = ["EntryInfo", "MemoryStore", "StoreCounters", "default_weigher"]
 
@@ -241,6 +244,16 @@ class MemoryStore:
         self._record_miss = policy.record_miss if policy is not None else None
         # With max_entries the policy counts entries; otherwise it weighs bytes.
         self._policy_weighs = self.max_entries is None
+        # Reads may skip the lock when recording an access is one C call (LRU's
+        # OrderedDict.move_to_end) or nothing (fifo, random): under the GIL such a call is
+        # atomic, so a reader never sees a half-updated policy. Python-level bookkeeping
+        # (lfu, tinylfu) must run under the lock.
+        self._atomic_reads = (
+            self._on_access is None or isinstance(self._on_access, types.BuiltinMethodType)
+        ) and (policy is None or type(policy).record_miss is Policy.record_miss)
+        # What the fused get reads, in one attribute: False = take the lock; None = lock-free,
+        # nothing to record; otherwise the C-level access recorder, called lock-free.
+        self._fast_access: Any = self._on_access if self._atomic_reads else False
 
     def _policy_weight(self, weight: int) -> int:
         return weight if self._policy_weighs else 1
@@ -496,6 +509,8 @@ class MemoryStore:
             if capacity is None:
                 self._policy = None
                 self._on_access = self._record_miss = None
+                self._atomic_reads = True
+                self._fast_access = None
                 return
             if self._policy is None:
                 self._make_policy(self.policy_name)
@@ -546,6 +561,84 @@ class MemoryStore:
             self._pool.unregister(self)
 
     # ------------------------------------------------------------ plain values
+
+    def fused_get(
+        self,
+        *,
+        prefix: str,
+        stats: StatsRecorder,
+        hooks: Hooks,
+        sample_every: int,
+        full_get: Callable[[Any, Any], Any],
+        sampled_get: Callable[[Any, Any], Any],
+    ) -> Callable[..., Any]:
+        """A ``Cache.get`` for this store in one Python frame (the sync facade installs it).
+
+        It serves the common case inline — a str key, no hooks, a plain value without
+        expiry, or a miss — and counts hits and misses into the facade's ``stats``. Anything
+        else goes to ``full_get``, the facade's complete method, and one call in
+        ``sample_every`` to ``sampled_get``, which times it for the latency statistics.
+        Closure variables instead of attribute lookups are what make it cheap.
+        """
+        data_get = self._data.get
+        lock = self._lock
+        acquire = lock.acquire
+        release = lock.release
+        store = self
+        # A countdown, not a modulo of a running count: one list store per call.
+        tick = [sample_every]
+
+        def get(key: Any, default: Any = None) -> Any:
+            if type(key) is not str or hooks.active:
+                return full_get(key, default)
+            countdown = tick[0] - 1
+            if not countdown:
+                tick[0] = sample_every
+                return sampled_get(key, default)
+            tick[0] = countdown
+            k = prefix + key
+            on_access = store._fast_access
+            if on_access is not False:
+                entry = data_get(k)
+                if entry is None:
+                    stats.misses += 1
+                    return default
+                if entry[1] is not None:
+                    return full_get(key, default)
+                value = entry[0]
+                if on_access is not None:
+                    try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
+                        on_access(k)
+                    except KeyError:
+                        pass  # evicted by another thread after our read: the read came first
+                if type(value) in _NATIVE:
+                    return full_get(key, default)
+                stats.hits += 1
+                return value
+            acquire()
+            try:
+                entry = data_get(k)
+                if entry is None:
+                    record_miss = store._record_miss
+                    if record_miss is not None:
+                        record_miss(k)
+                    stats.misses += 1
+                    return default
+                if entry[1] is not None:
+                    entry = None  # expiry to check (and perhaps slide): the full path does it
+                else:
+                    on_access = store._on_access
+                    if on_access is not None:
+                        on_access(k)
+                    value = entry[0]
+            finally:
+                release()
+            if entry is None or type(value) in _NATIVE:
+                return full_get(key, default)
+            stats.hits += 1
+            return value
+
+        return get
 
     def get(self, key: str) -> Any:
         """The value at ``key`` or MISSING; WrongType if it is a native collection."""

@@ -98,6 +98,10 @@ class StatsRecorder:
     __slots__ = ("deletes", "errors", "get_latency", "hits", "misses", "set_latency", "sets")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every counter and window, in place (fast paths hold a reference to this object)."""
         self.hits = 0
         self.misses = 0
         self.sets = 0

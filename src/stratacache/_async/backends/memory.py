@@ -73,6 +73,11 @@ class AsyncMemoryBackend(AsyncBackend):
         store = self.store
         return f"memory(policy={self.policy}, max_entries={store.max_entries}, max_bytes={store.max_bytes})"
 
+    @property
+    def fused_get(self) -> Any:
+        """The store's one-frame ``get`` builder, used by the sync facade (see MemoryStore.fused_get)."""
+        return self.store.fused_get
+
     async def get(self, key: str) -> Any:
         return self.store.get(key)
 

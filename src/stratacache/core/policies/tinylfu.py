@@ -63,6 +63,11 @@ _ADMIT_RANDOM_MASK = 127  # ...with probability 1/128
 # The climber's sample period, in requests per unit of capacity (Caffeine: the sketch's 10).
 _CLIMB_FACTOR = 10.0
 _MIN_CLIMB_PERIOD = 0
+_BOUNCE = False
+_CLIMBER = "hill"
+_GHOST_FACTOR = 0.0625
+_GHOST_MIN = 8
+_INITIAL_DIRECTION = -1
 
 # The sketch is sized for the keys the cache actually holds, up to capacity (unit weights):
 # a cache with a large capacity that stays small does not pay for a large table.
@@ -108,6 +113,11 @@ class TinyLFUPolicy(Policy):
         # admission in the evict() calls that follow it. Newest last.
         self._candidates: list[Hashable] = []
         self._last_miss: object = _NO_KEY
+        self._window_ghost: OrderedDict[Hashable, None] = OrderedDict()
+        self._main_ghost: OrderedDict[Hashable, None] = OrderedDict()
+        self._ghost_size = max(_GHOST_MIN, int(_GHOST_FACTOR * capacity))
+        self._window_votes = 0
+        self._main_votes = 0
         self._sketch = FrequencySketch(
             min(self.capacity, _INITIAL_SKETCH_ENTRIES), salt=self._rng.getrandbits(64)
         )
@@ -126,7 +136,7 @@ class TinyLFUPolicy(Policy):
         self._protected_max = int(_PERCENT_MAIN_PROTECTED * (capacity - self._window_max))
         # Negative: the first move, if the hit rate improves, shrinks the window further
         # (most workloads favour frequency); a worse period flips the direction.
-        self._step = -_STEP_PERCENT * capacity
+        self._step = _INITIAL_DIRECTION * _STEP_PERCENT * capacity
         self._climb_period = max(_MIN_CLIMB_PERIOD, int(_CLIMB_FACTOR * min(capacity, self._sketch.entries)))
         self._hits = 0
         self._misses = 0
@@ -169,6 +179,8 @@ class TinyLFUPolicy(Policy):
         self._sketch.increment(key)
         self._misses += 1
         self._last_miss = key
+        if _CLIMBER == "ghost":
+            self._ghost_vote(key)
         if self._hits + self._misses >= self._climb_period:
             self._climb()
 
@@ -184,6 +196,8 @@ class TinyLFUPolicy(Policy):
         if last is not key and last != key:
             self._sketch.increment(key)
             self._misses += 1
+            if _CLIMBER == "ghost":
+                self._ghost_vote(key)
             if self._hits + self._misses >= self._climb_period:
                 self._climb()
         window = self._window
@@ -271,8 +285,12 @@ class TinyLFUPolicy(Policy):
                 return self._evict_probation(candidate)
             if self._admit(candidate, victim):
                 # The candidate stays a candidate: a heavy one may need several victims.
+                if _CLIMBER == "ghost":
+                    self._ghost_add(self._main_ghost, victim)
                 return self._evict_probation(victim)
             candidates.pop()
+            if _CLIMBER == "ghost":
+                self._ghost_add(self._window_ghost, candidate)
             return self._evict_probation(candidate)
         # No candidate (after a resize, a removal, or an entry-count bound): evict main's least
         # recently used key, protected only once probation is empty, the window last.
@@ -376,6 +394,19 @@ class TinyLFUPolicy(Policy):
         if entries > self._sketch.entries:
             self._sketch.ensure_capacity(entries)
 
+    def _ghost_vote(self, key: Hashable) -> None:
+        if key in self._window_ghost:
+            del self._window_ghost[key]
+            self._window_votes += 1
+        elif key in self._main_ghost:
+            del self._main_ghost[key]
+            self._main_votes += 1
+
+    def _ghost_add(self, ghost: OrderedDict[Hashable, None], key: Hashable) -> None:
+        ghost[key] = None
+        if len(ghost) > self._ghost_size:
+            ghost.popitem(last=False)
+
     def _climb(self) -> None:
         """One step of the hill climber, at the end of a sample period (Caffeine's ``climb``)."""
         hits = self._hits
@@ -395,6 +426,15 @@ class TinyLFUPolicy(Policy):
         change = hit_rate - self._previous_hit_rate
         # Keep going the same way while the hit rate does not drop; turn around when it does.
         amount = self._step if change >= 0 else -self._step
+        if _CLIMBER == "ghost":
+            wv, mv = self._window_votes, self._main_votes
+            self._window_votes = self._main_votes = 0
+            if wv > mv:
+                amount = abs(self._step)
+            elif mv > wv:
+                amount = -abs(self._step)
+            else:
+                amount = 0.0
         if abs(change) >= _RESTART_THRESHOLD:
             # A large change means a new workload phase: climb again with full-size steps.
             self._step = _STEP_PERCENT * self.capacity * (1 if amount >= 0 else -1)
@@ -402,6 +442,9 @@ class TinyLFUPolicy(Policy):
             # Otherwise settle: smaller and smaller steps around the best size found.
             self._step = _STEP_DECAY * amount
         self._previous_hit_rate = hit_rate
+        if _BOUNCE and ((amount < 0 and self._window_max <= 1) or (amount > 0 and self._protected_max == 0)):
+            amount = -amount
+            self._step = -self._step
         adjustment = int(amount)
         if adjustment > 0:
             self._increase_window(adjustment)
