@@ -48,6 +48,18 @@ class HealthReport:
     error: str | None = None
 
 
+_DEFERRED = object()
+_SAMPLED = object()
+
+
+def _defer(key: object, default: object) -> object:
+    return _DEFERRED
+
+
+def _sample(key: object, default: object) -> object:
+    return _SAMPLED
+
+
 def _check_amount(amount: object, name: str = "amount") -> int:
     if type(amount) is not int or not _INT64_MIN <= amount <= _INT64_MAX:
         raise InvalidArgument(f"{name} must be a 64-bit int, got {amount!r}")
@@ -190,26 +202,57 @@ class Cache:
         self._stats = StatsRecorder()
         self._flights = FlightGroup()
         self._closed = False
-        if not _IS_ASYNC and self._codec is None:
-            # An in-process backend may offer a fused get: one Python frame for a plain hit
-            # instead of three. It hands anything unusual (hooks, a sampled call, a ttl'd
-            # or collection entry, a non-str key) back to the full method below.
-            fused = getattr(self._backend, "fused_get", None)
-            if fused is not None:
-                full_get = type(self).get.__get__(self)
+        if self._codec is None:
+            self._install_fused_get()
 
-                def sampled_get(key: Any, default: Any = None) -> Any:
+    def _install_fused_get(self) -> None:
+        """Use the backend's fused get, if it has one, for plain hits and misses.
+
+        An in-process backend may offer a ``get`` that does in one Python frame what the
+        facade, the backend and the store do in three. It hands anything unusual (hooks, a
+        ttl'd or collection entry, a non-str key) back to the full method, and one call in
+        ``latency_sample`` to a timed run of it.
+        """
+        fused = getattr(self._backend, "fused_get", None)
+        if fused is None:
+            return
+        full_get = type(self).get.__get__(self)
+        if _IS_ASYNC:
+            # The fused function is synchronous: it answers the common case directly, or
+            # returns a marker telling this one coroutine to the full method.
+            fast = fused(
+                prefix=self._prefix,
+                stats=self._stats,
+                hooks=self._hooks,
+                sample_every=self._sample_every,
+                full_get=_defer,
+                sampled_get=_sample,
+            )
+
+            def get(key: Any, default: Any = None) -> Any:
+                value = fast(key, default)
+                if value is _DEFERRED:
+                    return full_get(key, default)
+                if value is _SAMPLED:
                     self._tick = self._sample_every  # makes the full path time this call
                     return full_get(key, default)
+                return value
 
-                self.get = fused(  # type: ignore[method-assign]
-                    prefix=self._prefix,
-                    stats=self._stats,
-                    hooks=self._hooks,
-                    sample_every=self._sample_every,
-                    full_get=full_get,
-                    sampled_get=sampled_get,
-                )
+            self.get = get  # type: ignore[method-assign]
+            return
+
+        def sampled_get(key: Any, default: Any = None) -> Any:
+            self._tick = self._sample_every  # makes the full path time this call
+            return full_get(key, default)
+
+        self.get = fused(  # type: ignore[method-assign]
+            prefix=self._prefix,
+            stats=self._stats,
+            hooks=self._hooks,
+            sample_every=self._sample_every,
+            full_get=full_get,
+            sampled_get=sampled_get,
+        )
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
