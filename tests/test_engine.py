@@ -46,7 +46,7 @@ def test_both_limits_hold_after_every_operation(policy: str) -> None:
             store.delete(key)
         assert len(store) <= 50
         assert store.pool_bytes <= 4000
-        assert store.pool_bytes == sum(default_weigher(k, store._data[k][0]) for k in store._data)
+        assert store.pool_bytes == sum(default_weigher(k, store._data[k].value) for k in store._data)
     assert store.evictions > 0
 
 
@@ -412,7 +412,7 @@ def test_threads_keep_every_invariant(policy: str) -> None:
     assert not errors, errors
     assert len(store) <= 300
     assert store.pool_bytes <= 60_000
-    assert store.pool_bytes == sum(default_weigher(k, e[0]) for k, e in store._data.items())
+    assert store.pool_bytes == sum(default_weigher(k, e.value) for k, e in store._data.items())
     for n in range(10):
         value = counters.get(f"c{n}")
         assert value is None or 0 < value <= increments[n]

@@ -50,9 +50,6 @@ __all__ = ["EntryInfo", "MemoryStore", "StoreCounters", "default_weigher"]
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
-# Entry layout: one list per key, indexed by these constants (a list is cheaper to build
-# and index than a slotted object on the hot path).
-_VALUE, _EXPIRES, _WEIGHT, _VERSION, _CREATED, _UPDATED, _WINDOW = range(7)
 # A stale deadline heap (overwritten / deleted keys) is rebuilt past this many extra items.
 _HEAP_SLACK = 1024
 # Fixed per-entry overhead in the default weight estimate (list + dict slot + key object).
@@ -75,6 +72,30 @@ class _Hash(dict[str, Any]):
     """A native hash value (``hset``)."""
 
     __slots__ = ()
+
+
+class _Entry:
+    """One stored value and its metadata. Slotted: 24 bytes a key less than a 7-item list."""
+
+    __slots__ = ("created", "expires", "updated", "value", "version", "weight", "window")
+
+    def __init__(  # noqa: PLR0917 - built positionally once per write, on the hot path
+        self,
+        value: Any,
+        expires: float | None,
+        weight: int,
+        version: int,
+        created: float,
+        updated: float,
+        window: float | None,
+    ) -> None:
+        self.value = value
+        self.expires = expires  # monotonic deadline, or None
+        self.weight = weight  # bytes, when the store weighs entries; else 0
+        self.version = version  # incremented on every write
+        self.created = created
+        self.updated = updated
+        self.window = window  # sliding-expiry window, or None
 
 
 _NATIVE = (_List, _Set, _Hash)
@@ -205,7 +226,7 @@ class MemoryStore:
         self._weigher = weigher or default_weigher
         # Weighing costs a call per write: only pay it when a byte limit or a pool needs it.
         self._weighs = self.max_bytes is not None or pool is not None
-        self._data: dict[str, list[Any]] = {}
+        self._data: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._heap: list[tuple[float, str]] = []
         self._bytes = 0
@@ -260,33 +281,33 @@ class MemoryStore:
 
     # --------------------------------------------------------------- internals
 
-    def _live(self, key: str) -> list[Any] | None:
+    def _live(self, key: str) -> _Entry | None:
         """The entry for ``key`` if present and unexpired (dropping it if expired). Lock held."""
         entry = self._data.get(key)
         if entry is None:
             return None
-        expires = entry[_EXPIRES]
+        expires = entry.expires
         if expires is not None:
             now = self.clock()
             if expires <= now:
                 self._remove(key, entry)
                 self.expirations += 1
                 return None
-            if entry[_WINDOW] is not None:
-                entry[_EXPIRES] = now + entry[_WINDOW]
+            if entry.window is not None:
+                entry.expires = now + entry.window
         return entry
 
-    def _touch(self, key: str, entry: list[Any]) -> None:
+    def _touch(self, key: str, entry: _Entry) -> None:
         """Record a read of a live entry. Lock held."""
         if self._on_access is not None:
             self._on_access(key)
 
-    def _remove(self, key: str, entry: list[Any]) -> None:
+    def _remove(self, key: str, entry: _Entry) -> None:
         """Forget ``key`` everywhere (map, policy, bytes, pool). Lock held."""
         del self._data[key]
         if self._policy is not None:
             self._policy.on_remove(key)
-        weight = entry[_WEIGHT]
+        weight = entry.weight
         if weight:
             self._bytes -= weight
             if self._pool is not None:
@@ -324,14 +345,14 @@ class MemoryStore:
         heapq.heappush(heap, (expires, key))
         if len(heap) > 2 * len(self._data) + _HEAP_SLACK:
             # Overwrites and deletes leave stale deadlines behind; rebuild from the live ones.
-            self._heap = [(e[_EXPIRES], k) for k, e in self._data.items() if e[_EXPIRES] is not None]
+            self._heap = [(e.expires, k) for k, e in self._data.items() if e.expires is not None]
             heapq.heapify(self._heap)
         if len(heap) == 1:
             from .janitor import janitor
 
             janitor.watch(self)
 
-    def _put(self, key: str, value: Any, ttl: float | None) -> list[Any]:
+    def _put(self, key: str, value: Any, ttl: float | None) -> _Entry:
         """Insert or replace ``key``, then evict to stay within every limit. Lock held."""
         weight = self._weigh(key, value)
         now = self.clock()
@@ -344,19 +365,19 @@ class MemoryStore:
         entry = data.get(key)
         policy = self._policy
         if entry is None:
-            entry = [value, expires, weight, 1, now, now, window]
+            entry = _Entry(value, expires, weight, 1, now, now, window)
             data[key] = entry
             if policy is not None:
                 policy.on_insert(key, self._policy_weight(weight))
             delta = weight
         else:
-            delta = weight - entry[_WEIGHT]
-            entry[_VALUE] = value
-            entry[_EXPIRES] = expires
-            entry[_WEIGHT] = weight
-            entry[_VERSION] += 1
-            entry[_UPDATED] = now
-            entry[_WINDOW] = window
+            delta = weight - entry.weight
+            entry.value = value
+            entry.expires = expires
+            entry.weight = weight
+            entry.version += 1
+            entry.updated = now
+            entry.window = window
             if policy is not None:
                 policy.on_update(key, self._policy_weight(weight))
         self._schedule(key, expires)
@@ -367,22 +388,22 @@ class MemoryStore:
         self._enforce()
         return entry
 
-    def _reweigh(self, key: str, entry: list[Any], delta: int | None = None) -> None:
+    def _reweigh(self, key: str, entry: _Entry, delta: int | None = None) -> None:
         """A value changed in place: bump its version, re-weigh it, evict if needed. Lock held.
 
         ``delta`` is the change in weight when the caller knows it (collections with the
         default weigher), so that pushing onto a long list stays O(1) instead of re-weighing
         every element; a custom weigher always sees the whole value.
         """
-        entry[_VERSION] += 1
-        entry[_UPDATED] = self.clock()
+        entry.version += 1
+        entry.updated = self.clock()
         if not self._weighs:
             return
         if delta is None or self._weigher is not default_weigher:
-            delta = self._weigher(key, entry[_VALUE]) - entry[_WEIGHT]
-        weight = entry[_WEIGHT] + delta
+            delta = self._weigher(key, entry.value) - entry.weight
+        weight = entry.weight + delta
         if delta:
-            entry[_WEIGHT] = weight
+            entry.weight = weight
             self._bytes += delta
             if self._pool is not None:
                 self._pool.charge(self, delta)
@@ -411,10 +432,10 @@ class MemoryStore:
                 continue
             self._remove_evicted(victim, entry)  # type: ignore[arg-type]
 
-    def _remove_evicted(self, key: str, entry: list[Any]) -> None:
+    def _remove_evicted(self, key: str, entry: _Entry) -> None:
         # The policy already forgot the victim; only the map, bytes and pool remain.
         del self._data[key]
-        weight = entry[_WEIGHT]
+        weight = entry.weight
         if weight:
             self._bytes -= weight
             if self._pool is not None:
@@ -430,7 +451,7 @@ class MemoryStore:
             entry = data.get(key)
             if entry is None:
                 continue
-            expires = entry[_EXPIRES]
+            expires = entry.expires
             if expires is None:
                 continue
             if expires <= now:
@@ -475,13 +496,13 @@ class MemoryStore:
                     entry = data.get(victim)
                     if entry is None:
                         continue
-                    freed += entry[_WEIGHT]
+                    freed += entry.weight
                     self._remove_evicted(victim, entry)
                 else:
                     # No policy: oldest inserted first (dicts keep insertion order).
                     victim = next(iter(data))
                     entry = data[victim]
-                    freed += entry[_WEIGHT]
+                    freed += entry.weight
                     self._remove(victim, entry)
                     self.evictions += 1
         return freed
@@ -502,8 +523,8 @@ class MemoryStore:
                     # Weighing was off: weigh what is already stored.
                     self._weighs = True
                     for key, entry in self._data.items():
-                        entry[_WEIGHT] = self._weigher(key, entry[_VALUE])
-                    self._bytes = sum(e[_WEIGHT] for e in self._data.values())
+                        entry.weight = self._weigher(key, entry.value)
+                    self._bytes = sum(e.weight for e in self._data.values())
                 self.max_bytes = new_bytes
             capacity = self._capacity()
             if capacity is None:
@@ -517,7 +538,7 @@ class MemoryStore:
                 policy = self._policy
                 assert policy is not None
                 for key, entry in self._data.items():
-                    policy.on_insert(key, self._policy_weight(entry[_WEIGHT]))
+                    policy.on_insert(key, self._policy_weight(entry.weight))
             else:
                 self._policy_weighs = self.max_entries is None
                 self._policy.resize(capacity)
@@ -539,9 +560,7 @@ class MemoryStore:
             entry = self._live(key)
             if entry is None:
                 return None
-            return EntryInfo(
-                entry[_VERSION], entry[_CREATED], entry[_UPDATED], entry[_EXPIRES], entry[_WEIGHT]
-            )
+            return EntryInfo(entry.version, entry.created, entry.updated, entry.expires, entry.weight)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -603,9 +622,9 @@ class MemoryStore:
                 if entry is None:
                     stats.misses += 1
                     return default
-                if entry[1] is not None:
+                if entry.expires is not None:
                     return full_get(key, default)
-                value = entry[0]
+                value = entry.value
                 if on_access is not None:
                     try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
                         on_access(k)
@@ -624,13 +643,13 @@ class MemoryStore:
                         record_miss(k)
                     stats.misses += 1
                     return default
-                if entry[1] is not None:
+                if entry.expires is not None:
                     entry = None  # expiry to check (and perhaps slide): the full path does it
                 else:
                     on_access = store._on_access
                     if on_access is not None:
                         on_access(k)
-                    value = entry[0]
+                    value = entry.value
             finally:
                 release()
             if entry is None or type(value) in _NATIVE:
@@ -650,11 +669,11 @@ class MemoryStore:
                 if self._record_miss is not None:
                     self._record_miss(key)
                 return MISSING
-            if entry[_EXPIRES] is not None and self._live(key) is None:
+            if entry.expires is not None and self._live(key) is None:
                 return MISSING
             if self._on_access is not None:
                 self._on_access(key)
-            value = entry[_VALUE]
+            value = entry.value
         finally:
             lock.release()
         if type(value) in _NATIVE:
@@ -670,9 +689,9 @@ class MemoryStore:
                 if entry is None:
                     if self._record_miss is not None:
                         self._record_miss(key)
-                elif type(entry[_VALUE]) not in _NATIVE:
+                elif type(entry.value) not in _NATIVE:
                     self._touch(key, entry)
-                    found[key] = entry[_VALUE]
+                    found[key] = entry.value
         return found
 
     def set(self, key: str, value: Any, ttl: float | None) -> None:
@@ -738,9 +757,9 @@ class MemoryStore:
                 result = _add_counter(0, delta, key)
                 self._put(key, result, None)
             else:
-                current, as_bytes = _as_counter(entry[_VALUE], key, "incr")
+                current, as_bytes = _as_counter(entry.value, key, "incr")
                 result = _add_counter(current, delta, key)
-                entry[_VALUE] = str(result).encode() if as_bytes else result
+                entry.value = str(result).encode() if as_bytes else result
                 self._touch(key, entry)
                 self._reweigh(key, entry)
         self._relieve_pool()
@@ -753,8 +772,8 @@ class MemoryStore:
             if entry is None:
                 return False
             expires, window = self._deadline(ttl, self.clock())
-            entry[_EXPIRES] = expires
-            entry[_WINDOW] = window
+            entry.expires = expires
+            entry.window = window
             self._schedule(key, expires)
             return True
 
@@ -764,7 +783,7 @@ class MemoryStore:
             entry = self._live(key)
             if entry is None:
                 return MISSING
-            expires = entry[_EXPIRES]
+            expires = entry.expires
             return None if expires is None else max(0.0, expires - self.clock())
 
     def _live_keys(self, match: Callable[[str], bool] | None) -> list[str]:
@@ -772,7 +791,7 @@ class MemoryStore:
         return [
             key
             for key, entry in self._data.items()
-            if (entry[_EXPIRES] is None or entry[_EXPIRES] > now) and (match is None or match(key))
+            if (entry.expires is None or entry.expires > now) and (match is None or match(key))
         ]
 
     def keys(self, pattern: str | None = None) -> list[str]:
@@ -812,7 +831,7 @@ class MemoryStore:
             return sum(
                 1
                 for key, entry in self._data.items()
-                if (entry[_EXPIRES] is None or entry[_EXPIRES] > now)
+                if (entry.expires is None or entry.expires > now)
                 and (prefix is None or key.startswith(prefix))
             )
 
@@ -827,9 +846,9 @@ class MemoryStore:
             value = cls()
             # Version 0: the operation that creates a collection also fills it, and that
             # fill (one write) brings it to version 1.
-            self._put(key, value, None)[_VERSION] = 0
+            self._put(key, value, None).version = 0
             return value
-        value = entry[_VALUE]
+        value = entry.value
         if type(value) is not cls:
             raise WrongType(f"{op} on key {key!r}: it holds a {_kind(value)}, not a {_KIND[cls]}")
         self._touch(key, entry)
