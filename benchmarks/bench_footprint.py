@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-import stratacache as sc  # noqa: E402
+import stratacache as sc
 
 
 class OrderedDictLRU:
