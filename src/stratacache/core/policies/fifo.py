@@ -32,8 +32,9 @@ class FIFOPolicy(Policy):
 
     def on_insert(self, key: Hashable, weight: int = 1) -> None:
         """Put ``key`` at the back of the queue."""
-        # Most callers pass the default; one int comparison skips the full check for them.
-        if weight != 1:
+        # Most callers pass the default: a cheap test skips the full check (True == 1, so it
+        # is singled out).
+        if weight != 1 or weight is True:
             check_weight(weight)
         self._queue[key] = weight
         self.weight += weight

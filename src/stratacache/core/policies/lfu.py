@@ -102,7 +102,7 @@ class LFUPolicy(Policy):
 
     def on_insert(self, key: Hashable, weight: int = 1) -> None:
         """Track ``key`` with a count of 1, as the most recent of the count-1 keys."""
-        if weight != 1:
+        if weight != 1 or weight is True:
             check_weight(weight)
             if not self._weighted:
                 # From now on capacity is not a number of entries: re-derive the epoch.

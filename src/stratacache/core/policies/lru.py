@@ -33,8 +33,9 @@ class LRUPolicy(Policy):
 
     def on_insert(self, key: Hashable, weight: int = 1) -> None:
         """Track ``key`` as the most recently used."""
-        # Most callers pass the default; one int comparison skips the full check for them.
-        if weight != 1:
+        # Most callers pass the default: a cheap test skips the full check (True == 1, so it
+        # is singled out).
+        if weight != 1 or weight is True:
             check_weight(weight)
         self._order[key] = weight
         self.weight += weight

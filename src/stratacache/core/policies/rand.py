@@ -34,8 +34,9 @@ class RandomPolicy(Policy):
 
     def on_insert(self, key: Hashable, weight: int = 1) -> None:
         """Track ``key``."""
-        # Most callers pass the default; one int comparison skips the full check for them.
-        if weight != 1:
+        # Most callers pass the default: a cheap test skips the full check (True == 1, so it
+        # is singled out).
+        if weight != 1 or weight is True:
             check_weight(weight)
         self._slots[key] = [len(self._keys), weight]
         self._keys.append(key)

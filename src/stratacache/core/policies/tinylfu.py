@@ -12,8 +12,9 @@ Layout, all measured in weight::
 * When the cache is over capacity, a candidate competes with probation's least recently used
   key (the *victim*). A :class:`FrequencySketch` estimates both keys' recent popularity; the
   candidate is admitted (and the victim evicted) only if it is more popular. Otherwise the
-  candidate itself is evicted, so :meth:`TinyLFUPolicy.evict` may return the key that was just
-  inserted: admission rejected it. One-hit wonders and scans therefore cannot flush the keys
+  candidate itself is evicted, so :meth:`TinyLFUPolicy.evict` may return a key inserted a
+  moment ago (it just left the window), or the key just inserted if it is heavier than the
+  window: admission rejected it. One-hit wonders and scans therefore cannot flush the keys
   that the cache has learnt are popular.
 * **Hash flooding.** An attacker who can make a victim look hot (by colliding its counters)
   could keep every candidate out. As in Caffeine, a candidate that is warm (estimate >= 6)
@@ -23,17 +24,30 @@ Layout, all measured in weight::
   LRU that keeps keys seen at least twice since they were admitted.
 * **Hill climber.** The best window size depends on the workload: recency-heavy traces want a
   large window (a pure LRU in the limit), frequency-heavy traces a small one. Every sample
-  period (the sketch's ``10 x`` entries requests) the hit rate of the period is compared with
-  the previous one. If it did not get worse the window keeps moving in the same direction,
-  else the direction flips. The step starts at 6.25% of capacity, decays by 0.98 each period so
-  the size settles, and is reset to 6.25% when the hit rate moves by 5 points or more (the
-  workload changed). The window grows at the expense of protected and shrinks into it; at most
-  1,000 keys move between regions per period, so the work stays O(1) amortized.
+  period the hit rate of the period is compared with the previous one. If it did not get
+  worse the window keeps moving in the same direction, else the direction flips. The step
+  starts at 6.25% of capacity, decays by 0.98 each period so the size settles, and is reset to
+  6.25% when the hit rate moves by 5 points or more (the workload changed). The window grows
+  at the expense of protected and shrinks into it; at most 1,000 keys move between regions per
+  adjustment, so the work stays O(1) amortized. The period is Caffeine's ``10 x`` capacity
+  requests, but never fewer than 2,000: over a few hundred requests a hit rate is too noisy
+  (a standard error of 2-3 points) to tell a one-entry step from chance, and on the small
+  caches of the reference traces the floor is worth up to 2 points of hit ratio.
 
-Frequencies count hits, misses (:meth:`~TinyLFUPolicy.record_miss`) and overwrites, as
-Caffeine's sketch does; an ``on_insert`` right after ``record_miss`` of the same key is not
-counted twice. Weights are supported throughout: regions are bounded in weight, a key heavier
-than the window enters at its least recent end (to leave first, as in Caffeine), and a candidate
+What the climber cannot do (measured on the reference traces, see
+``benchmarks/bench_hit_ratio.py``): it compares *consecutive* periods, so when the workload
+itself drifts by more than a step is worth (sprite at 10%: +-10 points between periods, ~1
+point per step) it walks at random; and when the hit ratio as a function of the window has two
+peaks with a valley between (zigzag: a local optimum at 1%, the global one at 99%) it stays on
+the near one. There a fixed LRU does better.
+
+Frequencies count hits, misses (:meth:`~TinyLFUPolicy.record_miss`) and overwrites: as in
+Caffeine every request counts, hit or miss (counting hits only measured 6 to 20 points worse
+on frequency-heavy traces). An ``on_insert`` right after ``record_miss`` of the same key is
+not counted twice; an ``on_insert`` without one (a set without a get) is counted.
+
+Weights are supported throughout: regions are bounded in weight, a key heavier than the
+window enters at its least recent end (to leave first, as in Caffeine), and a candidate
 heavier than the whole capacity is evicted at once. ``seed=`` fixes the hash salt and the
 admission coin for reproducible runs; ``adaptive=False`` freezes the window at its start size.
 """
@@ -60,14 +74,12 @@ _RESTART_THRESHOLD = 0.05  # a 5-point change of hit rate restarts the climb
 _TRANSFER_LIMIT = 1000  # keys moved between regions per adjustment, to bound the work
 _ADMIT_HASHDOS_THRESHOLD = 6  # a candidate this warm may be admitted at random...
 _ADMIT_RANDOM_MASK = 127  # ...with probability 1/128
-# The climber's sample period, in requests per unit of capacity (Caffeine: the sketch's 10).
-_CLIMB_FACTOR = 10.0
-_MIN_CLIMB_PERIOD = 0
-_BOUNCE = False
-_CLIMBER = "hill"
-_GHOST_FACTOR = 0.0625
-_GHOST_MIN = 8
-_INITIAL_DIRECTION = -1
+# The climber's sample period in requests per expected entry (Caffeine's sample size). The
+# sketch ages on a longer period (see sketch.py); tying the climber to it measured worse: on
+# sprite, say, half as many adjustments leave the window far from its best size.
+_CLIMB_FACTOR = 10
+# ... and never fewer requests than this, so that a period's hit rate means something.
+_MIN_CLIMB_PERIOD = 2000
 
 # The sketch is sized for the keys the cache actually holds, up to capacity (unit weights):
 # a cache with a large capacity that stays small does not pay for a large table.
@@ -96,7 +108,7 @@ class TinyLFUPolicy(Policy):
         ``adaptive=False`` keeps it there instead of letting the hill climber move it.
         """
         self.capacity = check_capacity(capacity)
-        if not (isinstance(window, float | int) and 0 < window < 1):
+        if isinstance(window, bool) or not (isinstance(window, float | int) and 0 < window < 1):
             raise ConfigurationError(f"tinylfu window must be a fraction in (0, 1), got {window!r}")
         self._window_share = float(window)
         self._adaptive = adaptive
@@ -113,14 +125,11 @@ class TinyLFUPolicy(Policy):
         # admission in the evict() calls that follow it. Newest last.
         self._candidates: list[Hashable] = []
         self._last_miss: object = _NO_KEY
-        self._window_ghost: OrderedDict[Hashable, None] = OrderedDict()
-        self._main_ghost: OrderedDict[Hashable, None] = OrderedDict()
-        self._ghost_size = max(_GHOST_MIN, int(_GHOST_FACTOR * capacity))
-        self._window_votes = 0
-        self._main_votes = 0
         self._sketch = FrequencySketch(
             min(self.capacity, _INITIAL_SKETCH_ENTRIES), salt=self._rng.getrandbits(64)
         )
+        self._increment = self._sketch.increment
+        self._grow_at = self._next_growth()
         self._hits = 0
         self._misses = 0
         self._previous_hit_rate = 0.0
@@ -128,7 +137,7 @@ class TinyLFUPolicy(Policy):
         self._configure()
 
     def _configure(self) -> None:
-        """Set the region bounds and the climber for ``self.capacity`` (Caffeine's setMaximumSize)."""
+        """Set region bounds and climber for ``self.capacity`` (Caffeine's ``setMaximumSize``)."""
         capacity = self.capacity
         self._window_max = max(1, round(capacity * self._window_share))
         if self._window_max >= capacity > 1:
@@ -136,8 +145,8 @@ class TinyLFUPolicy(Policy):
         self._protected_max = int(_PERCENT_MAIN_PROTECTED * (capacity - self._window_max))
         # Negative: the first move, if the hit rate improves, shrinks the window further
         # (most workloads favour frequency); a worse period flips the direction.
-        self._step = _INITIAL_DIRECTION * _STEP_PERCENT * capacity
-        self._climb_period = max(_MIN_CLIMB_PERIOD, int(_CLIMB_FACTOR * min(capacity, self._sketch.entries)))
+        self._step = -_STEP_PERCENT * capacity
+        self._climb_period = max(_MIN_CLIMB_PERIOD, _CLIMB_FACTOR * min(capacity, self._sketch.entries))
         self._hits = 0
         self._misses = 0
 
@@ -176,28 +185,24 @@ class TinyLFUPolicy(Policy):
 
     def record_miss(self, key: Hashable) -> None:
         """Count a miss on ``key`` in the sketch and in the climber's sample."""
-        self._sketch.increment(key)
-        self._misses += 1
+        self._increment(key)
         self._last_miss = key
-        if _CLIMBER == "ghost":
-            self._ghost_vote(key)
+        self._misses += 1
         if self._hits + self._misses >= self._climb_period:
             self._climb()
 
     def on_insert(self, key: Hashable, weight: int = 1) -> None:
         """Put ``key`` at the most recent end of the window; window overflow becomes candidates."""
-        if weight != 1:
+        if weight != 1 or weight is True:
             check_weight(weight)
             self._weighted = True
         last = self._last_miss
         self._last_miss = _NO_KEY
         # A set without a get first: count the request here. After record_miss(key) it was
-        # already counted, and counting twice would make every new key look warm.
+        # already counted, and counting it twice would make every new key look warm.
         if last is not key and last != key:
-            self._sketch.increment(key)
+            self._increment(key)
             self._misses += 1
-            if _CLIMBER == "ghost":
-                self._ghost_vote(key)
             if self._hits + self._misses >= self._climb_period:
                 self._climb()
         window = self._window
@@ -208,16 +213,23 @@ class TinyLFUPolicy(Policy):
         self._window_weight += weight
         self.weight += weight
         self._entries += 1
-        if self._entries > self._sketch.entries:
+        if self._entries >= self._grow_at:
             self._grow_sketch()
-        self._candidates.clear()
+        # Caffeine's evictFromWindow: the overflow, least recent first, becomes the candidates
+        # that the evict() calls following this insert weigh against probation's victims.
+        candidates = self._candidates
+        candidates.clear()
         if self._window_weight > self._window_max:
-            self._evict_from_window()
+            probation = self._probation
+            while self._window_weight > self._window_max and window:
+                moved, moved_weight = window.popitem(last=False)
+                self._window_weight -= moved_weight
+                probation[moved] = moved_weight
+                candidates.append(moved)
 
     def on_access(self, key: Hashable) -> None:
         """A hit: count it, and refresh ``key`` in its region (probation promotes to protected)."""
-        self._sketch.increment(key)
-        self._hits += 1
+        self._increment(key)
         # Protected first: in a warm cache that is where most hits land.
         protected = self._protected
         if key in protected:
@@ -226,6 +238,7 @@ class TinyLFUPolicy(Policy):
             self._window.move_to_end(key)
         else:
             self._promote(key)
+        self._hits += 1
         if self._hits + self._misses >= self._climb_period:
             self._climb()
 
@@ -249,12 +262,12 @@ class TinyLFUPolicy(Policy):
         self.on_access(key)
         if self._protected_weight > self._protected_max:
             self._demote()
-        if self._window_weight > self._window_max:
-            self._candidates.clear()
-            self._evict_from_window()
+        # A heavier key may overflow the window: its overflow becomes the new candidates.
+        self._candidates.clear()
+        self._spill_window()
 
     def on_remove(self, key: Hashable) -> None:
-        """Forget ``key``; unknown keys are ignored (frequencies are kept)."""
+        """Forget ``key``; unknown keys are ignored (its frequency is kept)."""
         if key in self._probation:
             weight = self._probation.pop(key)
         elif key in self._protected:
@@ -282,21 +295,22 @@ class TinyLFUPolicy(Policy):
             if victim is candidate or victim == candidate or probation[candidate] > self.capacity:
                 # Nothing older to compete with, or a key that can never fit: it goes.
                 candidates.pop()
-                return self._evict_probation(candidate)
-            if self._admit(candidate, victim):
-                # The candidate stays a candidate: a heavy one may need several victims.
-                if _CLIMBER == "ghost":
-                    self._ghost_add(self._main_ghost, victim)
-                return self._evict_probation(victim)
-            candidates.pop()
-            if _CLIMBER == "ghost":
-                self._ghost_add(self._window_ghost, candidate)
-            return self._evict_probation(candidate)
+                key = candidate
+            elif self._admit(candidate, victim):
+                # The victim goes; the candidate stays one, as a heavy candidate may need to
+                # displace several victims.
+                key = victim
+            else:
+                candidates.pop()
+                key = candidate
+            self.weight -= probation.pop(key)
+            self._entries -= 1
+            return key
         # No candidate (after a resize, a removal, or an entry-count bound): evict main's least
         # recently used key, protected only once probation is empty, the window last.
         if probation:
-            return self._evict_probation(next(iter(probation)))
-        if self._protected:
+            key, weight = probation.popitem(last=False)
+        elif self._protected:
             key, weight = self._protected.popitem(last=False)
             self._protected_weight -= weight
         elif self._window:
@@ -328,21 +342,16 @@ class TinyLFUPolicy(Policy):
         """Set a new capacity: region bounds and the climber restart from their defaults."""
         self.capacity = check_capacity(capacity)
         self._configure()
-        self._candidates.clear()
+        self._grow_at = self._next_growth()
         if self._protected_weight > self._protected_max:
             self._demote()
-        if self._window_weight > self._window_max:
-            self._evict_from_window()
+        self._candidates.clear()
+        self._spill_window()
 
     # -- internals ------------------------------------------------------------------------
 
-    def _evict_probation(self, key: Hashable) -> Hashable:
-        self.weight -= self._probation.pop(key)
-        self._entries -= 1
-        return key
-
-    def _evict_from_window(self) -> None:
-        """Move the window's overflow, least recent first, to probation's recent end."""
+    def _spill_window(self) -> None:
+        """Move the window's overflow, least recent first, to probation as candidates."""
         window = self._window
         probation = self._probation
         candidates = self._candidates
@@ -354,13 +363,13 @@ class TinyLFUPolicy(Policy):
 
     def _admit(self, candidate: Hashable, victim: Hashable) -> bool:
         """Should ``candidate`` replace ``victim`` in main? (Caffeine's ``admit``.)"""
-        sketch = self._sketch
-        candidate_freq = sketch.frequency(candidate)
-        if candidate_freq > sketch.frequency(victim):
+        frequency = self._sketch.frequency
+        candidate_freq = frequency(candidate)
+        if candidate_freq > frequency(victim):
             return True
         if candidate_freq < _ADMIT_HASHDOS_THRESHOLD:
             return False
-        # A warm candidate losing to a victim may be a victim made hot by hash collisions:
+        # A warm candidate losing to a victim may face a victim made hot by hash collisions:
         # admit it now and then, so such an attack cannot freeze the cache.
         return (self._rng.getrandbits(7) & _ADMIT_RANDOM_MASK) == 0
 
@@ -385,27 +394,21 @@ class TinyLFUPolicy(Policy):
             self._protected_weight -= weight
             probation[key] = weight
 
+    def _next_growth(self) -> int:
+        """The entry count at which the sketch must grow: past its size, if it may grow."""
+        if self._weighted or self._sketch.entries < self.capacity:
+            return self._sketch.entries + 1
+        # Unit weights never hold more than capacity entries: the sketch is big enough.
+        return 1 << 62
+
     def _grow_sketch(self) -> None:
         """Size the sketch for the keys the cache now holds (doubling, so amortized O(1))."""
         entries = 2 * self._entries
         if not self._weighted:
-            # Unit weights: never more than capacity entries, so never a larger sketch.
             entries = min(entries, self.capacity)
-        if entries > self._sketch.entries:
-            self._sketch.ensure_capacity(entries)
-
-    def _ghost_vote(self, key: Hashable) -> None:
-        if key in self._window_ghost:
-            del self._window_ghost[key]
-            self._window_votes += 1
-        elif key in self._main_ghost:
-            del self._main_ghost[key]
-            self._main_votes += 1
-
-    def _ghost_add(self, ghost: OrderedDict[Hashable, None], key: Hashable) -> None:
-        ghost[key] = None
-        if len(ghost) > self._ghost_size:
-            ghost.popitem(last=False)
+        self._sketch.ensure_capacity(entries)
+        self._climb_period = max(_MIN_CLIMB_PERIOD, _CLIMB_FACTOR * min(self.capacity, self._sketch.entries))
+        self._grow_at = self._next_growth()
 
     def _climb(self) -> None:
         """One step of the hill climber, at the end of a sample period (Caffeine's ``climb``)."""
@@ -426,15 +429,6 @@ class TinyLFUPolicy(Policy):
         change = hit_rate - self._previous_hit_rate
         # Keep going the same way while the hit rate does not drop; turn around when it does.
         amount = self._step if change >= 0 else -self._step
-        if _CLIMBER == "ghost":
-            wv, mv = self._window_votes, self._main_votes
-            self._window_votes = self._main_votes = 0
-            if wv > mv:
-                amount = abs(self._step)
-            elif mv > wv:
-                amount = -abs(self._step)
-            else:
-                amount = 0.0
         if abs(change) >= _RESTART_THRESHOLD:
             # A large change means a new workload phase: climb again with full-size steps.
             self._step = _STEP_PERCENT * self.capacity * (1 if amount >= 0 else -1)
@@ -442,9 +436,6 @@ class TinyLFUPolicy(Policy):
             # Otherwise settle: smaller and smaller steps around the best size found.
             self._step = _STEP_DECAY * amount
         self._previous_hit_rate = hit_rate
-        if _BOUNCE and ((amount < 0 and self._window_max <= 1) or (amount > 0 and self._protected_max == 0)):
-            amount = -amount
-            self._step = -self._step
         adjustment = int(amount)
         if adjustment > 0:
             self._increase_window(adjustment)
