@@ -482,3 +482,13 @@ def test_fused_get_counts_samples_and_defers(policy: str) -> None:
     assert "get" not in vars(cache)
     with pytest.raises(sc.CacheClosed):
         cache.get("plain")
+
+
+def test_cli_simulate(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = importlib.import_module("stratacache.cli")
+    trace = tmp_path / "trace.txt"
+    trace.write_text("\n".join(["a", "b", "a", "*", "c", "a", "b"]) + "\n")
+    assert cli.main(["simulate", "--trace", str(trace), "--policy", "lru", "--size", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| lru | 2 | 6 | 2 |" in out
+    assert cli.main(["simulate", "--trace", str(trace), "--policy", "nope", "--size", "2"]) == 2
