@@ -217,17 +217,16 @@ class Cache:
         if fused is None:
             return
         full_get = type(self).get.__get__(self)
+        state = {
+            "prefix": self._prefix,
+            "stats": self._stats,
+            "hooks": self._hooks,
+            "sample_every": self._sample_every,
+        }
         if _IS_ASYNC:
             # The fused function is synchronous: it answers the common case directly, or
             # returns a marker telling this one coroutine to the full method.
-            fast = fused(
-                prefix=self._prefix,
-                stats=self._stats,
-                hooks=self._hooks,
-                sample_every=self._sample_every,
-                full_get=_defer,
-                sampled_get=_sample,
-            )
+            fast = fused(**state, full_get=_defer, sampled_get=_sample)
 
             def get(key: Any, default: Any = None) -> Any:
                 value = fast(key, default)
@@ -245,14 +244,7 @@ class Cache:
             self._tick = self._sample_every  # makes the full path time this call
             return full_get(key, default)
 
-        self.get = fused(  # type: ignore[method-assign]
-            prefix=self._prefix,
-            stats=self._stats,
-            hooks=self._hooks,
-            sample_every=self._sample_every,
-            full_get=full_get,
-            sampled_get=sampled_get,
-        )
+        self.get = fused(**state, full_get=full_get, sampled_get=sampled_get)  # type: ignore[method-assign]
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:

@@ -63,7 +63,7 @@ class LRUPolicy(Policy):
         try:
             key, weight = self._order.popitem(last=False)
         except KeyError:
-            raise KeyError("evict() from an empty lru policy") from None
+            raise KeyError(f"evict() from an empty {self.name} policy") from None
         self.weight -= weight
         return key
 
