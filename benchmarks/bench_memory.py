@@ -176,10 +176,14 @@ class SyncCaches:
     """Fresh, filled instances of every sync contender (one set per scenario)."""
 
     def __init__(self, keys: Keys, *, fill: bool = True) -> None:
-        url = f"memory://?max_entries={CAPACITY}"
+        url = f"memory://?max_entries={CAPACITY}&policy=lru"
         self.sc = sc.Cache(url)
         self.sc_ttl = sc.Cache(url)
         self.sc_msgpack = sc.Cache(url, serializer="msgpack")
+        # The default policy (tinylfu) and the access-free ones, for the policy rows.
+        self.sc_tinylfu = sc.Cache(f"memory://?max_entries={CAPACITY}&policy=tinylfu")
+        self.sc_fifo = sc.Cache(f"memory://?max_entries={CAPACITY}&policy=fifo")
+        self.sc_lfu = sc.Cache(f"memory://?max_entries={CAPACITY}&policy=lfu")
         self.ct_lru: Any = cachetools.LRUCache(CAPACITY) if cachetools else None
         self.ct_ttl: Any = cachetools.TTLCache(CAPACITY, ttl=TTL) if cachetools else None
         self.cb_lru: Any = cachebox.LRUCache(CAPACITY) if cachebox else None
@@ -190,6 +194,8 @@ class SyncCaches:
             _fill(self.sc.set, keys.all)
             _fill(lambda k, v: self.sc_ttl.set(k, v, ttl=TTL), keys.all)
             _fill(self.sc_msgpack.set, keys.all)
+            for extra in (self.sc_tinylfu, self.sc_fifo, self.sc_lfu):
+                _fill(extra.set, keys.all)
             for c in (self.ct_lru, self.ct_ttl, self.cb_lru, self.dict):
                 if c is not None:
                     _fill(c.__setitem__, keys.all)
@@ -197,7 +203,15 @@ class SyncCaches:
                 _fill(self.th.set, keys.all)
 
     def close(self) -> None:
-        for c in (self.sc, self.sc_ttl, self.sc_msgpack, *self.extra):
+        for c in (
+            self.sc,
+            self.sc_ttl,
+            self.sc_msgpack,
+            self.sc_tinylfu,
+            self.sc_fifo,
+            self.sc_lfu,
+            *self.extra,
+        ):
             c.close()
         if self.th is not None:
             self.th.close()
@@ -220,6 +234,9 @@ def _probes(c: SyncCaches) -> dict[str, Callable[[str], bool]]:
         "Cache.get": in_sc(c.sc),
         "Cache.get [ttl]": in_sc(c.sc_ttl),
         "Cache.get [msgpack]": in_sc(c.sc_msgpack),
+        "Cache.get [tinylfu]": in_sc(c.sc_tinylfu),
+        "Cache.get [fifo]": in_sc(c.sc_fifo),
+        "Cache.get [lfu]": in_sc(c.sc_lfu),
         "dict.get": c.dict.__contains__,
     }
     if c.ct_lru is not None:
@@ -238,6 +255,9 @@ def get_contenders(c: SyncCaches, ops: list[str], *, miss: bool) -> list[Contend
         C("Cache.get", ROLE_SC, lambda: loop_call1(c.sc.get, ops), "lru, default stats on"),
         C("Cache.get [ttl]", ROLE_SC, lambda: loop_call1(c.sc_ttl.get, ops), f"entries set with ttl={TTL}"),
         C("Cache.get [msgpack]", ROLE_SC, lambda: loop_call1(c.sc_msgpack.get, ops), 'serializer="msgpack"'),
+        C("Cache.get [tinylfu]", ROLE_SC, lambda: loop_call1(c.sc_tinylfu.get, ops), "the default policy"),
+        C("Cache.get [fifo]", ROLE_SC, lambda: loop_call1(c.sc_fifo.get, ops), "policy=fifo"),
+        C("Cache.get [lfu]", ROLE_SC, lambda: loop_call1(c.sc_lfu.get, ops), "policy=lfu"),
     ]
     if c.ct_lru is not None:
         lru, ttl = c.ct_lru, c.ct_ttl
@@ -276,6 +296,12 @@ def set_contenders(c: SyncCaches, ops: list[str], value: Any, *, evict: bool) ->
             ROLE_SC,
             lambda: loop_call2(c.sc_msgpack.set, ops, value),
             'serializer="msgpack"',
+        ),
+        C(
+            "Cache.set [tinylfu]",
+            ROLE_SC,
+            lambda: loop_call2(c.sc_tinylfu.set, ops, value),
+            "the default policy",
         ),
     ]
     if c.ct_lru is not None:
@@ -459,10 +485,14 @@ def scenario_layers(keys: Keys) -> tuple[Scenario, SyncCaches]:
 
 def scenario_async(keys: Keys) -> tuple[Scenario, list[Any]]:
     ops = keys.hot_ops
-    cache = sc.AsyncCache("memory://")
+    cache = sc.AsyncCache("memory://?policy=lru")
+    default = sc.AsyncCache("memory://")
     C = Contender
-    contenders = [C("AsyncCache.get", ROLE_SC, lambda: aloop_call1(cache.get, ops), "memory://, stats on")]
-    closers: list[Any] = [cache]
+    contenders = [
+        C("AsyncCache.get", ROLE_SC, lambda: aloop_call1(cache.get, ops), "policy=lru, stats on"),
+        C("AsyncCache.get [tinylfu]", ROLE_SC, lambda: aloop_call1(default.get, ops), "the default policy"),
+    ]
+    closers: list[Any] = [cache, default]
     peers: list[Any] = []
     if aiocache is not None:
         ai = aiocache.SimpleMemoryCache(timeout=None)
@@ -488,6 +518,7 @@ def scenario_async(keys: Keys) -> tuple[Scenario, list[Any]]:
         for i, k in enumerate(keys.all):
             v = _value(i)
             await cache.set(k, v)
+            await default.set(k, v)
             d[k] = v
             for p in peers:
                 await p.set(k, v)

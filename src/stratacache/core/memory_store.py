@@ -354,21 +354,26 @@ class MemoryStore:
 
     def _put(self, key: str, value: Any, ttl: float | None) -> _Entry:
         """Insert or replace ``key``, then evict to stay within every limit. Lock held."""
-        weight = self._weigh(key, value)
+        weight = self._weigh(key, value) if self._weighs else 0
         now = self.clock()
-        if self._heap and self._heap[0][0] <= now:
+        heap = self._heap
+        if heap and heap[0][0] <= now:
             # A write reclaims a few expired entries too, so a store nobody reads from does
             # not wait for the janitor to give memory back.
             self._purge_locked(now, 8)
-        expires, window = self._deadline(ttl, now)
+        if ttl is None and self.expire_after_access is None:
+            expires = window = None  # the common case, without a call
+        else:
+            expires, window = self._deadline(ttl, now)
         data = self._data
         entry = data.get(key)
         policy = self._policy
+        policy_weight = weight if self._policy_weighs else 1
         if entry is None:
             entry = _Entry(value, expires, weight, 1, now, now, window)
             data[key] = entry
             if policy is not None:
-                policy.on_insert(key, self._policy_weight(weight))
+                policy.on_insert(key, policy_weight)
             delta = weight
         else:
             delta = weight - entry.weight
@@ -379,13 +384,18 @@ class MemoryStore:
             entry.updated = now
             entry.window = window
             if policy is not None:
-                policy.on_update(key, self._policy_weight(weight))
-        self._schedule(key, expires)
+                policy.on_update(key, policy_weight)
+        if expires is not None:
+            self._schedule(key, expires)
         if delta:
             self._bytes += delta
             if self._pool is not None:
                 self._pool.charge(self, delta)
-        self._enforce()
+        if policy is not None and (
+            (self.max_entries is not None and len(data) > self.max_entries)
+            or (self.max_bytes is not None and self._bytes > self.max_bytes)
+        ):
+            self._enforce()
         return entry
 
     def _reweigh(self, key: str, entry: _Entry, delta: int | None = None) -> None:
