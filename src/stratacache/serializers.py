@@ -953,23 +953,18 @@ class Codec:
 
     def decode(self, data: bytes, key: str | None = None) -> Any:
         """Return the value stored as ``data``; anything undecodable raises :class:`SerializationError`."""
-        # Fast path: a known plain header (no flags) maps straight to its loader, skipping
-        # the field-by-field checks of _decode, which only matter for the other cases.
-        loads = self._plain_values.get(data[:4]) if type(data) is bytes else None
-        if loads is None:
-            return self._decode(data, key, False)
-        try:
-            return loads(data[4:])
-        except Exception as exc:
-            if key is None and isinstance(exc, SerializationError):
-                raise
-            raise _load_error(exc, key) from exc
+        return self._decode_with(self._plain_values, data, key, False)
 
     def decode_member(self, data: bytes, key: str | None = None) -> Any:
         """Decode bytes produced by :meth:`encode_member` (unencrypted values are accepted)."""
-        loads = self._plain_members.get(data[:4]) if type(data) is bytes else None
+        return self._decode_with(self._plain_members, data, key, True)
+
+    def _decode_with(self, plain: dict[bytes, Any], data: bytes, key: str | None, member: bool) -> Any:
+        # Fast path: a known plain header (no flags) maps straight to its loader, skipping
+        # the field-by-field checks of _decode, which only matter for the other cases.
+        loads = plain.get(data[:4]) if type(data) is bytes else None
         if loads is None:
-            return self._decode(data, key, True)
+            return self._decode(data, key, member)
         try:
             return loads(data[4:])
         except Exception as exc:
