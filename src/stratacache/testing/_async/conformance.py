@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +70,31 @@ async def advance(clock: Any, seconds: float) -> None:
         clock.advance(seconds)
     else:
         await asyncio.sleep(seconds)
+
+
+_IS_ASYNC = True
+
+
+async def concurrently(calls: list[Callable[[], Any]]) -> None:
+    """Run every call at once: as tasks in the async flavour, as threads in the sync one."""
+    if _IS_ASYNC:
+        await asyncio.gather(*(call() for call in calls))
+        return
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def retains(acache: AsyncCache) -> bool:
@@ -455,6 +482,49 @@ class AsyncCacheConformance:
         assert await acache.exists("k") is False
         with pytest.raises(InvalidArgument, match="callable"):
             await acache.get_or_set("k", "not callable")  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------- concurrency
+
+    async def test_concurrent_counters_add_up(self, acache: AsyncCache) -> None:
+        async def worker() -> None:
+            for _ in range(50):
+                await acache.incr("counter")
+                await acache.hincrby("hash", "field")
+                await acache.rpush("list", 1)
+
+        await concurrently([worker for _ in range(10)])
+        if retains(acache):
+            assert await acache.get("counter") == 500
+            assert await acache.hget("hash", "field") == 500
+            assert await acache.llen("list") == 500
+
+    async def test_concurrent_get_or_set_is_single_flight(self, acache: AsyncCache) -> None:
+        calls: list[int] = []
+
+        async def factory() -> str:
+            calls.append(1)
+            await asyncio.sleep(0.1)
+            return "made once"
+
+        results: list[Any] = []
+
+        async def worker() -> None:
+            results.append(await acache.get_or_set("flight", factory, ttl=60))
+
+        await concurrently([worker for _ in range(10)])
+        assert results == ["made once"] * 10
+        if retains(acache):
+            assert len(calls) == 1
+            assert await acache.get("flight") == "made once"
+
+    async def test_concurrent_writers_never_mix_values(self, acache: AsyncCache) -> None:
+        async def writer(n: int) -> None:
+            for i in range(30):
+                await acache.set(f"k{i % 5}", {"writer": n, "i": i})
+                got = await acache.get(f"k{i % 5}")
+                assert got is None or set(got) == {"writer", "i"}
+
+        await concurrently([lambda n=n: writer(n) for n in range(8)])
 
     # ------------------------------------------------------ stats, hooks, life
 

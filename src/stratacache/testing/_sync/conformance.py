@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +70,31 @@ def advance(clock: Any, seconds: float) -> None:
         clock.advance(seconds)
     else:
         time.sleep(seconds)
+
+
+_IS_ASYNC = False
+
+
+def concurrently(calls: list[Callable[[], Any]]) -> None:
+    """Run every call at once: as tasks in the async flavour, as threads in the sync one."""
+    if _IS_ASYNC:
+        asyncio.gather(*(call() for call in calls))
+        return
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def retains(cache: Cache) -> bool:
@@ -455,6 +482,49 @@ class CacheConformance:
         assert cache.exists("k") is False
         with pytest.raises(InvalidArgument, match="callable"):
             cache.get_or_set("k", "not callable")  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------- concurrency
+
+    def test_concurrent_counters_add_up(self, cache: Cache) -> None:
+        def worker() -> None:
+            for _ in range(50):
+                cache.incr("counter")
+                cache.hincrby("hash", "field")
+                cache.rpush("list", 1)
+
+        concurrently([worker for _ in range(10)])
+        if retains(cache):
+            assert cache.get("counter") == 500
+            assert cache.hget("hash", "field") == 500
+            assert cache.llen("list") == 500
+
+    def test_concurrent_get_or_set_is_single_flight(self, cache: Cache) -> None:
+        calls: list[int] = []
+
+        def factory() -> str:
+            calls.append(1)
+            time.sleep(0.1)
+            return "made once"
+
+        results: list[Any] = []
+
+        def worker() -> None:
+            results.append(cache.get_or_set("flight", factory, ttl=60))
+
+        concurrently([worker for _ in range(10)])
+        assert results == ["made once"] * 10
+        if retains(cache):
+            assert len(calls) == 1
+            assert cache.get("flight") == "made once"
+
+    def test_concurrent_writers_never_mix_values(self, cache: Cache) -> None:
+        def writer(n: int) -> None:
+            for i in range(30):
+                cache.set(f"k{i % 5}", {"writer": n, "i": i})
+                got = cache.get(f"k{i % 5}")
+                assert got is None or set(got) == {"writer", "i"}
+
+        concurrently([lambda n=n: writer(n) for n in range(8)])
 
     # ------------------------------------------------------ stats, hooks, life
 
