@@ -20,6 +20,7 @@ of ``acache``. The async suite needs pytest-asyncio. A backend whose capabilitie
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import threading
 import time
@@ -524,7 +525,7 @@ class AsyncCacheConformance:
                 got = await acache.get(f"k{i % 5}")
                 assert got is None or set(got) == {"writer", "i"}
 
-        await concurrently([lambda n=n: writer(n) for n in range(8)])
+        await concurrently([functools.partial(writer, n) for n in range(8)])
 
     # ------------------------------------------------------ stats, hooks, life
 

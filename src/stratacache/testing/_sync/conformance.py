@@ -21,6 +21,7 @@ of ``cache``. The async suite needs pytest-asyncio. A backend whose capabilities
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import threading
 import time
@@ -524,7 +525,7 @@ class CacheConformance:
                 got = cache.get(f"k{i % 5}")
                 assert got is None or set(got) == {"writer", "i"}
 
-        concurrently([lambda n=n: writer(n) for n in range(8)])
+        concurrently([functools.partial(writer, n) for n in range(8)])
 
     # ------------------------------------------------------ stats, hooks, life
 
