@@ -269,12 +269,12 @@ class MemoryStore:
         # OrderedDict.move_to_end) or nothing (fifo, random): under the GIL such a call is
         # atomic, so a reader never sees a half-updated policy. Python-level bookkeeping
         # (lfu, tinylfu) must run under the lock.
-        self._atomic_reads = (
-            self._on_access is None or isinstance(self._on_access, types.BuiltinMethodType)
-        ) and (policy is None or type(policy).record_miss is Policy.record_miss)
+        atomic_reads = (self._on_access is None or isinstance(self._on_access, types.BuiltinMethodType)) and (
+            policy is None or type(policy).record_miss is Policy.record_miss
+        )
         # What the fused get reads, in one attribute: False = take the lock; None = lock-free,
         # nothing to record; otherwise the C-level access recorder, called lock-free.
-        self._fast_access: Any = self._on_access if self._atomic_reads else False
+        self._fast_access: Any = self._on_access if atomic_reads else False
 
     def _policy_weight(self, weight: int) -> int:
         return weight if self._policy_weighs else 1
@@ -489,11 +489,6 @@ class MemoryStore:
         self._relieve_pool()
         return removed
 
-    def next_deadline(self) -> float | None:
-        """The earliest scheduled expiry (possibly stale), or None."""
-        heap = self._heap
-        return heap[0][0] if heap else None
-
     def evict_bytes(self, nbytes: int) -> int:
         """Evict by this store's policy until ``nbytes`` were freed or it is empty (pool relief)."""
         freed = 0
@@ -540,7 +535,6 @@ class MemoryStore:
             if capacity is None:
                 self._policy = None
                 self._on_access = self._record_miss = None
-                self._atomic_reads = True
                 self._fast_access = None
                 return
             if self._policy is None:
