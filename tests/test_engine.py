@@ -437,3 +437,23 @@ def test_unbounded_counters_add_up_across_threads() -> None:
     assert cache.hget("h", "f") == 20_000
     stats = cache.stats()
     assert stats.errors == 0
+
+
+def test_overwrites_keep_the_deadline_heap_small_and_correct(clock: FakeClock) -> None:
+    store = MemoryStore(clock=clock)
+    for _ in range(1000):
+        store.set("k", 1, 10)  # same ttl again and again: the first heap item covers them
+        clock.advance(0.001)
+    assert len(store._heap) == 1
+    store.set("k", 1, 2)  # an earlier deadline than the queued one: queued again
+    store.set("later", 1, 50)
+    store.set("later", 1, 100)
+    clock.advance(3)
+    assert store.purge_expired() == 1
+    assert store.get("k") is MISSING
+    clock.advance(48)  # "later" was pushed back to 100 s: its 50 s item re-queues it
+    assert store.purge_expired() == 0
+    assert store.get("later") == 1
+    clock.advance(50)
+    assert store.purge_expired() == 1
+    assert len(store) == 0

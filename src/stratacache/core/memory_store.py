@@ -375,7 +375,9 @@ class MemoryStore:
             if policy is not None:
                 policy.on_insert(key, policy_weight)
             delta = weight
+            scheduled = None
         else:
+            scheduled = entry.expires
             delta = weight - entry.weight
             entry.value = value
             entry.expires = expires
@@ -385,7 +387,10 @@ class MemoryStore:
             entry.window = window
             if policy is not None:
                 policy.on_update(key, policy_weight)
-        if expires is not None:
+        if expires is not None and (scheduled is None or expires < scheduled):
+            # An entry already in the heap with an earlier deadline needs no second item: when
+            # that one comes due, the purge sees the later deadline and re-queues it. So the
+            # common overwrite with the same ttl pushes nothing.
             self._schedule(key, expires)
         if delta:
             self._bytes += delta

@@ -46,7 +46,8 @@ class LRUPolicy(Policy):
 
     def on_update(self, key: Hashable, weight: int) -> None:
         """Record the new weight and make ``key`` the most recently used."""
-        check_weight(weight)
+        if weight != 1 or weight is True:  # the common case skips the full check
+            check_weight(weight)
         order = self._order
         self.weight += weight - order[key]
         order[key] = weight
