@@ -435,17 +435,32 @@ class MemoryStore:
 
     def _enforce(self) -> None:
         """Evict by policy until both limits hold. Lock held."""
-        if self._policy is None or not self._over():
-            return
-        self._purge_locked(self.clock(), 64)  # expired entries go before live ones
         policy = self._policy
+        if policy is None or not self._over():
+            return
+        heap = self._heap
+        if heap:
+            now = self.clock()
+            if heap[0][0] <= now:
+                self._purge_locked(now, 64)  # expired entries go before live ones
         data = self._data
-        while self._over():
-            victim = policy.evict()
-            entry = data.get(victim)  # type: ignore[call-overload]
+        max_entries = self.max_entries
+        max_bytes = self.max_bytes
+        pool = self._pool
+        # The loop of _over() and _remove_evicted(), inlined: it runs once per evicted key.
+        while (max_entries is not None and len(data) > max_entries) or (
+            max_bytes is not None and self._bytes > max_bytes
+        ):
+            victim: Any = policy.evict()
+            entry = data.pop(victim, None)
             if entry is None:
-                continue
-            self._remove_evicted(victim, entry)  # type: ignore[arg-type]
+                continue  # the policy knew a key the store had already dropped
+            weight = entry.weight
+            if weight:
+                self._bytes -= weight
+                if pool is not None:
+                    pool.charge(self, -weight)
+            self.evictions += 1
 
     def _remove_evicted(self, key: str, entry: _Entry) -> None:
         # The policy already forgot the victim; only the map, bytes and pool remain.
