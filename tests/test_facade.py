@@ -428,6 +428,22 @@ def test_cli_demo_runs() -> None:
     assert "done." in out
 
 
+def test_demo_and_fake_clock_need_no_pytest() -> None:
+    # The README's first command installs only the package: nothing it runs may need pytest.
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"
+        "from stratacache.testing import FakeClock\n"
+        "from stratacache.cli import main\n"
+        "FakeClock().advance(1)\n"
+        "raise SystemExit(main(['demo']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "done." in result.stdout
+
+
 def test_cli_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     cli = importlib.import_module("stratacache.cli")
     assert cli.main(["demo"]) == 0
