@@ -16,7 +16,9 @@ def _demo(out: _Printer) -> None:
 
     clock = FakeClock()
     out("stratacache demo: the embedded memory backend, sync and async\n")
-    with sc.Cache("memory://?max_entries=3", namespace="demo", default_ttl=60, clock=clock) as cache:
+    with sc.Cache(
+        "memory://?max_entries=3&policy=lru", namespace="demo", default_ttl=60, clock=clock
+    ) as cache:
         out(f"cache           = {cache!r}")
         cache.set("user:1", {"name": "Ada", "langs": ("en", "fr")})
         out(f"get user:1      -> {cache.get('user:1')!r}")
@@ -30,7 +32,7 @@ def _demo(out: _Printer) -> None:
         out(f"add once/twice  -> {cache.add('lock', 'me')}, {cache.add('lock', 'you')}")
         for i in range(5):
             cache.set(f"item:{i}", i)
-        out(f"LRU, 3 entries  -> {sorted(cache.get_many([f'item:{i}' for i in range(5)]).items())}")
+        out(f"lru, 3 entries  -> {sorted(cache.get_many([f'item:{i}' for i in range(5)]).items())}")
         cache.rpush("queue", "a", "b", "c")
         out(f"list            -> lpop={cache.lpop('queue')!r} lrange={cache.lrange('queue')}")
         calls = []
