@@ -217,15 +217,9 @@ class TinyLFUPolicy(Policy):
             self._grow_sketch()
         # Caffeine's evictFromWindow: the overflow, least recent first, becomes the candidates
         # that the evict() calls following this insert weigh against probation's victims.
-        candidates = self._candidates
-        candidates.clear()
+        self._candidates.clear()
         if self._window_weight > self._window_max:
-            probation = self._probation
-            while self._window_weight > self._window_max and window:
-                moved, moved_weight = window.popitem(last=False)
-                self._window_weight -= moved_weight
-                probation[moved] = moved_weight
-                candidates.append(moved)
+            self._spill_window()
 
     def on_access(self, key: Hashable) -> None:
         """A hit: count it, and refresh ``key`` in its region (probation promotes to protected)."""
