@@ -37,6 +37,10 @@ SUBS: list[tuple[str, str]] = [
     (r"\bpytest\.mark\.asyncio\b", "pytest.mark.sync"),
     (r"\basync_backend\b", "sync_backend"),
     (r"\bacache\b", "cache"),
+    # Drivers: redis-py's asyncio client mirrors the sync one module for module.
+    (r"\bredis\.asyncio\b", "redis"),
+    # Hand-written driver adapter pairs: stratacache._drivers.<name>_async -> <name>_sync.
+    (r"\b_drivers\.(\w+)_async\b", r"_drivers.\1_sync"),
     # AsyncCache -> Cache, AsyncMemoryBackend -> MemoryBackend, AsyncIterator -> Iterator, ...
     (r"\bAsync([A-Z]\w*)", r"\1"),
 ]

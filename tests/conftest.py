@@ -7,7 +7,7 @@ free loopback ports, never mocks).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from servers import (  # noqa: F401 - fixtures re-exported for every test module
     redis_server_factory,
 )
 from stratacache import AsyncCache, Cache
-from stratacache.testing import FakeClock
+from stratacache.testing import FakeClock, RealClock
 
 # name -> keyword arguments for Cache/AsyncCache; "clock" is filled in per test.
 BACKENDS: dict[str, dict[str, Any]] = {
@@ -34,9 +34,16 @@ BACKENDS: dict[str, dict[str, Any]] = {
     "null": {"backend": "null"},
 }
 
+# Backends on a real server: name -> (the server fixture, its keyword arguments from the server).
+# The server fixture starts only when a test of that backend runs; the clock is real.
+SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {}
 
-def cache_kwargs(name: str, clock: FakeClock) -> dict[str, Any]:
+
+def cache_kwargs(name: str, clock: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
     """The keyword arguments that build the cache called ``name``."""
+    if name in SERVER_BACKENDS:
+        fixture, make = SERVER_BACKENDS[name]
+        return make(request.getfixturevalue(fixture))
     kwargs = dict(BACKENDS[name])
     if kwargs.pop("clock", False):
         kwargs["clock"] = clock
@@ -44,12 +51,14 @@ def cache_kwargs(name: str, clock: FakeClock) -> dict[str, Any]:
 
 
 @pytest.fixture
-def cache_clock() -> FakeClock:
-    """The clock every fake-clock backend in a test shares."""
+def cache_clock(request: pytest.FixtureRequest) -> FakeClock | RealClock:
+    """The clock every fake-clock backend in a test shares; a real one for server backends."""
+    if "backend_name" in request.fixturenames and request.getfixturevalue("backend_name") in SERVER_BACKENDS:
+        return RealClock()
     return FakeClock()
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=sorted(BACKENDS.keys() | SERVER_BACKENDS.keys()))
 def backend_name(request: pytest.FixtureRequest) -> str:
     """Each backend in turn."""
     name: str = request.param
@@ -57,14 +66,18 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def cache(backend_name: str, cache_clock: FakeClock) -> Iterator[Cache]:
-    """A sync cache over the backend under test, closed afterwards."""
-    with Cache(**cache_kwargs(backend_name, cache_clock)) as c:
+def cache(backend_name: str, cache_clock: Any, request: pytest.FixtureRequest) -> Iterator[Cache]:
+    """A sync cache over the backend under test, emptied first (servers are shared), closed afterwards."""
+    with Cache(**cache_kwargs(backend_name, cache_clock, request)) as c:
+        c.clear()
         yield c
 
 
 @pytest.fixture
-async def acache(backend_name: str, cache_clock: FakeClock) -> AsyncIterator[AsyncCache]:
-    """An async cache over the backend under test, closed afterwards."""
-    async with AsyncCache(**cache_kwargs(backend_name, cache_clock)) as c:
+async def acache(
+    backend_name: str, cache_clock: Any, request: pytest.FixtureRequest
+) -> AsyncIterator[AsyncCache]:
+    """An async cache over the backend under test, emptied first, closed afterwards."""
+    async with AsyncCache(**cache_kwargs(backend_name, cache_clock, request)) as c:
+        await c.clear()
         yield c

@@ -239,13 +239,201 @@ def _assign(config: ParsedConfig, name: str, value: Any, source: str) -> None:
     )
 
 
-def _parse_hosts(config: ParsedConfig, netloc: str, path: str) -> None:
-    """Hook for backends whose URL carries hosts/paths; memory and null take none."""
-    if config.backend in ("memory", "null") and (netloc or path.strip("/")):
-        raise ConfigurationError(
-            f"a {config.backend}:// URL takes no host or path, got {netloc + path!r}; "
-            f"use e.g. {config.backend}://?param=value"
-        )
+def parse_address(name: str, value: Any, default_port: int | None = None) -> tuple[str, int]:
+    """``"host:port"``, ``"[::1]:port"`` or a ``(host, port)`` pair; the port may default."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        host, port = value
+        if isinstance(host, str) and host:
+            return host, parse_port(name, port)
+        raise _bad(name, value, "a (host, port) pair")
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(name, value, "'host:port'")
+    text = value.strip()
+    if text.startswith("["):  # IPv6 literal
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":") if rest.startswith(":") else None
+        if rest and port_text is None:
+            raise _bad(name, value, "'[ipv6]:port'")
+    else:
+        host, sep, port_text_raw = text.rpartition(":")
+        if not sep:
+            host, port_text = text, None
+        else:
+            port_text = port_text_raw
+    if not host:
+        raise _bad(name, value, "'host:port' with a host")
+    if port_text is None or port_text == "":
+        if default_port is None:
+            raise _bad(name, value, "'host:port' with a port")
+        return host, default_port
+    return host, parse_port(name, port_text)
+
+
+def parse_port(name: str, value: Any) -> int:
+    """A TCP port, 1..65535."""
+    port = parse_positive_int(name, value)
+    if port > 65535:
+        raise _bad(name, value, "a port number (1-65535)")
+    return port
+
+
+def parse_address_list(name: str, value: Any) -> list[tuple[str, int]]:
+    """Several addresses: a comma-separated string or a list of ``"host:port"``/pairs."""
+    items: list[Any]
+    if isinstance(value, str):
+        items = [part for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise _bad(name, value, "a list of 'host:port' addresses")
+    if not items:
+        raise ConfigurationError(f"parameter {name!r}: expected at least one 'host:port' address")
+    return [parse_address(name, item) for item in items]
+
+
+def parse_non_negative_float(name: str, value: Any) -> float:
+    """A finite number >= 0."""
+    if value == 0 and not isinstance(value, bool):
+        return 0.0
+    if isinstance(value, str) and value.strip() in ("0", "0.0"):
+        return 0.0
+    return parse_positive_float(name, value)
+
+
+def parse_optional_path(name: str, value: Any) -> str | None:
+    """A filesystem path (str or PathLike), or None."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        return str(os.fspath(value))
+    return parse_optional_str(name, value)
+
+
+_REDIS_PARAMS: dict[str, Parser] = {
+    "host": parse_str,
+    "port": parse_port,
+    "db": parse_non_negative_int,
+    "username": parse_optional_str,
+    "password": parse_optional_str,
+    "unix_socket_path": parse_optional_path,
+    "ssl": parse_bool,
+    "ssl_ca_certs": parse_optional_path,
+    "ssl_certfile": parse_optional_path,
+    "ssl_keyfile": parse_optional_path,
+    "ssl_cert_reqs": choice("required", "optional", "none"),
+    "ssl_check_hostname": parse_bool,
+    "pool_size": parse_positive_int,
+    "connect_timeout": parse_positive_float,
+    "timeout": parse_positive_float,
+    "retries": parse_non_negative_int,
+    "retry_backoff": parse_positive_float,
+    "health_check_interval": parse_non_negative_float,
+    "client_name": parse_optional_str,
+    "scan_count": parse_positive_int,
+    "mode": choice("standalone", "cluster", "sentinel"),
+    "nodes": parse_address_list,
+    "sentinels": parse_address_list,
+    "service_name": parse_optional_str,
+    "sentinel_username": parse_optional_str,
+    "sentinel_password": parse_optional_str,
+}
+
+_MEMCACHED_PARAMS: dict[str, Parser] = {
+    "servers": parse_address_list,
+    "pool_size": parse_positive_int,
+    "connect_timeout": parse_positive_float,
+    "timeout": parse_positive_float,
+    "dead_retry": parse_positive_float,
+    "failure_threshold": parse_positive_int,
+    "max_value_size": parse_positive_int,
+}
+
+BACKEND_PARAMS["redis"] = _REDIS_PARAMS
+BACKEND_PARAMS["memcached"] = _MEMCACHED_PARAMS
+
+_REDIS_PORT = 6379
+_SENTINEL_PORT = 26379
+_MEMCACHED_PORT = 11211
+
+
+def _split_netloc(netloc: str) -> tuple[str | None, str | None, str]:
+    """``user:password@hosts`` -> (user, password, hosts); user and password URL-decoded."""
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not at:
+        return None, None, netloc
+    user, colon, password = userinfo.partition(":")
+    return (unquote(user) or None), (unquote(password) if colon else None), hosts
+
+
+def _parse_hosts(config: ParsedConfig, scheme: str, netloc: str, path: str) -> None:
+    """Turn the host and path part of a URL into backend keywords (each backend its own form)."""
+    backend = config.backend
+    if backend in ("memory", "null"):
+        if netloc or path.strip("/"):
+            raise ConfigurationError(
+                f"a {backend}:// URL takes no host or path, got {netloc + path!r}; "
+                f"use e.g. {backend}://?param=value"
+            )
+        return
+    user, password, hosts = _split_netloc(netloc)
+    opts = config.backend_options
+    if backend == "memcached":
+        if user or password:
+            raise ConfigurationError("a memcached:// URL takes no user or password")
+        if path.strip("/"):
+            raise ConfigurationError(f"a memcached:// URL takes no path, got {path!r}")
+        opts["servers"] = [parse_address("servers", h, _MEMCACHED_PORT) for h in _host_items(hosts, scheme)]
+        return
+    if backend != "redis":
+        return
+    if user:
+        opts["username"] = user
+    if password is not None:
+        opts["password"] = password
+    if scheme.startswith("rediss"):
+        opts["ssl"] = True
+    segments = [segment for segment in path.split("/") if segment]
+    if scheme == "unix":
+        if not path or path == "/":
+            raise ConfigurationError(
+                "a unix:// URL needs the socket's path, e.g. unix:///run/redis.sock?db=0"
+            )
+        opts["unix_socket_path"] = unquote(path)
+        return
+    if scheme.endswith("+sentinel"):
+        opts["mode"] = "sentinel"
+        items = _host_items(hosts, scheme)
+        opts["sentinels"] = [parse_address("sentinels", h, _SENTINEL_PORT) for h in items]
+        if not segments:
+            raise ConfigurationError(
+                f"a {scheme}:// URL needs the service name as its path, e.g. {scheme}://h:26379/mymaster"
+            )
+        opts["service_name"] = unquote(segments[0])
+        segments = segments[1:]
+    elif scheme.endswith("+cluster"):
+        opts["mode"] = "cluster"
+        opts["nodes"] = [parse_address("nodes", h, _REDIS_PORT) for h in _host_items(hosts, scheme)]
+        if segments:
+            raise ConfigurationError(f"a {scheme}:// URL takes no database: Redis Cluster has only db 0")
+    else:
+        items = _host_items(hosts, scheme) if hosts else []
+        if len(items) > 1:
+            raise ConfigurationError(
+                f"a {scheme}:// URL names one server; for several use redis+cluster:// or redis+sentinel://"
+            )
+        if items:
+            opts["host"], opts["port"] = parse_address("host", items[0], _REDIS_PORT)
+    if len(segments) > 1:
+        raise ConfigurationError(f"unexpected URL path {path!r}: expected /<db number>")
+    if segments:
+        opts["db"] = parse_non_negative_int("db", segments[0])
+
+
+def _host_items(hosts: str, scheme: str) -> list[str]:
+    items = [item for item in hosts.split(",") if item.strip()]
+    if not items:
+        raise ConfigurationError(f"a {scheme}:// URL needs at least one host:port")
+    return items
 
 
 def parse_url(url: str) -> ParsedConfig:
@@ -253,8 +441,9 @@ def parse_url(url: str) -> ParsedConfig:
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(f"not a cache URL (expected scheme://...): {url!r}")
     parts = urlsplit(url)
-    config = ParsedConfig(backend=scheme_backend(parts.scheme.lower()))
-    _parse_hosts(config, parts.netloc, parts.path)
+    scheme = parts.scheme.lower()
+    config = ParsedConfig(backend=scheme_backend(scheme))
+    _parse_hosts(config, scheme, parts.netloc, parts.path)
     seen: set[str] = set()
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))

@@ -34,10 +34,33 @@ _BACKENDS: dict[str, BackendSpec] = {
         "stratacache._async.backends.null:AsyncNullBackend",
         "stratacache._sync.backends.null:NullBackend",
     ),
+    "redis": BackendSpec(
+        "stratacache._async.backends.redis:AsyncRedisBackend",
+        "stratacache._sync.backends.redis:RedisBackend",
+        extra="redis",
+        drivers=("redis",),
+    ),
+    "memcached": BackendSpec(
+        "stratacache._async.backends.memcached:AsyncMemcachedBackend",
+        "stratacache._sync.backends.memcached:MemcachedBackend",
+        extra="memcached",
+        drivers=("pymemcache", "aiomcache", "emcache"),
+    ),
 }
 
 # URL scheme -> backend name.
-_SCHEMES: dict[str, str] = {"memory": "memory", "null": "null"}
+_SCHEMES: dict[str, str] = {
+    "memory": "memory",
+    "null": "null",
+    "redis": "redis",
+    "rediss": "redis",
+    "unix": "redis",
+    "redis+cluster": "redis",
+    "rediss+cluster": "redis",
+    "redis+sentinel": "redis",
+    "rediss+sentinel": "redis",
+    "memcached": "memcached",
+}
 
 
 def register_backend(

@@ -182,6 +182,8 @@ class AsyncCache:
         namespace = options.get("namespace")
         self.namespace: str | None = namespace or None
         self._prefix = f"{namespace}:" if namespace else ""
+        if self._prefix:
+            self._backend.attach_namespace(self._prefix)
         self.default_ttl: float | None = options.get("default_ttl")
         serializer = options.get("serializer")
         wants_codec = serializer is not None or any(

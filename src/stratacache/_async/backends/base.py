@@ -36,11 +36,13 @@ class Capabilities:
     ``stores_objects``: values are kept as Python objects (no serialization by default).
     ``retains_data``: False only for the null backend, which forgets every write.
     ``delete_pattern``: the backend can enumerate keys by glob.
+    ``ttl_resolution``: the granularity of expiry in seconds (0 = exact; Memcached: 1 s).
     """
 
     stores_objects: bool = False
     retains_data: bool = True
     delete_pattern: bool = True
+    ttl_resolution: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,13 @@ class AsyncBackend(abc.ABC):
     async def counters(self, prefix: str | None) -> BackendCounters:
         """Items, bytes, evictions and expirations for ``stats()`` (zeros by default)."""
         return BackendCounters()
+
+    def attach_namespace(self, prefix: str) -> None:  # noqa: B027 - most backends need nothing
+        """Called by every cache with a namespace over this backend, with its key prefix ("app:").
+
+        A backend that keeps state per namespace (Memcached's generation counters, which make a
+        namespaced ``clear()`` O(1)) learns the prefixes here; keys then arrive already prefixed.
+        """
 
     async def close(self) -> None:  # noqa: B027 - a no-op default is right for in-process backends
         """Release connections and threads. Idempotent."""
