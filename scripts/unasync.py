@@ -37,6 +37,8 @@ SUBS: list[tuple[str, str]] = [
     (r"\bpytest\.mark\.asyncio\b", "pytest.mark.sync"),
     (r"\basync_backend\b", "sync_backend"),
     (r"\bacache\b", "cache"),
+    # An awaitable of X is just X in the sync flavour (decorator bounds and the like).
+    (r"\bAwaitable\[(\w+)\]", r"\1"),
     # Drivers: redis-py's asyncio client mirrors the sync one module for module.
     (r"\bredis\.asyncio\b", "redis"),
     # Hand-written driver adapter pairs: stratacache._drivers.<name>_async -> <name>_sync.

@@ -36,7 +36,9 @@ BACKENDS: dict[str, dict[str, Any]] = {
 
 # Backends on a real server: name -> (the server fixture, its keyword arguments from the server).
 # The server fixture starts only when a test of that backend runs; the clock is real.
-SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {}
+SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
+    "redis": ("redis_server", lambda server: {"backend": server.url}),
+}
 
 
 def cache_kwargs(name: str, clock: Any, request: pytest.FixtureRequest) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from ._async.backends.memory import AsyncMemoryBackend
 from ._async.backends.null import AsyncNullBackend
 from ._async.cache import AsyncCache, HealthReport
 from ._exceptions import (
+    AccessDenied,
     BackendUnavailable,
     CacheClosed,
     CacheError,
@@ -53,6 +54,7 @@ __all__ = [
     "AsyncNullBackend",
     "Backend",
     "BackendCounters",
+    "AccessDenied",
     "BackendUnavailable",
     "Cache",
     "CacheClosed",

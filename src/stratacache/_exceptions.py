@@ -28,6 +28,7 @@ inherit from both. No class shadows a builtin name.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "BackendUnavailable",
     "CacheClosed",
     "CacheError",
@@ -50,6 +51,14 @@ class CacheError(Exception):
 
 class BackendUnavailable(CacheError):
     """A backend could not be reached: connection refused, reset, or an I/O error."""
+
+
+class AccessDenied(BackendUnavailable):
+    """A backend refused our credentials or permissions (wrong password, an ACL rule).
+
+    A subclass of :class:`BackendUnavailable` (the backend cannot be used), kept apart so
+    that a configuration mistake is not mistaken for an outage and retried.
+    """
 
 
 class CacheTimeout(CacheError):
