@@ -228,6 +228,16 @@ class RedisBackend(Backend):
 
     # ------------------------------------------------------------------ plumbing
 
+    @property
+    def client(self) -> Any:
+        """The redis-py client (``redis`` in this flavour), e.g. for pub/sub."""
+        return self._client
+
+    @property
+    def is_cluster(self) -> bool:
+        """True on a Redis Cluster (pub/sub there goes through the cluster client)."""
+        return self._cluster
+
     def describe(self) -> str:
         """Where the backend points, without credentials."""
         return f"redis {self._where}"
