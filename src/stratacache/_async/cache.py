@@ -700,6 +700,7 @@ class AsyncCache:
             expirations=counters.expirations,
             items=counters.items,
             size=counters.bytes,
+            backend=counters.details,
         )
 
     def reset_stats(self) -> None:

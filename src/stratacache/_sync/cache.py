@@ -701,6 +701,7 @@ class Cache:
             expirations=counters.expirations,
             items=counters.items,
             size=counters.bytes,
+            backend=counters.details,
         )
 
     def reset_stats(self) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["LatencySummary", "LatencyWindow", "Stats", "StatsRecorder"]
 
@@ -65,7 +67,8 @@ class Stats:
     ``hits``/``misses``/``sets``/``deletes``/``errors`` count this cache object's
     operations; ``evictions``, ``expirations``, ``items`` and ``bytes`` come from the
     backend (0 where a backend cannot tell). Latencies are sampled (see ``latency_sample``
-    on the cache) and given in seconds.
+    on the cache) and given in seconds. ``backend`` holds backend-specific figures (a
+    layered cache's tier failures and circuit states, a sharded cache's live nodes).
     """
 
     hits: int = 0
@@ -79,6 +82,7 @@ class Stats:
     bytes: int = 0
     get_latency: LatencySummary = field(default_factory=LatencySummary)
     set_latency: LatencySummary = field(default_factory=LatencySummary)
+    backend: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def hit_rate(self) -> float:
@@ -110,7 +114,15 @@ class StatsRecorder:
         self.get_latency = LatencyWindow()
         self.set_latency = LatencyWindow()
 
-    def snapshot(self, *, evictions: int = 0, expirations: int = 0, items: int = 0, size: int = 0) -> Stats:
+    def snapshot(
+        self,
+        *,
+        evictions: int = 0,
+        expirations: int = 0,
+        items: int = 0,
+        size: int = 0,
+        backend: Mapping[str, Any] | None = None,
+    ) -> Stats:
         """Freeze the counters, adding what the backend reports."""
         return Stats(
             hits=self.hits,
@@ -124,4 +136,5 @@ class StatsRecorder:
             bytes=size,
             get_latency=self.get_latency.summary(),
             set_latency=self.set_latency.summary(),
+            backend=dict(backend or {}),
         )

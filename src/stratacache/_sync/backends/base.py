@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import builtins
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..._types import Missing
@@ -48,12 +48,17 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class BackendCounters:
-    """What a backend reports for ``stats()``; 0 where it cannot tell."""
+    """What a backend reports for ``stats()``; 0 where it cannot tell.
+
+    ``details`` carries what only some backends know (a layered cache's per-tier failures
+    and circuit states, a sharded cache's live nodes); it reaches ``Stats.backend``.
+    """
 
     items: int = 0
     bytes: int = 0
     evictions: int = 0
     expirations: int = 0
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Backend(abc.ABC):
