@@ -832,3 +832,130 @@ def test_threads_lose_no_increments_on_an_unbounded_store() -> None:
     pushed = sum(1 for plan in plans.values() for op, _, _ in plan if op == 5)
     assert sum(store.llen(f"list:{n}") for n in range(4)) == pushed
     assert store.evictions == 0
+
+
+# --------------------------------------------------------------- fused get and read buffer
+
+
+def _fused(store: MemoryStore, sample_every: int = 64, prefix: str = "") -> tuple[Any, Any, list[Any]]:
+    from stratacache.core.hooks import Hooks
+    from stratacache.core.stats import StatsRecorder
+
+    stats = StatsRecorder()
+    deferred: list[Any] = []
+
+    def full_get(key: Any, default: Any) -> Any:
+        deferred.append(key)
+        if type(key) is not str:
+            return default  # the facade raises InvalidKey here
+        value = store.get(prefix + key)
+        return default if value is MISSING else value
+
+    get = store.fused_get(
+        prefix=prefix, stats=stats, hooks=Hooks(), sample_every=sample_every, full_get=full_get
+    )
+    return get, stats, deferred
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random", "lfu", "tinylfu"])
+def test_fused_get_serves_ttl_entries_and_never_returns_expired(policy: str, clock: FakeClock) -> None:
+    store = MemoryStore(max_entries=10, policy=policy, clock=clock)
+    get, stats, deferred = _fused(store)
+    store.set("t", "v", 5)
+    assert get("t") == "v"
+    assert deferred == []  # a live ttl'd entry is served inline
+    clock.advance(5)
+    assert get("t", "gone") == "gone"
+    assert deferred == ["t"]  # a due entry goes to the full path, which drops it
+    assert store.counters().expirations == 1
+    assert (stats.hits, stats.misses) == (1, 0)  # the full path of the facade counts its own
+
+
+def test_fused_get_leaves_sliding_entries_and_collections_to_the_full_path(clock: FakeClock) -> None:
+    store = MemoryStore(max_entries=10, expire_after_access=10, clock=clock)
+    get, _, deferred = _fused(store)
+    store.set("s", 1, None)
+    assert get("s") == 1
+    assert deferred == ["s"]  # sliding: the full path extends it under the lock
+    plain = MemoryStore(max_entries=10, clock=clock)
+    get, _, deferred = _fused(plain)
+    plain.push("l", [1], left=False)
+    with pytest.raises(WrongType):
+        get("l")
+    assert deferred == ["l"]
+
+
+def test_collections_without_ttl_report_no_expiry(store: MemoryStore) -> None:
+    store.push("l", [1], left=False)
+    store.sadd("s", ["a"])
+    store.hset("h", {"f": 1})
+    for key in ("l", "s", "h"):
+        assert store.ttl(key) is None
+        info = store.entry_info(key)
+        assert info is not None
+        assert info.expires is None
+    assert store.expire("l", 5)
+    assert store.ttl("l") == 5
+    assert store.expire("l", None)
+    assert store.ttl("l") is None
+    assert store.keys() == ["l", "s", "h"]
+    assert store.count() == 3
+
+
+def test_fused_get_rejects_non_str_keys_through_the_full_path(store: MemoryStore) -> None:
+    get, stats, deferred = _fused(store)
+    store.set("k", 1, None)
+    get(["unhashable"])
+    get(5)
+    assert deferred == [["unhashable"], 5]
+    assert (stats.hits, stats.misses) == (0, 0)
+    get, _, deferred = _fused(store, prefix="ns:")
+    get(b"k")
+    assert deferred == [b"k"]
+
+
+@pytest.mark.parametrize("every", [1, 3, 4, 64])
+def test_fused_get_times_one_call_in_sample_every(store: MemoryStore, every: int) -> None:
+    get, stats, deferred = _fused(store, sample_every=every)
+    store.set("k", 1, None)
+    for _ in range(12):
+        assert get("k") == 1
+        assert get("absent") is None
+    assert (stats.hits, stats.misses) == (12, 12)
+    assert stats.get_latency.total == 2 * (12 // every)
+    assert deferred == []
+
+
+def test_buffered_hits_reach_lfu_before_it_evicts() -> None:
+    store = MemoryStore(max_entries=3, policy="lfu")
+    get, _, _ = _fused(store)
+    for key in ("a", "b", "c"):
+        store.set(key, key, None)
+    for _ in range(3):
+        get("a")
+        get("c")
+    store.set("d", "d", None)  # b has the lowest count: the buffered hits were replayed first
+    assert sorted(store.keys()) == ["a", "c", "d"]
+
+
+def test_read_buffer_skips_keys_removed_since_they_were_read() -> None:
+    store = MemoryStore(max_entries=3, policy="tinylfu")
+    get, _, _ = _fused(store)
+    store.set("a", 1, None)
+    get("a")
+    store.delete("a")  # a buffered hit on a key that is gone must not reach the policy
+    store.set("b", 2, None)
+    assert store.get("b") == 2
+    assert len(store._policy or ()) == 1
+
+
+def test_read_buffer_is_bounded() -> None:
+    from stratacache.core import memory_store
+
+    store = MemoryStore(max_entries=10, policy="lfu")
+    get, _, _ = _fused(store, sample_every=2**62)
+    store.set("k", 1, None)
+    for _ in range(memory_store._READ_BUFFER + 10):
+        get("k")
+    assert store._reads is not None
+    assert len(store._reads) == memory_store._READ_BUFFER

@@ -211,8 +211,8 @@ class AsyncCache:
 
         An in-process backend may offer a ``get`` that does in one Python frame what the
         facade, the backend and the store do in three. It hands anything unusual (hooks, a
-        ttl'd or collection entry, a non-str key) back to the full method, and one call in
-        ``latency_sample`` to a timed run of it.
+        expired, sliding or collection entry, a non-str key) back to the full method, and
+        times one call in ``latency_sample`` itself.
         """
         fused = getattr(self._backend, "fused_get", None)
         if fused is None:
@@ -227,25 +227,18 @@ class AsyncCache:
         if _IS_ASYNC:
             # The fused function is synchronous: it answers the common case directly, or
             # returns a marker telling this one coroutine to await the full method.
-            fast = fused(**state, full_get=_defer, sampled_get=_sample)
+            fast = fused(**state, full_get=_defer)
 
             async def get(key: Any, default: Any = None) -> Any:
                 value = fast(key, default)
                 if value is _DEFERRED:
-                    return await full_get(key, default)
-                if value is _SAMPLED:
-                    self._tick = self._sample_every  # makes the full path time this call
                     return await full_get(key, default)
                 return value
 
             self.get = get  # type: ignore[method-assign]
             return
 
-        def sampled_get(key: Any, default: Any = None) -> Any:
-            self._tick = self._sample_every  # makes the full path time this call
-            return full_get(key, default)
-
-        self.get = fused(**state, full_get=full_get, sampled_get=sampled_get)  # type: ignore[method-assign]
+        self.get = fused(**state, full_get=full_get)  # type: ignore[method-assign]
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 import heapq
+import math
 import sys
 import threading
 import time
@@ -54,6 +55,12 @@ _INT64_MAX = 2**63 - 1
 _HEAP_SLACK = 1024
 # Fixed per-entry overhead in the default weight estimate (list + dict slot + key object).
 _ENTRY_OVERHEAD = 64
+# Hits buffered for a Python-level policy (lfu, tinylfu) between two drains; see _make_policy.
+_READ_BUFFER = 1024
+# The deadline of a native collection (list/set/hash) without a ttl. Not None, so that the
+# fused get's one test, ``entry.expires is not None``, sends collections (which a plain get
+# refuses) and ttl'd entries alike off its shortest path; never due, and reported as None.
+_FOREVER = math.inf
 
 
 class _List(deque[Any]):
@@ -99,6 +106,7 @@ class _Entry:
 
 
 _NATIVE = (_List, _Set, _Hash)
+_NATIVE_TYPES = frozenset(_NATIVE)  # ``type(v) in`` a frozenset: one hash probe, not three compares
 _KIND: dict[type, str] = {_List: "list", _Set: "set", _Hash: "hash"}
 
 
@@ -262,19 +270,51 @@ class MemoryStore:
         policy = self._policy
         # Bound methods cached once: the hot path calls them without attribute lookups.
         self._on_access = policy.on_access if policy is not None and policy.tracks_access else None
-        self._record_miss = policy.record_miss if policy is not None else None
+        # None when the policy keeps the base class's no-op (every policy but tinylfu): a
+        # miss then needs no lock.
+        self._record_miss = (
+            policy.record_miss
+            if policy is not None and type(policy).record_miss is not Policy.record_miss
+            else None
+        )
         # With max_entries the policy counts entries; otherwise it weighs bytes.
         self._policy_weighs = self.max_entries is None
-        # Reads may skip the lock when recording an access is one C call (LRU's
-        # OrderedDict.move_to_end) or nothing (fifo, random): under the GIL such a call is
-        # atomic, so a reader never sees a half-updated policy. Python-level bookkeeping
-        # (lfu, tinylfu) must run under the lock.
-        atomic_reads = (self._on_access is None or isinstance(self._on_access, types.BuiltinMethodType)) and (
-            policy is None or type(policy).record_miss is Policy.record_miss
-        )
-        # What the fused get reads, in one attribute: False = take the lock; None = lock-free,
-        # nothing to record; otherwise the C-level access recorder, called lock-free.
-        self._fast_access: Any = self._on_access if atomic_reads else False
+        # How the fused get records a hit without the lock (see fused_get):
+        # * None: nothing to record (no policy, fifo, random);
+        # * LRU's OrderedDict.move_to_end: one C call, atomic under the GIL, so a reader never
+        #   sees a half-updated order;
+        # * otherwise (lfu, tinylfu, registered policies, whose on_access is Python code that
+        #   must run under the lock) the append of a read buffer, Caffeine's design: a hit
+        #   appends its key (one C call, atomic) and the buffer is drained into the policy, in
+        #   order, under the lock, before anything that reads or changes the policy (a write,
+        #   an eviction, a locked read) and at least once per ``latency_sample`` hits. The
+        #   buffer is bounded (_READ_BUFFER reads); if nothing drains it for that long, the
+        #   oldest reads are dropped, as Caffeine's lossy read buffer drops them: the policy
+        #   is told less, the store stays correct.
+        self._reads: deque[str] | None = None
+        if self._on_access is None or isinstance(self._on_access, types.BuiltinMethodType):
+            self._fast_access: Any = self._on_access
+        else:
+            self._reads = deque(maxlen=_READ_BUFFER)
+            self._fast_access = self._reads.append
+
+    def _drain_reads(self) -> None:
+        """Replay the buffered hits into the policy, oldest first. Lock held.
+
+        A key removed since it was read (deleted, expired, evicted) is skipped: the policy
+        does not track it any more.
+        """
+        reads = self._reads
+        if not reads:
+            return
+        # Copy then clear: a lock-free reader may append between the two C calls; that one
+        # read is dropped (the buffer is lossy by design), the store is unaffected.
+        keys = list(reads)
+        reads.clear()
+        policy = self._policy
+        if policy is None:
+            return
+        policy.on_access_many(keys, self._data)
 
     def _policy_weight(self, weight: int) -> int:
         return weight if self._policy_weighs else 1
@@ -300,6 +340,8 @@ class MemoryStore:
     def _touch(self, key: str, entry: _Entry) -> None:
         """Record a read of a live entry. Lock held."""
         if self._on_access is not None:
+            if self._reads:
+                self._drain_reads()  # the hits before this one first, in order
             self._on_access(key)
 
     def _remove(self, key: str, entry: _Entry) -> None:
@@ -339,13 +381,17 @@ class MemoryStore:
         return None, None
 
     def _schedule(self, key: str, expires: float | None) -> None:
-        if expires is None:
+        if expires is None or expires == _FOREVER:
             return
         heap = self._heap
         heapq.heappush(heap, (expires, key))
         if len(heap) > 2 * len(self._data) + _HEAP_SLACK:
             # Overwrites and deletes leave stale deadlines behind; rebuild from the live ones.
-            self._heap = [(e.expires, k) for k, e in self._data.items() if e.expires is not None]
+            self._heap = [
+                (e.expires, k)
+                for k, e in self._data.items()
+                if e.expires is not None and e.expires != _FOREVER
+            ]
             heapq.heapify(self._heap)
         if len(heap) == 1:
             from .janitor import janitor
@@ -354,6 +400,8 @@ class MemoryStore:
 
     def _put(self, key: str, value: Any, ttl: float | None) -> _Entry:
         """Insert or replace ``key``, then evict to stay within every limit. Lock held."""
+        if self._reads:
+            self._drain_reads()
         weight = self._weigh(key, value) if self._weighs else 0
         now = self.clock()
         heap = self._heap
@@ -438,6 +486,8 @@ class MemoryStore:
         policy = self._policy
         if policy is None or not self._over():
             return
+        if self._reads:
+            self._drain_reads()  # the victim is chosen on every hit so far
         heap = self._heap
         if heap:
             now = self.clock()
@@ -488,7 +538,7 @@ class MemoryStore:
                 self._remove(key, entry)
                 self.expirations += 1
                 removed += 1
-            elif expires != deadline:
+            elif expires not in (deadline, _FOREVER):
                 # Extended since scheduled (sliding expiry or a rewrite): watch the new deadline.
                 heapq.heappush(heap, (expires, key))
         return removed
@@ -513,6 +563,8 @@ class MemoryStore:
         """Evict by this store's policy until ``nbytes`` were freed or it is empty (pool relief)."""
         freed = 0
         with self._lock:
+            if self._reads:
+                self._drain_reads()
             policy = self._policy
             data = self._data
             while freed < nbytes and data:
@@ -540,6 +592,8 @@ class MemoryStore:
     def resize(self, *, max_entries: Any = UNSET, max_bytes: Any = UNSET) -> None:
         """Change the limits at run time; entries that still fit are kept (the policy picks the rest)."""
         with self._lock:
+            if self._reads:
+                self._drain_reads()
             if max_entries is not UNSET:
                 self.max_entries = _positive_or_none("max_entries", max_entries)
             if max_bytes is not UNSET:
@@ -555,7 +609,7 @@ class MemoryStore:
             if capacity is None:
                 self._policy = None
                 self._on_access = self._record_miss = None
-                self._fast_access = None
+                self._fast_access = self._reads = None
                 return
             if self._policy is None:
                 self._make_policy(self.policy_name)
@@ -584,7 +638,8 @@ class MemoryStore:
             entry = self._live(key)
             if entry is None:
                 return None
-            return EntryInfo(entry.version, entry.created, entry.updated, entry.expires, entry.weight)
+            expires = None if entry.expires == _FOREVER else entry.expires
+            return EntryInfo(entry.version, entry.created, entry.updated, expires, entry.weight)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -613,73 +668,105 @@ class MemoryStore:
         hooks: Hooks,
         sample_every: int,
         full_get: Callable[[Any, Any], Any],
-        sampled_get: Callable[[Any, Any], Any],
     ) -> Callable[..., Any]:
-        """A ``Cache.get`` for this store in one Python frame (the sync facade installs it).
+        """A ``Cache.get`` for this store in one Python frame (the facades install it).
 
-        It serves the common case inline — a str key, no hooks, a plain value without
-        expiry, or a miss — and counts hits and misses into the facade's ``stats``. Anything
-        else goes to ``full_get``, the facade's complete method, and one call in
-        ``sample_every`` to ``sampled_get``, which times it for the latency statistics.
-        Closure variables instead of attribute lookups are what make it cheap.
+        It serves the common cases inline — a plain value, with or without a ttl, or a miss
+        — and counts hits and misses into the facade's ``stats``. Anything else (hooks, a
+        non-str key, a collection, an expired or sliding entry) goes to ``full_get``, the
+        facade's complete method. One hit in ``sample_every`` (and one miss) is run again
+        under a timer for the latency statistics (``stats.get_latency``): what is timed is
+        this function, the path a get actually takes. Closure variables instead of attribute
+        lookups are what make it cheap.
+
+        **No lock on a hit.** Under the GIL each C-level call (``dict.get``,
+        ``OrderedDict.move_to_end``, ``deque.append``) is atomic, and between them this code
+        only reads attributes of the entry it found. A hit is therefore a read of the map at
+        one instant: a concurrent write replaces the entry's fields (the value before its
+        deadline; a reader may pair the new value with the old deadline, both of a write
+        that is live) and a concurrent eviction can at worst remove the key between the
+        lookup and the recency update, which then raises KeyError and is ignored (the read
+        happened before the eviction). Expiry is checked against the clock like the full
+        path does; a due entry goes to the full path, which removes it under the lock, so
+        an expired value is never returned. Policies whose bookkeeping is Python code (lfu,
+        tinylfu) get the hit through the store's read buffer (see ``_make_policy``).
+
+        **Counters.** ``stats.hits = h`` is a load, an add and a store with no call in
+        between, which the interpreter does not interrupt (it switches threads at calls and
+        backward jumps), as the facade's own ``+= 1`` relies on. The count is also the
+        latency-sampling clock: a call that would make the count a multiple of
+        ``sample_every`` is not counted but run again by ``timed``, whose run counts it.
         """
         data_get = self._data.get
         lock = self._lock
-        acquire = lock.acquire
-        release = lock.release
+        clock = self.clock
         store = self
-        # A countdown, not a modulo of a running count: one list store per call.
-        tick = [sample_every]
+        every = sample_every
+        # ``n & mask`` (cheaper than ``%``) decides for a power of two; otherwise mask is 0 and
+        # ``n % every`` decides.
+        mask = every - 1 if every & (every - 1) == 0 else 0
+        perf_counter = time.perf_counter
+        timing = False  # a timed run is under way (in any thread): do not nest another
+
+        def timed(key: Any, default: Any) -> Any:
+            nonlocal timing
+            timing = True
+            try:
+                started = perf_counter()
+                value = get(key, default)
+                elapsed = perf_counter() - started
+            finally:
+                timing = False
+            stats.get_latency.add(elapsed)
+            return value
 
         def get(key: Any, default: Any = None) -> Any:
-            if type(key) is not str or hooks.active:
+            if hooks.active:
                 return full_get(key, default)
-            countdown = tick[0] - 1
-            if not countdown:
-                tick[0] = sample_every
-                return sampled_get(key, default)
-            tick[0] = countdown
-            k = prefix + key
-            on_access = store._fast_access
-            if on_access is not False:
-                entry = data_get(k)
-                if entry is None:
-                    stats.misses += 1
-                    return default
-                if entry.expires is not None:
-                    return full_get(key, default)
-                value = entry.value
-                if on_access is not None:
-                    try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
-                        on_access(k)
-                    except KeyError:
-                        pass  # evicted by another thread after our read: the read came first
-                if type(value) in _NATIVE:
-                    return full_get(key, default)
-                stats.hits += 1
-                return value
-            acquire()
             try:
+                # An unhashable key fails here (as does str + other); a hashable non-str
+                # key finds nothing (the map holds str keys) and is checked on the miss
+                # branch: both go to the full path, which rejects them as the facade does.
+                k = prefix + key if prefix else key
                 entry = data_get(k)
-                if entry is None:
-                    record_miss = store._record_miss
-                    if record_miss is not None:
-                        record_miss(k)
-                    stats.misses += 1
-                    return default
-                if entry.expires is not None:
-                    entry = None  # expiry to check (and perhaps slide): the full path does it
-                else:
-                    on_access = store._on_access
-                    if on_access is not None:
-                        on_access(k)
-                    value = entry.value
-            finally:
-                release()
-            if entry is None or type(value) in _NATIVE:
+            except TypeError:
                 return full_get(key, default)
-            stats.hits += 1
-            return value
+            if entry is None:
+                if type(key) is not str:
+                    return full_get(key, default)
+                n = stats.misses + 1
+                if not n & mask and not n % every and not timing:
+                    return timed(key, default)
+                record_miss = store._record_miss
+                if record_miss is not None:
+                    lock.acquire()
+                    try:
+                        if store._reads:
+                            store._drain_reads()
+                        record_miss(k)
+                    finally:
+                        lock.release()
+                stats.misses += 1
+                return default
+            value = entry.value
+            expires = entry.expires
+            if expires is not None and (
+                expires <= clock() or entry.window is not None or type(value) in _NATIVE_TYPES
+            ):
+                # Due (the full path drops it), sliding (the full path extends it under the
+                # lock) or a collection (a plain get refuses it): not for this path.
+                return full_get(key, default)
+            access = store._fast_access
+            if access is not None:
+                try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
+                    access(k)
+                except KeyError:
+                    pass  # evicted by another thread after our read: the read came first
+            h = stats.hits + 1
+            if h & mask or h % every or timing:
+                stats.hits = h
+                return value
+            return timed(key, default)
 
         return get
 
@@ -688,6 +775,8 @@ class MemoryStore:
         lock = self._lock
         lock.acquire()
         try:
+            if self._reads:
+                self._drain_reads()
             entry = self._data.get(key)
             if entry is None:
                 if self._record_miss is not None:
@@ -712,6 +801,8 @@ class MemoryStore:
                 entry = self._live(key)
                 if entry is None:
                     if self._record_miss is not None:
+                        if self._reads:
+                            self._drain_reads()
                         self._record_miss(key)
                 elif type(entry.value) not in _NATIVE:
                     self._touch(key, entry)
@@ -796,6 +887,8 @@ class MemoryStore:
             if entry is None:
                 return False
             expires, window = self._deadline(ttl, self.clock())
+            if expires is None and type(entry.value) in _NATIVE:
+                expires = _FOREVER
             entry.expires = expires
             entry.window = window
             self._schedule(key, expires)
@@ -808,7 +901,9 @@ class MemoryStore:
             if entry is None:
                 return MISSING
             expires = entry.expires
-            return None if expires is None else max(0.0, expires - self.clock())
+            if expires is None or expires == _FOREVER:
+                return None
+            return max(0.0, expires - self.clock())
 
     def _live_keys(self, match: Callable[[str], bool] | None) -> list[str]:
         now = self.clock()
@@ -844,6 +939,8 @@ class MemoryStore:
                 self._bytes = 0
                 if self._policy is not None:
                     self._policy.clear()
+                if self._reads is not None:
+                    self._reads.clear()
                 return
             for key in [k for k in self._data if k.startswith(prefix)]:
                 self._remove(key, self._data[key])
@@ -870,7 +967,10 @@ class MemoryStore:
             value = cls()
             # Version 0: the operation that creates a collection also fills it, and that
             # fill (one write) brings it to version 1.
-            self._put(key, value, None).version = 0
+            entry = self._put(key, value, None)
+            entry.version = 0
+            if entry.expires is None:
+                entry.expires = _FOREVER
             return value
         value = entry.value
         if type(value) is not cls:

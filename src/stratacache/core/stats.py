@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,32 +23,31 @@ class LatencySummary:
 
 
 class LatencyWindow:
-    """The last ``size`` latency samples of one operation, in a ring buffer."""
+    """The last ``size`` latency samples of one operation, in a ring buffer.
 
-    __slots__ = ("_filled", "_lock", "_next", "_samples", "size", "total")
+    Lock-free: ``next()`` of an :func:`itertools.count` is one C call, atomic under the GIL,
+    so concurrent writers each get their own slot; the slot store is one C operation too.
+    ``total`` may lag a concurrent writer by a sample, which a statistic can afford.
+    """
+
+    __slots__ = ("_count", "_samples", "size", "total")
 
     def __init__(self, size: int = _WINDOW) -> None:
         self.size = size
         self._samples = [0.0] * size
-        self._next = 0
-        self._filled = 0
+        self._count = itertools.count()
         self.total = 0
-        self._lock = threading.Lock()
 
     def add(self, seconds: float) -> None:
         """Record one sample."""
-        with self._lock:
-            self._samples[self._next] = seconds
-            self._next = (self._next + 1) % self.size
-            if self._filled < self.size:
-                self._filled += 1
-            self.total += 1
+        n = next(self._count)
+        self._samples[n % self.size] = seconds
+        self.total = n + 1
 
     def summary(self) -> LatencySummary:
         """Mean, median and 99th percentile of the samples in the window."""
-        with self._lock:
-            samples = sorted(self._samples[: self._filled])
-            total = self.total
+        total = self.total
+        samples = sorted(self._samples[: min(total, self.size)])
         if not samples:
             return LatencySummary()
         n = len(samples)

@@ -12,6 +12,8 @@ The calls a store makes, and the promises it keeps:
   tracked keys (an overwrite counts as an access);
 * :meth:`~Policy.on_remove` when the store drops a key itself (delete, expiry); a key the
   policy does not track is ignored, so the store need not check first;
+* :meth:`~Policy.on_access_many` for hits the store buffered, in the order they happened, at
+  the latest before the next call of any other method;
 * :meth:`~Policy.record_miss` on a lookup miss, before the ``on_insert`` that usually
   follows; only frequency-based policies care;
 * :meth:`~Policy.evict` chooses a victim, stops tracking it and returns it. With TinyLFU the
@@ -24,7 +26,7 @@ own lock. Every method is O(1) amortized, because they run on every cache hit.
 from __future__ import annotations
 
 import abc
-from collections.abc import Hashable
+from collections.abc import Container, Hashable, Iterable
 from typing import ClassVar
 
 from ..._exceptions import ConfigurationError, InvalidArgument
@@ -105,6 +107,18 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def resize(self, capacity: int) -> None:
         """Set a new capacity; the store then calls :meth:`evict` while it is over its limits."""
+
+    def on_access_many(self, keys: Iterable[Hashable], tracked: Container[Hashable]) -> None:
+        """Record hits on ``keys``, oldest first, skipping any key not in ``tracked``.
+
+        A store that buffers hits (see ``MemoryStore``) replays them through this method in
+        batches; a key may have been removed since it was read, hence ``tracked`` (the store's
+        map). The default calls :meth:`on_access` per key; a policy may do it more cheaply.
+        """
+        on_access = self.on_access
+        for key in keys:
+            if key in tracked:
+                on_access(key)
 
     def record_miss(self, key: Hashable) -> None:  # noqa: B027 - an optional hook, not abstract
         """Record a lookup miss for ``key`` (tracked or not); a no-op unless frequency matters."""
