@@ -351,6 +351,34 @@ _MEMCACHED_PARAMS: dict[str, Parser] = {
 BACKEND_PARAMS["redis"] = _REDIS_PARAMS
 BACKEND_PARAMS["memcached"] = _MEMCACHED_PARAMS
 
+
+def parse_tiers(name: str, value: Any) -> list[Any]:
+    """The layered backend's tiers: a list of URLs, backend names, mappings or backend objects.
+
+    A string holds whitespace-separated tier URLs (the environment form); in a URL each
+    tier is its own repeated ``tier=`` parameter. The tiers themselves are checked when the
+    backend builds them, with errors naming the tier.
+    """
+    if isinstance(value, str):
+        value = value.split()
+    if not isinstance(value, (list, tuple)):
+        raise _bad(name, value, "a list of tiers (URLs, backend names, mappings or backends)")
+    if len(value) < 2:
+        raise ConfigurationError(
+            f"parameter {name!r}: a layered backend needs at least two tiers, got {len(value)}"
+        )
+    return list(value)
+
+
+BACKEND_PARAMS["layered"] = {
+    "tiers": parse_tiers,
+    "l1_ttl": parse_ttl,
+    "channel": parse_optional_str,
+    "on_write_failure": choice("raise", "degrade"),
+    "failure_threshold": parse_positive_int,
+    "reset_timeout": parse_positive_float,
+}
+
 _REDIS_PORT = 6379
 _SENTINEL_PORT = 26379
 _MEMCACHED_PORT = 11211
@@ -368,7 +396,7 @@ def _split_netloc(netloc: str) -> tuple[str | None, str | None, str]:
 def _parse_hosts(config: ParsedConfig, scheme: str, netloc: str, path: str) -> None:
     """Turn the host and path part of a URL into backend keywords (each backend its own form)."""
     backend = config.backend
-    if backend in ("memory", "null"):
+    if backend in ("memory", "null", "layered"):
         if netloc or path.strip("/"):
             raise ConfigurationError(
                 f"a {backend}:// URL takes no host or path, got {netloc + path!r}; "
@@ -449,11 +477,24 @@ def parse_url(url: str) -> ParsedConfig:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError as exc:
         raise ConfigurationError(f"malformed query string in URL: {parts.query!r}") from exc
+    tiers: list[str] = []
     for name, value in pairs:
+        if name == "tier" and config.backend == "layered":
+            # The one repeatable parameter: each is a percent-encoded tier URL, which
+            # parse_qsl has already decoded once (a second unquote would corrupt a tier's
+            # own escapes, such as a password's %40).
+            tiers.append(value)
+            continue
         if name in seen:
             raise ConfigurationError(f"URL parameter {name!r} is given twice")
         seen.add(name)
         _assign(config, name, unquote(value), "URL")
+    if tiers:
+        if "tiers" in seen:
+            raise ConfigurationError(
+                "give a layered URL's tiers as repeated 'tier' parameters or as 'tiers', not both"
+            )
+        _assign(config, "tiers", tiers, "URL")
     return config
 
 

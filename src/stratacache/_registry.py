@@ -46,6 +46,10 @@ _BACKENDS: dict[str, BackendSpec] = {
         extra="memcached",
         drivers=("pymemcache", "aiomcache", "emcache"),
     ),
+    "layered": BackendSpec(
+        "stratacache._async.backends.layered:AsyncLayeredBackend",
+        "stratacache._sync.backends.layered:LayeredBackend",
+    ),
 }
 
 # URL scheme -> backend name.
@@ -60,6 +64,7 @@ _SCHEMES: dict[str, str] = {
     "redis+sentinel": "redis",
     "rediss+sentinel": "redis",
     "memcached": "memcached",
+    "layered": "layered",
 }
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+from .._build import make_backend
 from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
 from .._exceptions import CacheError, ConfigurationError, InvalidArgument, InvalidKey
-from .._registry import load_backend
 from .._types import MISSING, UNSET, Missing, Unset, check_key, normalize_ttl
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
@@ -166,17 +166,8 @@ class Cache:
 
     @staticmethod
     def _make_backend(config: ParsedConfig, overrides: Mapping[str, Any]) -> Backend:
-        cls = load_backend(config.backend, asynchronous=_IS_ASYNC)
-        kwargs = dict(config.backend_options)
-        accepted = inspect.signature(cls).parameters
-        for name, value in overrides.items():
-            if name not in accepted:
-                valid = sorted(set(accepted) | set(CACHE_PARAMS))
-                raise ConfigurationError(
-                    f"unknown option {name!r} for backend {config.backend!r}; valid: {', '.join(valid)}"
-                )
-            kwargs[name] = value
-        backend: Backend = cls(**kwargs)
+        # One builder for the facade and the layered backend's tiers (stratacache._build).
+        backend: Backend = make_backend(config, overrides, asynchronous=_IS_ASYNC)
         return backend
 
     def _setup(self, options: Mapping[str, Any]) -> None:

@@ -1,0 +1,888 @@
+"""The ``layered://`` backend: tiers of any backends (memory over Redis, memory over file, ...).
+
+``tiers[0]`` is the fastest, closest tier (L1); the last tier is the *source of truth*.
+
+Reads go down the tiers; a hit in a lower tier fills the tiers above it with the entry's
+remaining ttl (asked of the lower tier), capped by ``l1_ttl``. Writes, deletes, expire,
+clear and delete_pattern go through every tier, the source of truth first, so that a
+failure there is known before any copy changes. Atomic operations (``incr``, ``add``,
+lists, sets, hashes) run on the source of truth only and the upper tiers' copies of the
+key are dropped: atomicity exists in one place, never in copies.
+
+Consistency across processes (the upper tiers are private to a process, the source of
+truth is shared):
+
+* When a tier is Redis, every write/delete/clear is published on ``channel`` with this
+  backend's sender id, and a listener (an asyncio task here, a daemon thread in the sync
+  flavour) drops the upper tiers' copies named by other processes' messages. Whenever the
+  subscription is (re)established, messages may have been missed, so the upper tiers are
+  cleared entirely; while it is not established, lower-tier hits do not fill upper tiers.
+* Without a channel, ``l1_ttl`` is the staleness bound: no upper-tier copy outlives it.
+* Race guard: an invalidation that arrives between reading a lower tier and filling the
+  upper ones must not leave the older value above. Every invalidation (local write, remote
+  message, clear) stamps the key's stripe (or, for clear/pattern/reconnect, a global epoch)
+  with a fresh number from one counter; a fill or write-through compares the stamp it saw
+  before reading/writing the source of truth with the stamp after filling, and undoes the
+  fill when it changed. Stamps are unique, so a change is never missed, even between threads.
+
+Fallback: each tier has a :class:`~stratacache.core.breaker.CircuitBreaker`. When a tier is
+unavailable (BackendUnavailable / CacheTimeout), reads are served by the tiers that answer,
+writes go where they can, failures are counted in ``counters().details``, and an open
+circuit skips the tier at once instead of waiting out its timeout on every call. A write
+the source of truth could not take raises (``on_write_failure="raise"``, the default; the
+key is dropped from the upper tiers first so nothing stale stays) or is kept in the upper
+tiers only (``"degrade"``, counted as ``degraded_writes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..._build import build_backend
+from ..._drivers.background_async import Handle
+from ..._drivers.background_async import start as start_background
+from ..._drivers.background_async import stop as stop_background
+from ..._drivers.redis_async import close_client
+from ..._exceptions import BackendUnavailable, CacheError, CacheTimeout, ConfigurationError, InvalidTTL
+from ..._types import MISSING, UNSET, Missing, Unset, normalize_ttl
+from ...core.breaker import CircuitBreaker
+from .base import AsyncBackend, BackendCounters, Capabilities
+
+__all__ = ["DEFAULT_CHANNEL", "L1_TTL_WITHOUT_CHANNEL", "L1_TTL_WITH_CHANNEL", "AsyncLayeredBackend"]
+
+_IS_ASYNC = True
+
+#: The pub/sub channel layered caches publish their invalidations on by default.
+DEFAULT_CHANNEL = "stratacache:invalidate"
+#: Default cap (seconds) on an upper-tier copy when no tier gives a notification channel:
+#: the staleness bound of a process's copies after another process writes.
+L1_TTL_WITHOUT_CHANNEL = 5.0
+#: Default cap when invalidations are published: only a safety net (a message lost in a way
+#: the listener could not detect), so it can be longer.
+L1_TTL_WITH_CHANNEL = 60.0
+
+_UNAVAILABLE = (BackendUnavailable, CacheTimeout)
+_STRIPES = 1024  # a power of two: a key's stripe is hash(key) & (_STRIPES - 1)
+_POLL = 0.1  # seconds the listener waits for a message before checking its stop flag
+_KEEPALIVE = 1.0  # an idle subscription is PINGed this often; silent for 3x this = lost
+_SUBSCRIBE_TIMEOUT = 5.0
+_RECONNECT_MIN, _RECONNECT_MAX = 0.05, 1.0
+_WRITE_FAILURE_MODES = ("raise", "degrade")
+_Call = Callable[..., Awaitable[Any]]
+
+
+class _SubscriptionLost(Exception):
+    """The subscription stopped answering keepalive PINGs (a silent network failure)."""
+
+
+class AsyncLayeredBackend(AsyncBackend):
+    """A cache made of tiers of other backends, fastest first, the source of truth last.
+
+    ``tiers``: two or more backends, each a backend object, a URL (``"redis://h:6379/0"``),
+    a backend name (``"memory"``) or a mapping (``{"backend": "memory", "max_entries": 1000}``).
+    Cache-level options (namespace, serializer, ...) are refused in a tier: they belong on
+    the layered cache. Closing the layered backend closes its tiers.
+
+    ``l1_ttl``: seconds an upper-tier copy may live at most (``None``: as long as the entry
+    itself). Default: 5 s when no tier is Redis (the staleness bound across processes), 60 s
+    when invalidations are published (a safety net).
+    ``channel``: the Redis pub/sub channel for invalidations (``None`` turns them off).
+    ``on_write_failure``: ``"raise"`` (default) or ``"degrade"`` when a write cannot reach
+    the source of truth (see the module docstring).
+    ``failure_threshold`` consecutive failures open a tier's circuit for ``reset_timeout``
+    seconds; ``clock`` (monotonic seconds) drives the circuit breakers, for tests.
+    """
+
+    name: ClassVar[str] = "layered"
+
+    def __init__(
+        self,
+        tiers: Sequence[Any] = (),
+        *,
+        l1_ttl: float | Unset | None = UNSET,
+        channel: str | None = DEFAULT_CHANNEL,
+        on_write_failure: str = "raise",
+        failure_threshold: int = 3,
+        reset_timeout: float = 2.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if isinstance(tiers, (str, bytes, Mapping)) or not isinstance(tiers, Sequence):
+            raise ConfigurationError(
+                f"parameter 'tiers': expected a list of two or more backends, got {type(tiers).__name__}"
+            )
+        if len(tiers) < 2:
+            raise ConfigurationError(
+                f"parameter 'tiers': a layered backend needs at least two tiers, got {len(tiers)}"
+            )
+        if on_write_failure not in _WRITE_FAILURE_MODES:
+            raise ConfigurationError(
+                f"parameter 'on_write_failure': expected raise or degrade, got {on_write_failure!r}"
+            )
+        if channel is not None and (not isinstance(channel, str) or not channel):
+            raise ConfigurationError(
+                f"parameter 'channel': expected a non-empty string or None, got {channel!r}"
+            )
+        built: list[AsyncBackend] = []
+        try:
+            for index, spec in enumerate(tiers):
+                built.append(
+                    build_backend(
+                        spec, asynchronous=_IS_ASYNC, what=f"layered tier {index}", owner="the layered cache"
+                    )
+                )
+            # Built before anything can fail, so a bad option closes no half-made tier twice.
+            self._breakers = [
+                CircuitBreaker(failure_threshold, reset_timeout, clock or time.monotonic) for _ in built
+            ]
+        except ValueError as exc:
+            if isinstance(exc, ConfigurationError):
+                raise
+            raise ConfigurationError(str(exc)) from exc
+        self.tiers: tuple[AsyncBackend, ...] = tuple(built)
+        self.on_write_failure = on_write_failure
+        self._source_index = len(built) - 1
+        self._source = built[-1]
+        self._upper = tuple(range(len(built) - 1))
+        self._top = built[0]
+        self._top_breaker = self._breakers[0]
+        # Capabilities depend on the tiers, so they are per instance (the base class has a
+        # class-level default); object.__setattr__ keeps mypy's ClassVar check satisfied.
+        object.__setattr__(
+            self,
+            "capabilities",
+            Capabilities(
+                stores_objects=all(t.capabilities.stores_objects for t in built),
+                retains_data=all(t.capabilities.retains_data for t in built),
+                delete_pattern=all(t.capabilities.delete_pattern for t in built),
+                ttl_resolution=max(t.capabilities.ttl_resolution for t in built),
+            ),
+        )
+
+        # -- invalidation channel: the lowest Redis tier (not on a cluster: see docs/layered.md)
+        self.channel: str | None = None
+        self._channel_index: int | None = None
+        self._channel_note = "off (channel=None)" if channel is None else "off (no Redis tier)"
+        if channel is not None:
+            for index in reversed(range(len(built))):
+                tier = built[index]
+                if tier.name == "redis" and hasattr(tier, "client"):
+                    if getattr(tier, "is_cluster", False):
+                        self._channel_note = "off (Redis Cluster: pub/sub invalidation is not supported)"
+                        continue
+                    self.channel = channel
+                    self._channel_index = index
+                    break
+        # Tiers whose copies other processes' messages invalidate: those above the channel tier.
+        self._private = tuple(range(self._channel_index or 0))
+        if isinstance(l1_ttl, Unset):
+            cap: float | None = L1_TTL_WITH_CHANNEL if self.channel else L1_TTL_WITHOUT_CHANNEL
+        else:
+            try:
+                cap = normalize_ttl(l1_ttl, name="l1_ttl")
+            except InvalidTTL as exc:
+                raise ConfigurationError(str(exc)) from exc
+        self.l1_ttl = cap
+
+        # -- race guard: unique stamps from one counter (next() on itertools.count is atomic)
+        self._stamps = itertools.count(1)
+        self._stripes = [0] * _STRIPES
+        self._epoch = 0
+
+        # -- listener state
+        self._sender = uuid.uuid4().hex
+        self._state = "idle" if self.channel else "off"
+        self._listen_due = self.channel is not None
+        self._listener: Handle | None = None
+        self._stopping = False
+        self._closed = False
+        self._last_listener_error: str | None = None
+
+        # -- counters for stats().backend
+        self._fills = 0
+        self._fills_skipped = 0
+        self._degraded_writes = 0
+        self._received = 0
+        self._subscriptions = 0
+        self._publish_failures = 0
+        self._bad_messages = 0
+
+    # ------------------------------------------------------------------ plumbing
+
+    def describe(self) -> str:
+        """The tiers, fastest first."""
+        return "layered(" + " > ".join(t.describe() for t in self.tiers) + ")"
+
+    def attach_namespace(self, prefix: str) -> None:
+        """Forwarded to every tier (Memcached keeps per-namespace generations, for one)."""
+        for tier in self.tiers:
+            tier.attach_namespace(prefix)
+
+    def _cap(self, ttl: float | None) -> float | None:
+        """The ttl of an upper-tier copy: the entry's own, capped by ``l1_ttl``."""
+        cap = self.l1_ttl
+        if cap is None:
+            return ttl
+        return cap if ttl is None or ttl > cap else ttl
+
+    def _bump(self, key: str) -> None:
+        """Mark ``key`` invalidated: any fill or write-through that saw the old stamp is undone."""
+        self._stripes[hash(key) & (_STRIPES - 1)] = next(self._stamps)
+
+    def _bump_all(self) -> None:
+        """Mark every key invalidated (clear, delete_pattern, a (re)subscription)."""
+        self._epoch = next(self._stamps)
+
+    def _stamp(self, key: str) -> tuple[int, int]:
+        return self._stripes[hash(key) & (_STRIPES - 1)], self._epoch
+
+    def _fills_allowed(self) -> bool:
+        # With a channel, a copy made while not subscribed could miss its invalidation.
+        return self._channel_index is None or self._state == "listening"
+
+    async def _on(self, index: int, fn: _Call, *args: Any) -> Any:
+        """Call ``fn`` (a method of tier ``index``) through the tier's circuit breaker.
+
+        Raises BackendUnavailable at once when the circuit is open; an unavailability or
+        timeout is counted as a failure, any other answer (even an error like WrongType)
+        as a success: the tier answered.
+        """
+        breaker = self._breakers[index]
+        if not breaker.allow():
+            raise BackendUnavailable(
+                f"layered tier {index} ({self.tiers[index].describe()}): circuit open after "
+                f"{breaker.consecutive} consecutive failures; next try in {breaker.retry_in():.1f}s"
+            )
+        try:
+            result = await fn(*args)
+        except _UNAVAILABLE:
+            breaker.record_failure()
+            raise
+        except CacheError:
+            breaker.record_success()
+            raise
+        breaker.record_success()
+        return result
+
+    async def _try(self, index: int, fn: _Call, *args: Any) -> Any:
+        """Like ``_on`` for a best-effort call: MISSING when the tier is unavailable."""
+        try:
+            return await self._on(index, fn, *args)
+        except _UNAVAILABLE:
+            return MISSING
+
+    async def _drop(self, keys: list[str], tiers: Sequence[int]) -> None:
+        """Remove ``keys`` from ``tiers`` (best effort)."""
+        for index in tiers:
+            tier = self.tiers[index]
+            if len(keys) == 1:
+                await self._try(index, tier.delete, keys[0])
+            else:
+                await self._try(index, tier.delete_many, keys)
+
+    async def _source_write(self, fn: _Call, *args: Any, keys: list[str] | None) -> Any:
+        """Run a write on the source of truth; MISSING when it failed and we degrade.
+
+        ``keys`` are the keys written (None: every key, for clear/delete_pattern). On failure
+        with ``on_write_failure="raise"`` they are dropped from the upper tiers first, so no
+        copy newer or older than the source of truth is left behind, then the error is raised.
+        """
+        try:
+            return await self._on(self._source_index, fn, *args)
+        except _UNAVAILABLE:
+            if self.on_write_failure == "raise":
+                if keys is None:
+                    self._bump_all()
+                    for index in self._upper:
+                        await self._try(index, self.tiers[index].clear, None)
+                else:
+                    for key in keys:
+                        self._bump(key)
+                    await self._drop(keys, self._upper)
+                raise
+            self._degraded_writes += 1
+            return MISSING
+
+    async def _settle(self, keys: list[str], stamps: list[tuple[int, int]]) -> None:
+        """After a write-through: drop the upper copies of keys invalidated meanwhile."""
+        stale = [key for key, stamp in zip(keys, stamps, strict=True) if self._stamp(key) != stamp]
+        if stale:
+            await self._drop(stale, self._upper)
+
+    # ------------------------------------------------------------------ invalidation
+
+    def _ensure_listener(self) -> None:
+        """Start the listener on first use (in the async flavour: inside the running loop)."""
+        if self._listen_due and not self._closed:
+            self._listen_due = False
+            self._state = "connecting"
+            self._listener = start_background(self._listen, f"stratacache-invalidation-{self._sender[:8]}")
+
+    async def wait_listening(self, timeout: float = 5.0) -> bool:
+        """Start the invalidation listener if needed and wait until it is subscribed.
+
+        True once it is (or when there is no channel), False after ``timeout`` seconds.
+        Until then, lower-tier hits do not fill the upper tiers.
+        """
+        if self._channel_index is None:
+            return True
+        self._ensure_listener()
+        deadline = time.monotonic() + timeout
+        while self._state != "listening":
+            if time.monotonic() >= deadline or self._closed:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    async def _publish(self, message: dict[str, Any]) -> None:
+        """Tell other processes to drop their copies (best effort: a failure is counted)."""
+        index = self._channel_index
+        if index is None:
+            return
+        breaker = self._breakers[index]
+        if not breaker.allow():
+            self._publish_failures += 1
+            return
+        message["s"] = self._sender
+        payload = json.dumps(message, separators=(",", ":"))
+        try:
+            await self.tiers[index].client.publish(self.channel, payload)  # type: ignore[attr-defined]
+        except Exception:  # the driver's own errors (not translated here): any means "not sent"
+            breaker.record_failure()
+            self._publish_failures += 1
+        else:
+            breaker.record_success()
+
+    async def _publish_keys(self, keys: list[str]) -> None:
+        if self._channel_index is not None:
+            await self._publish({"k": keys})
+
+    async def _listen(self) -> None:
+        """Subscribe to the channel and apply other processes' invalidations until closed.
+
+        Any failure of the subscription ends in a fresh one after a short backoff. redis-py
+        may also reconnect and resubscribe by itself; either way every subscription
+        confirmation means messages may have been missed, so it clears the upper tiers.
+        """
+        assert self._channel_index is not None
+        client: Any = self.tiers[self._channel_index].client  # type: ignore[attr-defined]
+        backoff = _RECONNECT_MIN
+        while not self._stopping:
+            pubsub: Any = None
+            try:
+                pubsub = client.pubsub()
+                await pubsub.subscribe(self.channel)
+                deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT
+                heard = time.monotonic()
+                pinged = False
+                while not self._stopping:
+                    message = await pubsub.get_message(timeout=_POLL)
+                    now = time.monotonic()
+                    if message is None:
+                        if self._state != "listening":
+                            if now >= deadline:
+                                raise _SubscriptionLost("no subscription confirmation")
+                        elif now - heard >= 3 * _KEEPALIVE:
+                            raise _SubscriptionLost("no answer to keepalive PING")
+                        elif not pinged and now - heard >= _KEEPALIVE:
+                            await pubsub.ping()
+                            pinged = True
+                        continue
+                    heard, pinged = now, False
+                    kind = message.get("type")
+                    if kind == "subscribe":
+                        await self._subscribed()
+                        backoff = _RECONNECT_MIN
+                    elif kind == "message":
+                        await self._apply(message.get("data"))
+            except Exception as exc:  # a driver or network error of any kind: resubscribe
+                self._lost(exc)
+            finally:
+                if pubsub is not None:
+                    # Closing a broken connection may fail too; there is nothing left to do then.
+                    with contextlib.suppress(Exception):
+                        await close_client(pubsub)
+            if not self._stopping:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _RECONNECT_MAX)
+        self._state = "closed"
+
+    async def _subscribed(self) -> None:
+        """A (re)subscription: copies made before it may have missed messages, so drop them all."""
+        self._subscriptions += 1
+        self._bump_all()
+        for index in self._private:
+            await self._try(index, self.tiers[index].clear, None)
+        self._state = "listening"
+
+    def _lost(self, exc: Exception) -> None:
+        if self._stopping:
+            return
+        self._state = "disconnected"
+        self._bump_all()  # in-flight fills made under the old subscription are undone
+        self._last_listener_error = f"{type(exc).__name__}: {exc}"
+
+    async def _apply(self, data: Any) -> None:
+        """Apply one invalidation message from another process."""
+        try:
+            message = json.loads(data)
+            sender = message["s"]
+        except (ValueError, TypeError, KeyError):
+            self._bad_messages += 1
+            return
+        if sender == self._sender:
+            return  # our own write: our upper tiers are already right
+        self._received += 1
+        if "k" in message and isinstance(message["k"], list):
+            keys = [key for key in message["k"] if isinstance(key, str)]
+            for key in keys:
+                self._bump(key)
+            await self._drop(keys, self._private)
+        elif "c" in message:
+            prefix = message["c"] if isinstance(message["c"], str) else None
+            self._bump_all()
+            for index in self._private:
+                await self._try(index, self.tiers[index].clear, prefix)
+        elif isinstance(message.get("p"), str):
+            self._bump_all()
+            for index in self._private:
+                tier = self.tiers[index]
+                if tier.capabilities.delete_pattern:
+                    await self._try(index, tier.delete_pattern, message["p"])
+                else:
+                    await self._try(index, tier.clear, None)
+        else:
+            self._bad_messages += 1
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, key: str) -> Any:
+        """The first tier's hit, filling the tiers above it; MISSING when every answering tier misses."""
+        if self._listen_due:
+            self._ensure_listener()
+        if self._top_breaker.closed:
+            # The hot path: an L1 hit is one call to the top tier.
+            try:
+                value = await self._top.get(key)
+            except _UNAVAILABLE:
+                self._top_breaker.record_failure()
+                return await self._read_down(key, 1, [])
+            if value is not MISSING:
+                return value
+            return await self._read_down(key, 1, [0])
+        return await self._read_down(key, 0, [])
+
+    async def _read_down(self, key: str, start: int, answered: list[int]) -> Any:
+        stamp = self._stamp(key)
+        error: CacheError | None = None
+        for index in range(start, len(self.tiers)):
+            try:
+                value = await self._on(index, self.tiers[index].get, key)
+            except _UNAVAILABLE as exc:
+                error = exc
+                continue
+            if value is not MISSING:
+                if answered:
+                    await self._fill(key, value, index, answered, stamp)
+                return value
+            answered.append(index)
+        if not answered and error is not None:
+            raise error  # no tier answered: the cache is unavailable, not empty
+        return MISSING
+
+    async def _fill(
+        self, key: str, value: Any, source: int, targets: list[int], stamp: tuple[int, int]
+    ) -> None:
+        """Copy a lower tier's hit into ``targets`` with its remaining ttl, unless invalidated."""
+        if not self._fills_allowed():
+            self._fills_skipped += 1
+            return
+        try:
+            remaining = await self._on(source, self.tiers[source].ttl, key)
+        except _UNAVAILABLE:
+            self._fills_skipped += 1
+            return
+        if remaining is MISSING or (remaining is not None and remaining <= 0):
+            return  # expired or deleted since we read it: nothing to copy
+        ttl = self._cap(remaining)
+        if self._stamp(key) != stamp:
+            self._fills_skipped += 1
+            return
+        for index in targets:
+            await self._try(index, self.tiers[index].set, key, value, ttl)
+        if self._stamp(key) != stamp or not self._fills_allowed():
+            # Invalidated while we filled: what we copied may be older than the source now.
+            await self._drop([key], targets)
+            self._fills_skipped += 1
+            return
+        self._fills += 1
+
+    async def get_many(self, keys: list[str]) -> dict[str, Any]:
+        """Tier by tier for the keys still missing; lower-tier hits fill the tiers above."""
+        if self._listen_due:
+            self._ensure_listener()
+        found: dict[str, Any] = {}
+        missing = list(dict.fromkeys(keys))
+        answered: list[int] = []
+        error: CacheError | None = None
+        stamps: dict[str, tuple[int, int]] = {}
+        for index, tier in enumerate(self.tiers):
+            if not missing:
+                break
+            if answered:
+                stamps = {key: self._stamp(key) for key in missing}
+            try:
+                hits = await self._on(index, tier.get_many, missing)
+            except _UNAVAILABLE as exc:
+                error = exc
+                continue
+            if hits:
+                found.update(hits)
+                if answered:
+                    for key, value in hits.items():
+                        await self._fill(key, value, index, list(answered), stamps[key])
+                missing = [key for key in missing if key not in hits]
+            answered.append(index)
+        if not answered and error is not None:
+            raise error
+        return found
+
+    async def exists(self, key: str) -> bool:
+        """True when a tier that answers holds the key (the first hit, top down)."""
+        error: CacheError | None = None
+        answered = False
+        for index, tier in enumerate(self.tiers):
+            try:
+                if await self._on(index, tier.exists, key):
+                    return True
+            except _UNAVAILABLE as exc:
+                error = exc
+                continue
+            answered = True
+        if not answered and error is not None:
+            raise error
+        return False
+
+    async def ttl(self, key: str) -> float | Missing | None:
+        """The source of truth's answer (upper copies are capped); the next tier up's if it is down."""
+        error: CacheError | None = None
+        for index in reversed(range(len(self.tiers))):
+            try:
+                result: float | Missing | None = await self._on(index, self.tiers[index].ttl, key)
+            except _UNAVAILABLE as exc:
+                error = exc
+                continue
+            return result
+        assert error is not None
+        raise error
+
+    # ------------------------------------------------------------------ writes through every tier
+
+    async def set(self, key: str, value: Any, ttl: float | None) -> None:
+        """The source of truth first, then every upper tier with the ttl capped by ``l1_ttl``."""
+        if self._listen_due:
+            self._ensure_listener()
+        self._bump(key)
+        stamp = self._stamp(key)
+        if await self._source_write(self._source.set, key, value, ttl, keys=[key]) is not MISSING:
+            await self._publish_keys([key])
+        capped = self._cap(ttl)
+        for index in self._upper:
+            await self._try(index, self.tiers[index].set, key, value, capped)
+        await self._settle([key], [stamp])
+
+    async def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
+        """``set`` for many keys: one ``set_many`` per tier."""
+        if self._listen_due:
+            self._ensure_listener()
+        keys = list(items)
+        if not keys:
+            return
+        for key in keys:
+            self._bump(key)
+        stamps = [self._stamp(key) for key in keys]
+        if await self._source_write(self._source.set_many, items, ttl, keys=keys) is not MISSING:
+            await self._publish_keys(keys)
+        capped = self._cap(ttl)
+        for index in self._upper:
+            await self._try(index, self.tiers[index].set_many, items, capped)
+        await self._settle(keys, stamps)
+
+    async def delete(self, key: str) -> bool:
+        """Delete from every tier; whether the source of truth had it (the upper tiers' when degraded)."""
+        if self._listen_due:
+            self._ensure_listener()
+        self._bump(key)
+        existed = await self._source_write(self._source.delete, key, keys=[key])
+        if existed is not MISSING:
+            await self._publish_keys([key])
+        upper = False
+        for index in self._upper:
+            upper = await self._try(index, self.tiers[index].delete, key) is True or upper
+        return upper if existed is MISSING else bool(existed)
+
+    async def delete_many(self, keys: list[str]) -> int:
+        """Delete from every tier; how many the source of truth had (the upper tiers' when degraded)."""
+        if self._listen_due:
+            self._ensure_listener()
+        if not keys:
+            return 0
+        for key in keys:
+            self._bump(key)
+        count = await self._source_write(self._source.delete_many, keys, keys=keys)
+        if count is not MISSING:
+            await self._publish_keys(keys)
+        upper = 0
+        for index in self._upper:
+            removed = await self._try(index, self.tiers[index].delete_many, keys)
+            upper = max(upper, 0 if removed is MISSING else int(removed))
+        return upper if count is MISSING else int(count)
+
+    async def expire(self, key: str, ttl: float | None) -> bool:
+        """New ttl everywhere (capped above); the source of truth's answer (upper tiers' when degraded)."""
+        if self._listen_due:
+            self._ensure_listener()
+        self._bump(key)
+        result = await self._source_write(self._source.expire, key, ttl, keys=[key])
+        if result is not MISSING:
+            await self._publish_keys([key])
+        capped = self._cap(ttl)
+        upper = False
+        for index in self._upper:
+            upper = await self._try(index, self.tiers[index].expire, key, capped) is True or upper
+        return upper if result is MISSING else bool(result)
+
+    async def delete_pattern(self, pattern: str) -> int:
+        """Delete matching keys in every tier; how many the source of truth had."""
+        if self._listen_due:
+            self._ensure_listener()
+        self._bump_all()
+        count = await self._source_write(self._source.delete_pattern, pattern, keys=None)
+        if count is not MISSING:
+            await self._publish({"p": pattern})
+        upper = 0
+        for index in self._upper:
+            removed = await self._try(index, self.tiers[index].delete_pattern, pattern)
+            upper = max(upper, 0 if removed is MISSING else int(removed))
+        return upper if count is MISSING else int(count)
+
+    async def clear(self, prefix: str | None) -> None:
+        """Clear every tier (only ``prefix`` keys when given), the source of truth first."""
+        if self._listen_due:
+            self._ensure_listener()
+        self._bump_all()
+        if await self._source_write(self._source.clear, prefix, keys=None) is not MISSING:
+            await self._publish({"c": prefix})
+        for index in self._upper:
+            await self._try(index, self.tiers[index].clear, prefix)
+
+    # ------------------------------------------------------------------ atomic: source of truth only
+
+    async def _atomic(self, fn: _Call, key: str, *args: Any, notify: bool) -> Any:
+        """Run ``fn(key, *args)`` on the source of truth, then drop the upper copies of ``key``.
+
+        Never degraded: an atomic operation done on a copy would give a wrong answer.
+        ``notify``: also tell other processes (a plain value they may hold has changed).
+        Collections are never copied upward, so their operations only drop our own copy
+        (a plain value left by a degraded write).
+        """
+        if self._listen_due:
+            self._ensure_listener()
+        self._bump(key)
+        result = await self._on(self._source_index, fn, key, *args)
+        if notify:
+            await self._publish_keys([key])
+        await self._drop([key], self._upper)
+        return result
+
+    async def add(self, key: str, value: Any, ttl: float | None) -> bool:
+        """SET-if-absent on the source of truth."""
+        if self._listen_due:
+            self._ensure_listener()
+        self._bump(key)
+        stored = bool(await self._on(self._source_index, self._source.add, key, value, ttl))
+        if stored:
+            await self._publish_keys([key])
+            await self._drop([key], self._upper)
+        return stored
+
+    async def incr(self, key: str, delta: int) -> int:
+        """On the source of truth; other processes drop their copies of the counter."""
+        result: int = await self._atomic(self._source.incr, key, delta, notify=True)
+        return result
+
+    async def push(self, key: str, values: list[Any], left: bool) -> int:
+        """On the source of truth."""
+        result: int = await self._atomic(self._source.push, key, values, left, notify=False)
+        return result
+
+    async def pop(self, key: str, left: bool) -> Any:
+        """On the source of truth."""
+        return await self._atomic(self._source.pop, key, left, notify=False)
+
+    async def sadd(self, key: str, members: list[Any]) -> int:
+        """On the source of truth."""
+        result: int = await self._atomic(self._source.sadd, key, members, notify=False)
+        return result
+
+    async def srem(self, key: str, members: list[Any]) -> int:
+        """On the source of truth."""
+        result: int = await self._atomic(self._source.srem, key, members, notify=False)
+        return result
+
+    async def hset(self, key: str, mapping: Mapping[str, Any]) -> int:
+        """On the source of truth."""
+        result: int = await self._atomic(self._source.hset, key, mapping, notify=False)
+        return result
+
+    async def hdel(self, key: str, fields: list[str]) -> int:
+        """On the source of truth."""
+        result: int = await self._atomic(self._source.hdel, key, fields, notify=False)
+        return result
+
+    async def hincrby(self, key: str, field: str, delta: int) -> int:
+        """On the source of truth."""
+        result: int = await self._atomic(self._source.hincrby, key, field, delta, notify=False)
+        return result
+
+    # -- collection reads: collections live only in the source of truth
+
+    async def _read_source(self, fn: _Call, *args: Any) -> Any:
+        if self._listen_due:
+            self._ensure_listener()
+        return await self._on(self._source_index, fn, *args)
+
+    async def llen(self, key: str) -> int:
+        """From the source of truth."""
+        result: int = await self._read_source(self._source.llen, key)
+        return result
+
+    async def lrange(self, key: str, start: int, stop: int) -> list[Any]:
+        """From the source of truth."""
+        result: list[Any] = await self._read_source(self._source.lrange, key, start, stop)
+        return result
+
+    async def smembers(self, key: str) -> builtins.set[Any]:
+        """From the source of truth."""
+        result: builtins.set[Any] = await self._read_source(self._source.smembers, key)
+        return result
+
+    async def sismember(self, key: str, member: Any) -> bool:
+        """From the source of truth."""
+        result: bool = await self._read_source(self._source.sismember, key, member)
+        return result
+
+    async def scard(self, key: str) -> int:
+        """From the source of truth."""
+        result: int = await self._read_source(self._source.scard, key)
+        return result
+
+    async def hget(self, key: str, field: str) -> Any:
+        """From the source of truth."""
+        return await self._read_source(self._source.hget, key, field)
+
+    async def hgetall(self, key: str) -> dict[str, Any]:
+        """From the source of truth."""
+        result: dict[str, Any] = await self._read_source(self._source.hgetall, key)
+        return result
+
+    async def hexists(self, key: str, field: str) -> bool:
+        """From the source of truth."""
+        result: bool = await self._read_source(self._source.hexists, key, field)
+        return result
+
+    async def hlen(self, key: str) -> int:
+        """From the source of truth."""
+        result: int = await self._read_source(self._source.hlen, key)
+        return result
+
+    # ------------------------------------------------------------------ lifecycle, introspection
+
+    async def ping(self) -> None:
+        """Ping every tier (through its breaker); BackendUnavailable naming the tiers that fail."""
+        failures: list[str] = []
+        first: CacheError | None = None
+        for index, tier in enumerate(self.tiers):
+            try:
+                await self._on(index, tier.ping)
+            except _UNAVAILABLE as exc:
+                first = first or exc
+                failures.append(f"tier {index} ({tier.describe()}): {exc}")
+        if failures:
+            raise BackendUnavailable("layered: " + "; ".join(failures)) from first
+
+    def tier_status(self) -> list[dict[str, Any]]:
+        """Per tier: its description, circuit state and failure counts (also in ``stats().backend``)."""
+        return [
+            {
+                "backend": tier.describe(),
+                "circuit": breaker.state,
+                "failures": breaker.failures,
+                "consecutive_failures": breaker.consecutive,
+                "skipped": breaker.rejected,
+                "opened": breaker.opened,
+            }
+            for tier, breaker in zip(self.tiers, self._breakers, strict=True)
+        ]
+
+    async def counters(self, prefix: str | None) -> BackendCounters:
+        """Items and bytes of the source of truth (of the first tier answering when it is down).
+
+        ``details`` holds ``tiers`` (see :meth:`tier_status`), ``fills``/``fills_skipped``,
+        ``degraded_writes`` and ``invalidation`` (channel, listener state, messages received,
+        subscriptions, publish failures).
+        """
+        found: BackendCounters | None = None
+        for index in reversed(range(len(self.tiers))):
+            try:
+                found = await self._on(index, self.tiers[index].counters, prefix)
+            except _UNAVAILABLE:
+                continue
+            break
+        found = found or BackendCounters()
+        details = {
+            "tiers": self.tier_status(),
+            "fills": self._fills,
+            "fills_skipped": self._fills_skipped,
+            "degraded_writes": self._degraded_writes,
+            "l1_ttl": self.l1_ttl,
+            "on_write_failure": self.on_write_failure,
+            "invalidation": {
+                "channel": self.channel,
+                "state": self._state if self.channel else self._channel_note,
+                "received": self._received,
+                "subscriptions": self._subscriptions,
+                "publish_failures": self._publish_failures,
+                "bad_messages": self._bad_messages,
+                "last_error": self._last_listener_error,
+            },
+        }
+        return BackendCounters(
+            items=found.items,
+            bytes=found.bytes,
+            evictions=found.evictions,
+            expirations=found.expirations,
+            details=details,
+        )
+
+    async def close(self) -> None:
+        """Stop the listener and close every tier. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        self._listen_due = False
+        if self._listener is not None:
+            await stop_background(self._listener, 5.0)
+        self._state = "closed" if self.channel else self._state
+        for tier in self.tiers:
+            # One tier failing to close must not leak the others.
+            with contextlib.suppress(CacheError):
+                await tier.close()
