@@ -5,6 +5,11 @@
 # we may use apt-get (root, or passwordless sudo).  The tests start their own servers on free
 # ports, so the system daemons the packages start on 6379/11211 are stopped again.
 #
+# That is all the TLS, cluster and sentinel fixtures need too: Debian's redis is built with TLS,
+# redis-cli (redis-tools) runs `--cluster create`, and sentinels run as `redis-server <conf>
+# --sentinel`.  The separate redis-sentinel package is deliberately not installed: it only adds a
+# system sentinel daemon on port 26379, which the tests do not use.
+#
 # If the binaries cannot be had: with CI=true this fails (a CI run must not skip the server tests
 # silently); otherwise it warns that the server tests will be skipped and exits 0.
 #

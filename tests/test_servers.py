@@ -3,32 +3,71 @@
 The fixtures come from ``servers.py`` through ``tests/conftest.py``.
 
 The assertions talk to the servers over raw sockets on purpose: the harness must be trustworthy
-independently of the client libraries and of the code under test.
+independently of the client libraries and of the code under test.  redis-py is used on top, as
+proof that a real client gets along with the TLS, cluster and sentinel set-ups.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+import redis
+import redis.backoff
+import redis.cluster
+import redis.retry
+import redis.sentinel
+import trustme
 
 import servers
 from servers import (
+    DEFAULT_MEMCACHED_ITEM_SIZE_LIMIT,
+    REDIS_TEST_PASSWORD,
     MemcachedServer,
     MemcachedServerFactory,
+    RedisCluster,
+    RedisClusterFactory,
+    RedisSentinelFactory,
+    RedisSentinelSet,
     RedisServer,
     RedisServerFactory,
+    RespError,
     free_port,
     have_binary,
+    memcached_pair,
+    memcached_url,
+    redis_cluster,
+    redis_cluster_factory,
+    redis_password_server,
+    redis_sentinel,
+    redis_sentinel_factory,
+    redis_tls_server,
     require_binary,
+)
+
+# These fixtures are imported above because tests/conftest.py does not re-export them yet.  Once it
+# does, drop them from the import and drop this tuple: a fixture imported here is a second definition
+# of it, which would give this module session servers of its own.  (The tuple keeps the imports
+# "used", so that ruff does not take the test parameters of the same names for redefinitions.)
+_FIXTURES_NOT_YET_IN_CONFTEST = (
+    memcached_pair,
+    redis_cluster,
+    redis_cluster_factory,
+    redis_password_server,
+    redis_sentinel,
+    redis_sentinel_factory,
+    redis_tls_server,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -332,6 +371,367 @@ def test_memcached_kill_restart_and_stop(tmp_path: Path, connect: type[RawConnec
 
 
 # --------------------------------------------------------------------------------------------------
+# Redis over TLS, and with a password
+# --------------------------------------------------------------------------------------------------
+
+
+def test_redis_tls_server_serves_tls_and_plain(redis_tls_server: RedisServer) -> None:
+    server = redis_tls_server
+    assert server.tls_port != server.port
+    prefix = f"rediss://127.0.0.1:{server.tls_port}/0?ssl_ca_certs="
+    assert server.tls_url.startswith(prefix)
+    assert unquote(server.tls_url.removeprefix(prefix)) == str(server.ca_path)
+    for path in (server.ca_path, server.client_cert_path, server.client_key_path):
+        assert path.is_file()
+        assert path.parent.parent == server.tmpdir
+
+    # Raw RESP over TLS, verifying the server against the CA and presenting the client certificate.
+    assert server.command("SET", "over", "tls", tls=True) == "OK"
+    # The plain listener serves the same data.
+    assert server.command("GET", "over") == b"tls"
+    # Without the client certificate too (--tls-auth-clients optional).
+    reply = servers._redis_call(server.host, server.tls_port, None, [("PING",)], 5.0, server.ssl_context())
+    assert reply == ["PONG"]
+
+    # A real client: redis-py, from the URL and from explicit arguments.
+    with redis.Redis.from_url(server.tls_url) as client:
+        assert client.get("over") == b"tls"
+    with redis.Redis(
+        host=server.host,
+        port=server.tls_port,
+        ssl=True,
+        ssl_ca_certs=str(server.ca_path),
+        ssl_certfile=str(server.client_cert_path),
+        ssl_keyfile=str(server.client_key_path),
+    ) as client:
+        assert client.ping() is True
+    server.flush()
+
+
+def test_redis_tls_port_refuses_plaintext_and_strangers(redis_tls_server: RedisServer) -> None:
+    server = redis_tls_server
+    # Plain RESP to the TLS port: the server drops the connection instead of answering.
+    with pytest.raises(ConnectionError):
+        servers._redis_call(server.host, server.tls_port, None, [("PING",)], 5.0)
+    no_retries = redis.retry.Retry(redis.backoff.NoBackoff(), 0)  # the default retries cost seconds
+    with (
+        redis.Redis(host=server.host, port=server.tls_port, socket_timeout=5, retry=no_retries) as client,
+        pytest.raises(redis.exceptions.ConnectionError),
+    ):
+        client.ping()
+    # The certificate is not trusted by default: the CA is ours alone.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        servers._redis_call(
+            server.host, server.tls_port, None, [("PING",)], 5.0, ssl.create_default_context()
+        )
+    # A client certificate from another CA is rejected (optional means "may be absent", not "unchecked").
+    # The client sees the server's "unknown ca" alert or, when the server has closed first, an EOF or
+    # a reset; the same context without that certificate works (test above), so it is the cause.
+    context = server.ssl_context()
+    stranger = trustme.CA().issue_cert("stranger.invalid")
+    with stranger.private_key_and_cert_chain_pem.tempfile() as pem:
+        context.load_cert_chain(pem)
+    with pytest.raises(OSError):
+        servers._redis_call(server.host, server.tls_port, None, [("PING",)], 5.0, context)
+
+
+def test_redis_tls_restart_keeps_both_ports(redis_server_factory: RedisServerFactory) -> None:
+    server = redis_server_factory(tls=True, password="pw")
+    assert server.tls_url.startswith(f"rediss://:pw@127.0.0.1:{server.tls_port}/0?")
+    port, tls_port = server.port, server.tls_port
+    server.kill()
+    assert_refused(tls_port)
+    server.restart()
+    assert (server.port, server.tls_port) == (port, tls_port)
+    assert server.command("PING", tls=True) == "PONG"
+
+
+@pytest.mark.usefixtures("need_redis")
+def test_redis_tls_retries_when_the_tls_port_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        real_free_port = servers.free_port
+        # The main port is free, the TLS port (asked for second) is taken.
+        offered = iter([real_free_port(), taken])
+        monkeypatch.setattr(servers, "free_port", lambda: next(offered, None) or real_free_port())
+        with RedisServer(tls=True, tmpdir=tmp_path) as server:
+            assert taken not in (server.port, server.tls_port)
+            assert server.command("PING", tls=True) == "PONG"
+        assert "Address already in use" in (tmp_path / "redis-server.log").read_text()
+
+
+def test_tls_attributes_need_tls(tmp_path: Path) -> None:
+    server = RedisServer(tmpdir=tmp_path)
+    for name in ("tls_port", "tls_url", "ca_path", "client_cert_path", "client_key_path"):
+        with pytest.raises(RuntimeError, match="tls=True"):
+            getattr(server, name)
+    tls_server = RedisServer(tls=True, tmpdir=tmp_path / "tls-unstarted")
+    assert tls_server.ca_path.is_file()  # made up front, usable before start()
+    with pytest.raises(RuntimeError, match="not been started"):
+        _ = tls_server.tls_port
+
+
+def test_redis_password_server(redis_password_server: RedisServer) -> None:
+    server = redis_password_server
+    assert server.password == REDIS_TEST_PASSWORD == "s3cret-pw"
+    assert server.url == f"redis://:s3cret-pw@127.0.0.1:{server.port}/0"
+    with pytest.raises(RespError, match="NOAUTH"):
+        servers._redis_call(server.host, server.port, None, [("GET", "k")], 5.0)
+    with redis.Redis.from_url(server.url) as client:
+        assert client.set("k", "v") is True
+    assert server.command("GET", "k") == b"v"
+    server.flush()
+
+
+# --------------------------------------------------------------------------------------------------
+# Redis Cluster
+# --------------------------------------------------------------------------------------------------
+
+
+def keys_one_per_node(cluster: RedisCluster) -> dict[int, str]:
+    """Map each node's port to a key whose slot that node serves."""
+    found: dict[int, str] = {}
+    for i in range(1000):
+        found.setdefault(cluster.node_for_key(f"key-{i}").port, f"key-{i}")
+        if len(found) == len(cluster.nodes):
+            return found
+    raise AssertionError(f"1000 keys did not reach every node: {found}")
+
+
+def test_redis_cluster_is_ok_and_spreads_keys(redis_cluster: RedisCluster) -> None:
+    nodes = redis_cluster.nodes
+    assert len(nodes) == 3
+    assert redis_cluster.url == "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes) + "/"
+    for node in nodes:
+        info = node.cluster_info()
+        assert info["cluster_state"] == "ok"
+        assert info["cluster_known_nodes"] == "3"
+        assert info["cluster_slots_ok"] == "16384"
+        assert node.nodes_conf_path.is_file()
+        assert node.cluster_bus_port not in {n.port for n in nodes}
+    assert len({node.node_id() for node in nodes}) == 3
+
+    keys = keys_one_per_node(redis_cluster)
+    # A real cluster client routes each key to its node...
+    with redis.cluster.RedisCluster(host="127.0.0.1", port=nodes[0].port) as client:
+        for port, key in keys.items():
+            assert client.set(key, str(port)) is True
+    # ...where the raw protocol finds it, while the other nodes redirect.
+    for node in nodes:
+        key = keys[node.port]
+        assert node.command("GET", key) == str(node.port).encode()
+        assert node.command("DBSIZE") == 1
+        other = next(n for n in nodes if n is not node)
+        with pytest.raises(RespError, match=rf"^MOVED \d+ 127\.0\.0\.1:{node.port}$"):
+            other.command("GET", key)
+
+    redis_cluster.flush()
+    assert [node.command("DBSIZE") for node in nodes] == [0, 0, 0]
+
+
+def test_redis_cluster_node_restart_rejoins(redis_cluster_factory: RedisClusterFactory) -> None:
+    cluster = redis_cluster_factory()
+    node = cluster.nodes[1]
+    node_id, port, bus_port, pid = node.node_id(), node.port, node.cluster_bus_port, node.pid
+    assert pid is not None
+    key = keys_one_per_node(cluster)[port]
+
+    node.kill()
+    assert_gone(pid)
+    assert_refused(port)
+    node.restart()
+    # Same port, bus port and nodes.conf, hence the same identity and slots.
+    assert (node.port, node.cluster_bus_port, node.node_id()) == (port, bus_port, node_id)
+    cluster.wait_ok(timeout=15)
+    assert cluster.node_for_key(key) is node
+    with redis.cluster.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port) as client:
+        assert client.set(key, "back") is True
+    assert node.command("GET", key) == b"back"
+
+    # The whole cluster comes back after stop() too, without another --cluster create.
+    pids = [n.pid for n in cluster.nodes]
+    cluster.stop()
+    for old_pid in pids:
+        assert old_pid is not None
+        assert_gone(old_pid)
+    cluster.start()
+    assert node.node_id() == node_id
+
+
+def test_redis_cluster_needs_three_primaries(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 3"):
+        RedisCluster(primaries=2, tmpdir=tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Redis Sentinel
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sentinel_client(sentinel_set: RedisSentinelSet) -> Iterator[redis.sentinel.Sentinel]:
+    """A redis-py Sentinel client of ``sentinel_set``, with every connection closed afterwards.
+
+    redis.sentinel has no type annotations, hence the ``type: ignore`` on the calls into it.
+    """
+    client = redis.sentinel.Sentinel([("127.0.0.1", sentinel_set.sentinel_port)], socket_timeout=5)  # type: ignore[no-untyped-call]
+    try:
+        yield client
+    finally:
+        for connection in client.sentinels:
+            connection.close()
+
+
+def test_redis_sentinel_resolves_primary(redis_sentinel: RedisSentinelSet) -> None:
+    primary, replica = redis_sentinel.nodes
+    assert redis_sentinel.service_name == "mymaster"
+    assert redis_sentinel.url == f"redis+sentinel://127.0.0.1:{redis_sentinel.sentinel_port}/mymaster"
+    assert redis_sentinel.primary_address() == ("127.0.0.1", primary.port)
+    assert redis_sentinel.primary_node() is primary
+    assert redis_sentinel.replica_node() is replica
+    assert redis_sentinel.sentinel.command("PING") == "PONG"
+    assert replica.info("replication")["master_link_status"] == "up"
+
+    with sentinel_client(redis_sentinel) as client:
+        assert client.discover_master("mymaster") == ("127.0.0.1", primary.port)  # type: ignore[no-untyped-call]
+        assert client.discover_slaves("mymaster") == [("127.0.0.1", replica.port)]  # type: ignore[no-untyped-call]
+        writer = client.master_for("mymaster")  # type: ignore[no-untyped-call]
+        try:
+            assert writer.set("k", "v") is True
+        finally:
+            writer.close()
+    _wait_until(lambda: replica.command("GET", "k") == b"v")
+
+    redis_sentinel.flush()
+    # flush() waits for the replica, so both are empty right away.
+    assert primary.command("DBSIZE") == 0
+    assert replica.command("DBSIZE") == 0
+
+
+def test_redis_sentinel_failover_and_back(redis_sentinel_factory: RedisSentinelFactory) -> None:
+    sentinel_set = redis_sentinel_factory()
+    first, second = sentinel_set.nodes
+
+    started = time.monotonic()
+    assert sentinel_set.failover() is second
+    assert time.monotonic() - started < 10
+    assert sentinel_set.primary_address() == ("127.0.0.1", second.port)
+    assert servers._role(second) == "master"
+    assert first.info("replication")["master_port"] == str(second.port)
+    with sentinel_client(sentinel_set) as client:
+        assert client.discover_master("mymaster") == ("127.0.0.1", second.port)  # type: ignore[no-untyped-call]
+        writer = client.master_for("mymaster")  # type: ignore[no-untyped-call]
+        try:
+            assert writer.set("after", "failover") is True
+        finally:
+            writer.close()
+    _wait_until(lambda: first.command("GET", "after") == b"failover")
+
+    # Failovers can follow each other.
+    assert sentinel_set.failover() is first
+    assert sentinel_set.primary_address() == ("127.0.0.1", first.port)
+    assert second.info("replication")["master_link_status"] == "up"
+
+
+def test_redis_sentinel_processes_restart(redis_sentinel_factory: RedisSentinelFactory) -> None:
+    sentinel_set = redis_sentinel_factory()
+    _, replica = sentinel_set.nodes
+    sentinel = sentinel_set.sentinel
+
+    replica.kill()
+    replica.restart()
+    sentinel_set.wait_ready(timeout=10)
+
+    port, pid = sentinel.port, sentinel.pid
+    assert pid is not None
+    sentinel.kill()
+    assert_gone(pid)
+    sentinel.restart()
+    assert sentinel.port == port
+    # It reads back the configuration it rewrote, so it still knows the primary and the replica.
+    assert "sentinel myid" in sentinel.config_path.read_text()
+    sentinel_set.wait_ready(timeout=10)
+
+    processes = [sentinel, *sentinel_set.nodes]
+    pids = [proc.pid for proc in processes]
+    sentinel_set.stop()
+    for old_pid in pids:
+        assert old_pid is not None
+        assert_gone(old_pid)
+
+
+# --------------------------------------------------------------------------------------------------
+# Several memcached nodes, and the item size limit
+# --------------------------------------------------------------------------------------------------
+
+
+def test_memcached_pair_nodes_are_independent(
+    memcached_pair: tuple[MemcachedServer, MemcachedServer],
+) -> None:
+    first, second = memcached_pair
+    assert first.port != second.port
+    assert memcached_url(memcached_pair) == f"memcached://127.0.0.1:{first.port},127.0.0.1:{second.port}"
+    assert memcached_url([first]) == first.url
+    set_cmd = b"set only-on-first 0 0 1\r\nx\r\n"
+    assert mc_call(first, set_cmd, b"STORED\r\n") == b"STORED\r\n"
+    assert mc_call(second, b"get only-on-first\r\n", b"END\r\n") == b"END\r\n"
+    second.flush()
+    assert mc_call(first, b"get only-on-first\r\n", b"END\r\n").startswith(b"VALUE only-on-first")
+    first.flush()
+    with pytest.raises(ValueError):
+        memcached_url([])
+
+
+def test_memcached_item_size_limit(memcached_server: MemcachedServer) -> None:
+    assert memcached_server.item_size_limit == DEFAULT_MEMCACHED_ITEM_SIZE_LIMIT == 2 * 1024 * 1024
+    assert memcached_setting(memcached_server, "item_size_max") == str(2 * 1024 * 1024)
+    # A 1 MiB value plus a small header fits (it would not under memcached's default -I 1m)...
+    value = b"h" * 64 + b"v" * 1024 * 1024
+    request = b"set big 0 0 %d\r\n%s\r\n" % (len(value), value)
+    assert mc_call(memcached_server, request, b"STORED\r\n") == b"STORED\r\n"
+    reply = mc_call(memcached_server, b"get big\r\n", b"END\r\n")
+    assert reply == b"VALUE big 0 %d\r\n%s\r\nEND\r\n" % (len(value), value)
+    # ...and anything beyond the limit does not.
+    too_big = b"v" * (memcached_server.item_size_limit + 1)
+    request = b"set huge 0 0 %d\r\n%s\r\n" % (len(too_big), too_big)
+    assert mc_call(memcached_server, request, b"STORED\r\n").startswith(b"SERVER_ERROR object too large")
+    memcached_server.flush()
+
+
+def test_memcached_item_size_limit_is_configurable(memcached_server_factory: MemcachedServerFactory) -> None:
+    server = memcached_server_factory(item_size_limit=4 * 1024 * 1024)
+    assert memcached_setting(server, "item_size_max") == str(4 * 1024 * 1024)
+    with pytest.raises(ValueError, match="item_size_limit"):
+        memcached_server_factory(extra_args=["-I", "1m"])
+
+
+def mc_call(server: MemcachedServer, request: bytes, terminator: bytes) -> bytes:
+    """Send a memcached text-protocol request; read until ``terminator`` or an error line."""
+    return servers._memcached_call(server.host, server.port, request, (terminator,), 5.0)
+
+
+def memcached_setting(server: MemcachedServer, name: str) -> str:
+    """One value of ``stats settings``."""
+    for line in mc_call(server, b"stats settings\r\n", b"END\r\n").decode().splitlines():
+        parts = line.split()
+        if parts[:2] == ["STAT", name]:
+            return parts[2]
+    raise AssertionError(f"memcached has no setting {name!r}")
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``condition`` (e.g. replication catching up) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+# --------------------------------------------------------------------------------------------------
 # Fixtures and process-lifetime guarantees
 # --------------------------------------------------------------------------------------------------
 
@@ -341,7 +741,7 @@ def test_factories_start_independent_servers(
 ) -> None:
     plain = redis_server_factory()
     locked = redis_server_factory(password="pw", extra_args=["--maxmemory", "1mb"])
-    cache = memcached_server_factory(extra_args=["-I", "2m"])
+    cache = memcached_server_factory(item_size_limit=4 * 1024 * 1024, extra_args=["-c", "64"])
     assert plain.port != locked.port
     assert locked.command("CONFIG", "GET", "maxmemory") == [b"maxmemory", b"1048576"]
     assert cache.running
@@ -352,6 +752,7 @@ def test_factories_start_independent_servers(
 def test_session_fixtures(redis_server: RedisServer, memcached_server: MemcachedServer) -> None:
     assert redis_server.running
     assert memcached_server.running
+    assert memcached_server.item_size_limit == 2 * 1024 * 1024
     assert redis_server.command("SET", "stratacache-harness", "1") == "OK"
     redis_server.flush()
     assert redis_server.command("EXISTS", "stratacache-harness") == 0
