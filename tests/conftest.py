@@ -13,10 +13,17 @@ from typing import Any
 import pytest
 
 from servers import (  # noqa: F401 - fixtures re-exported for every test module
+    memcached_pair,
     memcached_server,
     memcached_server_factory,
+    redis_cluster,
+    redis_cluster_factory,
+    redis_password_server,
+    redis_sentinel,
+    redis_sentinel_factory,
     redis_server,
     redis_server_factory,
+    redis_tls_server,
 )
 from stratacache import AsyncCache, Cache
 from stratacache.testing import FakeClock, RealClock
@@ -38,6 +45,10 @@ BACKENDS: dict[str, dict[str, Any]] = {
 # The server fixture starts only when a test of that backend runs; the clock is real.
 SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "redis": ("redis_server", lambda server: {"backend": server.url}),
+    "redis-password": ("redis_password_server", lambda server: {"backend": server.url}),
+    "rediss": ("redis_tls_server", lambda server: {"backend": server.tls_url}),
+    "redis-cluster": ("redis_cluster", lambda cluster: {"backend": cluster.url}),
+    "redis-sentinel": ("redis_sentinel", lambda sentinels: {"backend": sentinels.url}),
 }
 
 

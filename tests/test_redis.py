@@ -319,3 +319,103 @@ def test_database_number_is_used(redis_server: RedisServer) -> None:
         db3.set("k", 3)
         assert db0.get("k") is None
         assert db3.get("k") == 3
+
+
+# ------------------------------------------------------------------------------ TLS, Cluster, Sentinel
+
+
+def test_tls_with_client_certificate(redis_tls_server: RedisServer) -> None:
+    server = redis_tls_server
+    url = f"{server.tls_url}&ssl_certfile={server.client_cert_path}&ssl_keyfile={server.client_key_path}"
+    with Cache(url) as cache:
+        cache.set("k", "over tls")
+        assert cache.get("k") == "over tls"
+
+
+def test_tls_with_an_unknown_ca_fails_cleanly(redis_tls_server: RedisServer, tmp_path: Path) -> None:
+    import trustme
+
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    url = f"rediss://127.0.0.1:{redis_tls_server.tls_port}/0?ssl_ca_certs={other_ca}&retries=0"
+    with Cache(url) as cache, pytest.raises(BackendUnavailable, match=r"127\.0\.0\.1"):
+        cache.get("k")
+
+
+def test_plain_client_on_tls_port_fails_cleanly(redis_tls_server: RedisServer) -> None:
+    url = f"redis://127.0.0.1:{redis_tls_server.tls_port}/0?retries=0&timeout=0.5&connect_timeout=0.5"
+    with Cache(url) as cache, pytest.raises((BackendUnavailable, CacheTimeout)):
+        cache.get("k")
+
+
+def test_cluster_batches_span_slots(redis_cluster: Any) -> None:
+    redis_cluster.flush()
+    keys = [f"user:{i}" for i in range(60)]
+    assert len({redis_cluster.node_for_key(key).port for key in keys}) == 3  # every primary gets some
+    with Cache(redis_cluster.url) as cache:
+        cache.set_many({key: i for i, key in enumerate(keys)}, ttl=60)
+        assert cache.get_many(keys) == {key: i for i, key in enumerate(keys)}
+        assert cache.delete_many(keys[:30]) == 30
+        assert cache.delete_pattern("user:*") == 30  # SCAN on every primary
+        cache.set_many(dict.fromkeys(keys, 1))
+        cache.clear()  # FLUSHDB on every primary
+        assert cache.get_many(keys) == {}
+
+
+def test_cluster_namespaced_clear_spares_other_keys(redis_cluster: Any) -> None:
+    redis_cluster.flush()
+    with Cache(redis_cluster.url, namespace="app") as app, Cache(redis_cluster.url) as bare:
+        app.set_many({f"k{i}": i for i in range(30)})
+        bare.set_many({f"k{i}": i for i in range(30)})
+        app.clear()
+        assert app.get_many([f"k{i}" for i in range(30)]) == {}
+        assert len(bare.get_many([f"k{i}" for i in range(30)])) == 30
+
+
+async def test_cluster_async(redis_cluster: Any) -> None:
+    redis_cluster.flush()
+    async with AsyncCache(redis_cluster.url) as cache:
+        await cache.set_many({f"k{i}": i for i in range(20)})
+        assert len(await cache.get_many([f"k{i}" for i in range(20)])) == 20
+        assert await cache.delete_pattern("k*") == 20
+
+
+def test_cluster_node_down_is_unavailable(redis_cluster_factory: Any) -> None:
+    cluster = redis_cluster_factory()
+    with Cache(cluster.url, timeout=0.5, connect_timeout=0.5, retries=1) as cache:
+        victim = cluster.nodes[0]
+        key = next(f"k{i}" for i in range(1000) if cluster.node_for_key(f"k{i}").port == victim.port)
+        cache.set(key, 1)
+        victim.kill()
+        started = time.monotonic()
+        with pytest.raises((BackendUnavailable, CacheTimeout)):
+            cache.get(key)
+        assert time.monotonic() - started < 15
+
+
+def test_sentinel_follows_a_failover(redis_sentinel_factory: Any) -> None:
+    sentinels = redis_sentinel_factory()
+    with Cache(sentinels.url, timeout=1.0, connect_timeout=1.0, retries=5) as cache:
+        cache.set("k", "before")
+        old = sentinels.primary_address()
+        new = sentinels.failover()
+        assert new != old
+        deadline = time.monotonic() + 10
+        while True:  # the first call after the switch may meet the demoted primary
+            try:
+                cache.set("k", "after")
+                break
+            except BackendUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert cache.get("k") == "after"
+        assert sentinels.primary_address() == (new.host, new.port)
+
+
+async def test_sentinel_async(redis_sentinel: Any) -> None:
+    redis_sentinel.flush()
+    async with AsyncCache(redis_sentinel.url) as cache:
+        await cache.set("k", 1)
+        assert await cache.incr("k") == 2
+        assert "sentinel" in cache.backend.describe()

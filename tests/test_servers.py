@@ -45,29 +45,8 @@ from servers import (
     RespError,
     free_port,
     have_binary,
-    memcached_pair,
     memcached_url,
-    redis_cluster,
-    redis_cluster_factory,
-    redis_password_server,
-    redis_sentinel,
-    redis_sentinel_factory,
-    redis_tls_server,
     require_binary,
-)
-
-# These fixtures are imported above because tests/conftest.py does not re-export them yet.  Once it
-# does, drop them from the import and drop this tuple: a fixture imported here is a second definition
-# of it, which would give this module session servers of its own.  (The tuple keeps the imports
-# "used", so that ruff does not take the test parameters of the same names for redefinitions.)
-_FIXTURES_NOT_YET_IN_CONFTEST = (
-    memcached_pair,
-    redis_cluster,
-    redis_cluster_factory,
-    redis_password_server,
-    redis_sentinel,
-    redis_sentinel_factory,
-    redis_tls_server,
 )
 
 # --------------------------------------------------------------------------------------------------
