@@ -352,6 +352,33 @@ BACKEND_PARAMS["redis"] = _REDIS_PARAMS
 BACKEND_PARAMS["memcached"] = _MEMCACHED_PARAMS
 
 
+def parse_file_mode(name: str, value: Any) -> int:
+    """Permission bits: an int (``0o600``) or an octal string (``"600"``, ``"0o600"``, ``"0600"``)."""
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        try:
+            value = int(text, 8)
+        except ValueError:
+            raise _bad(name, value, "octal permission bits like 600") from None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o7777:
+        raise _bad(name, value, "octal permission bits like 600")
+    return value
+
+
+BACKEND_PARAMS["file"] = {
+    "directory": parse_optional_path,
+    "file_mode": parse_file_mode,
+    "dir_mode": parse_file_mode,
+    "prefix": parse_str,
+    "max_bytes": parse_optional_positive_int,
+    "policy": choice("lru", "lfu", "fifo"),
+    "janitor_interval": parse_ttl,
+    "inline_threshold": parse_non_negative_int,
+    "sync": choice("normal", "full"),
+    "timeout": parse_positive_float,
+}
+
+
 def parse_tiers(name: str, value: Any) -> list[Any]:
     """The layered backend's tiers: a list of URLs, backend names, mappings or backend objects.
 
@@ -402,6 +429,16 @@ def _parse_hosts(config: ParsedConfig, scheme: str, netloc: str, path: str) -> N
                 f"a {backend}:// URL takes no host or path, got {netloc + path!r}; "
                 f"use e.g. {backend}://?param=value"
             )
+        return
+    if backend == "file":
+        # RFC 8089: file:///abs/path, or file://localhost/abs/path; no other host.
+        if netloc not in ("", "localhost"):
+            raise ConfigurationError(
+                f"a file:// URL takes an absolute path and no host, got host {netloc!r}; "
+                "use file:///path/to/dir"
+            )
+        if path.strip("/"):
+            config.backend_options["directory"] = unquote(path)
         return
     user, password, hosts = _split_netloc(netloc)
     opts = config.backend_options

@@ -46,6 +46,10 @@ _BACKENDS: dict[str, BackendSpec] = {
         extra="memcached",
         drivers=("pymemcache", "aiomcache", "emcache"),
     ),
+    "file": BackendSpec(
+        "stratacache._async.backends.file:AsyncFileBackend",
+        "stratacache._sync.backends.file:FileBackend",
+    ),
     "layered": BackendSpec(
         "stratacache._async.backends.layered:AsyncLayeredBackend",
         "stratacache._sync.backends.layered:LayeredBackend",
@@ -64,6 +68,7 @@ _SCHEMES: dict[str, str] = {
     "redis+sentinel": "redis",
     "rediss+sentinel": "redis",
     "memcached": "memcached",
+    "file": "file",
     "layered": "layered",
 }
 
