@@ -24,12 +24,13 @@ from servers import (  # noqa: F401 - fixtures re-exported for every test module
     redis_server,
     redis_server_factory,
     redis_tls_server,
+    redis_trio,
 )
-from stratacache import AsyncCache, Cache
+from stratacache import AsyncCache, AsyncMemoryBackend, Cache, MemoryBackend
 from stratacache.testing import FakeClock, RealClock
 
 # name -> keyword arguments for Cache/AsyncCache; "clock" is filled in per test.
-BACKENDS: dict[str, dict[str, Any]] = {
+BACKENDS: dict[str, dict[str, Any] | Callable[[Any], dict[str, Any]]] = {
     "memory": {"backend": "memory", "clock": True},
     # Every eviction policy passes the whole suite (memory's default is tinylfu).
     "memory-lru": {"backend": "memory", "clock": True, "policy": "lru"},
@@ -39,6 +40,18 @@ BACKENDS: dict[str, dict[str, Any]] = {
     "memory-bytes": {"backend": "memory", "clock": True, "max_bytes": 64 * 2**20, "max_entries": None},
     "memory-msgpack": {"backend": "memory", "clock": True, "serializer": "msgpack"},
     "null": {"backend": "null"},
+    # Three memory nodes on a ring, sharing the test's clock.
+    "sharded-memory": lambda clock: {
+        "backend": "sharded",
+        "nodes": {f"m{i}": AsyncMemoryBackend(clock=clock) for i in range(3)},
+    },
+}
+# The same in the sync flavour (a sharded cache's nodes are backends of its own flavour).
+SYNC_OVERRIDES: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "sharded-memory": lambda clock: {
+        "backend": "sharded",
+        "nodes": {f"m{i}": MemoryBackend(clock=clock) for i in range(3)},
+    },
 }
 
 # Backends on a real server: name -> (the server fixture, its keyword arguments from the server).
@@ -49,15 +62,24 @@ SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "rediss": ("redis_tls_server", lambda server: {"backend": server.tls_url}),
     "redis-cluster": ("redis_cluster", lambda cluster: {"backend": cluster.url}),
     "redis-sentinel": ("redis_sentinel", lambda sentinels: {"backend": sentinels.url}),
+    "sharded-redis": (
+        "redis_trio",
+        lambda trio: {"backend": "sharded", "nodes": [server.url for server in trio]},
+    ),
 }
 
 
-def cache_kwargs(name: str, clock: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
+def cache_kwargs(
+    name: str, clock: Any, request: pytest.FixtureRequest, *, asynchronous: bool = True
+) -> dict[str, Any]:
     """The keyword arguments that build the cache called ``name``."""
     if name in SERVER_BACKENDS:
         fixture, make = SERVER_BACKENDS[name]
         return make(request.getfixturevalue(fixture))
-    kwargs = dict(BACKENDS[name])
+    entry = BACKENDS[name] if asynchronous else SYNC_OVERRIDES.get(name, BACKENDS[name])
+    if callable(entry):
+        return entry(clock)
+    kwargs = dict(entry)
     if kwargs.pop("clock", False):
         kwargs["clock"] = clock
     return kwargs
@@ -81,7 +103,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def cache(backend_name: str, cache_clock: Any, request: pytest.FixtureRequest) -> Iterator[Cache]:
     """A sync cache over the backend under test, emptied first (servers are shared), closed afterwards."""
-    with Cache(**cache_kwargs(backend_name, cache_clock, request)) as c:
+    with Cache(**cache_kwargs(backend_name, cache_clock, request, asynchronous=False)) as c:
         c.clear()
         yield c
 

@@ -1488,6 +1488,21 @@ def redis_password_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="session")
+def redis_trio(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RedisServer, RedisServer, RedisServer]]:
+    """Three independent session ``redis-server`` processes (the sharded backend's nodes)."""
+    require_binary("redis-server")
+    servers = [RedisServer(tmpdir=tmp_path_factory.mktemp(f"redis-trio-{i}")) for i in range(3)]
+    try:
+        for server in servers:
+            server.start()
+        yield (servers[0], servers[1], servers[2])
+    finally:
+        _stop_each(servers)
+
+
+@pytest.fixture(scope="session")
 def redis_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A session ``redis-server`` with ``tls=True``: plain ``url`` plus ``tls_url``/``tls_port``."""
     require_binary("redis-server")

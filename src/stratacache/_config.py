@@ -397,6 +397,49 @@ def parse_tiers(name: str, value: Any) -> list[Any]:
     return list(value)
 
 
+def parse_nodes(name: str, value: Any) -> list[Any] | dict[str, Any]:
+    """The sharded backend's nodes: a list of backends (URLs, names, mappings, objects), a
+    mapping ``{node_id: backend}``, or whitespace-separated URLs (the environment form)."""
+    if isinstance(value, str):
+        value = value.split()
+    nodes: list[Any] | dict[str, Any]
+    if isinstance(value, Mapping):
+        nodes = {str(node_id): spec for node_id, spec in value.items()}
+    elif isinstance(value, (list, tuple)):
+        nodes = list(value)
+    else:
+        raise _bad(name, value, "a list or mapping of nodes (URLs, backend names, mappings or backends)")
+    if len(nodes) < 2:
+        raise ConfigurationError(
+            f"parameter {name!r}: a sharded backend needs at least two nodes, got {len(nodes)}"
+        )
+    return nodes
+
+
+def parse_weights(name: str, value: Any) -> dict[str, int]:
+    """``{node_id: weight}``; in a URL or the environment, ``id=weight`` pairs separated by commas."""
+    if isinstance(value, str):
+        pairs = [item.rpartition("=") for item in value.split(",") if item.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise _bad(name, value, "comma-separated 'node_id=weight' pairs")
+        value = {node_id.strip(): weight for node_id, _, weight in pairs}
+    if not isinstance(value, Mapping):
+        raise _bad(name, value, "a mapping of node id to weight")
+    return {
+        str(node_id): parse_positive_int(f"{name}[{node_id}]", weight) for node_id, weight in value.items()
+    }
+
+
+BACKEND_PARAMS["sharded"] = {
+    "nodes": parse_nodes,
+    "weights": parse_weights,
+    "failure_threshold": parse_positive_int,
+    "dead_retry": parse_positive_float,
+}
+
+# Backends whose URL repeats one parameter: backend -> (repeated name, the list parameter).
+_REPEATED_PARAMS: dict[str, tuple[str, str]] = {"layered": ("tier", "tiers"), "sharded": ("node", "nodes")}
+
 BACKEND_PARAMS["layered"] = {
     "tiers": parse_tiers,
     "l1_ttl": parse_ttl,
@@ -423,7 +466,7 @@ def _split_netloc(netloc: str) -> tuple[str | None, str | None, str]:
 def _parse_hosts(config: ParsedConfig, scheme: str, netloc: str, path: str) -> None:
     """Turn the host and path part of a URL into backend keywords (each backend its own form)."""
     backend = config.backend
-    if backend in ("memory", "null", "layered"):
+    if backend in ("memory", "null", "layered", "sharded"):
         if netloc or path.strip("/"):
             raise ConfigurationError(
                 f"a {backend}:// URL takes no host or path, got {netloc + path!r}; "
@@ -514,24 +557,27 @@ def parse_url(url: str) -> ParsedConfig:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError as exc:
         raise ConfigurationError(f"malformed query string in URL: {parts.query!r}") from exc
-    tiers: list[str] = []
+    repeated = _REPEATED_PARAMS.get(config.backend)
+    parts_list: list[str] = []
     for name, value in pairs:
-        if name == "tier" and config.backend == "layered":
-            # The one repeatable parameter: each is a percent-encoded tier URL, which
-            # parse_qsl has already decoded once (a second unquote would corrupt a tier's
-            # own escapes, such as a password's %40).
-            tiers.append(value)
+        if repeated is not None and name == repeated[0]:
+            # The one repeatable parameter (layered's tier=, sharded's node=): each is a
+            # percent-encoded backend URL, which parse_qsl has already decoded once (a second
+            # unquote would corrupt the inner URL's own escapes, such as a password's %40).
+            parts_list.append(value)
             continue
         if name in seen:
             raise ConfigurationError(f"URL parameter {name!r} is given twice")
         seen.add(name)
         _assign(config, name, unquote(value), "URL")
-    if tiers:
-        if "tiers" in seen:
+    if repeated is not None and parts_list:
+        single, plural = repeated
+        if plural in seen:
             raise ConfigurationError(
-                "give a layered URL's tiers as repeated 'tier' parameters or as 'tiers', not both"
+                f"give a {config.backend} URL's {plural} as repeated {single!r} parameters "
+                f"or as {plural!r}, not both"
             )
-        _assign(config, "tiers", tiers, "URL")
+        _assign(config, plural, parts_list, "URL")
     return config
 
 

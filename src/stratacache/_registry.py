@@ -50,6 +50,10 @@ _BACKENDS: dict[str, BackendSpec] = {
         "stratacache._async.backends.file:AsyncFileBackend",
         "stratacache._sync.backends.file:FileBackend",
     ),
+    "sharded": BackendSpec(
+        "stratacache._async.backends.sharded:AsyncShardedBackend",
+        "stratacache._sync.backends.sharded:ShardedBackend",
+    ),
     "layered": BackendSpec(
         "stratacache._async.backends.layered:AsyncLayeredBackend",
         "stratacache._sync.backends.layered:LayeredBackend",
@@ -70,6 +74,7 @@ _SCHEMES: dict[str, str] = {
     "memcached": "memcached",
     "file": "file",
     "layered": "layered",
+    "sharded": "sharded",
 }
 
 
