@@ -1,0 +1,836 @@
+"""The file backend: conformance in both flavours, then what only a disk cache has to get right.
+
+Multi-process races and the SIGKILL crash test run real OS processes on a shared directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stratacache import (
+    MISSING,
+    AsyncCache,
+    BackendUnavailable,
+    Cache,
+    CacheClosed,
+    CacheTimeout,
+    ConfigurationError,
+    InvalidKey,
+    ValueTooLarge,
+    WrongType,
+)
+from stratacache._async.backends.file import AsyncFileBackend
+from stratacache._config import parse_mapping, parse_url
+from stratacache._sync.backends.file import FileBackend
+from stratacache.core.file_store import DB_NAME, FileStore, glob_literal_prefix, prefix_bounds
+from stratacache.core.janitor import janitor
+from stratacache.testing import AsyncCacheConformance, CacheConformance, FakeClock
+
+
+@pytest.fixture
+def cache_clock() -> FakeClock:
+    """A fake wall clock: the file backend stores absolute deadlines from the clock it is given."""
+    return FakeClock(start=1_700_000_000.0)
+
+
+class TestAsyncFileConformance(AsyncCacheConformance):
+    """AsyncCache over the file backend."""
+
+    @pytest.fixture
+    async def acache(self, tmp_path: Path, cache_clock: FakeClock) -> AsyncIterator[AsyncCache]:
+        async with AsyncCache(f"file://{tmp_path}/cache", clock=cache_clock) as c:
+            yield c
+
+
+class TestSyncFileConformance(CacheConformance):
+    """Cache over the file backend."""
+
+    @pytest.fixture
+    def cache(self, tmp_path: Path, cache_clock: FakeClock) -> Iterator[Cache]:
+        with Cache(f"file://{tmp_path}/cache", clock=cache_clock) as c:
+            yield c
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
+def run_python(code: str, *, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that imports this checkout's stratacache."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
+def value_files(directory: Path) -> list[Path]:
+    """Every file in the fan-out sub-directories (value files and leftover temp files)."""
+    return sorted(p for sub in directory.iterdir() if sub.is_dir() for p in sub.iterdir())
+
+
+@pytest.fixture
+def fdir(tmp_path: Path) -> Path:
+    """A cache directory that does not exist yet."""
+    return tmp_path / "cache"
+
+
+# ---------------------------------------------------------------------------------------------
+# URL, dict and keyword forms
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("file:///var/cache/app", {"directory": "/var/cache/app"}),
+        ("file://localhost/var/cache/app", {"directory": "/var/cache/app"}),
+        ("file:///var/cache/my%20app/", {"directory": "/var/cache/my app/"}),
+        (
+            "file:///c?file_mode=640&dir_mode=0o750&prefix=v-&max_bytes=1000&policy=LFU"
+            "&janitor_interval=none&inline_threshold=0&sync=full&timeout=2.5",
+            {
+                "directory": "/c",
+                "file_mode": 0o640,
+                "dir_mode": 0o750,
+                "prefix": "v-",
+                "max_bytes": 1000,
+                "policy": "lfu",
+                "janitor_interval": None,
+                "inline_threshold": 0,
+                "sync": "full",
+                "timeout": 2.5,
+            },
+        ),
+        ("file://?directory=/d", {"directory": "/d"}),
+    ],
+)
+def test_url_forms(url: str, expected: dict[str, Any]) -> None:
+    config = parse_url(url)
+    assert config.backend == "file"
+    assert config.backend_options == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file://server/share", "no host"),
+        ("file:///c?file_mode=999", "file_mode"),
+        ("file:///c?file_mode=rw", "file_mode"),
+        ("file:///c?policy=random", "policy"),
+        ("file:///c?sync=sometimes", "sync"),
+        ("file:///c?max_bytes=-1", "max_bytes"),
+        ("file:///c?janitor_interval=0", "janitor_interval"),
+        ("file:///c?inline_threshold=-5", "inline_threshold"),
+        ("file:///c?colour=blue", "colour"),
+    ],
+)
+def test_bad_urls_name_the_fault(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse_url(url)
+
+
+def test_dict_config_and_keywords(fdir: Path) -> None:
+    config = parse_mapping({"backend": "file", "directory": str(fdir), "max_bytes": "2048"})
+    assert config.backend_options == {"directory": str(fdir), "max_bytes": 2048}
+    with Cache.from_config({"backend": "file", "directory": str(fdir)}) as c:
+        c.set("k", 1)
+    with Cache(FileBackend(fdir)) as c:
+        assert c.get("k") == 1
+        assert str(fdir) in repr(c)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "needs a directory"),
+        ({"file_mode": 0o200}, "file_mode"),
+        ({"file_mode": "600"}, "file_mode"),
+        ({"dir_mode": 0o500}, "dir_mode"),
+        ({"prefix": "a/b"}, "prefix"),
+        ({"prefix": ".hidden"}, "prefix"),
+        ({"max_bytes": 0}, "max_bytes"),
+        ({"max_bytes": True}, "max_bytes"),
+        ({"policy": "tinylfu"}, "policy"),
+        ({"sync": "off"}, "sync"),
+        ({"janitor_interval": -1}, "janitor_interval"),
+        ({"inline_threshold": 1.5}, "inline_threshold"),
+        ({"timeout": 0}, "timeout"),
+    ],
+)
+def test_bad_keywords_name_the_fault(fdir: Path, kwargs: dict[str, Any], message: str) -> None:
+    if "needs a directory" not in message:
+        kwargs = {"directory": fdir, **kwargs}
+    with pytest.raises(ConfigurationError, match=message):
+        FileBackend(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Directory, permissions and errors at the boundary
+
+
+def test_directory_is_created_with_modes(tmp_path: Path) -> None:
+    directory = tmp_path / "a" / "b"
+    store = FileStore(directory, dir_mode=0o750, file_mode=0o640, prefix="val-", inline_threshold=10)
+    try:
+        store.set("big", b"x" * 100, None)
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o750
+        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+            assert stat.S_IMODE((directory / name).stat().st_mode) == 0o640, name
+        (file,) = value_files(directory)
+        assert file.name.startswith("val-")
+        assert stat.S_IMODE(file.stat().st_mode) == 0o640
+        assert stat.S_IMODE(file.parent.stat().st_mode) == 0o750
+    finally:
+        store.close()
+
+
+def test_default_modes_are_private(fdir: Path) -> None:
+    with Cache(f"file://{fdir}?inline_threshold=4") as c:
+        c.set("k", "a longer value")
+        assert stat.S_IMODE(fdir.stat().st_mode) == 0o700
+        assert stat.S_IMODE((fdir / DB_NAME).stat().st_mode) == 0o600
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in value_files(fdir))
+
+
+def test_existing_directory_keeps_its_mode(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    FileStore(tmp_path).close()
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
+
+
+def test_directory_under_a_file_is_a_configuration_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigurationError, match=str(blocker / "cache")) as info:
+        FileStore(blocker / "cache")
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_unwritable_directory_is_a_configuration_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    if os.geteuid() != 0:
+        locked.chmod(0o500)
+        with pytest.raises(ConfigurationError, match=r"locked.*Permission denied"):
+            FileStore(locked)
+        return
+    # root ignores permission bits: try as an unprivileged user, in a forked child.
+    for parent in (tmp_path, *tmp_path.parents):
+        parent.chmod(parent.stat().st_mode | 0o011)  # traversable, still unlistable
+    locked.chmod(0o755)  # readable, not writable by others
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 3
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            FileStore(locked)
+            code = 1
+        except ConfigurationError as exc:
+            code = 0 if str(locked) in str(exc) and "Permission denied" in str(exc) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_file_that_is_not_a_database_is_refused(fdir: Path) -> None:
+    fdir.mkdir()
+    (fdir / DB_NAME).write_bytes(b"this is not an SQLite database, just text " * 100)
+    with pytest.raises(ConfigurationError, match="cannot be opened as a cache") as info:
+        FileStore(fdir)
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_another_format_is_refused(fdir: Path) -> None:
+    FileStore(fdir).close()
+    with sqlite3.connect(fdir / DB_NAME) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(ConfigurationError, match="format 99"):
+        FileStore(fdir)
+
+
+def test_locked_database_is_a_timeout(fdir: Path) -> None:
+    store = FileStore(fdir, timeout=0.1)
+    other = sqlite3.connect(fdir / DB_NAME, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+        started = time.monotonic()
+        with pytest.raises(CacheTimeout, match="write lock") as info:
+            store.set("k", b"v", None)
+        assert time.monotonic() - started < 5
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        with pytest.raises(CacheTimeout):
+            store.incr("n", 1)
+        assert store.get("k") is MISSING  # readers are not blocked by the writer (WAL)
+        other.execute("ROLLBACK")
+        store.set("k", b"v", None)
+        assert store.get("k") == b"v"
+    finally:
+        other.close()
+        store.close()
+
+
+def test_vanished_directory_fails_ping(tmp_path: Path) -> None:
+    import shutil
+
+    with Cache(f"file://{tmp_path}/gone") as c:
+        assert c.ping() is True
+        shutil.rmtree(tmp_path / "gone")
+        with pytest.raises(BackendUnavailable, match="disappeared"):
+            c.ping()
+        assert c.health().healthy is False
+
+
+def test_closed_store_refuses(fdir: Path) -> None:
+    store = FileStore(fdir)
+    store.set("k", b"v", None)
+    store.close()
+    store.close()
+    assert store.closed
+    with pytest.raises(CacheClosed, match="closed"):
+        store.get("k")
+    with pytest.raises(CacheClosed):
+        store.set("k", b"v", None)
+    assert store.purge_expired() == 0
+
+
+def test_closed_store_refuses_from_another_thread(fdir: Path) -> None:
+    store = FileStore(fdir)
+    errors: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            store.get("k")
+        except BaseException as exc:
+            errors.append(exc)
+
+    store.close()
+    thread = threading.Thread(target=use)
+    thread.start()
+    thread.join()
+    assert isinstance(errors[0], CacheClosed)
+
+
+def test_keys_that_utf8_cannot_hold_are_invalid(fdir: Path) -> None:
+    with Cache(f"file://{fdir}") as c:
+        with pytest.raises(InvalidKey, match="UTF-8"):
+            c.set("bad\ud800", 1)
+        with pytest.raises(InvalidKey):
+            c.get("bad\ud800")
+
+
+def test_nul_and_glob_characters_in_keys(fdir: Path) -> None:
+    with Cache(f"file://{fdir}") as c:
+        c.set("a\x00b", 1)
+        c.set("a", 2)
+        assert c.get("a\x00b") == 1
+        assert c.get("a") == 2
+        assert c.delete_pattern("a\x00*") == 1
+        assert c.get("a") == 2
+
+
+def test_wrong_type_names_key_and_kinds(fdir: Path) -> None:
+    with Cache(f"file://{fdir}") as c:
+        c.set("plain", "v")
+        c.rpush("list", 1)
+        c.hset("hash", "f", "x")
+        with pytest.raises(WrongType, match=r"'plain'.*plain value, not a list"):
+            c.rpush("plain", 1)
+        with pytest.raises(WrongType, match=r"'list'.*list"):
+            c.get("list")
+        with pytest.raises(WrongType, match="'list'"):
+            c.incr("list")
+        with pytest.raises(WrongType, match="not an integer"):
+            c.hincrby("hash", "f")
+        with pytest.raises(WrongType):
+            c.smembers("hash")
+        with pytest.raises(WrongType):
+            c.hgetall("list")
+        with pytest.raises(WrongType):
+            c.lrange("hash")
+        c.set("list", "now plain")  # set replaces a collection, as Redis SET does
+        assert c.get("list") == "now plain"
+        with pytest.raises(WrongType, match="plain value, not a list"):
+            c.llen("list")
+
+
+def test_counter_overflow_leaves_value(fdir: Path) -> None:
+    with Cache(f"file://{fdir}") as c:
+        c.set("n", 2**63 - 1)
+        with pytest.raises(ValueError, match="overflow"):
+            c.incr("n")
+        assert c.get("n") == 2**63 - 1
+        with pytest.raises(ValueError, match="overflow"):
+            c.hincrby("h", "f", 2**63 - 1) and c.hincrby("h", "f", 1)
+        assert c.hget("h", "f") == 2**63 - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Large values in their own files
+
+
+def test_large_values_live_in_files_and_are_cleaned(fdir: Path) -> None:
+    with Cache(f"file://{fdir}?inline_threshold=1000") as c:
+        big = b"\x01" * 5000
+        c.set("big", big)
+        c.set("small", b"s")
+        assert len(value_files(fdir)) == 1
+        assert c.get("big") == big
+        assert c.get_many(["big", "small"]) == {"big": big, "small": b"s"}
+        c.set("big", b"\x02" * 6000)  # overwrite: new file, the old one goes
+        (_file,) = value_files(fdir)
+        assert c.get("big") == b"\x02" * 6000
+        c.set("big", "now small")
+        assert value_files(fdir) == []
+        for i in range(3):
+            c.set(f"b{i}", big)
+        assert len(value_files(fdir)) == 3
+        assert c.delete("b0") is True
+        assert c.delete_pattern("b?") == 2
+        assert value_files(fdir) == []
+        c.set("b", big)
+        c.clear()
+        assert value_files(fdir) == []
+        c.set_many({"x": big, "y": big})
+        assert c.delete_many(["x", "y"]) == 2
+        assert value_files(fdir) == []
+
+
+def test_missing_or_damaged_value_file_reads_as_a_miss(fdir: Path) -> None:
+    with Cache(f"file://{fdir}?inline_threshold=10") as c:
+        c.set("gone", b"g" * 100)
+        c.set("torn", b"t" * 100)
+        c.set("kept", b"k" * 100)
+        files = {f.read_bytes()[-1:]: f for f in value_files(fdir)}
+        files[b"g"].unlink()
+        data = files[b"t"].read_bytes()
+        files[b"t"].write_bytes(data[: len(data) // 2])  # a torn write
+        assert c.get("gone") is None
+        assert c.get_many(["gone", "torn", "kept"]) == {"kept": b"k" * 100}
+        assert c.exists("gone") is False
+        assert c.exists("torn") is False
+        assert c.get("kept") == b"k" * 100
+
+
+def test_counter_in_a_file(fdir: Path) -> None:
+    with Cache(f"file://{fdir}?inline_threshold=0") as c:
+        c.set("n", 41)
+        assert len(value_files(fdir)) == 1
+        assert c.incr("n") == 42
+        assert value_files(fdir) == []  # counters move inline
+        assert c.get("n") == 42
+
+
+def test_orphans_are_reclaimed(fdir: Path) -> None:
+    store = FileStore(fdir, inline_threshold=10)
+    try:
+        store.set("kept", b"k" * 100, None)
+        (fdir / "ab").mkdir(exist_ok=True)
+        (fdir / "ab" / ".tmp-deadbeef").write_bytes(b"half")
+        (fdir / "ab" / "deadbeef.val").write_bytes(b"never committed")
+        assert store.reclaim_orphans() == 0  # too young: a writer may be about to commit it
+        assert store.reclaim_orphans(min_age=0) == 2
+        assert len(value_files(fdir)) == 1
+        assert store.get("kept") == b"k" * 100
+    finally:
+        store.close()
+
+
+def test_unwritable_value_file_is_backend_unavailable(fdir: Path) -> None:
+    store = FileStore(fdir, inline_threshold=10)
+    try:
+        for sub in range(256):
+            (fdir / f"{sub:02x}").write_text("not a directory")
+        with pytest.raises(BackendUnavailable, match="big") as info:
+            store.set("big", b"b" * 100, None)
+        assert isinstance(info.value.__cause__, OSError)
+        assert store.get("big") is MISSING
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds and eviction
+
+
+def fill(c: Cache, keys: list[str], size: int = 1000) -> None:
+    for key in keys:
+        c.set(key, b"v" * size)
+
+
+def test_max_bytes_holds_and_value_too_large(fdir: Path) -> None:
+    with Cache(f"file://{fdir}?max_bytes=20000&serializer=raw") as c:
+        fill(c, [f"k{i}" for i in range(100)])
+        stats = c.stats()
+        assert stats.bytes <= 20000
+        assert stats.evictions >= 80
+        assert c.get("k99") == b"v" * 1000  # the newest survived
+        with pytest.raises(ValueTooLarge, match="max_bytes=20000"):
+            c.set("huge", b"x" * 30000)
+        with pytest.raises(ValueTooLarge):
+            c.rpush("list", b"x" * 30000)
+        assert c.exists("huge") is False
+
+
+def test_lru_keeps_what_is_read(fdir: Path, cache_clock: FakeClock) -> None:
+    with Cache(f"file://{fdir}?max_bytes=11000&policy=lru&serializer=raw", clock=cache_clock) as c:
+        fill(c, [f"k{i}" for i in range(10)])
+        for _ in range(3):
+            cache_clock.advance(1)
+            assert c.get("k0") is not None
+        cache_clock.advance(1)
+        fill(c, ["new1", "new2"])
+        assert c.exists("k0") is True
+        assert c.exists("k1") is False
+        assert c.exists("k2") is False
+
+
+def test_lfu_keeps_what_is_read_often(fdir: Path, cache_clock: FakeClock) -> None:
+    with Cache(f"file://{fdir}?max_bytes=11000&policy=lfu&serializer=raw", clock=cache_clock) as c:
+        fill(c, [f"k{i}" for i in range(10)])
+        for i in range(10):
+            cache_clock.advance(1)
+            for _ in range(5 if i != 4 else 0):
+                c.get(f"k{i}")
+        fill(c, ["new"])
+        assert c.exists("k4") is False  # never read
+        assert all(c.exists(f"k{i}") for i in range(10) if i != 4)
+
+
+def test_fifo_evicts_first_inserted(fdir: Path) -> None:
+    with Cache(f"file://{fdir}?max_bytes=11000&policy=fifo&serializer=raw") as c:
+        fill(c, [f"k{i}" for i in range(10)])
+        for _ in range(5):
+            c.get("k0")  # reads do not matter to fifo
+        fill(c, ["new1", "new2"])
+        assert not c.exists("k0")
+        assert not c.exists("k1")
+        assert c.exists("k2")
+        assert c.exists("new2")
+
+
+def test_expired_entries_are_evicted_first(fdir: Path, cache_clock: FakeClock) -> None:
+    with Cache(f"file://{fdir}?max_bytes=11000&serializer=raw", clock=cache_clock) as c:
+        c.set("short", b"v" * 1000, ttl=1)
+        fill(c, [f"k{i}" for i in range(9)])
+        cache_clock.advance(2)
+        fill(c, ["new"])
+        assert all(c.exists(f"k{i}") for i in range(9))
+        assert c.stats().expirations == 1
+
+
+def test_collections_count_against_max_bytes(fdir: Path) -> None:
+    with Cache(f"file://{fdir}?max_bytes=5000&serializer=raw") as c:
+        c.set("a", b"x" * 2000)
+        for i in range(4):
+            c.rpush("list", b"y" * 1000)
+            c.sadd("set", str(i).encode() * 10)
+        assert c.stats().bytes <= 5000
+        assert c.exists("a") is False
+        assert c.llen("list") == 4
+
+
+def test_lru_bound_shared_by_processes(fdir: Path) -> None:
+    FileStore(fdir, max_bytes=50_000).close()
+    code = f"""
+        from stratacache import Cache
+        with Cache("file://{fdir}?max_bytes=50000&serializer=raw") as c:
+            for i in range(100):
+                c.set(f"{{__import__('os').getpid()}}:{{i}}", b"v" * 1000)
+    """
+    env = {**os.environ, "PYTHONPATH": SRC}
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env) for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    store = FileStore(fdir)
+    try:
+        assert store.counters().bytes <= 50_000
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Expiry and the janitor
+
+
+def test_janitor_sweeps_expired_entries(fdir: Path, cache_clock: FakeClock) -> None:
+    with Cache(f"file://{fdir}?janitor_interval=0.01&inline_threshold=10", clock=cache_clock) as c:
+        c.set("a", "x" * 100, ttl=5)
+        c.set("b", 1, ttl=5)
+        c.rpush("l", 1)
+        c.expire("l", 5)
+        c.set("forever", 1)
+        assert len(value_files(fdir)) == 1
+        cache_clock.advance(10)
+        time.sleep(0.02)
+        janitor.run_once()
+        stats = c.stats()
+        assert stats.items == 1
+        assert stats.expirations == 3
+        assert value_files(fdir) == []
+
+
+def test_sweep_now_and_no_janitor(fdir: Path, cache_clock: FakeClock) -> None:
+    store = FileStore(fdir, janitor_interval=None, clock=cache_clock)
+    try:
+        store.set("a", b"1", 1)
+        cache_clock.advance(2)
+        assert store.purge_expired() == 0  # not watched, nothing due
+        assert store.counters().items == 1
+        assert store.get("a") is MISSING  # never returned though
+        assert store.sweep() == 1
+        assert store.counters().items == 0
+    finally:
+        store.close()
+
+
+def test_sweep_survives_a_busy_database(fdir: Path) -> None:
+    store = FileStore(fdir, janitor_interval=0.01, timeout=0.1)
+    other = sqlite3.connect(fdir / DB_NAME, isolation_level=None)
+    try:
+        store.set("a", b"1", 0.001)
+        other.execute("BEGIN IMMEDIATE")
+        time.sleep(0.02)
+        assert store.purge_expired() == 0  # skipped, not raised
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency: threads and processes
+
+
+def test_threads_share_one_directory(fdir: Path) -> None:
+    with Cache(f"file://{fdir}") as c:
+
+        def work() -> None:
+            for _ in range(100):
+                c.incr("n")
+                c.sadd("s", threading.get_ident())
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert c.get("n") == 800
+        assert c.scard("s") == 8
+
+
+_RACER = """
+import sys
+from stratacache import Cache
+url, who = sys.argv[1], sys.argv[2]
+with Cache(url) as c:
+    won = c.add("claim", who)
+    for i in range(200):
+        c.incr("counter")
+        c.hincrby("h", "f")
+        c.rpush("list", who)
+        c.sadd("set", f"{who}:{i % 50}")
+    print("won" if won else "lost")
+"""
+
+
+def test_processes_race_on_incr_add_and_collections(fdir: Path) -> None:
+    url = f"file://{fdir}"
+    FileStore(fdir).close()
+    env = {**os.environ, "PYTHONPATH": SRC}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, url, str(n)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for n in range(4)
+    ]
+    outputs = [p.communicate(timeout=180)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4
+    assert sorted(outputs) == ["lost", "lost", "lost", "won"]
+    with Cache(url) as c:
+        assert c.get("counter") == 800
+        assert c.hget("h", "f") == 800
+        assert c.llen("list") == 800
+        assert c.scard("set") == 200
+        assert c.get("claim") == str(outputs.index("won"))
+        assert c.stats().items == 5
+
+
+def test_forked_child_opens_its_own_connections(fdir: Path) -> None:
+    store = FileStore(fdir)
+    store.set("k", b"parent", None)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        try:
+            ok = store.get("k") == b"parent"
+            store.set("k", b"child", None)
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get("k") == b"child"
+    store.close()
+
+
+async def test_async_flavour_runs_off_the_event_loop(fdir: Path) -> None:
+    backend = AsyncFileBackend(fdir)
+    seen: list[int] = []
+    original = backend.store.get
+
+    def spy(key: str) -> Any:
+        seen.append(threading.get_ident())
+        return original(key)
+
+    backend.store.get = spy  # type: ignore[method-assign]
+    async with AsyncCache(backend) as c:
+        await c.set("k", 1)
+        results = await asyncio.gather(*(c.get("k") for _ in range(5)))
+        assert results == [1] * 5
+        assert threading.get_ident() not in seen
+        assert (await c.stats()).items == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Crash safety
+
+
+_CRASHER = """
+import sys, zlib
+from stratacache import Cache
+
+def value(key, i, size):
+    head = f"{key}|{i}|{size}|".encode()
+    return head + bytes((i + j) % 251 for j in range(size))
+
+url = sys.argv[1]
+c = Cache(url, serializer="raw")
+print("ready", flush=True)
+i = 0
+while True:
+    key = f"k{i % 16}"
+    size = 200_000 if i % 3 == 0 else 100
+    c.set(key, value(key, i, size))
+    if i % 5 == 0:
+        c.rpush("log", str(i).encode())
+        c.incr("writes")
+    if i % 7 == 0:
+        c.delete(f"k{(i + 3) % 16}")
+    i += 1
+"""
+
+
+def _check_value(key: str, data: bytes) -> None:
+    """A value read after a crash must be exactly one of the values written for that key."""
+    parts = data.split(b"|", 3)
+    assert parts[0].decode() == key, (key, data[:40])
+    i, size = int(parts[1]), int(parts[2])
+    expected = f"{key}|{i}|{size}|".encode() + bytes((i + j) % 251 for j in range(size))
+    assert data == expected, f"{key}: a partial or mixed value ({len(data)} bytes)"
+
+
+@pytest.mark.slow
+def test_sigkill_during_writes_never_leaves_a_partial_value(fdir: Path) -> None:
+    url = f"file://{fdir}?inline_threshold=4096"
+    FileStore(fdir).close()
+    env = {**os.environ, "PYTHONPATH": SRC}
+    rng = random.Random(5)
+    for _ in range(6):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CRASHER, url], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.2, 0.8))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdout.close()
+        assert child.returncode == -signal.SIGKILL
+        # Reopen as a new user of the directory would, and read everything.
+        with Cache(url, serializer="raw") as c:
+            found = c.get_many([f"k{n}" for n in range(16)])
+            for key, data in found.items():
+                _check_value(key, data)
+            log = c.lrange("log")
+            assert all(entry.isdigit() for entry in log)
+            writes = c.get("writes")
+            assert writes is None or int(writes) == len(log)  # same transaction boundaries
+            assert c.ping() is True
+    store = FileStore(fdir)
+    try:
+        store.reclaim_orphans(min_age=0)
+        referenced = {
+            row[0] for row in store._conn().execute("SELECT file FROM entries WHERE file IS NOT NULL")
+        }
+        on_disk = {f"{p.parent.name}/{p.name}" for p in value_files(fdir)}
+        assert on_disk == referenced  # no leftovers once orphans are reclaimed
+        assert store._conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers of the store
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("", ("", None)),
+        ("app:", ("app:", "app;")),
+        ("a\U0010ffff", ("a\U0010ffff", "b")),
+        ("\U0010ffff", ("\U0010ffff", None)),
+        ("x\ud7ff", ("x\ud7ff", "x\ue000")),
+    ],
+)
+def test_prefix_bounds(prefix: str, expected: tuple[str, str | None]) -> None:
+    assert prefix_bounds(prefix) == expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literal"),
+    [
+        ("user:*", "user:"),
+        ("ns\\*\\[x\\]:u?", "ns*[x]:u"),
+        ("[ab]c", ""),
+        ("plain", "plain"),
+        ("end\\", "end\\"),
+    ],
+)
+def test_glob_literal_prefix(pattern: str, literal: str) -> None:
+    assert glob_literal_prefix(pattern) == literal
+
+
+def test_counters_per_namespace(fdir: Path) -> None:
+    with Cache(f"file://{fdir}", namespace="one") as one, Cache(f"file://{fdir}", namespace="two") as two:
+        one.set("a", 1)
+        one.set("b", 2)
+        two.set("a", 1)
+        assert one.stats().items == 2
+        assert two.stats().items == 1
+        one.clear()
+        assert two.get("a") == 1
+        assert one.stats().items == 0
