@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stratacache import MISSING, ConfigurationError, InvalidArgument, WrongType
+from stratacache.core import memory_store
 from stratacache.core.memory_store import MemoryStore
+from stratacache.core.policies import LFUPolicy
 from stratacache.testing import FakeClock
 
 INT64_MAX = 2**63 - 1
@@ -949,13 +951,87 @@ def test_read_buffer_skips_keys_removed_since_they_were_read() -> None:
     assert len(store._policy or ()) == 1
 
 
-def test_read_buffer_is_bounded() -> None:
+@pytest.mark.parametrize("every", [64, 100, 2**62])
+def test_read_buffer_is_drained_by_hits_alone(every: int) -> None:
     from stratacache.core import memory_store
 
     store = MemoryStore(max_entries=10, policy="lfu")
-    get, _, _ = _fused(store, sample_every=2**62)
+    get, _, _ = _fused(store, sample_every=every)
     store.set("k", 1, None)
-    for _ in range(memory_store._READ_BUFFER + 10):
+    store.set("j", 1, None)
+    reads = store._reads
+    assert reads is not None
+    assert reads.maxlen == memory_store._READ_BUFFER  # bounded even if nothing drained it
+    for _ in range(3 * memory_store._DRAIN_PERIOD):
         get("k")
-    assert store._reads is not None
-    assert len(store._reads) == memory_store._READ_BUFFER
+        assert len(reads) <= memory_store._DRAIN_PERIOD
+    policy = store._policy
+    assert isinstance(policy, LFUPolicy)
+    assert policy.frequency("k") > policy.frequency("j")
+
+
+def test_lru_and_fifo_keep_their_order_in_the_map() -> None:
+    for policy in ("lru", "fifo"):
+        store = MemoryStore(max_entries=3, policy=policy)
+        for key in "abc":
+            store.set(key, key, None)
+        store.get("a")
+        store.set("b", "B", None)  # an overwrite refreshes the key in both
+        store.set("d", "d", None)
+        expected = ["a", "b", "d"] if policy == "lru" else ["c", "b", "d"]
+        assert store.keys() == expected, policy
+        store.delete("a")
+        store.set("e", "e", None)
+        store.set("f", "f", None)
+        assert len(store) == 3
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random", "lfu", "tinylfu"])
+def test_fused_set_through_the_facade(policy: str, clock: FakeClock) -> None:
+    import stratacache as sc
+
+    cache = sc.Cache("memory", policy=policy, max_entries=4, latency_sample=4, clock=clock)
+    store = cache.backend.store  # type: ignore[attr-defined]
+    for i in range(10):
+        cache.set(f"k{i}", i)
+    assert len(store) == 4
+    assert store.counters().evictions == 6
+    stats = cache.stats()
+    assert stats.sets == 10
+    assert stats.set_latency.count == 2  # one write in four is timed by the full path
+    cache.set("t", "v", ttl=5)
+    assert cache.ttl("t") == 5
+    cache.set("t", "w")  # no ttl: the default (none) replaces the old one
+    assert cache.ttl("t") is None
+    info = store.entry_info("t")
+    assert info is not None
+    assert info.version == 2
+    seen: list[Any] = []
+    cache.hooks.add("after_set", seen.append)
+    cache.set("h", 1)
+    assert len(seen) == 1
+    cache.close()
+    with pytest.raises(sc.CacheClosed):
+        cache.set("x", 1)
+
+
+def test_fused_set_counts_errors_through_the_full_path() -> None:
+    import stratacache as sc
+
+    cache = sc.Cache("memory", policy="lru", max_bytes=100)
+    with pytest.raises(sc.ValueTooLarge):
+        cache.set("big", "x" * 200)
+    assert cache.stats().errors == 1
+    cache.close()
+
+
+def test_fused_set_after_a_resize_weighs_entries() -> None:
+    import stratacache as sc
+
+    cache = sc.Cache("memory", policy="lru", max_entries=10)
+    store = cache.backend.store  # type: ignore[attr-defined]
+    cache.set("a", "xx")
+    store.resize(max_bytes=10_000)
+    cache.set("b", "yyyy")
+    assert store.pool_bytes == sum(memory_store.default_weigher(k, e.value) for k, e in store._data.items())
+    cache.close()

@@ -231,6 +231,12 @@ class Cache:
             return
 
         self.get = fused(**state, full_get=full_get)  # type: ignore[method-assign]
+        fused_set = getattr(self._backend, "fused_set", None)
+        if fused_set is not None:
+            # The same for set (sync only). It checks ``_closed`` itself, since close() drops
+            # only the fused get.
+            full_set = type(self).set.__get__(self)
+            self.set = fused_set(owner=self, **state, full_set=full_set)  # type: ignore[method-assign]
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:

@@ -29,17 +29,18 @@ import math
 import sys
 import threading
 import time
-import types
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._exceptions import ConfigurationError, InvalidArgument, ValueTooLarge, WrongType
 from .._types import MISSING, UNSET, Missing
 from .glob import compile_glob
 from .policies import Policy, make_policy
+from .policies.fifo import FIFOPolicy
+from .policies.lru import LRUPolicy
 
 if TYPE_CHECKING:
     from .hooks import Hooks
@@ -57,6 +58,8 @@ _HEAP_SLACK = 1024
 _ENTRY_OVERHEAD = 64
 # Hits buffered for a Python-level policy (lfu, tinylfu) between two drains; see _make_policy.
 _READ_BUFFER = 1024
+# The fused get drains the read buffer at least once per this many hits (a power of two).
+_DRAIN_PERIOD = 512
 # The deadline of a native collection (list/set/hash) without a ttl. Not None, so that the
 # fused get's one test, ``entry.expires is not None``, sends collections (which a plain get
 # refuses) and ttl'd entries alike off its shortest path; never due, and reported as None.
@@ -105,6 +108,7 @@ class _Entry:
         self.window = window  # sliding-expiry window, or None
 
 
+_new_entry = object.__new__
 _NATIVE = (_List, _Set, _Hash)
 _NATIVE_TYPES = frozenset(_NATIVE)  # ``type(v) in`` a frozenset: one hash probe, not three compares
 _KIND: dict[type, str] = {_List: "list", _Set: "set", _Hash: "hash"}
@@ -189,6 +193,76 @@ def _positive_or_none(name: str, value: object) -> int | None:
     return value
 
 
+class _InlineLRU(Policy):
+    """``lru`` kept in the store's own map, an ``OrderedDict``, instead of a second structure.
+
+    :class:`~stratacache.core.policies.lru.LRUPolicy` keeps its own ``OrderedDict`` of the
+    keys; a store running the built-in ``lru`` or ``fifo`` makes its map an ``OrderedDict``
+    and lets this view order it: a hit is ``move_to_end`` on the map, the victim is the map's
+    first key, and inserts and removals (which the store does to its map anyway) cost the
+    policy nothing. One hash table and one linked list per entry instead of two of each:
+    less memory, and no policy call on a write. Same order, same victims as ``LRUPolicy``.
+    Weights are the store's business (it evicts until both of its limits hold), so
+    ``weight`` is not kept here.
+    """
+
+    name: ClassVar[str] = "lru"
+    tracks_access: ClassVar[bool] = True
+
+    def __init__(self, capacity: int, order: OrderedDict[str, Any] | None = None) -> None:
+        """A view of ``order`` (the store's map) for at most ``capacity``."""
+        self.capacity = capacity
+        self.weight = 0
+        self._order: OrderedDict[str, Any] = OrderedDict() if order is None else order
+        if self.tracks_access:
+            self.on_access = self._order.move_to_end  # type: ignore[method-assign,assignment]
+
+    def on_insert(self, key: Hashable, weight: int = 1) -> None:
+        """Nothing: the store's insert put the key at the end of the map."""
+
+    def on_access(self, key: Hashable) -> None:
+        """Make ``key`` the most recently used (replaced per instance by ``move_to_end``)."""
+        self._order.move_to_end(key)  # type: ignore[arg-type]
+
+    def on_update(self, key: Hashable, weight: int) -> None:
+        """An overwrite makes the key the most recent (and, for fifo, restarts its age)."""
+        self._order.move_to_end(key)  # type: ignore[arg-type]
+
+    def on_remove(self, key: Hashable) -> None:
+        """Nothing: the store removes the key from its map itself."""
+
+    def evict(self) -> Hashable:
+        """The map's first key (the store then removes it)."""
+        try:
+            return next(iter(self._order))
+        except StopIteration:
+            raise KeyError(f"evict() from an empty {self.name} policy") from None
+
+    def clear(self) -> None:
+        """Nothing: the store clears its map."""
+
+    def __len__(self) -> int:
+        """The number of keys in the map."""
+        return len(self._order)
+
+    def resize(self, capacity: int) -> None:
+        """Set a new capacity."""
+        self.capacity = capacity
+
+
+class _InlineFIFO(_InlineLRU):
+    """``fifo`` kept in the store's own map: :class:`_InlineLRU` without the move on a hit."""
+
+    name: ClassVar[str] = "fifo"
+    tracks_access: ClassVar[bool] = False
+
+    def on_access(self, key: Hashable) -> None:
+        """Nothing: a hit does not change the order."""
+
+
+_INLINE: dict[type[Policy], type[_InlineLRU]] = {LRUPolicy: _InlineLRU, FIFOPolicy: _InlineFIFO}
+
+
 class MemoryStore:
     """A thread-safe map with pluggable eviction, per-entry expiry and native collections.
 
@@ -234,7 +308,31 @@ class MemoryStore:
         self._weigher = weigher or default_weigher
         # Weighing costs a call per write: only pay it when a byte limit or a pool needs it.
         self._weighs = self.max_bytes is not None or pool is not None
-        self._data: dict[str, _Entry] = {}
+        # The built-in lru and fifo keep their order in the map itself (see _InlineLRU).
+        policy_class = type(make_policy(policy, 1))
+        inline = policy_class in _INLINE
+        self._data: dict[str, _Entry] = OrderedDict() if inline else {}
+        # How the fused get records a hit without the lock, fixed for the store's life (the
+        # fused get binds it once; a resize may replace the policy object, not its kind):
+        # * None: nothing to record (fifo, random);
+        # * the map's own move_to_end (lru, see _InlineLRU): one C call, atomic under the
+        #   GIL, so a reader never sees a half-updated order;
+        # * otherwise (lfu, tinylfu, registered policies, whose on_access is Python code that
+        #   must run under the lock) the append of a read buffer, Caffeine's design: a hit
+        #   appends its key (one C call, atomic) and the buffer is drained into the policy, in
+        #   order, under the lock, before anything that reads or changes the policy (a write,
+        #   an eviction, a locked read) and at least once per _DRAIN_PERIOD hits. The buffer
+        #   is bounded (_READ_BUFFER reads); should nothing drain it for that long, the
+        #   oldest reads are dropped, as Caffeine's lossy read buffer drops them: the policy
+        #   is told less, the store stays correct. With no policy (unbounded) it is emptied.
+        self._reads: deque[str] | None = None
+        self._fast_access: Callable[[str], object] | None = None
+        if inline:
+            if policy_class.tracks_access:
+                self._fast_access = self._data.move_to_end  # type: ignore[attr-defined]
+        elif policy_class.tracks_access:
+            self._reads = deque(maxlen=_READ_BUFFER)
+            self._fast_access = self._reads.append
         self._lock = threading.Lock()
         self._heap: list[tuple[float, str]] = []
         self._bytes = 0
@@ -267,7 +365,12 @@ class MemoryStore:
             self._policy = None
         else:
             self._policy = make_policy(name, capacity)
+            inline = _INLINE.get(type(self._policy))
+            if inline is not None and type(self._data) is OrderedDict:
+                self._policy = inline(capacity, self._data)
         policy = self._policy
+        # Inserts and removals need no policy call when the map is the order.
+        self._tracks_keys = policy is not None and not isinstance(policy, _InlineLRU)
         # Bound methods cached once: the hot path calls them without attribute lookups.
         self._on_access = policy.on_access if policy is not None and policy.tracks_access else None
         # None when the policy keeps the base class's no-op (every policy but tinylfu): a
@@ -279,24 +382,17 @@ class MemoryStore:
         )
         # With max_entries the policy counts entries; otherwise it weighs bytes.
         self._policy_weighs = self.max_entries is None
-        # How the fused get records a hit without the lock (see fused_get):
-        # * None: nothing to record (no policy, fifo, random);
-        # * LRU's OrderedDict.move_to_end: one C call, atomic under the GIL, so a reader never
-        #   sees a half-updated order;
-        # * otherwise (lfu, tinylfu, registered policies, whose on_access is Python code that
-        #   must run under the lock) the append of a read buffer, Caffeine's design: a hit
-        #   appends its key (one C call, atomic) and the buffer is drained into the policy, in
-        #   order, under the lock, before anything that reads or changes the policy (a write,
-        #   an eviction, a locked read) and at least once per ``latency_sample`` hits. The
-        #   buffer is bounded (_READ_BUFFER reads); if nothing drains it for that long, the
-        #   oldest reads are dropped, as Caffeine's lossy read buffer drops them: the policy
-        #   is told less, the store stays correct.
-        self._reads: deque[str] | None = None
-        if self._on_access is None or isinstance(self._on_access, types.BuiltinMethodType):
-            self._fast_access: Any = self._on_access
-        else:
-            self._reads = deque(maxlen=_READ_BUFFER)
-            self._fast_access = self._reads.append
+        self._update_write_path()
+
+    def _update_write_path(self) -> None:
+        # The fused set's shortest path (see fused_set) is for stores whose writes need no
+        # weighing, no sliding window and no policy call beyond the map's own order.
+        self._simple_writes = (
+            not self._weighs
+            and self.expire_after_access is None
+            and not self._tracks_keys
+            and self._reads is None
+        )
 
     def _drain_reads(self) -> None:
         """Replay the buffered hits into the policy, oldest first. Lock held.
@@ -347,8 +443,8 @@ class MemoryStore:
     def _remove(self, key: str, entry: _Entry) -> None:
         """Forget ``key`` everywhere (map, policy, bytes, pool). Lock held."""
         del self._data[key]
-        if self._policy is not None:
-            self._policy.on_remove(key)
+        if self._tracks_keys:
+            self._policy.on_remove(key)  # type: ignore[union-attr]
         weight = entry.weight
         if weight:
             self._bytes -= weight
@@ -418,10 +514,18 @@ class MemoryStore:
         policy = self._policy
         policy_weight = weight if self._policy_weighs else 1
         if entry is None:
-            entry = _Entry(value, expires, weight, 1, now, now, window)
+            # _Entry's fields set here rather than by its __init__: one Python frame less per
+            # insert (the constructor stays, for everything else).
+            entry = _new_entry(_Entry)
+            entry.value = value
+            entry.expires = expires
+            entry.weight = weight
+            entry.version = 1
+            entry.created = entry.updated = now
+            entry.window = window
             data[key] = entry
-            if policy is not None:
-                policy.on_insert(key, policy_weight)
+            if self._tracks_keys:
+                policy.on_insert(key, policy_weight)  # type: ignore[union-attr]
             delta = weight
             scheduled = None
         else:
@@ -448,7 +552,7 @@ class MemoryStore:
             (self.max_entries is not None and len(data) > self.max_entries)
             or (self.max_bytes is not None and self._bytes > self.max_bytes)
         ):
-            self._enforce()
+            self._enforce(over=True)
         return entry
 
     def _reweigh(self, key: str, entry: _Entry, delta: int | None = None) -> None:
@@ -481,10 +585,10 @@ class MemoryStore:
         max_bytes = self.max_bytes
         return max_bytes is not None and self._bytes > max_bytes
 
-    def _enforce(self) -> None:
-        """Evict by policy until both limits hold. Lock held."""
+    def _enforce(self, *, over: bool = False) -> None:
+        """Evict by policy until both limits hold (``over``: the caller saw them broken). Lock held."""
         policy = self._policy
-        if policy is None or not self._over():
+        if policy is None or not (over or self._over()):
             return
         if self._reads:
             self._drain_reads()  # the victim is chosen on every hit so far
@@ -497,14 +601,20 @@ class MemoryStore:
         max_entries = self.max_entries
         max_bytes = self.max_bytes
         pool = self._pool
+        # The first key of the map is the victim when the map is the order (_InlineLRU).
+        popfirst = data.popitem if not self._tracks_keys else None
         # The loop of _over() and _remove_evicted(), inlined: it runs once per evicted key.
         while (max_entries is not None and len(data) > max_entries) or (
             max_bytes is not None and self._bytes > max_bytes
         ):
-            victim: Any = policy.evict()
-            entry = data.pop(victim, None)
-            if entry is None:
-                continue  # the policy knew a key the store had already dropped
+            entry: _Entry | None
+            if popfirst is not None:
+                entry = popfirst(last=False)[1]  # type: ignore[call-arg]
+            else:
+                victim: Any = policy.evict()
+                entry = data.pop(victim, None)
+                if entry is None:
+                    continue  # the policy knew a key the store had already dropped
             weight = entry.weight
             if weight:
                 self._bytes -= weight
@@ -609,7 +719,8 @@ class MemoryStore:
             if capacity is None:
                 self._policy = None
                 self._on_access = self._record_miss = None
-                self._fast_access = self._reads = None
+                self._tracks_keys = False
+                self._update_write_path()
                 return
             if self._policy is None:
                 self._make_policy(self.policy_name)
@@ -620,6 +731,7 @@ class MemoryStore:
             else:
                 self._policy_weighs = self.max_entries is None
                 self._policy.resize(capacity)
+            self._update_write_path()
             self._enforce()
 
     def counters(self, prefix: str | None = None) -> StoreCounters:
@@ -701,10 +813,19 @@ class MemoryStore:
         lock = self._lock
         clock = self.clock
         store = self
+        access = self._fast_access
+        reads = self._reads
         every = sample_every
-        # ``n & mask`` (cheaper than ``%``) decides for a power of two; otherwise mask is 0 and
-        # ``n % every`` decides.
-        mask = every - 1 if every & (every - 1) == 0 else 0
+        # One test per call, ``h & mask``, finds the calls with periodic work (a "tick"): the
+        # latency sample (``h % every == 0``) and the read buffer's drain. For a power of two
+        # ``every`` the ticks are its multiples, at most _DRAIN_PERIOD apart; otherwise every
+        # call is a tick, which then tests ``h % every`` and drains less often.
+        if every & (every - 1) == 0:
+            mask = min(every, _DRAIN_PERIOD) - 1
+            drain_at = 1
+        else:
+            mask = 0
+            drain_at = _DRAIN_PERIOD
         perf_counter = time.perf_counter
         timing = False  # a timed run is under way (in any thread): do not nest another
 
@@ -756,14 +877,23 @@ class MemoryStore:
                 # Due (the full path drops it), sliding (the full path extends it under the
                 # lock) or a collection (a plain get refuses it): not for this path.
                 return full_get(key, default)
-            access = store._fast_access
             if access is not None:
                 try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
                     access(k)
                 except KeyError:
                     pass  # evicted by another thread after our read: the read came first
             h = stats.hits + 1
-            if h & mask or h % every or timing:
+            if h & mask:
+                stats.hits = h
+                return value
+            # A tick: replay the buffered hits into the policy, and perhaps time this call.
+            if reads is not None and len(reads) >= drain_at:
+                lock.acquire()
+                try:
+                    store._drain_reads()
+                finally:
+                    lock.release()
+            if h % every or timing:
                 stats.hits = h
                 return value
             return timed(key, default)
@@ -819,6 +949,98 @@ class MemoryStore:
             lock.release()
         if self._pool is not None:
             self._relieve_pool()
+
+    def fused_set(
+        self,
+        *,
+        owner: Any,
+        prefix: str,
+        stats: StatsRecorder,
+        hooks: Hooks,
+        sample_every: int,
+        full_set: Callable[..., None],
+    ) -> Callable[..., None]:
+        """A ``Cache.set`` for this store in one Python frame (the sync facade installs it).
+
+        ``owner`` is the facade (its ``default_ttl``, its ``_closed`` flag and its latency
+        tick are read per call). The common case — a str key, no hooks, no ttl, a store that
+        weighs nothing and keeps its order in its map (lru, fifo, or unbounded) — is done
+        inline under the store's lock, eviction included; anything else goes to
+        ``full_set``, the facade's method (which counts errors and fires hooks), and so does
+        one write in ``sample_every`` (after setting the facade's tick so that it times that
+        call). Nothing on the inline path can fail: no weigher runs, no limit refuses.
+        """
+        data = self._data
+        data_get = data.get
+        lock = self._lock
+        acquire = lock.acquire
+        release = lock.release
+        clock = self.clock
+        store = self
+        move = data.move_to_end if type(data) is OrderedDict else None
+        popfirst = data.popitem
+        every = sample_every
+        mask = every - 1 if every & (every - 1) == 0 else 0
+
+        def set(key: Any, value: Any, ttl: Any = UNSET) -> None:  # noqa: A001 - the facade's name
+            if hooks.active or owner._closed or type(key) is not str:
+                return full_set(key, value, ttl)
+            if ttl is UNSET:
+                seconds = owner.default_ttl
+            elif ttl is None:
+                seconds = None
+            else:
+                return full_set(key, value, ttl)  # numbers and timedeltas: validated there
+            if seconds is not None or not store._simple_writes:
+                return full_set(key, value, ttl)
+            n = stats.sets + 1
+            if not n & mask and not n % every:
+                owner._tick = every  # makes the full path time this call
+                return full_set(key, value, ttl)
+            k = prefix + key
+            done = False
+            acquire()
+            try:
+                # Re-checked under the lock: a concurrent resize may have turned weighing on.
+                if store._simple_writes:
+                    done = True
+                    now = clock()
+                    heap = store._heap
+                    if heap and heap[0][0] <= now:
+                        store._purge_locked(now, 8)  # as _put does
+                    entry = data_get(k)
+                    if entry is None:
+                        entry = _new_entry(_Entry)
+                        entry.value = value
+                        entry.expires = entry.window = None
+                        entry.weight = 0
+                        entry.version = 1
+                        entry.created = entry.updated = now
+                        data[k] = entry
+                        max_entries = store.max_entries
+                        if max_entries is not None and store._policy is not None and len(data) > max_entries:
+                            if heap:
+                                store._enforce(over=True)  # expired entries go before live ones
+                            else:
+                                # The map is the order: its first key is the victim.
+                                while len(data) > max_entries:
+                                    popfirst(last=False)  # type: ignore[call-arg]
+                                    store.evictions += 1
+                    else:
+                        entry.value = value
+                        entry.expires = entry.window = None
+                        entry.version += 1
+                        entry.updated = now
+                        if move is not None:
+                            move(k)  # an overwrite refreshes the key (lru) or its age (fifo)
+            finally:
+                release()
+            if not done:
+                return full_set(key, value, ttl)
+            stats.sets = n
+            return None
+
+        return set
 
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         """Store every item with the same ttl, atomically (all weighed before any is stored)."""

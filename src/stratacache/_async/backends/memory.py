@@ -91,6 +91,11 @@ class AsyncMemoryBackend(AsyncBackend):
         """The store's one-frame ``get`` builder, used by the sync facade (see MemoryStore.fused_get)."""
         return self.store.fused_get
 
+    @property
+    def fused_set(self) -> Any:
+        """The store's one-frame ``set`` builder, used by the sync facade (see MemoryStore.fused_set)."""
+        return self.store.fused_set
+
     async def get(self, key: str) -> Any:
         return self.store.get(key)
 
