@@ -7,6 +7,9 @@ free loopback ports, never mocks).
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -29,6 +32,10 @@ from servers import (  # noqa: F401 - fixtures re-exported for every test module
 from stratacache import AsyncCache, AsyncMemoryBackend, Cache, MemoryBackend
 from stratacache.testing import FakeClock, RealClock
 
+# One directory for the file backend's conformance runs (each test clears the cache first).
+_FILE_DIR = tempfile.mkdtemp(prefix="stratacache-conformance-")
+atexit.register(shutil.rmtree, _FILE_DIR, True)
+
 # name -> keyword arguments for Cache/AsyncCache; "clock" is filled in per test.
 BACKENDS: dict[str, dict[str, Any] | Callable[[Any], dict[str, Any]]] = {
     "memory": {"backend": "memory", "clock": True},
@@ -40,6 +47,7 @@ BACKENDS: dict[str, dict[str, Any] | Callable[[Any], dict[str, Any]]] = {
     "memory-bytes": {"backend": "memory", "clock": True, "max_bytes": 64 * 2**20, "max_entries": None},
     "memory-msgpack": {"backend": "memory", "clock": True, "serializer": "msgpack"},
     "null": {"backend": "null"},
+    "file": {"backend": "file", "clock": True, "directory": _FILE_DIR},
     # Three memory nodes on a ring, sharing the test's clock.
     "sharded-memory": lambda clock: {
         "backend": "sharded",

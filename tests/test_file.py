@@ -16,7 +16,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from stratacache._config import parse_mapping, parse_url
 from stratacache._sync.backends.file import FileBackend
 from stratacache.core.file_store import DB_NAME, FileStore, glob_literal_prefix, prefix_bounds
 from stratacache.core.janitor import janitor
-from stratacache.testing import AsyncCacheConformance, CacheConformance, FakeClock
+from stratacache.testing import FakeClock
 
 
 @pytest.fixture
@@ -48,22 +47,7 @@ def cache_clock() -> FakeClock:
     return FakeClock(start=1_700_000_000.0)
 
 
-class TestAsyncFileConformance(AsyncCacheConformance):
-    """AsyncCache over the file backend."""
-
-    @pytest.fixture
-    async def acache(self, tmp_path: Path, cache_clock: FakeClock) -> AsyncIterator[AsyncCache]:
-        async with AsyncCache(f"file://{tmp_path}/cache", clock=cache_clock) as c:
-            yield c
-
-
-class TestSyncFileConformance(CacheConformance):
-    """Cache over the file backend."""
-
-    @pytest.fixture
-    def cache(self, tmp_path: Path, cache_clock: FakeClock) -> Iterator[Cache]:
-        with Cache(f"file://{tmp_path}/cache", clock=cache_clock) as c:
-            yield c
+# The conformance suite runs on the file backend from tests/conftest.py (BACKENDS["file"]).
 
 
 # ---------------------------------------------------------------------------------------------
