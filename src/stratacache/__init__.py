@@ -11,6 +11,8 @@ This module only re-exports; importing it imports no driver and creates nothing.
 
 from __future__ import annotations
 
+from typing import Any as _Any
+
 from ._async.backends.base import AsyncBackend, BackendCounters, Capabilities
 from ._async.backends.memory import AsyncMemoryBackend
 from ._async.backends.null import AsyncNullBackend
@@ -43,6 +45,37 @@ from .decorators import cached
 from .serializers import Codec, Serializer
 
 __version__ = "0.1.0"
+
+# Backends whose modules import a driver (or are simply not needed by most users) are
+# exported lazily: the name resolves on first use, so ``import stratacache`` stays light.
+_LAZY: dict[str, str] = {
+    "RedisBackend": "stratacache._sync.backends.redis",
+    "AsyncRedisBackend": "stratacache._async.backends.redis",
+    "MemcachedBackend": "stratacache._sync.backends.memcached",
+    "AsyncMemcachedBackend": "stratacache._async.backends.memcached",
+    "FileBackend": "stratacache._sync.backends.file",
+    "AsyncFileBackend": "stratacache._async.backends.file",
+    "LayeredBackend": "stratacache._sync.backends.layered",
+    "AsyncLayeredBackend": "stratacache._async.backends.layered",
+    "ShardedBackend": "stratacache._sync.backends.sharded",
+    "AsyncShardedBackend": "stratacache._async.backends.sharded",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stratacache' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "HOOK_NAMES",
@@ -83,4 +116,14 @@ __all__ = [
     "__version__",
     "cached",
     "register_backend",
+    "RedisBackend",
+    "AsyncRedisBackend",
+    "MemcachedBackend",
+    "AsyncMemcachedBackend",
+    "FileBackend",
+    "AsyncFileBackend",
+    "LayeredBackend",
+    "AsyncLayeredBackend",
+    "ShardedBackend",
+    "AsyncShardedBackend",
 ]
