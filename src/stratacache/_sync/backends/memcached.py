@@ -331,8 +331,9 @@ class MemcachedBackend(Backend):
     def _by_node(self, keys: Sequence[str]) -> dict[str, dict[bytes, str]]:
         """Group keys by node: node address -> {wire key: key}."""
         groups: dict[str, dict[bytes, str]] = {}
+        namespaced = self._prefixes
         for key in keys:
-            wk = self._wire(key)
+            wk = self._wire(key) if namespaced else wire_key(key)
             groups.setdefault(self._pick(wk).address, {})[wk] = key
         return groups
 
@@ -428,6 +429,12 @@ class MemcachedBackend(Backend):
         """One ``get k1 k2 ...`` per node (concurrently in the async flavour)."""
         if not keys:
             return {}
+        single = self._single
+        if single is not None and not self._prefixes and not self._health.dead_until:
+            # The common case in one pass: one server, no namespace to resolve.
+            wire = {wire_key(key): key for key in keys}
+            hits = self._guard(single, "get_many", None, single.get_many, list(wire))
+            return {wire[wk]: data for wk, (data, flags) in hits.items() if flags not in _KIND}
         groups = self._by_node(keys)
         calls = [
             functools.partial(

@@ -1,0 +1,253 @@
+"""Micro-benchmark: stratacache's Memcached backend against raw clients, side by side, one run.
+
+Run from the repository root (memcached must be on PATH)::
+
+    PYTHONPATH=src python benchmarks/bench_memcached.py            # about a minute
+    PYTHONPATH=src python benchmarks/bench_memcached.py --quick    # about 15 seconds
+
+The script starts its own throw-away ``memcached`` on a free loopback port and stops it at
+the end. With two or more CPUs the server is pinned to CPU 0 (``taskset -c 0``) and this
+client process to CPU 1 (``os.sched_setaffinity``), so a round trip does not wait for the
+scheduler to switch between client and server (``--no-pin`` turns this off).
+
+Contenders, all reading the very bytes stratacache wrote (msgpack with its 4-byte header):
+
+* sync ``get``: ``Cache.get`` vs raw ``pymemcache.Client.get`` with the backend's socket
+  settings (1 s timeouts, TCP_NODELAY), vs ``pymemcache.PooledClient.get`` (what a pooled
+  app uses), and, for information, a ``Client`` with no timeout (blocking socket: no poll()
+  before each recv(), which no production client should run without);
+* sync ``get_many`` of 100 keys, per key: ``Cache.get_many`` vs raw ``Client.get_many``;
+* async ``get``: ``AsyncCache.get`` vs our raw asyncio node client (the driver under the
+  backend), aiomcache 0.8 and emcache 1.3 (each with a pool, awaited one call at a time).
+
+Figures are ns per operation (per key for batches), median of interleaved rounds (the order
+rotates every round so drift hits every contender alike), garbage collector off while
+timing. The output is RATIOS measured in the same run; nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+try:
+    import stratacache as sc
+except ImportError:  # running without PYTHONPATH=src: use the checkout this file lives in
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    import stratacache as sc
+
+from pymemcache.client.base import Client, PooledClient
+
+from stratacache._drivers.memcached_async import AsyncMemcachedNode
+from stratacache.core.memcached_keys import wire_key
+
+SERVER_CPU, CLIENT_CPU = 0, 1
+perf_counter_ns = time.perf_counter_ns
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(pin: bool) -> tuple[subprocess.Popen[bytes], int, bool]:
+    port = free_port()
+    cmd = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "1"]
+    if os.geteuid() == 0:
+        cmd += ["-u", "root"]
+    pinned = pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    if pinned:
+        cmd = ["taskset", "-c", str(SERVER_CPU), *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port, pinned
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("memcached did not start")
+
+
+def rounds(contenders: dict[str, Callable[[], int]], count: int) -> dict[str, float]:
+    """Median ns/op of each contender over ``count`` interleaved rounds (order rotating)."""
+    names = list(contenders)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(count):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            gc.disable()
+            try:
+                samples[name].append(contenders[name]())
+            finally:
+                gc.enable()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def timed_loop(call: Callable[[Any], Any], keys: list[Any], per: int = 1) -> Callable[[], int]:
+    def run() -> int:
+        start = perf_counter_ns()
+        for key in keys:
+            call(key)
+        return (perf_counter_ns() - start) // (len(keys) * per)
+
+    return run
+
+
+def async_timed_loop(
+    loop: asyncio.AbstractEventLoop, call: Callable[[Any], Awaitable[Any]], keys: list[Any]
+) -> Callable[[], int]:
+    async def body() -> int:
+        start = perf_counter_ns()
+        for key in keys:
+            await call(key)
+        return (perf_counter_ns() - start) // len(keys)
+
+    return lambda: loop.run_until_complete(body())
+
+
+def report(title: str, results: dict[str, float], base: str) -> None:
+    print(f"\n{title}")
+    for name, ns in results.items():
+        ratio = "" if name == base else f"   stratacache / this = {results[base] / ns:5.2f}x"
+        print(f"  {name:<34} {ns / 1000:8.2f} us/op{ratio}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (about 15 s)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin client and server to CPUs")
+    args = parser.parse_args(argv)
+    n_rounds, n_ops = (7, 1000) if args.quick else (21, 2000)
+    proc, port, pinned = start_server(not args.no_pin)
+    if pinned:
+        os.sched_setaffinity(0, {CLIENT_CPU})
+    try:
+        run(port, n_rounds, n_ops)
+    finally:
+        proc.terminate()
+        proc.wait()
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, memcached on 127.0.0.1:{port}, "
+        + (f"server on CPU {SERVER_CPU} (taskset), client on CPU {CLIENT_CPU}" if pinned else "not pinned")
+    )
+    return 0
+
+
+def run(port: int, n_rounds: int, n_ops: int) -> None:
+    url = f"memcached://127.0.0.1:{port}"
+    cache = sc.Cache(url)
+    keys = [f"bench:{i}" for i in range(100)]
+    cache.set_many({key: {"id": i, "name": f"user {i}"} for i, key in enumerate(keys)})
+    wire = [wire_key(key) for key in keys]
+    get_keys = [keys[i % 100] for i in range(n_ops)]
+    get_wire = [wire[i % 100] for i in range(n_ops)]
+
+    # The same socket settings as the backend's (its defaults: 1 s connect and read timeouts,
+    # TCP_NODELAY); a socket with a timeout costs CPython a poll() before each recv().
+    same = {"no_delay": True, "connect_timeout": 1.0, "timeout": 1.0, "default_noreply": False}
+    raw = Client(("127.0.0.1", port), **same)
+    bare = Client(("127.0.0.1", port), no_delay=True, default_noreply=False)
+    pooled = PooledClient(("127.0.0.1", port), max_pool_size=8, **same)
+    assert raw.get(wire[0]) is not None
+    print(f"memcached {raw.version().decode()}, pymemcache, {n_rounds} rounds of {n_ops} gets")
+
+    gets = rounds(
+        {
+            "Cache.get (stratacache)": timed_loop(cache.get, get_keys),
+            "pymemcache Client.get (raw)": timed_loop(raw.get, get_wire),
+            "pymemcache PooledClient.get (raw)": timed_loop(pooled.get, get_wire),
+            "pymemcache Client.get, no timeout": timed_loop(bare.get, get_wire),
+        },
+        n_rounds,
+    )
+    report("sync get, one key", gets, "Cache.get (stratacache)")
+
+    batches = [keys] * max(1, n_ops // 100)
+    wire_batches = [wire] * len(batches)
+    many = rounds(
+        {
+            "Cache.get_many(100) (stratacache)": timed_loop(cache.get_many, batches, per=100),
+            "pymemcache Client.get_many(100)": timed_loop(raw.get_many, wire_batches, per=100),
+        },
+        n_rounds,
+    )
+    report("sync get_many of 100 keys, per key", many, "Cache.get_many(100) (stratacache)")
+
+    loop = asyncio.new_event_loop()
+    try:
+        async_results = loop.run_until_complete(_async_setup(loop, url, port, get_keys, get_wire, n_rounds))
+    finally:
+        loop.close()
+    report("async get, one key (awaited one at a time)", async_results, "AsyncCache.get (stratacache)")
+    cache.close()
+    bare.close()
+    raw.close()
+    pooled.close()
+
+
+async def _async_setup(
+    loop: asyncio.AbstractEventLoop, url: str, port: int, keys: list[str], wire: list[bytes], n_rounds: int
+) -> dict[str, float]:
+    import aiomcache
+    import emcache
+
+    acache = sc.AsyncCache(url)
+    node = AsyncMemcachedNode("127.0.0.1", port, pool_size=8)
+    aio = aiomcache.Client("127.0.0.1", port, pool_size=8)
+    em = await emcache.create_client(
+        [emcache.MemcachedHostAddress("127.0.0.1", port)], max_connections=8, timeout=1.0
+    )
+    assert await acache.get(keys[0]) is not None
+    assert await node.get(wire[0]) is not None
+    assert await aio.get(wire[0]) is not None
+    assert await em.get(wire[0]) is not None
+
+    # rounds() drives each contender's loop with run_until_complete, so it must run outside
+    # this coroutine: hand back a thunk that the caller's loop executes in a worker thread.
+    contenders = {
+        "AsyncCache.get (stratacache)": acache.get,
+        "raw asyncio node (our driver)": node.get,
+        "aiomcache Client.get": aio.get,
+        "emcache Client.get": em.get,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for r in range(n_rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            call = contenders[name]
+            args = keys if name.startswith("AsyncCache") else wire
+            gc.disable()
+            try:
+                start = perf_counter_ns()
+                for key in args:
+                    await call(key)
+                samples[name].append((perf_counter_ns() - start) / len(args))
+            finally:
+                gc.enable()
+    await acache.close()
+    await node.close()
+    await aio.close()
+    await em.close()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
