@@ -19,6 +19,7 @@ from servers import (  # noqa: F401 - fixtures re-exported for every test module
     memcached_pair,
     memcached_server,
     memcached_server_factory,
+    memcached_url,
     redis_cluster,
     redis_cluster_factory,
     redis_password_server,
@@ -70,6 +71,14 @@ SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "rediss": ("redis_tls_server", lambda server: {"backend": server.tls_url}),
     "redis-cluster": ("redis_cluster", lambda cluster: {"backend": cluster.url}),
     "redis-sentinel": ("redis_sentinel", lambda sentinels: {"backend": sentinels.url}),
+    "memcached": (
+        "memcached_server",
+        lambda server: {"backend": server.url, "max_value_size": server.item_size_limit},
+    ),
+    "memcached-2": (
+        "memcached_pair",
+        lambda pair: {"backend": memcached_url(pair), "max_value_size": pair[0].item_size_limit},
+    ),
     "sharded-redis": (
         "redis_trio",
         lambda trio: {"backend": "sharded", "nodes": [server.url for server in trio]},

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from servers import MemcachedServer, MemcachedServerFactory, memcached_pair, memcached_url  # noqa: F401
+from servers import MemcachedServer, MemcachedServerFactory, memcached_url
 from stratacache import (
     AsyncCache,
     BackendUnavailable,
@@ -46,7 +46,6 @@ from stratacache.core.memcached_keys import (
     namespaced_key,
     wire_key,
 )
-from stratacache.testing import AsyncCacheConformance, CacheConformance, RealClock
 
 TWO_MB = 2 * 1024 * 1024
 
@@ -55,10 +54,9 @@ TWO_MB = 2 * 1024 * 1024
 
 
 @pytest.fixture
-def mc_pair(request: pytest.FixtureRequest) -> list[MemcachedServer]:
+def mc_pair(memcached_pair: tuple[MemcachedServer, MemcachedServer]) -> list[MemcachedServer]:
     """The session's two memcached nodes (2 MiB item limit), as a list."""
-    # By name: the fixture is imported from servers.py (conftest does not re-export it yet).
-    return list(request.getfixturevalue("memcached_pair"))
+    return list(memcached_pair)
 
 
 def url(servers: list[MemcachedServer]) -> str:
@@ -106,43 +104,8 @@ async def amc(mc_pair: list[MemcachedServer]) -> AsyncIterator[AsyncCache]:
         yield cache
 
 
-# ----------------------------------------------------------------------------- conformance
-
-
-class TestMemcachedAsyncConformance(AsyncCacheConformance):
-    """The public suite through AsyncCache, on one node and on two."""
-
-    @pytest.fixture(params=[1, 2], ids=["1-node", "2-nodes"])
-    def mc_url(self, request: pytest.FixtureRequest, mc_pair: list[MemcachedServer]) -> str:
-        return url(mc_pair[: request.param])
-
-    @pytest.fixture
-    def cache_clock(self) -> RealClock:
-        return RealClock()
-
-    @pytest.fixture
-    async def acache(self, mc_url: str) -> AsyncIterator[AsyncCache]:
-        async with AsyncCache(mc_url, max_value_size=TWO_MB) as cache:
-            await cache.clear()
-            yield cache
-
-
-class TestMemcachedSyncConformance(CacheConformance):
-    """The public suite through Cache, on one node and on two."""
-
-    @pytest.fixture(params=[1, 2], ids=["1-node", "2-nodes"])
-    def mc_url(self, request: pytest.FixtureRequest, mc_pair: list[MemcachedServer]) -> str:
-        return url(mc_pair[: request.param])
-
-    @pytest.fixture
-    def cache_clock(self) -> RealClock:
-        return RealClock()
-
-    @pytest.fixture
-    def cache(self, mc_url: str) -> Iterator[Cache]:
-        with Cache(mc_url, max_value_size=TWO_MB) as cache:
-            cache.clear()
-            yield cache
+# The conformance suite runs on one and two memcached nodes from tests/conftest.py
+# (SERVER_BACKENDS "memcached" and "memcached-2").
 
 
 # ----------------------------------------------------------------------------- wire keys

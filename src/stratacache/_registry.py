@@ -44,7 +44,7 @@ _BACKENDS: dict[str, BackendSpec] = {
         "stratacache._async.backends.memcached:AsyncMemcachedBackend",
         "stratacache._sync.backends.memcached:MemcachedBackend",
         extra="memcached",
-        drivers=("pymemcache", "aiomcache", "emcache"),
+        drivers=("pymemcache",),
     ),
     "file": BackendSpec(
         "stratacache._async.backends.file:AsyncFileBackend",
