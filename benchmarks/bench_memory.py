@@ -184,6 +184,7 @@ class SyncCaches:
         self.sc_tinylfu = sc.Cache(f"memory://?max_entries={CAPACITY}&policy=tinylfu")
         self.sc_fifo = sc.Cache(f"memory://?max_entries={CAPACITY}&policy=fifo")
         self.sc_lfu = sc.Cache(f"memory://?max_entries={CAPACITY}&policy=lfu")
+        self.sc_random = sc.Cache(f"memory://?max_entries={CAPACITY}&policy=random")
         self.ct_lru: Any = cachetools.LRUCache(CAPACITY) if cachetools else None
         self.ct_ttl: Any = cachetools.TTLCache(CAPACITY, ttl=TTL) if cachetools else None
         self.cb_lru: Any = cachebox.LRUCache(CAPACITY) if cachebox else None
@@ -194,7 +195,7 @@ class SyncCaches:
             _fill(self.sc.set, keys.all)
             _fill(lambda k, v: self.sc_ttl.set(k, v, ttl=TTL), keys.all)
             _fill(self.sc_msgpack.set, keys.all)
-            for extra in (self.sc_tinylfu, self.sc_fifo, self.sc_lfu):
+            for extra in (self.sc_tinylfu, self.sc_fifo, self.sc_lfu, self.sc_random):
                 _fill(extra.set, keys.all)
             for c in (self.ct_lru, self.ct_ttl, self.cb_lru, self.dict):
                 if c is not None:
@@ -210,6 +211,7 @@ class SyncCaches:
             self.sc_tinylfu,
             self.sc_fifo,
             self.sc_lfu,
+            self.sc_random,
             *self.extra,
         ):
             c.close()
@@ -237,6 +239,7 @@ def _probes(c: SyncCaches) -> dict[str, Callable[[str], bool]]:
         "Cache.get [tinylfu]": in_sc(c.sc_tinylfu),
         "Cache.get [fifo]": in_sc(c.sc_fifo),
         "Cache.get [lfu]": in_sc(c.sc_lfu),
+        "Cache.get [random]": in_sc(c.sc_random),
         "dict.get": c.dict.__contains__,
     }
     if c.ct_lru is not None:
@@ -258,6 +261,7 @@ def get_contenders(c: SyncCaches, ops: list[str], *, miss: bool) -> list[Contend
         C("Cache.get [tinylfu]", ROLE_SC, lambda: loop_call1(c.sc_tinylfu.get, ops), "the default policy"),
         C("Cache.get [fifo]", ROLE_SC, lambda: loop_call1(c.sc_fifo.get, ops), "policy=fifo"),
         C("Cache.get [lfu]", ROLE_SC, lambda: loop_call1(c.sc_lfu.get, ops), "policy=lfu"),
+        C("Cache.get [random]", ROLE_SC, lambda: loop_call1(c.sc_random.get, ops), "policy=random"),
     ]
     if c.ct_lru is not None:
         lru, ttl = c.ct_lru, c.ct_ttl

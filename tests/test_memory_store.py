@@ -1035,3 +1035,26 @@ def test_fused_set_after_a_resize_weighs_entries() -> None:
     cache.set("b", "yyyy")
     assert store.pool_bytes == sum(memory_store.default_weigher(k, e.value) for k, e in store._data.items())
     cache.close()
+
+
+def test_only_sliding_stores_pay_for_a_window_slot(clock: FakeClock) -> None:
+    plain = MemoryStore(clock=clock)
+    plain.set("k", 1, 5)
+    plain.expire("k", 7)
+    assert not hasattr(plain._data["k"], "__dict__")
+    assert type(plain._data["k"]).__name__ == "_Entry"
+    sliding = MemoryStore(clock=clock, expire_after_access=10)
+    sliding.set("k", 1, None)
+    sliding.set("t", 1, 3)  # its own ttl is its window
+    sliding.push("l", [1], left=False)
+    for _ in range(3):
+        clock.advance(2)
+        assert sliding.get("t") == 1
+        assert sliding.llen("l") == 1
+    assert sliding.ttl("t") == 3
+    sliding.set("t", 2, None)  # rewritten without a ttl: the store's window
+    assert sliding.ttl("t") == 10
+    assert sliding.expire("k", 4)
+    clock.advance(3)
+    assert sliding.get("k") == 1
+    assert sliding.ttl("k") == 4

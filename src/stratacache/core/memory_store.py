@@ -85,27 +85,34 @@ class _Hash(dict[str, Any]):
 
 
 class _Entry:
-    """One stored value and its metadata. Slotted: 24 bytes a key less than a 7-item list."""
+    """One stored value and its metadata, in six slots (88 bytes with the object's headers).
 
-    __slots__ = ("created", "expires", "updated", "value", "version", "weight", "window")
+    ``value``; ``expires``, a monotonic deadline or None; ``weight`` in bytes when the store
+    weighs entries, else 0; ``version``, incremented on every write; ``created`` and
+    ``updated`` (one float object for both until the first overwrite). Built with
+    ``object.__new__`` and its fields set by the store (no ``__init__`` frame per insert).
+    """
 
-    def __init__(  # noqa: PLR0917 - built positionally once per write, on the hot path
-        self,
-        value: Any,
-        expires: float | None,
-        weight: int,
-        version: int,
-        created: float,
-        updated: float,
-        window: float | None,
-    ) -> None:
-        self.value = value
-        self.expires = expires  # monotonic deadline, or None
-        self.weight = weight  # bytes, when the store weighs entries; else 0
-        self.version = version  # incremented on every write
-        self.created = created
-        self.updated = updated
-        self.window = window  # sliding-expiry window, or None
+    __slots__ = ("created", "expires", "updated", "value", "version", "weight")
+
+    value: Any
+    expires: float | None
+    weight: int
+    version: int
+    created: float
+    updated: float
+    #: The sliding-expiry window: always None here; see _SlidingEntry.
+    window: float | None = None
+
+
+class _SlidingEntry(_Entry):
+    """An entry of a store with ``expire_after_access``: a seventh slot for its window.
+
+    Only such stores have windows, so the other stores' entries do without the slot (8 bytes
+    an entry); the class attribute ``_Entry.window`` reads as None for them.
+    """
+
+    __slots__ = ("window",)
 
 
 _new_entry = object.__new__
@@ -429,8 +436,9 @@ class MemoryStore:
                 self._remove(key, entry)
                 self.expirations += 1
                 return None
-            if entry.window is not None:
-                entry.expires = now + entry.window
+            window = entry.window
+            if window is not None:
+                entry.expires = now + window
         return entry
 
     def _touch(self, key: str, entry: _Entry) -> None:
@@ -514,15 +522,16 @@ class MemoryStore:
         policy = self._policy
         policy_weight = weight if self._policy_weighs else 1
         if entry is None:
-            # _Entry's fields set here rather than by its __init__: one Python frame less per
-            # insert (the constructor stays, for everything else).
-            entry = _new_entry(_Entry)
+            if self.expire_after_access is None:
+                entry = _new_entry(_Entry)
+            else:
+                entry = _new_entry(_SlidingEntry)
+                entry.window = window
             entry.value = value
             entry.expires = expires
             entry.weight = weight
             entry.version = 1
             entry.created = entry.updated = now
-            entry.window = window
             data[key] = entry
             if self._tracks_keys:
                 policy.on_insert(key, policy_weight)  # type: ignore[union-attr]
@@ -536,7 +545,8 @@ class MemoryStore:
             entry.weight = weight
             entry.version += 1
             entry.updated = now
-            entry.window = window
+            if window is not None or type(entry) is _SlidingEntry:
+                entry.window = window  # type: ignore[misc]  # a _SlidingEntry here
             if policy is not None:
                 policy.on_update(key, policy_weight)
         if expires is not None and (scheduled is None or expires < scheduled):
@@ -815,6 +825,7 @@ class MemoryStore:
         store = self
         access = self._fast_access
         reads = self._reads
+        sliding = self.expire_after_access is not None  # every deadline slides: full path
         every = sample_every
         # One test per call, ``h & mask``, finds the calls with periodic work (a "tick"): the
         # latency sample (``h % every == 0``) and the read buffer's drain. For a power of two
@@ -871,9 +882,7 @@ class MemoryStore:
                 return default
             value = entry.value
             expires = entry.expires
-            if expires is not None and (
-                expires <= clock() or entry.window is not None or type(value) in _NATIVE_TYPES
-            ):
+            if expires is not None and (expires <= clock() or sliding or type(value) in _NATIVE_TYPES):
                 # Due (the full path drops it), sliding (the full path extends it under the
                 # lock) or a collection (a plain get refuses it): not for this path.
                 return full_get(key, default)
@@ -1012,7 +1021,7 @@ class MemoryStore:
                     if entry is None:
                         entry = _new_entry(_Entry)
                         entry.value = value
-                        entry.expires = entry.window = None
+                        entry.expires = None
                         entry.weight = 0
                         entry.version = 1
                         entry.created = entry.updated = now
@@ -1028,7 +1037,7 @@ class MemoryStore:
                                     store.evictions += 1
                     else:
                         entry.value = value
-                        entry.expires = entry.window = None
+                        entry.expires = None
                         entry.version += 1
                         entry.updated = now
                         if move is not None:
@@ -1112,7 +1121,8 @@ class MemoryStore:
             if expires is None and type(entry.value) in _NATIVE:
                 expires = _FOREVER
             entry.expires = expires
-            entry.window = window
+            if window is not None or type(entry) is _SlidingEntry:
+                entry.window = window  # type: ignore[misc]  # a _SlidingEntry here
             self._schedule(key, expires)
             return True
 
