@@ -1317,3 +1317,92 @@ def test_ping_and_health_with_redis(redis_server: RedisServer) -> None:
         report = cache.health()
         assert report.healthy
         assert report.backend.startswith("layered(memory(")
+
+
+async def test_fallback_paths_async() -> None:
+    """The async flavour's fallback branches (the sync ones are covered above)."""
+    clock = FakeClock()
+    top = AsyncWrapped(AsyncMemoryBackend(clock=clock))
+    bottom = AsyncWrapped(AsyncMemoryBackend(clock=clock))
+    backend = AsyncLayeredBackend([top, bottom], clock=clock, on_write_failure="degrade", failure_threshold=1)
+    cache = AsyncCache(backend)
+    await cache.set_many({"a": 1, "b": 2})
+    top.inner.store.clear(None)
+    assert await cache.get_many(["a", "b"]) == {"a": 1, "b": 2}  # filled from below
+    assert top.inner.store.get("a") == 1
+    bottom.down = True
+    assert await cache.get_many(["a", "zz"]) == {"a": 1}
+    assert await cache.exists("a") is True
+    assert await cache.exists("zz") is False
+    assert await cache.ttl("a") == pytest.approx(5.0)
+    await cache.set("c", 3)
+    await cache.set_many({"d": 4})
+    assert await cache.expire("c", 10) is True
+    assert await cache.delete("c") is True
+    assert await cache.delete_many(["d"]) == 1
+    assert await cache.delete_pattern("*") >= 1
+    await cache.clear()
+    for call in (cache.incr("n"), cache.add("x", 1), cache.lpush("l", 1), cache.hgetall("h")):
+        with pytest.raises(BackendUnavailable):
+            await call
+    with pytest.raises(BackendUnavailable, match="tier 1"):
+        await cache.ping()
+    assert (await cache.health()).healthy is False
+    top.down = True
+    for check in (cache.get("a"), cache.get_many(["a"]), cache.exists("a"), cache.ttl("a")):
+        with pytest.raises(BackendUnavailable):
+            await check
+    stats = await cache.stats()
+    assert stats.backend["degraded_writes"] == 7
+    assert [tier["circuit"] for tier in stats.backend["tiers"]] == ["open", "open"]
+    top.down = bottom.down = False
+    clock.advance(2)
+    await cache.set("back", 1)
+    assert await cache.get("back") == 1
+    await cache.close()
+    assert bottom.calls["close"] == 1
+
+
+async def test_write_failure_raise_async() -> None:
+    clock = FakeClock()
+    top = AsyncMemoryBackend(clock=clock)
+    bottom = AsyncWrapped(AsyncMemoryBackend(clock=clock))
+    cache = AsyncCache(AsyncLayeredBackend([top, bottom], clock=clock))
+    await cache.set("k", 1)
+    top.store.set("p:1", 1, None)
+    bottom.down = True
+    for call in (
+        cache.set("k", 2),
+        cache.set_many({"k": 2}),
+        cache.delete("k"),
+        cache.delete_many(["k"]),
+        cache.expire("k", 1),
+        cache.delete_pattern("p:*"),
+        cache.clear(),
+    ):
+        with pytest.raises(BackendUnavailable):
+            await call
+    assert top.store.get("k") is MISSING
+    assert top.store.get("p:1") is MISSING
+    await cache.close()
+
+
+async def test_invalidation_between_caches_async(redis_server: RedisServer) -> None:
+    redis_server.flush()
+    async with (
+        AsyncCache(backend="layered", tiers=["memory", redis_server.url]) as a,
+        AsyncCache(backend="layered", tiers=["memory", redis_server.url]) as b,
+    ):
+        assert await a.backend.wait_listening()  # type: ignore[attr-defined]
+        assert await b.backend.wait_listening()  # type: ignore[attr-defined]
+        backend = b.backend
+        received = backend._received  # type: ignore[attr-defined]
+        await a.set_many({"k": 1, "p:1": 1})
+        await async_wait_until(lambda: backend._received > received)  # type: ignore[attr-defined]
+        assert await b.get_many(["k", "p:1"]) == {"k": 1, "p:1": 1}
+        assert l1(b).get("k") is not MISSING
+        await a.delete_pattern("p:*")
+        await async_wait_until(lambda: l1(b).get("p:1") is MISSING)
+        await a.clear()
+        await async_wait_until(lambda: l1(b).get("k") is MISSING)
+        assert (await b.stats()).backend["invalidation"]["state"] == "listening"
