@@ -26,7 +26,7 @@ from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stats import Stats, StatsRecorder
 from ..serializers import Codec, Serializer
-from .backends.base import Backend
+from .backends.base import Backend, Decoded
 from .backends.closed import ClosedBackend
 from .patterns import FlightGroup
 
@@ -190,6 +190,8 @@ class Cache:
                 compression_threshold=options.get("compression_threshold", 1024),
                 encryption_keys=options.get("encryption_keys"),
             )
+        if self._codec is not None:
+            self._backend.attach_codec(self._codec)
         self._sample_every: int = options.get("latency_sample", 64)
         self._tick = 0
         self._stats = StatsRecorder()
@@ -296,6 +298,8 @@ class Cache:
         # Counters made by incr are ints even in a serializing memory store.
         if codec is None or type(value) is int or value is MISSING:
             return value
+        if type(value) is Decoded:  # a layered cache's top tier keeps objects
+            return value.value
         return codec.decode(value, key)
 
     def _failed(self, operation: str, key: object, exc: CacheError) -> None:

@@ -27,7 +27,21 @@ from typing import Any, ClassVar
 
 from ..._types import Missing
 
-__all__ = ["Backend", "BackendCounters", "Capabilities"]
+__all__ = ["Backend", "BackendCounters", "Capabilities", "Decoded"]
+
+
+class Decoded:
+    """A value a backend returns already decoded, so the facade does not decode it again.
+
+    A layered cache keeps objects (not bytes) in an in-process top tier once a cache has
+    attached its codec (:meth:`Backend.attach_codec`), and wraps its top-tier hits in
+    this marker. Every other value a bytes backend returns is still decoded by the facade.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +215,13 @@ class Backend(abc.ABC):
 
         A backend that keeps state per namespace (Memcached's generation counters, which make a
         namespaced ``clear()`` O(1)) learns the prefixes here; keys then arrive already prefixed.
+        """
+
+    def attach_codec(self, codec: Any) -> None:  # noqa: B027 - most backends need nothing
+        """Called by every cache that serializes, with its :class:`~stratacache.serializers.Codec`.
+
+        A backend that can keep decoded objects somewhere (a layered cache's in-process top
+        tier) may use it to decode once on the way in and return :class:`Decoded` values.
         """
 
     def close(self) -> None:  # noqa: B027 - a no-op default is right for in-process backends

@@ -55,7 +55,7 @@ from ..._drivers.redis_sync import close_client
 from ..._exceptions import BackendUnavailable, CacheError, CacheTimeout, ConfigurationError, InvalidTTL
 from ..._types import MISSING, UNSET, Missing, Unset, normalize_ttl
 from ...core.breaker import CircuitBreaker
-from .base import Backend, BackendCounters, Capabilities
+from .base import Backend, BackendCounters, Capabilities, Decoded
 
 __all__ = ["DEFAULT_CHANNEL", "L1_TTL_WITHOUT_CHANNEL", "L1_TTL_WITH_CHANNEL", "LayeredBackend"]
 
@@ -192,6 +192,10 @@ class LayeredBackend(Backend):
                 raise ConfigurationError(str(exc)) from exc
         self.l1_ttl = cap
 
+        # -- decoded top tier: once a cache attaches its codec, an in-process top tier keeps
+        # objects, decoded once on the way in, and its hits skip the facade's decode.
+        self._codec: Any = None
+
         # -- race guard: unique stamps from one counter (next() on itertools.count is atomic)
         self._stamps = itertools.count(1)
         self._stripes = [0] * _STRIPES
@@ -225,6 +229,47 @@ class LayeredBackend(Backend):
         """Forwarded to every tier (Memcached keeps per-namespace generations, for one)."""
         for tier in self.tiers:
             tier.attach_namespace(prefix)
+
+    def attach_codec(self, codec: Any) -> None:
+        """Keep decoded objects in the top tier when it is in-process (stores objects).
+
+        The first codec attached is kept: it decodes values any cache wrote (the header names
+        the format). A value it cannot decode (another cache's signing or encryption keys) is
+        simply not copied into the top tier. Like ``memory://``, the top tier then hands out
+        the stored object itself: mutating a value you got mutates this process's copy.
+        """
+        if self._codec is None and self._top.capabilities.stores_objects:
+            self._codec = codec
+        for tier in self.tiers:
+            tier.attach_codec(codec)
+
+    def _for_top(self, key: str, value: Any) -> Any:
+        """The top tier's form of ``value`` (bytes from the facade): decoded, or MISSING when
+        it cannot be (then the top tier gets no copy)."""
+        try:
+            return self._codec.decode(value, key)
+        except CacheError:
+            return MISSING
+
+    def _set_upper(self, index: int, key: str, value: Any, ttl: float | None) -> None:
+        """Copy one value into upper tier ``index`` (decoded for a decoded top tier)."""
+        if index == 0 and self._codec is not None:
+            value = self._for_top(key, value)
+            if value is MISSING:
+                self._try(0, self._top.delete, key)
+                return
+        self._try(index, self.tiers[index].set, key, value, ttl)
+
+    def _set_many_upper(self, index: int, items: Mapping[str, Any], ttl: float | None) -> None:
+        if index == 0 and self._codec is not None:
+            decoded = {key: self._for_top(key, value) for key, value in items.items()}
+            bad = [key for key, value in decoded.items() if value is MISSING]
+            if bad:
+                self._try(0, self._top.delete_many, bad)
+            items = {key: value for key, value in decoded.items() if value is not MISSING}
+            if not items:
+                return
+        self._try(index, self.tiers[index].set_many, items, ttl)
 
     def _cap(self, ttl: float | None) -> float | None:
         """The ttl of an upper-tier copy: the entry's own, capped by ``l1_ttl``."""
@@ -476,7 +521,7 @@ class LayeredBackend(Backend):
                 self._top_breaker.record_failure()
                 return self._read_down(key, 1, [])
             if value is not MISSING:
-                return value
+                return value if self._codec is None else Decoded(value)
             return self._read_down(key, 1, [0])
         return self._read_down(key, 0, [])
 
@@ -492,7 +537,7 @@ class LayeredBackend(Backend):
             if value is not MISSING:
                 if answered:
                     self._fill(key, value, index, answered, stamp)
-                return value
+                return Decoded(value) if index == 0 and self._codec is not None else value
             answered.append(index)
         if not answered and error is not None:
             raise error  # no tier answered: the cache is unavailable, not empty
@@ -517,7 +562,7 @@ class LayeredBackend(Backend):
             self._fills_skipped += 1
             return
         for index in targets:
-            self._try(index, self.tiers[index].set, key, value, ttl)
+            self._set_upper(index, key, value, ttl)
         if self._stamp(key) != stamp or not self._fills_allowed():
             # Invalidated while we filled: what we copied may be older than the source now.
             self._drop([key], targets)
@@ -545,7 +590,10 @@ class LayeredBackend(Backend):
                 error = exc
                 continue
             if hits:
-                found.update(hits)
+                if index == 0 and self._codec is not None:
+                    found.update({key: Decoded(value) for key, value in hits.items()})
+                else:
+                    found.update(hits)
                 if answered:
                     for key, value in hits.items():
                         self._fill(key, value, index, list(answered), stamps[key])
@@ -596,7 +644,7 @@ class LayeredBackend(Backend):
             self._publish_keys([key])
         capped = self._cap(ttl)
         for index in self._upper:
-            self._try(index, self.tiers[index].set, key, value, capped)
+            self._set_upper(index, key, value, capped)
         self._settle([key], [stamp])
 
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
@@ -613,7 +661,7 @@ class LayeredBackend(Backend):
             self._publish_keys(keys)
         capped = self._cap(ttl)
         for index in self._upper:
-            self._try(index, self.tiers[index].set_many, items, capped)
+            self._set_many_upper(index, items, capped)
         self._settle(keys, stamps)
 
     def delete(self, key: str) -> bool:
