@@ -48,15 +48,10 @@ class HealthReport:
 
 
 _DEFERRED = object()
-_SAMPLED = object()
 
 
 def _defer(key: object, default: object) -> object:
     return _DEFERRED
-
-
-def _sample(key: object, default: object) -> object:
-    return _SAMPLED
 
 
 def _check_amount(amount: object, name: str = "amount") -> int:
@@ -196,7 +191,9 @@ class AsyncCache:
         self._stats = StatsRecorder()
         self._flights = AsyncFlightGroup()
         self._closed = False
-        if self._codec is None:
+        # With a codec, only a backend whose fused get returns decoded objects may use it
+        # (a layered cache's in-process top tier).
+        if self._codec is None or getattr(self._backend, "fused_get_is_decoded", False):
             self._install_fused_get()
 
     def _install_fused_get(self) -> None:
@@ -232,7 +229,7 @@ class AsyncCache:
             return
 
         self.get = fused(**state, full_get=full_get)  # type: ignore[method-assign]
-        fused_set = getattr(self._backend, "fused_set", None)
+        fused_set = None if self._codec is not None else getattr(self._backend, "fused_set", None)
         if fused_set is not None:
             # The same for set (sync only). It checks ``_closed`` itself, since close() drops
             # only the fused get.

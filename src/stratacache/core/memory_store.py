@@ -790,8 +790,12 @@ class MemoryStore:
         hooks: Hooks,
         sample_every: int,
         full_get: Callable[[Any, Any], Any],
+        miss_is_final: bool = True,
     ) -> Callable[..., Any]:
         """A ``Cache.get`` for this store in one Python frame (the facades install it).
+
+        ``miss_is_final=False`` sends every miss to ``full_get`` too: for a store that is
+        only the top tier of a layered cache, where a miss here must read the lower tiers.
 
         It serves the common cases inline — a plain value, with or without a ttl, or a miss
         — and counts hits and misses into the facade's ``stats``. Anything else (hooks, a
@@ -864,7 +868,7 @@ class MemoryStore:
             except TypeError:
                 return full_get(key, default)
             if entry is None:
-                if type(key) is not str:
+                if type(key) is not str or not miss_is_final:
                     return full_get(key, default)
                 n = stats.misses + 1
                 if not n & mask and not n % every and not timing:

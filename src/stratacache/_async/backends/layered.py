@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import itertools
 import json
 import time
@@ -241,6 +242,31 @@ class AsyncLayeredBackend(AsyncBackend):
             self._codec = codec
         for tier in self.tiers:
             tier.attach_codec(codec)
+
+    @property
+    def fused_get_is_decoded(self) -> bool:
+        """True when :attr:`fused_get` serves decoded top-tier objects (a codec is attached)."""
+        return self._codec is not None and hasattr(self._top, "fused_get")
+
+    @property
+    def fused_get(self) -> Any:
+        """The top tier's one-frame ``get`` builder, for the facade's fast path on L1 hits.
+
+        Only offered while the top tier keeps decoded objects: a hit is then exactly the
+        in-process hit of ``memory://``; a miss (or anything unusual) goes back to the full
+        path, i.e. to :meth:`get`, which reads down the tiers. Safe to bypass this backend on
+        hits: every copy in the top tier was put there by this backend, and invalidations
+        (local writes, pub/sub messages, a lost subscription) remove copies from it.
+        """
+        # The top tier holds the cache's values themselves when every tier stores objects
+        # (no codec at all), or decoded objects once a codec is attached.
+        if not (
+            self.fused_get_is_decoded
+            or (self.capabilities.stores_objects and hasattr(self._top, "fused_get"))
+        ):
+            return None
+        # A top-tier miss is not a miss of the cache: it goes to the full path.
+        return functools.partial(self._top.fused_get, miss_is_final=False)  # type: ignore[attr-defined]
 
     def _for_top(self, key: str, value: Any) -> Any:
         """The top tier's form of ``value`` (bytes from the facade): decoded, or MISSING when
