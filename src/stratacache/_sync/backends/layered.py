@@ -261,7 +261,10 @@ class LayeredBackend(Backend):
         """
         # The top tier holds the cache's values themselves when every tier stores objects
         # (no codec at all), or decoded objects once a codec is attached.
-        if not (self.fused_get_is_decoded or (self.capabilities.stores_objects and hasattr(self._top, "fused_get"))):
+        if not (
+            self.fused_get_is_decoded
+            or (self.capabilities.stores_objects and hasattr(self._top, "fused_get"))
+        ):
             return None
         # A top-tier miss is not a miss of the cache: it goes to the full path.
         return functools.partial(self._top.fused_get, miss_is_final=False)  # type: ignore[attr-defined]
