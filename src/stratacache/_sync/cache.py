@@ -403,12 +403,26 @@ class Cache:
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The present keys among ``keys`` with their values (misses are left out)."""
         user_keys = list(keys)
-        full = {self._key(key): key for key in user_keys}
+        prefix = self._prefix
+        full = {prefix + key if type(key) is str else self._key(key): key for key in user_keys}
         found: dict[str, Any] = self._call("get_many", user_keys, self._backend.get_many, list(full))
         result: dict[str, Any] = {}
+        codec = self._codec
         try:
-            for k, value in found.items():
-                result[full[k]] = self._decode(value, k)
+            if codec is None:
+                for k, value in found.items():
+                    result[full[k]] = value
+            else:
+                # _decode inlined: this loop runs once per key of every batch read.
+                decode = codec.decode
+                for k, raw in found.items():
+                    kind = type(raw)
+                    if kind is bytes:
+                        result[full[k]] = decode(raw, k)
+                    elif kind is Decoded:
+                        result[full[k]] = raw.value
+                    else:
+                        result[full[k]] = self._decode(raw, k)
         except CacheError as exc:
             self._failed("get_many", user_keys, exc)
             raise
