@@ -13,10 +13,14 @@ scheduler to switch between client and server (``--no-pin`` turns this off).
 Contenders, all reading the very bytes stratacache wrote (msgpack with its 4-byte header):
 
 * sync ``get``: ``Cache.get`` vs raw ``pymemcache.Client.get`` with the backend's socket
-  settings (1 s timeouts, TCP_NODELAY), vs ``pymemcache.PooledClient.get`` (what a pooled
-  app uses), and, for information, a ``Client`` with no timeout (blocking socket: no poll()
-  before each recv(), which no production client should run without);
-* sync ``get_many`` of 100 keys, per key: ``Cache.get_many`` vs raw ``Client.get_many``;
+  settings (1 s timeouts, TCP_NODELAY), which returns the stored bytes; the same plus
+  ``msgpack.unpackb`` of the payload (what an app storing msgpack would do: the same result
+  as ``Cache.get``); ``pymemcache.PooledClient.get`` (what a pooled app uses); for
+  information, a ``Client`` with no timeout (blocking socket: no poll() before each
+  recv(), which no production client should run without), and ``MemcachedNode.get``, the
+  sync driver under the backend (its pool and reply reader, no key mapping, no decode);
+* sync ``get_many`` of 100 keys, per key: ``Cache.get_many`` vs raw ``Client.get_many``,
+  the same plus a decoded dict keyed like the input, and the driver's ``get_many``;
 * async ``get``: ``AsyncCache.get`` vs our raw asyncio node client (the driver under the
   backend), aiomcache 0.8 and emcache 1.3 (each with a pool, awaited one call at a time).
 
@@ -48,12 +52,15 @@ except ImportError:  # running without PYTHONPATH=src: use the checkout this fil
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     import stratacache as sc
 
+import msgpack
 from pymemcache.client.base import Client, PooledClient
 
 from stratacache._drivers.memcached_async import AsyncMemcachedNode
+from stratacache._drivers.memcached_sync import MemcachedNode
 from stratacache.core.memcached_keys import wire_key
 
 SERVER_CPU, CLIENT_CPU = 0, 1
+HEADER = 4  # stratacache's header in front of the msgpack payload
 perf_counter_ns = time.perf_counter_ns
 
 
@@ -165,15 +172,35 @@ def run(port: int, n_rounds: int, n_ops: int) -> None:
     raw = Client(("127.0.0.1", port), **same)
     bare = Client(("127.0.0.1", port), no_delay=True, default_noreply=False)
     pooled = PooledClient(("127.0.0.1", port), max_pool_size=8, **same)
-    assert raw.get(wire[0]) is not None
+    # The driver under the backend, with the backend's defaults (pool of 8, 1 s timeouts).
+    node = MemcachedNode("127.0.0.1", port)
+    raw_get, unpackb = raw.get, msgpack.unpackb
+
+    def raw_get_unpack(key: bytes) -> Any:
+        return unpackb(raw_get(key)[HEADER:])
+
+    raw_get_many = raw.get_many
+
+    def raw_get_many_dict(user_keys: list[str]) -> dict[str, Any]:
+        # What Cache.get_many returns: the present keys, as given, with decoded values.
+        hits = raw_get_many([k.encode() for k in user_keys])
+        return {k: unpackb(hits[k.encode()][HEADER:]) for k in user_keys if k.encode() in hits}
+
+    # Every contender reads the same stored bytes; the decoding ones the same objects.
+    value = {"id": 0, "name": "user 0"}
+    assert raw.get(wire[0]) == node.get(wire[0])[0] == cache.backend.get(keys[0]), "not the same bytes"
+    assert cache.get(keys[0]) == raw_get_unpack(wire[0]) == value
+    assert cache.get_many(keys) == raw_get_many_dict(keys)
     print(f"memcached {raw.version().decode()}, pymemcache, {n_rounds} rounds of {n_ops} gets")
 
     gets = rounds(
         {
             "Cache.get (stratacache)": timed_loop(cache.get, get_keys),
-            "pymemcache Client.get (raw)": timed_loop(raw.get, get_wire),
+            "pymemcache Client.get (raw)": timed_loop(raw_get, get_wire),
+            "pymemcache Client.get + unpackb": timed_loop(raw_get_unpack, get_wire),
             "pymemcache PooledClient.get (raw)": timed_loop(pooled.get, get_wire),
             "pymemcache Client.get, no timeout": timed_loop(bare.get, get_wire),
+            "MemcachedNode.get (our driver)": timed_loop(node.get, get_wire),
         },
         n_rounds,
     )
@@ -184,11 +211,14 @@ def run(port: int, n_rounds: int, n_ops: int) -> None:
     many = rounds(
         {
             "Cache.get_many(100) (stratacache)": timed_loop(cache.get_many, batches, per=100),
-            "pymemcache Client.get_many(100)": timed_loop(raw.get_many, wire_batches, per=100),
+            "pymemcache Client.get_many(100)": timed_loop(raw_get_many, wire_batches, per=100),
+            "Client.get_many + dict + unpackb": timed_loop(raw_get_many_dict, batches, per=100),
+            "MemcachedNode.get_many (our driver)": timed_loop(node.get_many, wire_batches, per=100),
         },
         n_rounds,
     )
     report("sync get_many of 100 keys, per key", many, "Cache.get_many(100) (stratacache)")
+    node.close()
 
     loop = asyncio.new_event_loop()
     try:

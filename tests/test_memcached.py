@@ -246,6 +246,61 @@ def test_parser_is_strict(data: bytes) -> None:
         drain(parser)
 
 
+# Values that look like protocol to a parser that would not count bytes.
+TRICKY_VALUES = [b"\r\nEND\r\n", b"x\r\nVALUE k 0 1\r\ny", b"\r", b"\n", b"END"]
+
+
+def _parsed(data: bytes) -> dict[bytes, tuple[bytes, int]]:
+    """What the strict parser makes of one whole get reply: {key: (data, flags)}."""
+    parser = proto.ResponseParser()
+    parser.receive_data(data)
+    events = drain(parser)
+    assert events[-1] == proto.End()
+    assert parser.buffered == 0
+    return {e.key: (e.data, e.flags) for e in events if isinstance(e, proto.Value)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text("abc:~!", min_size=1, max_size=8),
+            st.integers(0, 2**32 - 1),
+            st.binary(max_size=40) | st.sampled_from(TRICKY_VALUES),
+        ),
+        max_size=6,
+        unique_by=lambda item: item[0],
+    )
+)
+def test_parse_values_agrees_with_the_parser(items: list[tuple[str, int, bytes]]) -> None:
+    reply = b"".join(b"VALUE %s %d %d\r\n%s\r\n" % (k.encode(), f, len(v), v) for k, f, v in items)
+    reply += b"END\r\n"
+    fast = proto.parse_values(reply)
+    if all(b"\r\n" not in v for _, _, v in items):
+        assert fast is not None
+    # The fast path gives the parser's answer, or None (then the parser decides).
+    assert fast is None or fast == _parsed(reply)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"END\r\nEND\r\n",  # bytes after the reply
+        b"VALUE k 0 3\r\nabc\r\n",  # no END yet
+        b"VALUE k 0 3\r\nabcd\r\nEND\r\n",  # longer than announced
+        b"VALUE k 0 3 7\r\nabc\r\nEND\r\n",  # a cas (gets): not for this path
+        b"VALUE k 0 +3\r\nabc\r\nEND\r\n",
+        b"VALUE k\n 0 3\r\nabc\r\nEND\r\n",
+        b"SERVER_ERROR out of memory\r\n",
+        b"VALUE k 0 3\r\nabc\r\nSERVER_ERROR x\r\nEND\r\n",
+    ],
+    ids=repr,
+)
+def test_parse_values_leaves_anything_irregular_to_the_parser(data: bytes) -> None:
+    assert proto.parse_values(data) is None
+
+
 def test_encoders_refuse_unsafe_keys_and_values() -> None:
     for bad in (b"a b", b"x\r\nflush_all", b"", b"k" * 251, b"tab\t", b"nul\x00"):
         with pytest.raises(ValueError, match="key"):
@@ -821,6 +876,109 @@ async def test_frozen_server_times_out_async(memcached_server_factory: Memcached
         finally:
             os.kill(server.pid, signal.SIGCONT)
         assert await cache.get("k") == 1
+
+
+def test_sync_reads_replies_over_many_reads(mc: Cache) -> None:
+    # Values bigger than one read, values holding protocol lines, a batch of ~2.4 MB.
+    big = os.urandom(1_500_000)
+    tricky = TRICKY_VALUES
+    mc.set("big", big)
+    for i, value in enumerate(tricky):
+        mc.set(f"t{i}", value)
+    batch = {f"b{i}": os.urandom(60_000) for i in range(40)}
+    mc.set_many(batch)
+    for _ in range(3):  # again on reused connections: nothing left unread
+        assert mc.get("big") == big
+        assert [mc.get(f"t{i}") for i in range(len(tricky))] == tricky
+        assert mc.get_many([*batch, "missing"]) == batch
+        named = {f"t{i}": value for i, value in enumerate(tricky)}
+        assert mc.get_many(list(named)) == named
+
+
+class ScriptedPeer:
+    """A TCP peer that answers each request with the next canned reply, byte by byte
+    (a reply ending in ``<close>`` closes the connection after it).
+
+    Not memcached: it exists to send what a real server rarely does (a reply split in
+    every possible place, an error line to a get, stray bytes, a close mid-reply).
+    """
+
+    def __init__(self, replies: list[bytes]) -> None:
+        self.replies = replies
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.replies:
+            conn, _ = self.listener.accept()
+            with conn:
+                while self.replies:
+                    if not conn.recv(65536):
+                        break
+                    reply = self.replies.pop(0)
+                    closing = reply.endswith(b"<close>")
+                    reply = reply.removesuffix(b"<close>")
+                    for i in range(len(reply)):
+                        conn.sendall(reply[i : i + 1])
+                    if closing:
+                        break
+        self.listener.close()
+
+
+def test_sync_driver_against_a_scripted_peer() -> None:
+    from stratacache._drivers.memcached_sync import MemcachedNode
+    from stratacache._exceptions import ProtocolError
+
+    peer = ScriptedPeer(
+        [
+            b"VERSION 1.6.99\r\n",  # the connecting request (version), through pymemcache
+            b"VALUE k 5 3\r\nabc\r\nEND\r\n",
+            b"VALUE a 0 2\r\nxy\r\nVALUE b 0 0\r\n\r\nEND\r\n",
+            b"END\r\n",
+            b"SERVER_ERROR out of memory storing object\r\n",
+            b"VERSION 1.6.99\r\n",
+            b"END\r\nEND\r\n",  # stray bytes after the reply
+            b"VERSION 1.6.99\r\n",
+            b"VALUE k 0 10\r\nabc<close>",  # the peer closes mid-reply
+        ]
+    )
+    node = MemcachedNode("127.0.0.1", peer.port, pool_size=1, timeout=2.0)
+    assert node.version() == "1.6.99"
+    assert node.get(b"k") == (b"abc", 5)
+    assert node.get_many([b"a", b"b"]) == {b"a": (b"xy", 0), b"b": (b"", 0)}
+    assert node.get(b"k") is None
+    with pytest.raises(proto.MemcachedReplyError, match="out of memory"):
+        node.get(b"k")
+    assert node.version() == "1.6.99"  # a new connection after the error
+    with pytest.raises(ProtocolError, match="stray"):
+        node.get_many([b"k"])
+    assert node.version() == "1.6.99"
+    with pytest.raises(BackendUnavailable, match="closed the connection"):
+        node.get(b"k")
+    node.close()
+
+
+def test_get_translates_a_server_error() -> None:
+    peer = ScriptedPeer([b"VERSION 1.6.99\r\n", b"SERVER_ERROR out of memory\r\n"])
+    backend = MemcachedBackend([f"127.0.0.1:{peer.port}"])
+    backend._single._idle[-1].version()  # type: ignore[union-attr]  # connect this client
+    with pytest.raises(BackendUnavailable, match="out of memory"):
+        backend.get("k")
+    backend.close()
+
+
+def test_wire_keys_and_the_known_keys_memo() -> None:
+    from stratacache.core import memcached_keys
+
+    keys = ["plain", "with space", "x" * 300, "ünï", "plain", "a~b"]
+    assert memcached_keys.wire_keys(keys) == [wire_key(k) for k in keys]
+    assert memcached_keys.wire_keys(keys) == [wire_key(k) for k in keys]  # now from the memo
+    for i in range(memcached_keys._KNOWN_MAX + 10):
+        wire_key(f"fill:{i}")
+    assert len(memcached_keys._KNOWN) <= memcached_keys._KNOWN_MAX
+    assert all(is_safe(k) for k in memcached_keys._KNOWN)
 
 
 def test_closed_port_is_backend_unavailable() -> None:

@@ -38,12 +38,23 @@ from pymemcache.exceptions import (
 )
 
 from .._exceptions import BackendUnavailable, CacheTimeout, ProtocolError
-from ..core.memcached_protocol import MemcachedReplyError, check_key
+from ..core.memcached_protocol import (
+    End,
+    ErrorReply,
+    MemcachedReplyError,
+    ProtocolViolation,
+    ResponseParser,
+    Value,
+    check_key,
+    parse_values,
+)
 
 __all__ = ["MemcachedNode", "gather"]
 
 _T = TypeVar("_T")
 _Item = tuple[bytes, int]
+# One recv() for a get reply: most arrive whole in it (see MemcachedNode.get).
+_READ_SIZE = 65536
 
 
 def gather(calls: Sequence[Callable[[], _T]]) -> list[_T]:
@@ -146,7 +157,7 @@ class MemcachedNode:
             return MemcachedReplyError("CLIENT_ERROR", _text(exc))
         if isinstance(exc, MemcacheServerError):
             return MemcachedReplyError("SERVER_ERROR", _text(exc))
-        if isinstance(exc, MemcacheError):
+        if isinstance(exc, (MemcacheError, ProtocolViolation)):
             return ProtocolError(f"{where}: {exc}")
         return None
 
@@ -178,7 +189,17 @@ class MemcachedNode:
         except IndexError:
             client = self._wait_for_client()
         try:
-            item: _Item | None = client.get(key)
+            sock = client.sock
+            if sock is None:  # not connected yet: pymemcache connects (once per client)
+                item: _Item | None = client.get(key)
+            else:
+                # The key comes from the backend's wire-key mapping: one safe token.
+                sock.sendall(b"get " + key + b"\r\n")
+                data = sock.recv(_READ_SIZE)
+                found = parse_values(data)
+                if found is None:
+                    found = self._read_values(sock, data, "get")
+                item = found.get(key)
         except BaseException as exc:
             client.close()
             self._release(client)
@@ -194,7 +215,55 @@ class MemcachedNode:
 
     def get_many(self, keys: list[bytes]) -> dict[bytes, _Item]:
         """One ``get k1 k2 ...``: the hits."""
-        found: dict[bytes, _Item] = self._run("get_many", Client.get_many, keys)
+        try:
+            client = self._idle.pop()
+        except IndexError:
+            client = self._wait_for_client()
+        try:
+            sock = client.sock
+            if sock is None:  # not connected yet: pymemcache connects (once per client)
+                hits: dict[bytes, _Item] = client.get_many(keys)
+            else:
+                sock.sendall(b"get " + b" ".join(keys) + b"\r\n")
+                data = sock.recv(_READ_SIZE)
+                found = parse_values(data)
+                hits = self._read_values(sock, data, "get_many") if found is None else found
+        except BaseException as exc:
+            client.close()
+            self._release(client)
+            error = self._translate(exc, "get_many")
+            if error is None:
+                raise
+            raise error from exc
+        self._release(client)
+        return hits
+
+    def _read_values(self, sock: socket.socket, data: bytes, command: str) -> dict[bytes, _Item]:
+        """The rest of a get reply that did not arrive whole and regular in one read.
+
+        The strict incremental parser takes over from the first bytes: it reads until
+        ``END`` and raises on an error line or any protocol violation.
+        """
+        parser = ResponseParser(self.max_value_size)
+        parser.receive_data(data)
+        found: dict[bytes, _Item] = {}
+        while True:
+            event = parser.next_event()
+            if event is None:
+                chunk = sock.recv(_READ_SIZE)
+                if not chunk:
+                    raise MemcacheUnexpectedCloseError()
+                parser.receive_data(chunk)
+            elif type(event) is Value:
+                found[event.key] = event.data, event.flags
+            elif type(event) is End:
+                break
+            elif type(event) is ErrorReply:
+                raise event.exception()
+            else:
+                raise ProtocolViolation(f"unexpected reply to {command}: {event!r}")
+        if parser.buffered:
+            raise ProtocolViolation(f"{parser.buffered} stray byte(s) after the reply to {command}")
         return found
 
     def get_for_update(self, key: bytes) -> tuple[bytes, int, int, int] | None:

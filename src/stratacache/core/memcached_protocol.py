@@ -51,6 +51,7 @@ __all__ = [
     "encode_touch",
     "exptime",
     "is_terminal",
+    "parse_values",
 ]
 
 #: Longest reply line accepted (a VALUE line is at most ~300 bytes; STAT lines are short).
@@ -61,6 +62,8 @@ _DEFAULT_MAX_VALUE = 1 << 30
 
 _BAD_KEY = re.compile(rb"[\x00-\x20\x7f]").search
 _DIGITS = re.compile(rb"[0-9]+").fullmatch
+# A VALUE line of a get reply (no cas): key, flags, length. Used by parse_values only.
+_VALUE_LINE = re.compile(rb"VALUE ([!-~]{1,250}) ([0-9]{1,10}) ([0-9]{1,10})").fullmatch
 
 
 class ProtocolViolation(Exception):
@@ -345,3 +348,30 @@ class ResponseParser:
 def is_terminal(event: Event) -> bool:
     """True for events that end one command's reply (all but Value and Stat)."""
     return not isinstance(event, (Value, Stat))
+
+
+def parse_values(data: bytes) -> dict[bytes, tuple[bytes, int]] | None:
+    """The hits ``{key: (data, flags)}`` of a ``get`` reply that ``data`` holds whole, or None.
+
+    The sync driver's fast path: a reply to ``get`` usually arrives in one read, and
+    cutting it at every CRLF in one C call leaves a regex match and a length check per
+    value. A data block that contains a CRLF itself is cut short, so its length check
+    fails: any such block, a partial read, an error line, a ``VALUE`` line with a cas or a
+    malformed field, or bytes after ``END`` give None; the caller then feeds the same bytes
+    to :class:`ResponseParser`, which reads on and reports any violation precisely. So this
+    accepts a subset of what the parser accepts.
+    """
+    if data == b"END\r\n":  # a miss
+        return {}
+    parts = data.split(b"\r\n")
+    # [header, block, header, block, ..., b"END", b""]
+    if len(parts) & 1 or parts[-2] != b"END" or parts[-1]:
+        return None
+    found: dict[bytes, tuple[bytes, int]] = {}
+    for i in range(0, len(parts) - 2, 2):
+        match = _VALUE_LINE(parts[i])
+        block = parts[i + 1]
+        if match is None or int(match[3]) != len(block):
+            return None
+        found[match[1]] = block, int(match[2])
+    return found

@@ -60,7 +60,7 @@ from ..._exceptions import (
 from ..._types import MISSING, Missing
 from ...core.hashring import HashRing
 from ...core.health import NodeHealth
-from ...core.memcached_keys import generation_key, namespaced_key, wire_key
+from ...core.memcached_keys import generation_key, namespaced_key, wire_key, wire_keys
 from ...core.memcached_protocol import MemcachedReplyError, exptime
 from .base import Backend, BackendCounters, Capabilities
 
@@ -408,17 +408,20 @@ class MemcachedBackend(Backend):
         """``get``; WrongType on a collection."""
         prefixes = self._prefixes
         wk = self._ns_wire(key) if prefixes and key.startswith(prefixes) else wire_key(key)
+        health = self._health
         node = self._single
-        if node is None or self._health.dead_until:
+        if node is None or health.dead_until:
             node = self._pick(wk)
         # _guard inlined: this is the hot path.
         try:
             item = node.get(wk)
         except (BackendUnavailable, CacheTimeout, ProtocolError):
-            self._health.record_failure(node.address)
+            health.record_failure(node.address)
             raise
-        if self._health.failures:
-            self._health.record_success(node.address)
+        except MemcachedReplyError as exc:
+            raise self._reply_error(exc, "get", key, node) from exc
+        if health.failures:
+            health.record_success(node.address)
         if item is None:
             return MISSING
         if item[1] in _KIND:
@@ -432,7 +435,7 @@ class MemcachedBackend(Backend):
         single = self._single
         if single is not None and not self._prefixes and not self._health.dead_until:
             # The common case in one pass: one server, no namespace to resolve.
-            wire = {wire_key(key): key for key in keys}
+            wire = dict(zip(wire_keys(keys), keys, strict=True))
             hits = self._guard(single, "get_many", None, single.get_many, list(wire))
             return {wire[wk]: data for wk, (data, flags) in hits.items() if flags not in _KIND}
         groups = self._by_node(keys)
