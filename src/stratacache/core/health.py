@@ -1,16 +1,15 @@
-"""Node health for client-side multi-node backends: consecutive failures -> dead -> retried.
+"""Node health for client-side multi-node backends: one circuit breaker per node.
 
 A node is *dead* after ``failure_threshold`` consecutive failures. A dead node is skipped
 (its keys go to the next node on the ring) until ``dead_retry`` seconds have passed; then it
-is *on probation*: the next operation is sent to it again, and one more failure marks it dead
-at once for another ``dead_retry`` (no need to count up to the threshold again), while one
-success makes it healthy. This is pylibmc/libmemcached's ``dead_timeout`` + ``retry_timeout``
-behaviour, kept generic (node ids are strings) so the sharded backend reuses it.
+is *on probation*: the next operation is its probe, one more failure marks it dead at once
+for another ``dead_retry`` (no need to count up to the threshold again), and one success
+makes it healthy. This is pylibmc/libmemcached's ``dead_timeout`` + ``retry_timeout``
+behaviour, and exactly a :class:`~stratacache.core.breaker.CircuitBreaker` per node (closed,
+open, half-open): this module only keeps one per node id, so the Memcached and sharded
+backends (per node) and the layered backend (per tier) share one failure logic.
 
-The clock is injectable (monotonic seconds), so tests drive it without sleeping. Updates are
-plain dict operations, each atomic under the GIL; two threads recording a failure at the same
-moment may count it once or twice, which only moves the moment a node is marked dead by one
-failure, never marks a healthy node dead.
+The clock is injectable (monotonic seconds), so tests drive it without sleeping.
 """
 
 from __future__ import annotations
@@ -18,13 +17,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from .breaker import CLOSED, HALF_OPEN, CircuitBreaker
+
 __all__ = ["NodeHealth"]
+
+# A breaker needs a positive wait; dead_retry=0 means "retry at once", which this is.
+_IMMEDIATE = 1e-9
 
 
 class NodeHealth:
-    """Tracks consecutive failures per node and decides which nodes may be used."""
+    """Tracks consecutive failures per node (a circuit breaker each) and decides which nodes may be used."""
 
-    __slots__ = ("_clock", "dead_retry", "dead_until", "failure_threshold", "failures")
+    __slots__ = ("_breakers", "_clock", "dead_retry", "dead_until", "failure_threshold", "failures")
 
     def __init__(
         self,
@@ -32,23 +36,40 @@ class NodeHealth:
         dead_retry: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if failure_threshold < 1:
+        if (
+            isinstance(failure_threshold, bool)
+            or not isinstance(failure_threshold, int)
+            or failure_threshold < 1
+        ):
             raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
-        if dead_retry < 0:
+        if isinstance(dead_retry, bool) or not isinstance(dead_retry, (int, float)) or not dead_retry >= 0:
             raise ValueError(f"dead_retry must be >= 0, got {dead_retry}")
         self.failure_threshold = failure_threshold
-        self.dead_retry = dead_retry
+        self.dead_retry = float(dead_retry)
         self._clock = clock
+        self._breakers: dict[str, CircuitBreaker] = {}
         #: node -> consecutive failures; only nodes with at least one failure are present,
         #: so "is anything wrong at all" is one truthiness test on the hot path.
         self.failures: dict[str, int] = {}
-        #: node -> clock time when a dead node may be tried again.
+        #: node -> clock time when a dead node may be tried again (dead nodes only).
         self.dead_until: dict[str, float] = {}
 
+    def _breaker(self, node: str) -> CircuitBreaker:
+        breaker = self._breakers.get(node)
+        if breaker is None:
+            fresh = CircuitBreaker(self.failure_threshold, self.dead_retry or _IMMEDIATE, self._clock)
+            breaker = self._breakers.setdefault(node, fresh)
+        return breaker
+
     def available(self, node: str) -> bool:
-        """True unless ``node`` is dead and its retry time has not come yet."""
-        until = self.dead_until.get(node)
-        return until is None or self._clock() >= until
+        """True unless ``node`` is dead and its retry time has not come yet.
+
+        For a dead node whose retry time has come this admits the probe (the caller is
+        expected to use the node and record the outcome).
+        """
+        if node not in self.dead_until:
+            return True
+        return self._breaker(node).allow()
 
     def is_dead(self, node: str) -> bool:
         """True while ``node`` is marked dead (including after its retry time, until it answers)."""
@@ -56,26 +77,32 @@ class NodeHealth:
 
     def retry_in(self, node: str) -> float:
         """Seconds until a dead node is tried again (0 when it may be tried now or is alive)."""
-        until = self.dead_until.get(node)
-        return 0.0 if until is None else max(0.0, until - self._clock())
+        breaker = self._breakers.get(node)
+        return 0.0 if breaker is None else breaker.retry_in()
 
     def record_success(self, node: str) -> None:
         """``node`` answered: it is healthy again."""
+        breaker = self._breakers.get(node)
+        if breaker is not None:
+            breaker.record_success()
         self.failures.pop(node, None)
         self.dead_until.pop(node, None)
 
     def record_failure(self, node: str) -> bool:
         """``node`` failed (connect error, reset, timeout); True when it is now dead."""
-        count = self.failures.get(node, 0) + 1
-        self.failures[node] = count
-        # A node on probation (dead, retry time reached) goes straight back to dead.
-        if count >= self.failure_threshold or node in self.dead_until:
-            self.dead_until[node] = self._clock() + self.dead_retry
-            return True
-        return False
+        breaker = self._breaker(node)
+        breaker.record_failure()
+        self.failures[node] = breaker.consecutive
+        if breaker.closed:
+            return False
+        self.dead_until[node] = self._clock() + breaker.retry_in()
+        return True
 
     def state(self, node: str) -> str:
         """``"alive"``, ``"suspect"`` (failed, under the threshold), ``"dead"`` or ``"probation"``."""
-        if node in self.dead_until:
-            return "probation" if self.available(node) else "dead"
-        return "suspect" if node in self.failures else "alive"
+        breaker = self._breakers.get(node)
+        if breaker is None or breaker.state == CLOSED:
+            return "suspect" if node in self.failures else "alive"
+        if breaker.state == HALF_OPEN or breaker.retry_in() == 0.0:
+            return "probation"
+        return "dead"
