@@ -419,3 +419,16 @@ async def test_sentinel_async(redis_sentinel: Any) -> None:
         await cache.set("k", 1)
         assert await cache.incr("k") == 2
         assert "sentinel" in cache.backend.describe()
+
+
+def test_acl_user_and_permissions(redis_server_factory: RedisServerFactory) -> None:
+    server = redis_server_factory()
+    server.command("ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all", "-flushdb")
+    url = f"redis://app:app-pw@127.0.0.1:{server.port}/0"
+    with Cache(url, namespace="app") as cache:
+        cache.set("k", 1)
+        assert cache.get("k") == 1
+    with Cache(url) as outside, pytest.raises(AccessDenied, match="ACL"):
+        outside.set("other:k", 1)  # a key outside the user's ~app:* pattern
+    with Cache(f"redis://app:wrong@127.0.0.1:{server.port}/0") as cache, pytest.raises(AccessDenied):
+        cache.get("app:k")
