@@ -721,6 +721,67 @@ def test_tinylfu_climber_shrinks_window_for_frequency(seed: int) -> None:
     assert policy.window_capacity < 25
 
 
+def test_tinylfu_ghosts_remember_evictions_by_side() -> None:
+    policy = TinyLFUPolicy(10, seed=1, adaptive=False)
+    hot = [f"k{i}" for i in range(10)]
+    for key in hot:
+        _request(policy, key)
+        for _ in range(3):
+            policy.on_access(key)
+    _request(policy, "cold0")
+    assert _request(policy, "cold1") == ["cold0"]  # a candidate lost admission...
+    assert "cold0" in policy._window_ghost  # ...so it is a window-side ghost
+    for _ in range(8):
+        policy.record_miss("warm")
+    _request(policy, "warm")
+    victims = _request(policy, "cold2")  # "warm" leaves the window and beats the victim
+    assert victims
+    assert victims[0] != "warm"
+    assert victims[0] in policy._main_ghost
+    # A miss on a ghost is counted for its side and forgets it.
+    _request(policy, "cold0")
+    assert policy._window_ghost_hits == 1
+    assert "cold0" not in policy._window_ghost
+    _request(policy, victims[0])
+    assert policy._main_ghost_hits == 1
+    assert victims[0] not in policy._main_ghost
+    policy.clear()
+    assert not policy._window_ghost
+    assert not policy._main_ghost
+
+
+def test_tinylfu_ghosts_are_bounded() -> None:
+    policy = TinyLFUPolicy(1000, seed=1, adaptive=False)
+    for key in range(20_000):
+        _request(policy, key)
+    # 6.25% of the keys held (the climber's first step), and never below 8.
+    assert len(policy._window_ghost) <= int(0.0625 * len(policy))
+    assert len(policy._main_ghost) <= int(0.0625 * len(policy))
+    small = TinyLFUPolicy(10, seed=1, adaptive=False)
+    for key in range(1000):
+        _request(small, key)
+    assert len(small._window_ghost) <= 8
+
+
+def test_tinylfu_climber_follows_the_ghost_hits() -> None:
+    policy = TinyLFUPolicy(1000, seed=1, window=0.5)
+    for key in range(1000):
+        policy.on_insert(key)
+    start = policy.window_capacity
+    policy._window_ghost_hits = 5
+    policy._main_ghost_hits = 1
+    policy._climb()
+    assert policy.window_capacity > start  # the window side would have hit more: grow it
+    grown = policy.window_capacity
+    policy._window_ghost_hits = 0
+    policy._main_ghost_hits = 3
+    policy._climb()
+    assert policy.window_capacity < grown  # now main would have: shrink the window
+    shrunk = policy.window_capacity
+    policy._climb()  # no ghost hits either way: hold
+    assert policy.window_capacity == shrunk
+
+
 def test_tinylfu_climber_needs_a_warm_cache() -> None:
     policy = TinyLFUPolicy(1000, seed=1)
     for key in range(400):  # 4000 requests of misses on a cache that stays below half full
