@@ -363,7 +363,7 @@ def test_random_is_reproducible_with_a_seed_and_varies_without() -> None:
     assert victims(1) != victims(2)
 
 
-def test_random_picks_every_position() -> None:
+def test_random_picks_every_position_but_the_newest() -> None:
     counts = dict.fromkeys(range(5), 0)
     policy = RandomPolicy(5, seed=11)
     for _ in range(2000):
@@ -371,7 +371,19 @@ def test_random_picks_every_position() -> None:
             policy.on_insert(key)
         counts[policy.evict()] += 1  # type: ignore[index]
         policy.clear()
-    assert min(counts.values()) > 300  # uniform: ~400 each
+    assert counts[4] == 0  # the key written last is never the victim
+    assert min(counts[key] for key in range(4)) > 400  # uniform over the others: ~500 each
+
+
+def test_random_never_evicts_the_key_just_inserted() -> None:
+    policy = RandomPolicy(3)
+    for key in range(1000):
+        policy.on_insert(key)
+        while len(policy) > 3:
+            assert policy.evict() != key
+    lonely = RandomPolicy(1)
+    lonely.on_insert("only")
+    assert lonely.evict() == "only"  # the only key can still go
 
 
 # -- lfu ---------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ class RandomPolicy(Policy):
         # key -> [slot in _keys, weight]; one dict lookup finds both.
         self._slots: dict[Hashable, list[int]] = {}
         self._rng = random.Random(seed)
+        # The key inserted last is never the victim (unless it is the only key): the write
+        # that made room for it must be readable right after it returns.
+        self._newest: Hashable | None = None
 
     def on_insert(self, key: Hashable, weight: int = 1) -> None:
         """Track ``key``."""
@@ -41,6 +44,7 @@ class RandomPolicy(Policy):
         self._slots[key] = [len(self._keys), weight]
         self._keys.append(key)
         self.weight += weight
+        self._newest = key
 
     def on_access(self, key: Hashable) -> None:
         """Nothing: a hit does not change the odds (``tracks_access`` is ``False``)."""
@@ -63,7 +67,12 @@ class RandomPolicy(Policy):
         keys = self._keys
         if not keys:
             raise KeyError("evict() from an empty random policy")
-        key = keys[self._rng.randrange(len(keys))]
+        count = len(keys)
+        index = self._rng.randrange(count)
+        if count > 1 and keys[index] == self._newest:
+            # Uniform among the other keys: skip the newest one's slot.
+            index = (index + 1 + self._rng.randrange(count - 1)) % count
+        key = keys[index]
         self._drop(self._slots.pop(key))
         return key
 
