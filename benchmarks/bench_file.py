@@ -48,11 +48,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-try:
-    import stratacache as sc
-except ImportError:  # running without PYTHONPATH=src: use the checkout this file lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    import stratacache as sc
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, next to this file
+from _harness import rotations  # also puts src/ on the path when stratacache is not importable
+
+import stratacache as sc
 
 try:
     import diskcache
@@ -127,9 +126,7 @@ def main() -> None:
         assert lru.get(keys[7]) == values[7]
 
         results: dict[tuple[str, str], list[float]] = {}
-        names = list(contenders)
-        for r in range(rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
+        for order in rotations(list(contenders), rounds):
             for op in ("set", "get"):
                 for name in order:
                     results.setdefault((name, op), []).append(timed(ops[name][op], keys, values))

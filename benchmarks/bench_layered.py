@@ -29,64 +29,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import os
 import platform
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-try:
-    import stratacache as sc
-except ImportError:  # running without PYTHONPATH=src: use the checkout this file lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    import stratacache as sc
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness and _servers, next to this file
+from _harness import ainterleaved_medians, interleaved_medians  # also puts src/ on the path
+from _servers import sigterm_as_exit, start_redis
+
+import stratacache as sc
 
 KEYS = [f"key:{i}" for i in range(1000)]
 VALUE = {"id": 12345, "name": "a cached row", "tags": ["a", "b"], "score": 3.5}
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A private redis-server on a free port; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not on PATH (bash scripts/install_servers.sh)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    tmp = tempfile.mkdtemp(prefix="bench-layered-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", tmp],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 POLICY = "tinylfu"  # the memory backend's default; --policy changes it for every memory tier
 
 
@@ -103,20 +61,6 @@ def contenders(url: str, asynchronous: bool) -> dict[str, Any]:
     }
 
 
-def measure(run_round: Callable[[str], float], names: list[str], rounds: int) -> dict[str, float]:
-    """Median ns per get of each contender, interleaved and rotated round by round."""
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            gc.disable()
-            try:
-                samples[name].append(run_round(name))
-            finally:
-                gc.enable()
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 def bench_sync(url: str, rounds: int, repeat: int) -> dict[str, float]:
     caches = contenders(url, asynchronous=False)
     try:
@@ -130,16 +74,19 @@ def bench_sync(url: str, rounds: int, repeat: int) -> dict[str, float]:
         layered = caches["layered mem>redis"].backend
         assert all(layered.tiers[0].store.get(key) is not sc.MISSING for key in KEYS)
 
-        def run_round(name: str) -> float:
-            get = caches[name].get
-            keys = KEYS
-            started = time.perf_counter_ns()
-            for _ in range(repeat):
-                for key in keys:
-                    get(key)
-            return (time.perf_counter_ns() - started) / (repeat * len(keys))
+        def timed(name: str) -> Callable[[], float]:
+            def run_round() -> float:
+                get = caches[name].get
+                keys = KEYS
+                started = time.perf_counter_ns()
+                for _ in range(repeat):
+                    for key in keys:
+                        get(key)
+                return (time.perf_counter_ns() - started) / (repeat * len(keys))
 
-        return measure(run_round, list(caches), rounds)
+            return run_round
+
+        return interleaved_medians({name: timed(name) for name in caches}, rounds)
     finally:
         for cache in caches.values():
             cache.close()
@@ -155,22 +102,19 @@ async def bench_async(url: str, rounds: int, repeat: int) -> dict[str, float]:
                 await cache.set(key, VALUE)
             for key in KEYS:
                 assert await cache.get(key) == VALUE
-        samples: dict[str, list[float]] = {name: [] for name in caches}
-        names = list(caches)
-        for r in range(rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
+
+        def timed(name: str) -> Callable[[], Awaitable[float]]:
+            async def run_round() -> float:
                 get = caches[name].get
-                gc.disable()
-                try:
-                    started = time.perf_counter_ns()
-                    for _ in range(repeat):
-                        for key in KEYS:
-                            await get(key)
-                    samples[name].append((time.perf_counter_ns() - started) / (repeat * len(KEYS)))
-                finally:
-                    gc.enable()
-        return {name: statistics.median(values) for name, values in samples.items()}
+                started = time.perf_counter_ns()
+                for _ in range(repeat):
+                    for key in KEYS:
+                        await get(key)
+                return (time.perf_counter_ns() - started) / (repeat * len(KEYS))
+
+            return run_round
+
+        return await ainterleaved_medians({name: timed(name) for name in caches}, rounds)
     finally:
         for cache in caches.values():
             await cache.close()
@@ -207,7 +151,8 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, stratacache {sc.__version__ if hasattr(sc, '__version__') else ''}".rstrip()
     )
     print(f"{len(KEYS)} keys, value {VALUE!r}, policy {args.policy}, {rounds} rounds x {repeat} passes")
-    with redis_server() as url:
+    with sigterm_as_exit(), start_redis(pin=False) as server:
+        url = f"redis://127.0.0.1:{server.port}/0"
         report("sync Cache", bench_sync(url, rounds, repeat))
         report("async AsyncCache", asyncio.run(bench_async(url, rounds, repeat)))
 

@@ -33,99 +33,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import platform
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-try:
-    import stratacache as sc
-except ImportError:  # running without PYTHONPATH=src: use the checkout this file lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    import stratacache as sc
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness and _servers, next to this file
 import msgpack
+from _harness import ainterleaved_medians, interleaved_medians  # also puts src/ on the path
+from _servers import CLIENT_CPU, SERVER_CPU, pin_client, sigterm_as_exit, start_memcached
 from pymemcache.client.base import Client, PooledClient
 
+import stratacache as sc
 from stratacache._drivers.memcached_async import AsyncMemcachedNode
 from stratacache._drivers.memcached_sync import MemcachedNode
 from stratacache.core.memcached_keys import wire_key
 
-SERVER_CPU, CLIENT_CPU = 0, 1
 HEADER = 4  # stratacache's header in front of the msgpack payload
 perf_counter_ns = time.perf_counter_ns
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def timed_loop(call: Callable[[Any], Any], keys: list[Any], per: int = 1) -> Callable[[], float]:
+    """One round of ``call`` over ``keys``: whole ns per call (per key with ``per``)."""
 
-
-def start_server(pin: bool) -> tuple[subprocess.Popen[bytes], int, bool]:
-    port = free_port()
-    cmd = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "1"]
-    if os.geteuid() == 0:
-        cmd += ["-u", "root"]
-    pinned = pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
-    if pinned:
-        cmd = ["taskset", "-c", str(SERVER_CPU), *cmd]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port, pinned
-        except OSError:
-            time.sleep(0.02)
-    proc.kill()
-    raise RuntimeError("memcached did not start")
-
-
-def rounds(contenders: dict[str, Callable[[], int]], count: int) -> dict[str, float]:
-    """Median ns/op of each contender over ``count`` interleaved rounds (order rotating)."""
-    names = list(contenders)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(count):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            gc.disable()
-            try:
-                samples[name].append(contenders[name]())
-            finally:
-                gc.enable()
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def timed_loop(call: Callable[[Any], Any], keys: list[Any], per: int = 1) -> Callable[[], int]:
-    def run() -> int:
+    def run() -> float:
         start = perf_counter_ns()
         for key in keys:
             call(key)
         return (perf_counter_ns() - start) // (len(keys) * per)
 
     return run
-
-
-def async_timed_loop(
-    loop: asyncio.AbstractEventLoop, call: Callable[[Any], Awaitable[Any]], keys: list[Any]
-) -> Callable[[], int]:
-    async def body() -> int:
-        start = perf_counter_ns()
-        for key in keys:
-            await call(key)
-        return (perf_counter_ns() - start) // len(keys)
-
-    return lambda: loop.run_until_complete(body())
 
 
 def report(title: str, results: dict[str, float], base: str) -> None:
@@ -141,14 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin client and server to CPUs")
     args = parser.parse_args(argv)
     n_rounds, n_ops = (7, 1000) if args.quick else (21, 2000)
-    proc, port, pinned = start_server(not args.no_pin)
-    if pinned:
-        os.sched_setaffinity(0, {CLIENT_CPU})
-    try:
+    with sigterm_as_exit(), start_memcached(pin=not args.no_pin) as server:
+        # The client goes to its own CPU only when the server has one of its own.
+        pinned = server.pinned and pin_client(True).startswith("pinned")
+        port = server.port
         run(port, n_rounds, n_ops)
-    finally:
-        proc.terminate()
-        proc.wait()
     print(
         f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, memcached on 127.0.0.1:{port}, "
@@ -193,7 +130,7 @@ def run(port: int, n_rounds: int, n_ops: int) -> None:
     assert cache.get_many(keys) == raw_get_many_dict(keys)
     print(f"memcached {raw.version().decode()}, pymemcache, {n_rounds} rounds of {n_ops} gets")
 
-    gets = rounds(
+    gets = interleaved_medians(
         {
             "Cache.get (stratacache)": timed_loop(cache.get, get_keys),
             "pymemcache Client.get (raw)": timed_loop(raw_get, get_wire),
@@ -208,7 +145,7 @@ def run(port: int, n_rounds: int, n_ops: int) -> None:
 
     batches = [keys] * max(1, n_ops // 100)
     wire_batches = [wire] * len(batches)
-    many = rounds(
+    many = interleaved_medians(
         {
             "Cache.get_many(100) (stratacache)": timed_loop(cache.get_many, batches, per=100),
             "pymemcache Client.get_many(100)": timed_loop(raw_get_many, wire_batches, per=100),
@@ -249,34 +186,27 @@ async def _async_setup(
     assert await aio.get(wire[0]) is not None
     assert await em.get(wire[0]) is not None
 
-    # rounds() drives each contender's loop with run_until_complete, so it must run outside
-    # this coroutine: hand back a thunk that the caller's loop executes in a worker thread.
+    def timed(call: Callable[[Any], Awaitable[Any]], args: list[Any]) -> Callable[[], Awaitable[float]]:
+        async def run() -> float:
+            start = perf_counter_ns()
+            for key in args:
+                await call(key)
+            return (perf_counter_ns() - start) / len(args)
+
+        return run
+
     contenders = {
-        "AsyncCache.get (stratacache)": acache.get,
-        "raw asyncio node (our driver)": node.get,
-        "aiomcache Client.get": aio.get,
-        "emcache Client.get": em.get,
+        "AsyncCache.get (stratacache)": timed(acache.get, keys),
+        "raw asyncio node (our driver)": timed(node.get, wire),
+        "aiomcache Client.get": timed(aio.get, wire),
+        "emcache Client.get": timed(em.get, wire),
     }
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
-    names = list(contenders)
-    for r in range(n_rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            call = contenders[name]
-            args = keys if name.startswith("AsyncCache") else wire
-            gc.disable()
-            try:
-                start = perf_counter_ns()
-                for key in args:
-                    await call(key)
-                samples[name].append((perf_counter_ns() - start) / len(args))
-            finally:
-                gc.enable()
+    results = await ainterleaved_medians(contenders, n_rounds)
     await acache.close()
     await node.close()
     await aio.close()
     await em.close()
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return results
 
 
 if __name__ == "__main__":

@@ -18,27 +18,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import importlib
-import json
-import os
-import platform
 import random
-import statistics
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-try:
-    import stratacache as sc
-except ImportError:  # running without PYTHONPATH=src: use the checkout this file lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    import stratacache as sc
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, next to this file
+from _harness import (  # also puts src/ on the path when stratacache is not importable
+    ROLE_FLOOR,
+    ROLE_PEER,
+    ROLE_SC,
+    Contender,
+    Scenario,
+    Style,
+    aloop_call1,
+    loop_call1,
+    loop_call2,
+    machine_json,
+    print_machine,
+    print_scenario,
+    run_async,
+    run_sync,
+    scenario_json,
+    versions,
+    write_json,
+)
+
+import stratacache as sc
 
 
 def _optional(name: str) -> Any:
@@ -54,28 +64,17 @@ cachebox = _optional("cachebox")
 theine = _optional("theine")
 aiocache = _optional("aiocache")
 
-perf_counter_ns = time.perf_counter_ns
-
 CAPACITY = 10_000  # entries in every bounded cache
 HOT = 1_000  # keys the get/overwrite loops draw from
 EVICT_CYCLE = 2 * CAPACITY  # keys cycled through by the eviction loop
 TTL = 600  # seconds, for the per-entry-TTL variants
 SEED = 20240601
-
-ROLE_SC = "stratacache"
-ROLE_PEER = "peer"
-ROLE_FLOOR = "floor"
+STYLE = Style(count="ops", digits=1, ratio_digits=2, sc_ratio_rows=True)
 
 
 # --------------------------------------------------------------------------- loops
-# One tiny function per call shape, so each contender pays exactly the same loop overhead
-# (FOR_ITER + one call or subscript) and nothing else. Targets are bound methods looked up
-# once, outside the loop, the way a hot loop in an application would hold them.
-
-
-def loop_call1(fn: Callable[[Any], Any], keys: list[str]) -> None:
-    for k in keys:
-        fn(k)
+# The call loops beyond _harness's (loop_call1, loop_call2, aloop_call1): subscripts, a ttl
+# keyword, a bare loop; the same overhead rule (FOR_ITER + one call or subscript).
 
 
 def loop_subscript(c: Any, keys: list[str]) -> None:
@@ -92,11 +91,6 @@ def loop_subscript_miss(c: Any, keys: list[str]) -> None:
             pass
 
 
-def loop_call2(fn: Callable[[Any, Any], Any], keys: list[str], value: Any) -> None:
-    for k in keys:
-        fn(k, value)
-
-
 def loop_call_ttl(fn: Callable[..., Any], keys: list[str], value: Any) -> None:
     for k in keys:
         fn(k, value, ttl=TTL)
@@ -110,39 +104,6 @@ def loop_setitem(c: Any, keys: list[str], value: Any) -> None:
 def loop_pass(_: Any, keys: list[str]) -> None:
     for _k in keys:
         pass
-
-
-async def aloop_call1(fn: Callable[[Any], Awaitable[Any]], keys: list[str]) -> None:
-    for k in keys:
-        await fn(k)
-
-
-# ----------------------------------------------------------------------- contenders
-
-
-@dataclass
-class Contender:
-    name: str
-    role: str
-    run: Callable[[], Any]  # runs the whole op list once (returns an awaitable when async)
-    note: str = ""
-    rounds: list[float] = field(default_factory=list)  # ns/op per timed round
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rounds)
-
-
-@dataclass
-class Scenario:
-    key: str
-    title: str
-    detail: str
-    ops: int
-    contenders: list[Contender]
-    is_async: bool = False
-    layers: bool = False
-    warnings: list[str] = field(default_factory=list)
 
 
 def _value(i: int) -> dict[str, Any]:
@@ -327,45 +288,6 @@ def set_contenders(c: SyncCaches, ops: list[str], value: Any, *, evict: bool) ->
     return out
 
 
-# --------------------------------------------------------------------------- timing
-
-
-def run_sync(scenario: Scenario, rounds: int) -> None:
-    contenders = scenario.contenders
-    for c in contenders:  # warm-up: first-touch costs, specialisation, caches in steady state
-        c.run()
-    for r in range(rounds):
-        order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
-        gc.collect()
-        gc.disable()
-        try:
-            for c in order:
-                t0 = perf_counter_ns()
-                c.run()
-                t1 = perf_counter_ns()
-                c.rounds.append((t1 - t0) / scenario.ops)
-        finally:
-            gc.enable()
-
-
-async def run_async(scenario: Scenario, rounds: int) -> None:
-    contenders = scenario.contenders
-    for c in contenders:
-        await c.run()
-    for r in range(rounds):
-        order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
-        gc.collect()
-        gc.disable()
-        try:
-            for c in order:
-                t0 = perf_counter_ns()
-                await c.run()
-                t1 = perf_counter_ns()
-                c.rounds.append((t1 - t0) / scenario.ops)
-        finally:
-            gc.enable()
-
-
 # ------------------------------------------------------------------------ scenarios
 
 
@@ -391,7 +313,7 @@ def scenario_get(keys: Keys, *, miss: bool) -> tuple[Scenario, SyncCaches]:
             if miss
             else f"{HOT:,} hot keys, random order, in a full {CAPACITY:,}-entry cache"
         ),
-        ops=len(ops),
+        calls=len(ops),
         contenders=get_contenders(caches, ops, miss=miss),
     )
     _check(s, caches, keys.missing if miss else keys.hot, want=not miss)
@@ -414,7 +336,7 @@ def scenario_set(keys: Keys, *, evict: bool) -> tuple[Scenario, SyncCaches]:
             if evict
             else f"{HOT:,} hot keys, random order, already present in a full {CAPACITY:,}-entry cache"
         ),
-        ops=len(ops),
+        calls=len(ops),
         contenders=set_contenders(caches, ops, keys.set_value, evict=evict),
     )
     if evict:
@@ -480,7 +402,7 @@ def scenario_layers(keys: Keys) -> tuple[Scenario, SyncCaches]:
         key="layers",
         title="5. diagnostic: Cache.get hit, layer by layer",
         detail="each row adds one layer of the call path; the bracket is that layer's cost",
-        ops=len(ops),
+        calls=len(ops),
         contenders=out,
         layers=True,
     )
@@ -513,7 +435,7 @@ def scenario_async(keys: Keys) -> tuple[Scenario, list[Any]]:
         key="async_get_hit",
         title="4. async get hit",
         detail=f"{HOT:,} hot keys, awaited in a tight loop inside one asyncio.run",
-        ops=len(ops),
+        calls=len(ops),
         contenders=contenders,
         is_async=True,
     )
@@ -533,75 +455,10 @@ def scenario_async(keys: Keys) -> tuple[Scenario, list[Any]]:
 # --------------------------------------------------------------------------- output
 
 
-def ratios(s: Scenario) -> dict[str, dict[str, float]]:
-    """{stratacache contender: {other contender: stratacache median / other median}}."""
-    out: dict[str, dict[str, float]] = {}
-    for a in s.contenders:
-        if a.role != ROLE_SC:
-            continue
-        out[a.name] = {b.name: a.median / b.median for b in s.contenders if b is not a and b.median > 0}
-    return out
-
-
-def _spread(c: Contender) -> str:
-    lo, hi = min(c.rounds), max(c.rounds)
-    return f"{100 * (hi - lo) / c.median:5.1f}%"
-
-
-def print_scenario(s: Scenario, rounds: int) -> None:
-    width = max(len(c.name) for c in s.contenders) + 2
-    print()
-    print(f"{s.title}  ({s.detail})")
-    print(f"  {s.ops:,} ops/round x {rounds} rounds; ns/op = median round, min = best round,")
-    print("  spread = (max-min)/median across rounds")
-    print(f"  {'contender':<{width}} {'ns/op':>8} {'min':>8}  {'spread':>6}  note")
-    prev: float | None = None
-    for c in s.contenders:
-        tag = {"stratacache": "*", "peer": " ", "floor": " "}[c.role]
-        extra = ""
-        if s.layers and c.role != ROLE_PEER:
-            # The cost this row adds to the row above it (the previous layer).
-            extra = f"  [{c.median - prev:+7.1f} ns vs row above]" if prev is not None else ""
-            prev = c.median
-        line = f"{tag} {c.name:<{width}} {c.median:8.1f} {min(c.rounds):8.1f}  {_spread(c)}  {c.note}{extra}"
-        print(line.rstrip())
-    if s.layers:
-        return
-    r = ratios(s)
-    sc_names = list(r)
-    others = [c.name for c in s.contenders]
-    head = "".join(f"{n:>{max(12, len(n) + 2)}}" for n in sc_names)
-    print(f"  ratio = stratacache / row{'':<{max(0, width - 25)}}   {head}")
-    for o in others:
-        cells = "".join(f"{('—' if o == n else f'{r[n][o]:.2f}x'):>{max(12, len(n) + 2)}}" for n in sc_names)
-        print(f"    / {o:<{width - 2}}  {cells}")
-    for w in s.warnings:
-        print(f"  WARNING: {w}")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def versions() -> dict[str, str]:
-    out = {"stratacache": getattr(sc, "__version__", "?")}
-    for mod in (cachetools, cachebox, theine, aiocache):
-        if mod is not None:
-            name = mod.__name__
-            try:
-                from importlib.metadata import version
-
-                out[name] = version(name)
-            except Exception:
-                out[name] = getattr(mod, "__version__", "?")
-    return out
+def peer_versions() -> dict[str, str]:
+    """stratacache's and each installed peer's version."""
+    peers = [m.__name__ for m in (cachetools, cachebox, theine, aiocache) if m is not None]
+    return versions(peers, missing=lambda name: getattr(sys.modules[name], "__version__", "?"))
 
 
 # ----------------------------------------------------------------------------- main
@@ -624,10 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         print("note: cachetools is not installed; its rows are skipped", file=sys.stderr)
 
     started = time.monotonic()
-    print(f"stratacache memory benchmark  {datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(f"Python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}")
-    print(f"CPU: {cpu_model()}  ({os.cpu_count()} logical cores visible)")
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
+    print_machine("memory", peer_versions())
     mode = "quick" if args.quick else "full"
     print(f"mode: {mode}; ns/op includes the shared loop overhead (see README); * = stratacache")
 
@@ -644,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         run_sync(s, rounds)
         caches.close()
         scenarios.append(s)
-        print_scenario(s, rounds)
+        print_scenario(s, rounds, STYLE)
         sys.stdout.flush()
 
     s, (fill, closers, peers) = scenario_async(keys)
@@ -659,27 +513,22 @@ def main(argv: list[str] | None = None) -> int:
 
     asyncio.run(async_main())
     scenarios.append(s)
-    print_scenario(s, rounds)
+    print_scenario(s, rounds, STYLE)
 
     if args.layers:
         s, caches = scenario_layers(keys)
         run_sync(s, rounds)
         caches.close()
         scenarios.append(s)
-        print_scenario(s, rounds)
+        print_scenario(s, rounds, STYLE)
 
     elapsed = time.monotonic() - started
     print(f"\n(total {elapsed:.1f} s)")
 
     if args.json:
         doc = {
-            "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "python": sys.version,
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "versions": versions(),
+            **machine_json(),
+            "versions": peer_versions(),
             "mode": "quick" if args.quick else "full",
             "rounds": rounds,
             "capacity": CAPACITY,
@@ -687,32 +536,9 @@ def main(argv: list[str] | None = None) -> int:
             "evict_cycle": EVICT_CYCLE,
             "elapsed_s": elapsed,
             "unit": "ns/op",
-            "scenarios": [
-                {
-                    "key": s.key,
-                    "title": s.title,
-                    "detail": s.detail,
-                    "ops_per_round": s.ops,
-                    "contenders": [
-                        {
-                            "name": c.name,
-                            "role": c.role,
-                            "note": c.note,
-                            "median_ns": c.median,
-                            "min_ns": min(c.rounds),
-                            "max_ns": max(c.rounds),
-                            "rounds_ns": c.rounds,
-                        }
-                        for c in s.contenders
-                    ],
-                    "ratios": ratios(s),
-                    "warnings": s.warnings,
-                }
-                for s in scenarios
-            ],
+            "scenarios": [scenario_json(s, {"ops_per_round": s.calls}) for s in scenarios],
         }
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     return 0
 
 

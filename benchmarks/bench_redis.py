@@ -29,31 +29,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
-import json
-import os
-import platform
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-try:
-    import stratacache as sc
-except ImportError:  # running without PYTHONPATH=src: use the checkout this file lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    import stratacache as sc
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness and _servers, next to this file
+from _harness import (  # also puts src/ on the path when stratacache is not importable
+    ROLE_DIAG,
+    ROLE_PEER,
+    ROLE_RAW,
+    ROLE_SC,
+    Contender,
+    Scenario,
+    Style,
+    Target,
+    aloop_call1,
+    aloop_call2,
+    loop_call1,
+    loop_call2,
+    machine_json,
+    print_machine,
+    print_scenario,
+    run_async,
+    run_sync,
+    scenario_json,
+    versions,
+    write_json,
+)
+from _servers import SERVER_CPU, Server, pin_client, sigterm_as_exit, start_redis
+
+import stratacache as sc
 
 try:
     import msgpack
@@ -66,7 +73,6 @@ try:
 except ImportError as exc:  # pragma: no cover - a setup problem, reported plainly
     raise SystemExit(f"bench_redis needs the redis extra: pip install 'stratacache[redis]' ({exc})") from exc
 
-perf_counter_ns = time.perf_counter_ns
 _SyncBlockingPool: Any = redis.BlockingConnectionPool  # untyped constructor in redis-py's sync client
 
 # The pool settings both sides use. They are the backend's defaults, passed explicitly to
@@ -81,204 +87,7 @@ N_KEYS = 1_000  # keys stored for the single-key loops
 BATCH = 100  # keys per get_many / MGET / set_many / pipeline
 N_BATCHES = 20  # distinct 100-key batches, cycled
 TTL = 600  # seconds, for set_many with a ttl
-SERVER_CPU = 0
-CLIENT_CPU = 1
-
-ROLE_SC = "stratacache"
-ROLE_RAW = "raw"  # the baseline the targets are measured against
-ROLE_PEER = "peer"  # another raw variant (e.g. with msgpack decoding), shown for context
-ROLE_DIAG = "diagnostic"  # an inner layer of stratacache, to show where the time goes
-
-
-# --------------------------------------------------------------------------- loops
-# One tiny function per call shape, so each contender pays exactly the same loop overhead.
-# Call targets are bound methods looked up once, outside the loop.
-
-
-def loop_call1(fn: Callable[[Any], Any], keys: list[Any]) -> None:
-    for k in keys:
-        fn(k)
-
-
-def loop_call2(fn: Callable[[Any, Any], Any], keys: list[str], value: Any) -> None:
-    for k in keys:
-        fn(k, value)
-
-
-async def aloop_call1(fn: Callable[[Any], Awaitable[Any]], keys: list[Any]) -> None:
-    for k in keys:
-        await fn(k)
-
-
-async def aloop_call2(fn: Callable[[Any, Any], Awaitable[Any]], keys: list[str], value: Any) -> None:
-    for k in keys:
-        await fn(k, value)
-
-
-# ----------------------------------------------------------------------- contenders
-
-
-@dataclass
-class Contender:
-    name: str
-    role: str
-    run: Callable[[], Any]  # runs the whole op list once (returns an awaitable when async)
-    note: str = ""
-    rounds: list[float] = field(default_factory=list)  # ns per unit, one per timed round
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rounds)
-
-
-@dataclass
-class Target:
-    ours: str
-    raw: str
-    limit: float
-
-    def verdict(self, s: Scenario) -> tuple[float, bool] | None:
-        by_name = {c.name: c for c in s.contenders}
-        if self.ours not in by_name or self.raw not in by_name:
-            return None
-        ratio = by_name[self.ours].median / by_name[self.raw].median
-        return ratio, ratio <= self.limit
-
-
-@dataclass
-class Scenario:
-    key: str
-    title: str
-    detail: str
-    calls: int  # calls per contender per round
-    per_call: int  # units per call: 1, or BATCH for the batch scenarios (figures are per key)
-    contenders: list[Contender]
-    targets: list[Target] = field(default_factory=list)
-    is_async: bool = False
-    warnings: list[str] = field(default_factory=list)
-    checks: list[str] = field(default_factory=list)
-
-    @property
-    def unit(self) -> str:
-        return "ns/op" if self.per_call == 1 else "ns/key"
-
-
-def run_sync(s: Scenario, rounds: int) -> None:
-    contenders = s.contenders
-    units = s.calls * s.per_call
-    for c in contenders:  # warm-up: connections opened, code specialised
-        c.run()
-    for r in range(rounds):
-        order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
-        gc.collect()
-        gc.disable()
-        try:
-            for c in order:
-                t0 = perf_counter_ns()
-                c.run()
-                t1 = perf_counter_ns()
-                c.rounds.append((t1 - t0) / units)
-        finally:
-            gc.enable()
-
-
-async def run_async(s: Scenario, rounds: int) -> None:
-    contenders = s.contenders
-    units = s.calls * s.per_call
-    for c in contenders:
-        await c.run()
-    for r in range(rounds):
-        order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
-        gc.collect()
-        gc.disable()
-        try:
-            for c in order:
-                t0 = perf_counter_ns()
-                await c.run()
-                t1 = perf_counter_ns()
-                c.rounds.append((t1 - t0) / units)
-        finally:
-            gc.enable()
-
-
-# --------------------------------------------------------------------------- server
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    pinned: bool
-    workdir: tempfile.TemporaryDirectory[str]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.workdir.cleanup()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(*, pin: bool) -> Server:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("redis-server is not on PATH (see scripts/install_servers.sh)")
-    workdir = tempfile.TemporaryDirectory(prefix="bench-redis-")
-    port = _free_port()
-    cmd = [
-        exe,
-        "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", workdir.name, "--logfile", "", "--protected-mode", "yes",
-    ]  # fmt: skip
-    pinned = pin and shutil.which("taskset") is not None
-    if pinned:
-        cmd = ["taskset", "-c", str(SERVER_CPU), *cmd]
-    # Its own session, so a Ctrl-C reaches only this script, which then stops the server.
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=workdir.name
-    )
-    server = Server(proc, port, pinned, workdir)
-    probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"redis-server exited with code {proc.returncode} on port {port}")
-            try:
-                probe.ping()
-                break
-            except rexc.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"redis-server did not answer on port {port} within 10 s") from None
-                time.sleep(0.05)
-    except BaseException:
-        server.stop()
-        raise
-    finally:
-        probe.close()
-    return server
-
-
-def pin_client(pin: bool) -> str:
-    """Pin this process to CLIENT_CPU when the machine has it; describe what was done."""
-    if not pin:
-        return "not pinned (--no-pin)"
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity on this platform)"
-    available = os.sched_getaffinity(0)
-    if CLIENT_CPU not in available or SERVER_CPU not in available:
-        return f"not pinned (CPUs {sorted(available)} available; need {SERVER_CPU} and {CLIENT_CPU})"
-    os.sched_setaffinity(0, {CLIENT_CPU})
-    return f"pinned to CPU {CLIENT_CPU} (os.sched_setaffinity)"
+STYLE = Style(count="calls", digits=0, ratio_digits=3, sc_ratio_rows=False)
 
 
 # --------------------------------------------------------------------------- clients
@@ -623,7 +432,7 @@ async def async_scenarios(port: int, data: Data, rounds: int, which: tuple[str, 
             out.append(s)
         for s in out:
             await run_async(s, rounds)
-            print_scenario(s, rounds)
+            print_scenario(s, rounds, STYLE)
             sys.stdout.flush()
         return out
     finally:
@@ -634,101 +443,8 @@ async def async_scenarios(port: int, data: Data, rounds: int, which: tuple[str, 
 # --------------------------------------------------------------------------- output
 
 
-def ratios(s: Scenario) -> dict[str, dict[str, float]]:
-    """{stratacache contender: {other contender: stratacache median / other median}}."""
-    out: dict[str, dict[str, float]] = {}
-    for a in s.contenders:
-        if a.role != ROLE_SC:
-            continue
-        out[a.name] = {b.name: a.median / b.median for b in s.contenders if b is not a and b.median > 0}
-    return out
-
-
-def _spread(c: Contender) -> str:
-    lo, hi = min(c.rounds), max(c.rounds)
-    return f"{100 * (hi - lo) / c.median:5.1f}%"
-
-
-def print_scenario(s: Scenario, rounds: int) -> None:
-    width = max(len(c.name) for c in s.contenders) + 2
-    print()
-    print(f"{s.title}  ({s.detail})")
-    per = "" if s.per_call == 1 else f" of {s.per_call} keys"
-    print(f"  {s.calls:,} calls{per}/round x {rounds} rounds; {s.unit} = median round, min = best round,")
-    print("  spread = (max-min)/median across rounds")
-    print(f"  {'contender':<{width}} {s.unit:>8} {'min':>8}  {'spread':>6}  note")
-    for c in s.contenders:
-        tag = {ROLE_SC: "*", ROLE_RAW: " ", ROLE_PEER: " ", ROLE_DIAG: "("}[c.role]
-        note = c.note + (" [diagnostic: an inner layer of *]" if c.role == ROLE_DIAG else "")
-        line = f"{tag} {c.name:<{width}} {c.median:8.0f} {min(c.rounds):8.0f}  {_spread(c)}  {note}"
-        print(line.rstrip())
-    r = ratios(s)
-    sc_names = list(r)
-    head = "".join(f"{n:>{max(12, len(n) + 2)}}" for n in sc_names)
-    print(f"  ratio = stratacache / row{'':<{max(0, width - 25)}}   {head}")
-    for c in s.contenders:
-        if c.role == ROLE_SC:
-            continue
-        cells = "".join(f"{f'{r[n][c.name]:.3f}x':>{max(12, len(n) + 2)}}" for n in sc_names)
-        print(f"    / {c.name:<{width - 2}}  {cells}")
-    for name, raw_name, extra in _overheads(s):
-        print(f"  {name} - {raw_name} = {extra:+.0f} {s.unit} (the facade's cost on top of the raw call)")
-    for t in s.targets:
-        v = t.verdict(s)
-        if v is not None:
-            ratio, met = v
-            print(
-                f"  target {t.ours} / {t.raw} <= {t.limit:.2f}x: {ratio:.4f}x, {'met' if met else 'MISSED'}"
-            )
-    for line in s.checks:
-        print(f"  check: {line}")
-    for w in s.warnings:
-        print(f"  WARNING: {w}")
-
-
-def _overheads(s: Scenario) -> list[tuple[str, str, float]]:
-    by_name = {c.name: c for c in s.contenders}
-    out = []
-    for t in s.targets:
-        if t.ours in by_name and t.raw in by_name:
-            out.append((t.ours, t.raw, by_name[t.ours].median - by_name[t.raw].median))
-    return out
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def versions(server_version: str) -> dict[str, str]:
-    out = {"stratacache": getattr(sc, "__version__", "?")}
-    for name in ("redis", "hiredis", "msgpack"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    out["redis-server"] = server_version
-    return out
-
-
-@contextlib.contextmanager
-def sigterm_as_exit() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C does, so the server is stopped either way."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def redis_versions(server_version: str) -> dict[str, str]:
+    return {**versions(("redis", "hiredis", "msgpack")), "redis-server": server_version}
 
 
 # ----------------------------------------------------------------------------- main
@@ -750,12 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     batch_calls = max(10, calls // 20)
 
     started = time.monotonic()
-    with sigterm_as_exit():
-        server = start_server(pin=not args.no_pin)
-        try:
-            return _run(args, server, rounds, calls, batch_calls, started)
-        finally:
-            server.stop()
+    with sigterm_as_exit(), start_redis(pin=not args.no_pin) as server:
+        return _run(args, server, rounds, calls, batch_calls, started)
 
 
 def _run(
@@ -768,11 +480,7 @@ def _run(
     try:
         server_version = str(raw.info("server").get("redis_version", "?"))
         hiredis_on = bool(getattr(redis.utils, "HIREDIS_AVAILABLE", False))
-        print(f"stratacache redis benchmark  {datetime.now().astimezone().isoformat(timespec='seconds')}")
-        py = f"{platform.python_version()} ({platform.python_implementation()})"
-        print(f"Python {py} on {platform.platform()}")
-        print(f"CPU: {cpu_model()}  ({os.cpu_count()} logical cores visible)")
-        print("versions: " + ", ".join(f"{k} {v}" for k, v in versions(server_version).items()))
+        print_machine("redis", redis_versions(server_version))
         print(f"redis-py parser: {'hiredis' if hiredis_on else 'pure Python (hiredis not available)'}")
         print(
             f"server: redis-server on 127.0.0.1:{server.port}, --save '' --appendonly no, {server_pin}; "
@@ -798,7 +506,7 @@ def _run(
             s = build(cache, raw, data)
             run_sync(s, rounds)
             scenarios.append(s)
-            print_scenario(s, rounds)
+            print_scenario(s, rounds, STYLE)
             sys.stdout.flush()
 
         # In the numbered order; the set loops overwrite the keys, so the stored bytes are
@@ -827,13 +535,8 @@ def _run(
 
     if args.json:
         doc = {
-            "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "python": sys.version,
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "versions": versions(server_version),
+            **machine_json(),
+            "versions": redis_versions(server_version),
             "hiredis": hiredis_on,
             "pinning": {"server": server_pin, "client": client_pin},
             "pool": {"max_connections": POOL_SIZE, "timeout": TIMEOUT, "connect_timeout": CONNECT_TIMEOUT},
@@ -841,39 +544,15 @@ def _run(
             "rounds": rounds,
             "elapsed_s": elapsed,
             "scenarios": [
-                {
-                    "key": s.key,
-                    "title": s.title,
-                    "detail": s.detail,
-                    "unit": s.unit,
-                    "calls_per_round": s.calls,
-                    "keys_per_call": s.per_call,
-                    "contenders": [
-                        {
-                            "name": c.name,
-                            "role": c.role,
-                            "note": c.note,
-                            "median_ns": c.median,
-                            "min_ns": min(c.rounds),
-                            "max_ns": max(c.rounds),
-                            "rounds_ns": c.rounds,
-                        }
-                        for c in s.contenders
-                    ],
-                    "ratios": ratios(s),
-                    "targets": [
-                        {"ours": t.ours, "raw": t.raw, "limit": t.limit, "ratio": v[0], "met": v[1]}
-                        for t in s.targets
-                        if (v := t.verdict(s)) is not None
-                    ],
-                    "checks": s.checks,
-                    "warnings": s.warnings,
-                }
+                scenario_json(
+                    s,
+                    {"unit": s.unit, "calls_per_round": s.calls, "keys_per_call": s.per_call},
+                    targets=True,
+                )
                 for s in scenarios
             ],
         }
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     return 0
 
 
