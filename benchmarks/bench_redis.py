@@ -450,6 +450,9 @@ def redis_versions(server_version: str) -> dict[str, str]:
 # ----------------------------------------------------------------------------- main
 
 
+SCENARIO_NAMES = ("get", "set", "async_get", "async_set", "get_many", "async_get_many", "set_many")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (about 15 s)")
@@ -457,7 +460,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="override the number of timed rounds")
     parser.add_argument("--ops", type=int, help="override the single-key calls per round")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and client to CPUs")
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help=f"comma-separated subset of the scenarios to run: {','.join(SCENARIO_NAMES)} (default: all)",
+    )
     args = parser.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else set(SCENARIO_NAMES)
+    if not only <= set(SCENARIO_NAMES):
+        parser.error(f"--only: unknown scenario(s) {sorted(only - set(SCENARIO_NAMES))}")
+    args.only = only
     if (args.rounds is not None and args.rounds < 1) or (args.ops is not None and args.ops < 1):
         parser.error("--rounds and --ops must be positive")
 
@@ -511,14 +523,22 @@ def _run(
 
         # In the numbered order; the set loops overwrite the keys, so the stored bytes are
         # put back before the next get loop.
-        sync(scenario_get)
-        sync(scenario_set)
-        restore(raw, data)
-        scenarios.extend(asyncio.run(async_scenarios(port, data, rounds, ("get", "set"))))
-        restore(raw, data)
-        sync(scenario_get_many)
-        scenarios.extend(asyncio.run(async_scenarios(port, data, rounds, ("get_many",))))
-        sync(scenario_set_many)
+        only = args.only
+        if "get" in only:
+            sync(scenario_get)
+        if "set" in only:
+            sync(scenario_set)
+            restore(raw, data)
+        wanted = tuple(name for name in ("get", "set") if f"async_{name}" in only)
+        if wanted:
+            scenarios.extend(asyncio.run(async_scenarios(port, data, rounds, wanted)))
+            restore(raw, data)
+        if "get_many" in only:
+            sync(scenario_get_many)
+        if "async_get_many" in only:
+            scenarios.extend(asyncio.run(async_scenarios(port, data, rounds, ("get_many",))))
+        if "set_many" in only:
+            sync(scenario_set_many)
     finally:
         cache.close()
         raw.close()

@@ -419,6 +419,25 @@ def test_serializing_memory_cache_isolates_values() -> None:
     assert plain.get("k") == {"list": [1, 2, 3, 4]}  # objects are stored as they are
 
 
+def test_get_many_decodes_every_stored_form_and_names_a_corrupt_key() -> None:
+    # get_many inlines the codec's plain-header fast path; the other forms (a counter's
+    # decimal, a header whose payload does not parse) must still go through Codec.decode.
+    cache = Cache("memory", serializer="msgpack")
+    cache.set_many({"d": {"a": [1, 2]}, "t": (1, "x"), "n": 7})
+    cache.incr("c", 3)
+    assert cache.get_many(["d", "t", "n", "c", "missing"]) == {
+        "d": {"a": [1, 2]},
+        "t": (1, "x"),
+        "n": 7,
+        "c": 3,
+    }
+    header = cache.backend.get("d")[:4]
+    cache.backend.set("bad", header + b"\xc1", None)  # 0xc1 is never valid msgpack
+    with pytest.raises(sc.SerializationError, match="'bad'"):
+        cache.get_many(["d", "bad"])
+    assert cache.stats().errors == 1
+
+
 def test_cli_demo_runs() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "stratacache", "demo"], capture_output=True, text=True, check=True, timeout=60

@@ -412,11 +412,20 @@ class AsyncCache:
                 for k, value in found.items():
                     result[full[k]] = value
             else:
-                # _decode inlined: this loop runs once per key of every batch read.
+                # Codec.decode's fast path inlined (header -> loader, no frame): this loop
+                # runs once per key of every batch read. Anything else takes codec.decode.
                 decode = codec.decode
+                plain = codec.plain_loaders
                 for k, raw in found.items():
                     kind = type(raw)
                     if kind is bytes:
+                        loads = plain.get(raw[:4])
+                        if loads is not None:
+                            try:
+                                result[full[k]] = loads(raw[4:])
+                                continue
+                            except Exception:  # decoded again below, which raises the precise error
+                                pass
                         result[full[k]] = decode(raw, k)
                     elif kind is Decoded:
                         result[full[k]] = raw.value
