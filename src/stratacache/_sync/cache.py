@@ -185,8 +185,11 @@ class Cache:
                 compression_threshold=options.get("compression_threshold", 1024),
                 encryption_keys=options.get("encryption_keys"),
             )
+        # Codec.decode's fast path, inlined by get() and get_many() (empty without a codec).
+        self._plain_loaders: Mapping[bytes, Callable[[bytes], Any]] = {}
         if self._codec is not None:
             self._backend.attach_codec(self._codec)
+            self._plain_loaders = self._codec.plain_loaders
         self._sample_every: int = options.get("latency_sample", 64)
         self._tick = 0
         self._stats = StatsRecorder()
@@ -334,7 +337,15 @@ class Cache:
         try:
             value = self._backend.get(k)
             if value is not MISSING and self._codec is not None:
-                value = self._decode(value, k)
+                # Codec.decode's fast path inlined: two frames less on every remote hit.
+                loads = self._plain_loaders.get(value[:4]) if type(value) is bytes else None
+                if loads is None:
+                    value = self._decode(value, k)
+                else:
+                    try:
+                        value = loads(value[4:])
+                    except Exception:  # decoded again, which raises the precise error
+                        value = self._decode(value, k)
         except CacheError as exc:
             self._failed("get", key, exc)
             raise
@@ -416,7 +427,7 @@ class Cache:
                 # Codec.decode's fast path inlined (header -> loader, no frame): this loop
                 # runs once per key of every batch read. Anything else takes codec.decode.
                 decode = codec.decode
-                plain = codec.plain_loaders
+                plain = self._plain_loaders
                 for k, raw in found.items():
                     kind = type(raw)
                     if kind is bytes:
