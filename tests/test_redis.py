@@ -5,6 +5,7 @@ Every test talks to a real ``redis-server`` started by the fixtures in ``servers
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -167,6 +168,39 @@ async def test_closed_port_is_unavailable_async(redis_server_factory: RedisServe
     async with AsyncCache(f"redis://127.0.0.1:{port}/0?connect_timeout=0.5") as cache:
         with pytest.raises(BackendUnavailable):
             await cache.set("k", 1)
+
+
+def test_a_timeout_is_not_retried(redis_server_factory: RedisServerFactory) -> None:
+    # Default retries (3): a timed-out command must not be sent again. It may have run (an
+    # INCR would count twice), and a hung server would cost 4 x timeout instead of 1.
+    server = redis_server_factory(extra_args=["--enable-debug-command", "yes"])
+    with Cache(server.url, timeout=0.3) as cache:
+        cache.set("n", 0)
+        sleeper = threading.Thread(target=server.command, args=("DEBUG", "SLEEP", "1.5"))
+        sleeper.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(CacheTimeout, match="'n'"):
+            cache.incr("n")
+        assert time.monotonic() - started < 1.0
+        sleeper.join()
+        # The INCR reached the server once; it ran after the sleep, exactly once.
+        assert cache.get("n") == 1
+
+
+async def test_a_timeout_is_not_retried_async(redis_server_factory: RedisServerFactory) -> None:
+    server = redis_server_factory(extra_args=["--enable-debug-command", "yes"])
+    async with AsyncCache(server.url, timeout=0.3) as cache:
+        await cache.set("n", 0)
+        sleeper = threading.Thread(target=server.command, args=("DEBUG", "SLEEP", "1.5"))
+        sleeper.start()
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(CacheTimeout, match="'n'"):
+            await cache.incr("n")
+        assert time.monotonic() - started < 1.0
+        await asyncio.to_thread(sleeper.join)
+        assert await cache.get("n") == 1
 
 
 def test_slow_server_is_a_timeout(redis_server_factory: RedisServerFactory) -> None:

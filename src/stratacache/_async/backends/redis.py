@@ -151,9 +151,15 @@ class AsyncRedisBackend(AsyncBackend):
         self.scan_count = scan_count
         self._db = db
         self._where = _describe_where(mode, host, port, db, unix_socket_path, nodes, sentinels, service_name)
-        # redis-py retries a command only on connection errors: a timeout may mean the server
-        # did run it, and retrying an INCR would count twice.
-        retry = Retry(ExponentialWithJitterBackoff(base=retry_backoff, cap=1.0), retries)
+        # Retry a command only on connection errors: a timeout may mean the server did run
+        # it, and retrying an INCR would count twice (and a hung server would cost
+        # (retries + 1) x timeout). Retry's own default also retries TimeoutError, and
+        # retry_on_error only adds to that list, hence supported_errors.
+        retry = Retry(
+            ExponentialWithJitterBackoff(base=retry_backoff, cap=1.0),
+            retries,
+            supported_errors=(rexc.ConnectionError,),
+        )
         common: dict[str, Any] = {
             "username": username,
             "password": password,
