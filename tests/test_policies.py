@@ -952,3 +952,61 @@ TestRandomMachine = _SETTINGS(_machine("random", {"seed": 1})).TestCase
 # A short epoch so that aging (bucket merges) happens inside the sequences.
 TestLFUMachine = _SETTINGS(_machine("lfu", {"sample_size": 7})).TestCase
 TestTinyLFUMachine = _SETTINGS(_machine("tinylfu", {"seed": 1})).TestCase
+
+
+# -- batched hits (the store's read buffer) ----------------------------------------------
+
+
+def _policy_state(policy: Policy) -> Any:
+    """Everything a hit can change, in comparable form."""
+    if isinstance(policy, TinyLFUPolicy):
+        return (
+            list(policy._window.items()),
+            list(policy._probation.items()),
+            list(policy._protected.items()),
+            bytes(policy._sketch._table),
+            policy._sketch.size,
+            policy._hits,
+            policy._misses,
+            policy.window_capacity,
+            policy.protected_capacity,
+            policy._step,
+            policy._window_ghost_hits,
+            policy._main_ghost_hits,
+        )
+    return drain(policy)
+
+
+@pytest.mark.parametrize("name", ["lfu", "tinylfu", "lru", "fifo", "random"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_on_access_many_equals_on_access_per_key(name: str, seed: int) -> None:
+    # Long enough for several sketch halvings, climber periods and lfu agings; some reads
+    # name keys evicted since (as a store's buffer may), which must be skipped.
+    rng = random.Random(seed)
+    one, batched = new(name, 24), new(name, 24)
+    resident: set[Hashable] = set()
+    buffer: list[Hashable] = []
+    for _ in range(12_000):
+        key = int(rng.paretovariate(1.2)) if rng.random() < 0.7 else rng.randrange(400)
+        if key in resident:
+            one.on_access(key)
+            buffer.append(key)
+            if len(buffer) >= rng.choice((1, 7, 64)):
+                batched.on_access_many(buffer, resident)
+                buffer.clear()
+            continue
+        # A miss: the store drains its buffer first, then counts the miss and inserts.
+        batched.on_access_many(buffer, resident)
+        buffer.clear()
+        for policy in (one, batched):
+            policy.record_miss(key)
+            policy.on_insert(key)
+        resident.add(key)
+        while len(resident) > 24:
+            victim = one.evict()
+            assert batched.evict() == victim
+            resident.remove(victim)
+            if rng.random() < 0.2:
+                buffer.append(victim)  # a buffered read of a key evicted since
+    batched.on_access_many(buffer, resident)
+    assert _policy_state(batched) == _policy_state(one)

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Container, Hashable, Iterable
 from typing import ClassVar
 
 from ..._exceptions import ConfigurationError
@@ -257,6 +257,77 @@ class TinyLFUPolicy(Policy):
         self._hits += 1
         if self._hits + self._misses >= self._climb_period:
             self._climb()
+
+    def on_access_many(self, keys: Iterable[Hashable], tracked: Container[Hashable]) -> None:
+        """:meth:`on_access` for each key in ``tracked``, oldest first, in one frame.
+
+        The store's read buffer replays every hit through here, so this loop is most of a
+        hit's cost: the sketch's increment and the region update are inlined (two calls less
+        per key than ``on_access``). Same effect, in the same order, as ``on_access`` per key.
+        """
+        sketch = self._sketch
+        protected = self._protected
+        window = self._window
+        move_protected = protected.move_to_end
+        move_window = window.move_to_end
+        # Refreshed after a climb or a reset, which may replace the table or the regions' bounds.
+        table = sketch._table
+        mask = sketch._mask
+        row1, row2, row3 = sketch._row1, sketch._row2, sketch._row3
+        salt = sketch._salt
+        counted = 0  # increments not yet added to sketch.size
+        budget = sketch.sample_size - sketch.size  # increments until the next halving
+        requests = self._hits + self._misses
+        period = self._climb_period
+        for key in keys:
+            if key not in tracked:
+                continue
+            # FrequencySketch.increment, inlined.
+            h = hash((key, salt))
+            a = h & mask
+            b = ((h >> 33) & mask) | 1
+            added = False
+            if table[a] < 15:
+                table[a] += 1
+                added = True
+            a = (a + b) & mask
+            i = row1 + a
+            if table[i] < 15:
+                table[i] += 1
+                added = True
+            a = (a + b) & mask
+            i = row2 + a
+            if table[i] < 15:
+                table[i] += 1
+                added = True
+            a = (a + b) & mask
+            i = row3 + a
+            if table[i] < 15:
+                table[i] += 1
+                added = True
+            if added:
+                counted += 1
+                if counted >= budget:  # the halving falls here, as in increment()
+                    sketch.size += counted
+                    counted = 0
+                    sketch.reset()
+                    table = sketch._table
+                    budget = sketch.sample_size - sketch.size
+            # on_access's region update.
+            if key in protected:
+                move_protected(key)
+            elif key in window:
+                move_window(key)
+            else:
+                self._promote(key)
+            requests += 1
+            if requests >= period:
+                self._hits = requests - self._misses
+                self._climb()  # zeroes the counts
+                requests = 0
+                period = self._climb_period
+        sketch.size += counted
+        self._hits = requests - self._misses
 
     def on_update(self, key: Hashable, weight: int) -> None:
         """Record the new weight of ``key``; an overwrite counts as an access."""
