@@ -26,11 +26,30 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "CircuitBreaker"]
+__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "CircuitBreaker", "check_seconds", "check_threshold"]
 
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half-open"
+
+
+def check_threshold(name: str, value: object) -> int:
+    """``value`` as a failure count (an int >= 1); ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool) -> float:
+    """``value`` as a duration in seconds (> 0, or >= 0 with ``allow_zero``); ValueError otherwise."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value >= 0 if allow_zero else value > 0)
+    ):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a number of seconds {bound}, got {value!r}")
+    return float(value)
 
 
 class CircuitBreaker:
@@ -65,20 +84,8 @@ class CircuitBreaker:
         reset_timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if (
-            isinstance(failure_threshold, bool)
-            or not isinstance(failure_threshold, int)
-            or failure_threshold < 1
-        ):
-            raise ValueError(f"failure_threshold must be an integer >= 1, got {failure_threshold!r}")
-        if (
-            isinstance(reset_timeout, bool)
-            or not isinstance(reset_timeout, (int, float))
-            or not reset_timeout > 0
-        ):
-            raise ValueError(f"reset_timeout must be a number of seconds > 0, got {reset_timeout!r}")
-        self.failure_threshold = failure_threshold
-        self.reset_timeout = float(reset_timeout)
+        self.failure_threshold = check_threshold("failure_threshold", failure_threshold)
+        self.reset_timeout = check_seconds("reset_timeout", reset_timeout, allow_zero=False)
         self._clock = clock
         self._lock = threading.Lock()
         self.state = CLOSED

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .breaker import CLOSED, HALF_OPEN, CircuitBreaker
+from .breaker import CLOSED, HALF_OPEN, CircuitBreaker, check_seconds, check_threshold
 
 __all__ = ["NodeHealth"]
 
@@ -36,16 +36,8 @@ class NodeHealth:
         dead_retry: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if (
-            isinstance(failure_threshold, bool)
-            or not isinstance(failure_threshold, int)
-            or failure_threshold < 1
-        ):
-            raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
-        if isinstance(dead_retry, bool) or not isinstance(dead_retry, (int, float)) or not dead_retry >= 0:
-            raise ValueError(f"dead_retry must be >= 0, got {dead_retry}")
-        self.failure_threshold = failure_threshold
-        self.dead_retry = float(dead_retry)
+        self.failure_threshold = check_threshold("failure_threshold", failure_threshold)
+        self.dead_retry = check_seconds("dead_retry", dead_retry, allow_zero=True)
         self._clock = clock
         self._breakers: dict[str, CircuitBreaker] = {}
         #: node -> consecutive failures; only nodes with at least one failure are present,
