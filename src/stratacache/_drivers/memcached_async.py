@@ -32,6 +32,7 @@ from ..core.memcached_protocol import (
     Line,
     MemcachedReplyError,
     MetaValue,
+    NodeSettings,
     ProtocolViolation,
     ResponseParser,
     Stat,
@@ -124,7 +125,7 @@ class _Connection(asyncio.Protocol):
             handle.cancel()
 
 
-class AsyncMemcachedNode:
+class AsyncMemcachedNode(NodeSettings):
     """A pool of connections to one memcached server, with the commands the backend uses.
 
     Values come back as ``(data, flags)``; connection problems raise
@@ -133,23 +134,8 @@ class AsyncMemcachedNode:
     :class:`~stratacache.core.memcached_protocol.MemcachedReplyError`.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        pool_size: int = 8,
-        connect_timeout: float = 1.0,
-        timeout: float = 1.0,
-        max_value_size: int = 1 << 20,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.address = f"{host}:{port}"
-        self.pool_size = pool_size
-        self.connect_timeout = connect_timeout
-        self.timeout = timeout
-        self.max_value_size = max_value_size
+    def _setup(self) -> None:
+        """Create the pool (its connections open on first use)."""
         self._idle: list[_Connection] = []
         self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
         self._size = 0

@@ -47,6 +47,7 @@ from ..core.memcached_protocol import (
     End,
     ErrorReply,
     MemcachedReplyError,
+    NodeSettings,
     ProtocolViolation,
     ResponseParser,
     Value,
@@ -82,28 +83,13 @@ class _Serde:
 _SERDE = _Serde()
 
 
-class MemcachedNode:
+class MemcachedNode(NodeSettings):
     """A pool of pymemcache clients to one memcached server, with the commands the backend uses."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        pool_size: int = 8,
-        connect_timeout: float = 1.0,
-        timeout: float = 1.0,
-        max_value_size: int = 1 << 20,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.address = f"{host}:{port}"
-        self.pool_size = pool_size
-        self.connect_timeout = connect_timeout
-        self.timeout = timeout
-        self.max_value_size = max_value_size
+    def _setup(self) -> None:
+        """Create the pool (its connections open on first use)."""
         # pymemcache connects on first use, so the whole pool can be created up front.
-        self._idle: list[Any] = [self._make_client() for _ in range(pool_size)]
+        self._idle: list[Any] = [self._make_client() for _ in range(self.pool_size)]
         self._cond = threading.Condition(threading.Lock())
         self._waiters = 0
 

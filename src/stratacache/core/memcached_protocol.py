@@ -38,6 +38,7 @@ __all__ = [
     "Line",
     "MemcachedReplyError",
     "MetaValue",
+    "NodeSettings",
     "ProtocolViolation",
     "ResponseParser",
     "Stat",
@@ -155,6 +156,35 @@ _META_STATUS = frozenset((b"HD", b"VA", b"EN", b"NF", b"NS", b"EX", b"MN"))
 
 
 # ----------------------------------------------------------------------------- encoding
+
+
+class NodeSettings:
+    """Where one memcached server is and how a driver talks to it: the settings both
+    drivers (sync on pymemcache, async on asyncio) share, kept in one place."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        pool_size: int = 8,
+        connect_timeout: float = 1.0,
+        timeout: float = 1.0,
+        max_value_size: int = 1 << 20,
+    ) -> None:
+        """Record the settings (``address`` is ``host:port``, the name errors use), then let
+        the driver set up its pool (:meth:`_setup`)."""
+        self.host = host
+        self.port = port
+        self.address = f"{host}:{port}"
+        self.pool_size = pool_size
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.max_value_size = max_value_size
+        self._setup()
+
+    def _setup(self) -> None:
+        """A driver's own initialisation (its pool), run once the settings are in place."""
 
 
 def check_key(key: bytes) -> bytes:
