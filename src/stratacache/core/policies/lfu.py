@@ -30,7 +30,7 @@ which is Caffeine's rule for weighted caches. ``sample_size=`` fixes the epoch l
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Container, Hashable, Iterable
+from collections.abc import Hashable
 from typing import ClassVar
 
 from ..._exceptions import ConfigurationError
@@ -134,30 +134,6 @@ class LFUPolicy(Policy):
         self._ops += 1
         if self._ops >= self._sample:
             self._age()
-
-    def on_access_many(self, keys: Iterable[Hashable], tracked: Container[Hashable]) -> None:
-        """:meth:`on_access` for each key in ``tracked``, oldest first, in one frame (the
-        store's read buffer replays every hit through here; one call less per key)."""
-        where = self._where
-        link_after = self._link_after
-        unlink = self._unlink
-        for key in keys:
-            if key not in tracked:
-                continue
-            bucket = where[key]
-            count = bucket.count + 1
-            target = bucket.next
-            if target.count != count:
-                target = link_after(bucket, count)
-            bucket_keys = bucket.keys
-            target.keys[key] = bucket_keys.pop(key)
-            where[key] = target
-            if not bucket_keys:
-                unlink(bucket)
-            self._ops += 1
-            if self._ops >= self._sample:
-                self._age()
-                where = self._where
 
     def on_update(self, key: Hashable, weight: int) -> None:
         """Record the new weight; an overwrite counts as an access."""
