@@ -455,7 +455,7 @@ SCENARIO_NAMES = ("get", "set", "async_get", "async_set", "get_many", "async_get
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (about 15 s)")
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (about 30 s)")
     parser.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
     parser.add_argument("--rounds", type=int, help="override the number of timed rounds")
     parser.add_argument("--ops", type=int, help="override the single-key calls per round")

@@ -155,7 +155,7 @@ _END = End()
 _META_STATUS = frozenset((b"HD", b"VA", b"EN", b"NF", b"NS", b"EX", b"MN"))
 
 
-# ----------------------------------------------------------------------------- encoding
+# ----------------------------------------------------------------------------- settings
 
 
 class NodeSettings:
@@ -185,6 +185,9 @@ class NodeSettings:
 
     def _setup(self) -> None:
         """A driver's own initialisation (its pool), run once the settings are in place."""
+
+
+# ----------------------------------------------------------------------------- encoding
 
 
 def check_key(key: bytes) -> bytes:

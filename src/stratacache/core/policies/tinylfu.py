@@ -69,6 +69,7 @@ from typing import ClassVar
 
 from ..._exceptions import ConfigurationError
 from .base import Policy, check_capacity, check_weight
+from .sketch import _MAX as _COUNTER_MAX
 from .sketch import FrequencySketch
 
 __all__ = ["TinyLFUPolicy"]
@@ -270,11 +271,13 @@ class TinyLFUPolicy(Policy):
         window = self._window
         move_protected = protected.move_to_end
         move_window = window.move_to_end
-        # Refreshed after a climb or a reset, which may replace the table or the regions' bounds.
+        # The sketch's internals, for the inlined increment; ``table`` is re-read after a
+        # halving (reset() replaces it) and ``period`` after a climb.
         table = sketch._table
         mask = sketch._mask
         row1, row2, row3 = sketch._row1, sketch._row2, sketch._row3
         salt = sketch._salt
+        top = _COUNTER_MAX  # a local: read four times per key
         counted = 0  # increments not yet added to sketch.size
         budget = sketch.sample_size - sketch.size  # increments until the next halving
         requests = self._hits + self._misses
@@ -287,22 +290,22 @@ class TinyLFUPolicy(Policy):
             a = h & mask
             b = ((h >> 33) & mask) | 1
             added = False
-            if table[a] < 15:
+            if table[a] < top:
                 table[a] += 1
                 added = True
             a = (a + b) & mask
             i = row1 + a
-            if table[i] < 15:
+            if table[i] < top:
                 table[i] += 1
                 added = True
             a = (a + b) & mask
             i = row2 + a
-            if table[i] < 15:
+            if table[i] < top:
                 table[i] += 1
                 added = True
             a = (a + b) & mask
             i = row3 + a
-            if table[i] < 15:
+            if table[i] < top:
                 table[i] += 1
                 added = True
             if added:
