@@ -24,11 +24,18 @@ number of distinct keys, after Caffeine's ``FrequencySketch``:
   (whose halves are lost to rounding) is subtracted from the running count as in Caffeine.
   Caffeine ages every ``10 x`` entries; twice that measured better on loops, where a short
   history makes the halving, not the workload, decide which keys look hotter.
+
+When the optional C helpers are built (see ``_native``), :meth:`FrequencySketch.increment`
+and :meth:`FrequencySketch.frequency` run their counter arithmetic there, on the same table
+with the same hash: the Python bodies below are the reference, and the tests hold the two
+to identical tables.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
+
+from . import _native
 
 __all__ = ["FrequencySketch"]
 
@@ -91,6 +98,9 @@ class FrequencySketch:
 
     def frequency(self, key: Hashable) -> int:
         """The estimated number of recent occurrences of ``key``, 0 to 15."""
+        native = _native.speedups
+        if native is not None:
+            return native.sketch_frequency(self._table, key, self._salt, self._mask)
         # Hashing a (key, salt) tuple mixes in C, far cheaper than mixing with Python
         # arithmetic, and it scrambles ints, whose hash is themselves. Row r reads position
         # (a + r*b) & mask (double hashing); every value stays a small int, which CPython
@@ -114,6 +124,13 @@ class FrequencySketch:
 
     def increment(self, key: Hashable) -> None:
         """Count one occurrence of ``key``: each of its counters below 15 goes up by one."""
+        native = _native.speedups
+        if native is not None:
+            if native.sketch_increment(self._table, key, self._salt, self._mask):
+                self.size += 1
+                if self.size >= self.sample_size:
+                    self.reset()
+            return
         h = hash((key, self._salt))
         mask = self._mask
         a = h & mask

@@ -68,6 +68,7 @@ from collections.abc import Container, Hashable, Iterable
 from typing import ClassVar
 
 from ..._exceptions import ConfigurationError
+from . import _native
 from .base import Policy, check_capacity, check_weight
 from .sketch import _MAX as _COUNTER_MAX
 from .sketch import FrequencySketch
@@ -101,6 +102,10 @@ _GHOST_SHARE = _STEP_PERCENT
 _MIN_GHOST = 8
 
 _NO_KEY = object()
+
+# tinylfu_replay's "stopped" code for a key it counted but left for Python to move (see
+# _speedups.c): a halving is due, or the key is in probation.
+_REPLAY_MID_KEY = 1
 
 
 class TinyLFUPolicy(Policy):
@@ -260,11 +265,66 @@ class TinyLFUPolicy(Policy):
             self._climb()
 
     def on_access_many(self, keys: Iterable[Hashable], tracked: Container[Hashable]) -> None:
-        """:meth:`on_access` for each key in ``tracked``, oldest first, in one frame.
+        """:meth:`on_access` for each key in ``tracked``, oldest first.
 
-        The store's read buffer replays every hit through here, so this loop is most of a
-        hit's cost: the sketch's increment and the region update are inlined (two calls less
-        per key than ``on_access``). Same effect, in the same order, as ``on_access`` per key.
+        The store's read buffer replays every hit through here, so this is most of a hit's
+        cost. With the C helpers (``_native``) the common step — count the key, move it to
+        the recent end of protected or the window — runs in C, which hands the rare ones back
+        (a halving of the sketch, a promotion from probation, a climber step); without them,
+        :meth:`_replay_python` does it all. Same effect, in the same order, as ``on_access``
+        per key, either way.
+        """
+        native = _native.speedups
+        if native is None:
+            self._replay_python(keys, tracked)
+            return
+        batch = keys if type(keys) is list else list(keys)
+        replay = native.tinylfu_replay
+        sketch = self._sketch
+        protected = self._protected
+        window = self._window
+        move_protected = protected.move_to_end
+        move_window = window.move_to_end
+        index = 0
+        end = len(batch)
+        while index < end:
+            index, counted, hits, stopped = replay(
+                batch,
+                index,
+                tracked,
+                protected,
+                window,
+                move_protected,
+                move_window,
+                sketch._table,
+                sketch._salt,
+                sketch._mask,
+                sketch.sample_size - sketch.size,
+                self._climb_period - self._hits - self._misses,
+            )
+            sketch.size += counted
+            self._hits += hits
+            if stopped == _REPLAY_MID_KEY:
+                # batch[index] is counted, not yet moved: halve if due, then move it here.
+                if sketch.size >= sketch.sample_size:
+                    sketch.reset()
+                key = batch[index]
+                if key in protected:
+                    move_protected(key)
+                elif key in window:
+                    move_window(key)
+                else:
+                    self._promote(key)
+                self._hits += 1
+                index += 1
+            if self._hits + self._misses >= self._climb_period:
+                self._climb()
+
+    def _replay_python(self, keys: Iterable[Hashable], tracked: Container[Hashable]) -> None:
+        """:meth:`on_access_many` in Python: the reference for the C replay, and its fallback.
+
+        The sketch's increment and the region update are inlined (two calls less per key
+        than ``on_access``).
         """
         sketch = self._sketch
         protected = self._protected
