@@ -1,8 +1,9 @@
 """Build script for the one optional C extension; everything else is in pyproject.toml.
 
-``stratacache.core.policies._speedups`` holds TinyLFU's inner loops (see the .c file). It is
-``optional``: without a C compiler (or on a platform it does not support) the build warns and
-the package runs its pure-Python code, with the same results, more slowly.
+``stratacache.core._speedups`` holds compiled hot paths: TinyLFU's inner loops and the memory
+store's get (see the .c file). It is ``optional``: without a C compiler (or on a platform it
+does not support) the build warns and the package runs its pure-Python code, with the same
+results, more slowly.
 """
 
 from setuptools import Extension, setup
@@ -10,8 +11,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "stratacache.core.policies._speedups",
-            ["src/stratacache/core/policies/_speedups.c"],
+            "stratacache.core._speedups",
+            ["src/stratacache/core/_speedups.c"],
             optional=True,
         )
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stratacache.core.policies import FrequencySketch, TinyLFUPolicy, _native
+import stratacache as sc
+from stratacache.core import _native
+from stratacache.core.policies import POLICIES, FrequencySketch, RandomPolicy, TinyLFUPolicy
+from stratacache.testing import FakeClock
 
 T = TypeVar("T")
 
@@ -251,3 +255,188 @@ def test_replay_refuses_bad_arguments_and_passes_errors_through() -> None:
     # A generic container works through `in`, and a key in neither region stops the replay
     # after counting it (probation: Python promotes it).
     assert replay(["b", "p"], tracked={"b", "p"}) == (1, 2, 1, 1)
+
+
+# -- the memory store's fused get: C (FusedGet) against the Python closure ------------------
+
+
+def _seeded_init(cls: type[Any]) -> Callable[..., None]:
+    def __init__(self: Any, capacity: int, **kwargs: Any) -> None:
+        cls.__init__(self, capacity, **{"seed": 1, **kwargs})
+
+    return __init__
+
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    try:
+        return ("ok", call())
+    except Exception as exc:  # the same error, with the same message, on both sides
+        return ("raised", type(exc), str(exc))
+
+
+def _operation(
+    cache: sc.Cache,
+    clock: FakeClock,
+    seen: list[Any],
+    roll: float,
+    key: str,
+    step: int,
+    ttl: Any,
+    fallback: Any,
+) -> Any:
+    """One step of the differential test below, chosen by ``roll``; its outcome."""
+    if roll < 0.15:
+        return _outcome(lambda: cache.set(key, step, ttl=ttl))
+    if roll < 0.17:
+        return _outcome(lambda: cache.lpush(key, step))
+    if roll < 0.18:
+        return _outcome(lambda: cache.get(7))  # type: ignore[arg-type]
+    if roll < 0.19:
+        return _outcome(lambda: cache.get(["unhashable"]))  # type: ignore[arg-type]
+    if roll < 0.21:
+        return _outcome(lambda: cache.get(key, default="d"))
+    if roll < 0.22:
+        return _outcome(cache.get)  # type: ignore[arg-type]  # no key: a TypeError from both
+    if roll < 0.23:
+        clock.advance(0.7)
+        return None
+    if roll < 0.235:
+        return _outcome(lambda: cache.hooks.add("after_get", seen.append))
+    if roll < 0.24:
+        return _outcome(lambda: cache.hooks.remove("after_get", seen.append))
+    return _outcome(lambda: cache.get(key, fallback))
+
+
+@needs_native
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random", "lfu", "tinylfu"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"cache": {"namespace": "ns"}},
+        {"cache": {"latency_sample": 3}},  # not a power of two: every call is a "tick"
+        {"backend": {"expire_after_access": 5.0}},
+        {"backend": {"max_entries": None}},
+    ],
+    ids=["plain", "namespace", "odd-sample", "sliding", "unbounded"],
+)
+def test_fused_get_in_c_answers_exactly_as_the_python_closure(
+    policy: str, variant: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hits (plain, with a ttl, due, sliding, collections), misses, non-str and unhashable keys,
+    # keyword defaults, hooks switched on and off, evictions and expiry: every call must give
+    # the same value or the same error, and the counters must agree at every step.
+    rng = random.Random(policy + str(sorted(variant)))
+    clocks = [FakeClock(), FakeClock()]
+    backend = {"max_entries": 40, "policy": policy, **variant.get("backend", {})}
+    if backend["max_entries"] is None:
+        del backend["max_entries"]
+    # Randomized policies get a fixed seed, the same in both caches.
+    for name, cls in (("random", RandomPolicy), ("tinylfu", TinyLFUPolicy)):
+        seeded = type(f"Seeded{cls.__name__}", (cls,), {"__init__": _seeded_init(cls)})
+        monkeypatch.setitem(POLICIES, name, seeded)
+    compiled = sc.Cache(sc.MemoryBackend(**backend, clock=clocks[0]), **variant.get("cache", {}))
+    with pure_python():
+        reference = sc.Cache(sc.MemoryBackend(**backend, clock=clocks[1]), **variant.get("cache", {}))
+    assert isinstance(compiled.get, native.FusedGet)
+    assert not isinstance(reference.get, native.FusedGet)
+    seen: list[list[Any]] = [[], []]
+    for step in range(4_000):
+        key = f"k{rng.randrange(80)}"
+        roll = rng.random()
+        ttl = rng.choice([None, 1.0, 30.0])
+        fallback = rng.choice([None, 0])
+        outcomes = [
+            _operation(cache, clocks[side], seen[side], roll, key, step, ttl, fallback)
+            for side, cache in enumerate((compiled, reference))
+        ]
+        assert outcomes[0] == outcomes[1], (step, outcomes)
+        if step % 100 == 0:
+            a, b = compiled.stats(), reference.stats()
+            # get_latency.count: the same calls were sampled (ticks go to the closure).
+            fields = ("hits", "misses", "items", "expirations", "evictions")
+            assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
+            assert a.get_latency.count == b.get_latency.count
+    assert len(seen[0]) == len(seen[1]) > 0
+
+
+@needs_native
+def test_fused_get_constructor_refuses_bad_arguments() -> None:
+    assert native is not None
+    good: list[Any] = [{}, "", object(), object(), object(), time.monotonic, None, frozenset(), print, 63]
+    good += [False, True, object()]
+    assert callable(native.fused_get(*good))
+    cases: list[tuple[int, Any, str]] = [
+        (0, [], "data must be a dict"),
+        (1, None, "prefix must be a str"),
+        (7, {int}, "native_types must be a frozenset"),
+        (5, 3, "argument 6 must be callable"),
+        (8, None, "argument 9 must be callable"),
+    ]
+    for index, bad, message in cases:
+        args = list(good)
+        args[index] = bad
+        with pytest.raises(TypeError, match=message):
+            native.fused_get(*args)
+    with pytest.raises(TypeError, match="takes 13 arguments"):
+        native.fused_get(*good[:12])
+
+
+@needs_native
+def test_fused_get_passes_errors_of_the_clock_and_of_odd_objects_through() -> None:
+    # A clock that fails, a stats object without the counters: the error reaches the caller
+    # (never a wrong answer), as it would from the Python closure.
+    assert native is not None
+
+    class Entry:
+        __slots__ = ("expires", "value")
+        expires: Any
+        value: Any
+
+    entry = Entry()
+    entry.value, entry.expires = "v", 5.0
+
+    def broken_clock() -> float:
+        raise RuntimeError("clock broke")
+
+    class Hooks:
+        active = False
+
+    class Stats:
+        hits = 0
+        misses = 0
+
+    data = {"k": entry}
+    get = native.fused_get(
+        data, "", Hooks(), Stats(), None, broken_clock, None, frozenset(), print, 63, False, True, entry
+    )
+    with pytest.raises(RuntimeError, match="clock broke"):
+        get("k")
+    entry.expires = None
+    stats = Stats()
+    get = native.fused_get(
+        data, "", Hooks(), stats, None, broken_clock, None, frozenset(), print, 63, False, True, entry
+    )
+    assert get("k") == "v"
+    assert stats.hits == 1  # the generic attribute path, for objects without slots
+
+    class NoCounters:
+        pass
+
+    get = native.fused_get(
+        data,
+        "",
+        Hooks(),
+        NoCounters(),
+        None,
+        time.monotonic,
+        None,
+        frozenset(),
+        print,
+        63,
+        False,
+        True,
+        entry,
+    )
+    with pytest.raises(AttributeError, match="hits"):
+        get("k")

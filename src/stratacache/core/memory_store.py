@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._exceptions import ConfigurationError, InvalidArgument, ValueTooLarge, WrongType
 from .._types import MISSING, UNSET, Missing
+from . import _native
 from .glob import compile_glob
 from .policies import Policy, make_policy
 from .policies.fifo import FIFOPolicy
@@ -916,7 +917,26 @@ class MemoryStore:
                 return value
             return timed(key, default)
 
-        return get
+        native = _native.speedups
+        if native is None:
+            return get
+        # The C shortcut through this closure's commonest path (a plain hit; a miss no policy
+        # counts); it hands every other call to ``get`` unchanged (see core/_speedups.c).
+        return native.fused_get(
+            self._data,
+            prefix,
+            hooks,
+            stats,
+            self,
+            clock,
+            access,
+            _NATIVE_TYPES,
+            get,
+            mask,
+            sliding,
+            miss_is_final,
+            _new_entry(_Entry),  # its type's slots are read at their offsets
+        )
 
     def get(self, key: str) -> Any:
         """The value at ``key`` or MISSING; WrongType if it is a native collection."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from . import _native
+from .. import _native
 
 __all__ = ["FrequencySketch"]
 

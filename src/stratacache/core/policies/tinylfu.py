@@ -68,7 +68,7 @@ from collections.abc import Container, Hashable, Iterable
 from typing import ClassVar
 
 from ..._exceptions import ConfigurationError
-from . import _native
+from .. import _native
 from .base import Policy, check_capacity, check_weight
 from .sketch import _MAX as _COUNTER_MAX
 from .sketch import FrequencySketch

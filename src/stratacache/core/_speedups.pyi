@@ -1,6 +1,7 @@
-"""Types of the optional compiled helpers in ``_speedups.c``."""
+"""Types of the optional compiled hot paths in ``_speedups.c``."""
 
 from collections.abc import Callable, Container, Hashable
+from typing import Any
 
 def sketch_increment(table: bytearray, key: Hashable, salt: int, mask: int) -> bool: ...
 def sketch_frequency(table: bytearray, key: Hashable, salt: int, mask: int) -> int: ...
@@ -18,3 +19,24 @@ def tinylfu_replay(
     budget: int,
     left: int,
 ) -> tuple[int, int, int, int]: ...
+
+class FusedGet:
+    """The hit path of ``MemoryStore.fused_get``, called like ``Cache.get``."""
+
+    def __call__(self, key: Any, default: Any = None, /) -> Any: ...
+
+def fused_get(
+    data: dict[str, Any],
+    prefix: str,
+    hooks: Any,
+    stats: Any,
+    store: Any,
+    clock: Callable[[], float],
+    access: Callable[[str], object] | None,
+    native_types: frozenset[type],
+    slow: Callable[..., Any],
+    mask: int,
+    sliding: bool,
+    miss_is_final: bool,
+    entry: object,
+) -> FusedGet: ...

@@ -1,4 +1,4 @@
-"""The optional compiled helpers (``_speedups.c``), or ``None`` when they are not there.
+"""The optional compiled helpers (``core/_speedups.c``), or ``None`` when they are not there.
 
 They are built by ``pip install`` when a C compiler is present (setup.py marks the extension
 optional). ``STRATACACHE_NO_SPEEDUPS=1`` in the environment, read at import, makes the package
