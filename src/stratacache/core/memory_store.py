@@ -396,14 +396,9 @@ class MemoryStore:
         self._update_write_path()
 
     def _update_write_path(self) -> None:
-        # The fused set's shortest path (see fused_set) is for stores whose writes need no
-        # weighing, no sliding window and no policy call beyond the map's own order.
-        self._simple_writes = (
-            not self._weighs
-            and self.expire_after_access is None
-            and not self._tracks_keys
-            and self._reads is None
-        )
+        # The fused set's inline path (see fused_set) is for stores whose writes need no
+        # weighing and no sliding window: every policy counts entries there (weight 1).
+        self._simple_writes = not self._weighs and self.expire_after_access is None
 
     def _drain_reads(self) -> None:
         """Replay the buffered hits into the policy, oldest first. Lock held.
@@ -1002,11 +997,13 @@ class MemoryStore:
 
         ``owner`` is the facade (its ``default_ttl``, its ``_closed`` flag and its latency
         tick are read per call). The common case — a str key, no hooks, no ttl, a store that
-        weighs nothing and keeps its order in its map (lru, fifo, or unbounded) — is done
-        inline under the store's lock, eviction included; anything else goes to
-        ``full_set``, the facade's method (which counts errors and fires hooks), and so does
-        one write in ``sample_every`` (after setting the facade's tick so that it times that
-        call). Nothing on the inline path can fail: no weigher runs, no limit refuses.
+        weighs nothing and has no sliding expiry — is done inline under the store's lock,
+        policy calls and eviction included (``_put`` and ``_enforce`` in one frame); anything
+        else goes to ``full_set``, the facade's method (which counts errors and fires hooks),
+        and so does one write in ``sample_every`` (after setting the facade's tick so that it
+        times that call). Nothing on the inline path can fail: no weigher runs, no limit
+        refuses, and the policies' ``on_insert``/``on_update``/``evict`` with weight 1 raise
+        nothing.
         """
         data = self._data
         data_get = data.get
@@ -1015,6 +1012,7 @@ class MemoryStore:
         release = lock.release
         clock = self.clock
         store = self
+        reads = self._reads
         move = data.move_to_end if type(data) is OrderedDict else None
         popfirst = data.popitem
         every = sample_every
@@ -1042,10 +1040,14 @@ class MemoryStore:
                 # Re-checked under the lock: a concurrent resize may have turned weighing on.
                 if store._simple_writes:
                     done = True
+                    if reads:
+                        store._drain_reads()  # the policy hears of every hit before this write
                     now = clock()
                     heap = store._heap
                     if heap and heap[0][0] <= now:
                         store._purge_locked(now, 8)  # as _put does
+                    policy = store._policy
+                    tracks_keys = store._tracks_keys
                     entry = data_get(k)
                     if entry is None:
                         entry = _new_entry(_Entry)
@@ -1055,10 +1057,16 @@ class MemoryStore:
                         entry.version = 1
                         entry.created = entry.updated = now
                         data[k] = entry
+                        if tracks_keys:
+                            policy.on_insert(k, 1)  # type: ignore[union-attr]
                         max_entries = store.max_entries
-                        if max_entries is not None and store._policy is not None and len(data) > max_entries:
+                        if max_entries is not None and policy is not None and len(data) > max_entries:
                             if heap:
                                 store._enforce(over=True)  # expired entries go before live ones
+                            elif tracks_keys:
+                                while len(data) > max_entries:
+                                    if data.pop(policy.evict(), None) is not None:
+                                        store.evictions += 1
                             else:
                                 # The map is the order: its first key is the victim.
                                 while len(data) > max_entries:
@@ -1069,7 +1077,9 @@ class MemoryStore:
                         entry.expires = None
                         entry.version += 1
                         entry.updated = now
-                        if move is not None:
+                        if tracks_keys:
+                            policy.on_update(k, 1)  # type: ignore[union-attr]
+                        elif move is not None:
                             move(k)  # an overwrite refreshes the key (lru) or its age (fifo)
             finally:
                 release()
