@@ -1065,7 +1065,7 @@ class MemoryStore:
                                 store._enforce(over=True)  # expired entries go before live ones
                             elif tracks_keys:
                                 while len(data) > max_entries:
-                                    if data.pop(policy.evict(), None) is not None:
+                                    if data.pop(policy.evict(), None) is not None:  # type: ignore[call-overload]
                                         store.evictions += 1
                             else:
                                 # The map is the order: its first key is the victim.
