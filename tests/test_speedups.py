@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 import stratacache as sc
 from stratacache.core import _native
-from stratacache.core.policies import POLICIES, FrequencySketch, RandomPolicy, TinyLFUPolicy
+from stratacache.core.policies import POLICIES, FrequencySketch, LFUPolicy, RandomPolicy, TinyLFUPolicy
+from stratacache.core.policies.lfu import _Bucket
 from stratacache.testing import FakeClock
 
 T = TypeVar("T")
@@ -440,3 +441,58 @@ def test_fused_get_passes_errors_of_the_clock_and_of_odd_objects_through() -> No
     )
     with pytest.raises(AttributeError, match="hits"):
         get("k")
+
+
+@needs_native
+@pytest.mark.parametrize("seed", [1, 2])
+def test_lfu_replay_in_c_equals_pure_python(seed: int) -> None:
+    # Through bucket creation, emptied buckets, aging epochs (sample_size is small) and reads
+    # of keys evicted since; eviction order and counts must match the Python replay.
+    rng = random.Random(seed)
+    compiled, reference = LFUPolicy(30, sample_size=500), LFUPolicy(30, sample_size=500)
+    resident: set[Hashable] = set()
+    buffer: list[Hashable] = []
+    for _ in range(20_000):
+        key = int(rng.paretovariate(1.3)) if rng.random() < 0.8 else rng.randrange(200)
+        if key in resident:
+            buffer.append(key)
+            if len(buffer) >= rng.choice((1, 9, 100)):
+                compiled.on_access_many(list(buffer), resident)
+                in_python(lambda: reference.on_access_many(list(buffer), resident))
+                buffer.clear()
+            continue
+        compiled.on_access_many(tuple(buffer), resident)
+        in_python(lambda: reference.on_access_many(tuple(buffer), resident))
+        buffer.clear()
+        for policy in (compiled, reference):
+            policy.on_insert(key)
+        resident.add(key)
+        while len(resident) > 30:
+            victim = compiled.evict()
+            assert reference.evict() == victim
+            resident.remove(victim)
+            if rng.random() < 0.3:
+                buffer.append(victim)
+    assert compiled._ops == reference._ops
+    assert [(k, compiled.frequency(k)) for k in resident] == [(k, reference.frequency(k)) for k in resident]
+    assert [compiled.evict() for _ in range(30)] == [reference.evict() for _ in range(30)]
+
+
+@needs_native
+def test_lfu_replay_refuses_bad_arguments_and_unknown_keys() -> None:
+    assert native is not None
+    policy = LFUPolicy(10)
+    policy.on_insert("a")
+    where, link = policy._where, policy._link_after
+    with pytest.raises(TypeError, match="keys must be a list"):
+        native.lfu_replay(("a",), 0, {"a"}, where, _Bucket, link, 10)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="where must be a dict"):
+        native.lfu_replay(["a"], 0, {"a"}, [], _Bucket, link, 10)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes 7 arguments"):
+        native.lfu_replay(["a"], 0, {"a"})  # type: ignore[call-arg]
+    # A key the store holds but the policy does not know: KeyError, as on_access raises.
+    with pytest.raises(KeyError, match="ghost"):
+        native.lfu_replay(["ghost"], 0, {"ghost"}, where, _Bucket, link, 10)
+    assert native.lfu_replay(["a", "b", "a"], 0, {"a"}, where, _Bucket, link, 10) == (3, 2)
+    assert policy.frequency("a") == 3
+    assert native.lfu_replay(["a", "a", "a"], 0, {"a"}, where, _Bucket, link, 2) == (2, 2)  # epoch end

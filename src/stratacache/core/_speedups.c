@@ -349,9 +349,9 @@ typedef struct {
 } slot_ref;
 
 static void
-slot_ref_init(slot_ref *ref, PyObject *obj, PyObject *name)
+slot_ref_init_type(slot_ref *ref, PyTypeObject *type, PyObject *name)
 {
-    ref->type = Py_TYPE(obj);
+    ref->type = type;
     ref->offset = -1;
     ref->name = name;
     PyObject *descr = PyObject_GetAttr((PyObject *)ref->type, name);
@@ -366,6 +366,12 @@ slot_ref_init(slot_ref *ref, PyObject *obj, PyObject *name)
         }
     }
     Py_DECREF(descr);
+}
+
+static void
+slot_ref_init(slot_ref *ref, PyObject *obj, PyObject *name)
+{
+    slot_ref_init_type(ref, Py_TYPE(obj), name);
 }
 
 /* obj.<name> as a new reference, or NULL with an exception set. */
@@ -414,6 +420,7 @@ typedef struct {
 } FusedGet;
 
 static PyObject *str_active, *str_hits, *str_misses, *str_value, *str_expires, *str_record_miss;
+static PyObject *str_count, *str_keys, *str_next, *str_prev;
 
 static int
 fg_traverse(FusedGet *self, visitproc visit, void *arg)
@@ -705,6 +712,182 @@ fused_get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)self;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * lfu_replay: LFUPolicy.on_access_many's loop (policies/lfu.py), on the policy's own buckets.
+ *
+ * A hit moves its key from the bucket for count c to the bucket for c + 1, which is the next
+ * bucket or a new one linked after it, and unlinks the old bucket if it emptied. Creating a
+ * bucket (~0.5% of hits in a steady state) is left to Python's LFUPolicy._link_after, and the
+ * end of an aging epoch stops the loop so that Python runs _age(); the rest is done here on the
+ * _Bucket slots (count, keys, next, prev) and the `where` dict.
+ */
+
+static slot_ref b_count, b_keys, b_next, b_prev;
+static PyTypeObject *bucket_type; /* the type b_* were made for; a strong reference */
+
+/* bucket.<ref> as a borrowed reference (the bucket holds it), or NULL with an exception. */
+static inline PyObject *
+bucket_get(const slot_ref *ref, PyObject *bucket)
+{
+    PyObject *v = slot_get(ref, bucket);
+    if (v != NULL) {
+        Py_DECREF(v); /* still referenced by the bucket's slot */
+    }
+    return v;
+}
+
+/* One on_access: 0 done, -1 error. Runs no Python code but _link_after and keys' __eq__. */
+static int
+lfu_access(PyObject *key, PyObject *where, PyObject *link_after)
+{
+    PyObject *bucket = PyDict_GetItemWithError(where, key);
+    if (bucket == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetObject(PyExc_KeyError, key);
+        }
+        return -1;
+    }
+    Py_INCREF(bucket);
+    PyObject *target = NULL, *keys = NULL, *weight = NULL, *want = NULL;
+    int rc = -1;
+    PyObject *count = bucket_get(&b_count, bucket);
+    if (count == NULL) {
+        goto done;
+    }
+    Py_ssize_t c = PyLong_AsSsize_t(count);
+    if (c == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    PyObject *next = bucket_get(&b_next, bucket);
+    if (next == NULL) {
+        goto done;
+    }
+    PyObject *next_count = bucket_get(&b_count, next);
+    if (next_count == NULL) {
+        goto done;
+    }
+    Py_ssize_t nc = PyLong_AsSsize_t(next_count);
+    if (nc == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    if (nc == c + 1) {
+        target = Py_NewRef(next);
+    }
+    else {
+        want = PyLong_FromSsize_t(c + 1);
+        if (want == NULL) {
+            goto done;
+        }
+        PyObject *call_args[2] = {bucket, want};
+        target = PyObject_Vectorcall(link_after, call_args, 2, NULL);
+        if (target == NULL) {
+            goto done;
+        }
+    }
+    keys = slot_get(&b_keys, bucket);
+    if (keys == NULL) {
+        goto done;
+    }
+    PyObject *target_keys = bucket_get(&b_keys, target);
+    if (target_keys == NULL) {
+        goto done;
+    }
+    /* target.keys[key] = keys.pop(key); where[key] = target */
+    weight = PyObject_GetItem(keys, key);
+    if (weight == NULL || PyObject_DelItem(keys, key) < 0 || PyObject_SetItem(target_keys, key, weight) < 0
+        || PyDict_SetItem(where, key, target) < 0) {
+        goto done;
+    }
+    Py_ssize_t left = PyObject_Length(keys);
+    if (left < 0) {
+        goto done;
+    }
+    if (left == 0) {
+        /* Unlink the emptied bucket: prev.next = next; next.prev = prev. */
+        PyObject *prev = slot_get(&b_prev, bucket);
+        PyObject *nxt = slot_get(&b_next, bucket);
+        int failed = prev == NULL || nxt == NULL || slot_set(&b_next, prev, nxt) < 0
+                     || slot_set(&b_prev, nxt, prev) < 0;
+        Py_XDECREF(prev);
+        Py_XDECREF(nxt);
+        if (failed) {
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    Py_DECREF(bucket);
+    Py_XDECREF(target);
+    Py_XDECREF(keys);
+    Py_XDECREF(weight);
+    Py_XDECREF(want);
+    return rc;
+}
+
+PyDoc_STRVAR(lfu_replay_doc,
+"lfu_replay(keys, start, tracked, where, bucket_type, link_after, left) -> (index, done)\n\n"
+"LFUPolicy.on_access for each key of keys[start:] that is in `tracked`, in order, until\n"
+"`done` (the hits replayed) reaches `left` (the aging epoch is over: Python ages the counts)\n"
+"or the keys run out; `index` is where to resume.");
+
+static PyObject *
+lfu_replay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("lfu_replay", nargs, 7)) {
+        return NULL;
+    }
+    PyObject *keys = args[0];
+    PyObject *tracked = args[2];
+    PyObject *where = args[3];
+    PyObject *type = args[4];
+    PyObject *link_after = args[5];
+    if (!PyList_Check(keys)) {
+        PyErr_Format(PyExc_TypeError, "keys must be a list, got %.100s", Py_TYPE(keys)->tp_name);
+        return NULL;
+    }
+    if (!PyDict_Check(where) || !PyType_Check(type) || !PyCallable_Check(link_after)) {
+        PyErr_SetString(PyExc_TypeError, "where must be a dict, bucket_type a type, link_after callable");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t left = PyLong_AsSsize_t(args[6]);
+    if (left == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((PyTypeObject *)type != bucket_type) {
+        slot_ref_init_type(&b_count, (PyTypeObject *)type, str_count);
+        slot_ref_init_type(&b_keys, (PyTypeObject *)type, str_keys);
+        slot_ref_init_type(&b_next, (PyTypeObject *)type, str_next);
+        slot_ref_init_type(&b_prev, (PyTypeObject *)type, str_prev);
+        Py_INCREF(type);
+        Py_XSETREF(bucket_type, (PyTypeObject *)type);
+    }
+    Py_ssize_t done = 0;
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = Py_NewRef(PyList_GET_ITEM(keys, i));
+        int r = contains(tracked, key);
+        if (r > 0) {
+            r = lfu_access(key, where, link_after);
+            if (r == 0) {
+                r = 1;
+            }
+        }
+        Py_DECREF(key);
+        if (r < 0) {
+            return NULL;
+        }
+        if (r > 0 && ++done >= left) {
+            i++;
+            break;
+        }
+    }
+    return Py_BuildValue("(nn)", i, done);
+}
+
 static PyMethodDef speedups_methods[] = {
     {"sketch_increment", (PyCFunction)(void (*)(void))sketch_increment, METH_FASTCALL,
      sketch_increment_doc},
@@ -713,6 +896,7 @@ static PyMethodDef speedups_methods[] = {
     {"tinylfu_replay", (PyCFunction)(void (*)(void))tinylfu_replay, METH_FASTCALL,
      tinylfu_replay_doc},
     {"fused_get", (PyCFunction)(void (*)(void))fused_get, METH_FASTCALL, fused_get_doc},
+    {"lfu_replay", (PyCFunction)(void (*)(void))lfu_replay, METH_FASTCALL, lfu_replay_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -726,7 +910,11 @@ speedups_exec(PyObject *module)
             || !(str_misses = PyUnicode_InternFromString("misses"))
             || !(str_value = PyUnicode_InternFromString("value"))
             || !(str_expires = PyUnicode_InternFromString("expires"))
-            || !(str_record_miss = PyUnicode_InternFromString("_record_miss"))) {
+            || !(str_record_miss = PyUnicode_InternFromString("_record_miss"))
+            || !(str_count = PyUnicode_InternFromString("count"))
+            || !(str_keys = PyUnicode_InternFromString("keys"))
+            || !(str_next = PyUnicode_InternFromString("next"))
+            || !(str_prev = PyUnicode_InternFromString("prev"))) {
             return -1;
         }
     }

@@ -40,3 +40,13 @@ def fused_get(
     miss_is_final: bool,
     entry: object,
 ) -> FusedGet: ...
+
+def lfu_replay(
+    keys: list[Hashable],
+    start: int,
+    tracked: Container[Hashable],
+    where: dict[Hashable, Any],
+    bucket_type: type,
+    link_after: Callable[[Any, int], Any],
+    left: int,
+) -> tuple[int, int]: ...
