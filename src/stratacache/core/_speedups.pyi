@@ -40,7 +40,6 @@ def fused_get(
     miss_is_final: bool,
     entry: object,
 ) -> FusedGet: ...
-
 def lfu_replay(
     keys: list[Hashable],
     start: int,
