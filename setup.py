@@ -6,6 +6,8 @@ does not support) the build warns and the package runs its pure-Python code, wit
 results, more slowly.
 """
 
+import sys
+
 from setuptools import Extension, setup
 
 setup(
@@ -14,6 +16,9 @@ setup(
             "stratacache.core._speedups",
             ["src/stratacache/core/_speedups.c"],
             optional=True,
+            # A call to an undeclared function compiles to one returning int: a crash, not
+            # a fallback. Make it a build error, so the package falls back to pure Python.
+            extra_compile_args=[] if sys.platform == "win32" else ["-Werror=implicit-function-declaration"],
         )
     ]
 )

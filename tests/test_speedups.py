@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
@@ -286,6 +287,10 @@ def _operation(
     fallback: Any,
 ) -> Any:
     """One step of the differential test below, chosen by ``roll``; its outcome."""
+    if roll < 0.07:
+        return _outcome(lambda: cache.set(key, step))  # the cache's default ttl
+    if roll < 0.11:
+        return _outcome(lambda: cache.set(key, step, None))
     if roll < 0.15:
         return _outcome(lambda: cache.set(key, step, ttl=ttl))
     if roll < 0.17:
@@ -318,10 +323,11 @@ def _operation(
         {"cache": {"latency_sample": 3}},  # not a power of two: every call is a "tick"
         {"backend": {"expire_after_access": 5.0}},
         {"backend": {"max_entries": None}},
+        {"cache": {"default_ttl": 2}},
     ],
-    ids=["plain", "namespace", "odd-sample", "sliding", "unbounded"],
+    ids=["plain", "namespace", "odd-sample", "sliding", "unbounded", "default-ttl"],
 )
-def test_fused_get_in_c_answers_exactly_as_the_python_closure(
+def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
     policy: str, variant: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Hits (plain, with a ttl, due, sliding, collections), misses, non-str and unhashable keys,
@@ -355,10 +361,20 @@ def test_fused_get_in_c_answers_exactly_as_the_python_closure(
         if step % 100 == 0:
             a, b = compiled.stats(), reference.stats()
             # get_latency.count: the same calls were sampled (ticks go to the closure).
-            fields = ("hits", "misses", "items", "expirations", "evictions")
+            fields = ("hits", "misses", "sets", "items", "expirations", "evictions")
             assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
             assert a.get_latency.count == b.get_latency.count
+            # Every entry's metadata (version, created, updated, expiry, weight) too.
+            infos = [
+                [c._backend.store.entry_info(c._prefix + f"k{i}") for i in range(80)]  # type: ignore[attr-defined]
+                for c in (compiled, reference)
+            ]
+            assert infos[0] == infos[1]
     assert len(seen[0]) == len(seen[1]) > 0
+    assert isinstance(compiled.set, native.FusedSet)
+    for cache in (compiled, reference):
+        cache.close()
+    assert _outcome(lambda: compiled.set("k", 1)) == _outcome(lambda: reference.set("k", 1))
 
 
 @needs_native
@@ -496,3 +512,27 @@ def test_lfu_replay_refuses_bad_arguments_and_unknown_keys() -> None:
     assert native.lfu_replay(["a", "b", "a"], 0, {"a"}, where, _Bucket, link, 10) == (3, 2)
     assert policy.frequency("a") == 3
     assert native.lfu_replay(["a", "a", "a"], 0, {"a"}, where, _Bucket, link, 2) == (2, 2)  # epoch end
+
+
+@needs_native
+def test_fused_set_constructor_refuses_bad_arguments() -> None:
+    assert native is not None
+    lock = threading.Lock()
+    good: list[Any] = [OrderedDict(), "", object(), object(), object(), object(), lock, time.monotonic]
+    good += [object(), print, 63, object()]
+    assert callable(native.fused_set(*good))
+    cases: list[tuple[int, Any, type[Exception], str]] = [
+        (0, [], TypeError, "data must be a dict"),
+        (1, b"", TypeError, "prefix a str"),
+        (7, 5, TypeError, "clock and slow must be callable"),
+        (9, None, TypeError, "clock and slow must be callable"),
+        (6, object(), AttributeError, "acquire"),
+    ]
+    for index, bad, error, message in cases:
+        args = list(good)
+        args[index] = bad
+        with pytest.raises(error, match=message):
+            native.fused_set(*args)
+    with pytest.raises(TypeError, match="takes 12 arguments"):
+        native.fused_set(*good[:11])
+    assert not lock.locked()

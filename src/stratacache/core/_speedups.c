@@ -888,6 +888,489 @@ lfu_replay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(nn)", i, done);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * FusedSet: the inline path of MemoryStore.fused_set in C, for stores whose map is the order.
+ *
+ * It serves a set(key, value) or set(key, value, None) with a str key on a store that weighs
+ * nothing, slides nothing and keeps its order in the map itself (lru, fifo, or unbounded):
+ * the write, the overwrite's recency update and the eviction of the map's first keys, under the
+ * store's lock, exactly as the Python closure does. Every other call (hooks, a closed cache, a
+ * ttl, a policy with its own bookkeeping, a latency "tick") goes to the closure (`slow`).
+ */
+
+/* Instance attributes read and written in the object's __dict__, not through the generic
+ * PyObject_GetAttr (~190 instructions; a dict probe is a third of that). Used only when the
+ * object's type defines no data descriptor (property, slot) for any of the names, checked
+ * once by inst_dict(); otherwise `dict` is NULL and the generic calls are used. */
+static PyObject *
+inst_dict(PyObject *obj, PyObject *const *names, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *d = PyObject_GetAttr((PyObject *)Py_TYPE(obj), names[i]);
+        if (d == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        int data_descriptor = Py_TYPE(d)->tp_descr_set != NULL;
+        Py_DECREF(d);
+        if (data_descriptor) {
+            return NULL;
+        }
+    }
+    PyObject *dict = PyObject_GenericGetDict(obj, NULL);
+    if (dict == NULL || !PyDict_CheckExact(dict)) {
+        PyErr_Clear();
+        Py_XDECREF(dict);
+        return NULL;
+    }
+    return dict;
+}
+
+/* obj.<name> (new reference), from `dict` when it holds it, else the generic lookup. */
+static inline PyObject *
+inst_get(PyObject *dict, PyObject *obj, PyObject *name)
+{
+    if (dict != NULL) {
+        PyObject *v = PyDict_GetItemWithError(dict, name);
+        if (v != NULL) {
+            return Py_NewRef(v);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return PyObject_GetAttr(obj, name);
+}
+
+static inline int
+inst_set(PyObject *dict, PyObject *obj, PyObject *name, PyObject *value)
+{
+    return dict != NULL ? PyDict_SetItem(dict, name, value) : PyObject_SetAttr(obj, name, value);
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *data;       /* the store's OrderedDict */
+    PyObject *prefix;     /* NULL when empty */
+    PyObject *hooks;
+    PyObject *owner;      /* the facade: _closed, default_ttl */
+    PyObject *stats;      /* .sets */
+    PyObject *store;      /* _simple_writes, _tracks_keys, _reads, _heap, _policy, max_entries, evictions */
+    PyObject *acquire;    /* the store lock's bound methods */
+    PyObject *release;
+    PyObject *clock;
+    PyObject *unset;      /* the UNSET sentinel */
+    PyObject *slow;
+    PyObject *entry_type;
+    PyObject *popitem;    /* data.popitem and data.move_to_end, bound once; NULL for a plain dict */
+    PyObject *move_to_end;
+    PyObject *store_dict; /* the store's and the owner's __dict__, or NULL (see inst_dict) */
+    PyObject *owner_dict;
+    Py_ssize_t mask;
+    slot_ref active, sets, e_value, e_expires, e_weight, e_version, e_created, e_updated;
+    vectorcallfunc vectorcall;
+} FusedSet;
+
+static PyObject *str_closed, *str_default_ttl, *str_map_ordered_writes, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked, *str_enforce,
+    *str_popitem, *str_move_to_end, *str_sets, *str_weight, *str_version, *str_created,
+    *str_updated, *kwnames_over, *long_zero, *long_one;
+
+static int
+fs_traverse(FusedSet *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->data);
+    Py_VISIT(self->prefix);
+    Py_VISIT(self->hooks);
+    Py_VISIT(self->owner);
+    Py_VISIT(self->stats);
+    Py_VISIT(self->store);
+    Py_VISIT(self->acquire);
+    Py_VISIT(self->release);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->unset);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->entry_type);
+    Py_VISIT(self->store_dict);
+    Py_VISIT(self->owner_dict);
+    Py_VISIT(self->popitem);
+    Py_VISIT(self->move_to_end);
+    return 0;
+}
+
+static int
+fs_clear(FusedSet *self)
+{
+    Py_CLEAR(self->data);
+    Py_CLEAR(self->prefix);
+    Py_CLEAR(self->hooks);
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->stats);
+    Py_CLEAR(self->store);
+    Py_CLEAR(self->acquire);
+    Py_CLEAR(self->release);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->unset);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->entry_type);
+    Py_CLEAR(self->store_dict);
+    Py_CLEAR(self->owner_dict);
+    Py_CLEAR(self->popitem);
+    Py_CLEAR(self->move_to_end);
+    return 0;
+}
+
+static void
+fs_dealloc(FusedSet *self)
+{
+    PyObject_GC_UnTrack(self);
+    fs_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The truth of obj.<name>: 1, 0, or -1 with an exception set. */
+static int
+attr_true(PyObject *dict, PyObject *obj, PyObject *name)
+{
+    PyObject *v = inst_get(dict, obj, name);
+    if (v == NULL) {
+        return -1;
+    }
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* The store's write under its lock (held by the caller). 1 done, 0 "not for this path"
+ * (nothing was changed), -1 error. */
+static int
+fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
+{
+    /* Checked under the lock: a concurrent resize may have changed the write path. */
+    int simple = attr_true(self->store_dict, self->store, str_map_ordered_writes);
+    if (simple <= 0) {
+        return simple;
+    }
+    int rc = -1;
+    PyObject *now = NULL, *heap = NULL, *entry = NULL, *tmp = NULL;
+    now = PyObject_CallNoArgs(self->clock);
+    if (now == NULL) {
+        goto done;
+    }
+    heap = inst_get(self->store_dict, self->store, str_heap);
+    if (heap == NULL || !PyList_Check(heap)) {
+        if (heap != NULL) {
+            PyErr_SetString(PyExc_TypeError, "store._heap must be a list");
+        }
+        goto done;
+    }
+    if (PyList_GET_SIZE(heap) > 0) {
+        /* heap[0][0] <= now: reclaim a few expired entries, as _put does. */
+        PyObject *first = PyList_GET_ITEM(heap, 0);
+        if (!PyTuple_Check(first) || PyTuple_GET_SIZE(first) < 1) {
+            PyErr_SetString(PyExc_TypeError, "store._heap items must be (deadline, key) tuples");
+            goto done;
+        }
+        int due = PyObject_RichCompareBool(PyTuple_GET_ITEM(first, 0), now, Py_LE);
+        if (due < 0) {
+            goto done;
+        }
+        if (due) {
+            tmp = PyObject_CallMethod(self->store, "_purge_locked", "Oi", now, 8);
+            if (tmp == NULL) {
+                goto done;
+            }
+            Py_CLEAR(tmp);
+        }
+    }
+    entry = PyDict_GetItemWithError(self->data, k);
+    if (entry == NULL && PyErr_Occurred()) {
+        goto done;
+    }
+    if (entry != NULL) {
+        /* An overwrite: value, expires, version + 1, updated; the key moves to the end. */
+        Py_INCREF(entry);
+        PyObject *version = slot_get(&self->e_version, entry);
+        if (version == NULL) {
+            goto done;
+        }
+        tmp = PyNumber_Add(version, long_one);
+        Py_DECREF(version);
+        if (tmp == NULL || slot_set(&self->e_value, entry, value) < 0
+            || slot_set(&self->e_expires, entry, Py_None) < 0 || slot_set(&self->e_version, entry, tmp) < 0
+            || slot_set(&self->e_updated, entry, now) < 0) {
+            goto done;
+        }
+        Py_CLEAR(tmp);
+        if (self->move_to_end != NULL) {
+            tmp = PyObject_CallOneArg(self->move_to_end, k);
+            if (tmp == NULL) {
+                goto done;
+            }
+            Py_CLEAR(tmp);
+        }
+        rc = 1;
+        goto done;
+    }
+    /* A new entry, its slots set here (no __init__, as in Python: object.__new__). */
+    entry = ((PyTypeObject *)self->entry_type)->tp_alloc((PyTypeObject *)self->entry_type, 0);
+    if (entry == NULL) {
+        goto done;
+    }
+    if (slot_set(&self->e_value, entry, value) < 0 || slot_set(&self->e_expires, entry, Py_None) < 0
+        || slot_set(&self->e_weight, entry, long_zero) < 0
+        || slot_set(&self->e_version, entry, long_one) < 0
+        || slot_set(&self->e_created, entry, now) < 0 || slot_set(&self->e_updated, entry, now) < 0
+        || PyObject_SetItem(self->data, k, entry) < 0) {
+        goto done;
+    }
+    PyObject *max_entries = inst_get(self->store_dict, self->store, str_max_entries);
+    if (max_entries == NULL) {
+        goto done;
+    }
+    Py_ssize_t limit = max_entries == Py_None ? -1 : PyLong_AsSsize_t(max_entries);
+    Py_DECREF(max_entries);
+    if (limit == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    Py_ssize_t size = PyObject_Length(self->data);
+    if (size < 0) {
+        goto done;
+    }
+    if (limit >= 0 && size > limit) {
+        PyObject *policy = inst_get(self->store_dict, self->store, str_policy);
+        if (policy == NULL) {
+            goto done;
+        }
+        int has_policy = policy != Py_None;
+        Py_DECREF(policy);
+        if (has_policy) {
+            if (PyList_GET_SIZE(heap) > 0) {
+                /* Expired entries go before live ones: _enforce(over=True) decides. */
+                PyObject *call_args[2] = {self->store, Py_True};
+                PyObject *method = PyObject_GetAttr(self->store, str_enforce);
+                if (method == NULL) {
+                    goto done;
+                }
+                tmp = PyObject_Vectorcall(method, call_args + 1, 0, kwnames_over);
+                Py_DECREF(method);
+                if (tmp == NULL) {
+                    goto done;
+                }
+                Py_CLEAR(tmp);
+            }
+            else {
+                /* The map is the order: its first keys are the victims. */
+                Py_ssize_t evicted = 0;
+                while (size > limit) {
+                    if (self->popitem == NULL) {
+                        PyErr_SetString(PyExc_TypeError, "a bounded store's map must be an OrderedDict");
+                        goto done;
+                    }
+                    tmp = PyObject_CallOneArg(self->popitem, Py_False); /* popitem(last=False) */
+                    if (tmp == NULL) {
+                        goto done;
+                    }
+                    Py_CLEAR(tmp);
+                    evicted++;
+                    size--;
+                }
+                PyObject *count = inst_get(self->store_dict, self->store, str_evictions);
+                if (count == NULL) {
+                    goto done;
+                }
+                PyObject *n = PyLong_FromSsize_t(evicted);
+                tmp = n == NULL ? NULL : PyNumber_Add(count, n);
+                Py_DECREF(count);
+                Py_XDECREF(n);
+                if (tmp == NULL || inst_set(self->store_dict, self->store, str_evictions, tmp) < 0) {
+                    goto done;
+                }
+                Py_CLEAR(tmp);
+            }
+        }
+    }
+    rc = 1;
+done:
+    Py_XDECREF(now);
+    Py_XDECREF(heap);
+    Py_XDECREF(entry);
+    Py_XDECREF(tmp);
+    return rc;
+}
+
+static PyObject *
+fs_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    FusedSet *self = (FusedSet *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL || nargs < 2 || nargs > 3 || !PyUnicode_CheckExact(args[0])) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
+    PyObject *active = slot_get(&self->active, self->hooks);
+    if (active == NULL) {
+        return NULL;
+    }
+    int hooked = PyObject_IsTrue(active);
+    Py_DECREF(active);
+    if (hooked != 0) {
+        return hooked < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
+    }
+    int closed = attr_true(self->owner_dict, self->owner, str_closed);
+    if (closed != 0) {
+        return closed < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
+    }
+    PyObject *ttl = nargs == 3 ? args[2] : self->unset;
+    if (ttl == self->unset) {
+        PyObject *seconds = inst_get(self->owner_dict, self->owner, str_default_ttl);
+        if (seconds == NULL) {
+            return NULL;
+        }
+        int forever = seconds == Py_None;
+        Py_DECREF(seconds);
+        if (!forever) {
+            return PyObject_Vectorcall(self->slow, args, nargsf, NULL);
+        }
+    }
+    else if (ttl != Py_None) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, NULL); /* validated there */
+    }
+    Py_ssize_t n = get_counter(&self->sets, self->stats);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    n += 1;
+    if ((n & self->mask) == 0) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, NULL); /* a tick: timed there */
+    }
+    PyObject *k = self->prefix != NULL ? PyUnicode_Concat(self->prefix, args[0]) : Py_NewRef(args[0]);
+    if (k == NULL) {
+        return NULL;
+    }
+    PyObject *locked = PyObject_CallNoArgs(self->acquire);
+    if (locked == NULL) {
+        Py_DECREF(k);
+        return NULL;
+    }
+    Py_DECREF(locked);
+    int done = fs_write_locked(self, k, args[1]);
+    Py_DECREF(k);
+    /* Release even after an error, keeping that error (the release itself cannot fail here). */
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *released = PyObject_CallNoArgs(self->release);
+    if (released == NULL) {
+        Py_XDECREF(exc_type);
+        Py_XDECREF(exc_value);
+        Py_XDECREF(exc_tb);
+        return NULL;
+    }
+    Py_DECREF(released);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    if (done < 0) {
+        return NULL;
+    }
+    if (done == 0) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, NULL);
+    }
+    if (set_counter(&self->sets, self->stats, n) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(fused_set_type_doc,
+"The inline path of MemoryStore.fused_set in C; built by fused_set(), called like Cache.set.");
+
+static PyTypeObject FusedSetType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stratacache.core._speedups.FusedSet",
+    .tp_doc = fused_set_type_doc,
+    .tp_basicsize = sizeof(FusedSet),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_dealloc = (destructor)fs_dealloc,
+    .tp_traverse = (traverseproc)fs_traverse,
+    .tp_clear = (inquiry)fs_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(FusedSet, vectorcall),
+};
+
+PyDoc_STRVAR(fused_set_doc,
+"fused_set(data, prefix, hooks, owner, stats, store, lock, clock, unset, slow, mask, entry)\n"
+"-> FusedSet\n\n"
+"A callable set(key, value, ttl=UNSET) that writes plain values into a store whose map is its\n"
+"order and passes every other call to `slow`; `entry` is an instance of the entry class.");
+
+static PyObject *
+fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("fused_set", nargs, 12)) {
+        return NULL;
+    }
+    if (!PyDict_Check(args[0]) || !PyUnicode_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "data must be a dict and prefix a str");
+        return NULL;
+    }
+    if (!PyCallable_Check(args[7]) || !PyCallable_Check(args[9])) {
+        PyErr_SetString(PyExc_TypeError, "clock and slow must be callable");
+        return NULL;
+    }
+    Py_ssize_t mask = PyLong_AsSsize_t(args[10]);
+    if (mask == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *acquire = PyObject_GetAttrString(args[6], "acquire");
+    PyObject *release = acquire == NULL ? NULL : PyObject_GetAttrString(args[6], "release");
+    if (release == NULL) {
+        Py_XDECREF(acquire);
+        return NULL;
+    }
+    FusedSet *self = PyObject_GC_New(FusedSet, &FusedSetType);
+    if (self == NULL) {
+        Py_DECREF(acquire);
+        Py_DECREF(release);
+        return NULL;
+    }
+    self->data = Py_NewRef(args[0]);
+    self->prefix = PyUnicode_GET_LENGTH(args[1]) ? Py_NewRef(args[1]) : NULL;
+    self->hooks = Py_NewRef(args[2]);
+    self->owner = Py_NewRef(args[3]);
+    self->stats = Py_NewRef(args[4]);
+    self->store = Py_NewRef(args[5]);
+    self->acquire = acquire;
+    self->release = release;
+    self->clock = Py_NewRef(args[7]);
+    self->unset = Py_NewRef(args[8]);
+    self->slow = Py_NewRef(args[9]);
+    self->entry_type = Py_NewRef((PyObject *)Py_TYPE(args[11]));
+    self->mask = mask;
+    self->popitem = self->move_to_end = NULL;
+    if (PyODict_Check(self->data)) {
+        self->popitem = PyObject_GetAttr(self->data, str_popitem);
+        self->move_to_end = PyObject_GetAttr(self->data, str_move_to_end);
+        if (self->popitem == NULL || self->move_to_end == NULL) {
+            self->store_dict = self->owner_dict = NULL;
+            Py_DECREF(self); /* not tracked yet: dealloc untracks harmlessly */
+            return NULL;
+        }
+    }
+    PyObject *store_names[] = {str_map_ordered_writes, str_heap, str_max_entries, str_policy, str_evictions};
+    PyObject *owner_names[] = {str_closed, str_default_ttl};
+    self->store_dict = inst_dict(self->store, store_names, 5);
+    self->owner_dict = inst_dict(self->owner, owner_names, 2);
+    slot_ref_init(&self->active, self->hooks, str_active);
+    slot_ref_init(&self->sets, self->stats, str_sets);
+    PyTypeObject *etype = Py_TYPE(args[11]);
+    slot_ref_init_type(&self->e_value, etype, str_value);
+    slot_ref_init_type(&self->e_expires, etype, str_expires);
+    slot_ref_init_type(&self->e_weight, etype, str_weight);
+    slot_ref_init_type(&self->e_version, etype, str_version);
+    slot_ref_init_type(&self->e_created, etype, str_created);
+    slot_ref_init_type(&self->e_updated, etype, str_updated);
+    self->vectorcall = fs_vectorcall;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"sketch_increment", (PyCFunction)(void (*)(void))sketch_increment, METH_FASTCALL,
      sketch_increment_doc},
@@ -897,6 +1380,7 @@ static PyMethodDef speedups_methods[] = {
      tinylfu_replay_doc},
     {"fused_get", (PyCFunction)(void (*)(void))fused_get, METH_FASTCALL, fused_get_doc},
     {"lfu_replay", (PyCFunction)(void (*)(void))lfu_replay, METH_FASTCALL, lfu_replay_doc},
+    {"fused_set", (PyCFunction)(void (*)(void))fused_set, METH_FASTCALL, fused_set_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -914,11 +1398,33 @@ speedups_exec(PyObject *module)
             || !(str_count = PyUnicode_InternFromString("count"))
             || !(str_keys = PyUnicode_InternFromString("keys"))
             || !(str_next = PyUnicode_InternFromString("next"))
-            || !(str_prev = PyUnicode_InternFromString("prev"))) {
+            || !(str_prev = PyUnicode_InternFromString("prev"))
+            || !(str_closed = PyUnicode_InternFromString("_closed"))
+            || !(str_default_ttl = PyUnicode_InternFromString("default_ttl"))
+            || !(str_map_ordered_writes = PyUnicode_InternFromString("_map_ordered_writes"))
+            || !(str_heap = PyUnicode_InternFromString("_heap"))
+            || !(str_policy = PyUnicode_InternFromString("_policy"))
+            || !(str_max_entries = PyUnicode_InternFromString("max_entries"))
+            || !(str_evictions = PyUnicode_InternFromString("evictions"))
+            || !(str_purge_locked = PyUnicode_InternFromString("_purge_locked"))
+            || !(str_enforce = PyUnicode_InternFromString("_enforce"))
+            || !(str_popitem = PyUnicode_InternFromString("popitem"))
+            || !(str_move_to_end = PyUnicode_InternFromString("move_to_end"))
+            || !(str_sets = PyUnicode_InternFromString("sets"))
+            || !(str_weight = PyUnicode_InternFromString("weight"))
+            || !(str_version = PyUnicode_InternFromString("version"))
+            || !(str_created = PyUnicode_InternFromString("created"))
+            || !(str_updated = PyUnicode_InternFromString("updated"))
+            || !(kwnames_over = Py_BuildValue("(s)", "over"))
+            || !(long_zero = PyLong_FromLong(0))
+            || !(long_one = PyLong_FromLong(1))) {
             return -1;
         }
     }
-    if (PyType_Ready(&FusedGetType) < 0) {
+    if (PyType_Ready(&FusedGetType) < 0 || PyType_Ready(&FusedSetType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "FusedSet", (PyObject *)&FusedSetType) < 0) {
         return -1;
     }
     return PyModule_AddObjectRef(module, "FusedGet", (PyObject *)&FusedGetType);

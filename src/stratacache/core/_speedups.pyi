@@ -49,3 +49,23 @@ def lfu_replay(
     link_after: Callable[[Any, int], Any],
     left: int,
 ) -> tuple[int, int]: ...
+
+class FusedSet:
+    """The inline path of ``MemoryStore.fused_set``, called like ``Cache.set``."""
+
+    def __call__(self, key: Any, value: Any, ttl: Any = ..., /) -> None: ...
+
+def fused_set(
+    data: dict[str, Any],
+    prefix: str,
+    hooks: Any,
+    owner: Any,
+    stats: Any,
+    store: Any,
+    lock: Any,
+    clock: Callable[[], float],
+    unset: object,
+    slow: Callable[..., None],
+    mask: int,
+    entry: object,
+) -> FusedSet: ...

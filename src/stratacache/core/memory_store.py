@@ -399,6 +399,8 @@ class MemoryStore:
         # The fused set's inline path (see fused_set) is for stores whose writes need no
         # weighing and no sliding window: every policy counts entries there (weight 1).
         self._simple_writes = not self._weighs and self.expire_after_access is None
+        # ... and the C fused set's (core/_speedups.c), for stores whose map is their order.
+        self._map_ordered_writes = self._simple_writes and not self._tracks_keys and self._reads is None
 
     def _drain_reads(self) -> None:
         """Replay the buffered hits into the policy, oldest first. Lock held.
@@ -1088,7 +1090,14 @@ class MemoryStore:
             stats.sets = n
             return None
 
-        return set
+        native = _native.speedups
+        if native is None:
+            return set
+        # The C shortcut through this closure's path for stores whose map is their order
+        # (lru, fifo, unbounded); every other call goes to ``set`` (see core/_speedups.c).
+        return native.fused_set(
+            data, prefix, hooks, owner, stats, self, lock, clock, UNSET, set, mask, _new_entry(_Entry)
+        )
 
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         """Store every item with the same ttl, atomically (all weighed before any is stored)."""
