@@ -1371,6 +1371,522 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)self;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * TinyLFU's miss, insert and evict (policies/tinylfu.py) on the policy's own state.
+ *
+ * TinyLFUPolicy keeps its state in its instance __dict__ (ints, OrderedDicts, a list) and a
+ * FrequencySketch (slots). These functions do record_miss(), on_insert() with weight 1 and
+ * evict() there, step for step as the Python methods do, and call back into Python for what
+ * is rare or random: a sketch halving (reset), a hill-climber step (_climb), a sketch growth
+ * (_grow_sketch), the admission coin (_admit), the eviction without a candidate (_evict_main).
+ * The Python methods use them only for an instance of exactly TinyLFUPolicy (a subclass may
+ * override anything), and tests/test_speedups.py holds the two to identical state.
+ */
+
+#define GHOST_SHARE 0.0625
+#define MIN_GHOST 8
+#define ADMIT_HASHDOS_THRESHOLD 6
+
+static PyObject *str__sketch, *str__last_miss, *str__window_ghost, *str__main_ghost,
+    *str__window_ghost_hits, *str__main_ghost_hits, *str__misses, *str__hits, *str__climb_period,
+    *str__climb, *str__window, *str__window_max, *str__window_weight, *str_weight_attr, *str__entries,
+    *str__grow_at, *str__grow_sketch, *str__candidates, *str__probation, *str_capacity, *str__admit,
+    *str__evict_main, *str_reset, *str__table, *str__salt, *str__mask, *str_size, *str_sample_size;
+
+static slot_ref sk_table, sk_salt, sk_mask, sk_size, sk_sample;
+static PyTypeObject *sketch_type; /* the type sk_* were made for; a strong reference */
+
+/* d[name], borrowed; AttributeError when the instance dict lacks it. */
+static PyObject *
+dget(PyObject *d, PyObject *name)
+{
+    PyObject *v = PyDict_GetItemWithError(d, name);
+    if (v == NULL && !PyErr_Occurred()) {
+        PyErr_SetObject(PyExc_AttributeError, name);
+    }
+    return v;
+}
+
+static int
+dget_n(PyObject *d, PyObject *name, Py_ssize_t *out)
+{
+    PyObject *v = dget(d, name);
+    if (v == NULL) {
+        return -1;
+    }
+    *out = PyLong_AsSsize_t(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+dset_n(PyObject *d, PyObject *name, Py_ssize_t value)
+{
+    PyObject *v = PyLong_FromSsize_t(value);
+    if (v == NULL) {
+        return -1;
+    }
+    int r = PyDict_SetItem(d, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* d[name] += delta */
+static int
+dadd_n(PyObject *d, PyObject *name, Py_ssize_t delta)
+{
+    Py_ssize_t n;
+    if (dget_n(d, name, &n) < 0) {
+        return -1;
+    }
+    return dset_n(d, name, n + delta);
+}
+
+static int
+call_method0(PyObject *obj, PyObject *name)
+{
+    PyObject *r = PyObject_CallMethodNoArgs(obj, name);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* A view of a FrequencySketch object's table; -1 on error. */
+static int
+sketch_view_of(PyObject *sketch, sketch_view *view)
+{
+    if (Py_TYPE(sketch) != sketch_type) {
+        slot_ref_init_type(&sk_table, Py_TYPE(sketch), str__table);
+        slot_ref_init_type(&sk_salt, Py_TYPE(sketch), str__salt);
+        slot_ref_init_type(&sk_mask, Py_TYPE(sketch), str__mask);
+        slot_ref_init_type(&sk_size, Py_TYPE(sketch), str_size);
+        slot_ref_init_type(&sk_sample, Py_TYPE(sketch), str_sample_size);
+        Py_INCREF(Py_TYPE(sketch));
+        Py_XSETREF(sketch_type, Py_TYPE(sketch));
+    }
+    PyObject *table = slot_get(&sk_table, sketch);
+    PyObject *salt = table == NULL ? NULL : slot_get(&sk_salt, sketch);
+    PyObject *mask = salt == NULL ? NULL : slot_get(&sk_mask, sketch);
+    int r = mask == NULL ? -1 : sketch_view_init(view, table, salt, mask);
+    /* The table stays alive: the sketch holds it, and nothing below replaces it before use. */
+    Py_XDECREF(table);
+    Py_XDECREF(salt);
+    Py_XDECREF(mask);
+    return r;
+}
+
+/* FrequencySketch.increment(key) */
+static int
+sketch_increment_object(PyObject *sketch, PyObject *key)
+{
+    sketch_view view;
+    if (sketch_view_of(sketch, &view) < 0) {
+        return -1;
+    }
+    int added = sketch_add(&view, key);
+    if (added <= 0) {
+        return added;
+    }
+    Py_ssize_t size = get_counter(&sk_size, sketch);
+    if (size == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    Py_ssize_t sample = get_counter(&sk_sample, sketch);
+    if (sample == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    size += 1;
+    if (set_counter(&sk_size, sketch, size) < 0) {
+        return -1;
+    }
+    return size >= sample ? call_method0(sketch, str_reset) : 0;
+}
+
+static int
+sketch_frequency_object(PyObject *sketch, PyObject *key)
+{
+    sketch_view view;
+    if (sketch_view_of(sketch, &view) < 0) {
+        return -1;
+    }
+    return sketch_estimate(&view, key);
+}
+
+/* TinyLFUPolicy._ghost_check(key) */
+static int
+ghost_check(PyObject *d, PyObject *key)
+{
+    PyObject *names[2][2] = {{str__window_ghost, str__window_ghost_hits}, {str__main_ghost, str__main_ghost_hits}};
+    for (int i = 0; i < 2; i++) {
+        PyObject *ghost = dget(d, names[i][0]);
+        if (ghost == NULL) {
+            return -1;
+        }
+        PyObject *w = PyDict_GetItemWithError(ghost, key);
+        if (w == NULL) {
+            if (PyErr_Occurred()) {
+                return -1;
+            }
+            continue;
+        }
+        Py_ssize_t weight = PyLong_AsSsize_t(w);
+        if ((weight == -1 && PyErr_Occurred()) || PyObject_DelItem(ghost, key) < 0) {
+            return -1;
+        }
+        return dadd_n(d, names[i][1], weight);
+    }
+    return 0;
+}
+
+/* The request-counting part shared by record_miss and on_insert: count `key` in the sketch and
+ * the ghosts, add a miss, and run the climber when the period is over. */
+static int
+count_miss(PyObject *policy, PyObject *d, PyObject *key)
+{
+    PyObject *sketch = dget(d, str__sketch);
+    if (sketch == NULL) {
+        return -1;
+    }
+    Py_INCREF(sketch);
+    int r = sketch_increment_object(sketch, key);
+    Py_DECREF(sketch);
+    if (r < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+after_miss(PyObject *policy, PyObject *d, PyObject *key)
+{
+    if (ghost_check(d, key) < 0 || dadd_n(d, str__misses, 1) < 0) {
+        return -1;
+    }
+    Py_ssize_t hits, misses, period;
+    if (dget_n(d, str__hits, &hits) < 0 || dget_n(d, str__misses, &misses) < 0
+        || dget_n(d, str__climb_period, &period) < 0) {
+        return -1;
+    }
+    return hits + misses >= period ? call_method0(policy, str__climb) : 0;
+}
+
+static PyObject *
+policy_dict(PyObject *policy)
+{
+    PyObject *d = PyObject_GenericGetDict(policy, NULL);
+    if (d != NULL && !PyDict_CheckExact(d)) {
+        Py_DECREF(d);
+        PyErr_SetString(PyExc_TypeError, "the policy's __dict__ must be a dict");
+        return NULL;
+    }
+    return d;
+}
+
+PyDoc_STRVAR(tinylfu_record_miss_doc,
+"tinylfu_record_miss(policy, key) -> None\n\nTinyLFUPolicy.record_miss, on the policy's state.");
+
+static PyObject *
+tinylfu_record_miss(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("tinylfu_record_miss", nargs, 2)) {
+        return NULL;
+    }
+    PyObject *policy = args[0], *key = args[1];
+    PyObject *d = policy_dict(policy);
+    if (d == NULL) {
+        return NULL;
+    }
+    int r = count_miss(policy, d, key);
+    if (r == 0) {
+        r = PyDict_SetItem(d, str__last_miss, key);
+    }
+    if (r == 0) {
+        r = after_miss(policy, d, key);
+    }
+    Py_DECREF(d);
+    if (r < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(tinylfu_insert_doc,
+"tinylfu_insert(policy, key, no_key) -> None\n\n"
+"TinyLFUPolicy.on_insert(key, 1), on the policy's state; `no_key` is its 'no last miss' marker.");
+
+static PyObject *
+tinylfu_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("tinylfu_insert", nargs, 3)) {
+        return NULL;
+    }
+    PyObject *policy = args[0], *key = args[1], *no_key = args[2];
+    PyObject *d = policy_dict(policy);
+    if (d == NULL) {
+        return NULL;
+    }
+    PyObject *last = NULL, *window = NULL, *candidates = NULL, *probation = NULL, *item = NULL;
+    PyObject *result = NULL;
+    last = dget(d, str__last_miss);
+    if (last == NULL) {
+        goto done;
+    }
+    Py_INCREF(last);
+    if (PyDict_SetItem(d, str__last_miss, no_key) < 0) {
+        goto done;
+    }
+    /* A set without a get first: count the request here (`last is not key and last != key`). */
+    int fresh = last != key;
+    if (fresh) {
+        int equal = PyObject_RichCompareBool(last, key, Py_EQ);
+        if (equal < 0) {
+            goto done;
+        }
+        fresh = !equal;
+    }
+    if (fresh && (count_miss(policy, d, key) < 0 || after_miss(policy, d, key) < 0)) {
+        goto done;
+    }
+    window = dget(d, str__window);
+    if (window == NULL) {
+        goto done;
+    }
+    Py_INCREF(window);
+    if (PyObject_SetItem(window, key, long_one) < 0) {
+        goto done;
+    }
+    Py_ssize_t window_max, entries, grow_at;
+    if (dget_n(d, str__window_max, &window_max) < 0) {
+        goto done;
+    }
+    if (1 > window_max) {
+        /* Heavier than the window: it goes to the least recent end (Caffeine). */
+        item = PyObject_CallMethod(window, "move_to_end", "OO", key, Py_False);
+        if (item == NULL) {
+            goto done;
+        }
+        Py_CLEAR(item);
+    }
+    if (dadd_n(d, str__window_weight, 1) < 0 || dadd_n(d, str_weight_attr, 1) < 0
+        || dadd_n(d, str__entries, 1) < 0 || dget_n(d, str__entries, &entries) < 0
+        || dget_n(d, str__grow_at, &grow_at) < 0) {
+        goto done;
+    }
+    if (entries >= grow_at && call_method0(policy, str__grow_sketch) < 0) {
+        goto done;
+    }
+    candidates = dget(d, str__candidates);
+    if (candidates == NULL) {
+        goto done;
+    }
+    Py_INCREF(candidates);
+    if (!PyList_Check(candidates)) {
+        PyErr_SetString(PyExc_TypeError, "tinylfu _candidates must be a list");
+        goto done;
+    }
+    if (PyList_SetSlice(candidates, 0, PyList_GET_SIZE(candidates), NULL) < 0) {
+        goto done;
+    }
+    /* _spill_window: the window's overflow, least recent first, becomes the candidates. */
+    Py_ssize_t window_weight;
+    if (dget_n(d, str__window_weight, &window_weight) < 0) {
+        goto done;
+    }
+    if (window_weight > window_max) {
+        probation = dget(d, str__probation);
+        if (probation == NULL) {
+            goto done;
+        }
+        Py_INCREF(probation);
+        while (window_weight > window_max && PyDict_GET_SIZE(window) > 0) {
+            item = PyObject_CallMethod(window, "popitem", "O", Py_False);
+            if (item == NULL) {
+                goto done;
+            }
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+                PyErr_SetString(PyExc_TypeError, "popitem() must return a pair");
+                goto done;
+            }
+            PyObject *k = PyTuple_GET_ITEM(item, 0), *w = PyTuple_GET_ITEM(item, 1);
+            Py_ssize_t weight = PyLong_AsSsize_t(w);
+            if ((weight == -1 && PyErr_Occurred()) || PyObject_SetItem(probation, k, w) < 0
+                || PyList_Append(candidates, k) < 0) {
+                goto done;
+            }
+            window_weight -= weight;
+            Py_CLEAR(item);
+        }
+        if (dset_n(d, str__window_weight, window_weight) < 0) {
+            goto done;
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    Py_DECREF(d);
+    Py_XDECREF(last);
+    Py_XDECREF(window);
+    Py_XDECREF(candidates);
+    Py_XDECREF(probation);
+    Py_XDECREF(item);
+    return result;
+}
+
+/* TinyLFUPolicy._bury(ghost, key, weight), with `entries` the keys now held. */
+static int
+bury(PyObject *ghost, PyObject *key, PyObject *weight, Py_ssize_t entries)
+{
+    if (PyObject_SetItem(ghost, key, weight) < 0) {
+        return -1;
+    }
+    Py_ssize_t limit = (Py_ssize_t)(GHOST_SHARE * (double)entries);
+    if (limit < MIN_GHOST) {
+        limit = MIN_GHOST;
+    }
+    while (PyDict_GET_SIZE(ghost) > limit) {
+        PyObject *r = PyObject_CallMethod(ghost, "popitem", "O", Py_False);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(tinylfu_evict_doc,
+"tinylfu_evict(policy) -> key\n\nTinyLFUPolicy.evict, on the policy's state.");
+
+static PyObject *
+tinylfu_evict(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("tinylfu_evict", nargs, 1)) {
+        return NULL;
+    }
+    PyObject *policy = args[0];
+    PyObject *d = policy_dict(policy);
+    if (d == NULL) {
+        return NULL;
+    }
+    PyObject *probation = NULL, *candidates = NULL, *candidate = NULL, *victim = NULL;
+    PyObject *sketch = NULL, *weight = NULL, *result = NULL;
+    probation = Py_XNewRef(dget(d, str__probation));
+    candidates = Py_XNewRef(dget(d, str__candidates));
+    sketch = Py_XNewRef(dget(d, str__sketch));
+    if (probation == NULL || candidates == NULL || sketch == NULL) {
+        goto done;
+    }
+    if (!PyList_Check(candidates) || !PyDict_Check(probation)) {
+        PyErr_SetString(PyExc_TypeError, "tinylfu _candidates must be a list, _probation a dict");
+        goto done;
+    }
+    while (PyList_GET_SIZE(candidates) > 0) {
+        Py_ssize_t last = PyList_GET_SIZE(candidates) - 1;
+        candidate = Py_NewRef(PyList_GET_ITEM(candidates, last));
+        int r = PyDict_Contains(probation, candidate);
+        if (r < 0) {
+            goto done;
+        }
+        if (r == 0) {
+            /* Promoted by a hit, or removed, since it left the window. */
+            if (PyList_SetSlice(candidates, last, last + 1, NULL) < 0) {
+                goto done;
+            }
+            Py_CLEAR(candidate);
+            continue;
+        }
+        PyObject *iter = PyObject_GetIter(probation);
+        if (iter == NULL) {
+            goto done;
+        }
+        victim = PyIter_Next(iter);
+        Py_DECREF(iter);
+        if (victim == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_RuntimeError, "tinylfu probation emptied while in use");
+            }
+            goto done;
+        }
+        PyObject *cw = PyDict_GetItemWithError(probation, candidate);
+        Py_ssize_t capacity, candidate_weight = cw == NULL ? -1 : PyLong_AsSsize_t(cw);
+        if (cw == NULL || (candidate_weight == -1 && PyErr_Occurred())
+            || dget_n(d, str_capacity, &capacity) < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetObject(PyExc_KeyError, candidate);
+            }
+            goto done;
+        }
+        int same = victim == candidate;
+        if (!same) {
+            same = PyObject_RichCompareBool(victim, candidate, Py_EQ);
+            if (same < 0) {
+                goto done;
+            }
+        }
+        int take_candidate;
+        if (same || candidate_weight > capacity) {
+            take_candidate = 1; /* nothing older to compete with, or a key that can never fit */
+        }
+        else {
+            int cf = sketch_frequency_object(sketch, candidate);
+            int vf = cf < 0 ? -1 : sketch_frequency_object(sketch, victim);
+            if (vf < 0) {
+                goto done;
+            }
+            int admit;
+            if (cf > vf) {
+                admit = 1;
+            }
+            else if (cf < ADMIT_HASHDOS_THRESHOLD) {
+                admit = 0;
+            }
+            else {
+                /* A warm candidate that lost: Python flips the 1/128 coin (and re-estimates). */
+                PyObject *a = PyObject_CallMethodObjArgs(policy, str__admit, candidate, victim, NULL);
+                if (a == NULL) {
+                    goto done;
+                }
+                admit = PyObject_IsTrue(a);
+                Py_DECREF(a);
+                if (admit < 0) {
+                    goto done;
+                }
+            }
+            take_candidate = !admit;
+        }
+        if (take_candidate && PyList_SetSlice(candidates, last, last + 1, NULL) < 0) {
+            goto done;
+        }
+        PyObject *key = take_candidate ? candidate : victim;
+        weight = Py_XNewRef(PyDict_GetItemWithError(probation, key));
+        Py_ssize_t w = weight == NULL ? -1 : PyLong_AsSsize_t(weight);
+        if (weight == NULL || (w == -1 && PyErr_Occurred()) || PyObject_DelItem(probation, key) < 0
+            || dadd_n(d, str_weight_attr, -w) < 0 || dadd_n(d, str__entries, -1) < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetObject(PyExc_KeyError, key);
+            }
+            goto done;
+        }
+        Py_ssize_t entries;
+        PyObject *ghost = dget(d, take_candidate ? str__window_ghost : str__main_ghost);
+        if (ghost == NULL || dget_n(d, str__entries, &entries) < 0 || bury(ghost, key, weight, entries) < 0) {
+            goto done;
+        }
+        result = Py_NewRef(key);
+        goto done;
+    }
+    /* No candidate: main's least recently used key, or the window's (Python). */
+    result = PyObject_CallMethodNoArgs(policy, str__evict_main);
+done:
+    Py_DECREF(d);
+    Py_XDECREF(probation);
+    Py_XDECREF(candidates);
+    Py_XDECREF(candidate);
+    Py_XDECREF(victim);
+    Py_XDECREF(sketch);
+    Py_XDECREF(weight);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"sketch_increment", (PyCFunction)(void (*)(void))sketch_increment, METH_FASTCALL,
      sketch_increment_doc},
@@ -1381,6 +1897,10 @@ static PyMethodDef speedups_methods[] = {
     {"fused_get", (PyCFunction)(void (*)(void))fused_get, METH_FASTCALL, fused_get_doc},
     {"lfu_replay", (PyCFunction)(void (*)(void))lfu_replay, METH_FASTCALL, lfu_replay_doc},
     {"fused_set", (PyCFunction)(void (*)(void))fused_set, METH_FASTCALL, fused_set_doc},
+    {"tinylfu_record_miss", (PyCFunction)(void (*)(void))tinylfu_record_miss, METH_FASTCALL,
+     tinylfu_record_miss_doc},
+    {"tinylfu_insert", (PyCFunction)(void (*)(void))tinylfu_insert, METH_FASTCALL, tinylfu_insert_doc},
+    {"tinylfu_evict", (PyCFunction)(void (*)(void))tinylfu_evict, METH_FASTCALL, tinylfu_evict_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1416,6 +1936,34 @@ speedups_exec(PyObject *module)
             || !(str_created = PyUnicode_InternFromString("created"))
             || !(str_updated = PyUnicode_InternFromString("updated"))
             || !(kwnames_over = Py_BuildValue("(s)", "over"))
+            || !(str__sketch = PyUnicode_InternFromString("_sketch"))
+            || !(str__last_miss = PyUnicode_InternFromString("_last_miss"))
+            || !(str__window_ghost = PyUnicode_InternFromString("_window_ghost"))
+            || !(str__main_ghost = PyUnicode_InternFromString("_main_ghost"))
+            || !(str__window_ghost_hits = PyUnicode_InternFromString("_window_ghost_hits"))
+            || !(str__main_ghost_hits = PyUnicode_InternFromString("_main_ghost_hits"))
+            || !(str__misses = PyUnicode_InternFromString("_misses"))
+            || !(str__hits = PyUnicode_InternFromString("_hits"))
+            || !(str__climb_period = PyUnicode_InternFromString("_climb_period"))
+            || !(str__climb = PyUnicode_InternFromString("_climb"))
+            || !(str__window = PyUnicode_InternFromString("_window"))
+            || !(str__window_max = PyUnicode_InternFromString("_window_max"))
+            || !(str__window_weight = PyUnicode_InternFromString("_window_weight"))
+            || !(str_weight_attr = PyUnicode_InternFromString("weight"))
+            || !(str__entries = PyUnicode_InternFromString("_entries"))
+            || !(str__grow_at = PyUnicode_InternFromString("_grow_at"))
+            || !(str__grow_sketch = PyUnicode_InternFromString("_grow_sketch"))
+            || !(str__candidates = PyUnicode_InternFromString("_candidates"))
+            || !(str__probation = PyUnicode_InternFromString("_probation"))
+            || !(str_capacity = PyUnicode_InternFromString("capacity"))
+            || !(str__admit = PyUnicode_InternFromString("_admit"))
+            || !(str__evict_main = PyUnicode_InternFromString("_evict_main"))
+            || !(str_reset = PyUnicode_InternFromString("reset"))
+            || !(str__table = PyUnicode_InternFromString("_table"))
+            || !(str__salt = PyUnicode_InternFromString("_salt"))
+            || !(str__mask = PyUnicode_InternFromString("_mask"))
+            || !(str_size = PyUnicode_InternFromString("size"))
+            || !(str_sample_size = PyUnicode_InternFromString("sample_size"))
             || !(long_zero = PyLong_FromLong(0))
             || !(long_one = PyLong_FromLong(1))) {
             return -1;

@@ -211,6 +211,10 @@ class TinyLFUPolicy(Policy):
 
     def record_miss(self, key: Hashable) -> None:
         """Count a miss on ``key`` in the sketch and in the climber's sample."""
+        native = _native.speedups
+        if native is not None and type(self) is TinyLFUPolicy:
+            native.tinylfu_record_miss(self, key)  # the same steps, in C (see _speedups.c)
+            return
         self._increment(key)
         self._last_miss = key
         self._ghost_check(key)
@@ -220,6 +224,10 @@ class TinyLFUPolicy(Policy):
 
     def on_insert(self, key: Hashable, weight: int = 1) -> None:
         """Put ``key`` at the most recent end of the window; window overflow becomes candidates."""
+        native = _native.speedups
+        if native is not None and type(self) is TinyLFUPolicy and type(weight) is int and weight == 1:
+            native.tinylfu_insert(self, key, _NO_KEY)  # the same steps, in C (see _speedups.c)
+            return
         if weight != 1 or weight is True:
             check_weight(weight)
             self._weighted = True
@@ -433,6 +441,9 @@ class TinyLFUPolicy(Policy):
 
     def evict(self) -> Hashable:
         """Evict the loser of candidate vs victim, or main's LRU key when there is no candidate."""
+        native = _native.speedups
+        if native is not None and type(self) is TinyLFUPolicy:
+            return native.tinylfu_evict(self)  # the same steps, in C (see _speedups.c)
         probation = self._probation
         candidates = self._candidates
         while candidates:
@@ -458,8 +469,13 @@ class TinyLFUPolicy(Policy):
             self._entries -= 1
             self._bury(self._window_ghost if key is candidate else self._main_ghost, key, weight)
             return key
+        return self._evict_main()
+
+    def _evict_main(self) -> Hashable:
+        """:meth:`evict` without a candidate: main's least recently used key, or the window's."""
         # No candidate (after a resize, a removal, or an entry-count bound): evict main's least
         # recently used key, protected only once probation is empty, the window last.
+        probation = self._probation
         ghost = self._main_ghost
         if probation:
             key, weight = probation.popitem(last=False)
