@@ -964,6 +964,8 @@ def _policy_state(policy: Policy) -> Any:
             list(policy._window.items()),
             list(policy._probation.items()),
             list(policy._protected.items()),
+            list(policy._window_ghost.items()),
+            list(policy._main_ghost.items()),
             bytes(policy._sketch._table),
             policy._sketch.size,
             policy._hits,
@@ -973,6 +975,8 @@ def _policy_state(policy: Policy) -> Any:
             policy._step,
             policy._window_ghost_hits,
             policy._main_ghost_hits,
+            policy.weight,
+            len(policy),
         )
     return drain(policy)
 

@@ -27,6 +27,7 @@ from stratacache.core import _native
 from stratacache.core.policies import POLICIES, FrequencySketch, LFUPolicy, RandomPolicy, TinyLFUPolicy
 from stratacache.core.policies.lfu import _Bucket
 from stratacache.testing import FakeClock
+from test_policies import _policy_state  # every piece of TinyLFU state, in comparable form
 
 T = TypeVar("T")
 
@@ -108,25 +109,6 @@ def test_sketch_halves_at_the_same_increment_as_python() -> None:
     assert bytes(compiled._table) == bytes(reference._table)
 
 
-def _state(policy: TinyLFUPolicy) -> Any:
-    return (
-        list(policy._window.items()),
-        list(policy._probation.items()),
-        list(policy._protected.items()),
-        list(policy._window_ghost.items()),
-        list(policy._main_ghost.items()),
-        bytes(policy._sketch._table),
-        policy._sketch.size,
-        policy._hits,
-        policy._misses,
-        policy.window_capacity,
-        policy.protected_capacity,
-        policy._step,
-        policy.weight,
-        len(policy),
-    )
-
-
 @needs_native
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 @pytest.mark.parametrize("capacity", [4, 24, 300])
@@ -191,9 +173,9 @@ def test_tinylfu_with_speedups_equals_pure_python(
         windows.add(compiled.window_capacity)
         promoted = promoted or bool(compiled._protected)
         if step % 1000 == 0:
-            assert _state(compiled) == _state(reference)
+            assert _policy_state(compiled) == _policy_state(reference)
     both(lambda p: p.on_access_many(tuple(buffer), resident))  # any iterable, not only a list
-    assert _state(compiled) == _state(reference)
+    assert _policy_state(compiled) == _policy_state(reference)
     assert halvings.count(compiled._sketch) >= 1
     assert promoted
     assert capacity < 24 or len(windows) > 2  # the climber moved the window

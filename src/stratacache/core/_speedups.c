@@ -72,6 +72,7 @@ typedef struct {
     Py_ssize_t mask;
     Py_ssize_t width;
     Py_hash_t salt;
+    PyObject *owner; /* the table, when the view holds a reference to it (sketch_view_of) */
 } sketch_view;
 
 /* Fill `view` from (table, salt, mask); -1 with an exception set when they do not fit. */
@@ -102,6 +103,7 @@ sketch_view_init(sketch_view *view, PyObject *table, PyObject *salt, PyObject *m
     view->mask = m;
     view->width = m + 1;
     view->salt = s;
+    view->owner = NULL;
     return 0;
 }
 
@@ -487,6 +489,27 @@ set_counter(const slot_ref *ref, PyObject *obj, Py_ssize_t n)
     return r;
 }
 
+/* The checks both fused callables start with: 1 when the call must go to the Python closure
+ * (a hook is registered), 0 to go on, -1 on error. */
+static int
+hooked(const slot_ref *active_ref, PyObject *hooks)
+{
+    PyObject *active = slot_get(active_ref, hooks);
+    if (active == NULL) {
+        return -1;
+    }
+    int r = PyObject_IsTrue(active);
+    Py_DECREF(active);
+    return r;
+}
+
+/* prefix + key (a new reference); key itself when there is no prefix. */
+static inline PyObject *
+prefixed(PyObject *prefix, PyObject *key)
+{
+    return prefix != NULL ? PyUnicode_Concat(prefix, key) : Py_NewRef(key);
+}
+
 /* 1 if the entry cannot be served here (due, sliding, a collection), 0 if it can, -1 on error. */
 static int
 fg_needs_slow_path(FusedGet *self, PyObject *value, PyObject *expires)
@@ -529,24 +552,13 @@ fg_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
     if (!PyUnicode_CheckExact(key)) {
         return PyObject_Vectorcall(self->slow, args, nargsf, NULL);
     }
-    PyObject *active = slot_get(&self->active, self->hooks);
-    if (active == NULL) {
+    int hook = hooked(&self->active, self->hooks);
+    if (hook != 0) {
+        return hook < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
+    }
+    PyObject *k = prefixed(self->prefix, key);
+    if (k == NULL) {
         return NULL;
-    }
-    int hooked = PyObject_IsTrue(active);
-    Py_DECREF(active);
-    if (hooked != 0) {
-        return hooked < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
-    }
-    PyObject *k;
-    if (self->prefix != NULL) {
-        k = PyUnicode_Concat(self->prefix, key);
-        if (k == NULL) {
-            return NULL;
-        }
-    }
-    else {
-        k = Py_NewRef(key);
     }
     PyObject *entry = PyDict_GetItemWithError(self->data, k);
     if (entry == NULL) {
@@ -647,9 +659,9 @@ static PyTypeObject FusedGetType = {
 PyDoc_STRVAR(fused_get_doc,
 "fused_get(data, prefix, hooks, stats, store, clock, access, native_types, slow, mask,\n"
 "          sliding, miss_is_final, entry) -> FusedGet\n\n"
-"`entry` is an instance of the entry class, whose slots `value` and `expires` are read.\n"
 "A callable get(key, default=None) that serves plain hits (and, when store._record_miss is\n"
-"None, misses) of the map `data` and passes every other call to `slow`; see the C source.");
+"None, misses) of the map `data` and passes every other call to `slow`; see the C source.\n"
+"`entry` is an instance of the entry class, whose slots `value` and `expires` are read.");
 
 static PyObject *
 fused_get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1206,14 +1218,9 @@ fs_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
     if (kwnames != NULL || nargs < 2 || nargs > 3 || !PyUnicode_CheckExact(args[0])) {
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
-    PyObject *active = slot_get(&self->active, self->hooks);
-    if (active == NULL) {
-        return NULL;
-    }
-    int hooked = PyObject_IsTrue(active);
-    Py_DECREF(active);
-    if (hooked != 0) {
-        return hooked < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
+    int hook = hooked(&self->active, self->hooks);
+    if (hook != 0) {
+        return hook < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
     }
     int closed = attr_true(self->owner_dict, self->owner, str_closed);
     if (closed != 0) {
@@ -1242,7 +1249,7 @@ fs_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
     if ((n & self->mask) == 0) {
         return PyObject_Vectorcall(self->slow, args, nargsf, NULL); /* a tick: timed there */
     }
-    PyObject *k = self->prefix != NULL ? PyUnicode_Concat(self->prefix, args[0]) : Py_NewRef(args[0]);
+    PyObject *k = prefixed(self->prefix, args[0]);
     if (k == NULL) {
         return NULL;
     }
@@ -1469,11 +1476,16 @@ sketch_view_of(PyObject *sketch, sketch_view *view)
     PyObject *salt = table == NULL ? NULL : slot_get(&sk_salt, sketch);
     PyObject *mask = salt == NULL ? NULL : slot_get(&sk_mask, sketch);
     int r = mask == NULL ? -1 : sketch_view_init(view, table, salt, mask);
-    /* The table stays alive: the sketch holds it, and nothing below replaces it before use. */
-    Py_XDECREF(table);
     Py_XDECREF(salt);
     Py_XDECREF(mask);
-    return r;
+    if (r < 0) {
+        Py_XDECREF(table);
+        return -1;
+    }
+    /* The view keeps the table alive: a key's __hash__ or __eq__ is Python code that could,
+     * in principle, make the sketch replace its table while the view is in use. */
+    view->owner = table;
+    return 0;
 }
 
 /* FrequencySketch.increment(key) */
@@ -1485,6 +1497,7 @@ sketch_increment_object(PyObject *sketch, PyObject *key)
         return -1;
     }
     int added = sketch_add(&view, key);
+    Py_DECREF(view.owner);
     if (added <= 0) {
         return added;
     }
@@ -1510,7 +1523,9 @@ sketch_frequency_object(PyObject *sketch, PyObject *key)
     if (sketch_view_of(sketch, &view) < 0) {
         return -1;
     }
-    return sketch_estimate(&view, key);
+    int low = sketch_estimate(&view, key);
+    Py_DECREF(view.owner);
+    return low;
 }
 
 /* TinyLFUPolicy._ghost_check(key) */
