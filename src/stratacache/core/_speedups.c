@@ -423,6 +423,7 @@ typedef struct {
 
 static PyObject *str_active, *str_hits, *str_misses, *str_value, *str_expires, *str_record_miss;
 static PyObject *str_count, *str_keys, *str_next, *str_prev;
+static PyObject *str__lock, *str_acquire, *str_release, *str__reads, *str__drain_reads;
 
 static int
 fg_traverse(FusedGet *self, visitproc visit, void *arg)
@@ -539,6 +540,60 @@ fg_needs_slow_path(FusedGet *self, PyObject *value, PyObject *expires)
     return due;
 }
 
+static int attr_true(PyObject *dict, PyObject *obj, PyObject *name);
+
+/* The closure's miss for a policy that counts misses (tinylfu): under the store's lock, replay
+ * the buffered hits first, then record_miss(prefix + key). 0, or -1 with an exception set. */
+static int
+fg_record_miss(FusedGet *self, PyObject *record_miss, PyObject *key)
+{
+    PyObject *k = prefixed(self->prefix, key);
+    if (k == NULL) {
+        return -1;
+    }
+    PyObject *lock = PyObject_GetAttr(self->store, str__lock);
+    if (lock == NULL) {
+        Py_DECREF(k);
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethodNoArgs(lock, str_acquire);
+    if (r == NULL) {
+        Py_DECREF(lock);
+        Py_DECREF(k);
+        return -1;
+    }
+    Py_DECREF(r);
+    int rc = -1;
+    int pending = attr_true(NULL, self->store, str__reads);
+    if (pending > 0) {
+        r = PyObject_CallMethodNoArgs(self->store, str__drain_reads);
+        pending = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    if (pending == 0) {
+        r = PyObject_CallOneArg(record_miss, k);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    /* Release whatever happened, keeping the error (try/finally in the closure). */
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    r = PyObject_CallMethodNoArgs(lock, str_release);
+    if (r == NULL) {
+        Py_XDECREF(exc_type);
+        Py_XDECREF(exc_value);
+        Py_XDECREF(exc_tb);
+        rc = -1;
+    }
+    else {
+        Py_DECREF(r);
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+    Py_DECREF(lock);
+    Py_DECREF(k);
+    return rc;
+}
+
 static PyObject *
 fg_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -569,21 +624,21 @@ fg_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
         if (!self->miss_is_final) {
             return PyObject_Vectorcall(self->slow, args, nargsf, NULL);
         }
-        PyObject *record_miss = PyObject_GetAttr(self->store, str_record_miss);
-        if (record_miss == NULL) {
-            return NULL;
-        }
-        int counted_by_policy = record_miss != Py_None;
-        Py_DECREF(record_miss);
         Py_ssize_t n = get_counter(&self->misses, self->stats);
         if (n == -1 && PyErr_Occurred()) {
             return NULL;
         }
         n += 1;
-        if (counted_by_policy || (n & self->mask) == 0) {
-            return PyObject_Vectorcall(self->slow, args, nargsf, NULL);
+        if ((n & self->mask) == 0) {
+            return PyObject_Vectorcall(self->slow, args, nargsf, NULL); /* a tick */
         }
-        if (set_counter(&self->misses, self->stats, n) < 0) {
+        PyObject *record_miss = PyObject_GetAttr(self->store, str_record_miss);
+        if (record_miss == NULL) {
+            return NULL;
+        }
+        int r = record_miss == Py_None ? 0 : fg_record_miss(self, record_miss, key);
+        Py_DECREF(record_miss);
+        if (r < 0 || set_counter(&self->misses, self->stats, n) < 0) {
             return NULL;
         }
         return Py_NewRef(deflt);
@@ -804,17 +859,24 @@ lfu_access(PyObject *key, PyObject *where, PyObject *link_after)
     if (target_keys == NULL) {
         goto done;
     }
-    /* target.keys[key] = keys.pop(key); where[key] = target */
-    weight = PyObject_GetItem(keys, key);
-    if (weight == NULL || PyObject_DelItem(keys, key) < 0 || PyObject_SetItem(target_keys, key, weight) < 0
+    if (!PyDict_Check(keys) || !PyDict_Check(target_keys)) {
+        PyErr_SetString(PyExc_TypeError, "lfu bucket keys must be OrderedDicts");
+        goto done;
+    }
+    /* target.keys[key] = keys.pop(key); where[key] = target. Reads may use the dict API on an
+     * OrderedDict; writes go through its own (PyObject_SetItem/DelItem) to keep its order. */
+    weight = Py_XNewRef(PyDict_GetItemWithError(keys, key));
+    if (weight == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetObject(PyExc_KeyError, key);
+        }
+        goto done;
+    }
+    if (PyObject_DelItem(keys, key) < 0 || PyObject_SetItem(target_keys, key, weight) < 0
         || PyDict_SetItem(where, key, target) < 0) {
         goto done;
     }
-    Py_ssize_t left = PyObject_Length(keys);
-    if (left < 0) {
-        goto done;
-    }
-    if (left == 0) {
+    if (PyDict_GET_SIZE(keys) == 0) {
         /* Unlink the emptied bucket: prev.next = next; next.prev = prev. */
         PyObject *prev = slot_get(&b_prev, bucket);
         PyObject *nxt = slot_get(&b_next, bucket);
@@ -1979,6 +2041,11 @@ speedups_exec(PyObject *module)
             || !(str__mask = PyUnicode_InternFromString("_mask"))
             || !(str_size = PyUnicode_InternFromString("size"))
             || !(str_sample_size = PyUnicode_InternFromString("sample_size"))
+            || !(str__lock = PyUnicode_InternFromString("_lock"))
+            || !(str_acquire = PyUnicode_InternFromString("acquire"))
+            || !(str_release = PyUnicode_InternFromString("release"))
+            || !(str__reads = PyUnicode_InternFromString("_reads"))
+            || !(str__drain_reads = PyUnicode_InternFromString("_drain_reads"))
             || !(long_zero = PyLong_FromLong(0))
             || !(long_one = PyLong_FromLong(1))) {
             return -1;
