@@ -359,11 +359,19 @@ def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
     assert _outcome(lambda: compiled.set("k", 1)) == _outcome(lambda: reference.set("k", 1))
 
 
+class _Store:
+    """What the C fused get reads of a store: its lock and the policy's miss hook."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._record_miss = None
+
+
 @needs_native
 def test_fused_get_constructor_refuses_bad_arguments() -> None:
     assert native is not None
-    good: list[Any] = [{}, "", object(), object(), object(), time.monotonic, None, frozenset(), print, 63]
-    good += [False, True, object()]
+    good: list[Any] = [{}, "", object(), object(), _Store(), time.monotonic, None, frozenset(), print]
+    good += [63, False, True, object()]
     assert callable(native.fused_get(*good))
     cases: list[tuple[int, Any, str]] = [
         (0, [], "data must be a dict"),
@@ -379,6 +387,10 @@ def test_fused_get_constructor_refuses_bad_arguments() -> None:
             native.fused_get(*args)
     with pytest.raises(TypeError, match="takes 13 arguments"):
         native.fused_get(*good[:12])
+    args = list(good)
+    args[4] = object()  # a store without its lock
+    with pytest.raises(AttributeError, match="_lock"):
+        native.fused_get(*args)
 
 
 @needs_native
@@ -407,14 +419,14 @@ def test_fused_get_passes_errors_of_the_clock_and_of_odd_objects_through() -> No
 
     data = {"k": entry}
     get = native.fused_get(
-        data, "", Hooks(), Stats(), None, broken_clock, None, frozenset(), print, 63, False, True, entry
+        data, "", Hooks(), Stats(), _Store(), broken_clock, None, frozenset(), print, 63, False, True, entry
     )
     with pytest.raises(RuntimeError, match="clock broke"):
         get("k")
     entry.expires = None
     stats = Stats()
     get = native.fused_get(
-        data, "", Hooks(), stats, None, broken_clock, None, frozenset(), print, 63, False, True, entry
+        data, "", Hooks(), stats, _Store(), broken_clock, None, frozenset(), print, 63, False, True, entry
     )
     assert get("k") == "v"
     assert stats.hits == 1  # the generic attribute path, for objects without slots
@@ -427,7 +439,7 @@ def test_fused_get_passes_errors_of_the_clock_and_of_odd_objects_through() -> No
         "",
         Hooks(),
         NoCounters(),
-        None,
+        _Store(),
         time.monotonic,
         None,
         frozenset(),

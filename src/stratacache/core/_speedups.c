@@ -107,9 +107,10 @@ sketch_view_init(sketch_view *view, PyObject *table, PyObject *salt, PyObject *m
     return 0;
 }
 
-/* FrequencySketch.increment's counter update; 1 if a counter changed, 0 if not, -1 on error. */
+/* The table offsets of key's four counters (double hashing, as FrequencySketch does); -1 on
+ * error (a key's __hash__ may raise). */
 static inline int
-sketch_add(const sketch_view *v, PyObject *key)
+sketch_counters(const sketch_view *v, PyObject *key, Py_ssize_t offsets[4])
 {
     Py_hash_t kh = PyObject_Hash(key);
     if (kh == -1) {
@@ -120,37 +121,46 @@ sketch_add(const sketch_view *v, PyObject *key)
     Py_ssize_t a = (Py_ssize_t)((Py_uhash_t)h & (Py_uhash_t)mask);
     /* Python's h >> 33 is an arithmetic shift; the mask keeps only bits it cannot sign-fill. */
     Py_ssize_t b = (Py_ssize_t)(((Py_uhash_t)h >> 33) & (Py_uhash_t)mask) | 1;
-    unsigned char *t = v->table;
+    for (int row = 0; row < 4; row++) {
+        offsets[row] = row * v->width + a;
+        a = (a + b) & mask;
+    }
+    return 0;
+}
+
+/* FrequencySketch.increment's counter update; 1 if a counter changed, 0 if not, -1 on error. */
+static inline int
+sketch_add(const sketch_view *v, PyObject *key)
+{
+    Py_ssize_t offsets[4];
+    if (sketch_counters(v, key, offsets) < 0) {
+        return -1;
+    }
     int added = 0;
     for (int row = 0; row < 4; row++) {
-        unsigned char *c = t + row * v->width + a;
+        unsigned char *c = v->table + offsets[row];
         if (*c < COUNTER_MAX) {
             *c += 1;
             added = 1;
         }
-        a = (a + b) & mask;
     }
     return added;
 }
 
+/* FrequencySketch.frequency: the smallest of key's four counters; -1 on error. */
 static int
 sketch_estimate(const sketch_view *v, PyObject *key)
 {
-    Py_hash_t kh = PyObject_Hash(key);
-    if (kh == -1) {
+    Py_ssize_t offsets[4];
+    if (sketch_counters(v, key, offsets) < 0) {
         return -1;
     }
-    Py_hash_t h = pair_hash(kh, v->salt);
-    Py_ssize_t mask = v->mask;
-    Py_ssize_t a = (Py_ssize_t)((Py_uhash_t)h & (Py_uhash_t)mask);
-    Py_ssize_t b = (Py_ssize_t)(((Py_uhash_t)h >> 33) & (Py_uhash_t)mask) | 1;
     int low = COUNTER_MAX + 1;
     for (int row = 0; row < 4; row++) {
-        int c = v->table[row * v->width + a];
+        int c = v->table[offsets[row]];
         if (c < low) {
             low = c;
         }
-        a = (a + b) & mask;
     }
     return low;
 }
@@ -413,6 +423,8 @@ typedef struct {
     PyObject *access;        /* records a hit (move_to_end / read-buffer append), or NULL */
     PyObject *native_types;  /* frozenset of the collection types a plain get refuses */
     PyObject *slow;          /* the Python closure: the complete fused get */
+    PyObject *acquire;       /* store._lock's bound methods (the lock is the store's for life) */
+    PyObject *release;
     Py_ssize_t mask;
     int sliding;
     int miss_is_final;
@@ -437,6 +449,8 @@ fg_traverse(FusedGet *self, visitproc visit, void *arg)
     Py_VISIT(self->access);
     Py_VISIT(self->native_types);
     Py_VISIT(self->slow);
+    Py_VISIT(self->acquire);
+    Py_VISIT(self->release);
     Py_VISIT(self->entry_type);
     return 0;
 }
@@ -453,6 +467,8 @@ fg_clear(FusedGet *self)
     Py_CLEAR(self->access);
     Py_CLEAR(self->native_types);
     Py_CLEAR(self->slow);
+    Py_CLEAR(self->acquire);
+    Py_CLEAR(self->release);
     Py_CLEAR(self->entry_type);
     return 0;
 }
@@ -542,6 +558,25 @@ fg_needs_slow_path(FusedGet *self, PyObject *value, PyObject *expires)
 
 static int attr_true(PyObject *dict, PyObject *obj, PyObject *name);
 
+/* Call `release` (a lock's bound release) keeping any exception already set, as a try/finally
+ * does: 0, or -1 when the release itself failed (its error replaces the earlier one). */
+static int
+release_keeping_error(PyObject *release)
+{
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *r = PyObject_CallNoArgs(release);
+    if (r == NULL) {
+        Py_XDECREF(exc_type);
+        Py_XDECREF(exc_value);
+        Py_XDECREF(exc_tb);
+        return -1;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return 0;
+}
+
 /* The closure's miss for a policy that counts misses (tinylfu): under the store's lock, replay
  * the buffered hits first, then record_miss(prefix + key). 0, or -1 with an exception set. */
 static int
@@ -551,46 +586,27 @@ fg_record_miss(FusedGet *self, PyObject *record_miss, PyObject *key)
     if (k == NULL) {
         return -1;
     }
-    PyObject *lock = PyObject_GetAttr(self->store, str__lock);
-    if (lock == NULL) {
-        Py_DECREF(k);
-        return -1;
-    }
-    PyObject *r = PyObject_CallMethodNoArgs(lock, str_acquire);
+    PyObject *r = PyObject_CallNoArgs(self->acquire);
     if (r == NULL) {
-        Py_DECREF(lock);
         Py_DECREF(k);
         return -1;
     }
     Py_DECREF(r);
-    int rc = -1;
-    int pending = attr_true(NULL, self->store, str__reads);
-    if (pending > 0) {
+    int rc = attr_true(NULL, self->store, str__reads);
+    if (rc > 0) {
         r = PyObject_CallMethodNoArgs(self->store, str__drain_reads);
-        pending = r == NULL ? -1 : 0;
+        rc = r == NULL ? -1 : 0;
         Py_XDECREF(r);
     }
-    if (pending == 0) {
+    if (rc == 0) {
         r = PyObject_CallOneArg(record_miss, k);
         rc = r == NULL ? -1 : 0;
         Py_XDECREF(r);
     }
-    /* Release whatever happened, keeping the error (try/finally in the closure). */
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    r = PyObject_CallMethodNoArgs(lock, str_release);
-    if (r == NULL) {
-        Py_XDECREF(exc_type);
-        Py_XDECREF(exc_value);
-        Py_XDECREF(exc_tb);
-        rc = -1;
-    }
-    else {
-        Py_DECREF(r);
-        PyErr_Restore(exc_type, exc_value, exc_tb);
-    }
-    Py_DECREF(lock);
     Py_DECREF(k);
+    if (release_keeping_error(self->release) < 0) {
+        return -1;
+    }
     return rc;
 }
 
@@ -714,8 +730,9 @@ static PyTypeObject FusedGetType = {
 PyDoc_STRVAR(fused_get_doc,
 "fused_get(data, prefix, hooks, stats, store, clock, access, native_types, slow, mask,\n"
 "          sliding, miss_is_final, entry) -> FusedGet\n\n"
-"A callable get(key, default=None) that serves plain hits (and, when store._record_miss is\n"
-"None, misses) of the map `data` and passes every other call to `slow`; see the C source.\n"
+"A callable get(key, default=None) that serves plain hits and misses of the map `data`\n"
+"(a miss a policy counts under store._lock, as the closure does) and passes every other\n"
+"call to `slow`; see the C source.\n"
 "`entry` is an instance of the entry class, whose slots `value` and `expires` are read.");
 
 static PyObject *
@@ -751,10 +768,18 @@ fused_get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (sliding < 0 || final < 0) {
         return NULL;
     }
-    FusedGet *self = PyObject_GC_New(FusedGet, &FusedGetType);
+    PyObject *lock = PyObject_GetAttr(args[4], str__lock);
+    PyObject *acquire = lock == NULL ? NULL : PyObject_GetAttr(lock, str_acquire);
+    PyObject *release = acquire == NULL ? NULL : PyObject_GetAttr(lock, str_release);
+    Py_XDECREF(lock);
+    FusedGet *self = release == NULL ? NULL : PyObject_GC_New(FusedGet, &FusedGetType);
     if (self == NULL) {
+        Py_XDECREF(acquire);
+        Py_XDECREF(release);
         return NULL;
     }
+    self->acquire = acquire;
+    self->release = release;
     self->data = Py_NewRef(args[0]);
     self->prefix = PyUnicode_GET_LENGTH(args[1]) ? Py_NewRef(args[1]) : NULL;
     self->hooks = Py_NewRef(args[2]);
@@ -1047,7 +1072,7 @@ typedef struct {
 
 static PyObject *str_closed, *str_default_ttl, *str_map_ordered_writes, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked, *str_enforce,
     *str_popitem, *str_move_to_end, *str_sets, *str_weight, *str_version, *str_created,
-    *str_updated, *kwnames_over, *long_zero, *long_one;
+    *str_updated, *kwnames_over, *long_zero, *long_one, *long_eight;
 
 static int
 fs_traverse(FusedSet *self, visitproc visit, void *arg)
@@ -1149,7 +1174,7 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
             goto done;
         }
         if (due) {
-            tmp = PyObject_CallMethod(self->store, "_purge_locked", "Oi", now, 8);
+            tmp = PyObject_CallMethodObjArgs(self->store, str_purge_locked, now, long_eight, NULL);
             if (tmp == NULL) {
                 goto done;
             }
@@ -1323,18 +1348,9 @@ fs_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
     Py_DECREF(locked);
     int done = fs_write_locked(self, k, args[1]);
     Py_DECREF(k);
-    /* Release even after an error, keeping that error (the release itself cannot fail here). */
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    PyObject *released = PyObject_CallNoArgs(self->release);
-    if (released == NULL) {
-        Py_XDECREF(exc_type);
-        Py_XDECREF(exc_value);
-        Py_XDECREF(exc_tb);
+    if (release_keeping_error(self->release) < 0) {
         return NULL;
     }
-    Py_DECREF(released);
-    PyErr_Restore(exc_type, exc_value, exc_tb);
     if (done < 0) {
         return NULL;
     }
@@ -1616,28 +1632,18 @@ ghost_check(PyObject *d, PyObject *key)
     return 0;
 }
 
-/* The request-counting part shared by record_miss and on_insert: count `key` in the sketch and
- * the ghosts, add a miss, and run the climber when the period is over. */
+/* The request counting shared by record_miss and on_insert (a set without a get): count `key`
+ * in the sketch, settle a ghost hit, add a miss, and run the climber when its period is over. */
 static int
-count_miss(PyObject *policy, PyObject *d, PyObject *key)
+count_request(PyObject *policy, PyObject *d, PyObject *key)
 {
-    PyObject *sketch = dget(d, str__sketch);
+    PyObject *sketch = Py_XNewRef(dget(d, str__sketch));
     if (sketch == NULL) {
         return -1;
     }
-    Py_INCREF(sketch);
     int r = sketch_increment_object(sketch, key);
     Py_DECREF(sketch);
-    if (r < 0) {
-        return -1;
-    }
-    return 0;
-}
-
-static int
-after_miss(PyObject *policy, PyObject *d, PyObject *key)
-{
-    if (ghost_check(d, key) < 0 || dadd_n(d, str__misses, 1) < 0) {
+    if (r < 0 || ghost_check(d, key) < 0 || dadd_n(d, str__misses, 1) < 0) {
         return -1;
     }
     Py_ssize_t hits, misses, period;
@@ -1674,12 +1680,10 @@ tinylfu_record_miss(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (d == NULL) {
         return NULL;
     }
-    int r = count_miss(policy, d, key);
+    /* record_miss sets _last_miss between the counting steps; nothing in them reads it. */
+    int r = count_request(policy, d, key);
     if (r == 0) {
         r = PyDict_SetItem(d, str__last_miss, key);
-    }
-    if (r == 0) {
-        r = after_miss(policy, d, key);
     }
     Py_DECREF(d);
     if (r < 0) {
@@ -1722,7 +1726,7 @@ tinylfu_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         fresh = !equal;
     }
-    if (fresh && (count_miss(policy, d, key) < 0 || after_miss(policy, d, key) < 0)) {
+    if (fresh && count_request(policy, d, key) < 0) {
         goto done;
     }
     window = dget(d, str__window);
@@ -1739,7 +1743,8 @@ tinylfu_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (1 > window_max) {
         /* Heavier than the window: it goes to the least recent end (Caffeine). */
-        item = PyObject_CallMethod(window, "move_to_end", "OO", key, Py_False);
+        PyObject *call_args[3] = {window, key, Py_False}; /* move_to_end(key, False) */
+        item = PyObject_VectorcallMethod(str_move_to_end, call_args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         if (item == NULL) {
             goto done;
         }
@@ -1777,7 +1782,7 @@ tinylfu_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_INCREF(probation);
         while (window_weight > window_max && PyDict_GET_SIZE(window) > 0) {
-            item = PyObject_CallMethod(window, "popitem", "O", Py_False);
+            item = PyObject_CallMethodOneArg(window, str_popitem, Py_False); /* popitem(last=False) */
             if (item == NULL) {
                 goto done;
             }
@@ -1821,7 +1826,7 @@ bury(PyObject *ghost, PyObject *key, PyObject *weight, Py_ssize_t entries)
         limit = MIN_GHOST;
     }
     while (PyDict_GET_SIZE(ghost) > limit) {
-        PyObject *r = PyObject_CallMethod(ghost, "popitem", "O", Py_False);
+        PyObject *r = PyObject_CallMethodOneArg(ghost, str_popitem, Py_False);
         if (r == NULL) {
             return -1;
         }
@@ -2047,7 +2052,8 @@ speedups_exec(PyObject *module)
             || !(str__reads = PyUnicode_InternFromString("_reads"))
             || !(str__drain_reads = PyUnicode_InternFromString("_drain_reads"))
             || !(long_zero = PyLong_FromLong(0))
-            || !(long_one = PyLong_FromLong(1))) {
+            || !(long_one = PyLong_FromLong(1))
+            || !(long_eight = PyLong_FromLong(8))) {
             return -1;
         }
     }
