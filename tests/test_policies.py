@@ -450,6 +450,81 @@ def test_lfu_aging_merges_buckets_in_order() -> None:
     assert drain(policy) == ["a", "b", "d", "c"]
 
 
+class _LFUModel:
+    """LFU with aging as plain lists: count -> keys, least recent first (O(n), obviously right)."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[Hashable]] = {}
+        self.count: dict[Hashable, int] = {}
+
+    def _move(self, key: Hashable, count: int) -> None:
+        old = self.count.get(key)
+        if old is not None:
+            self.buckets[old].remove(key)
+        self.buckets.setdefault(count, []).append(key)
+        self.count[key] = count
+
+    def insert(self, key: Hashable) -> None:
+        self._move(key, 1)
+
+    def access(self, key: Hashable) -> None:
+        self._move(key, self.count[key] + 1)
+
+    def remove(self, key: Hashable) -> None:
+        self.buckets[self.count.pop(key)].remove(key)
+
+    def evict(self) -> Hashable:
+        low = min(c for c, keys in self.buckets.items() if keys)
+        key = self.buckets[low][0]
+        self.remove(key)
+        return key
+
+    def age(self) -> None:
+        # Merged buckets keep the keys of the lower old count first.
+        aged: dict[int, list[Hashable]] = {}
+        for count in sorted(self.buckets):
+            for key in self.buckets[count]:
+                aged.setdefault((count + 1) >> 1, []).append(key)
+                self.count[key] = (count + 1) >> 1
+        self.buckets = aged
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lfu_matches_a_list_model_through_aging(seed: int) -> None:
+    # Skewed and uniform phases make merges of a small bucket into a large one and of a large
+    # one into a small one; removes empty buckets in the middle of the list.
+    rng = random.Random(seed)
+    sample = rng.choice((7, 23, 50))
+    policy, model = LFUPolicy(40, sample_size=sample), _LFUModel()
+    ops = 0
+    for step in range(3000):
+        skew = (step // 500) % 2 == 0
+        key = min(int(rng.paretovariate(1.1)), 60) if skew else rng.randrange(60)
+        action = rng.random()
+        if key in model.count:
+            if action < 0.1:
+                policy.on_remove(key)
+                model.remove(key)
+                continue
+            if action < 0.2:
+                policy.on_update(key, 1)
+            else:
+                policy.on_access(key)
+            model.access(key)
+        else:
+            policy.on_insert(key)
+            model.insert(key)
+        ops += 1
+        if ops == sample:  # the policy aged inside the call that ended the epoch
+            ops = 0
+            model.age()
+        if len(model.count) > 40:
+            assert policy.evict() == model.evict()
+        assert len(policy) == len(model.count)
+    assert {k: policy.frequency(k) for k in model.count} == model.count
+    assert drain(policy) == [model.evict() for _ in range(len(model.count))]
+
+
 def _hot_set_survives(policy: LFUPolicy) -> set[Hashable]:
     """Make a, b very hot, then run a new hot set c, d long enough for several epochs while
     cold keys churn through the remaining slots; return which hot keys are still tracked."""

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import stratacache as sc
 from stratacache.core import _native
 from stratacache.core.policies import POLICIES, FrequencySketch, LFUPolicy, RandomPolicy, TinyLFUPolicy
-from stratacache.core.policies.lfu import _Bucket
+from stratacache.core.policies.lfu import _Bucket, _Node
 from stratacache.testing import FakeClock
 from test_policies import _policy_state  # every piece of TinyLFU state, in comparable form
 
@@ -495,17 +495,17 @@ def test_lfu_replay_refuses_bad_arguments_and_unknown_keys() -> None:
     policy.on_insert("a")
     where, link = policy._where, policy._link_after
     with pytest.raises(TypeError, match="keys must be a list"):
-        native.lfu_replay(("a",), 0, {"a"}, where, _Bucket, link, 10)  # type: ignore[arg-type]
+        native.lfu_replay(("a",), 0, {"a"}, where, _Node, _Bucket, link, 10)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="where must be a dict"):
-        native.lfu_replay(["a"], 0, {"a"}, [], _Bucket, link, 10)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="takes 7 arguments"):
+        native.lfu_replay(["a"], 0, {"a"}, [], _Node, _Bucket, link, 10)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes 8 arguments"):
         native.lfu_replay(["a"], 0, {"a"})  # type: ignore[call-arg]
     # A key the store holds but the policy does not know: KeyError, as on_access raises.
     with pytest.raises(KeyError, match="ghost"):
-        native.lfu_replay(["ghost"], 0, {"ghost"}, where, _Bucket, link, 10)
-    assert native.lfu_replay(["a", "b", "a"], 0, {"a"}, where, _Bucket, link, 10) == (3, 2)
+        native.lfu_replay(["ghost"], 0, {"ghost"}, where, _Node, _Bucket, link, 10)
+    assert native.lfu_replay(["a", "b", "a"], 0, {"a"}, where, _Node, _Bucket, link, 10) == (3, 2)
     assert policy.frequency("a") == 3
-    assert native.lfu_replay(["a", "a", "a"], 0, {"a"}, where, _Bucket, link, 2) == (2, 2)  # epoch end
+    assert native.lfu_replay(["a", "a", "a"], 0, {"a"}, where, _Node, _Bucket, link, 2) == (2, 2)  # epoch end
 
 
 @needs_native

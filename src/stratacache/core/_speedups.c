@@ -434,7 +434,7 @@ typedef struct {
 } FusedGet;
 
 static PyObject *str_active, *str_hits, *str_misses, *str_value, *str_expires, *str_record_miss;
-static PyObject *str_count, *str_keys, *str_next, *str_prev;
+static PyObject *str_count, *str_ring, *str_bucket, *str_next, *str_prev;
 static PyObject *str__lock, *str_acquire, *str_release, *str__reads, *str__drain_reads;
 
 static int
@@ -805,44 +805,71 @@ fused_get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* ---------------------------------------------------------------------------------------
- * lfu_replay: LFUPolicy.on_access_many's loop (policies/lfu.py), on the policy's own buckets.
+ * lfu_replay: LFUPolicy.on_access_many's loop (policies/lfu.py), on the policy's own nodes.
  *
- * A hit moves its key from the bucket for count c to the bucket for c + 1, which is the next
- * bucket or a new one linked after it, and unlinks the old bucket if it emptied. Creating a
- * bucket (~0.5% of hits in a steady state) is left to Python's LFUPolicy._link_after, and the
- * end of an aging epoch stops the loop so that Python runs _age(); the rest is done here on the
- * _Bucket slots (count, keys, next, prev) and the `where` dict.
+ * A hit moves its key's node from the list of the bucket for count c to the end of the list of
+ * the bucket for c + 1, which is the next bucket or a new one linked after it, and unlinks the
+ * old bucket if that emptied it. Creating a bucket (~0.5% of hits in a steady state) is left to
+ * Python's LFUPolicy._link_after, and the end of an aging epoch stops the loop so that Python
+ * runs _age(); the rest is pointer writes on the _Node slots (bucket, next, prev) and _Bucket
+ * slots (count, ring, next, prev), with one lookup in the `where` dict.
  */
 
-static slot_ref b_count, b_keys, b_next, b_prev;
-static PyTypeObject *bucket_type; /* the type b_* were made for; a strong reference */
+static slot_ref b_count, b_ring, b_next, b_prev; /* _Bucket */
+static slot_ref n_bucket, n_next, n_prev;        /* _Node */
+static PyTypeObject *lfu_bucket_type;            /* the types they were made for; strong refs */
+static PyTypeObject *lfu_node_type;
 
-/* bucket.<ref> as a borrowed reference (the bucket holds it), or NULL with an exception. */
+/* obj.<ref> as a borrowed reference (obj holds it), or NULL with an exception. */
 static inline PyObject *
-bucket_get(const slot_ref *ref, PyObject *bucket)
+slot_borrow(const slot_ref *ref, PyObject *obj)
 {
-    PyObject *v = slot_get(ref, bucket);
+    PyObject *v = slot_get(ref, obj);
     if (v != NULL) {
-        Py_DECREF(v); /* still referenced by the bucket's slot */
+        Py_DECREF(v); /* still referenced by obj's slot */
     }
     return v;
+}
+
+/* a.<next> = b and b.<prev> = a: 0, or -1 with an exception. */
+static inline int
+join(const slot_ref *next, const slot_ref *prev, PyObject *a, PyObject *b)
+{
+    return slot_set(next, a, b) < 0 || slot_set(prev, b, a) < 0 ? -1 : 0;
+}
+
+/* Unlink `item` from its circular list: item.prev.next = item.next and back. 1 if the list is
+ * left with one element (the sentinel: the list emptied), 0 if not, -1 with an exception. */
+static int
+unlink_item(const slot_ref *next_ref, const slot_ref *prev_ref, PyObject *item)
+{
+    PyObject *prev = slot_get(prev_ref, item);
+    PyObject *next = prev == NULL ? NULL : slot_get(next_ref, item);
+    int rc = next == NULL ? -1 : join(next_ref, prev_ref, prev, next) < 0 ? -1 : prev == next;
+    Py_XDECREF(prev);
+    Py_XDECREF(next);
+    return rc;
 }
 
 /* One on_access: 0 done, -1 error. Runs no Python code but _link_after and keys' __eq__. */
 static int
 lfu_access(PyObject *key, PyObject *where, PyObject *link_after)
 {
-    PyObject *bucket = PyDict_GetItemWithError(where, key);
-    if (bucket == NULL) {
+    PyObject *node = PyDict_GetItemWithError(where, key);
+    if (node == NULL) {
         if (!PyErr_Occurred()) {
             PyErr_SetObject(PyExc_KeyError, key);
         }
         return -1;
     }
-    Py_INCREF(bucket);
-    PyObject *target = NULL, *keys = NULL, *weight = NULL, *want = NULL;
+    Py_INCREF(node);
+    PyObject *bucket = NULL, *target = NULL, *ring = NULL, *last = NULL;
     int rc = -1;
-    PyObject *count = bucket_get(&b_count, bucket);
+    bucket = slot_get(&n_bucket, node);
+    if (bucket == NULL) {
+        goto done;
+    }
+    PyObject *count = slot_borrow(&b_count, bucket);
     if (count == NULL) {
         goto done;
     }
@@ -850,11 +877,11 @@ lfu_access(PyObject *key, PyObject *where, PyObject *link_after)
     if (c == -1 && PyErr_Occurred()) {
         goto done;
     }
-    PyObject *next = bucket_get(&b_next, bucket);
+    PyObject *next = slot_borrow(&b_next, bucket);
     if (next == NULL) {
         goto done;
     }
-    PyObject *next_count = bucket_get(&b_count, next);
+    PyObject *next_count = slot_borrow(&b_count, next);
     if (next_count == NULL) {
         goto done;
     }
@@ -866,65 +893,42 @@ lfu_access(PyObject *key, PyObject *where, PyObject *link_after)
         target = Py_NewRef(next);
     }
     else {
-        want = PyLong_FromSsize_t(c + 1);
+        PyObject *want = PyLong_FromSsize_t(c + 1);
         if (want == NULL) {
             goto done;
         }
         PyObject *call_args[2] = {bucket, want};
         target = PyObject_Vectorcall(link_after, call_args, 2, NULL);
+        Py_DECREF(want);
         if (target == NULL) {
             goto done;
         }
     }
-    keys = slot_get(&b_keys, bucket);
-    if (keys == NULL) {
+    /* Out of the old bucket's list (and the bucket out of the bucket list if it emptied)... */
+    int emptied = unlink_item(&n_next, &n_prev, node);
+    if (emptied < 0 || (emptied && unlink_item(&b_next, &b_prev, bucket) < 0)) {
         goto done;
     }
-    PyObject *target_keys = bucket_get(&b_keys, target);
-    if (target_keys == NULL) {
+    /* ... and in at the end of the target's: last <-> node <-> ring; node.bucket = target. */
+    ring = slot_get(&b_ring, target);
+    last = ring == NULL ? NULL : slot_get(&n_prev, ring);
+    if (last == NULL || join(&n_next, &n_prev, last, node) < 0 || join(&n_next, &n_prev, node, ring) < 0
+        || slot_set(&n_bucket, node, target) < 0) {
         goto done;
-    }
-    if (!PyDict_Check(keys) || !PyDict_Check(target_keys)) {
-        PyErr_SetString(PyExc_TypeError, "lfu bucket keys must be OrderedDicts");
-        goto done;
-    }
-    /* target.keys[key] = keys.pop(key); where[key] = target. Reads may use the dict API on an
-     * OrderedDict; writes go through its own (PyObject_SetItem/DelItem) to keep its order. */
-    weight = Py_XNewRef(PyDict_GetItemWithError(keys, key));
-    if (weight == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetObject(PyExc_KeyError, key);
-        }
-        goto done;
-    }
-    if (PyObject_DelItem(keys, key) < 0 || PyObject_SetItem(target_keys, key, weight) < 0
-        || PyDict_SetItem(where, key, target) < 0) {
-        goto done;
-    }
-    if (PyDict_GET_SIZE(keys) == 0) {
-        /* Unlink the emptied bucket: prev.next = next; next.prev = prev. */
-        PyObject *prev = slot_get(&b_prev, bucket);
-        PyObject *nxt = slot_get(&b_next, bucket);
-        int failed = prev == NULL || nxt == NULL || slot_set(&b_next, prev, nxt) < 0
-                     || slot_set(&b_prev, nxt, prev) < 0;
-        Py_XDECREF(prev);
-        Py_XDECREF(nxt);
-        if (failed) {
-            goto done;
-        }
     }
     rc = 0;
 done:
-    Py_DECREF(bucket);
+    Py_DECREF(node);
+    Py_XDECREF(bucket);
     Py_XDECREF(target);
-    Py_XDECREF(keys);
-    Py_XDECREF(weight);
-    Py_XDECREF(want);
+    Py_XDECREF(ring);
+    Py_XDECREF(last);
     return rc;
 }
 
 PyDoc_STRVAR(lfu_replay_doc,
-"lfu_replay(keys, start, tracked, where, bucket_type, link_after, left) -> (index, done)\n\n"
+"lfu_replay(keys, start, tracked, where, node_type, bucket_type, link_after, left)\n"
+"    -> (index, done)\n\n"
 "LFUPolicy.on_access for each key of keys[start:] that is in `tracked`, in order, until\n"
 "`done` (the hits replayed) reaches `left` (the aging epoch is over: Python ages the counts)\n"
 "or the keys run out; `index` is where to resume.");
@@ -932,37 +936,46 @@ PyDoc_STRVAR(lfu_replay_doc,
 static PyObject *
 lfu_replay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!check_nargs("lfu_replay", nargs, 7)) {
+    if (!check_nargs("lfu_replay", nargs, 8)) {
         return NULL;
     }
     PyObject *keys = args[0];
     PyObject *tracked = args[2];
     PyObject *where = args[3];
-    PyObject *type = args[4];
-    PyObject *link_after = args[5];
+    PyObject *ntype = args[4];
+    PyObject *btype = args[5];
+    PyObject *link_after = args[6];
     if (!PyList_Check(keys)) {
         PyErr_Format(PyExc_TypeError, "keys must be a list, got %.100s", Py_TYPE(keys)->tp_name);
         return NULL;
     }
-    if (!PyDict_Check(where) || !PyType_Check(type) || !PyCallable_Check(link_after)) {
-        PyErr_SetString(PyExc_TypeError, "where must be a dict, bucket_type a type, link_after callable");
+    if (!PyDict_Check(where) || !PyType_Check(ntype) || !PyType_Check(btype) || !PyCallable_Check(link_after)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "where must be a dict, node_type and bucket_type types, link_after callable");
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
     if (start == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_ssize_t left = PyLong_AsSsize_t(args[6]);
+    Py_ssize_t left = PyLong_AsSsize_t(args[7]);
     if (left == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if ((PyTypeObject *)type != bucket_type) {
-        slot_ref_init_type(&b_count, (PyTypeObject *)type, str_count);
-        slot_ref_init_type(&b_keys, (PyTypeObject *)type, str_keys);
-        slot_ref_init_type(&b_next, (PyTypeObject *)type, str_next);
-        slot_ref_init_type(&b_prev, (PyTypeObject *)type, str_prev);
-        Py_INCREF(type);
-        Py_XSETREF(bucket_type, (PyTypeObject *)type);
+    if ((PyTypeObject *)btype != lfu_bucket_type) {
+        slot_ref_init_type(&b_count, (PyTypeObject *)btype, str_count);
+        slot_ref_init_type(&b_ring, (PyTypeObject *)btype, str_ring);
+        slot_ref_init_type(&b_next, (PyTypeObject *)btype, str_next);
+        slot_ref_init_type(&b_prev, (PyTypeObject *)btype, str_prev);
+        Py_INCREF(btype);
+        Py_XSETREF(lfu_bucket_type, (PyTypeObject *)btype);
+    }
+    if ((PyTypeObject *)ntype != lfu_node_type) {
+        slot_ref_init_type(&n_bucket, (PyTypeObject *)ntype, str_bucket);
+        slot_ref_init_type(&n_next, (PyTypeObject *)ntype, str_next);
+        slot_ref_init_type(&n_prev, (PyTypeObject *)ntype, str_prev);
+        Py_INCREF(ntype);
+        Py_XSETREF(lfu_node_type, (PyTypeObject *)ntype);
     }
     Py_ssize_t done = 0;
     Py_ssize_t i = start < 0 ? 0 : start;
@@ -1998,7 +2011,8 @@ speedups_exec(PyObject *module)
             || !(str_expires = PyUnicode_InternFromString("expires"))
             || !(str_record_miss = PyUnicode_InternFromString("_record_miss"))
             || !(str_count = PyUnicode_InternFromString("count"))
-            || !(str_keys = PyUnicode_InternFromString("keys"))
+            || !(str_ring = PyUnicode_InternFromString("ring"))
+            || !(str_bucket = PyUnicode_InternFromString("bucket"))
             || !(str_next = PyUnicode_InternFromString("next"))
             || !(str_prev = PyUnicode_InternFromString("prev"))
             || !(str_closed = PyUnicode_InternFromString("_closed"))

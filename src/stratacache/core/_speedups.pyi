@@ -45,6 +45,7 @@ def lfu_replay(
     start: int,
     tracked: Container[Hashable],
     where: dict[Hashable, Any],
+    node_type: type,
     bucket_type: type,
     link_after: Callable[[Any, int], Any],
     left: int,

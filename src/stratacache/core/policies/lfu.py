@@ -1,12 +1,18 @@
 """``lfu``: evict the least frequently used key, with frequency aging.
 
 Structure (the O(1) LFU of Shah, Mitra and Matani, 2010): a doubly linked list of
-*frequency buckets* in increasing count order, each holding its keys in an ``OrderedDict``
-(least recently used first), and a dict from key to its bucket. A hit moves the key from the
-bucket for count ``c`` to the bucket for ``c + 1``, which is either the next bucket or a new
-one linked right after; an emptied bucket is unlinked. The victim is the least recently used
-key of the first bucket. Every operation is O(1) and touches no Python-level per-key object.
-Ties between keys with the same count are broken by recency (least recent goes first).
+*frequency buckets* in increasing count order, each holding its keys as a circular doubly
+linked list of nodes (least recently used first), and a dict from key to its node. A hit moves
+the node from the bucket for count ``c`` to the end of the bucket for ``c + 1``, which is
+either the next bucket or a new one linked right after; an emptied bucket is unlinked. The
+victim is the least recently used key of the first bucket. Every operation is O(1). Ties
+between keys with the same count are broken by recency (least recent goes first).
+
+Why nodes and not an ``OrderedDict`` per bucket: a hit would then be a delete from one dict
+and an insert into another, and CPython rebuilds an ``OrderedDict``'s node index whenever its
+dict resizes, which keys moving between buckets make frequent. With a node per key, a hit is
+one dict lookup and six pointer writes, which the C replay (``_speedups.c``) does in a few
+hundred instructions.
 
 Aging. Pure LFU never forgets: a key that was hot yesterday keeps its count forever and a new
 hot set can never displace it. So counts are halved periodically, as TinyLFU ages its sketch.
@@ -14,7 +20,7 @@ The period is an *epoch* of ``sample = 10 x capacity`` operations (inserts, hits
 overwrites). At the end of each epoch one pass walks the *buckets* (not the keys) and relabels
 each count ``c`` to ``ceil(c / 2)``. Halving keeps the order of counts, so the list stays
 sorted; only the two buckets ``2k - 1`` and ``2k``, which both become ``k``, are merged, by
-moving the keys of the smaller one into the larger (the former ``2k - 1`` keys stay in front:
+splicing their lists and relabelling the nodes of the smaller one (the former ``2k - 1`` keys stay in front:
 within a merged bucket ties are broken by the old count, then by recency). The pass costs
 O(buckets + keys moved) <= O(entries), and it runs once per ``10 x capacity`` operations, so
 aging adds at most a tenth of a key move per operation: O(1) amortized. Counts round up so
@@ -29,7 +35,6 @@ which is Caffeine's rule for weighted caches. ``sample_size=`` fixes the epoch l
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Container, Hashable, Iterable
 from typing import ClassVar
 
@@ -46,14 +51,32 @@ _SAMPLE_FACTOR = 10
 _MIN_WEIGHTED_ENTRIES = 16
 
 
-class _Bucket:
-    """All tracked keys with one count, least recently used first; a node of a circular list."""
+class _Node:
+    """One tracked key: a node of its bucket's circular list, least recently used first.
 
-    __slots__ = ("count", "keys", "next", "prev")
+    A bucket's list has a sentinel node (``key`` is ``None`` and never read; ``bucket`` is the
+    bucket), so linking and unlinking a node needs no end-of-list tests.
+    """
+
+    __slots__ = ("bucket", "key", "next", "prev", "weight")
+
+    def __init__(self, key: Hashable, weight: int, bucket: _Bucket) -> None:
+        self.key = key
+        self.weight = weight
+        self.bucket = bucket
+        self.prev: _Node = self
+        self.next: _Node = self
+
+
+class _Bucket:
+    """All tracked keys with one count (a circular list behind ``ring``, its sentinel); a node
+    of the circular list of buckets."""
+
+    __slots__ = ("count", "next", "prev", "ring")
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self.keys: OrderedDict[Hashable, int] = OrderedDict()  # key -> weight
+        self.ring = _Node(None, 0, self)
         self.prev: _Bucket = self
         self.next: _Bucket = self
 
@@ -77,11 +100,11 @@ class LFUPolicy(Policy):
         # The sentinel of the circular bucket list. Its count 0 never equals a real count
         # (those are >= 1), so "is the next bucket count c + 1?" needs no end-of-list test.
         self._head = _Bucket(0)
-        self._where: dict[Hashable, _Bucket] = {}
+        self._where: dict[Hashable, _Node] = {}
         self._ops = 0
         self._sample = self._epoch_length()
 
-    # -- the bucket list ------------------------------------------------------------------
+    # -- the lists ------------------------------------------------------------------------
 
     @staticmethod
     def _link_after(bucket: _Bucket, count: int) -> _Bucket:
@@ -99,6 +122,25 @@ class LFUPolicy(Policy):
         prev.next = nxt
         nxt.prev = prev
 
+    @staticmethod
+    def _append(bucket: _Bucket, node: _Node) -> None:
+        """Make ``node`` the most recent key of ``bucket``."""
+        ring = bucket.ring
+        last = ring.prev
+        node.prev = last
+        node.next = ring
+        last.next = node
+        ring.prev = node
+        node.bucket = bucket
+
+    def _detach(self, node: _Node) -> None:
+        """Take ``node`` out of its bucket, unlinking the bucket if that emptied it."""
+        prev, nxt = node.prev, node.next
+        prev.next = nxt
+        nxt.prev = prev
+        if prev is nxt:  # only the sentinel is left
+            self._unlink(node.bucket)
+
     # -- the policy -----------------------------------------------------------------------
 
     def on_insert(self, key: Hashable, weight: int = 1) -> None:
@@ -113,8 +155,9 @@ class LFUPolicy(Policy):
         first = head.next
         if first.count != 1:
             first = self._link_after(head, 1)
-        first.keys[key] = weight
-        self._where[key] = first
+        node = _Node(key, weight, first)
+        self._append(first, node)
+        self._where[key] = node
         self.weight += weight
         self._ops += 1
         if self._ops >= self._sample:
@@ -122,16 +165,14 @@ class LFUPolicy(Policy):
 
     def on_access(self, key: Hashable) -> None:
         """Add 1 to the count of ``key`` and make it the most recent key of its new count."""
-        bucket = self._where[key]
+        node = self._where[key]
+        bucket = node.bucket
         count = bucket.count + 1
         target = bucket.next
         if target.count != count:
             target = self._link_after(bucket, count)
-        keys = bucket.keys
-        target.keys[key] = keys.pop(key)
-        self._where[key] = target
-        if not keys:
-            self._unlink(bucket)
+        self._detach(node)
+        self._append(target, node)
         self._ops += 1
         if self._ops >= self._sample:
             self._age()
@@ -140,9 +181,9 @@ class LFUPolicy(Policy):
         """:meth:`on_access` for each key in ``tracked``, oldest first.
 
         With the C helpers (``_native``) the moves between buckets run in C on these same
-        buckets, handing back the creation of a bucket (``_link_after``) and the end of an
-        aging epoch (``_age``); without them, the base class calls :meth:`on_access` per key.
-        The effect is the same, in the same order.
+        nodes and buckets, handing back the creation of a bucket (``_link_after``) and the end
+        of an aging epoch (``_age``); without them, the base class calls :meth:`on_access` per
+        key. The effect is the same, in the same order.
         """
         native = _native.speedups
         if native is None:
@@ -153,7 +194,7 @@ class LFUPolicy(Policy):
         index = 0
         while index < len(batch):
             index, done = replay(
-                batch, index, tracked, self._where, _Bucket, self._link_after, self._sample - self._ops
+                batch, index, tracked, self._where, _Node, _Bucket, self._link_after, self._sample - self._ops
             )
             self._ops += done
             if self._ops >= self._sample:
@@ -165,30 +206,29 @@ class LFUPolicy(Policy):
         if weight != 1 and not self._weighted:
             self._weighted = True
             self._sample = self._epoch_length()
-        keys = self._where[key].keys
-        self.weight += weight - keys[key]
-        keys[key] = weight
+        node = self._where[key]
+        self.weight += weight - node.weight
+        node.weight = weight
         self.on_access(key)
 
     def on_remove(self, key: Hashable) -> None:
         """Forget ``key``; unknown keys are ignored."""
-        bucket = self._where.pop(key, None)
-        if bucket is None:
+        node = self._where.pop(key, None)
+        if node is None:
             return
-        self.weight -= bucket.keys.pop(key)
-        if not bucket.keys:
-            self._unlink(bucket)
+        self.weight -= node.weight
+        self._detach(node)
 
     def evict(self) -> Hashable:
         """Remove and return the least recent of the keys with the lowest count."""
         bucket = self._head.next
         if bucket is self._head:
             raise KeyError("evict() from an empty lfu policy")
-        key, weight = bucket.keys.popitem(last=False)
-        if not bucket.keys:
-            self._unlink(bucket)
+        node = bucket.ring.next
+        self._detach(node)
+        key = node.key
         del self._where[key]
-        self.weight -= weight
+        self.weight -= node.weight
         return key
 
     def clear(self) -> None:
@@ -209,8 +249,8 @@ class LFUPolicy(Policy):
 
     def frequency(self, key: Hashable) -> int:
         """The current (aged) count of a tracked ``key``; 0 when it is not tracked."""
-        bucket = self._where.get(key)
-        return 0 if bucket is None else bucket.count
+        node = self._where.get(key)
+        return 0 if node is None else node.bucket.count
 
     # -- aging ----------------------------------------------------------------------------
 
@@ -236,22 +276,44 @@ class LFUPolicy(Policy):
             bucket = nxt
         self._sample = self._epoch_length()
 
-    def _merge(self, low: _Bucket, high: _Bucket) -> _Bucket:
-        """Merge two adjacent buckets with equal counts; ``low``'s keys stay first."""
-        where = self._where
-        # Move the smaller side, so a pass costs at most half the keys.
-        if len(low.keys) >= len(high.keys):
-            keys = low.keys
-            for key, weight in high.keys.items():
-                keys[key] = weight
-                where[key] = low
-            self._unlink(high)
-            return low
-        keys = high.keys
-        # Prepend low's keys, last first, so they keep their order in front of high's.
-        for key, weight in reversed(low.keys.items()):
-            keys[key] = weight
-            keys.move_to_end(key, last=False)
-            where[key] = high
-        self._unlink(low)
-        return high
+    @staticmethod
+    def _merge(low: _Bucket, high: _Bucket) -> _Bucket:
+        """Merge two adjacent buckets with equal counts; ``low``'s keys stay first.
+
+        The lists are spliced in O(1); the nodes of the smaller side are relabelled, so a pass
+        costs at most half the keys. Which side is smaller is found by walking both lists in
+        step, which stops at the end of the shorter one.
+        """
+        low_ring, high_ring = low.ring, high.ring
+        a, b = low_ring.next, high_ring.next
+        while a is not low_ring and b is not high_ring:
+            a, b = a.next, b.next
+        # Both lists are non-empty (an emptied bucket is unlinked at once).
+        if a is not low_ring:
+            # high is the smaller: append its nodes after low's.
+            first, last = high_ring.next, high_ring.prev
+            keep, gone = low, high
+            tail = low_ring.prev
+            tail.next = first
+            first.prev = tail
+            last.next = low_ring
+            low_ring.prev = last
+        else:
+            # low is the smaller (or as large): put its nodes in front of high's.
+            first, last = low_ring.next, low_ring.prev
+            keep, gone = high, low
+            front = high_ring.next
+            high_ring.next = first
+            first.prev = high_ring
+            last.next = front
+            front.prev = last
+        node = first
+        while True:
+            node.bucket = keep
+            if node is last:
+                break
+            node = node.next
+        ring = gone.ring
+        ring.next = ring.prev = ring
+        LFUPolicy._unlink(gone)
+        return keep
