@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import stratacache as sc
 from stratacache.core import _native
-from stratacache.core.policies import POLICIES, FrequencySketch, LFUPolicy, RandomPolicy, TinyLFUPolicy
+from stratacache.core.policies import FrequencySketch, LFUPolicy, RandomPolicy, TinyLFUPolicy
 from stratacache.core.policies.lfu import _Bucket, _Node
 from stratacache.testing import FakeClock
 from test_policies import _policy_state  # every piece of TinyLFU state, in comparable form
@@ -245,8 +245,12 @@ def test_replay_refuses_bad_arguments_and_passes_errors_through() -> None:
 
 
 def _seeded_init(cls: type[Any]) -> Callable[..., None]:
+    """``cls.__init__`` with ``seed=1`` by default; patched onto ``cls`` itself, so that the
+    policy stays exactly ``cls`` (the C paths serve only exact TinyLFUPolicy instances)."""
+    original = cls.__init__
+
     def __init__(self: Any, capacity: int, **kwargs: Any) -> None:
-        cls.__init__(self, capacity, **{"seed": 1, **kwargs})
+        original(self, capacity, **{"seed": 1, **kwargs})
 
     return __init__
 
@@ -321,9 +325,8 @@ def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
     if backend["max_entries"] is None:
         del backend["max_entries"]
     # Randomized policies get a fixed seed, the same in both caches.
-    for name, cls in (("random", RandomPolicy), ("tinylfu", TinyLFUPolicy)):
-        seeded = type(f"Seeded{cls.__name__}", (cls,), {"__init__": _seeded_init(cls)})
-        monkeypatch.setitem(POLICIES, name, seeded)
+    for cls in (RandomPolicy, TinyLFUPolicy):
+        monkeypatch.setattr(cls, "__init__", _seeded_init(cls))
     compiled = sc.Cache(sc.MemoryBackend(**backend, clock=clocks[0]), **variant.get("cache", {}))
     with pure_python():
         reference = sc.Cache(sc.MemoryBackend(**backend, clock=clocks[1]), **variant.get("cache", {}))
@@ -354,9 +357,52 @@ def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
             assert infos[0] == infos[1]
     assert len(seen[0]) == len(seen[1]) > 0
     assert isinstance(compiled.set, native.FusedSet)
+    if policy == "tinylfu" and "backend" not in variant:
+        assert compiled._backend.store._tinylfu_writes  # type: ignore[attr-defined]  # served in C
     for cache in (compiled, reference):
         cache.close()
     assert _outcome(lambda: compiled.set("k", 1)) == _outcome(lambda: reference.set("k", 1))
+
+
+@needs_native
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fused_set_of_a_tinylfu_store_in_c_leaves_the_state_of_the_python_closure(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Plain writes (no ttl, so no expiry heap) between reads and deletes: the C fused set
+    # drains the read buffer, inserts, overwrites and evicts through the policy itself. The
+    # stores, their counters and every piece of the policy's state must match the closure's.
+    monkeypatch.setattr(TinyLFUPolicy, "__init__", _seeded_init(TinyLFUPolicy))
+    rng = random.Random(seed)
+    compiled = sc.Cache("memory://?policy=tinylfu&max_entries=50")
+    with pure_python():
+        reference = sc.Cache("memory://?policy=tinylfu&max_entries=50")
+    assert isinstance(compiled.set, native.FusedSet)
+    stores = [c._backend.store for c in (compiled, reference)]  # type: ignore[attr-defined]
+    assert stores[0]._tinylfu_writes
+    for step in range(6_000):
+        hot = rng.random() < 0.6
+        key = f"k{min(int(rng.paretovariate(1.1)), 400) if hot else rng.randrange(300)}"
+        roll = rng.random()
+        for side, cache in enumerate((compiled, reference)):
+            call: Callable[[], Any] = (
+                (lambda: cache.get(key))  # noqa: B023 - called at once, below
+                if roll < 0.45
+                else (lambda: cache.set(key, step))  # noqa: B023
+                if roll < 0.97
+                else (lambda: cache.delete(key))  # noqa: B023
+            )
+            in_python(call) if side else call()
+        if step % 200 == 0 or step == 5_999:
+            a, b = compiled.stats(), reference.stats()
+            fields = ("hits", "misses", "sets", "items", "evictions")
+            assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields], step
+            assert sorted(stores[0].keys()) == sorted(stores[1].keys())
+            with stores[0]._lock, stores[1]._lock:
+                stores[0]._drain_reads()
+                in_python(stores[1]._drain_reads)
+                assert _policy_state(stores[0]._policy) == _policy_state(stores[1]._policy), step
+    assert compiled.stats().evictions > 1_000
 
 
 class _Store:
@@ -513,7 +559,7 @@ def test_fused_set_constructor_refuses_bad_arguments() -> None:
     assert native is not None
     lock = threading.Lock()
     good: list[Any] = [OrderedDict(), "", object(), object(), object(), object(), lock, time.monotonic]
-    good += [object(), print, 63, object()]
+    good += [object(), print, 63, object(), object()]
     assert callable(native.fused_set(*good))
     cases: list[tuple[int, Any, type[Exception], str]] = [
         (0, [], TypeError, "data must be a dict"),
@@ -527,6 +573,6 @@ def test_fused_set_constructor_refuses_bad_arguments() -> None:
         args[index] = bad
         with pytest.raises(error, match=message):
             native.fused_set(*args)
-    with pytest.raises(TypeError, match="takes 12 arguments"):
-        native.fused_set(*good[:11])
+    with pytest.raises(TypeError, match="takes 13 arguments"):
+        native.fused_set(*good[:12])
     assert not lock.locked()

@@ -1076,6 +1076,7 @@ typedef struct {
     PyObject *entry_type;
     PyObject *popitem;    /* data.popitem and data.move_to_end, bound once; NULL for a plain dict */
     PyObject *move_to_end;
+    PyObject *no_key;     /* policies/tinylfu.py's _NO_KEY ("no last miss"), for tl_insert */
     PyObject *store_dict; /* the store's and the owner's __dict__, or NULL (see inst_dict) */
     PyObject *owner_dict;
     Py_ssize_t mask;
@@ -1083,6 +1084,10 @@ typedef struct {
     vectorcallfunc vectorcall;
 } FusedSet;
 
+static PyObject *str_tinylfu_writes, *str_on_update;
+static int call_method0(PyObject *obj, PyObject *name);
+static int tl_insert(PyObject *policy, PyObject *key, PyObject *no_key);
+static PyObject *tl_evict(PyObject *policy);
 static PyObject *str_closed, *str_default_ttl, *str_map_ordered_writes, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked, *str_enforce,
     *str_popitem, *str_move_to_end, *str_sets, *str_weight, *str_version, *str_created,
     *str_updated, *kwnames_over, *long_zero, *long_one, *long_eight;
@@ -1106,6 +1111,7 @@ fs_traverse(FusedSet *self, visitproc visit, void *arg)
     Py_VISIT(self->owner_dict);
     Py_VISIT(self->popitem);
     Py_VISIT(self->move_to_end);
+    Py_VISIT(self->no_key);
     return 0;
 }
 
@@ -1128,6 +1134,7 @@ fs_clear(FusedSet *self)
     Py_CLEAR(self->owner_dict);
     Py_CLEAR(self->popitem);
     Py_CLEAR(self->move_to_end);
+    Py_CLEAR(self->no_key);
     return 0;
 }
 
@@ -1158,12 +1165,30 @@ static int
 fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
 {
     /* Checked under the lock: a concurrent resize may have changed the write path. */
+    int tinylfu = 0;
     int simple = attr_true(self->store_dict, self->store, str_map_ordered_writes);
+    if (simple == 0) {
+        /* Not map-ordered: a TinyLFUPolicy store, whose policy calls are C functions too? */
+        simple = tinylfu = attr_true(self->store_dict, self->store, str_tinylfu_writes);
+    }
     if (simple <= 0) {
         return simple;
     }
     int rc = -1;
-    PyObject *now = NULL, *heap = NULL, *entry = NULL, *tmp = NULL;
+    PyObject *now = NULL, *heap = NULL, *entry = NULL, *tmp = NULL, *policy = NULL;
+    if (tinylfu) {
+        /* The policy hears of every buffered hit before this write, as in the closure. */
+        tmp = inst_get(self->store_dict, self->store, str__reads);
+        int pending = tmp == NULL ? -1 : PyObject_IsTrue(tmp);
+        Py_CLEAR(tmp);
+        if (pending < 0 || (pending && call_method0(self->store, str__drain_reads) < 0)) {
+            goto done;
+        }
+        policy = inst_get(self->store_dict, self->store, str_policy);
+        if (policy == NULL) {
+            goto done;
+        }
+    }
     now = PyObject_CallNoArgs(self->clock);
     if (now == NULL) {
         goto done;
@@ -1213,7 +1238,15 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
             goto done;
         }
         Py_CLEAR(tmp);
-        if (self->move_to_end != NULL) {
+        if (tinylfu) {
+            PyObject *call_args[3] = {policy, k, long_one}; /* policy.on_update(k, 1) */
+            tmp = PyObject_VectorcallMethod(str_on_update, call_args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (tmp == NULL) {
+                goto done;
+            }
+            Py_CLEAR(tmp);
+        }
+        else if (self->move_to_end != NULL) {
             tmp = PyObject_CallOneArg(self->move_to_end, k);
             if (tmp == NULL) {
                 goto done;
@@ -1233,6 +1266,9 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
         || slot_set(&self->e_version, entry, long_one) < 0
         || slot_set(&self->e_created, entry, now) < 0 || slot_set(&self->e_updated, entry, now) < 0
         || PyObject_SetItem(self->data, k, entry) < 0) {
+        goto done;
+    }
+    if (tinylfu && tl_insert(policy, k, self->no_key) < 0) {
         goto done;
     }
     PyObject *max_entries = inst_get(self->store_dict, self->store, str_max_entries);
@@ -1271,8 +1307,25 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
                 Py_CLEAR(tmp);
             }
             else {
-                /* The map is the order: its first keys are the victims. */
+                /* The policy's victims (tinylfu), or the map's first keys (its order). */
                 Py_ssize_t evicted = 0;
+                while (tinylfu && size > limit) {
+                    tmp = tl_evict(policy);
+                    if (tmp == NULL) {
+                        goto done;
+                    }
+                    /* data.pop(victim, None): count it if the store held it. */
+                    int held = PyDict_Contains(self->data, tmp);
+                    if (held < 0 || (held && PyObject_DelItem(self->data, tmp) < 0)) {
+                        goto done;
+                    }
+                    Py_CLEAR(tmp);
+                    evicted += held;
+                    size = PyObject_Length(self->data);
+                    if (size < 0) {
+                        goto done;
+                    }
+                }
                 while (size > limit) {
                     if (self->popitem == NULL) {
                         PyErr_SetString(PyExc_TypeError, "a bounded store's map must be an OrderedDict");
@@ -1307,6 +1360,7 @@ done:
     Py_XDECREF(heap);
     Py_XDECREF(entry);
     Py_XDECREF(tmp);
+    Py_XDECREF(policy);
     return rc;
 }
 
@@ -1393,15 +1447,16 @@ static PyTypeObject FusedSetType = {
 };
 
 PyDoc_STRVAR(fused_set_doc,
-"fused_set(data, prefix, hooks, owner, stats, store, lock, clock, unset, slow, mask, entry)\n"
-"-> FusedSet\n\n"
+"fused_set(data, prefix, hooks, owner, stats, store, lock, clock, unset, slow, mask, entry,\n"
+"          no_key) -> FusedSet\n\n"
 "A callable set(key, value, ttl=UNSET) that writes plain values into a store whose map is its\n"
-"order and passes every other call to `slow`; `entry` is an instance of the entry class.");
+"order, or whose policy is exactly TinyLFUPolicy, and passes every other call to `slow`;\n"
+"`entry` is an instance of the entry class, `no_key` TinyLFU's 'no last miss' marker.");
 
 static PyObject *
 fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!check_nargs("fused_set", nargs, 12)) {
+    if (!check_nargs("fused_set", nargs, 13)) {
         return NULL;
     }
     if (!PyDict_Check(args[0]) || !PyUnicode_CheckExact(args[1])) {
@@ -1440,6 +1495,7 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     self->unset = Py_NewRef(args[8]);
     self->slow = Py_NewRef(args[9]);
     self->entry_type = Py_NewRef((PyObject *)Py_TYPE(args[11]));
+    self->no_key = Py_NewRef(args[12]);
     self->mask = mask;
     self->popitem = self->move_to_end = NULL;
     if (PyODict_Check(self->data)) {
@@ -1451,9 +1507,10 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    PyObject *store_names[] = {str_map_ordered_writes, str_heap, str_max_entries, str_policy, str_evictions};
+    PyObject *store_names[] = {str_map_ordered_writes, str_tinylfu_writes, str__reads, str_heap,
+                               str_max_entries, str_policy, str_evictions};
     PyObject *owner_names[] = {str_closed, str_default_ttl};
-    self->store_dict = inst_dict(self->store, store_names, 5);
+    self->store_dict = inst_dict(self->store, store_names, 7);
     self->owner_dict = inst_dict(self->owner, owner_names, 2);
     slot_ref_init(&self->active, self->hooks, str_active);
     slot_ref_init(&self->sets, self->stats, str_sets);
@@ -1709,19 +1766,15 @@ PyDoc_STRVAR(tinylfu_insert_doc,
 "tinylfu_insert(policy, key, no_key) -> None\n\n"
 "TinyLFUPolicy.on_insert(key, 1), on the policy's state; `no_key` is its 'no last miss' marker.");
 
-static PyObject *
-tinylfu_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+static int
+tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
 {
-    if (!check_nargs("tinylfu_insert", nargs, 3)) {
-        return NULL;
-    }
-    PyObject *policy = args[0], *key = args[1], *no_key = args[2];
     PyObject *d = policy_dict(policy);
     if (d == NULL) {
-        return NULL;
+        return -1;
     }
     PyObject *last = NULL, *window = NULL, *candidates = NULL, *probation = NULL, *item = NULL;
-    PyObject *result = NULL;
+    int result = -1;
     last = dget(d, str__last_miss);
     if (last == NULL) {
         goto done;
@@ -1816,7 +1869,7 @@ tinylfu_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    result = Py_NewRef(Py_None);
+    result = 0;
 done:
     Py_DECREF(d);
     Py_XDECREF(last);
@@ -1825,6 +1878,18 @@ done:
     Py_XDECREF(probation);
     Py_XDECREF(item);
     return result;
+}
+
+static PyObject *
+tinylfu_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("tinylfu_insert", nargs, 3)) {
+        return NULL;
+    }
+    if (tl_insert(args[0], args[1], args[2]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* TinyLFUPolicy._bury(ghost, key, weight), with `entries` the keys now held. */
@@ -1852,12 +1917,8 @@ PyDoc_STRVAR(tinylfu_evict_doc,
 "tinylfu_evict(policy) -> key\n\nTinyLFUPolicy.evict, on the policy's state.");
 
 static PyObject *
-tinylfu_evict(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+tl_evict(PyObject *policy)
 {
-    if (!check_nargs("tinylfu_evict", nargs, 1)) {
-        return NULL;
-    }
-    PyObject *policy = args[0];
     PyObject *d = policy_dict(policy);
     if (d == NULL) {
         return NULL;
@@ -1982,6 +2043,15 @@ done:
     return result;
 }
 
+static PyObject *
+tinylfu_evict(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("tinylfu_evict", nargs, 1)) {
+        return NULL;
+    }
+    return tl_evict(args[0]);
+}
+
 static PyMethodDef speedups_methods[] = {
     {"sketch_increment", (PyCFunction)(void (*)(void))sketch_increment, METH_FASTCALL,
      sketch_increment_doc},
@@ -2018,6 +2088,8 @@ speedups_exec(PyObject *module)
             || !(str_closed = PyUnicode_InternFromString("_closed"))
             || !(str_default_ttl = PyUnicode_InternFromString("default_ttl"))
             || !(str_map_ordered_writes = PyUnicode_InternFromString("_map_ordered_writes"))
+            || !(str_tinylfu_writes = PyUnicode_InternFromString("_tinylfu_writes"))
+            || !(str_on_update = PyUnicode_InternFromString("on_update"))
             || !(str_heap = PyUnicode_InternFromString("_heap"))
             || !(str_policy = PyUnicode_InternFromString("_policy"))
             || !(str_max_entries = PyUnicode_InternFromString("max_entries"))

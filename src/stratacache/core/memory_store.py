@@ -42,6 +42,8 @@ from .glob import compile_glob
 from .policies import Policy, make_policy
 from .policies.fifo import FIFOPolicy
 from .policies.lru import LRUPolicy
+from .policies.tinylfu import NO_KEY as _TINYLFU_NO_KEY
+from .policies.tinylfu import TinyLFUPolicy
 
 if TYPE_CHECKING:
     from .hooks import Hooks
@@ -401,6 +403,9 @@ class MemoryStore:
         self._simple_writes = not self._weighs and self.expire_after_access is None
         # ... and the C fused set's (core/_speedups.c), for stores whose map is their order.
         self._map_ordered_writes = self._simple_writes and not self._tracks_keys and self._reads is None
+        # ... and for stores whose policy is exactly TinyLFUPolicy (its insert and evict are C
+        # functions there; a subclass may override them, so it takes the Python path).
+        self._tinylfu_writes = self._simple_writes and type(self._policy) is TinyLFUPolicy
 
     def _drain_reads(self) -> None:
         """Replay the buffered hits into the policy, oldest first. Lock held.
@@ -1094,9 +1099,22 @@ class MemoryStore:
         if native is None:
             return set
         # The C shortcut through this closure's path for stores whose map is their order
-        # (lru, fifo, unbounded); every other call goes to ``set`` (see core/_speedups.c).
+        # (lru, fifo, unbounded) or whose policy is TinyLFUPolicy; every other call goes to
+        # ``set`` (see core/_speedups.c).
         return native.fused_set(
-            data, prefix, hooks, owner, stats, self, lock, clock, UNSET, set, mask, _new_entry(_Entry)
+            data,
+            prefix,
+            hooks,
+            owner,
+            stats,
+            self,
+            lock,
+            clock,
+            UNSET,
+            set,
+            mask,
+            _new_entry(_Entry),
+            _TINYLFU_NO_KEY,
         )
 
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:

@@ -101,7 +101,8 @@ _INITIAL_SKETCH_ENTRIES = 1024
 _GHOST_SHARE = _STEP_PERCENT
 _MIN_GHOST = 8
 
-_NO_KEY = object()
+# "No last miss": record_miss's key, cleared by on_insert (the C fused set passes it too).
+NO_KEY = object()
 
 # tinylfu_replay's "stopped" code for a key it counted but left for Python to move (see
 # _speedups.c): a halving is due, or the key is in probation.
@@ -144,7 +145,7 @@ class TinyLFUPolicy(Policy):
         # Keys moved from the window to probation by the last insert: they compete for
         # admission in the evict() calls that follow it. Newest last.
         self._candidates: list[Hashable] = []
-        self._last_miss: object = _NO_KEY
+        self._last_miss: object = NO_KEY
         # Ghosts: keys (-> weight) recently evicted from the window side (candidates that lost
         # admission, or window keys evicted directly) and from main, oldest first; and the
         # weight of the misses that found their key in each during the current sample period.
@@ -226,13 +227,13 @@ class TinyLFUPolicy(Policy):
         """Put ``key`` at the most recent end of the window; window overflow becomes candidates."""
         native = _native.speedups
         if native is not None and type(self) is TinyLFUPolicy and type(weight) is int and weight == 1:
-            native.tinylfu_insert(self, key, _NO_KEY)  # the same steps, in C (see _speedups.c)
+            native.tinylfu_insert(self, key, NO_KEY)  # the same steps, in C (see _speedups.c)
             return
         if weight != 1 or weight is True:
             check_weight(weight)
             self._weighted = True
         last = self._last_miss
-        self._last_miss = _NO_KEY
+        self._last_miss = NO_KEY
         # A set without a get first: count the request here. After record_miss(key) it was
         # already counted, and counting it twice would make every new key look warm.
         if last is not key and last != key:
@@ -505,7 +506,7 @@ class TinyLFUPolicy(Policy):
         self._protected_weight = 0
         self.weight = 0
         self._entries = 0
-        self._last_miss = _NO_KEY
+        self._last_miss = NO_KEY
 
     def __len__(self) -> int:
         """The number of tracked keys."""
@@ -643,8 +644,8 @@ class TinyLFUPolicy(Policy):
         for _ in range(_TRANSFER_LIMIT):
             # Probation's least recent key if it fits the quota, else protected's (Caffeine).
             source = probation
-            key: Hashable = next(iter(probation)) if probation else _NO_KEY
-            if key is _NO_KEY or quota < probation[key]:
+            key: Hashable = next(iter(probation)) if probation else NO_KEY
+            if key is NO_KEY or quota < probation[key]:
                 if not protected:
                     break
                 source = protected
