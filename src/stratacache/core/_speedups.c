@@ -1529,8 +1529,8 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* ---------------------------------------------------------------------------------------
  * TinyLFU's miss, insert and evict (policies/tinylfu.py) on the policy's own state.
  *
- * TinyLFUPolicy keeps its state in its instance __dict__ (ints, OrderedDicts, a list) and a
- * FrequencySketch (slots). These functions do record_miss(), on_insert() with weight 1 and
+ * TinyLFUPolicy keeps its state in __slots__ (ints, OrderedDicts, a list) and a
+ * FrequencySketch (slots too), read and written here at their offsets (tl_bind, pget). These functions do record_miss(), on_insert() with weight 1 and
  * evict() there, step for step as the Python methods do, and call back into Python for what
  * is rare or random: a sketch halving (reset), a hill-climber step (_climb), a sketch growth
  * (_grow_sketch), the admission coin (_admit), the eviction without a candidate (_evict_main).
@@ -1551,49 +1551,93 @@ static PyObject *str__sketch, *str__last_miss, *str__window_ghost, *str__main_gh
 static slot_ref sk_table, sk_salt, sk_mask, sk_size, sk_sample;
 static PyTypeObject *sketch_type; /* the type sk_* were made for; a strong reference */
 
-/* d[name], borrowed; AttributeError when the instance dict lacks it. */
+/* TinyLFUPolicy's attributes, read and written at their __slots__ offsets (slot_ref); bound
+ * to the policy's type by tl_bind, the first step of each entry point. */
+static slot_ref r__candidates, r__climb_period, r__entries, r__grow_at, r__hits, r__last_miss, r__main_ghost, r__main_ghost_hits, r__misses, r__probation, r__sketch, r__window, r__window_ghost, r__window_ghost_hits, r__window_max, r__window_weight, r_capacity, r_weight;
+static PyTypeObject *tl_type; /* the type the r_* refs were made for; a strong reference */
+
+static const struct {
+    slot_ref *ref;
+    PyObject **name;
+} tl_slots[] = {
+    {&r__sketch, &str__sketch},
+    {&r__last_miss, &str__last_miss},
+    {&r__window_ghost, &str__window_ghost},
+    {&r__main_ghost, &str__main_ghost},
+    {&r__window_ghost_hits, &str__window_ghost_hits},
+    {&r__main_ghost_hits, &str__main_ghost_hits},
+    {&r__misses, &str__misses},
+    {&r__hits, &str__hits},
+    {&r__climb_period, &str__climb_period},
+    {&r__window, &str__window},
+    {&r__window_max, &str__window_max},
+    {&r__window_weight, &str__window_weight},
+    {&r_weight, &str_weight_attr},
+    {&r__entries, &str__entries},
+    {&r__grow_at, &str__grow_at},
+    {&r__candidates, &str__candidates},
+    {&r__probation, &str__probation},
+    {&r_capacity, &str_capacity},
+};
+
+/* The policy, with the r_* refs bound to its type; a new reference. */
 static PyObject *
-dget(PyObject *d, PyObject *name)
+tl_bind(PyObject *policy)
 {
-    PyObject *v = PyDict_GetItemWithError(d, name);
-    if (v == NULL && !PyErr_Occurred()) {
-        PyErr_SetObject(PyExc_AttributeError, name);
+    if (Py_TYPE(policy) != tl_type) {
+        for (size_t i = 0; i < sizeof(tl_slots) / sizeof(tl_slots[0]); i++) {
+            slot_ref_init_type(tl_slots[i].ref, Py_TYPE(policy), *tl_slots[i].name);
+        }
+        Py_INCREF(Py_TYPE(policy));
+        Py_XSETREF(tl_type, Py_TYPE(policy));
+    }
+    return Py_NewRef(policy);
+}
+
+/* p.<ref>, borrowed (p holds it), or NULL with an exception. */
+static PyObject *
+pget(PyObject *p, const slot_ref *ref)
+{
+    PyObject *v = slot_get(ref, p);
+    if (v != NULL) {
+        Py_DECREF(v);
     }
     return v;
 }
 
 static int
-dget_n(PyObject *d, PyObject *name, Py_ssize_t *out)
+pget_n(PyObject *p, const slot_ref *ref, Py_ssize_t *out)
 {
-    PyObject *v = dget(d, name);
+    PyObject *v = slot_get(ref, p);
     if (v == NULL) {
         return -1;
     }
     *out = PyLong_AsSsize_t(v);
+    Py_DECREF(v);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
 static int
-dset_n(PyObject *d, PyObject *name, Py_ssize_t value)
+pset_n(PyObject *p, const slot_ref *ref, Py_ssize_t value)
 {
     PyObject *v = PyLong_FromSsize_t(value);
     if (v == NULL) {
         return -1;
     }
-    int r = PyDict_SetItem(d, name, v);
+    int r = slot_set(ref, p, v);
     Py_DECREF(v);
     return r;
 }
 
-/* d[name] += delta */
+/* p.<ref> += delta */
 static int
-dadd_n(PyObject *d, PyObject *name, Py_ssize_t delta)
+padd_n(PyObject *p, const slot_ref *ref, Py_ssize_t delta)
 {
     Py_ssize_t n;
-    if (dget_n(d, name, &n) < 0) {
+    if (pget_n(p, ref, &n) < 0) {
         return -1;
     }
-    return dset_n(d, name, n + delta);
+    return pset_n(p, ref, n + delta);
 }
 
 static int
@@ -1680,9 +1724,9 @@ sketch_frequency_object(PyObject *sketch, PyObject *key)
 static int
 ghost_check(PyObject *d, PyObject *key)
 {
-    PyObject *names[2][2] = {{str__window_ghost, str__window_ghost_hits}, {str__main_ghost, str__main_ghost_hits}};
+    const slot_ref *refs[2][2] = {{&r__window_ghost, &r__window_ghost_hits}, {&r__main_ghost, &r__main_ghost_hits}};
     for (int i = 0; i < 2; i++) {
-        PyObject *ghost = dget(d, names[i][0]);
+        PyObject *ghost = pget(d, refs[i][0]);
         if (ghost == NULL) {
             return -1;
         }
@@ -1697,7 +1741,7 @@ ghost_check(PyObject *d, PyObject *key)
         if ((weight == -1 && PyErr_Occurred()) || PyObject_DelItem(ghost, key) < 0) {
             return -1;
         }
-        return dadd_n(d, names[i][1], weight);
+        return padd_n(d, refs[i][1], weight);
     }
     return 0;
 }
@@ -1707,33 +1751,21 @@ ghost_check(PyObject *d, PyObject *key)
 static int
 count_request(PyObject *policy, PyObject *d, PyObject *key)
 {
-    PyObject *sketch = Py_XNewRef(dget(d, str__sketch));
+    PyObject *sketch = Py_XNewRef(pget(d, &r__sketch));
     if (sketch == NULL) {
         return -1;
     }
     int r = sketch_increment_object(sketch, key);
     Py_DECREF(sketch);
-    if (r < 0 || ghost_check(d, key) < 0 || dadd_n(d, str__misses, 1) < 0) {
+    if (r < 0 || ghost_check(d, key) < 0 || padd_n(d, &r__misses, 1) < 0) {
         return -1;
     }
     Py_ssize_t hits, misses, period;
-    if (dget_n(d, str__hits, &hits) < 0 || dget_n(d, str__misses, &misses) < 0
-        || dget_n(d, str__climb_period, &period) < 0) {
+    if (pget_n(d, &r__hits, &hits) < 0 || pget_n(d, &r__misses, &misses) < 0
+        || pget_n(d, &r__climb_period, &period) < 0) {
         return -1;
     }
     return hits + misses >= period ? call_method0(policy, str__climb) : 0;
-}
-
-static PyObject *
-policy_dict(PyObject *policy)
-{
-    PyObject *d = PyObject_GenericGetDict(policy, NULL);
-    if (d != NULL && !PyDict_CheckExact(d)) {
-        Py_DECREF(d);
-        PyErr_SetString(PyExc_TypeError, "the policy's __dict__ must be a dict");
-        return NULL;
-    }
-    return d;
 }
 
 PyDoc_STRVAR(tinylfu_record_miss_doc,
@@ -1746,14 +1778,14 @@ tinylfu_record_miss(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *policy = args[0], *key = args[1];
-    PyObject *d = policy_dict(policy);
+    PyObject *d = tl_bind(policy); /* d: the policy, its slots bound */
     if (d == NULL) {
         return NULL;
     }
     /* record_miss sets _last_miss between the counting steps; nothing in them reads it. */
     int r = count_request(policy, d, key);
     if (r == 0) {
-        r = PyDict_SetItem(d, str__last_miss, key);
+        r = slot_set(&r__last_miss, d, key);
     }
     Py_DECREF(d);
     if (r < 0) {
@@ -1769,18 +1801,18 @@ PyDoc_STRVAR(tinylfu_insert_doc,
 static int
 tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
 {
-    PyObject *d = policy_dict(policy);
+    PyObject *d = tl_bind(policy); /* d: the policy, its slots bound */
     if (d == NULL) {
         return -1;
     }
     PyObject *last = NULL, *window = NULL, *candidates = NULL, *probation = NULL, *item = NULL;
     int result = -1;
-    last = dget(d, str__last_miss);
+    last = pget(d, &r__last_miss);
     if (last == NULL) {
         goto done;
     }
     Py_INCREF(last);
-    if (PyDict_SetItem(d, str__last_miss, no_key) < 0) {
+    if (slot_set(&r__last_miss, d, no_key) < 0) {
         goto done;
     }
     /* A set without a get first: count the request here (`last is not key and last != key`). */
@@ -1795,7 +1827,7 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
     if (fresh && count_request(policy, d, key) < 0) {
         goto done;
     }
-    window = dget(d, str__window);
+    window = pget(d, &r__window);
     if (window == NULL) {
         goto done;
     }
@@ -1804,7 +1836,7 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
         goto done;
     }
     Py_ssize_t window_max, entries, grow_at;
-    if (dget_n(d, str__window_max, &window_max) < 0) {
+    if (pget_n(d, &r__window_max, &window_max) < 0) {
         goto done;
     }
     if (1 > window_max) {
@@ -1816,15 +1848,15 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
         }
         Py_CLEAR(item);
     }
-    if (dadd_n(d, str__window_weight, 1) < 0 || dadd_n(d, str_weight_attr, 1) < 0
-        || dadd_n(d, str__entries, 1) < 0 || dget_n(d, str__entries, &entries) < 0
-        || dget_n(d, str__grow_at, &grow_at) < 0) {
+    if (padd_n(d, &r__window_weight, 1) < 0 || padd_n(d, &r_weight, 1) < 0
+        || padd_n(d, &r__entries, 1) < 0 || pget_n(d, &r__entries, &entries) < 0
+        || pget_n(d, &r__grow_at, &grow_at) < 0) {
         goto done;
     }
     if (entries >= grow_at && call_method0(policy, str__grow_sketch) < 0) {
         goto done;
     }
-    candidates = dget(d, str__candidates);
+    candidates = pget(d, &r__candidates);
     if (candidates == NULL) {
         goto done;
     }
@@ -1838,11 +1870,11 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
     }
     /* _spill_window: the window's overflow, least recent first, becomes the candidates. */
     Py_ssize_t window_weight;
-    if (dget_n(d, str__window_weight, &window_weight) < 0) {
+    if (pget_n(d, &r__window_weight, &window_weight) < 0) {
         goto done;
     }
     if (window_weight > window_max) {
-        probation = dget(d, str__probation);
+        probation = pget(d, &r__probation);
         if (probation == NULL) {
             goto done;
         }
@@ -1865,7 +1897,7 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
             window_weight -= weight;
             Py_CLEAR(item);
         }
-        if (dset_n(d, str__window_weight, window_weight) < 0) {
+        if (pset_n(d, &r__window_weight, window_weight) < 0) {
             goto done;
         }
     }
@@ -1919,15 +1951,15 @@ PyDoc_STRVAR(tinylfu_evict_doc,
 static PyObject *
 tl_evict(PyObject *policy)
 {
-    PyObject *d = policy_dict(policy);
+    PyObject *d = tl_bind(policy); /* d: the policy, its slots bound */
     if (d == NULL) {
         return NULL;
     }
     PyObject *probation = NULL, *candidates = NULL, *candidate = NULL, *victim = NULL;
     PyObject *sketch = NULL, *weight = NULL, *result = NULL;
-    probation = Py_XNewRef(dget(d, str__probation));
-    candidates = Py_XNewRef(dget(d, str__candidates));
-    sketch = Py_XNewRef(dget(d, str__sketch));
+    probation = Py_XNewRef(pget(d, &r__probation));
+    candidates = Py_XNewRef(pget(d, &r__candidates));
+    sketch = Py_XNewRef(pget(d, &r__sketch));
     if (probation == NULL || candidates == NULL || sketch == NULL) {
         goto done;
     }
@@ -1965,7 +1997,7 @@ tl_evict(PyObject *policy)
         PyObject *cw = PyDict_GetItemWithError(probation, candidate);
         Py_ssize_t capacity, candidate_weight = cw == NULL ? -1 : PyLong_AsSsize_t(cw);
         if (cw == NULL || (candidate_weight == -1 && PyErr_Occurred())
-            || dget_n(d, str_capacity, &capacity) < 0) {
+            || pget_n(d, &r_capacity, &capacity) < 0) {
             if (!PyErr_Occurred()) {
                 PyErr_SetObject(PyExc_KeyError, candidate);
             }
@@ -2016,15 +2048,15 @@ tl_evict(PyObject *policy)
         weight = Py_XNewRef(PyDict_GetItemWithError(probation, key));
         Py_ssize_t w = weight == NULL ? -1 : PyLong_AsSsize_t(weight);
         if (weight == NULL || (w == -1 && PyErr_Occurred()) || PyObject_DelItem(probation, key) < 0
-            || dadd_n(d, str_weight_attr, -w) < 0 || dadd_n(d, str__entries, -1) < 0) {
+            || padd_n(d, &r_weight, -w) < 0 || padd_n(d, &r__entries, -1) < 0) {
             if (!PyErr_Occurred()) {
                 PyErr_SetObject(PyExc_KeyError, key);
             }
             goto done;
         }
         Py_ssize_t entries;
-        PyObject *ghost = dget(d, take_candidate ? str__window_ghost : str__main_ghost);
-        if (ghost == NULL || dget_n(d, str__entries, &entries) < 0 || bury(ghost, key, weight, entries) < 0) {
+        PyObject *ghost = pget(d, take_candidate ? &r__window_ghost : &r__main_ghost);
+        if (ghost == NULL || pget_n(d, &r__entries, &entries) < 0 || bury(ghost, key, weight, entries) < 0) {
             goto done;
         }
         result = Py_NewRef(key);

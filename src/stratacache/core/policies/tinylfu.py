@@ -115,6 +115,39 @@ class TinyLFUPolicy(Policy):
     name: ClassVar[str] = "tinylfu"
     tracks_access: ClassVar[bool] = True
 
+    # Slots: the C helpers (see _speedups.c) read and write these at fixed offsets, ~5
+    # instructions each against ~90 for an instance-dict lookup (a write reads a dozen).
+    __slots__ = (
+        "_adaptive",
+        "_candidates",
+        "_climb_period",
+        "_entries",
+        "_grow_at",
+        "_hits",
+        "_increment",
+        "_last_miss",
+        "_main_ghost",
+        "_main_ghost_hits",
+        "_misses",
+        "_probation",
+        "_protected",
+        "_protected_max",
+        "_protected_weight",
+        "_rng",
+        "_sketch",
+        "_step",
+        "_warm",
+        "_weighted",
+        "_window",
+        "_window_ghost",
+        "_window_ghost_hits",
+        "_window_max",
+        "_window_share",
+        "_window_weight",
+        "capacity",
+        "weight",
+    )
+
     def __init__(
         self,
         capacity: int,
