@@ -595,16 +595,16 @@ def test_sketch_halves_on_reset() -> None:
 
 def test_sketch_halves_itself_after_sample_size_increments() -> None:
     sketch = FrequencySketch(8, salt=3)
-    assert sketch.sample_size == 160
+    assert sketch.sample_size == 80
     for _ in range(12):
         sketch.increment("hot")
-    # 147 more increments over a few keys (many distinct keys would collide with "hot").
-    for i in range(147):
+    # 67 more increments over a few keys (many distinct keys would collide with "hot").
+    for i in range(67):
         sketch.increment(i % 13)
-    assert sketch.frequency("hot") == 12  # 159 increments: not yet
+    assert sketch.frequency("hot") == 12  # 79 increments: not yet
     sketch.increment("x")
     assert sketch.frequency("hot") == 6
-    assert sketch.size < 160 // 2 + 1
+    assert sketch.size < 80 // 2 + 1
 
 
 def test_sketch_estimates_are_never_low_and_rarely_high() -> None:
@@ -745,6 +745,7 @@ def _flood_trial(seed: int, candidate_misses: int) -> bool:
     """Four victims as hot as the sketch can say, then a candidate with ``candidate_misses``
     counts: is the candidate admitted?"""
     policy = TinyLFUPolicy(4, seed=seed, adaptive=False)
+    policy.sketch.sample_size = 1 << 30  # no halving during the trial (4 x 15 counts > 10 x 4)
     for key in ("v", "w", "x", "y"):
         for _ in range(15):
             policy.record_miss(key)
@@ -869,6 +870,44 @@ def test_tinylfu_climber_follows_the_ghost_hits() -> None:
     shrunk = policy.window_capacity
     policy._climb()  # no ghost hits either way: hold
     assert policy.window_capacity == shrunk
+
+
+def test_tinylfu_climber_step_follows_the_size_of_the_ghost_lead() -> None:
+    # The step is scaled by 2 x (window - main) / (window + main), clamped to one full step.
+    moves = []
+    for window_hits, main_hits in ((2, 1), (3, 1), (30, 1), (1, 2)):
+        policy = TinyLFUPolicy(1000, seed=1, window=0.5)
+        for key in range(1000):
+            policy.on_insert(key)
+        start, step = policy.window_capacity, abs(policy._step)
+        policy._window_ghost_hits, policy._main_ghost_hits = window_hits, main_hits
+        policy._climb()
+        moves.append((policy.window_capacity - start, step))
+    (narrow, step), (full, _), (clamped, _), (shrink, _) = moves
+    assert narrow == int(step * 2 / 3)  # a 2:1 lead: two thirds of a step
+    assert full == clamped == int(step)  # 3:1 or more: the full step
+    assert shrink == -int(step * 2 / 3)  # the other way round
+
+
+def _admitted(candidate_count: int, victim_count: int) -> bool:
+    policy = TinyLFUPolicy(64, seed=3, adaptive=False)
+    for key, count in (("candidate", candidate_count), ("victim", victim_count)):
+        for _ in range(count):
+            policy.sketch.increment(key)
+    assert (policy.frequency("candidate"), policy.frequency("victim")) == (candidate_count, victim_count)
+    return policy._admit("candidate", "victim")
+
+
+def test_tinylfu_cold_candidates_must_lead_by_two() -> None:
+    # At an estimate of 2 or less a lead of one is the candidate's own recent request.
+    assert not _admitted(1, 0)
+    assert not _admitted(2, 1)
+    assert _admitted(2, 0)
+    # Warmer candidates need the usual lead of one; no lead is never enough (below the
+    # hash-flooding threshold, where the random admission starts).
+    assert _admitted(3, 2)
+    assert _admitted(5, 4)
+    assert not _admitted(3, 3)
 
 
 def test_tinylfu_climber_needs_a_warm_cache() -> None:

@@ -101,7 +101,7 @@ def test_sketch_increment_and_frequency_match_python(batch: list[Hashable], salt
 @needs_native
 def test_sketch_halves_at_the_same_increment_as_python() -> None:
     compiled, reference = FrequencySketch(8, salt=3), FrequencySketch(8, salt=3)
-    assert compiled.sample_size == 160
+    assert compiled.sample_size == 80
     for i in range(2_000):
         compiled.increment(i % 37)
         in_python(lambda i=i: reference.increment(i % 37))  # type: ignore[misc]
@@ -178,7 +178,8 @@ def test_tinylfu_with_speedups_equals_pure_python(
     assert _policy_state(compiled) == _policy_state(reference)
     assert halvings.count(compiled._sketch) >= 1
     assert promoted
-    assert capacity < 24 or len(windows) > 2  # the climber moved the window
+    # The climber moved the window (at 24 a step is 1.5 keys, scaled down by a narrow lead).
+    assert capacity < 300 or len(windows) > 2
 
 
 # -- failure cases of the compiled functions -----------------------------------------------

@@ -1541,6 +1541,7 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #define GHOST_SHARE 0.0625
 #define MIN_GHOST 8
 #define ADMIT_HASHDOS_THRESHOLD 6
+#define ADMIT_COLD_MAX 2 /* a candidate this cold must lead by two (tinylfu.py's _ADMIT_COLD_MAX) */
 
 static PyObject *str__sketch, *str__last_miss, *str__window_ghost, *str__main_ghost,
     *str__window_ghost_hits, *str__main_ghost_hits, *str__misses, *str__hits, *str__climb_period,
@@ -2021,7 +2022,7 @@ tl_evict(PyObject *policy)
                 goto done;
             }
             int admit;
-            if (cf > vf) {
+            if (cf > vf + (cf <= ADMIT_COLD_MAX)) {
                 admit = 1;
             }
             else if (cf < ADMIT_HASHDOS_THRESHOLD) {
