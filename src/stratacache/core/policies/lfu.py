@@ -290,23 +290,19 @@ class LFUPolicy(Policy):
             a, b = a.next, b.next
         # Both lists are non-empty (an emptied bucket is unlinked at once).
         if a is not low_ring:
-            # high is the smaller: append its nodes after low's.
-            first, last = high_ring.next, high_ring.prev
+            # high is the smaller: its nodes go after low's (between low's last and the sentinel).
             keep, gone = low, high
-            tail = low_ring.prev
-            tail.next = first
-            first.prev = tail
-            last.next = low_ring
-            low_ring.prev = last
+            first, last = high_ring.next, high_ring.prev
+            before, after = low_ring.prev, low_ring
         else:
-            # low is the smaller (or as large): put its nodes in front of high's.
-            first, last = low_ring.next, low_ring.prev
+            # low is the smaller (or as large): its nodes go in front of high's.
             keep, gone = high, low
-            front = high_ring.next
-            high_ring.next = first
-            first.prev = high_ring
-            last.next = front
-            front.prev = last
+            first, last = low_ring.next, low_ring.prev
+            before, after = high_ring, high_ring.next
+        before.next = first
+        first.prev = before
+        last.next = after
+        after.prev = last
         node = first
         while True:
             node.bucket = keep
