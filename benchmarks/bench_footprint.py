@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         contenders.append(("cachetools.LRUCache", cachetools.LRUCache, lambda c, k, i: c.__setitem__(k, i)))
     except ImportError:  # pragma: no cover - optional peer
         pass
-    for policy in ("lru", "fifo", "tinylfu"):
+    for policy in ("lru", "fifo", "lfu", "tinylfu"):
         contenders.append(
             (
                 f"stratacache {policy}",
