@@ -372,8 +372,11 @@ def test_engine_lookup_errors() -> None:
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-def test_threads_keep_every_invariant(policy: str) -> None:
-    cache = sc.Cache("memory", policy=policy, max_entries=300, max_bytes=60_000)
+@pytest.mark.parametrize("weighed", [True, False], ids=["entries+bytes", "entries"])
+def test_threads_keep_every_invariant(policy: str, weighed: bool) -> None:
+    # Without max_bytes, plain writes take the fused set (in C for lru, fifo and tinylfu).
+    limits: dict[str, Any] = {"max_entries": 300, "max_bytes": 60_000 if weighed else None}
+    cache = sc.Cache("memory", policy=policy, **limits)
     counters = sc.Cache(cache.backend, namespace="counters")
     store = cache.backend.store
     errors: list[BaseException] = []
@@ -402,7 +405,7 @@ def test_threads_keep_every_invariant(policy: str) -> None:
                     # Observed as any public method sees the store: between operations.
                     with store._lock:
                         assert len(store) <= 300
-                        assert store.pool_bytes <= 60_000
+                        assert not weighed or store.pool_bytes <= 60_000
         except BaseException as exc:
             errors.append(exc)
 
@@ -413,8 +416,11 @@ def test_threads_keep_every_invariant(policy: str) -> None:
         t.join()
     assert not errors, errors
     assert len(store) <= 300
-    assert store.pool_bytes <= 60_000
-    assert store.pool_bytes == sum(default_weigher(k, e.value) for k, e in store._data.items())
+    if weighed:
+        assert store.pool_bytes <= 60_000
+        assert store.pool_bytes == sum(default_weigher(k, e.value) for k, e in store._data.items())
+    if store._policy is not None and store._tracks_keys:
+        assert len(store._policy) == len(store)  # the policy tracks exactly the stored keys
     for n in range(10):
         value = counters.get(f"c{n}")
         assert value is None or 0 < value <= increments[n]
