@@ -1315,16 +1315,16 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
                         goto done;
                     }
                     /* data.pop(victim, None): count it if the store held it. */
-                    int held = PyDict_Contains(self->data, tmp);
-                    if (held < 0 || (held && PyObject_DelItem(self->data, tmp) < 0)) {
-                        goto done;
+                    int held = PyObject_DelItem(self->data, tmp) == 0;
+                    if (!held) {
+                        if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                            goto done;
+                        }
+                        PyErr_Clear();
                     }
                     Py_CLEAR(tmp);
                     evicted += held;
-                    size = PyObject_Length(self->data);
-                    if (size < 0) {
-                        goto done;
-                    }
+                    size -= held;
                 }
                 while (size > limit) {
                     if (self->popitem == NULL) {
@@ -1530,7 +1530,7 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * TinyLFU's miss, insert and evict (policies/tinylfu.py) on the policy's own state.
  *
  * TinyLFUPolicy keeps its state in __slots__ (ints, OrderedDicts, a list) and a
- * FrequencySketch (slots too), read and written here at their offsets (tl_bind, pget). These functions do record_miss(), on_insert() with weight 1 and
+ * FrequencySketch (slots too), read and written here at their offsets (tl_bind, slot_borrow). These functions do record_miss(), on_insert() with weight 1 and
  * evict() there, step for step as the Python methods do, and call back into Python for what
  * is rare or random: a sketch halving (reset), a hill-climber step (_climb), a sketch growth
  * (_grow_sketch), the admission coin (_admit), the eviction without a candidate (_evict_main).
@@ -1581,8 +1581,8 @@ static const struct {
     {&r_capacity, &str_capacity},
 };
 
-/* The policy, with the r_* refs bound to its type; a new reference. */
-static PyObject *
+/* Bind the r_* refs to the policy's type (once per type). */
+static void
 tl_bind(PyObject *policy)
 {
     if (Py_TYPE(policy) != tl_type) {
@@ -1592,42 +1592,14 @@ tl_bind(PyObject *policy)
         Py_INCREF(Py_TYPE(policy));
         Py_XSETREF(tl_type, Py_TYPE(policy));
     }
-    return Py_NewRef(policy);
 }
 
-/* p.<ref>, borrowed (p holds it), or NULL with an exception. */
-static PyObject *
-pget(PyObject *p, const slot_ref *ref)
-{
-    PyObject *v = slot_get(ref, p);
-    if (v != NULL) {
-        Py_DECREF(v);
-    }
-    return v;
-}
-
+/* get_counter for a chain of `|| ... < 0` tests: 0 with *out set, or -1 with an exception. */
 static int
 pget_n(PyObject *p, const slot_ref *ref, Py_ssize_t *out)
 {
-    PyObject *v = slot_get(ref, p);
-    if (v == NULL) {
-        return -1;
-    }
-    *out = PyLong_AsSsize_t(v);
-    Py_DECREF(v);
+    *out = get_counter(ref, p);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
-}
-
-static int
-pset_n(PyObject *p, const slot_ref *ref, Py_ssize_t value)
-{
-    PyObject *v = PyLong_FromSsize_t(value);
-    if (v == NULL) {
-        return -1;
-    }
-    int r = slot_set(ref, p, v);
-    Py_DECREF(v);
-    return r;
 }
 
 /* p.<ref> += delta */
@@ -1638,7 +1610,7 @@ padd_n(PyObject *p, const slot_ref *ref, Py_ssize_t delta)
     if (pget_n(p, ref, &n) < 0) {
         return -1;
     }
-    return pset_n(p, ref, n + delta);
+    return set_counter(ref, p, n + delta);
 }
 
 static int
@@ -1723,11 +1695,11 @@ sketch_frequency_object(PyObject *sketch, PyObject *key)
 
 /* TinyLFUPolicy._ghost_check(key) */
 static int
-ghost_check(PyObject *d, PyObject *key)
+ghost_check(PyObject *policy, PyObject *key)
 {
     const slot_ref *refs[2][2] = {{&r__window_ghost, &r__window_ghost_hits}, {&r__main_ghost, &r__main_ghost_hits}};
     for (int i = 0; i < 2; i++) {
-        PyObject *ghost = pget(d, refs[i][0]);
+        PyObject *ghost = slot_borrow(refs[i][0], policy);
         if (ghost == NULL) {
             return -1;
         }
@@ -1742,7 +1714,7 @@ ghost_check(PyObject *d, PyObject *key)
         if ((weight == -1 && PyErr_Occurred()) || PyObject_DelItem(ghost, key) < 0) {
             return -1;
         }
-        return padd_n(d, refs[i][1], weight);
+        return padd_n(policy, refs[i][1], weight);
     }
     return 0;
 }
@@ -1750,20 +1722,20 @@ ghost_check(PyObject *d, PyObject *key)
 /* The request counting shared by record_miss and on_insert (a set without a get): count `key`
  * in the sketch, settle a ghost hit, add a miss, and run the climber when its period is over. */
 static int
-count_request(PyObject *policy, PyObject *d, PyObject *key)
+count_request(PyObject *policy, PyObject *key)
 {
-    PyObject *sketch = Py_XNewRef(pget(d, &r__sketch));
+    PyObject *sketch = Py_XNewRef(slot_borrow(&r__sketch, policy));
     if (sketch == NULL) {
         return -1;
     }
     int r = sketch_increment_object(sketch, key);
     Py_DECREF(sketch);
-    if (r < 0 || ghost_check(d, key) < 0 || padd_n(d, &r__misses, 1) < 0) {
+    if (r < 0 || ghost_check(policy, key) < 0 || padd_n(policy, &r__misses, 1) < 0) {
         return -1;
     }
     Py_ssize_t hits, misses, period;
-    if (pget_n(d, &r__hits, &hits) < 0 || pget_n(d, &r__misses, &misses) < 0
-        || pget_n(d, &r__climb_period, &period) < 0) {
+    if (pget_n(policy, &r__hits, &hits) < 0 || pget_n(policy, &r__misses, &misses) < 0
+        || pget_n(policy, &r__climb_period, &period) < 0) {
         return -1;
     }
     return hits + misses >= period ? call_method0(policy, str__climb) : 0;
@@ -1779,16 +1751,12 @@ tinylfu_record_miss(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *policy = args[0], *key = args[1];
-    PyObject *d = tl_bind(policy); /* d: the policy, its slots bound */
-    if (d == NULL) {
-        return NULL;
-    }
+    tl_bind(policy);
     /* record_miss sets _last_miss between the counting steps; nothing in them reads it. */
-    int r = count_request(policy, d, key);
+    int r = count_request(policy, key);
     if (r == 0) {
-        r = slot_set(&r__last_miss, d, key);
+        r = slot_set(&r__last_miss, policy, key);
     }
-    Py_DECREF(d);
     if (r < 0) {
         return NULL;
     }
@@ -1802,18 +1770,15 @@ PyDoc_STRVAR(tinylfu_insert_doc,
 static int
 tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
 {
-    PyObject *d = tl_bind(policy); /* d: the policy, its slots bound */
-    if (d == NULL) {
-        return -1;
-    }
+    tl_bind(policy);
     PyObject *last = NULL, *window = NULL, *candidates = NULL, *probation = NULL, *item = NULL;
     int result = -1;
-    last = pget(d, &r__last_miss);
+    last = slot_borrow(&r__last_miss, policy);
     if (last == NULL) {
         goto done;
     }
     Py_INCREF(last);
-    if (slot_set(&r__last_miss, d, no_key) < 0) {
+    if (slot_set(&r__last_miss, policy, no_key) < 0) {
         goto done;
     }
     /* A set without a get first: count the request here (`last is not key and last != key`). */
@@ -1825,10 +1790,10 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
         }
         fresh = !equal;
     }
-    if (fresh && count_request(policy, d, key) < 0) {
+    if (fresh && count_request(policy, key) < 0) {
         goto done;
     }
-    window = pget(d, &r__window);
+    window = slot_borrow(&r__window, policy);
     if (window == NULL) {
         goto done;
     }
@@ -1837,7 +1802,7 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
         goto done;
     }
     Py_ssize_t window_max, entries, grow_at;
-    if (pget_n(d, &r__window_max, &window_max) < 0) {
+    if (pget_n(policy, &r__window_max, &window_max) < 0) {
         goto done;
     }
     if (1 > window_max) {
@@ -1849,15 +1814,15 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
         }
         Py_CLEAR(item);
     }
-    if (padd_n(d, &r__window_weight, 1) < 0 || padd_n(d, &r_weight, 1) < 0
-        || padd_n(d, &r__entries, 1) < 0 || pget_n(d, &r__entries, &entries) < 0
-        || pget_n(d, &r__grow_at, &grow_at) < 0) {
+    if (padd_n(policy, &r__window_weight, 1) < 0 || padd_n(policy, &r_weight, 1) < 0
+        || padd_n(policy, &r__entries, 1) < 0 || pget_n(policy, &r__entries, &entries) < 0
+        || pget_n(policy, &r__grow_at, &grow_at) < 0) {
         goto done;
     }
     if (entries >= grow_at && call_method0(policy, str__grow_sketch) < 0) {
         goto done;
     }
-    candidates = pget(d, &r__candidates);
+    candidates = slot_borrow(&r__candidates, policy);
     if (candidates == NULL) {
         goto done;
     }
@@ -1871,11 +1836,11 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
     }
     /* _spill_window: the window's overflow, least recent first, becomes the candidates. */
     Py_ssize_t window_weight;
-    if (pget_n(d, &r__window_weight, &window_weight) < 0) {
+    if (pget_n(policy, &r__window_weight, &window_weight) < 0) {
         goto done;
     }
     if (window_weight > window_max) {
-        probation = pget(d, &r__probation);
+        probation = slot_borrow(&r__probation, policy);
         if (probation == NULL) {
             goto done;
         }
@@ -1898,13 +1863,12 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
             window_weight -= weight;
             Py_CLEAR(item);
         }
-        if (pset_n(d, &r__window_weight, window_weight) < 0) {
+        if (set_counter(&r__window_weight, policy, window_weight) < 0) {
             goto done;
         }
     }
     result = 0;
 done:
-    Py_DECREF(d);
     Py_XDECREF(last);
     Py_XDECREF(window);
     Py_XDECREF(candidates);
@@ -1952,15 +1916,12 @@ PyDoc_STRVAR(tinylfu_evict_doc,
 static PyObject *
 tl_evict(PyObject *policy)
 {
-    PyObject *d = tl_bind(policy); /* d: the policy, its slots bound */
-    if (d == NULL) {
-        return NULL;
-    }
+    tl_bind(policy);
     PyObject *probation = NULL, *candidates = NULL, *candidate = NULL, *victim = NULL;
     PyObject *sketch = NULL, *weight = NULL, *result = NULL;
-    probation = Py_XNewRef(pget(d, &r__probation));
-    candidates = Py_XNewRef(pget(d, &r__candidates));
-    sketch = Py_XNewRef(pget(d, &r__sketch));
+    probation = Py_XNewRef(slot_borrow(&r__probation, policy));
+    candidates = Py_XNewRef(slot_borrow(&r__candidates, policy));
+    sketch = Py_XNewRef(slot_borrow(&r__sketch, policy));
     if (probation == NULL || candidates == NULL || sketch == NULL) {
         goto done;
     }
@@ -1971,11 +1932,12 @@ tl_evict(PyObject *policy)
     while (PyList_GET_SIZE(candidates) > 0) {
         Py_ssize_t last = PyList_GET_SIZE(candidates) - 1;
         candidate = Py_NewRef(PyList_GET_ITEM(candidates, last));
-        int r = PyDict_Contains(probation, candidate);
-        if (r < 0) {
+        /* Still in probation? Its weight, read once (a strong reference: Python code runs below). */
+        weight = Py_XNewRef(PyDict_GetItemWithError(probation, candidate));
+        if (weight == NULL && PyErr_Occurred()) {
             goto done;
         }
-        if (r == 0) {
+        if (weight == NULL) {
             /* Promoted by a hit, or removed, since it left the window. */
             if (PyList_SetSlice(candidates, last, last + 1, NULL) < 0) {
                 goto done;
@@ -1995,13 +1957,9 @@ tl_evict(PyObject *policy)
             }
             goto done;
         }
-        PyObject *cw = PyDict_GetItemWithError(probation, candidate);
-        Py_ssize_t capacity, candidate_weight = cw == NULL ? -1 : PyLong_AsSsize_t(cw);
-        if (cw == NULL || (candidate_weight == -1 && PyErr_Occurred())
-            || pget_n(d, &r_capacity, &capacity) < 0) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetObject(PyExc_KeyError, candidate);
-            }
+        Py_ssize_t capacity, candidate_weight = PyLong_AsSsize_t(weight);
+        Py_CLEAR(weight);
+        if ((candidate_weight == -1 && PyErr_Occurred()) || pget_n(policy, &r_capacity, &capacity) < 0) {
             goto done;
         }
         int same = victim == candidate;
@@ -2049,15 +2007,15 @@ tl_evict(PyObject *policy)
         weight = Py_XNewRef(PyDict_GetItemWithError(probation, key));
         Py_ssize_t w = weight == NULL ? -1 : PyLong_AsSsize_t(weight);
         if (weight == NULL || (w == -1 && PyErr_Occurred()) || PyObject_DelItem(probation, key) < 0
-            || padd_n(d, &r_weight, -w) < 0 || padd_n(d, &r__entries, -1) < 0) {
+            || padd_n(policy, &r_weight, -w) < 0 || padd_n(policy, &r__entries, -1) < 0) {
             if (!PyErr_Occurred()) {
                 PyErr_SetObject(PyExc_KeyError, key);
             }
             goto done;
         }
         Py_ssize_t entries;
-        PyObject *ghost = pget(d, take_candidate ? &r__window_ghost : &r__main_ghost);
-        if (ghost == NULL || pget_n(d, &r__entries, &entries) < 0 || bury(ghost, key, weight, entries) < 0) {
+        PyObject *ghost = slot_borrow(take_candidate ? &r__window_ghost : &r__main_ghost, policy);
+        if (ghost == NULL || pget_n(policy, &r__entries, &entries) < 0 || bury(ghost, key, weight, entries) < 0) {
             goto done;
         }
         result = Py_NewRef(key);
@@ -2066,7 +2024,6 @@ tl_evict(PyObject *policy)
     /* No candidate: main's least recently used key, or the window's (Python). */
     result = PyObject_CallMethodNoArgs(policy, str__evict_main);
 done:
-    Py_DECREF(d);
     Py_XDECREF(probation);
     Py_XDECREF(candidates);
     Py_XDECREF(candidate);

@@ -314,14 +314,7 @@ class TinyLFUPolicy(Policy):
     def on_access(self, key: Hashable) -> None:
         """A hit: count it, and refresh ``key`` in its region (probation promotes to protected)."""
         self._increment(key)
-        # Protected first: in a warm cache that is where most hits land.
-        protected = self._protected
-        if key in protected:
-            protected.move_to_end(key)
-        elif key in self._window:
-            self._window.move_to_end(key)
-        else:
-            self._promote(key)
+        self._refresh(key)
         self._hits += 1
         if self._hits + self._misses >= self._climb_period:
             self._climb()
@@ -370,13 +363,7 @@ class TinyLFUPolicy(Policy):
                 # batch[index] is counted, not yet moved: halve if due, then move it here.
                 if sketch.size >= sketch.sample_size:
                     sketch.reset()
-                key = batch[index]
-                if key in protected:
-                    move_protected(key)
-                elif key in window:
-                    move_window(key)
-                else:
-                    self._promote(key)
+                self._refresh(batch[index])
                 self._hits += 1
                 index += 1
             if self._hits + self._misses >= self._climb_period:
@@ -617,6 +604,17 @@ class TinyLFUPolicy(Policy):
         # A warm candidate losing to a victim may face a victim made hot by hash collisions:
         # admit it now and then, so such an attack cannot freeze the cache.
         return (self._rng.getrandbits(7) & _ADMIT_RANDOM_MASK) == 0
+
+    def _refresh(self, key: Hashable) -> None:
+        """A hit's region update: the recent end of protected or the window; probation promotes."""
+        # Protected first: in a warm cache that is where most hits land.
+        protected = self._protected
+        if key in protected:
+            protected.move_to_end(key)
+        elif key in self._window:
+            self._window.move_to_end(key)
+        else:
+            self._promote(key)
 
     def _promote(self, key: Hashable) -> None:
         """A hit in probation: move ``key`` to protected (demoting protected's overflow)."""
