@@ -78,6 +78,23 @@ asyncio.run(main())
 """
 )
 
+CACHETOOLS_GET = (
+    PRELUDE
+    + """
+import cachetools
+c = cachetools.LRUCache(10000)
+for k in HOT: c[k] = 1
+get = c.get
+for k in KEYS: get(k)
+"""
+)
+
+
+def missing(get_program: str) -> str:
+    """A get-hit program turned into a get-miss one: the same keys with a suffix."""
+    return get_program.replace("get(k)\n", "get(k + 'x')\n")
+
+
 PROGRAMS: dict[str, dict[str, str]] = {
     "get_hit": {
         "Cache.get lru": GET_SC.replace("{policy}", "lru"),
@@ -85,14 +102,7 @@ PROGRAMS: dict[str, dict[str, str]] = {
         "Cache.get random": GET_SC.replace("{policy}", "random"),
         "Cache.get lfu": GET_SC.replace("{policy}", "lfu"),
         "Cache.get tinylfu": GET_SC.replace("{policy}", "tinylfu"),
-        "cachetools.LRUCache.get": PRELUDE
-        + """
-import cachetools
-c = cachetools.LRUCache(10000)
-for k in HOT: c[k] = 1
-get = c.get
-for k in KEYS: get(k)
-""",
+        "cachetools.LRUCache.get": CACHETOOLS_GET,
         "theine.Cache.get": PRELUDE
         + """
 import theine
@@ -103,16 +113,9 @@ for k in KEYS: get(k)
 """,
     },
     "get_miss": {
-        "Cache.get lru": GET_SC.replace("{policy}", "lru").replace("get(k)\n", "get(k + 'x')\n"),
-        "Cache.get tinylfu": GET_SC.replace("{policy}", "tinylfu").replace("get(k)\n", "get(k + 'x')\n"),
-        "cachetools.LRUCache.get": PRELUDE
-        + """
-import cachetools
-c = cachetools.LRUCache(10000)
-for k in HOT: c[k] = 1
-get = c.get
-for k in KEYS: get(k + 'x')
-""",
+        "Cache.get lru": missing(GET_SC.replace("{policy}", "lru")),
+        "Cache.get tinylfu": missing(GET_SC.replace("{policy}", "tinylfu")),
+        "cachetools.LRUCache.get": missing(CACHETOOLS_GET),
     },
     "set_evict": {
         "Cache.set lru": SET_SC.replace("{policy}", "lru"),
