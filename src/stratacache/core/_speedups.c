@@ -1084,9 +1084,10 @@ typedef struct {
     vectorcallfunc vectorcall;
 } FusedSet;
 
-static PyObject *str_tinylfu_writes, *str_on_update;
+static PyObject *str_tinylfu_writes;
 static int call_method0(PyObject *obj, PyObject *name);
 static int tl_insert(PyObject *policy, PyObject *key, PyObject *no_key);
+static int tl_update(PyObject *policy, PyObject *key);
 static PyObject *tl_evict(PyObject *policy);
 static PyObject *str_closed, *str_default_ttl, *str_map_ordered_writes, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked, *str_enforce,
     *str_popitem, *str_move_to_end, *str_sets, *str_weight, *str_version, *str_created,
@@ -1239,12 +1240,9 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
         }
         Py_CLEAR(tmp);
         if (tinylfu) {
-            PyObject *call_args[3] = {policy, k, long_one}; /* policy.on_update(k, 1) */
-            tmp = PyObject_VectorcallMethod(str_on_update, call_args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-            if (tmp == NULL) {
+            if (tl_update(policy, k) < 0) { /* policy.on_update(k, 1) */
                 goto done;
             }
-            Py_CLEAR(tmp);
         }
         else if (self->move_to_end != NULL) {
             tmp = PyObject_CallOneArg(self->move_to_end, k);
@@ -1547,14 +1545,15 @@ static PyObject *str__sketch, *str__last_miss, *str__window_ghost, *str__main_gh
     *str__window_ghost_hits, *str__main_ghost_hits, *str__misses, *str__hits, *str__climb_period,
     *str__climb, *str__window, *str__window_max, *str__window_weight, *str_weight_attr, *str__entries,
     *str__grow_at, *str__grow_sketch, *str__candidates, *str__probation, *str_capacity, *str__admit,
-    *str__evict_main, *str_reset, *str__table, *str__salt, *str__mask, *str_size, *str_sample_size;
+    *str__evict_main, *str_reset, *str__table, *str__salt, *str__mask, *str_size, *str_sample_size,
+    *str__protected, *str__protected_max, *str__protected_weight;
 
 static slot_ref sk_table, sk_salt, sk_mask, sk_size, sk_sample;
 static PyTypeObject *sketch_type; /* the type sk_* were made for; a strong reference */
 
 /* TinyLFUPolicy's attributes, read and written at their __slots__ offsets (slot_ref); bound
  * to the policy's type by tl_bind, the first step of each entry point. */
-static slot_ref r__candidates, r__climb_period, r__entries, r__grow_at, r__hits, r__last_miss, r__main_ghost, r__main_ghost_hits, r__misses, r__probation, r__sketch, r__window, r__window_ghost, r__window_ghost_hits, r__window_max, r__window_weight, r_capacity, r_weight;
+static slot_ref r__candidates, r__climb_period, r__entries, r__grow_at, r__hits, r__last_miss, r__main_ghost, r__main_ghost_hits, r__misses, r__probation, r__protected, r__protected_max, r__protected_weight, r__sketch, r__window, r__window_ghost, r__window_ghost_hits, r__window_max, r__window_weight, r_capacity, r_weight;
 static PyTypeObject *tl_type; /* the type the r_* refs were made for; a strong reference */
 
 static const struct {
@@ -1578,6 +1577,9 @@ static const struct {
     {&r__grow_at, &str__grow_at},
     {&r__candidates, &str__candidates},
     {&r__probation, &str__probation},
+    {&r__protected, &str__protected},
+    {&r__protected_max, &str__protected_max},
+    {&r__protected_weight, &str__protected_weight},
     {&r_capacity, &str_capacity},
 };
 
@@ -1763,6 +1765,43 @@ tinylfu_record_miss(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* Move `src`'s least recent keys to the recent end of `dst` while the weight counted at
+ * `weight_ref` exceeds `limit`: TinyLFUPolicy._spill_window (window -> probation, each key
+ * appended to `candidates`) and _demote (protected -> probation, `candidates` NULL). */
+static int
+move_overflow(PyObject *policy, PyObject *src, PyObject *dst, const slot_ref *weight_ref, Py_ssize_t limit,
+              PyObject *candidates)
+{
+    Py_ssize_t total;
+    if (pget_n(policy, weight_ref, &total) < 0) {
+        return -1;
+    }
+    if (total <= limit) {
+        return 0;
+    }
+    while (total > limit && PyDict_GET_SIZE(src) > 0) {
+        PyObject *item = PyObject_CallMethodOneArg(src, str_popitem, Py_False); /* popitem(last=False) */
+        if (item == NULL) {
+            return -1;
+        }
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            Py_DECREF(item);
+            PyErr_SetString(PyExc_TypeError, "popitem() must return a pair");
+            return -1;
+        }
+        PyObject *k = PyTuple_GET_ITEM(item, 0), *w = PyTuple_GET_ITEM(item, 1);
+        Py_ssize_t weight = PyLong_AsSsize_t(w);
+        if ((weight == -1 && PyErr_Occurred()) || PyObject_SetItem(dst, k, w) < 0
+            || (candidates != NULL && PyList_Append(candidates, k) < 0)) {
+            Py_DECREF(item);
+            return -1;
+        }
+        total -= weight;
+        Py_DECREF(item);
+    }
+    return set_counter(weight_ref, policy, total);
+}
+
 PyDoc_STRVAR(tinylfu_insert_doc,
 "tinylfu_insert(policy, key, no_key) -> None\n\n"
 "TinyLFUPolicy.on_insert(key, 1), on the policy's state; `no_key` is its 'no last miss' marker.");
@@ -1835,37 +1874,9 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
         goto done;
     }
     /* _spill_window: the window's overflow, least recent first, becomes the candidates. */
-    Py_ssize_t window_weight;
-    if (pget_n(policy, &r__window_weight, &window_weight) < 0) {
+    probation = Py_XNewRef(slot_borrow(&r__probation, policy));
+    if (probation == NULL || move_overflow(policy, window, probation, &r__window_weight, window_max, candidates) < 0) {
         goto done;
-    }
-    if (window_weight > window_max) {
-        probation = slot_borrow(&r__probation, policy);
-        if (probation == NULL) {
-            goto done;
-        }
-        Py_INCREF(probation);
-        while (window_weight > window_max && PyDict_GET_SIZE(window) > 0) {
-            item = PyObject_CallMethodOneArg(window, str_popitem, Py_False); /* popitem(last=False) */
-            if (item == NULL) {
-                goto done;
-            }
-            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-                PyErr_SetString(PyExc_TypeError, "popitem() must return a pair");
-                goto done;
-            }
-            PyObject *k = PyTuple_GET_ITEM(item, 0), *w = PyTuple_GET_ITEM(item, 1);
-            Py_ssize_t weight = PyLong_AsSsize_t(w);
-            if ((weight == -1 && PyErr_Occurred()) || PyObject_SetItem(probation, k, w) < 0
-                || PyList_Append(candidates, k) < 0) {
-                goto done;
-            }
-            window_weight -= weight;
-            Py_CLEAR(item);
-        }
-        if (set_counter(&r__window_weight, policy, window_weight) < 0) {
-            goto done;
-        }
     }
     result = 0;
 done:
@@ -1875,6 +1886,125 @@ done:
     Py_XDECREF(probation);
     Py_XDECREF(item);
     return result;
+}
+
+PyDoc_STRVAR(tinylfu_update_doc,
+"tinylfu_update(policy, key) -> None\n\nTinyLFUPolicy.on_update(key, 1), on the policy's state.");
+
+/* `od.<method>(key)` for OrderedDict.move_to_end: 0, or -1 with an exception. */
+static int
+move_to_end(PyObject *od, PyObject *key)
+{
+    PyObject *call_args[2] = {od, key};
+    PyObject *r = PyObject_VectorcallMethod(str_move_to_end, call_args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* TinyLFUPolicy.on_update(key, 1): the new weight, then on_access (count, refresh or promote,
+ * climb), then the overflow of protected and of the window, as in Python. */
+static int
+tl_update(PyObject *policy, PyObject *key)
+{
+    tl_bind(policy);
+    enum { PROTECTED, WINDOW, PROBATION };
+    PyObject *regions[3] = {NULL, NULL, NULL}, *sketch = NULL, *candidates = NULL, *old = NULL;
+    const slot_ref *weights[3] = {&r__protected_weight, &r__window_weight, NULL};
+    int result = -1, region;
+    regions[PROTECTED] = Py_XNewRef(slot_borrow(&r__protected, policy));
+    regions[WINDOW] = Py_XNewRef(slot_borrow(&r__window, policy));
+    regions[PROBATION] = Py_XNewRef(slot_borrow(&r__probation, policy));
+    sketch = Py_XNewRef(slot_borrow(&r__sketch, policy));
+    candidates = Py_XNewRef(slot_borrow(&r__candidates, policy));
+    if (regions[0] == NULL || regions[1] == NULL || regions[2] == NULL || sketch == NULL || candidates == NULL) {
+        goto done;
+    }
+    if (!PyDict_Check(regions[0]) || !PyDict_Check(regions[1]) || !PyDict_Check(regions[2])
+        || !PyList_Check(candidates)) {
+        PyErr_SetString(PyExc_TypeError, "tinylfu regions must be dicts, _candidates a list");
+        goto done;
+    }
+    /* Which region holds it, and its old weight (a strong reference: key.__eq__ is Python). */
+    for (region = PROTECTED; region <= PROBATION; region++) {
+        old = Py_XNewRef(PyDict_GetItemWithError(regions[region], key));
+        if (old != NULL || PyErr_Occurred()) {
+            break;
+        }
+    }
+    if (old == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetObject(PyExc_KeyError, key); /* as self._probation[key] */
+        }
+        goto done;
+    }
+    Py_ssize_t delta = PyLong_AsSsize_t(old);
+    if (delta == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    delta = 1 - delta;
+    if (delta != 0
+        && (PyObject_SetItem(regions[region], key, long_one) < 0
+            || (weights[region] != NULL && padd_n(policy, weights[region], delta) < 0)
+            || padd_n(policy, &r_weight, delta) < 0)) {
+        goto done;
+    }
+    /* on_access: count, then refresh. */
+    if (sketch_increment_object(sketch, key) < 0) {
+        goto done;
+    }
+    Py_ssize_t protected_max;
+    if (region != PROBATION) {
+        if (move_to_end(regions[region], key) < 0) {
+            goto done;
+        }
+    }
+    else if (pget_n(policy, &r__protected_max, &protected_max) < 0 || PyObject_DelItem(regions[PROBATION], key) < 0) {
+        goto done;
+    }
+    else if (1 > protected_max) {
+        /* _promote: can never fit in protected; refreshed within probation instead. */
+        if (PyObject_SetItem(regions[PROBATION], key, long_one) < 0) {
+            goto done;
+        }
+    }
+    else if (PyObject_SetItem(regions[PROTECTED], key, long_one) < 0 || padd_n(policy, &r__protected_weight, 1) < 0
+             || move_overflow(policy, regions[PROTECTED], regions[PROBATION], &r__protected_weight, protected_max, NULL) < 0) {
+        goto done;
+    }
+    Py_ssize_t hits, misses, period, window_max;
+    if (padd_n(policy, &r__hits, 1) < 0 || pget_n(policy, &r__hits, &hits) < 0 || pget_n(policy, &r__misses, &misses) < 0
+        || pget_n(policy, &r__climb_period, &period) < 0) {
+        goto done;
+    }
+    if (hits + misses >= period && call_method0(policy, str__climb) < 0) {
+        goto done;
+    }
+    /* The climber may have moved the bounds: read them again. */
+    if (pget_n(policy, &r__protected_max, &protected_max) < 0
+        || move_overflow(policy, regions[PROTECTED], regions[PROBATION], &r__protected_weight, protected_max, NULL) < 0
+        || PyList_SetSlice(candidates, 0, PyList_GET_SIZE(candidates), NULL) < 0
+        || pget_n(policy, &r__window_max, &window_max) < 0
+        || move_overflow(policy, regions[WINDOW], regions[PROBATION], &r__window_weight, window_max, candidates) < 0) {
+        goto done;
+    }
+    result = 0;
+done:
+    for (int i = 0; i < 3; i++) {
+        Py_XDECREF(regions[i]);
+    }
+    Py_XDECREF(sketch);
+    Py_XDECREF(candidates);
+    Py_XDECREF(old);
+    return result;
+}
+
+static PyObject *
+tinylfu_update(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("tinylfu_update", nargs, 2) || tl_update(args[0], args[1]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -2056,6 +2186,7 @@ static PyMethodDef speedups_methods[] = {
      tinylfu_record_miss_doc},
     {"tinylfu_insert", (PyCFunction)(void (*)(void))tinylfu_insert, METH_FASTCALL, tinylfu_insert_doc},
     {"tinylfu_evict", (PyCFunction)(void (*)(void))tinylfu_evict, METH_FASTCALL, tinylfu_evict_doc},
+    {"tinylfu_update", (PyCFunction)(void (*)(void))tinylfu_update, METH_FASTCALL, tinylfu_update_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2079,7 +2210,6 @@ speedups_exec(PyObject *module)
             || !(str_default_ttl = PyUnicode_InternFromString("default_ttl"))
             || !(str_map_ordered_writes = PyUnicode_InternFromString("_map_ordered_writes"))
             || !(str_tinylfu_writes = PyUnicode_InternFromString("_tinylfu_writes"))
-            || !(str_on_update = PyUnicode_InternFromString("on_update"))
             || !(str_heap = PyUnicode_InternFromString("_heap"))
             || !(str_policy = PyUnicode_InternFromString("_policy"))
             || !(str_max_entries = PyUnicode_InternFromString("max_entries"))
@@ -2113,6 +2243,9 @@ speedups_exec(PyObject *module)
             || !(str__grow_sketch = PyUnicode_InternFromString("_grow_sketch"))
             || !(str__candidates = PyUnicode_InternFromString("_candidates"))
             || !(str__probation = PyUnicode_InternFromString("_probation"))
+            || !(str__protected = PyUnicode_InternFromString("_protected"))
+            || !(str__protected_max = PyUnicode_InternFromString("_protected_max"))
+            || !(str__protected_weight = PyUnicode_InternFromString("_protected_weight"))
             || !(str_capacity = PyUnicode_InternFromString("capacity"))
             || !(str__admit = PyUnicode_InternFromString("_admit"))
             || !(str__evict_main = PyUnicode_InternFromString("_evict_main"))

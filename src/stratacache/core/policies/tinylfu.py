@@ -443,6 +443,10 @@ class TinyLFUPolicy(Policy):
 
     def on_update(self, key: Hashable, weight: int) -> None:
         """Record the new weight of ``key``; an overwrite counts as an access."""
+        native = _native.speedups
+        if native is not None and type(self) is TinyLFUPolicy and type(weight) is int and weight == 1:
+            native.tinylfu_update(self, key)  # the same steps, in C (see _speedups.c)
+            return
         check_weight(weight)
         if weight != 1:
             self._weighted = True
