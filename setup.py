@@ -15,6 +15,7 @@ setup(
         Extension(
             "stratacache.core._speedups",
             ["src/stratacache/core/_speedups.c"],
+            depends=["src/stratacache/core/_linkedmap.h"],  # included by _speedups.c
             optional=True,
             # A call to an undeclared function compiles to one returning int: a crash, not
             # a fallback. Make it a build error, so the package falls back to pure Python.

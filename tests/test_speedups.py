@@ -9,13 +9,16 @@ and sets ``STRATACACHE_REQUIRE_SPEEDUPS=1``, so a build that silently fell back 
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import pytest
@@ -120,7 +123,10 @@ def test_tinylfu_with_speedups_equals_pure_python(
     # a resize. The compiled policy and its pure-Python twin must agree at every eviction.
     rng = random.Random(seed)
     compiled = TinyLFUPolicy(capacity, seed=seed)
-    reference = TinyLFUPolicy(capacity, seed=seed)
+    reference = in_python(lambda: TinyLFUPolicy(capacity, seed=seed))
+    # The compiled policy's regions are C LinkedMaps, the reference's OrderedDicts.
+    assert type(compiled._window) is native.LinkedMap
+    assert type(reference._window) is OrderedDict
     resident: OrderedDict[Hashable, None] = OrderedDict()
     buffer: list[Hashable] = []
     # The rare paths the C code hands back to Python must all have been taken.
@@ -580,8 +586,9 @@ def test_tinylfu_entry_points_refuse_bad_arguments_and_unknown_keys() -> None:
     policy.on_insert("a")
     policy.on_update("a", 1)
     assert (policy.region("a"), policy.frequency("a")) == ("window", 2)
+    # A region that is not a mapping: the container's own error, not a crash.
     policy._protected = []  # type: ignore[assignment]
-    with pytest.raises(TypeError, match="regions must be dicts"):
+    with pytest.raises(TypeError, match="list indices"):
         policy.on_update("a", 1)
 
 
@@ -607,3 +614,115 @@ def test_fused_set_constructor_refuses_bad_arguments() -> None:
     with pytest.raises(TypeError, match="takes 13 arguments"):
         native.fused_set(*good[:12])
     assert not lock.locked()
+
+
+# -- LinkedMap: the TinyLFU regions' ordered map, held to an OrderedDict -------------------
+
+
+class _Key:
+    """A key whose hash collides with others', so the map compares keys with __eq__."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __hash__(self) -> int:
+        return len(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and other.name == self.name
+
+    def __repr__(self) -> str:
+        return f"_Key({self.name!r})"
+
+
+@needs_native
+@pytest.mark.parametrize("seed", range(6))
+def test_linked_map_behaves_as_an_ordered_dict(seed: int) -> None:
+    assert native is not None
+    rng = random.Random(seed)
+    keys: list[Hashable] = [
+        *range(12),
+        *(f"s{i}" for i in range(12)),
+        *(_Key("k" * (i % 3) + str(i)) for i in range(8)),
+    ]
+    model: OrderedDict[Hashable, Any] = OrderedDict()
+    linked = native.LinkedMap()
+
+    # Each operation takes (map, key, value, last); setting is the commonest, clear() rare.
+    operations: list[Callable[[Any, Hashable, int, bool], Any]] = [
+        lambda m, k, v, last: m.__setitem__(k, v),
+        lambda m, k, v, last: m.__setitem__(k, v),
+        lambda m, k, v, last: m.__delitem__(k),
+        lambda m, k, v, last: m[k],
+        lambda m, k, v, last: m.get(k),
+        lambda m, k, v, last: m.get(k, "absent"),
+        lambda m, k, v, last: m.pop(k),
+        lambda m, k, v, last: m.pop(k, None),
+        lambda m, k, v, last: m.popitem(last=last),
+        lambda m, k, v, last: m.popitem(last),
+        lambda m, k, v, last: m.move_to_end(k, last=last),
+        lambda m, k, v, last: m.move_to_end(k),
+        lambda m, k, v, last: k in m,
+    ]
+    for step in range(3_000):
+        key = rng.choice(keys)
+        value = rng.randrange(100)
+        last = rng.random() < 0.5
+        operation = (lambda m, k, v, last: m.clear()) if rng.random() < 0.003 else rng.choice(operations)
+        args = (key, value, last)
+        assert _outcome(partial(operation, linked, *args)) == _outcome(partial(operation, model, *args))
+        if step % 50 == 0:
+            assert list(linked) == list(model)
+            assert linked.keys() == list(model.keys())
+            assert linked.values() == list(model.values())
+            assert linked.items() == list(model.items())
+            assert len(linked) == len(model)
+            assert bool(linked) == bool(model)
+    assert repr(linked) == f"LinkedMap({list(model.items())!r})"
+
+
+@needs_native
+def test_linked_map_refuses_bad_calls_and_mutation_during_iteration() -> None:
+    assert native is not None
+    linked = native.LinkedMap()
+    with pytest.raises(TypeError, match="takes no arguments"):
+        native.LinkedMap({"a": 1})  # type: ignore[call-arg]
+    with pytest.raises(KeyError, match="dictionary is empty"):
+        linked.popitem()
+    with pytest.raises(KeyError, match="'a'"):
+        linked.move_to_end("a")
+    with pytest.raises(TypeError, match="unhashable"):
+        linked[[1]] = 1  # type: ignore[index]
+    with pytest.raises(TypeError, match="takes 1 or 2 arguments"):
+        linked.get()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'first'"):
+        linked.popitem(first=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="move_to_end"):
+        linked.move_to_end()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(linked)
+    for key in "abc":
+        linked[key] = key
+    it = iter(linked)
+    assert next(it) == "a"
+    linked.move_to_end("a")
+    with pytest.raises(RuntimeError, match="mutated during iteration"):
+        next(it)
+    assert list(linked) == ["b", "c", "a"]  # the refused steps changed nothing
+
+
+@needs_native
+def test_linked_map_in_a_reference_cycle_is_collected() -> None:
+    assert native is not None
+
+    class Value:
+        pass
+
+    linked = native.LinkedMap()
+    value = Value()
+    value.owner = linked  # type: ignore[attr-defined]
+    linked["k"] = value
+    alive = weakref.ref(value)
+    del linked, value
+    gc.collect()
+    assert alive() is None

@@ -36,6 +36,8 @@
 #define XXROTATE(x) (((x) << 31) | ((x) >> 33))
 #define COUNTER_MAX 15
 
+#include "_linkedmap.h" /* the ordered map of the TinyLFU regions, and the map_* helpers */
+
 /* hash((a_obj, b_obj)) given hash(a_obj) and hash(b_obj). */
 static inline Py_hash_t
 pair_hash(Py_hash_t a, Py_hash_t b)
@@ -211,6 +213,9 @@ sketch_frequency(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static inline int
 contains(PyObject *container, PyObject *key)
 {
+    if (LinkedMap_Check(container) && ((LinkedMap *)container)->index != NULL) {
+        return PyDict_Contains(((LinkedMap *)container)->index, key);
+    }
     if (PyDict_Check(container)) {
         return PyDict_Contains(container, key);
     }
@@ -246,8 +251,8 @@ tinylfu_replay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "keys must be a list, got %.100s", Py_TYPE(keys)->tp_name);
         return NULL;
     }
-    if (!PyDict_Check(protected) || !PyDict_Check(window)) {
-        PyErr_SetString(PyExc_TypeError, "protected and window must be dicts");
+    if (!(PyDict_Check(protected) || LinkedMap_Check(protected)) || !(PyDict_Check(window) || LinkedMap_Check(window))) {
+        PyErr_SetString(PyExc_TypeError, "protected and window must be dicts or LinkedMaps");
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
@@ -296,15 +301,17 @@ tinylfu_replay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 break;
             }
         }
-        PyObject *move = NULL;
-        r = PyDict_Contains(protected, key);
+        PyObject *move = NULL, *region = NULL;
+        r = contains(protected, key);
         if (r > 0) {
             move = move_protected;
+            region = protected;
         }
         else if (r == 0) {
-            r = PyDict_Contains(window, key);
+            r = contains(window, key);
             if (r > 0) {
                 move = move_window;
+                region = window;
             }
         }
         if (r < 0) {
@@ -316,12 +323,25 @@ tinylfu_replay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             stopped = 1;
             break;
         }
-        PyObject *res = PyObject_CallOneArg(move, key);
-        Py_DECREF(key);
-        if (res == NULL) {
-            return NULL;
+        if (LinkedMap_Check(region) && ((LinkedMap *)region)->index != NULL) {
+            /* region.move_to_end(key), without the call */
+            r = lm_move((LinkedMap *)region, key, 1);
+            if (r == 0) {
+                PyErr_SetObject(PyExc_KeyError, key);
+            }
+            Py_DECREF(key);
+            if (r <= 0) {
+                return NULL;
+            }
         }
-        Py_DECREF(res);
+        else {
+            PyObject *res = PyObject_CallOneArg(move, key);
+            Py_DECREF(key);
+            if (res == NULL) {
+                return NULL;
+            }
+            Py_DECREF(res);
+        }
         hits++;
         if (hits >= left) {
             i++;
@@ -1701,19 +1721,18 @@ ghost_check(PyObject *policy, PyObject *key)
 {
     const slot_ref *refs[2][2] = {{&r__window_ghost, &r__window_ghost_hits}, {&r__main_ghost, &r__main_ghost_hits}};
     for (int i = 0; i < 2; i++) {
-        PyObject *ghost = slot_borrow(refs[i][0], policy);
-        if (ghost == NULL) {
-            return -1;
-        }
-        PyObject *w = PyDict_GetItemWithError(ghost, key);
-        if (w == NULL) {
-            if (PyErr_Occurred()) {
+        PyObject *ghost = Py_XNewRef(slot_borrow(refs[i][0], policy)), *w = NULL;
+        int found = ghost == NULL ? -1 : map_pop(ghost, key, &w);
+        Py_XDECREF(ghost);
+        if (found <= 0) {
+            if (found < 0) {
                 return -1;
             }
             continue;
         }
         Py_ssize_t weight = PyLong_AsSsize_t(w);
-        if ((weight == -1 && PyErr_Occurred()) || PyObject_DelItem(ghost, key) < 0) {
+        Py_DECREF(w);
+        if (weight == -1 && PyErr_Occurred()) {
             return -1;
         }
         return padd_n(policy, refs[i][1], weight);
@@ -1779,25 +1798,26 @@ move_overflow(PyObject *policy, PyObject *src, PyObject *dst, const slot_ref *we
     if (total <= limit) {
         return 0;
     }
-    while (total > limit && PyDict_GET_SIZE(src) > 0) {
-        PyObject *item = PyObject_CallMethodOneArg(src, str_popitem, Py_False); /* popitem(last=False) */
-        if (item == NULL) {
-            return -1;
+    while (total > limit) {
+        PyObject *k = NULL, *w = NULL;
+        int popped = map_pop_oldest(src, &k, &w);
+        if (popped <= 0) {
+            if (popped < 0) {
+                return -1;
+            }
+            break;
         }
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            Py_DECREF(item);
-            PyErr_SetString(PyExc_TypeError, "popitem() must return a pair");
-            return -1;
-        }
-        PyObject *k = PyTuple_GET_ITEM(item, 0), *w = PyTuple_GET_ITEM(item, 1);
         Py_ssize_t weight = PyLong_AsSsize_t(w);
-        if ((weight == -1 && PyErr_Occurred()) || PyObject_SetItem(dst, k, w) < 0
-            || (candidates != NULL && PyList_Append(candidates, k) < 0)) {
-            Py_DECREF(item);
+        int r = ((weight == -1 && PyErr_Occurred()) || map_set(dst, k, w) < 0
+                 || (candidates != NULL && PyList_Append(candidates, k) < 0))
+                    ? -1
+                    : 0;
+        Py_DECREF(k);
+        Py_DECREF(w);
+        if (r < 0) {
             return -1;
         }
         total -= weight;
-        Py_DECREF(item);
     }
     return set_counter(weight_ref, policy, total);
 }
@@ -1837,7 +1857,7 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
         goto done;
     }
     Py_INCREF(window);
-    if (PyObject_SetItem(window, key, long_one) < 0) {
+    if (map_set(window, key, long_one) < 0) {
         goto done;
     }
     Py_ssize_t window_max, entries, grow_at;
@@ -1891,16 +1911,6 @@ done:
 PyDoc_STRVAR(tinylfu_update_doc,
 "tinylfu_update(policy, key) -> None\n\nTinyLFUPolicy.on_update(key, 1), on the policy's state.");
 
-/* `od.<method>(key)` for OrderedDict.move_to_end: 0, or -1 with an exception. */
-static int
-move_to_end(PyObject *od, PyObject *key)
-{
-    PyObject *call_args[2] = {od, key};
-    PyObject *r = PyObject_VectorcallMethod(str_move_to_end, call_args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_XDECREF(r);
-    return r == NULL ? -1 : 0;
-}
-
 /* TinyLFUPolicy.on_update(key, 1): the new weight, then on_access (count, refresh or promote,
  * climb), then the overflow of protected and of the window, as in Python. */
 static int
@@ -1919,14 +1929,13 @@ tl_update(PyObject *policy, PyObject *key)
     if (regions[0] == NULL || regions[1] == NULL || regions[2] == NULL || sketch == NULL || candidates == NULL) {
         goto done;
     }
-    if (!PyDict_Check(regions[0]) || !PyDict_Check(regions[1]) || !PyDict_Check(regions[2])
-        || !PyList_Check(candidates)) {
-        PyErr_SetString(PyExc_TypeError, "tinylfu regions must be dicts, _candidates a list");
+    if (!PyList_Check(candidates)) {
+        PyErr_SetString(PyExc_TypeError, "tinylfu _candidates must be a list");
         goto done;
     }
     /* Which region holds it, and its old weight (a strong reference: key.__eq__ is Python). */
     for (region = PROTECTED; region <= PROBATION; region++) {
-        old = Py_XNewRef(PyDict_GetItemWithError(regions[region], key));
+        old = map_get(regions[region], key);
         if (old != NULL || PyErr_Occurred()) {
             break;
         }
@@ -1943,7 +1952,7 @@ tl_update(PyObject *policy, PyObject *key)
     }
     delta = 1 - delta;
     if (delta != 0
-        && (PyObject_SetItem(regions[region], key, long_one) < 0
+        && (map_set(regions[region], key, long_one) < 0
             || (weights[region] != NULL && padd_n(policy, weights[region], delta) < 0)
             || padd_n(policy, &r_weight, delta) < 0)) {
         goto done;
@@ -1954,20 +1963,20 @@ tl_update(PyObject *policy, PyObject *key)
     }
     Py_ssize_t protected_max;
     if (region != PROBATION) {
-        if (move_to_end(regions[region], key) < 0) {
+        if (map_move_to_end(regions[region], key) < 0) {
             goto done;
         }
     }
-    else if (pget_n(policy, &r__protected_max, &protected_max) < 0 || PyObject_DelItem(regions[PROBATION], key) < 0) {
+    else if (pget_n(policy, &r__protected_max, &protected_max) < 0 || map_del(regions[PROBATION], key) < 0) {
         goto done;
     }
     else if (1 > protected_max) {
         /* _promote: can never fit in protected; refreshed within probation instead. */
-        if (PyObject_SetItem(regions[PROBATION], key, long_one) < 0) {
+        if (map_set(regions[PROBATION], key, long_one) < 0) {
             goto done;
         }
     }
-    else if (PyObject_SetItem(regions[PROTECTED], key, long_one) < 0 || padd_n(policy, &r__protected_weight, 1) < 0
+    else if (map_set(regions[PROTECTED], key, long_one) < 0 || padd_n(policy, &r__protected_weight, 1) < 0
              || move_overflow(policy, regions[PROTECTED], regions[PROBATION], &r__protected_weight, protected_max, NULL) < 0) {
         goto done;
     }
@@ -2023,21 +2032,26 @@ tinylfu_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static int
 bury(PyObject *ghost, PyObject *key, PyObject *weight, Py_ssize_t entries)
 {
-    if (PyObject_SetItem(ghost, key, weight) < 0) {
+    if (map_set(ghost, key, weight) < 0) {
         return -1;
     }
     Py_ssize_t limit = (Py_ssize_t)(GHOST_SHARE * (double)entries);
     if (limit < MIN_GHOST) {
         limit = MIN_GHOST;
     }
-    while (PyDict_GET_SIZE(ghost) > limit) {
-        PyObject *r = PyObject_CallMethodOneArg(ghost, str_popitem, Py_False);
-        if (r == NULL) {
-            return -1;
+    for (;;) {
+        Py_ssize_t n = map_len(ghost);
+        if (n <= limit) {
+            return n < 0 ? -1 : 0;
         }
-        Py_DECREF(r);
+        PyObject *k = NULL, *w = NULL;
+        int popped = map_pop_oldest(ghost, &k, &w);
+        if (popped <= 0) {
+            return popped;
+        }
+        Py_DECREF(k);
+        Py_DECREF(w);
     }
-    return 0;
 }
 
 PyDoc_STRVAR(tinylfu_evict_doc,
@@ -2055,15 +2069,15 @@ tl_evict(PyObject *policy)
     if (probation == NULL || candidates == NULL || sketch == NULL) {
         goto done;
     }
-    if (!PyList_Check(candidates) || !PyDict_Check(probation)) {
-        PyErr_SetString(PyExc_TypeError, "tinylfu _candidates must be a list, _probation a dict");
+    if (!PyList_Check(candidates)) {
+        PyErr_SetString(PyExc_TypeError, "tinylfu _candidates must be a list");
         goto done;
     }
     while (PyList_GET_SIZE(candidates) > 0) {
         Py_ssize_t last = PyList_GET_SIZE(candidates) - 1;
         candidate = Py_NewRef(PyList_GET_ITEM(candidates, last));
         /* Still in probation? Its weight, read once (a strong reference: Python code runs below). */
-        weight = Py_XNewRef(PyDict_GetItemWithError(probation, candidate));
+        weight = map_get(probation, candidate);
         if (weight == NULL && PyErr_Occurred()) {
             goto done;
         }
@@ -2075,12 +2089,7 @@ tl_evict(PyObject *policy)
             Py_CLEAR(candidate);
             continue;
         }
-        PyObject *iter = PyObject_GetIter(probation);
-        if (iter == NULL) {
-            goto done;
-        }
-        victim = PyIter_Next(iter);
-        Py_DECREF(iter);
+        victim = map_oldest(probation);
         if (victim == NULL) {
             if (!PyErr_Occurred()) {
                 PyErr_SetString(PyExc_RuntimeError, "tinylfu probation emptied while in use");
@@ -2134,10 +2143,10 @@ tl_evict(PyObject *policy)
             goto done;
         }
         PyObject *key = take_candidate ? candidate : victim;
-        weight = Py_XNewRef(PyDict_GetItemWithError(probation, key));
-        Py_ssize_t w = weight == NULL ? -1 : PyLong_AsSsize_t(weight);
-        if (weight == NULL || (w == -1 && PyErr_Occurred()) || PyObject_DelItem(probation, key) < 0
-            || padd_n(policy, &r_weight, -w) < 0 || padd_n(policy, &r__entries, -1) < 0) {
+        int popped = map_pop(probation, key, &weight);
+        Py_ssize_t w = popped <= 0 ? -1 : PyLong_AsSsize_t(weight);
+        if (popped <= 0 || (w == -1 && PyErr_Occurred()) || padd_n(policy, &r_weight, -w) < 0
+            || padd_n(policy, &r__entries, -1) < 0) {
             if (!PyErr_Occurred()) {
                 PyErr_SetObject(PyExc_KeyError, key);
             }
@@ -2266,7 +2275,11 @@ speedups_exec(PyObject *module)
             return -1;
         }
     }
-    if (PyType_Ready(&FusedGetType) < 0 || PyType_Ready(&FusedSetType) < 0) {
+    if (PyType_Ready(&FusedGetType) < 0 || PyType_Ready(&FusedSetType) < 0 || PyType_Ready(&LMNodeType) < 0
+        || PyType_Ready(&LMIterType) < 0 || PyType_Ready(&LinkedMapType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "LinkedMap", (PyObject *)&LinkedMapType) < 0) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "FusedSet", (PyObject *)&FusedSetType) < 0) {

@@ -82,7 +82,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from collections.abc import Container, Hashable, Iterable
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from ..._exceptions import ConfigurationError
 from .. import _native
@@ -127,6 +127,21 @@ NO_KEY = object()
 # tinylfu_replay's "stopped" code for a key it counted but left for Python to move (see
 # _speedups.c): a halving is due, or the key is in probation.
 _REPLAY_MID_KEY = 1
+
+
+def _ordered() -> OrderedDict[Hashable, int]:
+    """A region or a ghost list: key -> weight, least recent first.
+
+    With the C helpers, their ``LinkedMap``: the subset of ``OrderedDict`` this module uses
+    (``in``, ``[]``, ``del``, iteration, ``pop``, ``popitem(last=False)``, ``move_to_end``,
+    ``clear``, ``items``), whose order the helpers reach without method calls (an evicting
+    write moves keys between these maps three times; see _linkedmap.h). Without them, an
+    ``OrderedDict``. The code here works on either; the type names the one it is modelled on.
+    """
+    native = _native.speedups
+    if native is None:
+        return OrderedDict()
+    return cast("OrderedDict[Hashable, int]", native.LinkedMap())
 
 
 class TinyLFUPolicy(Policy):
@@ -190,9 +205,9 @@ class TinyLFUPolicy(Policy):
         self.weight = 0
         self._entries = 0
         self._weighted = False
-        self._window: OrderedDict[Hashable, int] = OrderedDict()  # key -> weight, LRU first
-        self._probation: OrderedDict[Hashable, int] = OrderedDict()
-        self._protected: OrderedDict[Hashable, int] = OrderedDict()
+        self._window = _ordered()  # key -> weight, LRU first
+        self._probation = _ordered()
+        self._protected = _ordered()
         self._window_weight = 0
         self._protected_weight = 0
         # Keys moved from the window to probation by the last insert: they compete for
@@ -202,8 +217,8 @@ class TinyLFUPolicy(Policy):
         # Ghosts: keys (-> weight) recently evicted from the window side (candidates that lost
         # admission, or window keys evicted directly) and from main, oldest first; and the
         # weight of the misses that found their key in each during the current sample period.
-        self._window_ghost: OrderedDict[Hashable, int] = OrderedDict()
-        self._main_ghost: OrderedDict[Hashable, int] = OrderedDict()
+        self._window_ghost = _ordered()
+        self._main_ghost = _ordered()
         self._window_ghost_hits = 0
         self._main_ghost_hits = 0
         self._sketch = FrequencySketch(
