@@ -117,33 +117,29 @@ lm_lookup(LinkedMap *m, PyObject *key)
     return (LMNode *)PyDict_GetItemWithError(m->index, key);
 }
 
-/* m[key] = value: an existing key keeps its place (as in OrderedDict); a new one goes last. */
+/* m[key] = value: an existing key keeps its place (as in OrderedDict); a new one goes last.
+ * One dict operation either way (setdefault with a fresh node): the TinyLFU helpers set keys
+ * that are new far more often than not, and a lookup first would be a second probe for them. */
 static int
 lm_set(LinkedMap *m, PyObject *key, PyObject *value)
 {
-    LMNode *node = lm_lookup(m, key);
-    if (node == NULL && PyErr_Occurred()) {
+    LMNode *fresh = PyObject_New(LMNode, &LMNodeType);
+    if (fresh == NULL) {
         return -1;
     }
+    fresh->key = Py_NewRef(key);
+    fresh->value = NULL;
+    fresh->prev = fresh->next = NULL;
+    fresh->linked = 0;
+    /* Whatever the key's __eq__ does meanwhile, the index ends up holding one node for the
+     * key, and that is the node updated below. */
+    LMNode *node = (LMNode *)PyDict_SetDefault(m->index, key, (PyObject *)fresh);
+    if (node == fresh) {
+        lm_link(m, node, 1);
+    }
+    Py_DECREF(fresh); /* the index holds it, or it was not needed */
     if (node == NULL) {
-        LMNode *fresh = PyObject_New(LMNode, &LMNodeType);
-        if (fresh == NULL) {
-            return -1;
-        }
-        fresh->key = Py_NewRef(key);
-        fresh->value = NULL;
-        fresh->prev = fresh->next = NULL;
-        fresh->linked = 0;
-        /* setdefault: whatever the key's __eq__ did meanwhile, the index ends up holding one
-         * node for it, and that is the node updated below. */
-        node = (LMNode *)PyDict_SetDefault(m->index, key, (PyObject *)fresh);
-        Py_DECREF(fresh); /* the index holds it, or it was not needed */
-        if (node == NULL) {
-            return -1;
-        }
-        if (node == fresh) {
-            lm_link(m, node, 1);
-        }
+        return -1;
     }
     Py_XSETREF(node->value, Py_NewRef(value));
     return 0;

@@ -23,6 +23,7 @@
 
 #ifndef Py_T_OBJECT_EX
 #define Py_T_OBJECT_EX T_OBJECT_EX
+#define Py_T_PYSSIZET T_PYSSIZET
 #define Py_READONLY READONLY
 #endif
 
@@ -1562,18 +1563,77 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #define ADMIT_COLD_MAX 2 /* a candidate this cold must lead by two (tinylfu.py's _ADMIT_COLD_MAX) */
 
 static PyObject *str__sketch, *str__last_miss, *str__window_ghost, *str__main_ghost,
-    *str__window_ghost_hits, *str__main_ghost_hits, *str__misses, *str__hits, *str__climb_period,
-    *str__climb, *str__window, *str__window_max, *str__window_weight, *str_weight_attr, *str__entries,
-    *str__grow_at, *str__grow_sketch, *str__candidates, *str__probation, *str_capacity, *str__admit,
-    *str__evict_main, *str_reset, *str__table, *str__salt, *str__mask, *str_size, *str_sample_size,
-    *str__protected, *str__protected_max, *str__protected_weight;
+    *str__climb, *str__window, *str__grow_sketch, *str__candidates, *str__probation, *str__admit,
+    *str__evict_main, *str_reset, *str__table, *str__salt, *str__mask, *str__protected;
 
-static slot_ref sk_table, sk_salt, sk_mask, sk_size, sk_sample;
+static slot_ref sk_table, sk_salt, sk_mask;
 static PyTypeObject *sketch_type; /* the type sk_* were made for; a strong reference */
+
+/* The integer state of TinyLFUPolicy and of FrequencySketch, as C fields of a base class
+ * (TinyLFUCounters, SketchCounters): Python reads and writes them as attributes, unchanged,
+ * and the C helpers add to them in place. As Python ints in slots, each `+= 1` from C was a
+ * read, an unboxing, a new int and a write (~190 instructions; an evicting write made ~15). */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t weight, capacity, entries, window_weight, protected_weight, hits, misses;
+    Py_ssize_t window_ghost_hits, main_ghost_hits, window_max, protected_max, climb_period, grow_at;
+} TLCounters;
+
+#define TL_MEMBER(name, field, doc) {name, Py_T_PYSSIZET, offsetof(TLCounters, field), 0, doc}
+static PyMemberDef tl_counter_members[] = {
+    TL_MEMBER("weight", weight, "Total weight of the tracked keys."),
+    TL_MEMBER("capacity", capacity, "The current capacity (maximum total weight)."),
+    TL_MEMBER("_entries", entries, "The number of tracked keys."),
+    TL_MEMBER("_window_weight", window_weight, "The window's weight."),
+    TL_MEMBER("_protected_weight", protected_weight, "The protected segment's weight."),
+    TL_MEMBER("_hits", hits, "Hits in the climber's current sample period."),
+    TL_MEMBER("_misses", misses, "Misses in the climber's current sample period."),
+    TL_MEMBER("_window_ghost_hits", window_ghost_hits, "Weight of misses on window ghosts this period."),
+    TL_MEMBER("_main_ghost_hits", main_ghost_hits, "Weight of misses on main ghosts this period."),
+    TL_MEMBER("_window_max", window_max, "The window's maximum weight."),
+    TL_MEMBER("_protected_max", protected_max, "The protected segment's maximum weight."),
+    TL_MEMBER("_climb_period", climb_period, "Requests per climber sample period."),
+    TL_MEMBER("_grow_at", grow_at, "The entry count at which the sketch grows."),
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject TLCountersType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stratacache.core._speedups.TinyLFUCounters",
+    .tp_doc = "The integer attributes of TinyLFUPolicy, as C fields (its base class with the speedups).",
+    .tp_basicsize = sizeof(TLCounters),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_members = tl_counter_members,
+};
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t size, sample_size;
+} SketchCounters;
+
+static PyMemberDef sketch_counter_members[] = {
+    {"size", Py_T_PYSSIZET, offsetof(SketchCounters, size), 0, "Increments since the last halving."},
+    {"sample_size", Py_T_PYSSIZET, offsetof(SketchCounters, sample_size), 0, "Increments per halving."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject SketchCountersType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stratacache.core._speedups.SketchCounters",
+    .tp_doc = "The integer attributes of FrequencySketch, as C fields (its base class with the speedups).",
+    .tp_basicsize = sizeof(SketchCounters),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_members = sketch_counter_members,
+};
+
+/* The counters of a policy that tl_bind accepted. */
+#define TLC(policy) ((TLCounters *)(policy))
 
 /* TinyLFUPolicy's attributes, read and written at their __slots__ offsets (slot_ref); bound
  * to the policy's type by tl_bind, the first step of each entry point. */
-static slot_ref r__candidates, r__climb_period, r__entries, r__grow_at, r__hits, r__last_miss, r__main_ghost, r__main_ghost_hits, r__misses, r__probation, r__protected, r__protected_max, r__protected_weight, r__sketch, r__window, r__window_ghost, r__window_ghost_hits, r__window_max, r__window_weight, r_capacity, r_weight;
+static slot_ref r__candidates, r__last_miss, r__main_ghost, r__probation, r__protected, r__sketch, r__window, r__window_ghost;
 static PyTypeObject *tl_type; /* the type the r_* refs were made for; a strong reference */
 
 static const struct {
@@ -1584,29 +1644,20 @@ static const struct {
     {&r__last_miss, &str__last_miss},
     {&r__window_ghost, &str__window_ghost},
     {&r__main_ghost, &str__main_ghost},
-    {&r__window_ghost_hits, &str__window_ghost_hits},
-    {&r__main_ghost_hits, &str__main_ghost_hits},
-    {&r__misses, &str__misses},
-    {&r__hits, &str__hits},
-    {&r__climb_period, &str__climb_period},
     {&r__window, &str__window},
-    {&r__window_max, &str__window_max},
-    {&r__window_weight, &str__window_weight},
-    {&r_weight, &str_weight_attr},
-    {&r__entries, &str__entries},
-    {&r__grow_at, &str__grow_at},
     {&r__candidates, &str__candidates},
     {&r__probation, &str__probation},
     {&r__protected, &str__protected},
-    {&r__protected_max, &str__protected_max},
-    {&r__protected_weight, &str__protected_weight},
-    {&r_capacity, &str_capacity},
 };
 
 /* Bind the r_* refs to the policy's type (once per type). */
-static void
+static int
 tl_bind(PyObject *policy)
 {
+    if (!PyObject_TypeCheck(policy, &TLCountersType)) {
+        PyErr_Format(PyExc_TypeError, "a tinylfu policy must be a TinyLFUCounters, got %.100s", Py_TYPE(policy)->tp_name);
+        return -1;
+    }
     if (Py_TYPE(policy) != tl_type) {
         for (size_t i = 0; i < sizeof(tl_slots) / sizeof(tl_slots[0]); i++) {
             slot_ref_init_type(tl_slots[i].ref, Py_TYPE(policy), *tl_slots[i].name);
@@ -1614,25 +1665,7 @@ tl_bind(PyObject *policy)
         Py_INCREF(Py_TYPE(policy));
         Py_XSETREF(tl_type, Py_TYPE(policy));
     }
-}
-
-/* get_counter for a chain of `|| ... < 0` tests: 0 with *out set, or -1 with an exception. */
-static int
-pget_n(PyObject *p, const slot_ref *ref, Py_ssize_t *out)
-{
-    *out = get_counter(ref, p);
-    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
-}
-
-/* p.<ref> += delta */
-static int
-padd_n(PyObject *p, const slot_ref *ref, Py_ssize_t delta)
-{
-    Py_ssize_t n;
-    if (pget_n(p, ref, &n) < 0) {
-        return -1;
-    }
-    return set_counter(ref, p, n + delta);
+    return 0;
 }
 
 static int
@@ -1654,8 +1687,6 @@ sketch_view_of(PyObject *sketch, sketch_view *view)
         slot_ref_init_type(&sk_table, Py_TYPE(sketch), str__table);
         slot_ref_init_type(&sk_salt, Py_TYPE(sketch), str__salt);
         slot_ref_init_type(&sk_mask, Py_TYPE(sketch), str__mask);
-        slot_ref_init_type(&sk_size, Py_TYPE(sketch), str_size);
-        slot_ref_init_type(&sk_sample, Py_TYPE(sketch), str_sample_size);
         Py_INCREF(Py_TYPE(sketch));
         Py_XSETREF(sketch_type, Py_TYPE(sketch));
     }
@@ -1679,6 +1710,10 @@ sketch_view_of(PyObject *sketch, sketch_view *view)
 static int
 sketch_increment_object(PyObject *sketch, PyObject *key)
 {
+    if (!PyObject_TypeCheck(sketch, &SketchCountersType)) {
+        PyErr_Format(PyExc_TypeError, "a sketch must be a SketchCounters, got %.100s", Py_TYPE(sketch)->tp_name);
+        return -1;
+    }
     sketch_view view;
     if (sketch_view_of(sketch, &view) < 0) {
         return -1;
@@ -1688,19 +1723,9 @@ sketch_increment_object(PyObject *sketch, PyObject *key)
     if (added <= 0) {
         return added;
     }
-    Py_ssize_t size = get_counter(&sk_size, sketch);
-    if (size == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    Py_ssize_t sample = get_counter(&sk_sample, sketch);
-    if (sample == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    size += 1;
-    if (set_counter(&sk_size, sketch, size) < 0) {
-        return -1;
-    }
-    return size >= sample ? call_method0(sketch, str_reset) : 0;
+    SketchCounters *counts = (SketchCounters *)sketch;
+    counts->size += 1;
+    return counts->size >= counts->sample_size ? call_method0(sketch, str_reset) : 0;
 }
 
 static int
@@ -1719,9 +1744,10 @@ sketch_frequency_object(PyObject *sketch, PyObject *key)
 static int
 ghost_check(PyObject *policy, PyObject *key)
 {
-    const slot_ref *refs[2][2] = {{&r__window_ghost, &r__window_ghost_hits}, {&r__main_ghost, &r__main_ghost_hits}};
+    const slot_ref *ghosts[2] = {&r__window_ghost, &r__main_ghost};
+    Py_ssize_t *hits[2] = {&TLC(policy)->window_ghost_hits, &TLC(policy)->main_ghost_hits};
     for (int i = 0; i < 2; i++) {
-        PyObject *ghost = Py_XNewRef(slot_borrow(refs[i][0], policy)), *w = NULL;
+        PyObject *ghost = Py_XNewRef(slot_borrow(ghosts[i], policy)), *w = NULL;
         int found = ghost == NULL ? -1 : map_pop(ghost, key, &w);
         Py_XDECREF(ghost);
         if (found <= 0) {
@@ -1735,7 +1761,8 @@ ghost_check(PyObject *policy, PyObject *key)
         if (weight == -1 && PyErr_Occurred()) {
             return -1;
         }
-        return padd_n(policy, refs[i][1], weight);
+        *hits[i] += weight;
+        return 0;
     }
     return 0;
 }
@@ -1751,15 +1778,12 @@ count_request(PyObject *policy, PyObject *key)
     }
     int r = sketch_increment_object(sketch, key);
     Py_DECREF(sketch);
-    if (r < 0 || ghost_check(policy, key) < 0 || padd_n(policy, &r__misses, 1) < 0) {
+    if (r < 0 || ghost_check(policy, key) < 0) {
         return -1;
     }
-    Py_ssize_t hits, misses, period;
-    if (pget_n(policy, &r__hits, &hits) < 0 || pget_n(policy, &r__misses, &misses) < 0
-        || pget_n(policy, &r__climb_period, &period) < 0) {
-        return -1;
-    }
-    return hits + misses >= period ? call_method0(policy, str__climb) : 0;
+    TLCounters *c = TLC(policy);
+    c->misses += 1;
+    return c->hits + c->misses >= c->climb_period ? call_method0(policy, str__climb) : 0;
 }
 
 PyDoc_STRVAR(tinylfu_record_miss_doc,
@@ -1772,7 +1796,9 @@ tinylfu_record_miss(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *policy = args[0], *key = args[1];
-    tl_bind(policy);
+    if (tl_bind(policy) < 0) {
+        return NULL;
+    }
     /* record_miss sets _last_miss between the counting steps; nothing in them reads it. */
     int r = count_request(policy, key);
     if (r == 0) {
@@ -1785,20 +1811,12 @@ tinylfu_record_miss(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* Move `src`'s least recent keys to the recent end of `dst` while the weight counted at
- * `weight_ref` exceeds `limit`: TinyLFUPolicy._spill_window (window -> probation, each key
+ * `*total` exceeds `*limit`: TinyLFUPolicy._spill_window (window -> probation, each key
  * appended to `candidates`) and _demote (protected -> probation, `candidates` NULL). */
 static int
-move_overflow(PyObject *policy, PyObject *src, PyObject *dst, const slot_ref *weight_ref, Py_ssize_t limit,
-              PyObject *candidates)
+move_overflow(PyObject *src, PyObject *dst, Py_ssize_t *total, const Py_ssize_t *limit, PyObject *candidates)
 {
-    Py_ssize_t total;
-    if (pget_n(policy, weight_ref, &total) < 0) {
-        return -1;
-    }
-    if (total <= limit) {
-        return 0;
-    }
-    while (total > limit) {
+    while (*total > *limit) {
         PyObject *k = NULL, *w = NULL;
         int popped = map_pop_oldest(src, &k, &w);
         if (popped <= 0) {
@@ -1817,9 +1835,9 @@ move_overflow(PyObject *policy, PyObject *src, PyObject *dst, const slot_ref *we
         if (r < 0) {
             return -1;
         }
-        total -= weight;
+        *total -= weight;
     }
-    return set_counter(weight_ref, policy, total);
+    return 0;
 }
 
 PyDoc_STRVAR(tinylfu_insert_doc,
@@ -1829,7 +1847,10 @@ PyDoc_STRVAR(tinylfu_insert_doc,
 static int
 tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
 {
-    tl_bind(policy);
+    if (tl_bind(policy) < 0) {
+        return -1;
+    }
+    TLCounters *c = TLC(policy);
     PyObject *last = NULL, *window = NULL, *candidates = NULL, *probation = NULL, *item = NULL;
     int result = -1;
     last = slot_borrow(&r__last_miss, policy);
@@ -1860,11 +1881,7 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
     if (map_set(window, key, long_one) < 0) {
         goto done;
     }
-    Py_ssize_t window_max, entries, grow_at;
-    if (pget_n(policy, &r__window_max, &window_max) < 0) {
-        goto done;
-    }
-    if (1 > window_max) {
+    if (1 > c->window_max) {
         /* Heavier than the window: it goes to the least recent end (Caffeine). */
         PyObject *call_args[3] = {window, key, Py_False}; /* move_to_end(key, False) */
         item = PyObject_VectorcallMethod(str_move_to_end, call_args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
@@ -1873,12 +1890,10 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
         }
         Py_CLEAR(item);
     }
-    if (padd_n(policy, &r__window_weight, 1) < 0 || padd_n(policy, &r_weight, 1) < 0
-        || padd_n(policy, &r__entries, 1) < 0 || pget_n(policy, &r__entries, &entries) < 0
-        || pget_n(policy, &r__grow_at, &grow_at) < 0) {
-        goto done;
-    }
-    if (entries >= grow_at && call_method0(policy, str__grow_sketch) < 0) {
+    c->window_weight += 1;
+    c->weight += 1;
+    c->entries += 1;
+    if (c->entries >= c->grow_at && call_method0(policy, str__grow_sketch) < 0) {
         goto done;
     }
     candidates = slot_borrow(&r__candidates, policy);
@@ -1895,7 +1910,7 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
     }
     /* _spill_window: the window's overflow, least recent first, becomes the candidates. */
     probation = Py_XNewRef(slot_borrow(&r__probation, policy));
-    if (probation == NULL || move_overflow(policy, window, probation, &r__window_weight, window_max, candidates) < 0) {
+    if (probation == NULL || move_overflow(window, probation, &c->window_weight, &c->window_max, candidates) < 0) {
         goto done;
     }
     result = 0;
@@ -1916,10 +1931,13 @@ PyDoc_STRVAR(tinylfu_update_doc,
 static int
 tl_update(PyObject *policy, PyObject *key)
 {
-    tl_bind(policy);
+    if (tl_bind(policy) < 0) {
+        return -1;
+    }
+    TLCounters *c = TLC(policy);
     enum { PROTECTED, WINDOW, PROBATION };
     PyObject *regions[3] = {NULL, NULL, NULL}, *sketch = NULL, *candidates = NULL, *old = NULL;
-    const slot_ref *weights[3] = {&r__protected_weight, &r__window_weight, NULL};
+    Py_ssize_t *weights[3] = {&c->protected_weight, &c->window_weight, NULL};
     int result = -1, region;
     regions[PROTECTED] = Py_XNewRef(slot_borrow(&r__protected, policy));
     regions[WINDOW] = Py_XNewRef(slot_borrow(&r__window, policy));
@@ -1951,49 +1969,50 @@ tl_update(PyObject *policy, PyObject *key)
         goto done;
     }
     delta = 1 - delta;
-    if (delta != 0
-        && (map_set(regions[region], key, long_one) < 0
-            || (weights[region] != NULL && padd_n(policy, weights[region], delta) < 0)
-            || padd_n(policy, &r_weight, delta) < 0)) {
-        goto done;
+    if (delta != 0) {
+        if (map_set(regions[region], key, long_one) < 0) {
+            goto done;
+        }
+        if (weights[region] != NULL) {
+            *weights[region] += delta;
+        }
+        c->weight += delta;
     }
     /* on_access: count, then refresh. */
     if (sketch_increment_object(sketch, key) < 0) {
         goto done;
     }
-    Py_ssize_t protected_max;
     if (region != PROBATION) {
         if (map_move_to_end(regions[region], key) < 0) {
             goto done;
         }
     }
-    else if (pget_n(policy, &r__protected_max, &protected_max) < 0 || map_del(regions[PROBATION], key) < 0) {
+    else if (map_del(regions[PROBATION], key) < 0) {
         goto done;
     }
-    else if (1 > protected_max) {
+    else if (1 > c->protected_max) {
         /* _promote: can never fit in protected; refreshed within probation instead. */
         if (map_set(regions[PROBATION], key, long_one) < 0) {
             goto done;
         }
     }
-    else if (map_set(regions[PROTECTED], key, long_one) < 0 || padd_n(policy, &r__protected_weight, 1) < 0
-             || move_overflow(policy, regions[PROTECTED], regions[PROBATION], &r__protected_weight, protected_max, NULL) < 0) {
+    else {
+        if (map_set(regions[PROTECTED], key, long_one) < 0) {
+            goto done;
+        }
+        c->protected_weight += 1;
+        if (move_overflow(regions[PROTECTED], regions[PROBATION], &c->protected_weight, &c->protected_max, NULL) < 0) {
+            goto done;
+        }
+    }
+    c->hits += 1;
+    if (c->hits + c->misses >= c->climb_period && call_method0(policy, str__climb) < 0) {
         goto done;
     }
-    Py_ssize_t hits, misses, period, window_max;
-    if (padd_n(policy, &r__hits, 1) < 0 || pget_n(policy, &r__hits, &hits) < 0 || pget_n(policy, &r__misses, &misses) < 0
-        || pget_n(policy, &r__climb_period, &period) < 0) {
-        goto done;
-    }
-    if (hits + misses >= period && call_method0(policy, str__climb) < 0) {
-        goto done;
-    }
-    /* The climber may have moved the bounds: read them again. */
-    if (pget_n(policy, &r__protected_max, &protected_max) < 0
-        || move_overflow(policy, regions[PROTECTED], regions[PROBATION], &r__protected_weight, protected_max, NULL) < 0
+    /* Then the overflow of protected and of the window, against bounds the climber may have moved. */
+    if (move_overflow(regions[PROTECTED], regions[PROBATION], &c->protected_weight, &c->protected_max, NULL) < 0
         || PyList_SetSlice(candidates, 0, PyList_GET_SIZE(candidates), NULL) < 0
-        || pget_n(policy, &r__window_max, &window_max) < 0
-        || move_overflow(policy, regions[WINDOW], regions[PROBATION], &r__window_weight, window_max, candidates) < 0) {
+        || move_overflow(regions[WINDOW], regions[PROBATION], &c->window_weight, &c->window_max, candidates) < 0) {
         goto done;
     }
     result = 0;
@@ -2060,7 +2079,10 @@ PyDoc_STRVAR(tinylfu_evict_doc,
 static PyObject *
 tl_evict(PyObject *policy)
 {
-    tl_bind(policy);
+    if (tl_bind(policy) < 0) {
+        return NULL;
+    }
+    TLCounters *c = TLC(policy);
     PyObject *probation = NULL, *candidates = NULL, *candidate = NULL, *victim = NULL;
     PyObject *sketch = NULL, *weight = NULL, *result = NULL;
     probation = Py_XNewRef(slot_borrow(&r__probation, policy));
@@ -2096,9 +2118,9 @@ tl_evict(PyObject *policy)
             }
             goto done;
         }
-        Py_ssize_t capacity, candidate_weight = PyLong_AsSsize_t(weight);
+        Py_ssize_t candidate_weight = PyLong_AsSsize_t(weight);
         Py_CLEAR(weight);
-        if ((candidate_weight == -1 && PyErr_Occurred()) || pget_n(policy, &r_capacity, &capacity) < 0) {
+        if (candidate_weight == -1 && PyErr_Occurred()) {
             goto done;
         }
         int same = victim == candidate;
@@ -2109,7 +2131,7 @@ tl_evict(PyObject *policy)
             }
         }
         int take_candidate;
-        if (same || candidate_weight > capacity) {
+        if (same || candidate_weight > c->capacity) {
             take_candidate = 1; /* nothing older to compete with, or a key that can never fit */
         }
         else {
@@ -2145,16 +2167,16 @@ tl_evict(PyObject *policy)
         PyObject *key = take_candidate ? candidate : victim;
         int popped = map_pop(probation, key, &weight);
         Py_ssize_t w = popped <= 0 ? -1 : PyLong_AsSsize_t(weight);
-        if (popped <= 0 || (w == -1 && PyErr_Occurred()) || padd_n(policy, &r_weight, -w) < 0
-            || padd_n(policy, &r__entries, -1) < 0) {
+        if (popped <= 0 || (w == -1 && PyErr_Occurred())) {
             if (!PyErr_Occurred()) {
                 PyErr_SetObject(PyExc_KeyError, key);
             }
             goto done;
         }
-        Py_ssize_t entries;
+        c->weight -= w;
+        c->entries -= 1;
         PyObject *ghost = slot_borrow(take_candidate ? &r__window_ghost : &r__main_ghost, policy);
-        if (ghost == NULL || pget_n(policy, &r__entries, &entries) < 0 || bury(ghost, key, weight, entries) < 0) {
+        if (ghost == NULL || bury(ghost, key, weight, c->entries) < 0) {
             goto done;
         }
         result = Py_NewRef(key);
@@ -2237,33 +2259,18 @@ speedups_exec(PyObject *module)
             || !(str__last_miss = PyUnicode_InternFromString("_last_miss"))
             || !(str__window_ghost = PyUnicode_InternFromString("_window_ghost"))
             || !(str__main_ghost = PyUnicode_InternFromString("_main_ghost"))
-            || !(str__window_ghost_hits = PyUnicode_InternFromString("_window_ghost_hits"))
-            || !(str__main_ghost_hits = PyUnicode_InternFromString("_main_ghost_hits"))
-            || !(str__misses = PyUnicode_InternFromString("_misses"))
-            || !(str__hits = PyUnicode_InternFromString("_hits"))
-            || !(str__climb_period = PyUnicode_InternFromString("_climb_period"))
             || !(str__climb = PyUnicode_InternFromString("_climb"))
             || !(str__window = PyUnicode_InternFromString("_window"))
-            || !(str__window_max = PyUnicode_InternFromString("_window_max"))
-            || !(str__window_weight = PyUnicode_InternFromString("_window_weight"))
-            || !(str_weight_attr = PyUnicode_InternFromString("weight"))
-            || !(str__entries = PyUnicode_InternFromString("_entries"))
-            || !(str__grow_at = PyUnicode_InternFromString("_grow_at"))
             || !(str__grow_sketch = PyUnicode_InternFromString("_grow_sketch"))
             || !(str__candidates = PyUnicode_InternFromString("_candidates"))
             || !(str__probation = PyUnicode_InternFromString("_probation"))
             || !(str__protected = PyUnicode_InternFromString("_protected"))
-            || !(str__protected_max = PyUnicode_InternFromString("_protected_max"))
-            || !(str__protected_weight = PyUnicode_InternFromString("_protected_weight"))
-            || !(str_capacity = PyUnicode_InternFromString("capacity"))
             || !(str__admit = PyUnicode_InternFromString("_admit"))
             || !(str__evict_main = PyUnicode_InternFromString("_evict_main"))
             || !(str_reset = PyUnicode_InternFromString("reset"))
             || !(str__table = PyUnicode_InternFromString("_table"))
             || !(str__salt = PyUnicode_InternFromString("_salt"))
             || !(str__mask = PyUnicode_InternFromString("_mask"))
-            || !(str_size = PyUnicode_InternFromString("size"))
-            || !(str_sample_size = PyUnicode_InternFromString("sample_size"))
             || !(str__lock = PyUnicode_InternFromString("_lock"))
             || !(str_acquire = PyUnicode_InternFromString("acquire"))
             || !(str_release = PyUnicode_InternFromString("release"))
@@ -2276,10 +2283,13 @@ speedups_exec(PyObject *module)
         }
     }
     if (PyType_Ready(&FusedGetType) < 0 || PyType_Ready(&FusedSetType) < 0 || PyType_Ready(&LMNodeType) < 0
-        || PyType_Ready(&LMIterType) < 0 || PyType_Ready(&LinkedMapType) < 0) {
+        || PyType_Ready(&LMIterType) < 0 || PyType_Ready(&LinkedMapType) < 0 || PyType_Ready(&TLCountersType) < 0
+        || PyType_Ready(&SketchCountersType) < 0) {
         return -1;
     }
-    if (PyModule_AddObjectRef(module, "LinkedMap", (PyObject *)&LinkedMapType) < 0) {
+    if (PyModule_AddObjectRef(module, "LinkedMap", (PyObject *)&LinkedMapType) < 0
+        || PyModule_AddObjectRef(module, "TinyLFUCounters", (PyObject *)&TLCountersType) < 0
+        || PyModule_AddObjectRef(module, "SketchCounters", (PyObject *)&SketchCountersType) < 0) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "FusedSet", (PyObject *)&FusedSetType) < 0) {
