@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import stratacache as sc
 from stratacache.core import _native
+from stratacache.core.memory_store import C_WRITES_TINYLFU
 from stratacache.core.policies import FrequencySketch, LFUPolicy, RandomPolicy, TinyLFUPolicy
 from stratacache.core.policies.lfu import _Bucket, _Node
 from stratacache.testing import FakeClock
@@ -369,7 +370,7 @@ def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
     assert len(seen[0]) == len(seen[1]) > 0
     assert isinstance(compiled.set, native.FusedSet)
     if policy == "tinylfu" and "backend" not in variant:
-        assert compiled._backend.store._tinylfu_writes  # type: ignore[attr-defined]  # served in C
+        assert compiled._backend.store._c_writes == C_WRITES_TINYLFU  # type: ignore[attr-defined]  # served in C
     for cache in (compiled, reference):
         cache.close()
     assert _outcome(lambda: compiled.set("k", 1)) == _outcome(lambda: reference.set("k", 1))
@@ -390,7 +391,7 @@ def test_fused_set_of_a_tinylfu_store_in_c_leaves_the_state_of_the_python_closur
         reference = sc.Cache("memory://?policy=tinylfu&max_entries=50")
     assert isinstance(compiled.set, native.FusedSet)
     stores = [c._backend.store for c in (compiled, reference)]  # type: ignore[attr-defined]
-    assert stores[0]._tinylfu_writes
+    assert stores[0]._c_writes == C_WRITES_TINYLFU
     for step in range(6_000):
         hot = rng.random() < 0.6
         key = f"k{min(int(rng.paretovariate(1.1)), 400) if hot else rng.randrange(300)}"
@@ -586,6 +587,16 @@ def test_tinylfu_entry_points_refuse_bad_arguments_and_unknown_keys() -> None:
     policy.on_insert("a")
     policy.on_update("a", 1)
     assert (policy.region("a"), policy.frequency("a")) == ("window", 2)
+    # Not a TinyLFU policy, a counter that is not an int, a sketch that is not one: refused.
+    with pytest.raises(TypeError, match="must be a TinyLFUCounters, got object"):
+        native.tinylfu_evict(object())
+    with pytest.raises(TypeError, match="integer"):
+        policy._hits = 1.5  # type: ignore[assignment]
+    sketch = policy._sketch
+    policy._sketch = object()  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="must be a SketchCounters, got object"):
+        policy.record_miss("b")
+    policy._sketch = sketch
     # A region that is not a mapping: the container's own error, not a crash.
     policy._protected = []  # type: ignore[assignment]
     with pytest.raises(TypeError, match="list indices"):

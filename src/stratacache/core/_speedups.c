@@ -1105,12 +1105,15 @@ typedef struct {
     vectorcallfunc vectorcall;
 } FusedSet;
 
-static PyObject *str_tinylfu_writes;
+static PyObject *str_c_writes;
+/* store._c_writes (memory_store.py's C_WRITES_*): the map is the order, or a TinyLFUPolicy. */
+#define C_WRITES_MAP_ORDERED 1
+#define C_WRITES_TINYLFU 2
 static int call_method0(PyObject *obj, PyObject *name);
 static int tl_insert(PyObject *policy, PyObject *key, PyObject *no_key);
 static int tl_update(PyObject *policy, PyObject *key);
 static PyObject *tl_evict(PyObject *policy);
-static PyObject *str_closed, *str_default_ttl, *str_map_ordered_writes, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked, *str_enforce,
+static PyObject *str_closed, *str_default_ttl, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked, *str_enforce,
     *str_popitem, *str_move_to_end, *str_sets, *str_weight, *str_version, *str_created,
     *str_updated, *kwnames_over, *long_zero, *long_one, *long_eight;
 
@@ -1187,15 +1190,16 @@ static int
 fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
 {
     /* Checked under the lock: a concurrent resize may have changed the write path. */
-    int tinylfu = 0;
-    int simple = attr_true(self->store_dict, self->store, str_map_ordered_writes);
-    if (simple == 0) {
-        /* Not map-ordered: a TinyLFUPolicy store, whose policy calls are C functions too? */
-        simple = tinylfu = attr_true(self->store_dict, self->store, str_tinylfu_writes);
+    PyObject *path_obj = inst_get(self->store_dict, self->store, str_c_writes);
+    long path = path_obj == NULL ? -1 : PyLong_AsLong(path_obj);
+    Py_XDECREF(path_obj);
+    if (path == -1 && PyErr_Occurred()) {
+        return -1;
     }
-    if (simple <= 0) {
-        return simple;
+    if (path != C_WRITES_MAP_ORDERED && path != C_WRITES_TINYLFU) {
+        return 0;
     }
+    int tinylfu = path == C_WRITES_TINYLFU;
     int rc = -1;
     PyObject *now = NULL, *heap = NULL, *entry = NULL, *tmp = NULL, *policy = NULL;
     if (tinylfu) {
@@ -1304,12 +1308,15 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
         goto done;
     }
     if (limit >= 0 && size > limit) {
-        PyObject *policy = inst_get(self->store_dict, self->store, str_policy);
-        if (policy == NULL) {
-            goto done;
+        int has_policy = tinylfu; /* a tinylfu store's policy was read above */
+        if (!tinylfu) {
+            PyObject *p = inst_get(self->store_dict, self->store, str_policy);
+            if (p == NULL) {
+                goto done;
+            }
+            has_policy = p != Py_None;
+            Py_DECREF(p);
         }
-        int has_policy = policy != Py_None;
-        Py_DECREF(policy);
         if (has_policy) {
             if (PyList_GET_SIZE(heap) > 0) {
                 /* Expired entries go before live ones: _enforce(over=True) decides. */
@@ -1526,10 +1533,9 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    PyObject *store_names[] = {str_map_ordered_writes, str_tinylfu_writes, str__reads, str_heap,
-                               str_max_entries, str_policy, str_evictions};
+    PyObject *store_names[] = {str_c_writes, str__reads, str_heap, str_max_entries, str_policy, str_evictions};
     PyObject *owner_names[] = {str_closed, str_default_ttl};
-    self->store_dict = inst_dict(self->store, store_names, 7);
+    self->store_dict = inst_dict(self->store, store_names, 6);
     self->owner_dict = inst_dict(self->owner, owner_names, 2);
     slot_ref_init(&self->active, self->hooks, str_active);
     slot_ref_init(&self->sets, self->stats, str_sets);
@@ -2239,8 +2245,7 @@ speedups_exec(PyObject *module)
             || !(str_prev = PyUnicode_InternFromString("prev"))
             || !(str_closed = PyUnicode_InternFromString("_closed"))
             || !(str_default_ttl = PyUnicode_InternFromString("default_ttl"))
-            || !(str_map_ordered_writes = PyUnicode_InternFromString("_map_ordered_writes"))
-            || !(str_tinylfu_writes = PyUnicode_InternFromString("_tinylfu_writes"))
+            || !(str_c_writes = PyUnicode_InternFromString("_c_writes"))
             || !(str_heap = PyUnicode_InternFromString("_heap"))
             || !(str_policy = PyUnicode_InternFromString("_policy"))
             || !(str_max_entries = PyUnicode_InternFromString("max_entries"))

@@ -56,6 +56,10 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
 # A stale deadline heap (overwritten / deleted keys) is rebuilt past this many extra items.
+# The C fused set's write paths (store._c_writes): none (the Python closure writes), a map
+# that is its own order (lru, fifo, unbounded), a TinyLFUPolicy's C functions.
+C_WRITES_NONE, C_WRITES_MAP_ORDERED, C_WRITES_TINYLFU = 0, 1, 2
+
 _HEAP_SLACK = 1024
 # Fixed per-entry overhead in the default weight estimate (list + dict slot + key object).
 _ENTRY_OVERHEAD = 64
@@ -401,11 +405,16 @@ class MemoryStore:
         # The fused set's inline path (see fused_set) is for stores whose writes need no
         # weighing and no sliding window: every policy counts entries there (weight 1).
         self._simple_writes = not self._weighs and self.expire_after_access is None
-        # ... and the C fused set's (core/_speedups.c), for stores whose map is their order.
-        self._map_ordered_writes = self._simple_writes and not self._tracks_keys and self._reads is None
-        # ... and for stores whose policy is exactly TinyLFUPolicy (its insert and evict are C
-        # functions there; a subclass may override them, so it takes the Python path).
-        self._tinylfu_writes = self._simple_writes and type(self._policy) is TinyLFUPolicy
+        # ... and the C fused set's (core/_speedups.c), one attribute read per write: for stores
+        # whose map is their order, and for stores whose policy is exactly TinyLFUPolicy (its
+        # insert and evict are C functions there; a subclass may override them, so it takes
+        # the Python path).
+        if self._simple_writes and not self._tracks_keys and self._reads is None:
+            self._c_writes = C_WRITES_MAP_ORDERED
+        elif self._simple_writes and type(self._policy) is TinyLFUPolicy:
+            self._c_writes = C_WRITES_TINYLFU
+        else:
+            self._c_writes = C_WRITES_NONE
 
     def _drain_reads(self) -> None:
         """Replay the buffered hits into the policy, oldest first. Lock held.
