@@ -487,6 +487,22 @@ def test_readme_quick_start_runs(tmp_path: Any) -> None:
     assert "quick start ok" in result.stdout
 
 
+@pytest.mark.parametrize("policy", ["lru", "tinylfu", "fifo", "lfu"])
+@pytest.mark.parametrize("every", [4, 3])
+def test_fused_set_times_one_write_in_sample_every(policy: str, every: int) -> None:
+    # The inline write path (C, or the Python closure) times its own ticks; with a ttl the
+    # facade's path does. Either way one write in `every` is sampled, and every one counted.
+    cache = Cache("memory", policy=policy, latency_sample=every, max_entries=4)
+    for i in range(12):
+        cache.set(f"k{i}", i)
+    stats = cache.stats()
+    assert (stats.sets, stats.set_latency.count, stats.evictions) == (12, 12 // every, 8)
+    assert 0 < stats.set_latency.p50 <= stats.set_latency.p99
+    for i in range(12):
+        cache.set(f"t{i}", i, ttl=60)
+    assert (cache.stats().sets, cache.stats().set_latency.count) == (24, 24 // every)
+
+
 @pytest.mark.parametrize("policy", ["lru", "tinylfu", "fifo"])
 def test_fused_get_counts_samples_and_defers(policy: str) -> None:
     from stratacache.testing import FakeClock

@@ -357,10 +357,11 @@ def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
         assert outcomes[0] == outcomes[1], (step, outcomes)
         if step % 100 == 0:
             a, b = compiled.stats(), reference.stats()
-            # get_latency.count: the same calls were sampled (ticks go to the closure).
+            # Latency counts: the same calls were sampled (C times a set tick itself).
             fields = ("hits", "misses", "sets", "items", "expirations", "evictions")
             assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
             assert a.get_latency.count == b.get_latency.count
+            assert a.set_latency.count == b.set_latency.count
             # Every entry's metadata (version, created, updated, expiry, weight) too.
             infos = [
                 [c._backend.store.entry_info(c._prefix + f"k{i}") for i in range(80)]  # type: ignore[attr-defined]

@@ -1105,7 +1105,8 @@ typedef struct {
     vectorcallfunc vectorcall;
 } FusedSet;
 
-static PyObject *str_c_writes;
+static PyObject *str_c_writes, *str_set_latency, *str_add;
+static PyObject *perf_counter; /* time.perf_counter, for the fused set's latency samples */
 /* store._c_writes (memory_store.py's C_WRITES_*): the map is the order, or a TinyLFUPolicy. */
 #define C_WRITES_MAP_ORDERED 1
 #define C_WRITES_TINYLFU 2
@@ -1426,32 +1427,58 @@ fs_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
         return NULL;
     }
     n += 1;
+    PyObject *started = NULL; /* a tick: the write is timed, as the closure times its own */
     if ((n & self->mask) == 0) {
-        return PyObject_Vectorcall(self->slow, args, nargsf, NULL); /* a tick: timed there */
+        if (self->mask == 0) {
+            /* Every call is a tick (sample_every is 1 or not a power of two): the closure
+             * tests `n % every` itself. */
+            return PyObject_Vectorcall(self->slow, args, nargsf, NULL);
+        }
+        started = PyObject_CallNoArgs(perf_counter);
+        if (started == NULL) {
+            return NULL;
+        }
     }
     PyObject *k = prefixed(self->prefix, args[0]);
     if (k == NULL) {
+        Py_XDECREF(started);
         return NULL;
     }
     PyObject *locked = PyObject_CallNoArgs(self->acquire);
     if (locked == NULL) {
         Py_DECREF(k);
+        Py_XDECREF(started);
         return NULL;
     }
     Py_DECREF(locked);
     int done = fs_write_locked(self, k, args[1]);
     Py_DECREF(k);
-    if (release_keeping_error(self->release) < 0) {
-        return NULL;
-    }
-    if (done < 0) {
-        return NULL;
-    }
-    if (done == 0) {
+    if (release_keeping_error(self->release) < 0 || done <= 0) {
+        Py_XDECREF(started);
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        /* Not for this path: the closure writes (and times the facade's path on a tick). */
         return PyObject_Vectorcall(self->slow, args, nargsf, NULL);
     }
     if (set_counter(&self->sets, self->stats, n) < 0) {
+        Py_XDECREF(started);
         return NULL;
+    }
+    if (started != NULL) {
+        /* stats.set_latency.add(perf_counter() - started) */
+        PyObject *now = PyObject_CallNoArgs(perf_counter);
+        PyObject *elapsed = now == NULL ? NULL : PyNumber_Subtract(now, started);
+        PyObject *latency = elapsed == NULL ? NULL : PyObject_GetAttr(self->stats, str_set_latency);
+        PyObject *r = latency == NULL ? NULL : PyObject_CallMethodOneArg(latency, str_add, elapsed);
+        Py_XDECREF(now);
+        Py_XDECREF(elapsed);
+        Py_XDECREF(latency);
+        Py_DECREF(started);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
     }
     Py_RETURN_NONE;
 }
@@ -2246,6 +2273,8 @@ speedups_exec(PyObject *module)
             || !(str_closed = PyUnicode_InternFromString("_closed"))
             || !(str_default_ttl = PyUnicode_InternFromString("default_ttl"))
             || !(str_c_writes = PyUnicode_InternFromString("_c_writes"))
+            || !(str_set_latency = PyUnicode_InternFromString("set_latency"))
+            || !(str_add = PyUnicode_InternFromString("add"))
             || !(str_heap = PyUnicode_InternFromString("_heap"))
             || !(str_policy = PyUnicode_InternFromString("_policy"))
             || !(str_max_entries = PyUnicode_InternFromString("max_entries"))
@@ -2284,6 +2313,14 @@ speedups_exec(PyObject *module)
             || !(long_zero = PyLong_FromLong(0))
             || !(long_one = PyLong_FromLong(1))
             || !(long_eight = PyLong_FromLong(8))) {
+            return -1;
+        }
+    }
+    if (perf_counter == NULL) {
+        PyObject *time = PyImport_ImportModule("time");
+        perf_counter = time == NULL ? NULL : PyObject_GetAttrString(time, "perf_counter");
+        Py_XDECREF(time);
+        if (perf_counter == NULL) {
             return -1;
         }
     }

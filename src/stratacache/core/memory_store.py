@@ -1015,9 +1015,10 @@ class MemoryStore:
         tick are read per call). The common case — a str key, no hooks, no ttl, a store that
         weighs nothing and has no sliding expiry — is done inline under the store's lock,
         policy calls and eviction included (``_put`` and ``_enforce`` in one frame); anything
-        else goes to ``full_set``, the facade's method (which counts errors and fires hooks),
-        and so does one write in ``sample_every`` (after setting the facade's tick so that it
-        times that call). Nothing on the inline path can fail: no weigher runs, no limit
+        else goes to ``full_set``, the facade's method (which counts errors and fires hooks).
+        One write in ``sample_every`` is timed into ``stats.set_latency``: this function's
+        path when it takes the write, else the facade's (its tick is set so that it times the
+        call). Nothing on the inline path can fail: no weigher runs, no limit
         refuses, and the policies' ``on_insert``/``on_update``/``evict`` with weight 1 raise
         nothing.
         """
@@ -1031,6 +1032,7 @@ class MemoryStore:
         reads = self._reads
         move = data.move_to_end if type(data) is OrderedDict else None
         popfirst = data.popitem
+        perf_counter = time.perf_counter
         every = sample_every
         mask = every - 1 if every & (every - 1) == 0 else 0
 
@@ -1046,9 +1048,8 @@ class MemoryStore:
             if seconds is not None or not store._simple_writes:
                 return full_set(key, value, ttl)
             n = stats.sets + 1
-            if not n & mask and not n % every:
-                owner._tick = every  # makes the full path time this call
-                return full_set(key, value, ttl)
+            # One write in ``every`` is timed, here: the path a write actually takes.
+            started = perf_counter() if not n & mask and not n % every else 0.0
             k = prefix + key
             done = False
             acquire()
@@ -1100,8 +1101,12 @@ class MemoryStore:
             finally:
                 release()
             if not done:
+                if started:
+                    owner._tick = every  # makes the full path time this call instead
                 return full_set(key, value, ttl)
             stats.sets = n
+            if started:
+                stats.set_latency.add(perf_counter() - started)
             return None
 
         native = _native.speedups
