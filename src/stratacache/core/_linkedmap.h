@@ -620,6 +620,32 @@ static PyTypeObject LinkedMapType = {
 
 /* -- for the TinyLFU helpers: one code path over a LinkedMap or any other mapping ------------ */
 
+#define LinkedMap_Ready(op) (LinkedMap_Check(op) && ((LinkedMap *)(op))->index != NULL)
+
+/* Move `node` from `src` to the recent end of `dst`, the node itself (no allocation): a key
+ * already in `dst` keeps its place there and takes the node's value, as `dst[key] = value`
+ * would. 0, or -1 with an exception (the key then stays in `src` if it could not leave). */
+static int
+lm_transfer(LinkedMap *src, LinkedMap *dst, LMNode *node)
+{
+    Py_INCREF(node);
+    int r = lm_remove(src, node, NULL);
+    if (r == 0) {
+        LMNode *there = (LMNode *)PyDict_SetDefault(dst->index, node->key, (PyObject *)node);
+        if (there == node) {
+            lm_link(dst, node, 1);
+        }
+        else if (there != NULL) {
+            Py_XSETREF(there->value, Py_NewRef(node->value));
+        }
+        else {
+            r = -1;
+        }
+    }
+    Py_DECREF(node);
+    return r;
+}
+
 /* The value of `key` in `map` as a new reference, or NULL: absent (no exception) or an error. */
 static PyObject *
 map_get(PyObject *map, PyObject *key)
@@ -677,20 +703,6 @@ map_set(PyObject *map, PyObject *key, PyObject *value)
     return PyObject_SetItem(map, key, value);
 }
 
-/* del map[key] (KeyError when absent) */
-static int
-map_del(PyObject *map, PyObject *key)
-{
-    if (LinkedMap_Check(map) && ((LinkedMap *)map)->index != NULL) {
-        int r = lm_pop((LinkedMap *)map, key, NULL);
-        if (r == 0) {
-            PyErr_SetObject(PyExc_KeyError, key);
-        }
-        return r > 0 ? 0 : -1;
-    }
-    return PyObject_DelItem(map, key);
-}
-
 /* map.move_to_end(key) */
 static int
 map_move_to_end(PyObject *map, PyObject *key)
@@ -705,6 +717,64 @@ map_move_to_end(PyObject *map, PyObject *key)
     PyObject *r = PyObject_CallMethod(map, "move_to_end", "O", key);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
+}
+
+/* key, value = src.popitem(last=False); dst[key] = value -- with the key and value as new
+ * references: 1 moved, 0 `src` empty, -1 error. */
+static int map_pop_oldest(PyObject *map, PyObject **key, PyObject **value);
+
+static int
+map_move_oldest(PyObject *src, PyObject *dst, PyObject **key, PyObject **value)
+{
+    if (LinkedMap_Ready(src) && LinkedMap_Ready(dst)) {
+        LMNode *node = ((LinkedMap *)src)->first;
+        if (node == NULL) {
+            return 0;
+        }
+        *key = Py_NewRef(node->key);
+        *value = Py_NewRef(node->value);
+        if (lm_transfer((LinkedMap *)src, (LinkedMap *)dst, node) < 0) {
+            Py_CLEAR(*key);
+            Py_CLEAR(*value);
+            return -1;
+        }
+        return 1;
+    }
+    int popped = map_pop_oldest(src, key, value);
+    if (popped <= 0) {
+        return popped;
+    }
+    if (map_set(dst, *key, *value) < 0) {
+        Py_CLEAR(*key);
+        Py_CLEAR(*value);
+        return -1;
+    }
+    return 1;
+}
+
+/* value = src.pop(key); dst[key] = value -- with the value as a new reference: 1 moved, 0
+ * absent from `src` (no exception), -1 error. */
+static int
+map_move(PyObject *src, PyObject *dst, PyObject *key, PyObject **value)
+{
+    if (LinkedMap_Ready(src) && LinkedMap_Ready(dst)) {
+        LMNode *node = lm_lookup((LinkedMap *)src, key);
+        if (node == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        *value = Py_NewRef(node->value);
+        if (lm_transfer((LinkedMap *)src, (LinkedMap *)dst, node) < 0) {
+            Py_CLEAR(*value);
+            return -1;
+        }
+        return 1;
+    }
+    int popped = map_pop(src, key, value);
+    if (popped > 0 && map_set(dst, key, *value) < 0) {
+        Py_CLEAR(*value);
+        return -1;
+    }
+    return popped;
 }
 
 /* map.popitem(last=False) as two new references: 1 popped, 0 empty, -1 error. */

@@ -1630,15 +1630,16 @@ static PyMemberDef tl_counter_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject TLCountersType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "stratacache.core._speedups.TinyLFUCounters",
-    .tp_doc = "The integer attributes of TinyLFUPolicy, as C fields (its base class with the speedups).",
-    .tp_basicsize = sizeof(TLCounters),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_new = PyType_GenericNew,
-    .tp_members = tl_counter_members,
-};
+/* A base class that holds C integer fields as attributes, for a Python class to derive from. */
+#define COUNTERS_TYPE(name, owner, ctype, members)                                                 \
+    {                                                                                              \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "stratacache.core._speedups." name,               \
+        .tp_doc = "The integer attributes of " owner ", as C fields (its base class with the speedups).", \
+        .tp_basicsize = sizeof(ctype), .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,        \
+        .tp_new = PyType_GenericNew, .tp_members = members,                                        \
+    }
+
+static PyTypeObject TLCountersType = COUNTERS_TYPE("TinyLFUCounters", "TinyLFUPolicy", TLCounters, tl_counter_members);
 
 typedef struct {
     PyObject_HEAD
@@ -1651,15 +1652,8 @@ static PyMemberDef sketch_counter_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject SketchCountersType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "stratacache.core._speedups.SketchCounters",
-    .tp_doc = "The integer attributes of FrequencySketch, as C fields (its base class with the speedups).",
-    .tp_basicsize = sizeof(SketchCounters),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_new = PyType_GenericNew,
-    .tp_members = sketch_counter_members,
-};
+static PyTypeObject SketchCountersType =
+    COUNTERS_TYPE("SketchCounters", "FrequencySketch", SketchCounters, sketch_counter_members);
 
 /* The counters of a policy that tl_bind accepted. */
 #define TLC(policy) ((TLCounters *)(policy))
@@ -1761,18 +1755,6 @@ sketch_increment_object(PyObject *sketch, PyObject *key)
     return counts->size >= counts->sample_size ? call_method0(sketch, str_reset) : 0;
 }
 
-static int
-sketch_frequency_object(PyObject *sketch, PyObject *key)
-{
-    sketch_view view;
-    if (sketch_view_of(sketch, &view) < 0) {
-        return -1;
-    }
-    int low = sketch_estimate(&view, key);
-    Py_DECREF(view.owner);
-    return low;
-}
-
 /* TinyLFUPolicy._ghost_check(key) */
 static int
 ghost_check(PyObject *policy, PyObject *key)
@@ -1851,16 +1833,15 @@ move_overflow(PyObject *src, PyObject *dst, Py_ssize_t *total, const Py_ssize_t 
 {
     while (*total > *limit) {
         PyObject *k = NULL, *w = NULL;
-        int popped = map_pop_oldest(src, &k, &w);
-        if (popped <= 0) {
-            if (popped < 0) {
+        int moved = map_move_oldest(src, dst, &k, &w);
+        if (moved <= 0) {
+            if (moved < 0) {
                 return -1;
             }
             break;
         }
         Py_ssize_t weight = PyLong_AsSsize_t(w);
-        int r = ((weight == -1 && PyErr_Occurred()) || map_set(dst, k, w) < 0
-                 || (candidates != NULL && PyList_Append(candidates, k) < 0))
+        int r = ((weight == -1 && PyErr_Occurred()) || (candidates != NULL && PyList_Append(candidates, k) < 0))
                     ? -1
                     : 0;
         Py_DECREF(k);
@@ -1896,7 +1877,8 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
     }
     /* A set without a get first: count the request here (`last is not key and last != key`). */
     int fresh = last != key;
-    if (fresh) {
+    /* No last miss and a str key (the store's): nothing to compare, str never equals it. */
+    if (fresh && !(last == no_key && PyUnicode_CheckExact(key))) {
         int equal = PyObject_RichCompareBool(last, key, Py_EQ);
         if (equal < 0) {
             goto done;
@@ -2020,20 +2002,25 @@ tl_update(PyObject *policy, PyObject *key)
             goto done;
         }
     }
-    else if (map_del(regions[PROBATION], key) < 0) {
-        goto done;
-    }
     else if (1 > c->protected_max) {
         /* _promote: can never fit in protected; refreshed within probation instead. */
-        if (map_set(regions[PROBATION], key, long_one) < 0) {
+        if (map_move_to_end(regions[PROBATION], key) < 0) {
             goto done;
         }
     }
     else {
-        if (map_set(regions[PROTECTED], key, long_one) < 0) {
+        /* _promote: to protected's recent end, with its weight (1 by now). */
+        PyObject *w = NULL;
+        int moved = map_move(regions[PROBATION], regions[PROTECTED], key, &w);
+        Py_ssize_t weight = moved <= 0 ? -1 : PyLong_AsSsize_t(w);
+        Py_XDECREF(w);
+        if (moved <= 0 || (weight == -1 && PyErr_Occurred())) {
+            if (moved == 0) {
+                PyErr_SetObject(PyExc_KeyError, key);
+            }
             goto done;
         }
-        c->protected_weight += 1;
+        c->protected_weight += weight;
         if (move_overflow(regions[PROTECTED], regions[PROBATION], &c->protected_weight, &c->protected_max, NULL) < 0) {
             goto done;
         }
@@ -2080,13 +2067,11 @@ tinylfu_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* TinyLFUPolicy._bury(ghost, key, weight), with `entries` the keys now held. */
+/* The rest of TinyLFUPolicy._bury once the key is in `ghost`: forget its oldest keys past the
+ * bound, with `entries` the keys now held. */
 static int
-bury(PyObject *ghost, PyObject *key, PyObject *weight, Py_ssize_t entries)
+trim_ghost(PyObject *ghost, Py_ssize_t entries)
 {
-    if (map_set(ghost, key, weight) < 0) {
-        return -1;
-    }
     Py_ssize_t limit = (Py_ssize_t)(GHOST_SHARE * (double)entries);
     if (limit < MIN_GHOST) {
         limit = MIN_GHOST;
@@ -2168,8 +2153,14 @@ tl_evict(PyObject *policy)
             take_candidate = 1; /* nothing older to compete with, or a key that can never fit */
         }
         else {
-            int cf = sketch_frequency_object(sketch, candidate);
-            int vf = cf < 0 ? -1 : sketch_frequency_object(sketch, victim);
+            /* Both estimates from one view of the table. */
+            sketch_view view;
+            if (sketch_view_of(sketch, &view) < 0) {
+                goto done;
+            }
+            int cf = sketch_estimate(&view, candidate);
+            int vf = cf < 0 ? -1 : sketch_estimate(&view, victim);
+            Py_DECREF(view.owner);
             if (vf < 0) {
                 goto done;
             }
@@ -2198,9 +2189,12 @@ tl_evict(PyObject *policy)
             goto done;
         }
         PyObject *key = take_candidate ? candidate : victim;
-        int popped = map_pop(probation, key, &weight);
-        Py_ssize_t w = popped <= 0 ? -1 : PyLong_AsSsize_t(weight);
-        if (popped <= 0 || (w == -1 && PyErr_Occurred())) {
+        /* Out of probation into its ghost list (_bury), then the counts and the ghost's bound. */
+        PyObject *ghost = Py_XNewRef(slot_borrow(take_candidate ? &r__window_ghost : &r__main_ghost, policy));
+        int moved = ghost == NULL ? -1 : map_move(probation, ghost, key, &weight);
+        Py_ssize_t w = moved <= 0 ? -1 : PyLong_AsSsize_t(weight);
+        if (moved <= 0 || (w == -1 && PyErr_Occurred())) {
+            Py_XDECREF(ghost);
             if (!PyErr_Occurred()) {
                 PyErr_SetObject(PyExc_KeyError, key);
             }
@@ -2208,8 +2202,9 @@ tl_evict(PyObject *policy)
         }
         c->weight -= w;
         c->entries -= 1;
-        PyObject *ghost = slot_borrow(take_candidate ? &r__window_ghost : &r__main_ghost, policy);
-        if (ghost == NULL || bury(ghost, key, weight, c->entries) < 0) {
+        int trimmed = trim_ghost(ghost, c->entries);
+        Py_DECREF(ghost);
+        if (trimmed < 0) {
             goto done;
         }
         result = Py_NewRef(key);

@@ -20,6 +20,29 @@ def tinylfu_replay(
     left: int,
 ) -> tuple[int, int, int, int]: ...
 
+class TinyLFUCounters:
+    """The integer attributes of ``TinyLFUPolicy``, as C fields (its base class)."""
+
+    weight: int
+    capacity: int
+    _entries: int
+    _window_weight: int
+    _protected_weight: int
+    _hits: int
+    _misses: int
+    _window_ghost_hits: int
+    _main_ghost_hits: int
+    _window_max: int
+    _protected_max: int
+    _climb_period: int
+    _grow_at: int
+
+class SketchCounters:
+    """The integer attributes of ``FrequencySketch``, as C fields (its base class)."""
+
+    size: int
+    sample_size: int
+
 class LinkedMap:
     """An insertion-ordered map with the ``OrderedDict`` operations TinyLFU uses."""
 
