@@ -738,3 +738,50 @@ def test_linked_map_in_a_reference_cycle_is_collected() -> None:
     del linked, value
     gc.collect()
     assert alive() is None
+
+
+@needs_native
+@pytest.mark.parametrize("meddle", ["clear", "pop", "set", "move"])
+def test_linked_map_survives_keys_that_change_it_while_compared(meddle: str) -> None:
+    # A key's __eq__ is Python code the map's dict calls mid-operation; one that changes the
+    # map then may make the operation fail, but the order never names a key the map lost.
+    assert native is not None
+    linked = native.LinkedMap()
+
+    class Meddler(_Key):
+        armed = False
+        __hash__ = _Key.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            if Meddler.armed:
+                Meddler.armed = False
+                if meddle == "clear":
+                    linked.clear()
+                elif meddle == "pop":
+                    linked.pop(keys[0], None)
+                elif meddle == "set":
+                    linked[_Key("fresh")] = 0
+                else:
+                    linked.move_to_end(keys[-1], last=False)
+            return super().__eq__(other)
+
+    keys = [Meddler("aa"), Meddler("bb"), Meddler("cc")]  # one hash: lookups compare keys
+    operations: list[Callable[[], Any]] = [
+        lambda: linked.__setitem__(Meddler("dd"), 4),
+        lambda: linked.pop(keys[1], None),
+        lambda: linked.move_to_end(keys[2]),
+        lambda: linked.popitem(last=False),
+        lambda: keys[1] in linked,
+        lambda: linked.get(keys[0]),
+    ]
+    for operation in operations:
+        linked.clear()
+        for i, key in enumerate(keys):
+            linked[key] = i
+        Meddler.armed = True
+        _outcome(operation)  # may raise (KeyError, RuntimeError): it must not crash
+        Meddler.armed = False
+        listed = list(linked)
+        assert len(listed) <= len(linked)
+        assert all(key in linked for key in listed)
+        assert [k for k, _ in linked.items()] == listed

@@ -10,9 +10,10 @@
  *
  * Layout: `index` is a dict key -> LMNode; the nodes form a doubly linked list, oldest first.
  * The index owns the nodes (the list's pointers are borrowed), and a node owns its key and
- * value. Every operation keeps "linked iff in the index" on return; a key's __eq__ (Python
- * code, called by the dict) that changes the map meanwhile can make an operation fail, never
- * leave a freed node in the list. Iterators check `state`, bumped by every change of order
+ * value. A node in the list is always in the index, so the list never points at a freed
+ * node, whatever a key's __eq__ (Python code, called by the dict) does to the map meanwhile;
+ * such an __eq__ can make an operation fail, and an error in a delete can leave that key
+ * indexed but out of the order. Iterators check `state`, bumped by every change of order
  * or membership, before each step (as OrderedDict does: "mutated during iteration").
  *
  * Python sees the OrderedDict subset the policy and its tests use: len, in, [k], [k] = v,
@@ -153,16 +154,13 @@ lm_remove(LinkedMap *m, LMNode *node, PyObject **value)
     Py_INCREF(node);
     lm_unlink(m, node);
     int r = PyDict_DelItem(m->index, node->key);
-    /* A key's __eq__ may have put the node back in the list meanwhile; it is not in the
-     * index any more (or the delete failed), so it must not stay there. */
-    if (r == 0) {
-        lm_unlink(m, node);
-        if (value != NULL) {
-            *value = Py_NewRef(node->value);
-        }
-    }
-    else if (!node->linked) {
-        lm_link(m, node, 1); /* still indexed: keep it listed (at the recent end) */
+    /* A key's __eq__ may have put the node back in the list meanwhile, or made the delete
+     * fail after removing the node some other way: either way it leaves the list, which
+     * must never hold a node the index may have dropped (an error can leave a key indexed
+     * but out of the order; never a freed node in the list). */
+    lm_unlink(m, node);
+    if (r == 0 && value != NULL) {
+        *value = Py_NewRef(node->value);
     }
     Py_DECREF(node);
     return r;
@@ -215,16 +213,13 @@ lm_move(LinkedMap *m, PyObject *key, int last)
 static int
 lm_clear_all(LinkedMap *m)
 {
-    PyObject *fresh = PyDict_New();
-    if (fresh == NULL) {
-        return -1;
-    }
-    /* Nothing reaches the old nodes once the list and the index are replaced. */
-    PyObject *old = m->index;
-    m->index = fresh;
+    /* The list first: nothing may point at a node once the index lets go of it. The index
+     * stays the same dict (cleared in place), because an operation under way -- a key's
+     * __eq__ called this -- is working on it: the dict itself copes with being cleared
+     * under a lookup, a replaced one could be freed under it. */
     m->first = m->last = NULL;
     m->state++;
-    Py_XDECREF(old);
+    PyDict_Clear(m->index);
     return 0;
 }
 
