@@ -1087,8 +1087,8 @@ typedef struct {
     PyObject *prefix;     /* NULL when empty */
     PyObject *hooks;
     PyObject *owner;      /* the facade: _closed, default_ttl */
-    PyObject *stats;      /* .sets */
-    PyObject *store;      /* _simple_writes, _tracks_keys, _reads, _heap, _policy, max_entries, evictions */
+    PyObject *stats;      /* .sets, .set_latency */
+    PyObject *store;      /* _c_writes, _reads, _heap, _policy, max_entries, evictions */
     PyObject *acquire;    /* the store lock's bound methods */
     PyObject *release;
     PyObject *clock;
@@ -1098,10 +1098,12 @@ typedef struct {
     PyObject *popitem;    /* data.popitem and data.move_to_end, bound once; NULL for a plain dict */
     PyObject *move_to_end;
     PyObject *no_key;     /* policies/tinylfu.py's _NO_KEY ("no last miss"), for tl_insert */
-    PyObject *store_dict; /* the store's and the owner's __dict__, or NULL (see inst_dict) */
-    PyObject *owner_dict;
+    PyObject *store_dict; /* the store's __dict__ (for `evictions`), or NULL (see inst_dict) */
     Py_ssize_t mask;
     slot_ref active, sets, e_value, e_expires, e_weight, e_version, e_created, e_updated;
+    /* The store's and the facade's attributes read on every write: __slots__ of theirs
+     * (MemoryStore, Cache), read at their offsets; slot_get falls back to getattr. */
+    slot_ref s_c_writes, s_reads, s_heap, s_policy, s_max_entries, o_closed, o_default_ttl;
     vectorcallfunc vectorcall;
 } FusedSet;
 
@@ -1134,7 +1136,6 @@ fs_traverse(FusedSet *self, visitproc visit, void *arg)
     Py_VISIT(self->slow);
     Py_VISIT(self->entry_type);
     Py_VISIT(self->store_dict);
-    Py_VISIT(self->owner_dict);
     Py_VISIT(self->popitem);
     Py_VISIT(self->move_to_end);
     Py_VISIT(self->no_key);
@@ -1157,7 +1158,6 @@ fs_clear(FusedSet *self)
     Py_CLEAR(self->slow);
     Py_CLEAR(self->entry_type);
     Py_CLEAR(self->store_dict);
-    Py_CLEAR(self->owner_dict);
     Py_CLEAR(self->popitem);
     Py_CLEAR(self->move_to_end);
     Py_CLEAR(self->no_key);
@@ -1191,7 +1191,7 @@ static int
 fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
 {
     /* Checked under the lock: a concurrent resize may have changed the write path. */
-    PyObject *path_obj = inst_get(self->store_dict, self->store, str_c_writes);
+    PyObject *path_obj = slot_get(&self->s_c_writes, self->store);
     long path = path_obj == NULL ? -1 : PyLong_AsLong(path_obj);
     Py_XDECREF(path_obj);
     if (path == -1 && PyErr_Occurred()) {
@@ -1205,13 +1205,13 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
     PyObject *now = NULL, *heap = NULL, *entry = NULL, *tmp = NULL, *policy = NULL;
     if (tinylfu) {
         /* The policy hears of every buffered hit before this write, as in the closure. */
-        tmp = inst_get(self->store_dict, self->store, str__reads);
+        tmp = slot_get(&self->s_reads, self->store);
         int pending = tmp == NULL ? -1 : PyObject_IsTrue(tmp);
         Py_CLEAR(tmp);
         if (pending < 0 || (pending && call_method0(self->store, str__drain_reads) < 0)) {
             goto done;
         }
-        policy = inst_get(self->store_dict, self->store, str_policy);
+        policy = slot_get(&self->s_policy, self->store);
         if (policy == NULL) {
             goto done;
         }
@@ -1220,7 +1220,7 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
     if (now == NULL) {
         goto done;
     }
-    heap = inst_get(self->store_dict, self->store, str_heap);
+    heap = slot_get(&self->s_heap, self->store);
     if (heap == NULL || !PyList_Check(heap)) {
         if (heap != NULL) {
             PyErr_SetString(PyExc_TypeError, "store._heap must be a list");
@@ -1295,7 +1295,7 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
     if (tinylfu && tl_insert(policy, k, self->no_key) < 0) {
         goto done;
     }
-    PyObject *max_entries = inst_get(self->store_dict, self->store, str_max_entries);
+    PyObject *max_entries = slot_get(&self->s_max_entries, self->store);
     if (max_entries == NULL) {
         goto done;
     }
@@ -1311,7 +1311,7 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
     if (limit >= 0 && size > limit) {
         int has_policy = tinylfu; /* a tinylfu store's policy was read above */
         if (!tinylfu) {
-            PyObject *p = inst_get(self->store_dict, self->store, str_policy);
+            PyObject *p = slot_get(&self->s_policy, self->store);
             if (p == NULL) {
                 goto done;
             }
@@ -1403,13 +1403,15 @@ fs_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
     if (hook != 0) {
         return hook < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
     }
-    int closed = attr_true(self->owner_dict, self->owner, str_closed);
+    PyObject *closed_obj = slot_get(&self->o_closed, self->owner);
+    int closed = closed_obj == NULL ? -1 : PyObject_IsTrue(closed_obj);
+    Py_XDECREF(closed_obj);
     if (closed != 0) {
         return closed < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
     }
     PyObject *ttl = nargs == 3 ? args[2] : self->unset;
     if (ttl == self->unset) {
-        PyObject *seconds = inst_get(self->owner_dict, self->owner, str_default_ttl);
+        PyObject *seconds = slot_get(&self->o_default_ttl, self->owner);
         if (seconds == NULL) {
             return NULL;
         }
@@ -1555,15 +1557,20 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         self->popitem = PyObject_GetAttr(self->data, str_popitem);
         self->move_to_end = PyObject_GetAttr(self->data, str_move_to_end);
         if (self->popitem == NULL || self->move_to_end == NULL) {
-            self->store_dict = self->owner_dict = NULL;
+            self->store_dict = NULL;
             Py_DECREF(self); /* not tracked yet: dealloc untracks harmlessly */
             return NULL;
         }
     }
-    PyObject *store_names[] = {str_c_writes, str__reads, str_heap, str_max_entries, str_policy, str_evictions};
-    PyObject *owner_names[] = {str_closed, str_default_ttl};
-    self->store_dict = inst_dict(self->store, store_names, 6);
-    self->owner_dict = inst_dict(self->owner, owner_names, 2);
+    PyObject *store_names[] = {str_evictions};
+    self->store_dict = inst_dict(self->store, store_names, 1);
+    slot_ref_init(&self->s_c_writes, self->store, str_c_writes);
+    slot_ref_init(&self->s_reads, self->store, str__reads);
+    slot_ref_init(&self->s_heap, self->store, str_heap);
+    slot_ref_init(&self->s_policy, self->store, str_policy);
+    slot_ref_init(&self->s_max_entries, self->store, str_max_entries);
+    slot_ref_init(&self->o_closed, self->owner, str_closed);
+    slot_ref_init(&self->o_default_ttl, self->owner, str_default_ttl);
     slot_ref_init(&self->active, self->hooks, str_active);
     slot_ref_init(&self->sets, self->stats, str_sets);
     PyTypeObject *etype = Py_TYPE(args[11]);

@@ -291,6 +291,10 @@ class MemoryStore:
     ``pool`` shares a byte budget with other stores. Every public method is atomic.
     """
 
+    # What the C fused set reads on every write, as slots (read at their offsets, ~5
+    # instructions, against a dict probe of ~110); everything else in the instance dict.
+    __slots__ = ("__dict__", "__weakref__", "_c_writes", "_heap", "_policy", "_reads", "max_entries")
+
     def __init__(
         self,
         *,
