@@ -58,6 +58,8 @@ typedef struct {
 static PyTypeObject LinkedMapType;
 
 #define LinkedMap_Check(op) Py_IS_TYPE(op, &LinkedMapType)
+/* A LinkedMap whose index is there (the GC's tp_clear drops it in a cycle). */
+#define LinkedMap_Ready(op) (LinkedMap_Check(op) && ((LinkedMap *)(op))->index != NULL)
 
 static void
 lm_link(LinkedMap *m, LMNode *node, int last)
@@ -615,8 +617,6 @@ static PyTypeObject LinkedMapType = {
 
 /* -- for the TinyLFU helpers: one code path over a LinkedMap or any other mapping ------------ */
 
-#define LinkedMap_Ready(op) (LinkedMap_Check(op) && ((LinkedMap *)(op))->index != NULL)
-
 /* Move `node` from `src` to the recent end of `dst`, the node itself (no allocation): a key
  * already in `dst` keeps its place there and takes the node's value, as `dst[key] = value`
  * would. 0, or -1 with an exception (the key then stays in `src` if it could not leave). */
@@ -645,7 +645,7 @@ lm_transfer(LinkedMap *src, LinkedMap *dst, LMNode *node)
 static PyObject *
 map_get(PyObject *map, PyObject *key)
 {
-    if (LinkedMap_Check(map) && ((LinkedMap *)map)->index != NULL) {
+    if (LinkedMap_Ready(map)) {
         LMNode *node = lm_lookup((LinkedMap *)map, key);
         return node == NULL ? NULL : Py_NewRef(node->value);
     }
@@ -663,7 +663,7 @@ map_get(PyObject *map, PyObject *key)
 static Py_ssize_t
 map_len(PyObject *map)
 {
-    if (LinkedMap_Check(map) && ((LinkedMap *)map)->index != NULL) {
+    if (LinkedMap_Ready(map)) {
         return PyDict_GET_SIZE(((LinkedMap *)map)->index);
     }
     return PyDict_Check(map) ? PyDict_GET_SIZE(map) : PyObject_Length(map);
@@ -673,7 +673,7 @@ map_len(PyObject *map)
 static int
 map_pop(PyObject *map, PyObject *key, PyObject **value)
 {
-    if (LinkedMap_Check(map) && ((LinkedMap *)map)->index != NULL) {
+    if (LinkedMap_Ready(map)) {
         return lm_pop((LinkedMap *)map, key, value);
     }
     PyObject *v = map_get(map, key);
@@ -692,32 +692,55 @@ map_pop(PyObject *map, PyObject *key, PyObject **value)
 static int
 map_set(PyObject *map, PyObject *key, PyObject *value)
 {
-    if (LinkedMap_Check(map) && ((LinkedMap *)map)->index != NULL) {
+    if (LinkedMap_Ready(map)) {
         return lm_set((LinkedMap *)map, key, value);
     }
     return PyObject_SetItem(map, key, value);
 }
 
-/* map.move_to_end(key) */
+/* map.move_to_end(key, last) */
 static int
-map_move_to_end(PyObject *map, PyObject *key)
+map_move_to_end(PyObject *map, PyObject *key, int last)
 {
-    if (LinkedMap_Check(map) && ((LinkedMap *)map)->index != NULL) {
-        int r = lm_move((LinkedMap *)map, key, 1);
+    if (LinkedMap_Ready(map)) {
+        int r = lm_move((LinkedMap *)map, key, last);
         if (r == 0) {
             PyErr_SetObject(PyExc_KeyError, key);
         }
         return r > 0 ? 0 : -1;
     }
-    PyObject *r = PyObject_CallMethod(map, "move_to_end", "O", key);
+    PyObject *r = PyObject_CallMethod(map, "move_to_end", "OO", key, last ? Py_True : Py_False);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
 }
 
+/* map.popitem(last=False) as two new references: 1 popped, 0 empty, -1 error. */
+static int
+map_pop_oldest(PyObject *map, PyObject **key, PyObject **value)
+{
+    if (LinkedMap_Ready(map)) {
+        return lm_pop_end((LinkedMap *)map, 0, key, value);
+    }
+    if (PyObject_Length(map) == 0) {
+        return 0;
+    }
+    PyObject *item = PyObject_CallMethod(map, "popitem", "O", Py_False);
+    if (item == NULL) {
+        return -1;
+    }
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+        Py_DECREF(item);
+        PyErr_SetString(PyExc_TypeError, "popitem() must return a pair");
+        return -1;
+    }
+    *key = Py_NewRef(PyTuple_GET_ITEM(item, 0));
+    *value = Py_NewRef(PyTuple_GET_ITEM(item, 1));
+    Py_DECREF(item);
+    return 1;
+}
+
 /* key, value = src.popitem(last=False); dst[key] = value -- with the key and value as new
  * references: 1 moved, 0 `src` empty, -1 error. */
-static int map_pop_oldest(PyObject *map, PyObject **key, PyObject **value);
-
 static int
 map_move_oldest(PyObject *src, PyObject *dst, PyObject **key, PyObject **value)
 {
@@ -772,36 +795,11 @@ map_move(PyObject *src, PyObject *dst, PyObject *key, PyObject **value)
     return popped;
 }
 
-/* map.popitem(last=False) as two new references: 1 popped, 0 empty, -1 error. */
-static int
-map_pop_oldest(PyObject *map, PyObject **key, PyObject **value)
-{
-    if (LinkedMap_Check(map) && ((LinkedMap *)map)->index != NULL) {
-        return lm_pop_end((LinkedMap *)map, 0, key, value);
-    }
-    if (PyObject_Length(map) == 0) {
-        return 0;
-    }
-    PyObject *item = PyObject_CallMethod(map, "popitem", "O", Py_False);
-    if (item == NULL) {
-        return -1;
-    }
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-        Py_DECREF(item);
-        PyErr_SetString(PyExc_TypeError, "popitem() must return a pair");
-        return -1;
-    }
-    *key = Py_NewRef(PyTuple_GET_ITEM(item, 0));
-    *value = Py_NewRef(PyTuple_GET_ITEM(item, 1));
-    Py_DECREF(item);
-    return 1;
-}
-
 /* next(iter(map)) as a new reference, or NULL: empty (no exception) or an error. */
 static PyObject *
 map_oldest(PyObject *map)
 {
-    if (LinkedMap_Check(map) && ((LinkedMap *)map)->index != NULL) {
+    if (LinkedMap_Ready(map)) {
         LMNode *node = ((LinkedMap *)map)->first;
         return node == NULL ? NULL : Py_NewRef(node->key);
     }

@@ -214,7 +214,7 @@ sketch_frequency(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static inline int
 contains(PyObject *container, PyObject *key)
 {
-    if (LinkedMap_Check(container) && ((LinkedMap *)container)->index != NULL) {
+    if (LinkedMap_Ready(container)) {
         return PyDict_Contains(((LinkedMap *)container)->index, key);
     }
     if (PyDict_Check(container)) {
@@ -324,14 +324,11 @@ tinylfu_replay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             stopped = 1;
             break;
         }
-        if (LinkedMap_Check(region) && ((LinkedMap *)region)->index != NULL) {
+        if (LinkedMap_Ready(region)) {
             /* region.move_to_end(key), without the call */
-            r = lm_move((LinkedMap *)region, key, 1);
-            if (r == 0) {
-                PyErr_SetObject(PyExc_KeyError, key);
-            }
+            r = map_move_to_end(region, key, 1);
             Py_DECREF(key);
-            if (r <= 0) {
+            if (r < 0) {
                 return NULL;
             }
         }
@@ -1872,7 +1869,7 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
         return -1;
     }
     TLCounters *c = TLC(policy);
-    PyObject *last = NULL, *window = NULL, *candidates = NULL, *probation = NULL, *item = NULL;
+    PyObject *last = NULL, *window = NULL, *candidates = NULL, *probation = NULL;
     int result = -1;
     last = slot_borrow(&r__last_miss, policy);
     if (last == NULL) {
@@ -1903,14 +1900,9 @@ tl_insert(PyObject *policy, PyObject *key, PyObject *no_key)
     if (map_set(window, key, long_one) < 0) {
         goto done;
     }
-    if (1 > c->window_max) {
+    if (1 > c->window_max && map_move_to_end(window, key, 0) < 0) {
         /* Heavier than the window: it goes to the least recent end (Caffeine). */
-        PyObject *call_args[3] = {window, key, Py_False}; /* move_to_end(key, False) */
-        item = PyObject_VectorcallMethod(str_move_to_end, call_args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (item == NULL) {
-            goto done;
-        }
-        Py_CLEAR(item);
+        goto done;
     }
     c->window_weight += 1;
     c->weight += 1;
@@ -1941,7 +1933,6 @@ done:
     Py_XDECREF(window);
     Py_XDECREF(candidates);
     Py_XDECREF(probation);
-    Py_XDECREF(item);
     return result;
 }
 
@@ -2005,13 +1996,13 @@ tl_update(PyObject *policy, PyObject *key)
         goto done;
     }
     if (region != PROBATION) {
-        if (map_move_to_end(regions[region], key) < 0) {
+        if (map_move_to_end(regions[region], key, 1) < 0) {
             goto done;
         }
     }
     else if (1 > c->protected_max) {
         /* _promote: can never fit in protected; refreshed within probation instead. */
-        if (map_move_to_end(regions[PROBATION], key) < 0) {
+        if (map_move_to_end(regions[PROBATION], key, 1) < 0) {
             goto done;
         }
     }
