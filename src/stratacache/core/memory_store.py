@@ -55,11 +55,11 @@ __all__ = ["EntryInfo", "MemoryStore", "StoreCounters", "default_weigher"]
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
-# A stale deadline heap (overwritten / deleted keys) is rebuilt past this many extra items.
 # The C fused set's write paths (store._c_writes): none (the Python closure writes), a map
 # that is its own order (lru, fifo, unbounded), a TinyLFUPolicy's C functions.
 C_WRITES_NONE, C_WRITES_MAP_ORDERED, C_WRITES_TINYLFU = 0, 1, 2
 
+# A stale deadline heap (overwritten / deleted keys) is rebuilt past this many extra items.
 _HEAP_SLACK = 1024
 # Fixed per-entry overhead in the default weight estimate (list + dict slot + key object).
 _ENTRY_OVERHEAD = 64
