@@ -1113,7 +1113,8 @@ static int call_method0(PyObject *obj, PyObject *name);
 static int tl_insert(PyObject *policy, PyObject *key, PyObject *no_key);
 static int tl_update(PyObject *policy, PyObject *key);
 static PyObject *tl_evict(PyObject *policy);
-static PyObject *str_closed, *str_default_ttl, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked, *str_enforce,
+static PyObject *str_closed, *str_default_ttl, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked, *str__expire,
+    *str_enforce,
     *str_popitem, *str_move_to_end, *str_sets, *str_weight, *str_version, *str_created,
     *str_updated, *kwnames_over, *long_zero, *long_one, *long_eight;
 
@@ -1247,9 +1248,30 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
     if (entry == NULL && PyErr_Occurred()) {
         goto done;
     }
+    Py_XINCREF(entry);
+    if (entry != NULL) {
+        /* A dead entry is not overwritten: store._expire(k, entry) drops and counts it, and
+         * a new entry is made below (as _put does). */
+        tmp = slot_get(&self->e_expires, entry);
+        if (tmp == NULL) {
+            goto done;
+        }
+        int dead = tmp != Py_None ? PyObject_RichCompareBool(tmp, now, Py_LE) : 0;
+        Py_CLEAR(tmp);
+        if (dead < 0) {
+            goto done;
+        }
+        if (dead) {
+            tmp = PyObject_CallMethodObjArgs(self->store, str__expire, k, entry, NULL);
+            if (tmp == NULL) {
+                goto done;
+            }
+            Py_CLEAR(tmp);
+            Py_CLEAR(entry);
+        }
+    }
     if (entry != NULL) {
         /* An overwrite: value, expires, version + 1, updated; the key moves to the end. */
-        Py_INCREF(entry);
         PyObject *version = slot_get(&self->e_version, entry);
         if (version == NULL) {
             goto done;
@@ -2273,6 +2295,7 @@ speedups_exec(PyObject *module)
             || !(str_max_entries = PyUnicode_InternFromString("max_entries"))
             || !(str_evictions = PyUnicode_InternFromString("evictions"))
             || !(str_purge_locked = PyUnicode_InternFromString("_purge_locked"))
+            || !(str__expire = PyUnicode_InternFromString("_expire"))
             || !(str_enforce = PyUnicode_InternFromString("_enforce"))
             || !(str_popitem = PyUnicode_InternFromString("popitem"))
             || !(str_move_to_end = PyUnicode_InternFromString("move_to_end"))

@@ -452,8 +452,7 @@ class MemoryStore:
         if expires is not None:
             now = self.clock()
             if expires <= now:
-                self._remove(key, entry)
-                self.expirations += 1
+                self._expire(key, entry)
                 return None
             window = entry.window
             if window is not None:
@@ -466,6 +465,11 @@ class MemoryStore:
             if self._reads:
                 self._drain_reads()  # the hits before this one first, in order
             self._on_access(key)
+
+    def _expire(self, key: str, entry: _Entry) -> None:
+        """Drop the dead entry at ``key`` and count it as expired. Lock held."""
+        self._remove(key, entry)
+        self.expirations += 1
 
     def _remove(self, key: str, entry: _Entry) -> None:
         """Forget ``key`` everywhere (map, policy, bytes, pool). Lock held."""
@@ -538,6 +542,11 @@ class MemoryStore:
             expires, window = self._deadline(ttl, now)
         data = self._data
         entry = data.get(key)
+        if entry is not None and entry.expires is not None and entry.expires <= now:
+            # A dead entry is not overwritten but expired, and the write makes a new one
+            # (version 1, created now): the same answer whether the janitor got there first.
+            self._expire(key, entry)
+            entry = None
         policy = self._policy
         policy_weight = weight if self._policy_weighs else 1
         if entry is None:
@@ -674,8 +683,7 @@ class MemoryStore:
             if expires is None:
                 continue
             if expires <= now:
-                self._remove(key, entry)
-                self.expirations += 1
+                self._expire(key, entry)
                 removed += 1
             elif expires not in (deadline, _FOREVER):
                 # Extended since scheduled (sliding expiry or a rewrite): watch the new deadline.
@@ -1070,6 +1078,9 @@ class MemoryStore:
                     policy = store._policy
                     tracks_keys = store._tracks_keys
                     entry = data_get(k)
+                    if entry is not None and entry.expires is not None and entry.expires <= now:
+                        store._expire(k, entry)  # dead: expired, and a new entry made (as _put)
+                        entry = None
                     if entry is None:
                         entry = _new_entry(_Entry)
                         entry.value = value
