@@ -103,6 +103,19 @@ def cache_kwargs(
 
 
 @pytest.fixture
+def no_janitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stores made in the test are never swept by the process's janitor thread.
+
+    The janitor runs on real time, whatever clock a store has: a test that checks a counter
+    at an exact moment (or compares two twins step by step) must not see it reclaim expired
+    entries in between. Expiry on touch and on write still happens; the test decides.
+    """
+    from stratacache.core.janitor import janitor
+
+    monkeypatch.setattr(janitor, "watch", lambda store: None)
+
+
+@pytest.fixture
 def cache_clock(request: pytest.FixtureRequest) -> FakeClock | RealClock:
     """The clock every fake-clock backend in a test shares; a real one for server backends."""
     if "backend_name" in request.fixturenames and request.getfixturevalue("backend_name") in SERVER_BACKENDS:

@@ -140,6 +140,7 @@ def test_sliding_expiry(clock: FakeClock) -> None:
     assert store.get("session") is MISSING
 
 
+@pytest.mark.usefixtures("no_janitor")  # counts checked at fake-clock moments
 def test_janitor_reclaims_unread_entries(clock: FakeClock) -> None:
     store = MemoryStore(clock=clock)
     for i in range(100):
@@ -184,6 +185,7 @@ def test_janitor_thread_sweeps_on_its_own() -> None:
     assert not sweeper.running
 
 
+@pytest.mark.usefixtures("no_janitor")  # counts checked at fake-clock moments
 def test_overwrite_and_expire_reschedule(clock: FakeClock) -> None:
     store = MemoryStore(clock=clock)
     store.set("k", 1, 5)
@@ -445,6 +447,7 @@ def test_unbounded_counters_add_up_across_threads() -> None:
     assert stats.errors == 0
 
 
+@pytest.mark.usefixtures("no_janitor")  # counts checked at fake-clock moments
 def test_overwrites_keep_the_deadline_heap_small_and_correct(clock: FakeClock) -> None:
     store = MemoryStore(clock=clock)
     for _ in range(1000):

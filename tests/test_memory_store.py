@@ -22,6 +22,11 @@ INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 
 
+# The process's janitor thread sweeps on real time: these tests check counters, paths and
+# heaps at exact moments of a fake clock, so it is kept out (see conftest.no_janitor).
+pytestmark = pytest.mark.usefixtures("no_janitor")
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

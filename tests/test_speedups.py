@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 
 import stratacache as sc
 from stratacache.core import _native
-from stratacache.core.janitor import janitor
 from stratacache.core.memory_store import C_WRITES_TINYLFU
 from stratacache.core.policies import FrequencySketch, LFUPolicy, RandomPolicy, TinyLFUPolicy
 from stratacache.core.policies.lfu import _Bucket, _Node
@@ -38,14 +37,9 @@ T = TypeVar("T")
 
 native = _native.speedups
 needs_native = pytest.mark.skipif(native is None, reason="the C speedups are not built here")
-
-
-@pytest.fixture
-def no_janitor(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stores made in the test are never swept by the janitor thread: it runs on real time,
-    so it would reclaim expired entries of one of two twins between their steps, and the
-    twins' counters would differ at a check though neither is wrong. The test decides."""
-    monkeypatch.setattr(janitor, "watch", lambda store: None)
+# Twins are compared step by step; the janitor thread (real time) would sweep one between
+# its step and the other's (see conftest.no_janitor).
+pytestmark = pytest.mark.usefixtures("no_janitor")
 
 
 @contextmanager
@@ -335,7 +329,7 @@ def _operation(
     ids=["plain", "namespace", "odd-sample", "sliding", "unbounded", "default-ttl"],
 )
 def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
-    policy: str, variant: dict[str, Any], monkeypatch: pytest.MonkeyPatch, no_janitor: None
+    policy: str, variant: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Hits (plain, with a ttl, due, sliding, collections), misses, non-str and unhashable keys,
     # keyword defaults, hooks switched on and off, evictions and expiry: every call must give
@@ -388,9 +382,7 @@ def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
 
 @pytest.mark.parametrize("policy", ["lru", "fifo", "random", "lfu", "tinylfu", None])
 @pytest.mark.parametrize("way", ["c", "python", "ttl", "many"])
-def test_a_write_over_an_expired_entry_expires_it_and_makes_a_new_entry(
-    policy: str | None, way: str, no_janitor: None
-) -> None:
+def test_a_write_over_an_expired_entry_expires_it_and_makes_a_new_entry(policy: str | None, way: str) -> None:
     # Whether the janitor reached a dead entry before the write or not, the write must give
     # the same answer: the dead entry counts as expired and the write makes a new entry
     # (version 1, created now); it does not inherit the dead one's metadata. The fused set
