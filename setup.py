@@ -15,7 +15,10 @@ setup(
         Extension(
             "stratacache.core._speedups",
             ["src/stratacache/core/_speedups.c"],
-            depends=["src/stratacache/core/_linkedmap.h"],  # included by _speedups.c
+            depends=[  # included by _speedups.c
+                "src/stratacache/core/_linkedmap.h",
+                "src/stratacache/core/_storelock.h",
+            ],
             optional=True,
             # A call to an undeclared function compiles to one returning int: a crash, not
             # a fallback. Make it a build error, so the package falls back to pure Python.

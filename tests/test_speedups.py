@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import os
 import random
+import signal
 import threading
 import time
 import weakref
@@ -671,6 +672,162 @@ def test_fused_set_constructor_refuses_bad_arguments() -> None:
     with pytest.raises(TypeError, match="takes 13 arguments"):
         native.fused_set(*good[:12])
     assert not lock.locked()
+
+
+# -- StoreLock: the memory store's lock, held to threading.Lock -----------------------------
+
+
+def _lock_script(lock: Any) -> list[Any]:
+    """Outcomes of every call of threading.Lock's interface, in order (errors by type and text)."""
+    steps: list[Callable[[], Any]] = [
+        lock.locked,
+        lock.release,  # not held: RuntimeError
+        lock.acquire,
+        lock.locked,
+        lambda: lock.acquire(False),  # held: False at once
+        lambda: lock.acquire(blocking=False),
+        lambda: lock.acquire(True, 0.01),  # held: False after the timeout
+        lambda: lock.acquire(timeout=0),
+        lambda: lock.acquire(False, 1),  # no timeout for a non-blocking call
+        lambda: lock.acquire(timeout=-2),
+        lambda: lock.acquire(timeout=1e300),
+        lambda: lock.acquire(timeout="soon"),
+        lambda: lock.acquire(1, 2, 3),
+        lambda: lock.acquire(bogus=1),
+        lambda: lock.acquire(True, blocking=True),
+        lock.release,
+        lock.locked,
+        lambda: lock.acquire(blocking=1, timeout=0.5),
+        lambda: lock.__exit__(None, None, None),
+        lock.__enter__,
+        lambda: lock.__exit__(None, None, None),
+        lambda: lock.__exit__(None, None, None),  # not held any more
+    ]
+    return [_outcome(step) for step in steps]
+
+
+@needs_native
+def test_store_lock_answers_as_threading_lock() -> None:
+    assert native is not None
+    ours, theirs = _lock_script(native.StoreLock()), _lock_script(threading.Lock())
+    # The same results and error types; the wording of argument errors varies between
+    # Python versions (ours is 3.11's), so only "release unlocked lock" is compared whole.
+    for step, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert a[:2] == b[:2], (step, a, b)
+        if a[0] == "raised" and a[1] is RuntimeError:
+            assert a == b, (step, a, b)
+        elif a[0] == "raised" and a[1] in (ValueError, OverflowError):
+            assert "timeout" in a[2], (step, a)
+    lock = native.StoreLock()
+    assert repr(lock).startswith("<unlocked stratacache.core._speedups.StoreLock object at 0x")
+    with lock:
+        assert repr(lock).startswith("<locked ")
+    assert weakref.ref(lock)() is lock
+    with pytest.raises(TypeError, match="takes no arguments"):
+        native.StoreLock(1)  # type: ignore[call-arg]
+    held = native.StoreLock()
+    held.acquire()
+    del held  # freed while held: released first, no crash
+
+
+@needs_native
+def test_store_lock_excludes_threads_and_waits_without_the_gil() -> None:
+    assert native is not None
+    lock = native.StoreLock()
+    total = [0]
+
+    def work() -> None:
+        for _ in range(2_000):
+            with lock:
+                value = total[0]
+                time.sleep(0) if value % 97 == 0 else None  # a switch while holding it
+                total[0] = value + 1
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert total[0] == 8_000
+    # Released by another thread, as threading.Lock may be; a waiter blocked in acquire()
+    # (GIL released, else the releasing thread could never run) gets it then.
+    lock.acquire()
+    releaser = threading.Timer(0.05, lock.release)
+    releaser.start()
+    started = time.monotonic()
+    assert lock.acquire(timeout=5)
+    assert time.monotonic() - started >= 0.04
+    releaser.join()
+    lock.release()
+
+
+@needs_native
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_store_lock_wait_is_interrupted_by_a_signal_handler_that_raises() -> None:
+    assert native is not None
+
+    class Alarm(Exception):
+        pass
+
+    def ring(signum: int, frame: Any) -> None:
+        raise Alarm
+
+    lock = native.StoreLock()
+    lock.acquire()
+    # Should the wait ignore signals, this ends it after 5 s (and the test fails, not hangs).
+    rescue = threading.Timer(5.0, lock.release)
+    previous = signal.signal(signal.SIGALRM, ring)
+    try:
+        rescue.start()
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        started = time.monotonic()
+        with pytest.raises(Alarm):
+            lock.acquire()  # held by this very thread: only the handler can end the wait
+        assert time.monotonic() - started < 2.5  # ended by the handler, not by the rescue
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        rescue.cancel()
+    assert lock.locked()
+    lock.release()
+
+
+@needs_native
+@pytest.mark.parametrize("policy", ["lru", "tinylfu"])
+def test_fused_paths_wait_for_a_store_lock_held_by_another_thread(policy: str) -> None:
+    cache = sc.Cache(f"memory://?policy={policy}&max_entries=10")
+    store = cache._backend.store  # type: ignore[attr-defined]
+    assert isinstance(store._lock, native.StoreLock)
+    assert isinstance(cache.set, native.FusedSet)
+    cache.set("k", 1)
+    holder = threading.Thread(target=lambda: (store._lock.acquire(), time.sleep(0.1), store._lock.release()))
+    holder.start()
+    while not store._lock.locked():
+        time.sleep(0.001)
+    started = time.monotonic()
+    cache.set("k", 2)  # the C path waits (GIL released) until the holder lets go
+    assert time.monotonic() - started >= 0.05
+    holder.join()
+    assert cache.get("k") == 2
+    assert not store._lock.locked()
+    cache.close()
+
+
+@needs_native
+def test_fused_paths_over_a_threading_lock_still_take_and_give_it() -> None:
+    # A store made without the speedups has a threading.Lock; the compiled fused set and get
+    # then call its methods, and give it back on an error too.
+    with pure_python():
+        backend = sc.MemoryBackend(max_entries=10, policy="lru")
+    cache = sc.Cache(backend)
+    store = cache._backend.store  # type: ignore[attr-defined]
+    assert type(store._lock) is type(threading.Lock())
+    assert isinstance(cache.set, native.FusedSet)
+    for i in range(30):
+        cache.set(f"k{i}", i)
+    assert cache.get("k29") == 29
+    assert not store._lock.locked()
+    cache.close()
 
 
 # -- LinkedMap: the TinyLFU regions' ordered map, held to an OrderedDict -------------------

@@ -38,6 +38,7 @@
 #define COUNTER_MAX 15
 
 #include "_linkedmap.h" /* the ordered map of the TinyLFU regions, and the map_* helpers */
+#include "_storelock.h" /* the memory store's lock, taken and given here without a call */
 
 /* hash((a_obj, b_obj)) given hash(a_obj) and hash(b_obj). */
 static inline Py_hash_t
@@ -441,8 +442,7 @@ typedef struct {
     PyObject *access;        /* records a hit (move_to_end / read-buffer append), or NULL */
     PyObject *native_types;  /* frozenset of the collection types a plain get refuses */
     PyObject *slow;          /* the Python closure: the complete fused get */
-    PyObject *acquire;       /* store._lock's bound methods (the lock is the store's for life) */
-    PyObject *release;
+    PyObject *lock;          /* store._lock (the store's for life): see lock_take */
     Py_ssize_t mask;
     int sliding;
     int miss_is_final;
@@ -453,7 +453,7 @@ typedef struct {
 
 static PyObject *str_active, *str_hits, *str_misses, *str_value, *str_expires, *str_record_miss;
 static PyObject *str_count, *str_ring, *str_bucket, *str_next, *str_prev;
-static PyObject *str__lock, *str_acquire, *str_release, *str__reads, *str__drain_reads;
+static PyObject *str__lock, *str__reads, *str__drain_reads;
 
 static int
 fg_traverse(FusedGet *self, visitproc visit, void *arg)
@@ -467,8 +467,7 @@ fg_traverse(FusedGet *self, visitproc visit, void *arg)
     Py_VISIT(self->access);
     Py_VISIT(self->native_types);
     Py_VISIT(self->slow);
-    Py_VISIT(self->acquire);
-    Py_VISIT(self->release);
+    Py_VISIT(self->lock);
     Py_VISIT(self->entry_type);
     return 0;
 }
@@ -485,8 +484,7 @@ fg_clear(FusedGet *self)
     Py_CLEAR(self->access);
     Py_CLEAR(self->native_types);
     Py_CLEAR(self->slow);
-    Py_CLEAR(self->acquire);
-    Py_CLEAR(self->release);
+    Py_CLEAR(self->lock);
     Py_CLEAR(self->entry_type);
     return 0;
 }
@@ -576,25 +574,6 @@ fg_needs_slow_path(FusedGet *self, PyObject *value, PyObject *expires)
 
 static int attr_true(PyObject *dict, PyObject *obj, PyObject *name);
 
-/* Call `release` (a lock's bound release) keeping any exception already set, as a try/finally
- * does: 0, or -1 when the release itself failed (its error replaces the earlier one). */
-static int
-release_keeping_error(PyObject *release)
-{
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    PyObject *r = PyObject_CallNoArgs(release);
-    if (r == NULL) {
-        Py_XDECREF(exc_type);
-        Py_XDECREF(exc_value);
-        Py_XDECREF(exc_tb);
-        return -1;
-    }
-    Py_DECREF(r);
-    PyErr_Restore(exc_type, exc_value, exc_tb);
-    return 0;
-}
-
 /* The closure's miss for a policy that counts misses (tinylfu): under the store's lock, replay
  * the buffered hits first, then record_miss(prefix + key). 0, or -1 with an exception set. */
 static int
@@ -604,12 +583,11 @@ fg_record_miss(FusedGet *self, PyObject *record_miss, PyObject *key)
     if (k == NULL) {
         return -1;
     }
-    PyObject *r = PyObject_CallNoArgs(self->acquire);
-    if (r == NULL) {
+    if (lock_take(self->lock) < 0) {
         Py_DECREF(k);
         return -1;
     }
-    Py_DECREF(r);
+    PyObject *r;
     int rc = attr_true(NULL, self->store, str__reads);
     if (rc > 0) {
         r = PyObject_CallMethodNoArgs(self->store, str__drain_reads);
@@ -622,7 +600,7 @@ fg_record_miss(FusedGet *self, PyObject *record_miss, PyObject *key)
         Py_XDECREF(r);
     }
     Py_DECREF(k);
-    if (release_keeping_error(self->release) < 0) {
+    if (lock_give(self->lock) < 0) {
         return -1;
     }
     return rc;
@@ -787,17 +765,15 @@ fused_get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *lock = PyObject_GetAttr(args[4], str__lock);
-    PyObject *acquire = lock == NULL ? NULL : PyObject_GetAttr(lock, str_acquire);
-    PyObject *release = acquire == NULL ? NULL : PyObject_GetAttr(lock, str_release);
-    Py_XDECREF(lock);
-    FusedGet *self = release == NULL ? NULL : PyObject_GC_New(FusedGet, &FusedGetType);
+    if (lock != NULL && lock_usable(lock) < 0) {
+        Py_CLEAR(lock);
+    }
+    FusedGet *self = lock == NULL ? NULL : PyObject_GC_New(FusedGet, &FusedGetType);
     if (self == NULL) {
-        Py_XDECREF(acquire);
-        Py_XDECREF(release);
+        Py_XDECREF(lock);
         return NULL;
     }
-    self->acquire = acquire;
-    self->release = release;
+    self->lock = lock;
     self->data = Py_NewRef(args[0]);
     self->prefix = PyUnicode_GET_LENGTH(args[1]) ? Py_NewRef(args[1]) : NULL;
     self->hooks = Py_NewRef(args[2]);
@@ -1086,8 +1062,7 @@ typedef struct {
     PyObject *owner;      /* the facade: _closed, default_ttl */
     PyObject *stats;      /* .sets, .set_latency */
     PyObject *store;      /* _c_writes, _reads, _heap, _policy, max_entries, evictions */
-    PyObject *acquire;    /* the store lock's bound methods */
-    PyObject *release;
+    PyObject *lock;       /* the store's lock: see lock_take */
     PyObject *clock;
     PyObject *unset;      /* the UNSET sentinel */
     PyObject *slow;
@@ -1127,8 +1102,7 @@ fs_traverse(FusedSet *self, visitproc visit, void *arg)
     Py_VISIT(self->owner);
     Py_VISIT(self->stats);
     Py_VISIT(self->store);
-    Py_VISIT(self->acquire);
-    Py_VISIT(self->release);
+    Py_VISIT(self->lock);
     Py_VISIT(self->clock);
     Py_VISIT(self->unset);
     Py_VISIT(self->slow);
@@ -1149,8 +1123,7 @@ fs_clear(FusedSet *self)
     Py_CLEAR(self->owner);
     Py_CLEAR(self->stats);
     Py_CLEAR(self->store);
-    Py_CLEAR(self->acquire);
-    Py_CLEAR(self->release);
+    Py_CLEAR(self->lock);
     Py_CLEAR(self->clock);
     Py_CLEAR(self->unset);
     Py_CLEAR(self->slow);
@@ -1465,16 +1438,14 @@ fs_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
         Py_XDECREF(started);
         return NULL;
     }
-    PyObject *locked = PyObject_CallNoArgs(self->acquire);
-    if (locked == NULL) {
+    if (lock_take(self->lock) < 0) {
         Py_DECREF(k);
         Py_XDECREF(started);
         return NULL;
     }
-    Py_DECREF(locked);
     int done = fs_write_locked(self, k, args[1]);
     Py_DECREF(k);
-    if (release_keeping_error(self->release) < 0 || done <= 0) {
+    if (lock_give(self->lock) < 0 || done <= 0) {
         Py_XDECREF(started);
         if (PyErr_Occurred()) {
             return NULL;
@@ -1545,16 +1516,11 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (mask == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *acquire = PyObject_GetAttrString(args[6], "acquire");
-    PyObject *release = acquire == NULL ? NULL : PyObject_GetAttrString(args[6], "release");
-    if (release == NULL) {
-        Py_XDECREF(acquire);
+    if (lock_usable(args[6]) < 0) {
         return NULL;
     }
     FusedSet *self = PyObject_GC_New(FusedSet, &FusedSetType);
     if (self == NULL) {
-        Py_DECREF(acquire);
-        Py_DECREF(release);
         return NULL;
     }
     self->data = Py_NewRef(args[0]);
@@ -1563,8 +1529,7 @@ fused_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     self->owner = Py_NewRef(args[3]);
     self->stats = Py_NewRef(args[4]);
     self->store = Py_NewRef(args[5]);
-    self->acquire = acquire;
-    self->release = release;
+    self->lock = Py_NewRef(args[6]);
     self->clock = Py_NewRef(args[7]);
     self->unset = Py_NewRef(args[8]);
     self->slow = Py_NewRef(args[9]);
@@ -2322,8 +2287,6 @@ speedups_exec(PyObject *module)
             || !(str__salt = PyUnicode_InternFromString("_salt"))
             || !(str__mask = PyUnicode_InternFromString("_mask"))
             || !(str__lock = PyUnicode_InternFromString("_lock"))
-            || !(str_acquire = PyUnicode_InternFromString("acquire"))
-            || !(str_release = PyUnicode_InternFromString("release"))
             || !(str__reads = PyUnicode_InternFromString("_reads"))
             || !(str__drain_reads = PyUnicode_InternFromString("_drain_reads"))
             || !(long_zero = PyLong_FromLong(0))
@@ -2341,11 +2304,12 @@ speedups_exec(PyObject *module)
         }
     }
     if (PyType_Ready(&FusedGetType) < 0 || PyType_Ready(&FusedSetType) < 0 || PyType_Ready(&LMNodeType) < 0
-        || PyType_Ready(&LMIterType) < 0 || PyType_Ready(&LinkedMapType) < 0 || PyType_Ready(&TLCountersType) < 0
+        || PyType_Ready(&LMIterType) < 0 || PyType_Ready(&LinkedMapType) < 0 || PyType_Ready(&StoreLockType) < 0 || PyType_Ready(&TLCountersType) < 0
         || PyType_Ready(&SketchCountersType) < 0) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "LinkedMap", (PyObject *)&LinkedMapType) < 0
+        || PyModule_AddObjectRef(module, "StoreLock", (PyObject *)&StoreLockType) < 0
         || PyModule_AddObjectRef(module, "TinyLFUCounters", (PyObject *)&TLCountersType) < 0
         || PyModule_AddObjectRef(module, "SketchCounters", (PyObject *)&SketchCountersType) < 0) {
         return -1;

@@ -33,7 +33,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any, ClassVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._exceptions import ConfigurationError, InvalidArgument, ValueTooLarge, WrongType
 from .._types import MISSING, UNSET, Missing
@@ -74,6 +75,17 @@ _DRAIN_BATCH = 256
 # fused get's one test, ``entry.expires is not None``, sends collections (which a plain get
 # refuses) and ttl'd entries alike off its shortest path; never due, and reported as None.
 _FOREVER = math.inf
+
+
+class _Lock(Protocol):
+    """What a store needs of its lock: ``threading.Lock``, or the compiled ``StoreLock``."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> bool: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 class _List(deque[Any]):
@@ -354,7 +366,11 @@ class MemoryStore:
         elif policy_class.tracks_access:
             self._reads = deque(maxlen=_READ_BUFFER)
             self._fast_access = self._reads.append
-        self._lock = threading.Lock()
+        # The compiled StoreLock when the speedups are there: the fused get and set take it
+        # without a Python call (see core/_storelock.h); otherwise threading.Lock, the same
+        # interface.
+        native = _native.speedups
+        self._lock: _Lock = threading.Lock() if native is None else native.StoreLock()
         self._heap: list[tuple[float, str]] = []
         self._bytes = 0
         self.evictions = 0
