@@ -1088,9 +1088,8 @@ static int call_method0(PyObject *obj, PyObject *name);
 static int tl_insert(PyObject *policy, PyObject *key, PyObject *no_key);
 static int tl_update(PyObject *policy, PyObject *key);
 static PyObject *tl_evict(PyObject *policy);
-static PyObject *str_closed, *str_default_ttl, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked, *str__expire,
-    *str_enforce,
-    *str_popitem, *str_move_to_end, *str_sets, *str_weight, *str_version, *str_created,
+static PyObject *str_closed, *str_default_ttl, *str_heap, *str_policy, *str_max_entries, *str_evictions, *str_purge_locked,
+    *str__expire, *str_enforce, *str_popitem, *str_move_to_end, *str_sets, *str_weight, *str_version, *str_created,
     *str_updated, *kwnames_over, *long_zero, *long_one, *long_eight;
 
 static int
