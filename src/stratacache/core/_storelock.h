@@ -252,12 +252,8 @@ static inline int
 lock_take(PyObject *lock)
 {
     if (StoreLock_Check(lock)) {
-        StoreLock *sl = (StoreLock *)lock;
-        if (PyThread_acquire_lock(sl->lock, NOWAIT_LOCK)) {
-            sl->locked = 1;
-            return 0;
-        }
-        return slock_wait(sl, -1) == PY_LOCK_ACQUIRED ? 0 : -1;
+        /* slock_wait tries without waiting first; only contention releases the GIL. */
+        return slock_wait((StoreLock *)lock, -1) == PY_LOCK_ACQUIRED ? 0 : -1;
     }
     PyObject *r = PyObject_CallMethod(lock, "acquire", NULL);
     Py_XDECREF(r);
