@@ -522,17 +522,17 @@ set_counter(const slot_ref *ref, PyObject *obj, Py_ssize_t n)
     return r;
 }
 
-/* The checks both fused callables start with: 1 when the call must go to the Python closure
- * (a hook is registered), 0 to go on, -1 on error. */
+/* The truth of obj.<slot>: 1, 0, or -1 with an exception set. Both fused callables start
+ * with slot_true(&self->active, self->hooks): a registered hook sends the call to Python. */
 static int
-hooked(const slot_ref *active_ref, PyObject *hooks)
+slot_true(const slot_ref *ref, PyObject *obj)
 {
-    PyObject *active = slot_get(active_ref, hooks);
-    if (active == NULL) {
+    PyObject *v = slot_get(ref, obj);
+    if (v == NULL) {
         return -1;
     }
-    int r = PyObject_IsTrue(active);
-    Py_DECREF(active);
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
     return r;
 }
 
@@ -619,7 +619,7 @@ fg_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
     if (!PyUnicode_CheckExact(key)) {
         return PyObject_Vectorcall(self->slow, args, nargsf, NULL);
     }
-    int hook = hooked(&self->active, self->hooks);
+    int hook = slot_true(&self->active, self->hooks);
     if (hook != 0) {
         return hook < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
     }
@@ -1175,9 +1175,7 @@ fs_write_locked(FusedSet *self, PyObject *k, PyObject *value)
     PyObject *now = NULL, *heap = NULL, *entry = NULL, *tmp = NULL, *policy = NULL;
     if (tinylfu) {
         /* The policy hears of every buffered hit before this write, as in the closure. */
-        tmp = slot_get(&self->s_reads, self->store);
-        int pending = tmp == NULL ? -1 : PyObject_IsTrue(tmp);
-        Py_CLEAR(tmp);
+        int pending = slot_true(&self->s_reads, self->store);
         if (pending < 0 || (pending && call_method0(self->store, str__drain_reads) < 0)) {
             goto done;
         }
@@ -1390,13 +1388,11 @@ fs_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
     if (kwnames != NULL || nargs < 2 || nargs > 3 || !PyUnicode_CheckExact(args[0])) {
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
-    int hook = hooked(&self->active, self->hooks);
+    int hook = slot_true(&self->active, self->hooks);
     if (hook != 0) {
         return hook < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
     }
-    PyObject *closed_obj = slot_get(&self->o_closed, self->owner);
-    int closed = closed_obj == NULL ? -1 : PyObject_IsTrue(closed_obj);
-    Py_XDECREF(closed_obj);
+    int closed = slot_true(&self->o_closed, self->owner);
     if (closed != 0) {
         return closed < 0 ? NULL : PyObject_Vectorcall(self->slow, args, nargsf, NULL);
     }
