@@ -1811,6 +1811,24 @@ tinylfu_record_miss(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* Move `key` from `src` to the recent end of `dst` and read its weight (the value): 0 with
+ * *weight set, or -1 with an exception (a KeyError when `src` does not hold the key). */
+static int
+move_weighed(PyObject *src, PyObject *dst, PyObject *key, Py_ssize_t *weight)
+{
+    PyObject *w = NULL;
+    int moved = map_move(src, dst, key, &w);
+    if (moved <= 0) {
+        if (moved == 0) {
+            PyErr_SetObject(PyExc_KeyError, key);
+        }
+        return -1;
+    }
+    *weight = PyLong_AsSsize_t(w);
+    Py_DECREF(w);
+    return (*weight == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
 /* Move `src`'s least recent keys to the recent end of `dst` while the weight counted at
  * `*total` exceeds `*limit`: TinyLFUPolicy._spill_window (window -> probation, each key
  * appended to `candidates`) and _demote (protected -> probation, `candidates` NULL). */
@@ -1990,14 +2008,8 @@ tl_update(PyObject *policy, PyObject *key)
     }
     else {
         /* _promote: to protected's recent end, with its weight (1 by now). */
-        PyObject *w = NULL;
-        int moved = map_move(regions[PROBATION], regions[PROTECTED], key, &w);
-        Py_ssize_t weight = moved <= 0 ? -1 : PyLong_AsSsize_t(w);
-        Py_XDECREF(w);
-        if (moved <= 0 || (weight == -1 && PyErr_Occurred())) {
-            if (moved == 0) {
-                PyErr_SetObject(PyExc_KeyError, key);
-            }
+        Py_ssize_t weight;
+        if (move_weighed(regions[PROBATION], regions[PROTECTED], key, &weight) < 0) {
             goto done;
         }
         c->protected_weight += weight;
@@ -2171,13 +2183,9 @@ tl_evict(PyObject *policy)
         PyObject *key = take_candidate ? candidate : victim;
         /* Out of probation into its ghost list (_bury), then the counts and the ghost's bound. */
         PyObject *ghost = Py_XNewRef(slot_borrow(take_candidate ? &r__window_ghost : &r__main_ghost, policy));
-        int moved = ghost == NULL ? -1 : map_move(probation, ghost, key, &weight);
-        Py_ssize_t w = moved <= 0 ? -1 : PyLong_AsSsize_t(weight);
-        if (moved <= 0 || (w == -1 && PyErr_Occurred())) {
+        Py_ssize_t w;
+        if (ghost == NULL || move_weighed(probation, ghost, key, &w) < 0) {
             Py_XDECREF(ghost);
-            if (!PyErr_Occurred()) {
-                PyErr_SetObject(PyExc_KeyError, key);
-            }
             goto done;
         }
         c->weight -= w;
