@@ -110,7 +110,7 @@ def no_janitor(monkeypatch: pytest.MonkeyPatch) -> None:
     at an exact moment (or compares two twins step by step) must not see it reclaim expired
     entries in between. Expiry on touch and on write still happens; the test decides.
     """
-    from stratacache.core.janitor import janitor
+    from stratacache._io.janitor import janitor
 
     monkeypatch.setattr(janitor, "watch", lambda store: None)
 

@@ -12,9 +12,9 @@ import pytest
 
 import stratacache as sc
 from stratacache import ConfigurationError, ValueTooLarge
+from stratacache._io.janitor import Janitor, janitor
 from stratacache._types import MISSING
 from stratacache.core.engine import Engine
-from stratacache.core.janitor import Janitor, janitor
 from stratacache.core.memory_store import MemoryStore, default_weigher
 from stratacache.core.pool import MemoryPool
 from stratacache.testing import FakeClock

@@ -69,9 +69,9 @@ from .._exceptions import (
     ValueTooLarge,
     WrongType,
 )
+from .._io.janitor import janitor
 from .._types import MISSING, Missing
 from .glob import compile_glob
-from .janitor import janitor
 
 __all__ = ["DB_NAME", "FileStore", "FileStoreCounters", "POLICIES", "SYNC_MODES"]
 

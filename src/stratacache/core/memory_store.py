@@ -13,7 +13,7 @@ are then decimal ASCII bytes, which :meth:`MemoryStore.incr` understands as well
   (``expire_after_access``). Expired entries are never returned: they are dropped when
   touched, and reclaimed in bounded batches from a heap of deadlines by
   :meth:`purge_expired`, which the process-wide janitor thread calls (see
-  :mod:`stratacache.core.janitor`) — no thread per store.
+  :mod:`stratacache._io.janitor`) — no thread per store.
 * **Metadata**: every entry keeps a version (incremented on each write), its creation and
   update times and its expiry (:meth:`entry_info`).
 * **Pools**: a store can share a byte budget with other stores through a
@@ -537,7 +537,7 @@ class MemoryStore:
             ]
             heapq.heapify(self._heap)
         if len(heap) == 1:
-            from .janitor import janitor
+            from .._io.janitor import janitor
 
             janitor.watch(self)
 
@@ -811,7 +811,7 @@ class MemoryStore:
 
     def close(self) -> None:
         """Leave the pool and the janitor; the data is dropped."""
-        from .janitor import janitor
+        from .._io.janitor import janitor
 
         janitor.unwatch(self)
         with self._lock:
