@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything the tests need and run the whole suite: lint, types, generated-code
 # drift, then pytest (with coverage) against real redis-server/memcached processes that the
-# fixtures start on free loopback ports. This is the README's test command and CI's.
+# fixtures start on free loopback ports; before it, the engine's tests on the pure-Python
+# package and on a sanitizer build, and a steady-state leak check. This is the README's test
+# command and CI's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +35,15 @@ mypy
 echo "== generated sync code in step with its async source"
 python scripts/unasync.py --check
 
+echo "== the engine's tests on the pure-Python package (no extension built)"
+bash scripts/pure.sh
+
+echo "== the engine's tests on the extension built with ASan and UBSan"
+bash scripts/sanitize.sh
+
+echo "== steady-state leak check (memory flat over 2M mixed operations)"
+python scripts/leak_check.py
+
+# The whole suite last, so its summary closes the output.
 echo "== pytest"
 pytest -p no:cacheprovider --cov=stratacache --cov-report=term --cov-fail-under=90 "$@"
