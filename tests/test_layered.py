@@ -126,7 +126,9 @@ def _wrapper_class(base: type, asynchronous: bool) -> type:
         "describe": describe,
         "__getattr__": __getattr__,
     }
-    methods = set(base.__abstractmethods__) | {"counters", "close"}
+    # Every operation of the contract, the optional ones with base-class defaults included.
+    skip = {"describe", "attach_namespace", "attach_codec"}
+    methods = {n for n, m in vars(base).items() if callable(m) and not n.startswith("_") and n not in skip}
     for method in methods:
         namespace[method] = make(method)
     return type("Async" + "Wrapped" if asynchronous else "Wrapped", (base,), namespace)
@@ -673,7 +675,9 @@ def test_three_tiers_fill_every_tier_above_the_hit(clock: FakeClock) -> None:
 def test_capabilities_combine_the_tiers(redis_server: RedisServer) -> None:
     assert LayeredBackend(["memory", "memory"]).capabilities.stores_objects is True
     slow = Wrapped(MemoryBackend())
-    slow.capabilities = type(slow.capabilities)(stores_objects=True, delete_pattern=False, ttl_resolution=1.0)
+    slow.capabilities = type(slow.capabilities)(
+        stores_objects=True, delete_pattern=False, collections=True, ttl_resolution=1.0
+    )
     backend = LayeredBackend(["memory", slow])
     assert backend.capabilities.delete_pattern is False
     assert backend.capabilities.ttl_resolution == 1.0

@@ -1,4 +1,15 @@
-"""The backend contract: a handful of key/value, counter, expiry and collection methods.
+"""The backend contract: a small required core plus optional capabilities.
+
+**Required** (abstract): ``get``, ``set``, ``add``, ``delete``, ``exists``, ``incr``,
+``expire``, ``ttl``, ``clear`` and ``ping``, with ``close`` when the backend holds
+connections or threads: about eleven methods make a working backend. **With defaults**: the
+batch methods ``get_many``, ``set_many`` and ``delete_many`` loop over the single-key ones
+(override them when the store has a faster way). **Optional capabilities**, each announced by
+a :class:`Capabilities` flag: ``delete_pattern`` (enumerating keys by glob) and
+``collections`` (lists, sets, hashes). Their default methods raise
+:class:`~stratacache.UnsupportedOperation` naming the backend and the operation, so a backend
+without them still gives a clear answer and never a silent wrong one; the conformance suite
+skips what a backend says it cannot do.
 
 A backend deals in already-namespaced ``str`` keys and in values that are either Python
 objects (``capabilities.stores_objects``) or the ``bytes`` the facade's codec produced.
@@ -24,7 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..._types import Missing
+from ..._exceptions import UnsupportedOperation
+from ..._types import MISSING, Missing
 
 __all__ = ["AsyncBackend", "BackendCounters", "Capabilities", "Decoded"]
 
@@ -49,13 +61,17 @@ class Capabilities:
 
     ``stores_objects``: values are kept as Python objects (no serialization by default).
     ``retains_data``: False only for the null backend, which forgets every write.
-    ``delete_pattern``: the backend can enumerate keys by glob.
+    ``delete_pattern``: the backend can enumerate keys by glob (``delete_pattern``).
+    ``collections``: the backend implements lists, sets and hashes.
     ``ttl_resolution``: the granularity of expiry in seconds (0 = exact; Memcached: 1 s).
+
+    The optional capabilities default to False: a backend claims only what it implements.
     """
 
     stores_objects: bool = False
     retains_data: bool = True
-    delete_pattern: bool = True
+    delete_pattern: bool = False
+    collections: bool = False
     ttl_resolution: float = 0.0
 
 
@@ -85,17 +101,23 @@ class AsyncBackend(abc.ABC):
     async def get(self, key: str) -> Any:
         """The value at ``key`` or MISSING."""
 
-    @abc.abstractmethod
     async def get_many(self, keys: list[str]) -> dict[str, Any]:
-        """The present keys among ``keys``, with their values."""
+        """The present keys among ``keys``, with their values (by default one ``get`` each)."""
+        found: dict[str, Any] = {}
+        for key in keys:
+            value = await self.get(key)
+            if value is not MISSING:
+                found[key] = value
+        return found
 
     @abc.abstractmethod
     async def set(self, key: str, value: Any, ttl: float | None) -> None:
         """Store ``value`` at ``key`` for ``ttl`` seconds (None: no expiry)."""
 
-    @abc.abstractmethod
     async def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
-        """Store every item with one ttl."""
+        """Store every item with one ttl (by default one ``set`` each, so not atomically)."""
+        for key, value in items.items():
+            await self.set(key, value, ttl)
 
     @abc.abstractmethod
     async def add(self, key: str, value: Any, ttl: float | None) -> bool:
@@ -105,9 +127,12 @@ class AsyncBackend(abc.ABC):
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True when it existed."""
 
-    @abc.abstractmethod
     async def delete_many(self, keys: list[str]) -> int:
-        """Remove keys; how many existed."""
+        """Remove keys; how many existed (by default one ``delete`` each)."""
+        removed = 0
+        for key in keys:
+            removed += await self.delete(key)
+        return removed
 
     @abc.abstractmethod
     async def exists(self, key: str) -> bool:
@@ -125,80 +150,81 @@ class AsyncBackend(abc.ABC):
     async def ttl(self, key: str) -> float | Missing | None:
         """Seconds left, None for no expiry, MISSING when absent."""
 
-    @abc.abstractmethod
     async def delete_pattern(self, pattern: str) -> int:
-        """Delete keys matching a Redis-style glob; how many."""
+        """Delete keys matching a Redis-style glob; how many (capability ``delete_pattern``)."""
+        raise self._unsupported("delete_pattern", "it cannot enumerate keys")
 
     @abc.abstractmethod
     async def clear(self, prefix: str | None) -> None:
         """Delete everything, or only the keys starting with ``prefix``."""
 
+    # -- collections (capability ``collections``): lists, sets, hashes
     # -- lists
-    @abc.abstractmethod
     async def push(self, key: str, values: list[Any], left: bool) -> int:
         """LPUSH (left) or RPUSH; the new length."""
+        raise self._unsupported("push")
 
-    @abc.abstractmethod
     async def pop(self, key: str, left: bool) -> Any:
         """LPOP (left) or RPOP; MISSING when empty."""
+        raise self._unsupported("pop")
 
-    @abc.abstractmethod
     async def llen(self, key: str) -> int:
         """Length of the list (0 when absent)."""
+        raise self._unsupported("llen")
 
-    @abc.abstractmethod
     async def lrange(self, key: str, start: int, stop: int) -> list[Any]:
         """Elements start..stop inclusive (Redis LRANGE indexing)."""
+        raise self._unsupported("lrange")
 
     # -- sets
-    @abc.abstractmethod
     async def sadd(self, key: str, members: list[Any]) -> int:
         """Add members; how many were new."""
+        raise self._unsupported("sadd")
 
-    @abc.abstractmethod
     async def srem(self, key: str, members: list[Any]) -> int:
         """Remove members; how many were there."""
+        raise self._unsupported("srem")
 
-    @abc.abstractmethod
     async def smembers(self, key: str) -> builtins.set[Any]:
         """Every member (empty when absent)."""
+        raise self._unsupported("smembers")
 
-    @abc.abstractmethod
     async def sismember(self, key: str, member: Any) -> bool:
         """Membership test."""
+        raise self._unsupported("sismember")
 
-    @abc.abstractmethod
     async def scard(self, key: str) -> int:
         """Set size (0 when absent)."""
+        raise self._unsupported("scard")
 
     # -- hashes
-    @abc.abstractmethod
     async def hset(self, key: str, mapping: Mapping[str, Any]) -> int:
         """Set fields; how many were new."""
+        raise self._unsupported("hset")
 
-    @abc.abstractmethod
     async def hget(self, key: str, field: str) -> Any:
         """One field's value or MISSING."""
+        raise self._unsupported("hget")
 
-    @abc.abstractmethod
     async def hgetall(self, key: str) -> dict[str, Any]:
         """Every field (empty when absent)."""
+        raise self._unsupported("hgetall")
 
-    @abc.abstractmethod
     async def hdel(self, key: str, fields: list[str]) -> int:
         """Remove fields; how many existed."""
+        raise self._unsupported("hdel")
 
-    @abc.abstractmethod
     async def hexists(self, key: str, field: str) -> bool:
         """Field presence."""
+        raise self._unsupported("hexists")
 
-    @abc.abstractmethod
     async def hlen(self, key: str) -> int:
         """Number of fields (0 when absent)."""
+        raise self._unsupported("hlen")
 
-    @abc.abstractmethod
     async def hincrby(self, key: str, field: str, delta: int) -> int:
         """Atomically add ``delta`` to an integer field; the new value."""
+        raise self._unsupported("hincrby")
 
     # -- lifecycle and introspection
     @abc.abstractmethod
@@ -225,6 +251,12 @@ class AsyncBackend(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - a no-op default is right for in-process backends
         """Release connections and threads. Idempotent."""
+
+    def _unsupported(
+        self, operation: str, reason: str = "it has no lists, sets or hashes"
+    ) -> UnsupportedOperation:
+        """The error an optional method raises on a backend that lacks its capability."""
+        return UnsupportedOperation(self.describe(), operation, reason)
 
     def describe(self) -> str:
         """A short human description (no secrets), for errors and health reports."""

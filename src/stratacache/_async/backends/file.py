@@ -47,7 +47,9 @@ class AsyncFileBackend(AsyncBackend):
     """
 
     name: ClassVar[str] = "file"
-    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=False, delete_pattern=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        stores_objects=False, delete_pattern=True, collections=True
+    )
 
     def __init__(
         self,

@@ -163,6 +163,7 @@ class AsyncLayeredBackend(AsyncBackend):
                 stores_objects=all(t.capabilities.stores_objects for t in built),
                 retains_data=all(t.capabilities.retains_data for t in built),
                 delete_pattern=all(t.capabilities.delete_pattern for t in built),
+                collections=all(t.capabilities.collections for t in built),
                 ttl_resolution=max(t.capabilities.ttl_resolution for t in built),
             ),
         )

@@ -43,7 +43,9 @@ class AsyncMemoryBackend(AsyncBackend):
     """
 
     name: ClassVar[str] = "memory"
-    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        stores_objects=True, delete_pattern=True, collections=True
+    )
 
     def __init__(
         self,

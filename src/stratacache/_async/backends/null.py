@@ -21,7 +21,9 @@ class AsyncNullBackend(AsyncBackend):
     """A backend that stores nothing."""
 
     name: ClassVar[str] = "null"
-    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=True, retains_data=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        stores_objects=True, retains_data=False, delete_pattern=True, collections=True
+    )
 
     async def get(self, key: str) -> Any:
         return MISSING

@@ -103,7 +103,9 @@ class AsyncRedisBackend(AsyncBackend):
     """
 
     name: ClassVar[str] = "redis"
-    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=False, delete_pattern=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        stores_objects=False, delete_pattern=True, collections=True
+    )
 
     def __init__(
         self,

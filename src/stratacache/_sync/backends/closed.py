@@ -23,7 +23,9 @@ class ClosedBackend(Backend):
     """Stands in for a closed backend so that the facade needs no "closed?" check per call."""
 
     name: ClassVar[str] = "closed"
-    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        stores_objects=True, delete_pattern=True, collections=True
+    )
 
     def __init__(self, closed_name: str) -> None:
         self.closed_name = closed_name
@@ -33,7 +35,10 @@ class ClosedBackend(Backend):
         return f"closed {self.closed_name}"
 
 
-# Every operation of the contract, ping and counters included, raises.
-for _operation in [*Backend.__abstractmethods__, "counters"]:
-    setattr(ClosedBackend, _operation, _closed(_operation))
+# Every operation of the contract, required or optional, ping and counters included, raises;
+# close (idempotent), describe and the attach_* notifications keep their defaults.
+_NOT_OPERATIONS = {"close", "describe", "attach_namespace", "attach_codec"}
+for _operation, _member in list(vars(Backend).items()):
+    if callable(_member) and not _operation.startswith("_") and _operation not in _NOT_OPERATIONS:
+        setattr(ClosedBackend, _operation, _closed(_operation))
 ClosedBackend.__abstractmethods__ = frozenset()

@@ -48,7 +48,9 @@ class FileBackend(Backend):
     """
 
     name: ClassVar[str] = "file"
-    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=False, delete_pattern=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        stores_objects=False, delete_pattern=True, collections=True
+    )
 
     def __init__(
         self,

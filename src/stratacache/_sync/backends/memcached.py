@@ -143,7 +143,7 @@ class MemcachedBackend(Backend):
 
     name: ClassVar[str] = "memcached"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        stores_objects=False, delete_pattern=False, ttl_resolution=1.0
+        stores_objects=False, delete_pattern=False, collections=True, ttl_resolution=1.0
     )
 
     def __init__(

@@ -44,7 +44,9 @@ class MemoryBackend(Backend):
     """
 
     name: ClassVar[str] = "memory"
-    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        stores_objects=True, delete_pattern=True, collections=True
+    )
 
     def __init__(
         self,

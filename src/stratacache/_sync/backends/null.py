@@ -22,7 +22,9 @@ class NullBackend(Backend):
     """A backend that stores nothing."""
 
     name: ClassVar[str] = "null"
-    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=True, retains_data=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        stores_objects=True, retains_data=False, delete_pattern=True, collections=True
+    )
 
     def get(self, key: str) -> Any:
         return MISSING

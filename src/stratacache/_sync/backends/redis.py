@@ -104,7 +104,9 @@ class RedisBackend(Backend):
     """
 
     name: ClassVar[str] = "redis"
-    capabilities: ClassVar[Capabilities] = Capabilities(stores_objects=False, delete_pattern=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        stores_objects=False, delete_pattern=True, collections=True
+    )
 
     def __init__(
         self,

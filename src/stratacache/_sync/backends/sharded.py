@@ -108,6 +108,7 @@ class ShardedBackend(Backend):
             stores_objects=all(b.capabilities.stores_objects for b in backends),
             retains_data=any(b.capabilities.retains_data for b in backends),
             delete_pattern=all(b.capabilities.delete_pattern for b in backends),
+            collections=all(b.capabilities.collections for b in backends),
             ttl_resolution=max(b.capabilities.ttl_resolution for b in backends),
         )
 

@@ -31,7 +31,14 @@ from typing import Any
 import pytest
 
 from ..._async.cache import AsyncCache
-from ..._exceptions import CacheClosed, InvalidArgument, InvalidKey, InvalidTTL, WrongType
+from ..._exceptions import (
+    CacheClosed,
+    InvalidArgument,
+    InvalidKey,
+    InvalidTTL,
+    UnsupportedOperation,
+    WrongType,
+)
 from ..._types import MISSING
 from ...core.hooks import HookEvent
 
@@ -101,6 +108,12 @@ async def concurrently(calls: list[Callable[[], Any]]) -> None:
 def retains(acache: AsyncCache) -> bool:
     """False for backends that forget every write (null)."""
     return acache.backend.capabilities.retains_data
+
+
+def needs_collections(acache: AsyncCache) -> None:
+    """Skip a lists/sets/hashes test on a backend without the ``collections`` capability."""
+    if not acache.backend.capabilities.collections:
+        pytest.skip(f"{acache.backend.name} has no lists, sets or hashes")
 
 
 class AsyncCacheConformance:
@@ -362,6 +375,7 @@ class AsyncCacheConformance:
     # ------------------------------------------------------------------- lists
 
     async def test_lists(self, acache: AsyncCache) -> None:
+        needs_collections(acache)
         r = retains(acache)
         assert await acache.rpush("l", "a", "b") == 2
         assert await acache.lpush("l", "z", "y") == (4 if r else 2)
@@ -385,6 +399,7 @@ class AsyncCacheConformance:
         assert await acache.lrange("l2") == [{"x": 1}, None, 5]
 
     async def test_list_errors(self, acache: AsyncCache) -> None:
+        needs_collections(acache)
         with pytest.raises(InvalidArgument, match="at least one"):
             await acache.lpush("l")
         await acache.set("plain", "v")
@@ -399,6 +414,7 @@ class AsyncCacheConformance:
     # -------------------------------------------------------------------- sets
 
     async def test_sets(self, acache: AsyncCache) -> None:
+        needs_collections(acache)
         r = retains(acache)
         assert await acache.sadd("s", "a", "b", "a") == 2
         assert await acache.sadd("s", "b", "c", 7) == (2 if r else 3)
@@ -417,6 +433,7 @@ class AsyncCacheConformance:
         assert await acache.smembers("absent") == set()
 
     async def test_set_errors(self, acache: AsyncCache) -> None:
+        needs_collections(acache)
         with pytest.raises(InvalidArgument, match="at least one"):
             await acache.sadd("s")
         await acache.set("plain", "v")
@@ -430,6 +447,7 @@ class AsyncCacheConformance:
     # ------------------------------------------------------------------ hashes
 
     async def test_hashes(self, acache: AsyncCache) -> None:
+        needs_collections(acache)
         r = retains(acache)
         assert await acache.hset("h", "f1", "v1") == 1
         assert await acache.hset("h", mapping={"f1": "new", "f2": [1, 2], "n": 5}) == (2 if r else 3)
@@ -452,6 +470,7 @@ class AsyncCacheConformance:
         assert await acache.hlen("absent") == 0
 
     async def test_hash_errors(self, acache: AsyncCache) -> None:
+        needs_collections(acache)
         with pytest.raises(InvalidArgument):
             await acache.hset("h")
         with pytest.raises(InvalidArgument, match="without a value"):
@@ -467,6 +486,23 @@ class AsyncCacheConformance:
             assert await acache.hget("h", "text") == "abc"
             with pytest.raises(WrongType):
                 await acache.incr("h")
+
+    async def test_missing_capabilities_are_refused_by_name(self, acache: AsyncCache) -> None:
+        caps = acache.backend.capabilities
+        if caps.collections and caps.delete_pattern:
+            pytest.skip(f"{acache.backend.name} has every optional capability")
+        if not caps.collections:
+            calls: tuple[Callable[[], Any], ...] = (
+                lambda: acache.lpush("l", 1),
+                lambda: acache.sadd("s", 1),
+                lambda: acache.hset("h", "f", 1),
+            )
+            for call in calls:
+                with pytest.raises(UnsupportedOperation, match=acache.backend.name):
+                    await call()
+        if not caps.delete_pattern:
+            with pytest.raises(UnsupportedOperation, match="delete_pattern"):
+                await acache.delete_pattern("*")
 
     # -------------------------------------------------------------- get_or_set
 
@@ -494,17 +530,21 @@ class AsyncCacheConformance:
     # ------------------------------------------------------------- concurrency
 
     async def test_concurrent_counters_add_up(self, acache: AsyncCache) -> None:
+        collections = acache.backend.capabilities.collections
+
         async def worker() -> None:
             for _ in range(50):
                 await acache.incr("counter")
-                await acache.hincrby("hash", "field")
-                await acache.rpush("list", 1)
+                if collections:
+                    await acache.hincrby("hash", "field")
+                    await acache.rpush("list", 1)
 
         await concurrently([worker for _ in range(10)])
         if retains(acache):
             assert await acache.get("counter") == 500
-            assert await acache.hget("hash", "field") == 500
-            assert await acache.llen("list") == 500
+            if collections:
+                assert await acache.hget("hash", "field") == 500
+                assert await acache.llen("list") == 500
 
     async def test_concurrent_get_or_set_is_single_flight(self, acache: AsyncCache) -> None:
         calls: list[int] = []

@@ -32,7 +32,14 @@ from typing import Any
 import pytest
 
 from ..._sync.cache import Cache
-from ..._exceptions import CacheClosed, InvalidArgument, InvalidKey, InvalidTTL, WrongType
+from ..._exceptions import (
+    CacheClosed,
+    InvalidArgument,
+    InvalidKey,
+    InvalidTTL,
+    UnsupportedOperation,
+    WrongType,
+)
 from ..._types import MISSING
 from ...core.hooks import HookEvent
 
@@ -101,6 +108,12 @@ def concurrently(calls: list[Callable[[], Any]]) -> None:
 def retains(cache: Cache) -> bool:
     """False for backends that forget every write (null)."""
     return cache.backend.capabilities.retains_data
+
+
+def needs_collections(cache: Cache) -> None:
+    """Skip a lists/sets/hashes test on a backend without the ``collections`` capability."""
+    if not cache.backend.capabilities.collections:
+        pytest.skip(f"{cache.backend.name} has no lists, sets or hashes")
 
 
 class CacheConformance:
@@ -362,6 +375,7 @@ class CacheConformance:
     # ------------------------------------------------------------------- lists
 
     def test_lists(self, cache: Cache) -> None:
+        needs_collections(cache)
         r = retains(cache)
         assert cache.rpush("l", "a", "b") == 2
         assert cache.lpush("l", "z", "y") == (4 if r else 2)
@@ -385,6 +399,7 @@ class CacheConformance:
         assert cache.lrange("l2") == [{"x": 1}, None, 5]
 
     def test_list_errors(self, cache: Cache) -> None:
+        needs_collections(cache)
         with pytest.raises(InvalidArgument, match="at least one"):
             cache.lpush("l")
         cache.set("plain", "v")
@@ -399,6 +414,7 @@ class CacheConformance:
     # -------------------------------------------------------------------- sets
 
     def test_sets(self, cache: Cache) -> None:
+        needs_collections(cache)
         r = retains(cache)
         assert cache.sadd("s", "a", "b", "a") == 2
         assert cache.sadd("s", "b", "c", 7) == (2 if r else 3)
@@ -417,6 +433,7 @@ class CacheConformance:
         assert cache.smembers("absent") == set()
 
     def test_set_errors(self, cache: Cache) -> None:
+        needs_collections(cache)
         with pytest.raises(InvalidArgument, match="at least one"):
             cache.sadd("s")
         cache.set("plain", "v")
@@ -430,6 +447,7 @@ class CacheConformance:
     # ------------------------------------------------------------------ hashes
 
     def test_hashes(self, cache: Cache) -> None:
+        needs_collections(cache)
         r = retains(cache)
         assert cache.hset("h", "f1", "v1") == 1
         assert cache.hset("h", mapping={"f1": "new", "f2": [1, 2], "n": 5}) == (2 if r else 3)
@@ -452,6 +470,7 @@ class CacheConformance:
         assert cache.hlen("absent") == 0
 
     def test_hash_errors(self, cache: Cache) -> None:
+        needs_collections(cache)
         with pytest.raises(InvalidArgument):
             cache.hset("h")
         with pytest.raises(InvalidArgument, match="without a value"):
@@ -467,6 +486,23 @@ class CacheConformance:
             assert cache.hget("h", "text") == "abc"
             with pytest.raises(WrongType):
                 cache.incr("h")
+
+    def test_missing_capabilities_are_refused_by_name(self, cache: Cache) -> None:
+        caps = cache.backend.capabilities
+        if caps.collections and caps.delete_pattern:
+            pytest.skip(f"{cache.backend.name} has every optional capability")
+        if not caps.collections:
+            calls: tuple[Callable[[], Any], ...] = (
+                lambda: cache.lpush("l", 1),
+                lambda: cache.sadd("s", 1),
+                lambda: cache.hset("h", "f", 1),
+            )
+            for call in calls:
+                with pytest.raises(UnsupportedOperation, match=cache.backend.name):
+                    call()
+        if not caps.delete_pattern:
+            with pytest.raises(UnsupportedOperation, match="delete_pattern"):
+                cache.delete_pattern("*")
 
     # -------------------------------------------------------------- get_or_set
 
@@ -494,17 +530,21 @@ class CacheConformance:
     # ------------------------------------------------------------- concurrency
 
     def test_concurrent_counters_add_up(self, cache: Cache) -> None:
+        collections = cache.backend.capabilities.collections
+
         def worker() -> None:
             for _ in range(50):
                 cache.incr("counter")
-                cache.hincrby("hash", "field")
-                cache.rpush("list", 1)
+                if collections:
+                    cache.hincrby("hash", "field")
+                    cache.rpush("list", 1)
 
         concurrently([worker for _ in range(10)])
         if retains(cache):
             assert cache.get("counter") == 500
-            assert cache.hget("hash", "field") == 500
-            assert cache.llen("list") == 500
+            if collections:
+                assert cache.hget("hash", "field") == 500
+                assert cache.llen("list") == 500
 
     def test_concurrent_get_or_set_is_single_flight(self, cache: Cache) -> None:
         calls: list[int] = []
