@@ -35,9 +35,9 @@ from stratacache import (
 )
 from stratacache._async.backends.file import AsyncFileBackend
 from stratacache._config import parse_mapping, parse_url
+from stratacache._io.file_store import DB_NAME, FileStore, glob_literal_prefix, prefix_bounds
 from stratacache._io.janitor import janitor
 from stratacache._sync.backends.file import FileBackend
-from stratacache.core.file_store import DB_NAME, FileStore, glob_literal_prefix, prefix_bounds
 from stratacache.testing import FakeClock
 
 

@@ -1,7 +1,8 @@
 """The on-disk engine behind ``file://``: an SQLite index in WAL mode plus one file per large value.
 
-Unlike the rest of :mod:`stratacache.core` this module does I/O (blocking SQLite and file
-calls); it is still the one synchronous engine that both backend flavours wrap: the sync
+This module does I/O (blocking SQLite and file calls), which is why it lives in
+:mod:`stratacache._io` and not in the pure-logic :mod:`stratacache.core`; it is the one
+synchronous engine that both backend flavours wrap: the sync
 ``FileBackend`` calls it directly, the async one runs each call in a worker thread (see
 ``stratacache._drivers.offload_async``). Policy decisions (which entry to evict, whether an
 entry is alive) are plain comparisons on the row's columns.
@@ -69,9 +70,9 @@ from .._exceptions import (
     ValueTooLarge,
     WrongType,
 )
-from .._io.janitor import janitor
 from .._types import MISSING, Missing
-from .glob import compile_glob
+from ..core.glob import compile_glob
+from .janitor import janitor
 
 __all__ = ["DB_NAME", "FileStore", "FileStoreCounters", "POLICIES", "SYNC_MODES"]
 
