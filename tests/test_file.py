@@ -240,21 +240,102 @@ def test_unwritable_directory_is_a_configuration_error(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-def test_a_file_that_is_not_a_database_is_refused(fdir: Path) -> None:
+# ---------------------------------------------------------------------------------------------
+# A damaged index: reported by health(), rebuilt by clear()
+
+
+def assert_damaged_then_rebuilt(fdir: Path, reason: str) -> None:
+    """The cache opens, says why in health() and every operation, and clear() rebuilds it."""
+    with Cache(f"file://{fdir}") as c:
+        report = c.health()
+        assert report.healthy is False
+        assert report.error is not None
+        for part in ("damaged", reason, str(fdir)):
+            assert part in report.error
+        with pytest.raises(BackendUnavailable, match=f"get\\(\\) on key 'k'.*damaged.*{reason}"):
+            c.get("k")
+        with pytest.raises(BackendUnavailable, match="clear\\(\\) rebuilds it"):
+            c.set("k", 1)
+        c.clear()
+        assert c.health().healthy is True
+        assert c.get("k") is None
+        c.set("k", 1)
+        assert c.get("k") == 1
+    with Cache(f"file://{fdir}") as c:  # and the rebuilt index is sound on disk
+        assert c.health().healthy is True
+        assert c.get("k") == 1
+
+
+def test_a_file_that_is_not_a_database_is_damage_and_clear_rebuilds_it(fdir: Path) -> None:
     fdir.mkdir()
     (fdir / DB_NAME).write_bytes(b"this is not an SQLite database, just text " * 100)
-    with pytest.raises(ConfigurationError, match="cannot be opened as a cache") as info:
-        FileStore(fdir)
-    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+    assert_damaged_then_rebuilt(fdir, "not a database")
 
 
-def test_another_format_is_refused(fdir: Path) -> None:
+def test_another_format_is_damage_and_clear_rebuilds_it(fdir: Path) -> None:
     FileStore(fdir).close()
     with sqlite3.connect(fdir / DB_NAME) as conn:
         conn.execute("PRAGMA user_version = 99")
     conn.close()
-    with pytest.raises(ConfigurationError, match="format 99"):
-        FileStore(fdir)
+    assert_damaged_then_rebuilt(fdir, "format 99")
+
+
+def test_a_wrong_schema_is_damage_and_clear_rebuilds_it(fdir: Path) -> None:
+    FileStore(fdir).close()
+    with sqlite3.connect(fdir / DB_NAME) as conn:
+        conn.execute("DROP TABLE hash_fields")
+        conn.execute("CREATE TABLE hash_fields (owner INTEGER, blob BLOB)")
+    conn.close()
+    assert_damaged_then_rebuilt(fdir, "hash_fields")
+
+
+def test_a_truncated_index_is_reported_and_clear_rebuilds_it(fdir: Path) -> None:
+    with Cache(f"file://{fdir}?serializer=raw") as c:
+        c.set_many({f"key{i:05d}": b"v" * 200 for i in range(3000)})
+    size = (fdir / DB_NAME).stat().st_size
+    assert size > 400_000
+    os.truncate(fdir / DB_NAME, size // 3)
+    with Cache(f"file://{fdir}?serializer=raw") as c:
+        errors: list[BackendUnavailable] = []
+        for i in range(0, 3000, 7):
+            try:
+                c.get(f"key{i:05d}")
+            except BackendUnavailable as exc:
+                errors.append(exc)
+        # The first read that met the missing pages latched the damage; every later one says so.
+        assert errors, "reading a truncated index met no damage"
+        assert "damaged" in str(errors[-1])
+        assert "malformed" in str(errors[-1])
+        report = c.health()
+        assert report.healthy is False
+        assert report.error is not None
+        assert "malformed" in report.error
+        c.clear()
+        assert c.health().healthy is True
+        assert c.get("key00000") is None
+        c.set("key00000", b"fresh")
+        assert c.get("key00000") == b"fresh"
+    con = sqlite3.connect(fdir / DB_NAME)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    con.close()
+
+
+def test_another_store_follows_a_rebuild(fdir: Path) -> None:
+    fdir.mkdir()
+    (fdir / DB_NAME).write_bytes(b"garbage " * 1000)
+    first, second = FileStore(fdir), FileStore(fdir)
+    try:
+        with pytest.raises(BackendUnavailable, match="damaged"):
+            second.ping()
+        first.clear()
+        first.set("k", b"v", None)
+        second.ping()  # notices the new index (another inode) and reopens it
+        assert second.get("k") == b"v"
+        second.clear()  # a plain clear now: the index is sound
+        assert first.get("k") is MISSING
+    finally:
+        first.close()
+        second.close()
 
 
 def test_locked_database_is_a_timeout(fdir: Path) -> None:
@@ -317,6 +398,131 @@ def test_closed_store_refuses_from_another_thread(fdir: Path) -> None:
     thread.start()
     thread.join()
     assert isinstance(errors[0], CacheClosed)
+
+
+# close() while other threads (or tasks) use the cache: they finish or get CacheClosed. The old
+# store closed every thread's SQLite connection while other threads were inside it (SIGSEGV),
+# so each run is a subprocess: a crash fails the test instead of killing pytest.
+
+_CLOSE_RACE = """
+import asyncio, random, sys, tempfile, threading, time
+from stratacache import AsyncCache, Cache, CacheClosed
+from stratacache._io.file_store import FileStore
+from stratacache._sync.backends.file import FileBackend
+
+mode, rounds = sys.argv[1], int(sys.argv[2])
+root = tempfile.mkdtemp(dir=sys.argv[3])
+bad = []
+ops = 0
+
+def step(target, rng, set_value):
+    key = f"k{rng.randrange(40)}"
+    pick = rng.random()
+    if pick < 0.4:
+        target.get(key)
+    elif pick < 0.8:
+        set_value(key, b"x" * rng.choice([10, 100, 1000]))
+    elif pick < 0.9:
+        target.delete_pattern("k1*")
+    else:
+        target.clear()
+
+def threads(n):
+    global ops
+    url = f"{root}/c{n}"
+    if mode == "store":
+        target = FileStore(url, inline_threshold=64, max_bytes=100_000)
+        set_value = lambda k, v: target.set(k, v, None)
+    elif mode == "backend":
+        target = FileBackend(url, inline_threshold=64, max_bytes=100_000)
+        set_value = lambda k, v: target.set(k, v, None)
+    else:
+        target = Cache(f"file://{url}?inline_threshold=64&max_bytes=100000")
+        set_value = target.set
+    started = threading.Barrier(7)
+
+    def work(seed):
+        global ops
+        rng = random.Random(seed)
+        started.wait()
+        while True:
+            try:
+                step(target, rng, set_value)
+                ops += 1
+            except CacheClosed:
+                return
+            except BaseException as exc:
+                bad.append(repr(exc))
+                return
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for w in workers:
+        w.start()
+    started.wait()
+    time.sleep(0.01)
+    target.close()
+    for w in workers:
+        w.join()
+
+async def tasks(n):
+    global ops
+    cache = AsyncCache(f"file://{root}/c{n}?inline_threshold=64&max_bytes=100000")
+    stop = False
+
+    async def work(seed):
+        global ops
+        rng = random.Random(seed)
+        while not stop:
+            key = f"k{rng.randrange(40)}"
+            pick = rng.random()
+            try:
+                if pick < 0.4:
+                    await cache.get(key)
+                elif pick < 0.8:
+                    await cache.set(key, b"x" * rng.choice([10, 100, 1000]))
+                elif pick < 0.9:
+                    await cache.delete_pattern("k1*")
+                else:
+                    await cache.clear()
+                ops += 1
+            except CacheClosed:
+                return
+            except BaseException as exc:
+                bad.append(repr(exc))
+                return
+
+    running = [asyncio.create_task(work(i)) for i in range(8)]
+    await asyncio.sleep(0.02)
+    # The backend's own close, while worker threads still run the tasks' store calls (the
+    # facade's close would first swap in a closed backend for new calls).
+    await cache.backend.close()
+    stop = True
+    await asyncio.gather(*running)
+    await cache.close()
+
+for n in range(rounds):
+    if mode == "async":
+        asyncio.run(tasks(n))
+    else:
+        threads(n)
+print(len(bad), ops, bad[:3])
+"""
+
+
+@pytest.mark.parametrize("mode", ["store", "backend", "facade", "async"])
+def test_close_while_other_threads_use_the_cache(mode: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _CLOSE_RACE, mode, "25", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
+    bad, ops, sample = result.stdout.split(" ", 2)
+    assert bad == "0", f"other threads saw errors other than CacheClosed: {sample}"
+    assert int(ops) > 0
 
 
 def test_keys_that_utf8_cannot_hold_are_invalid(fdir: Path) -> None:
