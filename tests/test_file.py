@@ -6,8 +6,11 @@ Multi-process races and the SIGKILL crash test run real OS processes on a shared
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
+import re
+import shutil
 import signal
 import sqlite3
 import stat
@@ -16,6 +19,8 @@ import sys
 import textwrap
 import threading
 import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,7 @@ from stratacache import (
 )
 from stratacache._async.backends.file import AsyncFileBackend
 from stratacache._config import parse_mapping, parse_url
-from stratacache._io.file_store import DB_NAME, FileStore, glob_literal_prefix, prefix_bounds
+from stratacache._io.file_store import DB_NAME, RESERVE_NAME, FileStore, glob_literal_prefix, prefix_bounds
 from stratacache._io.janitor import janitor
 from stratacache._sync.backends.file import FileBackend
 from stratacache.testing import FakeClock
@@ -659,6 +664,196 @@ def test_unwritable_value_file_is_backend_unavailable(fdir: Path) -> None:
             store.set("big", b"b" * 100, None)
         assert isinstance(info.value.__cause__, OSError)
         assert store.get("big") is MISSING
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The directory is not trusted: planted symlinks and crafted index rows
+
+
+def old_file(path: Path, content: bytes) -> Path:
+    """A file outside the cache, two hours old (so an orphan sweep would take it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    past = time.time() - 7200
+    os.utime(path, (past, past))
+    return path
+
+
+def test_reclaim_never_follows_a_symlink_out_of_the_directory(tmp_path: Path) -> None:
+    fdir = tmp_path / "cache"
+    outside = tmp_path / "outside"
+    victims = [old_file(outside / "precious.val", b"keep me"), old_file(outside / ".tmp-x", b"me too")]
+    store = FileStore(fdir, inline_threshold=10)
+    try:
+        store.set("kept", b"k" * 100, None)
+        real_sub = value_files(fdir)[0].parent
+        planted_sub = next(f"{n:02x}" for n in range(256) if not (fdir / f"{n:02x}").exists())
+        (fdir / planted_sub).symlink_to(outside, target_is_directory=True)  # a sub-directory
+        link = real_sub / ("0" * 32 + ".val")  # and a value file
+        link.symlink_to(victims[0])
+        past = time.time() - 7200
+        os.utime(link, (past, past), follow_symlinks=False)
+        assert store.reclaim_orphans(min_age=0) == 1  # the link itself, not what it points at
+        assert not link.is_symlink()
+        assert [v.read_bytes() for v in victims] == [b"keep me", b"me too"]
+        assert store.get("kept") == b"k" * 100
+    finally:
+        store.close()
+
+
+def test_a_symlink_in_place_of_a_value_file_is_never_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fdir = tmp_path / "cache"
+    secret = old_file(tmp_path / "outside" / "secret", b"s3cret data")
+    store = FileStore(fdir, inline_threshold=10)
+    try:
+        store.set("k", b"v" * 100, None)
+        store.set("j", b"w" * 100, None)
+        with sqlite3.connect(fdir / DB_NAME) as conn:  # crafted CRCs: only the link stops a read
+            conn.execute("UPDATE entries SET crc = ?", (zlib.crc32(secret.read_bytes()),))
+        conn.close()
+        # k: the value file itself is a link to the secret.
+        path_k = fdir / store_file(fdir, "k")
+        path_k.unlink()
+        path_k.symlink_to(secret)
+        # j: its sub-directory is a link to a directory holding a file of the same name.
+        name_j = store_file(fdir, "j")
+        sub_j = fdir / name_j.split("/")[0]
+        if sub_j == path_k.parent:
+            (sub_j / name_j.split("/")[1]).unlink()
+        else:
+            shutil.rmtree(sub_j)
+        (tmp_path / "outside" / "fake").mkdir()
+        (tmp_path / "outside" / "fake" / name_j.split("/")[1]).write_bytes(secret.read_bytes())
+        if sub_j != path_k.parent:
+            sub_j.symlink_to(tmp_path / "outside" / "fake", target_is_directory=True)
+        with caplog.at_level(logging.WARNING, logger="stratacache"):
+            assert store.get("k") is MISSING
+            assert store.get_many(["k", "j"]) == {}
+        assert secret.read_bytes() == b"s3cret data"
+        assert (tmp_path / "outside" / "fake" / name_j.split("/")[1]).exists()
+        assert store.unsafe_paths >= 1
+        assert "symbolic link" in caplog.text
+        assert str(fdir) in caplog.text
+    finally:
+        store.close()
+
+
+def store_file(fdir: Path, key: str) -> str:
+    """The value file name the index holds for ``key``."""
+    conn = sqlite3.connect(fdir / DB_NAME)
+    try:
+        return str(conn.execute("SELECT file FROM entries WHERE key = ?", (key,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_crafted_index_rows_are_not_read_or_deleted_and_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fdir = tmp_path / "cache"
+    victim = old_file(tmp_path / "victim", b"victim's data")
+    store = FileStore(fdir, inline_threshold=10)
+    (fdir / "00").mkdir()
+    names = ["../victim", str(victim), "00/../../victim", "00/../../victim\x00.val", "..", ""]
+    try:
+        with sqlite3.connect(fdir / DB_NAME) as conn:
+            for n, name in enumerate(names):
+                conn.execute(
+                    "INSERT INTO entries (key, kind, value, file, crc, size, length, expires, stored, "
+                    "accessed, hits) VALUES (?, 0, NULL, ?, ?, 10, 0, NULL, 0, 0, 0)",
+                    (f"evil{n}", name, zlib.crc32(victim.read_bytes())),
+                )
+                conn.execute("INSERT INTO trash (file) VALUES (?)", (name,))
+        conn.close()
+        with caplog.at_level(logging.WARNING, logger="stratacache"):
+            assert store.get("evil0") is MISSING
+            assert store.get_many([f"evil{n}" for n in range(len(names))]) == {}
+            store.set("evil2", b"x" * 100, None)  # an overwrite trashes the old name
+            assert store.delete("evil2") is True
+            assert store.delete_many([f"evil{n}" for n in range(len(names))]) >= 0
+            store.sweep()
+            store.reclaim_orphans(min_age=0)
+            store.clear()
+        assert victim.read_bytes() == b"victim's data"
+        assert store.unsafe_paths >= len(names)
+        assert "'../victim'" in caplog.text
+        assert repr(str(victim)) in caplog.text
+        assert "was not read or deleted" in caplog.text
+        with Cache(backend="file", directory=str(fdir)) as c:
+            assert c.stats().backend == {"unsafe_paths": 0}
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB tmpfs (needs root; skipped elsewhere)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill_until_full(store: FileStore, rng: random.Random, written: dict[str, bytes]) -> BackendUnavailable:
+    """Set values in files and inline until the disk is full; the error that said so."""
+    for i in range(100_000):
+        value = rng.randbytes(3000 if i % 3 == 0 else 600)
+        try:
+            store.set(f"k{i}", value, None)
+        except BackendUnavailable as exc:
+            return exc
+        written[f"k{i}"] = value
+    raise AssertionError("the disk never filled up")
+
+
+def test_a_full_disk_refuses_writes_loses_nothing_and_still_deletes(small_disk: Path) -> None:
+    directory = small_disk / "cache"
+    store = FileStore(directory, inline_threshold=2000)
+    rng = random.Random(7)
+    written: dict[str, bytes] = {}
+    try:
+        error = fill_until_full(store, rng, written)
+        assert re.search(r"set\(\) on key 'k\d+': the disk holding the cache is full", str(error))
+        assert str(directory) in str(error)
+        assert isinstance(error.__cause__, (sqlite3.OperationalError, OSError))
+        assert len(written) > 100
+        with pytest.raises(BackendUnavailable, match=r"'big'.*full"):
+            store.set("big", rng.randbytes(200_000), None)
+        assert not [p for p in value_files(directory) if p.name.startswith(".tmp-")]
+        with pytest.raises(BackendUnavailable, match="full"):
+            store.set("k1", b"an overwrite that does not fit " * 100, None)
+        # Nothing that was written is lost, the failed overwrite included.
+        assert store.get_many(list(written)) == written
+        keys = list(written)
+        assert store.delete(keys[0]) is True
+        assert store.delete_many(keys[1:40]) == 39
+        assert store.delete_pattern("k1*") > 0
+        store.clear()
+        assert store.counters().items == 0
+        assert value_files(directory) == []
+        store.set("after", b"v" * 5000, None)  # the space is usable again
+        assert store.get("after") == b"v" * 5000
+        assert store.sweep() == 0
+        assert (directory / RESERVE_NAME).stat().st_size > 0  # set aside again by the sweep
     finally:
         store.close()
 

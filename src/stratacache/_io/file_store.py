@@ -846,7 +846,7 @@ class FileStore:
         if _is_full(exc):
             return BackendUnavailable(
                 f"{where}: the disk holding the cache is full ({type(exc).__name__}: {text}); "
-                "nothing was changed, and deletes still work"
+                "nothing was changed"
             )
         return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
 

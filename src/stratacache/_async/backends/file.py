@@ -193,6 +193,8 @@ class AsyncFileBackend(AsyncBackend):
             bytes=counters.bytes,
             evictions=counters.evictions,
             expirations=counters.expirations,
+            # Index entries naming a path the store refused to follow (docs/file-backend.md).
+            details={"unsafe_paths": self.store.unsafe_paths},
         )
 
     async def close(self) -> None:

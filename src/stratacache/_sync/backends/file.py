@@ -194,6 +194,8 @@ class FileBackend(Backend):
             bytes=counters.bytes,
             evictions=counters.evictions,
             expirations=counters.expirations,
+            # Index entries naming a path the store refused to follow (docs/file-backend.md).
+            details={"unsafe_paths": self.store.unsafe_paths},
         )
 
     def close(self) -> None:
