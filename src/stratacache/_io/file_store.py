@@ -10,6 +10,7 @@ entry is alive) are plain comparisons on the row's columns.
 Layout of a cache directory::
 
     cache.db, cache.db-wal, cache.db-shm    the SQLite index (WAL mode)
+    cache.reserve                           1 MiB kept free for deletes on a full disk
     3f/<prefix>3f9a...c1.val                values above ``inline_threshold``, fanned out
                                             over 256 sub-directories by the name's first byte
 
@@ -39,6 +40,12 @@ Design decisions, and why:
   sleeps in millisecond steps, so letting a process's threads contend in SQLite would cost far
   more than a ``threading.Lock``. Between processes, SQLite's file locks and ``timeout`` decide.
   Readers never take it: WAL lets them run beside the writer, each thread on its own connection.
+* **An in-flight guard around every public operation**: ``close()`` (and the rebuild of a
+  damaged index) waits until no other thread is inside one, because closing an SQLite
+  connection that another thread is using crashes the process.
+* **The directory is not trusted**: value files are reached through directory fds without
+  following symbolic links, and every name read from the index must have the shape the store
+  writes; a damaged index is latched, reported by ``ping()`` and rebuilt by ``clear()``.
 * **Access order for ``lru``/``lfu`` is recorded lazily**: a hit is noted in memory and written
   in one batch (every ``_READ_FLUSH`` hits, before an eviction and at each janitor sweep), so a
   read stays a read and never takes the write lock. Recency across processes is therefore
