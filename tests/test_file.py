@@ -1219,3 +1219,19 @@ def test_counters_per_namespace(fdir: Path) -> None:
         one.clear()
         assert two.get("a") == 1
         assert one.stats().items == 0
+
+
+async def test_async_cache_reports_and_rebuilds_a_damaged_index(fdir: Path) -> None:
+    fdir.mkdir()
+    (fdir / DB_NAME).write_bytes(b"\x00garbage" * 512)
+    async with AsyncCache(f"file://{fdir}") as c:
+        report = await c.health()
+        assert report.healthy is False
+        assert report.error is not None
+        assert "not a database" in report.error
+        with pytest.raises(BackendUnavailable, match=r"get\(\) on key 'k'.*damaged"):
+            await c.get("k")
+        await c.clear()
+        await c.set("k", 1)
+        assert await c.get("k") == 1
+        assert (await c.health()).healthy is True

@@ -604,6 +604,8 @@ class FileStore:
             if info.st_size == 0:
                 os.fchmod(fd, self.file_mode)
             self._db_id = (info.st_dev, info.st_ino)
+        except OSError as exc:
+            raise ConfigurationError(f"{where} cannot be used: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
         try:
@@ -799,6 +801,10 @@ class FileStore:
                 return
             self._close_connections()
             self._damage = None
+            # The directory may have been replaced too (deleted and created again).
+            if self._dir_fd >= 0:
+                os.close(self._dir_fd)
+                self._dir_fd = -1
             try:
                 self._open()
             except CacheError as exc:
@@ -1121,7 +1127,8 @@ class FileStore:
         """Remove value files written for rows that were never committed."""
         for row in params:
             if row[2] is not None:
-                self._unlink_file(row[2])
+                with contextlib.suppress(OSError):  # an orphan at worst: reclaim_orphans takes it
+                    self._unlink_file(row[2])
 
     @_guarded
     def set(self, key: str, value: bytes, ttl: float | None) -> None:
@@ -1350,7 +1357,10 @@ class FileStore:
             if self._closed:
                 raise CacheClosed(f"file cache {self.directory!r} is closed: clear() after close()")
             self._close_connections()
-            fcntl.flock(self._dir_fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._dir_fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                raise self._fail("clear", None, exc) from exc
             try:
                 replaced = self._index_replaced()
                 if not replaced:
@@ -1367,7 +1377,8 @@ class FileStore:
             except OSError as exc:
                 raise self._fail("clear", None, exc) from exc
             finally:
-                fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
             if self._damage is not None:
                 raise self._damaged_error("clear")
         return replaced
@@ -1838,7 +1849,10 @@ class FileStore:
     @_guarded
     def sweep(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired entries now, empty the trash, flush hits; how many expired."""
-        return self._sweep(limit)
+        try:
+            return self._sweep(limit)
+        except (sqlite3.Error, OSError) as exc:
+            raise self._fail("sweep", None, exc) from exc
 
     def _sweep(self, limit: int) -> int:
         conn = self._sweep_conn
@@ -1903,7 +1917,13 @@ class FileStore:
         """
         cutoff = None if min_age is None else time.time() - min_age
         removed = 0
-        for sub in os.listdir(self._dir_fd):
+        # A fresh fd: listdir() on a shared one would share its offset with another thread's.
+        top = os.open(".", _OPEN_DIR, dir_fd=self._dir_fd)
+        try:
+            subs = os.listdir(top)
+        finally:
+            os.close(top)
+        for sub in subs:
             if not _SUB_NAME.fullmatch(sub):
                 continue
             try:
