@@ -1013,12 +1013,12 @@ def test_sweep_survives_a_busy_database(fdir: Path) -> None:
 def test_threads_share_one_directory(fdir: Path) -> None:
     with Cache(f"file://{fdir}") as c:
 
-        def work() -> None:
+        def work(n: int) -> None:
             for _ in range(100):
                 c.incr("n")
-                c.sadd("s", threading.get_ident())
+                c.sadd("s", n)  # not get_ident(): an exited thread's ident can be reused
 
-        threads = [threading.Thread(target=work) for _ in range(8)]
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
         for t in threads:
             t.start()
         for t in threads:
@@ -1162,7 +1162,8 @@ def test_sigkill_during_writes_never_leaves_a_partial_value(fdir: Path) -> None:
             log = c.lrange("log")
             assert all(entry.isdigit() for entry in log)
             writes = c.get("writes")
-            assert writes is None or int(writes) == len(log)  # same transaction boundaries
+            # rpush and incr are two transactions: a kill between them leaves the log one ahead.
+            assert len(log) - int(writes or 0) in (0, 1)
             assert c.ping() is True
     store = FileStore(fdir)
     try:

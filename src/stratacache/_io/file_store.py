@@ -985,7 +985,10 @@ class FileStore:
             os.close(dir_fd)
         try:
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            # No link left: a concurrent delete or overwrite unlinked it after the row was read.
+            if info.st_nlink == 0:
+                return None
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
                 self._refuse(op, key, name, "is not a regular file with one link")
                 return None
             with open(fd, "rb", closefd=False) as handle:
@@ -1833,12 +1836,15 @@ class FileStore:
         if tick < self._next_sweep:
             return 0
         self._next_sweep = tick + self.janitor_interval
-        try:
-            if self._index_replaced():
+        if self._index_replaced():
+            with contextlib.suppress(CacheError, OSError):
                 self._reopen()
-            self._enter("sweep")
-        except (CacheError, OSError):
-            return 0
+        # Never waits: the janitor thread also sweeps the memory stores, and close() or a
+        # rebuild may wait for a slow operation here; such a sweep is skipped, not delayed.
+        with self._gate_lock:
+            if self._exclusive or self._closed or self._damage is not None:
+                return 0
+            self._inflight += 1
         try:
             return self._sweep(limit)
         except (CacheError, sqlite3.Error, OSError):
