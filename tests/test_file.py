@@ -381,7 +381,7 @@ def test_closed_store_refuses(fdir: Path) -> None:
     store.close()
     store.close()
     assert store.closed
-    with pytest.raises(CacheClosed, match="closed"):
+    with pytest.raises(CacheClosed, match=r"file cache .* is closed: get\(\) on key 'k' after close\(\)"):
         store.get("k")
     with pytest.raises(CacheClosed):
         store.set("k", b"v", None)
@@ -525,6 +525,7 @@ def test_close_while_other_threads_use_the_cache(mode: str, tmp_path: Path) -> N
         check=False,
     )
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
+    assert "was not read or deleted" not in result.stderr  # no live value file taken for a planted one
     bad, ops, sample = result.stdout.split(" ", 2)
     assert bad == "0", f"other threads saw errors other than CacheClosed: {sample}"
     assert int(ops) > 0
