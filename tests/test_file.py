@@ -6,8 +6,11 @@ Multi-process races and the SIGKILL crash test run real OS processes on a shared
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
+import re
+import shutil
 import signal
 import sqlite3
 import stat
@@ -16,6 +19,8 @@ import sys
 import textwrap
 import threading
 import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +40,9 @@ from stratacache import (
 )
 from stratacache._async.backends.file import AsyncFileBackend
 from stratacache._config import parse_mapping, parse_url
+from stratacache._io.file_store import DB_NAME, RESERVE_NAME, FileStore, glob_literal_prefix, prefix_bounds
 from stratacache._io.janitor import janitor
 from stratacache._sync.backends.file import FileBackend
-from stratacache.core.file_store import DB_NAME, FileStore, glob_literal_prefix, prefix_bounds
 from stratacache.testing import FakeClock
 
 
@@ -240,21 +245,102 @@ def test_unwritable_directory_is_a_configuration_error(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-def test_a_file_that_is_not_a_database_is_refused(fdir: Path) -> None:
+# ---------------------------------------------------------------------------------------------
+# A damaged index: reported by health(), rebuilt by clear()
+
+
+def assert_damaged_then_rebuilt(fdir: Path, reason: str) -> None:
+    """The cache opens, says why in health() and every operation, and clear() rebuilds it."""
+    with Cache(f"file://{fdir}") as c:
+        report = c.health()
+        assert report.healthy is False
+        assert report.error is not None
+        for part in ("damaged", reason, str(fdir)):
+            assert part in report.error
+        with pytest.raises(BackendUnavailable, match=f"get\\(\\) on key 'k'.*damaged.*{reason}"):
+            c.get("k")
+        with pytest.raises(BackendUnavailable, match="clear\\(\\) rebuilds it"):
+            c.set("k", 1)
+        c.clear()
+        assert c.health().healthy is True
+        assert c.get("k") is None
+        c.set("k", 1)
+        assert c.get("k") == 1
+    with Cache(f"file://{fdir}") as c:  # and the rebuilt index is sound on disk
+        assert c.health().healthy is True
+        assert c.get("k") == 1
+
+
+def test_a_file_that_is_not_a_database_is_damage_and_clear_rebuilds_it(fdir: Path) -> None:
     fdir.mkdir()
     (fdir / DB_NAME).write_bytes(b"this is not an SQLite database, just text " * 100)
-    with pytest.raises(ConfigurationError, match="cannot be opened as a cache") as info:
-        FileStore(fdir)
-    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+    assert_damaged_then_rebuilt(fdir, "not a database")
 
 
-def test_another_format_is_refused(fdir: Path) -> None:
+def test_another_format_is_damage_and_clear_rebuilds_it(fdir: Path) -> None:
     FileStore(fdir).close()
     with sqlite3.connect(fdir / DB_NAME) as conn:
         conn.execute("PRAGMA user_version = 99")
     conn.close()
-    with pytest.raises(ConfigurationError, match="format 99"):
-        FileStore(fdir)
+    assert_damaged_then_rebuilt(fdir, "format 99")
+
+
+def test_a_wrong_schema_is_damage_and_clear_rebuilds_it(fdir: Path) -> None:
+    FileStore(fdir).close()
+    with sqlite3.connect(fdir / DB_NAME) as conn:
+        conn.execute("DROP TABLE hash_fields")
+        conn.execute("CREATE TABLE hash_fields (owner INTEGER, blob BLOB)")
+    conn.close()
+    assert_damaged_then_rebuilt(fdir, "hash_fields")
+
+
+def test_a_truncated_index_is_reported_and_clear_rebuilds_it(fdir: Path) -> None:
+    with Cache(f"file://{fdir}?serializer=raw") as c:
+        c.set_many({f"key{i:05d}": b"v" * 200 for i in range(3000)})
+    size = (fdir / DB_NAME).stat().st_size
+    assert size > 400_000
+    os.truncate(fdir / DB_NAME, size // 3)
+    with Cache(f"file://{fdir}?serializer=raw") as c:
+        errors: list[BackendUnavailable] = []
+        for i in range(0, 3000, 7):
+            try:
+                c.get(f"key{i:05d}")
+            except BackendUnavailable as exc:
+                errors.append(exc)
+        # The first read that met the missing pages latched the damage; every later one says so.
+        assert errors, "reading a truncated index met no damage"
+        assert "damaged" in str(errors[-1])
+        assert "malformed" in str(errors[-1])
+        report = c.health()
+        assert report.healthy is False
+        assert report.error is not None
+        assert "malformed" in report.error
+        c.clear()
+        assert c.health().healthy is True
+        assert c.get("key00000") is None
+        c.set("key00000", b"fresh")
+        assert c.get("key00000") == b"fresh"
+    con = sqlite3.connect(fdir / DB_NAME)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    con.close()
+
+
+def test_another_store_follows_a_rebuild(fdir: Path) -> None:
+    fdir.mkdir()
+    (fdir / DB_NAME).write_bytes(b"garbage " * 1000)
+    first, second = FileStore(fdir), FileStore(fdir)
+    try:
+        with pytest.raises(BackendUnavailable, match="damaged"):
+            second.ping()
+        first.clear()
+        first.set("k", b"v", None)
+        second.ping()  # notices the new index (another inode) and reopens it
+        assert second.get("k") == b"v"
+        second.clear()  # a plain clear now: the index is sound
+        assert first.get("k") is MISSING
+    finally:
+        first.close()
+        second.close()
 
 
 def test_locked_database_is_a_timeout(fdir: Path) -> None:
@@ -295,7 +381,7 @@ def test_closed_store_refuses(fdir: Path) -> None:
     store.close()
     store.close()
     assert store.closed
-    with pytest.raises(CacheClosed, match="closed"):
+    with pytest.raises(CacheClosed, match=r"file cache .* is closed: get\(\) on key 'k' after close\(\)"):
         store.get("k")
     with pytest.raises(CacheClosed):
         store.set("k", b"v", None)
@@ -317,6 +403,132 @@ def test_closed_store_refuses_from_another_thread(fdir: Path) -> None:
     thread.start()
     thread.join()
     assert isinstance(errors[0], CacheClosed)
+
+
+# close() while other threads (or tasks) use the cache: they finish or get CacheClosed. The old
+# store closed every thread's SQLite connection while other threads were inside it (SIGSEGV),
+# so each run is a subprocess: a crash fails the test instead of killing pytest.
+
+_CLOSE_RACE = """
+import asyncio, random, sys, tempfile, threading, time
+from stratacache import AsyncCache, Cache, CacheClosed
+from stratacache._io.file_store import FileStore
+from stratacache._sync.backends.file import FileBackend
+
+mode, rounds = sys.argv[1], int(sys.argv[2])
+root = tempfile.mkdtemp(dir=sys.argv[3])
+bad = []
+ops = 0
+
+def step(target, rng, set_value):
+    key = f"k{rng.randrange(40)}"
+    pick = rng.random()
+    if pick < 0.4:
+        target.get(key)
+    elif pick < 0.8:
+        set_value(key, b"x" * rng.choice([10, 100, 1000]))
+    elif pick < 0.9:
+        target.delete_pattern("k1*")
+    else:
+        target.clear()
+
+def threads(n):
+    global ops
+    url = f"{root}/c{n}"
+    if mode == "store":
+        target = FileStore(url, inline_threshold=64, max_bytes=100_000)
+        set_value = lambda k, v: target.set(k, v, None)
+    elif mode == "backend":
+        target = FileBackend(url, inline_threshold=64, max_bytes=100_000)
+        set_value = lambda k, v: target.set(k, v, None)
+    else:
+        target = Cache(f"file://{url}?inline_threshold=64&max_bytes=100000")
+        set_value = target.set
+    started = threading.Barrier(7)
+
+    def work(seed):
+        global ops
+        rng = random.Random(seed)
+        started.wait()
+        while True:
+            try:
+                step(target, rng, set_value)
+                ops += 1
+            except CacheClosed:
+                return
+            except BaseException as exc:
+                bad.append(repr(exc))
+                return
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for w in workers:
+        w.start()
+    started.wait()
+    time.sleep(0.01)
+    target.close()
+    for w in workers:
+        w.join()
+
+async def tasks(n):
+    global ops
+    cache = AsyncCache(f"file://{root}/c{n}?inline_threshold=64&max_bytes=100000")
+    stop = False
+
+    async def work(seed):
+        global ops
+        rng = random.Random(seed)
+        while not stop:
+            key = f"k{rng.randrange(40)}"
+            pick = rng.random()
+            try:
+                if pick < 0.4:
+                    await cache.get(key)
+                elif pick < 0.8:
+                    await cache.set(key, b"x" * rng.choice([10, 100, 1000]))
+                elif pick < 0.9:
+                    await cache.delete_pattern("k1*")
+                else:
+                    await cache.clear()
+                ops += 1
+            except CacheClosed:
+                return
+            except BaseException as exc:
+                bad.append(repr(exc))
+                return
+
+    running = [asyncio.create_task(work(i)) for i in range(8)]
+    await asyncio.sleep(0.02)
+    # The backend's own close, while worker threads still run the tasks' store calls (the
+    # facade's close would first swap in a closed backend for new calls).
+    await cache.backend.close()
+    stop = True
+    await asyncio.gather(*running)
+    await cache.close()
+
+for n in range(rounds):
+    if mode == "async":
+        asyncio.run(tasks(n))
+    else:
+        threads(n)
+print(len(bad), ops, bad[:3])
+"""
+
+
+@pytest.mark.parametrize("mode", ["store", "backend", "facade", "async"])
+def test_close_while_other_threads_use_the_cache(mode: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _CLOSE_RACE, mode, "25", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
+    assert "was not read or deleted" not in result.stderr  # no live value file taken for a planted one
+    bad, ops, sample = result.stdout.split(" ", 2)
+    assert bad == "0", f"other threads saw errors other than CacheClosed: {sample}"
+    assert int(ops) > 0
 
 
 def test_keys_that_utf8_cannot_hold_are_invalid(fdir: Path) -> None:
@@ -453,6 +665,196 @@ def test_unwritable_value_file_is_backend_unavailable(fdir: Path) -> None:
             store.set("big", b"b" * 100, None)
         assert isinstance(info.value.__cause__, OSError)
         assert store.get("big") is MISSING
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The directory is not trusted: planted symlinks and crafted index rows
+
+
+def old_file(path: Path, content: bytes) -> Path:
+    """A file outside the cache, two hours old (so an orphan sweep would take it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    past = time.time() - 7200
+    os.utime(path, (past, past))
+    return path
+
+
+def test_reclaim_never_follows_a_symlink_out_of_the_directory(tmp_path: Path) -> None:
+    fdir = tmp_path / "cache"
+    outside = tmp_path / "outside"
+    victims = [old_file(outside / "precious.val", b"keep me"), old_file(outside / ".tmp-x", b"me too")]
+    store = FileStore(fdir, inline_threshold=10)
+    try:
+        store.set("kept", b"k" * 100, None)
+        real_sub = value_files(fdir)[0].parent
+        planted_sub = next(f"{n:02x}" for n in range(256) if not (fdir / f"{n:02x}").exists())
+        (fdir / planted_sub).symlink_to(outside, target_is_directory=True)  # a sub-directory
+        link = real_sub / ("0" * 32 + ".val")  # and a value file
+        link.symlink_to(victims[0])
+        past = time.time() - 7200
+        os.utime(link, (past, past), follow_symlinks=False)
+        assert store.reclaim_orphans(min_age=0) == 1  # the link itself, not what it points at
+        assert not link.is_symlink()
+        assert [v.read_bytes() for v in victims] == [b"keep me", b"me too"]
+        assert store.get("kept") == b"k" * 100
+    finally:
+        store.close()
+
+
+def test_a_symlink_in_place_of_a_value_file_is_never_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fdir = tmp_path / "cache"
+    secret = old_file(tmp_path / "outside" / "secret", b"s3cret data")
+    store = FileStore(fdir, inline_threshold=10)
+    try:
+        store.set("k", b"v" * 100, None)
+        store.set("j", b"w" * 100, None)
+        with sqlite3.connect(fdir / DB_NAME) as conn:  # crafted CRCs: only the link stops a read
+            conn.execute("UPDATE entries SET crc = ?", (zlib.crc32(secret.read_bytes()),))
+        conn.close()
+        # k: the value file itself is a link to the secret.
+        path_k = fdir / store_file(fdir, "k")
+        path_k.unlink()
+        path_k.symlink_to(secret)
+        # j: its sub-directory is a link to a directory holding a file of the same name.
+        name_j = store_file(fdir, "j")
+        sub_j = fdir / name_j.split("/")[0]
+        if sub_j == path_k.parent:
+            (sub_j / name_j.split("/")[1]).unlink()
+        else:
+            shutil.rmtree(sub_j)
+        (tmp_path / "outside" / "fake").mkdir()
+        (tmp_path / "outside" / "fake" / name_j.split("/")[1]).write_bytes(secret.read_bytes())
+        if sub_j != path_k.parent:
+            sub_j.symlink_to(tmp_path / "outside" / "fake", target_is_directory=True)
+        with caplog.at_level(logging.WARNING, logger="stratacache"):
+            assert store.get("k") is MISSING
+            assert store.get_many(["k", "j"]) == {}
+        assert secret.read_bytes() == b"s3cret data"
+        assert (tmp_path / "outside" / "fake" / name_j.split("/")[1]).exists()
+        assert store.unsafe_paths >= 1
+        assert "symbolic link" in caplog.text
+        assert str(fdir) in caplog.text
+    finally:
+        store.close()
+
+
+def store_file(fdir: Path, key: str) -> str:
+    """The value file name the index holds for ``key``."""
+    conn = sqlite3.connect(fdir / DB_NAME)
+    try:
+        return str(conn.execute("SELECT file FROM entries WHERE key = ?", (key,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_crafted_index_rows_are_not_read_or_deleted_and_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fdir = tmp_path / "cache"
+    victim = old_file(tmp_path / "victim", b"victim's data")
+    store = FileStore(fdir, inline_threshold=10)
+    (fdir / "00").mkdir()
+    names = ["../victim", str(victim), "00/../../victim", "00/../../victim\x00.val", "..", ""]
+    try:
+        with sqlite3.connect(fdir / DB_NAME) as conn:
+            for n, name in enumerate(names):
+                conn.execute(
+                    "INSERT INTO entries (key, kind, value, file, crc, size, length, expires, stored, "
+                    "accessed, hits) VALUES (?, 0, NULL, ?, ?, 10, 0, NULL, 0, 0, 0)",
+                    (f"evil{n}", name, zlib.crc32(victim.read_bytes())),
+                )
+                conn.execute("INSERT INTO trash (file) VALUES (?)", (name,))
+        conn.close()
+        with caplog.at_level(logging.WARNING, logger="stratacache"):
+            assert store.get("evil0") is MISSING
+            assert store.get_many([f"evil{n}" for n in range(len(names))]) == {}
+            store.set("evil2", b"x" * 100, None)  # an overwrite trashes the old name
+            assert store.delete("evil2") is True
+            assert store.delete_many([f"evil{n}" for n in range(len(names))]) >= 0
+            store.sweep()
+            store.reclaim_orphans(min_age=0)
+            store.clear()
+        assert victim.read_bytes() == b"victim's data"
+        assert store.unsafe_paths >= len(names)
+        assert "'../victim'" in caplog.text
+        assert repr(str(victim)) in caplog.text
+        assert "was not read or deleted" in caplog.text
+        with Cache(backend="file", directory=str(fdir)) as c:
+            assert c.stats().backend == {"unsafe_paths": 0}
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB tmpfs (needs root; skipped elsewhere)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill_until_full(store: FileStore, rng: random.Random, written: dict[str, bytes]) -> BackendUnavailable:
+    """Set values in files and inline until the disk is full; the error that said so."""
+    for i in range(100_000):
+        value = rng.randbytes(3000 if i % 3 == 0 else 600)
+        try:
+            store.set(f"k{i}", value, None)
+        except BackendUnavailable as exc:
+            return exc
+        written[f"k{i}"] = value
+    raise AssertionError("the disk never filled up")
+
+
+def test_a_full_disk_refuses_writes_loses_nothing_and_still_deletes(small_disk: Path) -> None:
+    directory = small_disk / "cache"
+    store = FileStore(directory, inline_threshold=2000)
+    rng = random.Random(7)
+    written: dict[str, bytes] = {}
+    try:
+        error = fill_until_full(store, rng, written)
+        assert re.search(r"set\(\) on key 'k\d+': the disk holding the cache is full", str(error))
+        assert str(directory) in str(error)
+        assert isinstance(error.__cause__, (sqlite3.OperationalError, OSError))
+        assert len(written) > 100
+        with pytest.raises(BackendUnavailable, match=r"'big'.*full"):
+            store.set("big", rng.randbytes(200_000), None)
+        assert not [p for p in value_files(directory) if p.name.startswith(".tmp-")]
+        with pytest.raises(BackendUnavailable, match="full"):
+            store.set("k1", b"an overwrite that does not fit " * 100, None)
+        # Nothing that was written is lost, the failed overwrite included.
+        assert store.get_many(list(written)) == written
+        keys = list(written)
+        assert store.delete(keys[0]) is True
+        assert store.delete_many(keys[1:40]) == 39
+        assert store.delete_pattern("k1*") > 0
+        store.clear()
+        assert store.counters().items == 0
+        assert value_files(directory) == []
+        store.set("after", b"v" * 5000, None)  # the space is usable again
+        assert store.get("after") == b"v" * 5000
+        assert store.sweep() == 0
+        assert (directory / RESERVE_NAME).stat().st_size > 0  # set aside again by the sweep
     finally:
         store.close()
 
@@ -612,12 +1014,12 @@ def test_sweep_survives_a_busy_database(fdir: Path) -> None:
 def test_threads_share_one_directory(fdir: Path) -> None:
     with Cache(f"file://{fdir}") as c:
 
-        def work() -> None:
+        def work(n: int) -> None:
             for _ in range(100):
                 c.incr("n")
-                c.sadd("s", threading.get_ident())
+                c.sadd("s", n)  # not get_ident(): an exited thread's ident can be reused
 
-        threads = [threading.Thread(target=work) for _ in range(8)]
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
         for t in threads:
             t.start()
         for t in threads:
@@ -761,7 +1163,8 @@ def test_sigkill_during_writes_never_leaves_a_partial_value(fdir: Path) -> None:
             log = c.lrange("log")
             assert all(entry.isdigit() for entry in log)
             writes = c.get("writes")
-            assert writes is None or int(writes) == len(log)  # same transaction boundaries
+            # rpush and incr are two transactions: a kill between them leaves the log one ahead.
+            assert len(log) - int(writes or 0) in (0, 1)
             assert c.ping() is True
     store = FileStore(fdir)
     try:
@@ -818,3 +1221,19 @@ def test_counters_per_namespace(fdir: Path) -> None:
         one.clear()
         assert two.get("a") == 1
         assert one.stats().items == 0
+
+
+async def test_async_cache_reports_and_rebuilds_a_damaged_index(fdir: Path) -> None:
+    fdir.mkdir()
+    (fdir / DB_NAME).write_bytes(b"\x00garbage" * 512)
+    async with AsyncCache(f"file://{fdir}") as c:
+        report = await c.health()
+        assert report.healthy is False
+        assert report.error is not None
+        assert "not a database" in report.error
+        with pytest.raises(BackendUnavailable, match=r"get\(\) on key 'k'.*damaged"):
+            await c.get("k")
+        await c.clear()
+        await c.set("k", 1)
+        assert await c.get("k") == 1
+        assert (await c.health()).healthy is True

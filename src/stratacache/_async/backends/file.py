@@ -1,7 +1,7 @@
 """The ``file://`` backend: a durable on-disk cache that threads and processes can share.
 
 URL: ``file:///absolute/path/to/dir?max_bytes=1000000000&policy=lru`` (or the ``directory``
-keyword). The engine is :class:`~stratacache.core.file_store.FileStore` (an SQLite index in
+keyword). The engine is :class:`~stratacache._io.file_store.FileStore` (an SQLite index in
 WAL mode, large values in their own files); this backend only hands it each call, in a worker
 thread in the async flavour (``_drivers.offload_async``) and directly in the generated sync
 one. The store translates sqlite3 and OS errors into the stratacache tree. See
@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from ..._drivers.offload_async import run
 from ..._exceptions import ConfigurationError
+from ..._io.file_store import FileStore
 from ..._types import Missing
-from ...core.file_store import FileStore
 from .base import AsyncBackend, BackendCounters, Capabilities
 
 __all__ = ["AsyncFileBackend"]
@@ -195,6 +195,8 @@ class AsyncFileBackend(AsyncBackend):
             bytes=counters.bytes,
             evictions=counters.evictions,
             expirations=counters.expirations,
+            # Index entries naming a path the store refused to follow (docs/file-backend.md).
+            details={"unsafe_paths": self.store.unsafe_paths},
         )
 
     async def close(self) -> None:
