@@ -33,12 +33,14 @@ from stratacache import (
     CacheTimeout,
     ConfigurationError,
     InvalidArgument,
+    InvalidTTL,
     UnsupportedOperation,
     ValueTooLarge,
     WrongType,
 )
 from stratacache._async.backends.memcached import AsyncMemcachedBackend
 from stratacache._sync.backends.memcached import MemcachedBackend
+from stratacache._types import MISSING
 from stratacache.core import memcached_protocol as proto
 from stratacache.core.memcached_keys import (
     RESERVED,
@@ -1106,3 +1108,23 @@ def test_generation_node_failure_never_resurrects_and_spares_survivors(
         finally:
             if fault == "freeze" and server.pid is not None:
                 os.kill(server.pid, signal.SIGCONT)
+
+
+def test_backend_ttl_past_2038_is_invalid_ttl(mc_pair: list[MemcachedServer]) -> None:
+    # Memcached reads an exptime over 30 days as an absolute 32-bit unix time; used directly,
+    # the backend refuses a ttl past 2038-01-19 instead of sending a number the server rejects
+    # (or, past 2**32, one that wraps into the past).
+    backend = MemcachedBackend([server.address for server in mc_pair])
+    try:
+        for ttl in (2.0**31, 2.0**40):
+            for call in (
+                lambda seconds: backend.set("k", b"v", seconds),
+                lambda seconds: backend.add("k", b"v", seconds),
+                lambda seconds: backend.set_many({"k": b"v"}, seconds),
+                lambda seconds: backend.expire("k", seconds),
+            ):
+                with pytest.raises(InvalidTTL, match=r"memcached.*2038"):
+                    call(ttl)
+        assert backend.get("k") is MISSING
+    finally:
+        backend.close()

@@ -21,10 +21,12 @@ from stratacache import (
     Cache,
     CacheTimeout,
     ConfigurationError,
+    InvalidTTL,
     WrongType,
 )
 from stratacache._config import parse_url
 from stratacache._sync.backends.redis import RedisBackend
+from stratacache._types import MISSING
 
 
 def commandstats(server: RedisServer) -> dict[str, int]:
@@ -466,3 +468,26 @@ def test_acl_user_and_permissions(redis_server_factory: RedisServerFactory) -> N
         outside.set("other:k", 1)  # a key outside the user's ~app:* pattern
     with Cache(f"redis://app:wrong@127.0.0.1:{server.port}/0") as cache, pytest.raises(AccessDenied):
         cache.get("app:k")
+
+
+# ------------------------------------------------------------------------------ issue 13: ttl range
+
+
+@pytest.mark.parametrize("ttl", [1e300, 2.0**70, float("inf")], ids=repr)
+def test_backend_ttl_out_of_redis_range_is_invalid_ttl(redis_server: RedisServer, ttl: float) -> None:
+    # The facade refuses ttls over MAX_TTL first; used directly, the backend still answers with
+    # InvalidTTL (not BackendUnavailable or a raw OverflowError) for a ttl Redis cannot store.
+    redis_server.flush()
+    backend = RedisBackend(host=redis_server.host, port=redis_server.port)
+    try:
+        for call in (
+            lambda: backend.set("k", b"v", ttl),
+            lambda: backend.add("k", b"v", ttl),
+            lambda: backend.set_many({"k": b"v"}, ttl),
+            lambda: backend.expire("k", ttl),
+        ):
+            with pytest.raises(InvalidTTL, match="redis"):
+                call()
+        assert backend.get("k") is MISSING
+    finally:
+        backend.close()

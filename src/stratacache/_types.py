@@ -9,7 +9,7 @@ from typing import Final, TypeAlias
 
 from ._exceptions import InvalidKey, InvalidTTL
 
-__all__ = ["MISSING", "UNSET", "Missing", "TTLArg", "Unset", "check_key", "normalize_ttl"]
+__all__ = ["MAX_TTL", "MISSING", "UNSET", "Missing", "TTLArg", "Unset", "check_key", "normalize_ttl"]
 
 
 class Missing(enum.Enum):
@@ -53,12 +53,25 @@ TTLArg: TypeAlias = "float | int | timedelta | None | Unset"
 """What a ``ttl=`` parameter accepts."""
 
 
+MAX_TTL: Final = 365 * 24 * 3600
+"""The longest ttl, in seconds (365 days), on every backend alike.
+
+One bound for all, so that code moved from one backend to another never meets a ttl that
+one accepted and the other cannot store. It is what Memcached can hold safely: it reads an
+expiry over 30 days as an absolute unix time in 32 bits, so nothing can expire there after
+2038-01-19 (a year from now fits until 2037). Redis, the file store and the memory engine
+could go further; longer ttls raise :class:`InvalidTTL` rather than being cut short or
+silently dropped. ``ttl=None`` (never expire) is the way to keep an entry indefinitely.
+"""
+
+
 def normalize_ttl(ttl: object, default: float | None = None, *, name: str = "ttl") -> float | None:
     """Turn a ``ttl`` argument into seconds (``float``) or ``None`` (never expire).
 
     ``UNSET`` gives ``default``. Zero, negative, NaN, infinite, bool and non-numeric values
     raise :class:`InvalidTTL` naming the parameter and the value: a ttl of 0 is ambiguous
     across backends (Memcached reads it as "never", Redis rejects it), so it is refused.
+    So is a ttl over :data:`MAX_TTL`, the longest expiry every backend can store.
     """
     if ttl is UNSET:
         return default
@@ -74,6 +87,11 @@ def normalize_ttl(ttl: object, default: float | None = None, *, name: str = "ttl
         )
     if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidTTL(f"{name} must be a positive finite number of seconds, got {ttl!r}")
+    if seconds > MAX_TTL:
+        raise InvalidTTL(
+            f"{name} {ttl!r} is over MAX_TTL, {MAX_TTL} seconds (365 days), the longest expiry every "
+            "backend can store (Memcached keeps no expiry past 2038-01-19); use ttl=None for no expiry"
+        )
     return seconds
 
 

@@ -36,6 +36,7 @@ from ..._exceptions import (
     CacheTimeout,
     ConfigurationError,
     InvalidArgument,
+    InvalidTTL,
     WrongType,
 )
 from ..._types import MISSING, Missing
@@ -61,11 +62,18 @@ redis.call('persist', KEYS[1])
 return 1
 """
 
+# Largest PX sent: 2**62 ms (~146 million years) leaves room for the server's clock in 2**63.
+_PX_MAX = 2**62
+
 _CERT_REQS = {"required": "required", "optional": "optional", "none": "none"}
 
 
 def _ms(ttl: float) -> int:
     """Seconds -> whole milliseconds, rounded up so a tiny ttl never becomes 0 (an error)."""
+    # Redis stores now + ttl in signed 64-bit milliseconds and answers a PX past that with an
+    # error that reads like a wrong type ("not an integer or out of range"): refuse it here.
+    if not math.isfinite(ttl) or ttl * 1000 > _PX_MAX:
+        raise InvalidTTL(f"redis: ttl {ttl!r} is out of the range Redis can store (2**62 milliseconds)")
     return max(1, math.ceil(ttl * 1000))
 
 
@@ -261,6 +269,9 @@ class AsyncRedisBackend(AsyncBackend):
             return BackendUnavailable(f"{where}: {text or type(exc).__name__}")
         if "WRONGTYPE" in text:
             return WrongType(f"{operation} on key {key!r}: the key holds another kind of value")
+        if "invalid expire time" in text:
+            # Redis's own range (milliseconds from now must fit a signed 64-bit time).
+            return InvalidTTL(f"{where}: the ttl is out of the range Redis can store: {text}")
         if "not an integer" in text or "not a valid float" in text:
             return WrongType(f"{operation} on key {key!r}: the value is not an integer")
         if "overflow" in text:

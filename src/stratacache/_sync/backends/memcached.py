@@ -54,6 +54,7 @@ from ..._exceptions import (
     CacheTimeout,
     ConfigurationError,
     InvalidArgument,
+    InvalidTTL,
     ProtocolError,
     SerializationError,
     UnsupportedOperation,
@@ -79,6 +80,8 @@ _IS_ASYNC = False
 _DEFAULT_PORT = 11211
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+# Memcached parses exptime as a signed 32-bit number: absolute times end on 2038-01-19.
+_EXPTIME_MAX = 2**31 - 1
 
 # Item flags marking a collection ("SC" in the high bytes, so a value written by another
 # memcached client with its own small flags is never mistaken for one of ours). Plain
@@ -112,6 +115,18 @@ def _clock_generation() -> int:
     # node restarted) is above every value the lost one reached (it only grew by one per
     # clear, far slower than a microsecond clock), so it never resurrects old keys.
     return time.time_ns() // 1000
+
+
+def _expiry(operation: str, key: str | None, ttl: float | None) -> int:
+    """The exptime field for ``ttl``; InvalidTTL past what memcached can store (2038-01-19)."""
+    expiry = exptime(ttl, time.time())
+    if expiry > _EXPTIME_MAX:
+        about = f" on key {key!r}" if key is not None else ""
+        raise InvalidTTL(
+            f"memcached: {operation}{about}: ttl {ttl!r} is past the latest expiry memcached can "
+            "store (an absolute unix time in 32 bits, 2038-01-19); see stratacache MAX_TTL"
+        )
+    return expiry
 
 
 def _lrange(items: list[Any], start: int, stop: int) -> list[Any]:
@@ -560,7 +575,7 @@ class MemcachedBackend(Backend):
         """``set``."""
         self._check_size(key, value)
         wk, node = self._locate(key)
-        self._guard(node, "set", key, node.set, wk, value, exptime(ttl, time.time()), 0)
+        self._guard(node, "set", key, node.set, wk, value, _expiry("set", key, ttl), 0)
 
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         """Pipelined ``set`` per node, every reply checked."""
@@ -569,7 +584,7 @@ class MemcachedBackend(Backend):
         for key, value in items.items():
             self._check_size(key, value)
         groups = self._by_node(list(items))
-        expiry = exptime(ttl, time.time())
+        expiry = _expiry("set_many", None, ttl)
         calls = [
             functools.partial(
                 self._guard,
@@ -588,7 +603,7 @@ class MemcachedBackend(Backend):
         """``add``."""
         self._check_size(key, value)
         wk, node = self._locate(key)
-        return bool(self._guard(node, "add", key, node.add, wk, value, exptime(ttl, time.time()), 0))
+        return bool(self._guard(node, "add", key, node.add, wk, value, _expiry("add", key, ttl), 0))
 
     def delete(self, key: str) -> bool:
         """``delete``."""
@@ -661,7 +676,7 @@ class MemcachedBackend(Backend):
     def expire(self, key: str, ttl: float | None) -> bool:
         """``touch`` (with 0 to persist)."""
         wk, node = self._locate(key)
-        return bool(self._guard(node, "expire", key, node.touch, wk, exptime(ttl, time.time())))
+        return bool(self._guard(node, "expire", key, node.touch, wk, _expiry("expire", key, ttl)))
 
     def ttl(self, key: str) -> float | Missing | None:
         """Meta ``mg <key> t``: whole seconds left, -1 for none."""

@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 
 from ..._async.cache import AsyncCache
-from ..._exceptions import CacheClosed, InvalidArgument, InvalidKey, InvalidTTL, WrongType
-from ..._types import MISSING
+from ..._exceptions import CacheClosed, ConfigurationError, InvalidArgument, InvalidKey, InvalidTTL, WrongType
+from ..._types import MAX_TTL, MISSING
 from ...core.hooks import HookEvent
 
 __all__ = ["AsyncCacheConformance", "RealClock"]
@@ -585,6 +585,52 @@ class AsyncCacheConformance:
             await acache.lpush("k", 1)
         report = await acache.health()
         assert report.healthy is False
+
+    # ------------------------------------------------------------ ttl range (issue 13)
+    # One bound on every backend: MAX_TTL is stored as given, anything longer is refused
+    # with InvalidTTL by every ttl-taking method, and changes nothing.
+
+    async def test_max_ttl_is_stored(self, acache: AsyncCache) -> None:
+        await acache.set("set", 1, ttl=MAX_TTL)
+        await acache.set_many({"many": 1}, ttl=timedelta(seconds=MAX_TTL))
+        assert await acache.add("add", 1, ttl=MAX_TTL) is True
+        await acache.set("expire", 1, ttl=None)
+        await acache.set("touch", 1, ttl=None)
+        assert await acache.expire("expire", MAX_TTL) is retains(acache)
+        assert await acache.touch("touch", ttl=MAX_TTL) is retains(acache)
+        assert await acache.get_or_set("factory", lambda: 1, ttl=MAX_TTL) == 1
+        for key in ("set", "many", "add", "expire", "touch", "factory"):
+            assert await acache.get(key) == (1 if retains(acache) else None), key
+            remaining = await acache.ttl(key)
+            if retains(acache):
+                assert isinstance(remaining, float), (key, remaining)
+                # Memcached rounds up to the next whole second of its clock.
+                slack = acache.backend.capabilities.ttl_resolution
+                assert MAX_TTL - 5 <= remaining <= MAX_TTL + slack, (key, remaining)
+
+    @pytest.mark.parametrize("ttl", [MAX_TTL + 1, timedelta(days=366), 2**31, 2**64, 1e300], ids=repr)
+    async def test_ttl_over_max_ttl_is_refused_and_changes_nothing(
+        self, acache: AsyncCache, ttl: Any
+    ) -> None:
+        await acache.set("kept", "old", ttl=None)
+        calls: list[Callable[[], Any]] = [
+            lambda: acache.set("kept", "new", ttl=ttl),
+            lambda: acache.set("fresh", "new", ttl=ttl),
+            lambda: acache.add("fresh", "new", ttl=ttl),
+            lambda: acache.set_many({"kept": "new", "fresh": "new"}, ttl=ttl),
+            lambda: acache.expire("kept", ttl),
+            lambda: acache.touch("kept", ttl=ttl),
+            lambda: acache.get_or_set("fresh", lambda: "new", ttl=ttl),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidTTL, match="MAX_TTL"):
+                await call()
+        if retains(acache):
+            assert await acache.get("kept") == "old"
+            assert await acache.ttl("kept") is None
+        assert await acache.get("fresh") is None
+        with pytest.raises(ConfigurationError, match="MAX_TTL"):
+            AsyncCache(acache.backend, namespace="long", default_ttl=ttl)
 
 
 def _codec(acache: AsyncCache) -> Any:

@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 
 from ..._sync.cache import Cache
-from ..._exceptions import CacheClosed, InvalidArgument, InvalidKey, InvalidTTL, WrongType
-from ..._types import MISSING
+from ..._exceptions import CacheClosed, ConfigurationError, InvalidArgument, InvalidKey, InvalidTTL, WrongType
+from ..._types import MAX_TTL, MISSING
 from ...core.hooks import HookEvent
 
 __all__ = ["CacheConformance", "RealClock"]
@@ -585,6 +585,52 @@ class CacheConformance:
             cache.lpush("k", 1)
         report = cache.health()
         assert report.healthy is False
+
+    # ------------------------------------------------------------ ttl range (issue 13)
+    # One bound on every backend: MAX_TTL is stored as given, anything longer is refused
+    # with InvalidTTL by every ttl-taking method, and changes nothing.
+
+    def test_max_ttl_is_stored(self, cache: Cache) -> None:
+        cache.set("set", 1, ttl=MAX_TTL)
+        cache.set_many({"many": 1}, ttl=timedelta(seconds=MAX_TTL))
+        assert cache.add("add", 1, ttl=MAX_TTL) is True
+        cache.set("expire", 1, ttl=None)
+        cache.set("touch", 1, ttl=None)
+        assert cache.expire("expire", MAX_TTL) is retains(cache)
+        assert cache.touch("touch", ttl=MAX_TTL) is retains(cache)
+        assert cache.get_or_set("factory", lambda: 1, ttl=MAX_TTL) == 1
+        for key in ("set", "many", "add", "expire", "touch", "factory"):
+            assert cache.get(key) == (1 if retains(cache) else None), key
+            remaining = cache.ttl(key)
+            if retains(cache):
+                assert isinstance(remaining, float), (key, remaining)
+                # Memcached rounds up to the next whole second of its clock.
+                slack = cache.backend.capabilities.ttl_resolution
+                assert MAX_TTL - 5 <= remaining <= MAX_TTL + slack, (key, remaining)
+
+    @pytest.mark.parametrize("ttl", [MAX_TTL + 1, timedelta(days=366), 2**31, 2**64, 1e300], ids=repr)
+    def test_ttl_over_max_ttl_is_refused_and_changes_nothing(
+        self, cache: Cache, ttl: Any
+    ) -> None:
+        cache.set("kept", "old", ttl=None)
+        calls: list[Callable[[], Any]] = [
+            lambda: cache.set("kept", "new", ttl=ttl),
+            lambda: cache.set("fresh", "new", ttl=ttl),
+            lambda: cache.add("fresh", "new", ttl=ttl),
+            lambda: cache.set_many({"kept": "new", "fresh": "new"}, ttl=ttl),
+            lambda: cache.expire("kept", ttl),
+            lambda: cache.touch("kept", ttl=ttl),
+            lambda: cache.get_or_set("fresh", lambda: "new", ttl=ttl),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidTTL, match="MAX_TTL"):
+                call()
+        if retains(cache):
+            assert cache.get("kept") == "old"
+            assert cache.ttl("kept") is None
+        assert cache.get("fresh") is None
+        with pytest.raises(ConfigurationError, match="MAX_TTL"):
+            Cache(cache.backend, namespace="long", default_ttl=ttl)
 
 
 def _codec(cache: Cache) -> Any:
