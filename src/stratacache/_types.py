@@ -9,7 +9,17 @@ from typing import Final, TypeAlias
 
 from ._exceptions import InvalidKey, InvalidTTL
 
-__all__ = ["MAX_TTL", "MISSING", "UNSET", "Missing", "TTLArg", "Unset", "check_key", "normalize_ttl"]
+__all__ = [
+    "MAX_TTL",
+    "MISSING",
+    "UNSET",
+    "Missing",
+    "TTLArg",
+    "Unset",
+    "check_key",
+    "check_text",
+    "normalize_ttl",
+]
 
 
 class Missing(enum.Enum):
@@ -95,10 +105,34 @@ def normalize_ttl(ttl: object, default: float | None = None, *, name: str = "ttl
     return seconds
 
 
+def check_text(text: str, what: str) -> str:
+    """Return ``text`` if it encodes to UTF-8; raise :class:`InvalidKey` naming it otherwise.
+
+    A ``str`` may hold lone surrogates (``"\\ud800"``, from ``surrogateescape`` decoding or
+    a broken JSON escape), which no backend that leaves the process can store: the Redis
+    driver raises ``UnicodeEncodeError``. Refusing them up front makes every backend,
+    memory included, answer the same. ``what`` names the text ("cache keys", "hash fields").
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKey(
+            f"{what} must be valid Unicode (encodable as UTF-8), got {text!r}: "
+            f"lone surrogate at index {exc.start}"
+        ) from exc
+    return text
+
+
 def check_key(key: object) -> str:
-    """Return ``key`` if it is a ``str``; raise :class:`InvalidKey` naming the key otherwise."""
+    """Return ``key`` as a plain ``str``; raise :class:`InvalidKey` naming the key otherwise.
+
+    Non-``str`` keys are refused, and so are keys holding lone surrogates (see
+    :func:`check_text`).
+    """
     if type(key) is str:
-        return key
+        return check_text(key, "cache keys")
     if isinstance(key, str):
-        return str(key)
+        return check_text(str(key), "cache keys")
     raise InvalidKey(f"cache keys must be str, not {type(key).__name__}: {key!r}")

@@ -632,6 +632,63 @@ class AsyncCacheConformance:
         with pytest.raises(ConfigurationError, match="MAX_TTL"):
             AsyncCache(acache.backend, namespace="long", default_ttl=ttl)
 
+    # ------------------------------------------------------------ unencodable keys (issue 13)
+    # A str holding a lone surrogate cannot be stored by any backend that leaves the process
+    # (the Redis driver raised UnicodeEncodeError); every backend refuses it the same way.
+
+    @pytest.mark.parametrize("bad", ["\ud800", "user:\udcff", "ok-\U0001f600-\udfff"], ids=ascii)
+    async def test_lone_surrogate_key_is_invalid_key_everywhere(self, acache: AsyncCache, bad: str) -> None:
+        await acache.set("good", 1)
+        calls: list[Callable[[], Any]] = [
+            lambda: acache.get(bad),
+            lambda: acache.set(bad, 1),
+            lambda: acache.set(bad, 1, ttl=None),
+            lambda: acache.set(bad, 1, ttl=60),
+            lambda: acache.add(bad, 1),
+            lambda: acache.delete(bad),
+            lambda: acache.exists(bad),
+            lambda: acache.get_many(["good", bad]),
+            lambda: acache.set_many({"good": 2, bad: 2}),
+            lambda: acache.delete_many(["good", bad]),
+            lambda: acache.incr(bad),
+            lambda: acache.decr(bad),
+            lambda: acache.expire(bad, 60),
+            lambda: acache.touch(bad, ttl=60),
+            lambda: acache.ttl(bad),
+            lambda: acache.get_or_set(bad, lambda: 1),
+            lambda: acache.lpush(bad, 1),
+            lambda: acache.rpush(bad, 1),
+            lambda: acache.lpop(bad),
+            lambda: acache.rpop(bad),
+            lambda: acache.llen(bad),
+            lambda: acache.lrange(bad),
+            lambda: acache.sadd(bad, 1),
+            lambda: acache.srem(bad, 1),
+            lambda: acache.smembers(bad),
+            lambda: acache.sismember(bad, 1),
+            lambda: acache.scard(bad),
+            lambda: acache.hset(bad, "f", 1),
+            lambda: acache.hset("hash", bad, 1),
+            lambda: acache.hset("hash", mapping={bad: 1}),
+            lambda: acache.hget(bad, "f"),
+            lambda: acache.hget("hash", bad),
+            lambda: acache.hgetall(bad),
+            lambda: acache.hdel(bad, "f"),
+            lambda: acache.hdel("hash", bad),
+            lambda: acache.hexists("hash", bad),
+            lambda: acache.hlen(bad),
+            lambda: acache.hincrby("hash", bad),
+        ]
+        if acache.backend.capabilities.delete_pattern:
+            calls.append(lambda: acache.delete_pattern(bad + "*"))
+        for number, call in enumerate(calls):
+            with pytest.raises(InvalidKey, match="surrogate") as info:
+                await call()
+            assert repr(bad)[1:-1] in str(info.value), number  # named, escaped as repr() does
+        # Nothing was written, and the batch calls refused before touching the good key.
+        assert await acache.get("good") == (1 if retains(acache) else None)
+        assert await acache.exists("hash") is False
+
 
 def _codec(acache: AsyncCache) -> Any:
     """The serializer name of ``acache`` (None when it stores objects), for sibling caches."""

@@ -632,6 +632,63 @@ class CacheConformance:
         with pytest.raises(ConfigurationError, match="MAX_TTL"):
             Cache(cache.backend, namespace="long", default_ttl=ttl)
 
+    # ------------------------------------------------------------ unencodable keys (issue 13)
+    # A str holding a lone surrogate cannot be stored by any backend that leaves the process
+    # (the Redis driver raised UnicodeEncodeError); every backend refuses it the same way.
+
+    @pytest.mark.parametrize("bad", ["\ud800", "user:\udcff", "ok-\U0001f600-\udfff"], ids=ascii)
+    def test_lone_surrogate_key_is_invalid_key_everywhere(self, cache: Cache, bad: str) -> None:
+        cache.set("good", 1)
+        calls: list[Callable[[], Any]] = [
+            lambda: cache.get(bad),
+            lambda: cache.set(bad, 1),
+            lambda: cache.set(bad, 1, ttl=None),
+            lambda: cache.set(bad, 1, ttl=60),
+            lambda: cache.add(bad, 1),
+            lambda: cache.delete(bad),
+            lambda: cache.exists(bad),
+            lambda: cache.get_many(["good", bad]),
+            lambda: cache.set_many({"good": 2, bad: 2}),
+            lambda: cache.delete_many(["good", bad]),
+            lambda: cache.incr(bad),
+            lambda: cache.decr(bad),
+            lambda: cache.expire(bad, 60),
+            lambda: cache.touch(bad, ttl=60),
+            lambda: cache.ttl(bad),
+            lambda: cache.get_or_set(bad, lambda: 1),
+            lambda: cache.lpush(bad, 1),
+            lambda: cache.rpush(bad, 1),
+            lambda: cache.lpop(bad),
+            lambda: cache.rpop(bad),
+            lambda: cache.llen(bad),
+            lambda: cache.lrange(bad),
+            lambda: cache.sadd(bad, 1),
+            lambda: cache.srem(bad, 1),
+            lambda: cache.smembers(bad),
+            lambda: cache.sismember(bad, 1),
+            lambda: cache.scard(bad),
+            lambda: cache.hset(bad, "f", 1),
+            lambda: cache.hset("hash", bad, 1),
+            lambda: cache.hset("hash", mapping={bad: 1}),
+            lambda: cache.hget(bad, "f"),
+            lambda: cache.hget("hash", bad),
+            lambda: cache.hgetall(bad),
+            lambda: cache.hdel(bad, "f"),
+            lambda: cache.hdel("hash", bad),
+            lambda: cache.hexists("hash", bad),
+            lambda: cache.hlen(bad),
+            lambda: cache.hincrby("hash", bad),
+        ]
+        if cache.backend.capabilities.delete_pattern:
+            calls.append(lambda: cache.delete_pattern(bad + "*"))
+        for number, call in enumerate(calls):
+            with pytest.raises(InvalidKey, match="surrogate") as info:
+                call()
+            assert repr(bad)[1:-1] in str(info.value), number  # named, escaped as repr() does
+        # Nothing was written, and the batch calls refused before touching the good key.
+        assert cache.get("good") == (1 if retains(cache) else None)
+        assert cache.exists("hash") is False
+
 
 def _codec(cache: Cache) -> Any:
     """The serializer name of ``cache`` (None when it stores objects), for sibling caches."""
