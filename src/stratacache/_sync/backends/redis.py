@@ -66,6 +66,11 @@ return 1
 # Largest PX sent: 2**62 ms (~146 million years) leaves room for the server's clock in 2**63.
 _PX_MAX = 2**62
 
+# Everything redis-py raises: RedisError, and the cluster client's RedisClusterException
+# family (RedisClusterUnreachableError, SlotNotCoveredError, ...), which does not derive from
+# RedisError and so escaped a plain `except RedisError`.
+_DRIVER_ERRORS = (rexc.RedisError, rexc.RedisClusterException)
+
 _CERT_REQS = {"required": "required", "optional": "optional", "none": "none"}
 
 
@@ -86,7 +91,7 @@ def _translating(operation: str) -> Callable[[_M], _M]:
         def wrapper(self: RedisBackend, *args: Any) -> Any:
             try:
                 return method(self, *args)
-            except rexc.RedisError as exc:
+            except _DRIVER_ERRORS as exc:
                 key = args[0] if args and isinstance(args[0], str) else None
                 raise self._translate(exc, operation, key) from exc
 
@@ -234,7 +239,7 @@ class RedisBackend(Backend):
                 self._client = Redis.from_pool(pool)  # from_pool: closing the client closes the pool
         except CacheError:
             raise
-        except rexc.RedisError as exc:  # the sync cluster client connects in its constructor
+        except _DRIVER_ERRORS as exc:  # the sync cluster client connects in its constructor
             raise self._translate(exc, "connect", None) from exc
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"redis backend ({self._where}): {exc}") from exc
@@ -282,7 +287,12 @@ class RedisBackend(Backend):
         if isinstance(exc, rexc.ReadOnlyError):
             return BackendUnavailable(f"{where}: the server is a read-only replica: {text}")
         if isinstance(exc, rexc.RedisClusterException):
-            return BackendUnavailable(f"{where}: {text}")
+            if "cluster mode is not enabled" in text.lower():
+                return BackendUnavailable(
+                    f"{where}: the server is not a Redis Cluster node (for a standalone server use "
+                    f"redis://, not redis+cluster://): {text}"
+                )
+            return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
         return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
 
     def _scan_delete(self, match: str) -> int:
@@ -514,7 +524,7 @@ class RedisBackend(Backend):
             if self._sentinel is not None:
                 for sentinel in self._sentinel.sentinels:
                     close_client(sentinel)
-        except rexc.RedisError:  # closing a pool whose server is gone is not an error
+        except _DRIVER_ERRORS:  # closing a pool whose server is gone is not an error
             pass
 
 
