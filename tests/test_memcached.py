@@ -1118,13 +1118,13 @@ def test_backend_ttl_past_2038_is_invalid_ttl(mc_pair: list[MemcachedServer]) ->
     try:
         for ttl in (2.0**31, 2.0**40):
             for call in (
-                lambda seconds: backend.set("k", b"v", seconds),
-                lambda seconds: backend.add("k", b"v", seconds),
-                lambda seconds: backend.set_many({"k": b"v"}, seconds),
-                lambda seconds: backend.expire("k", seconds),
+                lambda seconds: backend.set("ttl-range-probe", b"v", seconds),
+                lambda seconds: backend.add("ttl-range-probe", b"v", seconds),
+                lambda seconds: backend.set_many({"ttl-range-probe": b"v"}, seconds),
+                lambda seconds: backend.expire("ttl-range-probe", seconds),
             ):
                 with pytest.raises(InvalidTTL, match=r"memcached.*2038"):
                     call(ttl)
-        assert backend.get("k") is MISSING
+        assert backend.get("ttl-range-probe") is MISSING
     finally:
         backend.close()

@@ -15,6 +15,7 @@ stratacache tree with the original chained.
 
 from __future__ import annotations
 
+import asyncio  # unasync: remove
 import builtins
 import functools
 import math
@@ -28,6 +29,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
+from ..._drivers.loops import LoopBinding  # unasync: remove
 from ..._drivers.redis_async import close_client
 from ..._exceptions import (
     AccessDenied,
@@ -88,6 +90,8 @@ def _translating(operation: str) -> Callable[[_M], _M]:
     def decorate(method: _M) -> _M:
         @functools.wraps(method)
         async def wrapper(self: AsyncRedisBackend, *args: Any) -> Any:
+            if asyncio.get_running_loop() is not self._binding.loop:  # unasync: remove
+                self._binding.check()  # unasync: remove
             try:
                 return await method(self, *args)
             except _DRIVER_ERRORS as exc:
@@ -243,6 +247,8 @@ class AsyncRedisBackend(AsyncBackend):
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"redis backend ({self._where}): {exc}") from exc
         self._cluster = mode == "cluster"
+        # The event loop the client's connections belong to (see _drivers/loops.py).
+        self._binding = LoopBinding(self.describe())  # unasync: remove
 
     # ------------------------------------------------------------------ plumbing
 
@@ -518,6 +524,11 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def close(self) -> None:
         """Close the connection pool (and the Sentinel connections). Idempotent."""
+        bound = self._binding.loop  # unasync: remove
+        if bound is not None and bound is not asyncio.get_running_loop():  # unasync: remove
+            if not bound.is_closed():
+                raise self._binding.error()
+            return  # its loop is gone, and the connections' transports with it
         try:
             await close_client(self._client)
             if self._sentinel is not None:

@@ -244,6 +244,7 @@ class RedisBackend(Backend):
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"redis backend ({self._where}): {exc}") from exc
         self._cluster = mode == "cluster"
+        # The event loop the client's connections belong to (see _drivers/loops.py).
 
     # ------------------------------------------------------------------ plumbing
 
