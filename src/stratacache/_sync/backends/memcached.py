@@ -287,7 +287,13 @@ class MemcachedBackend(Backend):
         if single is not None:
             return single.address, self._pick(pk)
         owner = self._ring.node_for(pk)
-        return owner, self._pick(pk)
+        health = self._health
+        if not health.dead_until or health.available(owner):
+            return owner, self._nodes[owner]
+        for name in self._ring.candidates(pk):
+            if health.available(name):
+                return owner, self._nodes[name]
+        raise self._all_dead()
 
     def _failed(self, address: str) -> None:
         """Count a failure of ``address``; an alive -> dead transition is one more outage."""
