@@ -415,7 +415,7 @@ class AsyncMemcachedBackend(AsyncBackend):
                     item = (fresh, 0)
                 else:  # another client created it first: use theirs
                     item = await self._guard(node, "get", None, node.get, gk)
-            else:
+            if item is None or not item[0].isdigit():
                 raise CacheTimeout(f"memcached node {holder}: could not read a namespace generation")
             value = int(item[0])
             if value > self._floor.get((gk, holder), 0):
