@@ -1121,3 +1121,38 @@ def test_backend_ttl_past_2038_is_invalid_ttl(mc_pair: list[MemcachedServer]) ->
         assert backend.get("ttl-range-probe") is MISSING
     finally:
         backend.close()
+
+
+async def test_generation_node_failure_async(memcached_server_factory: MemcachedServerFactory) -> None:
+    """The async flavour (own asyncio driver) of the generation failover test, frozen node."""
+    first, second = memcached_server_factory(), memcached_server_factory()
+    servers = {server.address: server for server in (first, second)}
+    async with AsyncCache(
+        url([first, second]), namespace="app", failure_threshold=1, dead_retry=0.4, timeout=0.3
+    ) as cache:
+        backend = cache.backend
+        assert isinstance(backend, AsyncMemcachedBackend)
+        flapping = backend._ring.node_for(generation_key("app:"))
+        server = servers[flapping]
+        assert server.pid is not None
+        keys = [f"k{i}" for i in range(40)]
+        on_flapping = [key for key in keys if backend.node_for("app:" + key) == flapping]
+        on_survivor = [key for key in keys if backend.node_for("app:" + key) != flapping]
+        await cache.set_many(dict.fromkeys(keys, "v1"))
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(0.1)
+            for _ in range(5):
+                if backend.node_state(flapping) == "dead":
+                    break
+                with contextlib.suppress(BackendUnavailable, CacheTimeout):
+                    await cache.get(on_flapping[0])
+            assert backend.node_state(flapping) == "dead"
+            assert [await cache.get(key) for key in on_survivor] == ["v1"] * len(on_survivor)
+            assert await cache.delete_many(keys) == len(on_survivor)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        await asyncio.sleep(0.5)
+        assert await cache.get_many(keys) == {}
+        assert [await cache.get(key) for key in keys] == [None] * len(keys)
+        assert backend.node_state(flapping) == "alive"
