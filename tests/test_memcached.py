@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -32,15 +33,18 @@ from stratacache import (
     CacheTimeout,
     ConfigurationError,
     InvalidArgument,
+    InvalidTTL,
     UnsupportedOperation,
     ValueTooLarge,
     WrongType,
 )
 from stratacache._async.backends.memcached import AsyncMemcachedBackend
 from stratacache._sync.backends.memcached import MemcachedBackend
+from stratacache._types import MISSING
 from stratacache.core import memcached_protocol as proto
 from stratacache.core.memcached_keys import (
     RESERVED,
+    fallback_generation_key,
     generation_key,
     is_safe,
     namespaced_key,
@@ -74,18 +78,6 @@ def raw(server: MemcachedServer, command: bytes) -> bytes:
                 break
             data += chunk
         return data
-
-
-def item_count(server: MemcachedServer) -> int:
-    with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        sock.sendall(b"stats\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            data += sock.recv(65536)
-    for line in data.splitlines():
-        if line.startswith(b"STAT curr_items "):
-            return int(line.split()[2])
-    raise AssertionError("no curr_items")
 
 
 @pytest.fixture
@@ -133,6 +125,8 @@ def test_wire_key_forms() -> None:
     assert namespaced_key("app:", "17", "a b").startswith(b"~")
     assert generation_key("app:") == b"app:~gen"
     assert generation_key("sp ace:").startswith(b"~")
+    assert fallback_generation_key("app:", "10.0.0.1:11211") == b"app:~gen~10.0.0.1:11211"
+    assert fallback_generation_key("sp ace:", "10.0.0.1:11211").startswith(b"~")
     for key in (
         wire_key("\r\n"),
         wire_key("ключ"),
@@ -161,9 +155,11 @@ def test_wire_key_spaces_never_collide(prefix: str, rest: str, generation: int, 
     spaced = namespaced_key(prefix, str(generation), rest)
     bumped = namespaced_key(prefix, str(generation + 1), rest)
     gen = generation_key(prefix)
-    for key in (plain, spaced, bumped, gen):
+    fallback = fallback_generation_key(prefix, "127.0.0.1:11211")
+    failover = namespaced_key(prefix, f"{generation}_{generation}", rest)
+    for key in (plain, spaced, bumped, gen, fallback, failover):
         assert_valid_wire(key)
-    assert len({plain, spaced, bumped, gen}) == 4
+    assert len({plain, spaced, bumped, gen, fallback, failover}) == 6
     # A raw (unhashed) key never starts with the reserved character; a hashed one always does.
     assert plain.startswith(RESERVED.encode()) != is_safe(other)
 
@@ -576,10 +572,15 @@ def test_namespace_clear_is_isolated_and_o1(mc: Cache, mc_pair: list[MemcachedSe
         mc.set(f"k{i}", i)
     nested.set("k", "inner")
     one.rpush("list", 1)
-    items_before = sum(item_count(s) for s in mc_pair)
+    backend = mc.backend
+    assert isinstance(backend, MemcachedBackend)
+    servers = {server.address: server for server in mc_pair}
+    stored = [backend._locate(f"one:k{i}") for i in range(50)]
     one.clear()
-    # O(1): nothing was deleted, the generation moved (old items age out on their own).
-    assert sum(item_count(s) for s in mc_pair) == items_before
+    # O(1): nothing was deleted, the generation moved (old items age out on their own). Read
+    # raw, by wire key: curr_items also drops as the crawler reclaims earlier flushed items.
+    for wk, node in stored:
+        assert raw(servers[node.address], b"get " + wk + b"\r\n").startswith(b"VALUE"), wk
     assert one.get_many([f"k{i}" for i in range(50)]) == {}
     assert one.lrange("list") == []
     assert nested.get("k") is None  # clearing "one" clears the nested "one:sub" too
@@ -621,19 +622,19 @@ def test_lost_generation_key_never_resurrects_old_keys(mc: Cache, mc_pair: list[
 def test_non_namespaced_cache_pays_no_generation_lookup(mc: Cache) -> None:
     backend = mc.backend
     assert isinstance(backend, MemcachedBackend)
-    calls: list[str] = []
-    original = backend._generation
+    calls: list[list[str]] = []
+    original = backend._generations
 
-    def spy(prefix: str) -> int:
-        calls.append(prefix)
-        return original(prefix)
+    def spy(node: Any, owner: str, prefixes: list[str]) -> str:
+        calls.append(prefixes)
+        return original(node, owner, prefixes)
 
-    backend._generation = spy  # type: ignore[method-assign]
+    backend._generations = spy  # type: ignore[method-assign]
     mc.set("k", 1)
     mc.get("k")
     assert calls == []
     Cache(backend, namespace="ns").get("k")
-    assert calls == ["ns:"]
+    assert calls == [["ns:"]]
 
 
 # ----------------------------------------------------------------------------- batches
@@ -1011,3 +1012,147 @@ def test_stats_counters(mc: Cache) -> None:
     stats = mc.stats()
     assert stats.items >= 1
     assert stats.bytes > 0
+
+
+# ----------------------------------------------------------------------------- generation failover
+
+
+def _mark_dead(cache: Cache, backend: MemcachedBackend, address: str, key: str) -> None:
+    """Operate on ``key`` (owned by ``address``) until the backend marks that node dead."""
+    for _ in range(5):
+        if backend.node_state(address) == "dead":
+            return
+        with contextlib.suppress(BackendUnavailable, CacheTimeout):
+            cache.get(key)
+    assert backend.node_state(address) == "dead"
+
+
+@pytest.mark.parametrize("fault", ["freeze", "kill"])
+def test_generation_node_failure_never_resurrects_and_spares_survivors(
+    memcached_server_factory: MemcachedServerFactory, fault: str
+) -> None:
+    """The node that held the namespace generation flaps (frozen, or killed and restarted).
+
+    Before the fix the generation lived on one node: while it was dead every key of the
+    namespace missed (on the survivor too), and when it came back its old generation brought
+    back every value deleted, overwritten or cleared in between.
+    """
+    first, second = memcached_server_factory(), memcached_server_factory()
+    servers = {server.address: server for server in (first, second)}
+    with Cache(
+        url([first, second]), namespace="app", failure_threshold=1, dead_retry=0.4, timeout=0.3
+    ) as cache:
+        backend = cache.backend
+        assert isinstance(backend, MemcachedBackend)
+        # The node the generation used to live on alone, and the other one.
+        flapping = backend._ring.node_for(generation_key("app:"))
+        survivor = next(address for address in servers if address != flapping)
+        server = servers[flapping]
+        keys = [f"k{i}" for i in range(40)]
+        on_flapping = [key for key in keys if backend.node_for("app:" + key) == flapping]
+        on_survivor = [key for key in keys if backend.node_for("app:" + key) == survivor]
+        assert on_flapping
+        assert on_survivor
+        cache.set_many(dict.fromkeys(keys, "v1"))
+        assert server.pid is not None
+
+        def fail() -> None:
+            if fault == "freeze":
+                os.kill(server.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+                time.sleep(0.1)  # the stop is delivered asynchronously
+            else:
+                server.kill()
+            _mark_dead(cache, backend, flapping, on_flapping[0])
+
+        def recover() -> None:
+            if fault == "freeze":
+                os.kill(server.pid, signal.SIGCONT)  # type: ignore[arg-type]
+            else:
+                server.restart()
+            time.sleep(0.5)  # past dead_retry: the next operation probes the node
+
+        try:
+            fail()
+            # The survivor's keys are still served while the other node is dead.
+            assert [cache.get(key) for key in on_survivor] == ["v1"] * len(on_survivor)
+            deleted, rewritten = keys[0::2], keys[1::2]
+            cache.delete_many(deleted)
+            cache.set_many(dict.fromkeys(rewritten, "v2"))
+            recover()
+            for key in keys:
+                # Never a value from before the failure: deleted stays deleted, a rewritten
+                # key is its new value or (written to the fallback node) a miss.
+                assert cache.get(key) in ((None,) if key in deleted else ("v2", None)), key
+            assert backend.node_state(flapping) == "alive"
+            assert [cache.get(key) for key in rewritten if key in on_survivor] == ["v2"] * len(
+                [key for key in rewritten if key in on_survivor]
+            )
+            # Values written to the fallback during the first outage never come back in a second.
+            cache.set_many(dict.fromkeys(keys, "v3"))
+            fail()
+            assert all(cache.get(key) in ("v3", None) for key in keys)
+            assert [cache.get(key) for key in on_survivor] == ["v3"] * len(on_survivor)
+            # A clear() while the node is dead covers it once it is back.
+            cache.set(on_flapping[0], "during")
+            cache.clear()
+            recover()
+            assert cache.get_many(keys) == {}
+            assert [cache.get(key) for key in keys] == [None] * len(keys)
+        finally:
+            if fault == "freeze" and server.pid is not None:
+                os.kill(server.pid, signal.SIGCONT)
+
+
+def test_backend_ttl_past_2038_is_invalid_ttl(mc_pair: list[MemcachedServer]) -> None:
+    # Memcached reads an exptime over 30 days as an absolute 32-bit unix time; used directly,
+    # the backend refuses a ttl past 2038-01-19 instead of sending a number the server rejects
+    # (or, past 2**32, one that wraps into the past).
+    backend = MemcachedBackend([server.address for server in mc_pair])
+    try:
+        for ttl in (2.0**31, 2.0**40):
+            for call in (
+                lambda seconds: backend.set("ttl-range-probe", b"v", seconds),
+                lambda seconds: backend.add("ttl-range-probe", b"v", seconds),
+                lambda seconds: backend.set_many({"ttl-range-probe": b"v"}, seconds),
+                lambda seconds: backend.expire("ttl-range-probe", seconds),
+            ):
+                with pytest.raises(InvalidTTL, match=r"memcached.*2038"):
+                    call(ttl)
+        assert backend.get("ttl-range-probe") is MISSING
+    finally:
+        backend.close()
+
+
+async def test_generation_node_failure_async(memcached_server_factory: MemcachedServerFactory) -> None:
+    """The async flavour (own asyncio driver) of the generation failover test, frozen node."""
+    first, second = memcached_server_factory(), memcached_server_factory()
+    servers = {server.address: server for server in (first, second)}
+    async with AsyncCache(
+        url([first, second]), namespace="app", failure_threshold=1, dead_retry=0.4, timeout=0.3
+    ) as cache:
+        backend = cache.backend
+        assert isinstance(backend, AsyncMemcachedBackend)
+        flapping = backend._ring.node_for(generation_key("app:"))
+        server = servers[flapping]
+        assert server.pid is not None
+        keys = [f"k{i}" for i in range(40)]
+        on_flapping = [key for key in keys if backend.node_for("app:" + key) == flapping]
+        on_survivor = [key for key in keys if backend.node_for("app:" + key) != flapping]
+        await cache.set_many(dict.fromkeys(keys, "v1"))
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(0.1)
+            for _ in range(5):
+                if backend.node_state(flapping) == "dead":
+                    break
+                with contextlib.suppress(BackendUnavailable, CacheTimeout):
+                    await cache.get(on_flapping[0])
+            assert backend.node_state(flapping) == "dead"
+            assert [await cache.get(key) for key in on_survivor] == ["v1"] * len(on_survivor)
+            assert await cache.delete_many(keys) == len(on_survivor)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        await asyncio.sleep(0.5)
+        assert await cache.get_many(keys) == {}
+        assert [await cache.get(key) for key in keys] == [None] * len(keys)
+        assert backend.node_state(flapping) == "alive"

@@ -13,18 +13,21 @@ from typing import Any
 
 import pytest
 
-from servers import RedisServer, RedisServerFactory
+from servers import RedisServer, RedisServerFactory, free_port
 from stratacache import (
     AccessDenied,
     AsyncCache,
     BackendUnavailable,
     Cache,
+    CacheError,
     CacheTimeout,
     ConfigurationError,
+    InvalidTTL,
     WrongType,
 )
 from stratacache._config import parse_url
 from stratacache._sync.backends.redis import RedisBackend
+from stratacache._types import MISSING
 
 
 def commandstats(server: RedisServer) -> dict[str, int]:
@@ -466,3 +469,100 @@ def test_acl_user_and_permissions(redis_server_factory: RedisServerFactory) -> N
         outside.set("other:k", 1)  # a key outside the user's ~app:* pattern
     with Cache(f"redis://app:wrong@127.0.0.1:{server.port}/0") as cache, pytest.raises(AccessDenied):
         cache.get("app:k")
+
+
+# ------------------------------------------------------------------------------ issue 13: ttl range
+
+
+@pytest.mark.parametrize("ttl", [1e300, 2.0**70, float("inf")], ids=repr)
+def test_backend_ttl_out_of_redis_range_is_invalid_ttl(redis_server: RedisServer, ttl: float) -> None:
+    # The facade refuses ttls over MAX_TTL first; used directly, the backend still answers with
+    # InvalidTTL (not BackendUnavailable or a raw OverflowError) for a ttl Redis cannot store.
+    redis_server.flush()
+    backend = RedisBackend(host=redis_server.host, port=redis_server.port)
+    try:
+        for call in (
+            lambda: backend.set("k", b"v", ttl),
+            lambda: backend.add("k", b"v", ttl),
+            lambda: backend.set_many({"k": b"v"}, ttl),
+            lambda: backend.expire("k", ttl),
+        ):
+            with pytest.raises(InvalidTTL, match="redis"):
+                call()
+        assert backend.get("k") is MISSING
+    finally:
+        backend.close()
+
+
+# ------------------------------------------------------------------------------ issue 13: cluster errors
+
+
+def _assert_translated(info: pytest.ExceptionInfo[Any]) -> None:
+    assert isinstance(info.value, (BackendUnavailable, CacheTimeout))
+    assert info.value.__cause__ is not None  # the driver's error, chained
+
+
+def test_cluster_url_on_a_standalone_server_is_unavailable(redis_server: RedisServer) -> None:
+    url = "redis+cluster://" + redis_server.address
+    with (
+        pytest.raises(BackendUnavailable, match="not a Redis Cluster node") as info,
+        Cache(url, timeout=0.5, connect_timeout=0.5, retries=0) as cache,
+    ):
+        cache.set("k", 1)
+    _assert_translated(info)
+
+
+async def test_cluster_url_on_a_standalone_server_is_unavailable_async(redis_server: RedisServer) -> None:
+    url = "redis+cluster://" + redis_server.address
+    async with AsyncCache(url, timeout=0.5, connect_timeout=0.5, retries=0) as cache:
+        with pytest.raises(BackendUnavailable, match="not a Redis Cluster node") as info:
+            await cache.set("k", 1)
+        _assert_translated(info)
+
+
+def test_cluster_url_on_a_closed_port_is_unavailable() -> None:
+    url = f"redis+cluster://127.0.0.1:{free_port()}"
+    with pytest.raises(BackendUnavailable, match="RedisClusterUnreachableError") as info:
+        Cache(url, timeout=0.5, connect_timeout=0.5, retries=0)
+    _assert_translated(info)
+
+
+async def test_cluster_url_on_a_closed_port_is_unavailable_async() -> None:
+    url = f"redis+cluster://127.0.0.1:{free_port()}"
+    async with AsyncCache(url, timeout=0.5, connect_timeout=0.5, retries=0) as cache:
+        with pytest.raises(BackendUnavailable) as info:
+            await cache.get("k")
+        _assert_translated(info)
+
+
+def test_cluster_with_every_node_down_raises_only_cache_errors(redis_cluster_factory: Any) -> None:
+    cluster = redis_cluster_factory()
+    options = {"timeout": 0.5, "connect_timeout": 0.5, "retries": 0}
+    keys = [f"k{i}" for i in range(12)]
+    operations: list[tuple[str, Any]] = [
+        ("get", lambda c: c.get("k1")),
+        ("set", lambda c: c.set("k1", 1)),
+        ("get_many", lambda c: c.get_many(keys)),
+        ("set_many", lambda c: c.set_many(dict.fromkeys(keys, 1), ttl=60)),
+        ("delete_many", lambda c: c.delete_many(keys)),
+        ("delete_pattern", lambda c: c.delete_pattern("k*")),
+        ("clear", lambda c: c.clear()),
+        ("incr", lambda c: c.incr("n")),
+        ("expire", lambda c: c.expire("k1", None)),
+        ("rpush", lambda c: c.rpush("l", 1)),
+        ("ping", lambda c: c.ping()),
+    ]
+    with Cache(cluster.url, **options) as cache:
+        cache.set_many(dict.fromkeys(keys, 1))
+        for node in cluster.nodes:
+            node.kill()
+        for name, operation in operations:
+            with pytest.raises(CacheError) as info:
+                operation(cache)
+            assert isinstance(info.value, (BackendUnavailable, CacheTimeout)), name
+        assert cache.health().healthy is False
+    # A client created while the cluster is down fails the same way (the sync cluster client
+    # connects in its constructor).
+    with pytest.raises(BackendUnavailable) as info:
+        Cache(cluster.url, **options)
+    _assert_translated(info)

@@ -13,20 +13,51 @@ __all__ = ["AsyncEvent", "Event"]
 
 
 class AsyncEvent:
-    """An asyncio event: ``set()`` from the leader, ``await wait()`` in followers."""
+    """An event for asyncio tasks: ``set()`` from the leader, ``await wait()`` in followers.
 
-    __slots__ = ("_event",)
+    Safe across event loops: one ``AsyncCache`` (the memory backend, say) may be used from
+    threads that each run their own loop, and a follower waiting in one loop must be woken
+    by a leader in another. ``asyncio.Event`` cannot do that (it belongs to one loop, and
+    its ``set()`` from another thread does not wake the waiting loop), so each waiter
+    gets a future of its own loop, resolved through ``call_soon_threadsafe`` from elsewhere.
+    """
+
+    __slots__ = ("_flag", "_lock", "_waiters")
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._flag = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._lock = threading.Lock()
 
     def set(self) -> None:
-        """Wake every waiter."""
-        self._event.set()
+        """Wake every waiter, in whatever loop it waits."""
+        with self._lock:
+            self._flag = True
+            waiters, self._waiters = self._waiters, []
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, future in waiters:
+            if loop is current:
+                _wake(future)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(_wake, future)
 
     async def wait(self) -> None:
         """Wait until set."""
-        await self._event.wait()
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._flag:
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        await future
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():  # a waiter cancelled meanwhile has nothing to wake
+        future.set_result(None)
 
 
 class Event:

@@ -9,7 +9,17 @@ from typing import Final, TypeAlias
 
 from ._exceptions import InvalidKey, InvalidTTL
 
-__all__ = ["MISSING", "UNSET", "Missing", "TTLArg", "Unset", "check_key", "normalize_ttl"]
+__all__ = [
+    "MAX_TTL",
+    "MISSING",
+    "UNSET",
+    "Missing",
+    "TTLArg",
+    "Unset",
+    "check_key",
+    "check_text",
+    "normalize_ttl",
+]
 
 
 class Missing(enum.Enum):
@@ -53,12 +63,25 @@ TTLArg: TypeAlias = "float | int | timedelta | None | Unset"
 """What a ``ttl=`` parameter accepts."""
 
 
+MAX_TTL: Final = 365 * 24 * 3600
+"""The longest ttl, in seconds (365 days), on every backend alike.
+
+One bound for all, so that code moved from one backend to another never meets a ttl that
+one accepted and the other cannot store. It is what Memcached can hold safely: it reads an
+expiry over 30 days as an absolute unix time in 32 bits, so nothing can expire there after
+2038-01-19 (a year from now fits until 2037). Redis, the file store and the memory engine
+could go further; longer ttls raise :class:`InvalidTTL` rather than being cut short or
+silently dropped. ``ttl=None`` (never expire) is the way to keep an entry indefinitely.
+"""
+
+
 def normalize_ttl(ttl: object, default: float | None = None, *, name: str = "ttl") -> float | None:
     """Turn a ``ttl`` argument into seconds (``float``) or ``None`` (never expire).
 
     ``UNSET`` gives ``default``. Zero, negative, NaN, infinite, bool and non-numeric values
     raise :class:`InvalidTTL` naming the parameter and the value: a ttl of 0 is ambiguous
     across backends (Memcached reads it as "never", Redis rejects it), so it is refused.
+    So is a ttl over :data:`MAX_TTL`, the longest expiry every backend can store.
     """
     if ttl is UNSET:
         return default
@@ -74,13 +97,42 @@ def normalize_ttl(ttl: object, default: float | None = None, *, name: str = "ttl
         )
     if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidTTL(f"{name} must be a positive finite number of seconds, got {ttl!r}")
+    if seconds > MAX_TTL:
+        raise InvalidTTL(
+            f"{name} {ttl!r} is over MAX_TTL, {MAX_TTL} seconds (365 days), the longest expiry every "
+            "backend can store (Memcached keeps no expiry past 2038-01-19); use ttl=None for no expiry"
+        )
     return seconds
 
 
+def check_text(text: str, what: str) -> str:
+    """Return ``text`` if it encodes to UTF-8; raise :class:`InvalidKey` naming it otherwise.
+
+    A ``str`` may hold lone surrogates (``"\\ud800"``, from ``surrogateescape`` decoding or
+    a broken JSON escape), which no backend that leaves the process can store: the Redis
+    driver raises ``UnicodeEncodeError``. Refusing them up front makes every backend,
+    memory included, answer the same. ``what`` names the text ("cache keys", "hash fields").
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKey(
+            f"{what} must be valid Unicode (encodable as UTF-8), got {text!r}: "
+            f"lone surrogate at index {exc.start}"
+        ) from exc
+    return text
+
+
 def check_key(key: object) -> str:
-    """Return ``key`` if it is a ``str``; raise :class:`InvalidKey` naming the key otherwise."""
+    """Return ``key`` as a plain ``str``; raise :class:`InvalidKey` naming the key otherwise.
+
+    Non-``str`` keys are refused, and so are keys holding lone surrogates (see
+    :func:`check_text`).
+    """
     if type(key) is str:
-        return key
+        return check_text(key, "cache keys")
     if isinstance(key, str):
-        return str(key)
+        return check_text(str(key), "cache keys")
     raise InvalidKey(f"cache keys must be str, not {type(key).__name__}: {key!r}")

@@ -44,6 +44,7 @@ from ..core.memcached_protocol import (
     encode_storage,
     encode_touch,
 )
+from .loops import LoopBinding
 
 __all__ = ["AsyncMemcachedNode", "gather"]
 
@@ -139,26 +140,16 @@ class AsyncMemcachedNode(NodeSettings):
         self._idle: list[_Connection] = []
         self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
         self._size = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._binding = LoopBinding(f"memcached node {self.address}")
         self._closed = False
 
     # ------------------------------------------------------------------ pool
 
-    def _reset_for(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Connections belong to one event loop; a cache used from a new loop starts afresh."""
-        for conn in self._idle:
-            if conn.transport is not None:
-                conn.transport.close()
-        self._idle = []
-        self._waiters = collections.deque()
-        self._size = 0
-        self._loop = loop
-
     async def _acquire(self) -> _Connection:
-        loop = asyncio.get_running_loop()
+        # Connections belong to one event loop: another loop may take the pool over only
+        # when it holds no connection (never used, or every one closed); else CacheError.
+        loop = self._binding.check(idle=self._size == 0)
         self._closed = False  # a closed node reconnects if used again (the facade forbids it anyway)
-        if loop is not self._loop:
-            self._reset_for(loop)
         idle = self._idle
         while idle:
             conn = idle.pop()
@@ -390,6 +381,14 @@ class AsyncMemcachedNode(NodeSettings):
 
     async def close(self) -> None:
         """Close every idle connection (in-use ones close when returned). Idempotent."""
+        if self._size and self._binding.loop is not asyncio.get_running_loop():
+            if self._binding.loop is None or not self._binding.loop.is_closed():
+                raise self._binding.error()
+            # Its loop is gone, and its transports with it: nothing left to close cleanly.
+            self._idle = []
+            self._size = 0
+            self._closed = True
+            return
         self._closed = True
         for conn in self._idle:
             if conn.transport is not None:

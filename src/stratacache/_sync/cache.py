@@ -21,7 +21,7 @@ from typing import Any, Self
 from .._build import make_backend
 from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
 from .._exceptions import CacheError, ConfigurationError, InvalidArgument, InvalidKey
-from .._types import MISSING, UNSET, Missing, Unset, check_key, normalize_ttl
+from .._types import MISSING, UNSET, Missing, Unset, check_key, check_text, normalize_ttl
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stats import Stats, StatsRecorder
@@ -64,7 +64,7 @@ def _check_amount(amount: object, name: str = "amount") -> int:
 def _check_field(field: object) -> str:
     if type(field) is not str:
         raise InvalidKey(f"hash fields must be str, not {type(field).__name__}: {field!r}")
-    return field
+    return check_text(field, "hash fields")
 
 
 def _check_hashable(member: object, key: str) -> object:
@@ -286,7 +286,8 @@ class Cache:
         return self._closed
 
     def _key(self, key: object) -> str:
-        if type(key) is not str:
+        # Non-ASCII keys take the full check: a lone surrogate cannot reach any backend.
+        if type(key) is not str or not key.isascii():
             key = check_key(key)
         return self._prefix + key
 
@@ -329,7 +330,7 @@ class Cache:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value at ``key``, or ``default`` on a miss (a stored ``None`` stays ``None``)."""
-        k = self._prefix + key if type(key) is str else self._key(key)
+        k = self._prefix + key if type(key) is str and key.isascii() else self._key(key)
         hooks = self._hooks
         if hooks.active:
             hooks.fire("before_get", HookEvent("get", key))
@@ -366,7 +367,7 @@ class Cache:
 
     def set(self, key: str, value: Any, ttl: Any = UNSET) -> None:
         """Store ``value`` at ``key``. ``ttl``: seconds or timedelta; None = never; omitted = default."""
-        k = self._prefix + key if type(key) is str else self._key(key)
+        k = self._prefix + key if type(key) is str and key.isascii() else self._key(key)
         seconds = self.default_ttl if ttl is UNSET else normalize_ttl(ttl)
         hooks = self._hooks
         if hooks.active:
@@ -419,7 +420,9 @@ class Cache:
         """The present keys among ``keys`` with their values (misses are left out)."""
         user_keys = list(keys)
         prefix = self._prefix
-        full = {prefix + key if type(key) is str else self._key(key): key for key in user_keys}
+        full = {
+            prefix + key if type(key) is str and key.isascii() else self._key(key): key for key in user_keys
+        }
         found: dict[str, Any] = self._call("get_many", user_keys, self._backend.get_many, list(full))
         result: dict[str, Any] = {}
         codec = self._codec
@@ -514,7 +517,7 @@ class Cache:
         """Delete this namespace's keys matching a Redis-style glob (``user:*``); how many."""
         if not isinstance(pattern, str):
             raise InvalidArgument(f"pattern must be a str, not {type(pattern).__name__}")
-        full = escape_glob(self._prefix) + pattern
+        full = escape_glob(self._prefix) + check_text(pattern, "patterns")
         count: int = self._call("delete_pattern", pattern, self._backend.delete_pattern, full)
         self._stats.deletes += count
         return count

@@ -633,7 +633,9 @@ fg_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
         if (PyErr_Occurred()) {
             return NULL;
         }
-        if (!self->miss_is_final) {
+        /* A non-ASCII key may hold a lone surrogate, which the facade's full get refuses
+         * (InvalidKey, as on every backend); a hit is impossible for one, since set refuses it. */
+        if (!self->miss_is_final || !PyUnicode_IS_ASCII(key)) {
             return PyObject_Vectorcall(self->slow, args, nargsf, NULL);
         }
         Py_ssize_t n = get_counter(&self->misses, self->stats);
@@ -1385,7 +1387,9 @@ fs_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
 {
     FusedSet *self = (FusedSet *)op;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (kwnames != NULL || nargs < 2 || nargs > 3 || !PyUnicode_CheckExact(args[0])) {
+    /* Non-ASCII keys go to the facade, which refuses lone surrogates. */
+    if (kwnames != NULL || nargs < 2 || nargs > 3 || !PyUnicode_CheckExact(args[0])
+        || !PyUnicode_IS_ASCII(args[0])) {
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
     int hook = slot_true(&self->active, self->hooks);

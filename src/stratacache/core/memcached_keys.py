@@ -15,6 +15,8 @@ namespaced, safe          ``<prefix>~<generation>~<rest>``                  ``~`
                                                                            digits/dots after
 namespace generation      ``<prefix>~gen``                                 ``~gen`` at the end,
                                                                            one ``~``
+fallback generation       ``<prefix>~gen~<owner node>``                    ``gen`` between two
+                                                                           ``~``
 anything else (hashed)    ``~<readable>~<sha256 hex>``                     ``~`` first
 ========================  ===============================================  ==================
 
@@ -23,8 +25,10 @@ anything else (hashed)    ``~<readable>~<sha256 hex>``                     ``~``
   the key with every unsafe character replaced by ``_`` (readable, not relied on) + ``~`` +
   the SHA-256 of a domain-tagged encoding of the key. Distinct keys get distinct hashes
   (collision resistance), and a hashed key starts with ``~`` while a safe one never does,
-  so a raw key can never collide with a hashed one. The domain tag (``k``/``n``/``g``)
+  so a raw key can never collide with a hashed one. The domain tag (``k``/``n``/``g``/``f``)
   keeps plain, namespaced and generation keys apart even inside the hash.
+* A generation segment is digits, ``.`` and ``_`` only, never ``gen``, so a namespaced key
+  never takes the form of a (fallback) generation key.
 * The whole namespaced form is checked against 250 bytes; if it does not fit, it is hashed.
 
 A key containing ``\\r\\n`` therefore always reaches the server as hex digits: it can never
@@ -39,6 +43,7 @@ import re
 __all__ = [
     "MAX_KEY_LENGTH",
     "RESERVED",
+    "fallback_generation_key",
     "generation_key",
     "hashed_key",
     "is_safe",
@@ -105,9 +110,10 @@ def wire_keys(keys: list[str]) -> list[bytes]:
 def namespaced_key(prefix: str, generation: str, rest: str) -> bytes:
     """The wire key of ``prefix + rest`` while the namespace ``prefix`` is at ``generation``.
 
-    ``generation`` is the namespace's current generation (decimal digits; dot-joined
-    digits for nested namespaces). Changing it changes every key of the namespace, which
-    is how ``clear()`` empties a namespace in O(1).
+    ``generation`` is the namespace's current generation (decimal digits, ``_``-joined with
+    the fallback generation on a failover node; ``.``-joined for nested namespaces).
+    Changing it changes every key of the namespace, which is how ``clear()`` empties a
+    namespace in O(1).
     """
     if _SAFE(prefix) is not None and (not rest or _SAFE(rest) is not None):
         candidate = f"{prefix}{RESERVED}{generation}{RESERVED}{rest}"
@@ -123,3 +129,16 @@ def generation_key(prefix: str) -> bytes:
     if _SAFE(prefix) is not None and len(prefix) + 4 <= MAX_KEY_LENGTH:
         return f"{prefix}{RESERVED}gen".encode("ascii")
     return hashed_key(prefix, b"g" + prefix.encode("utf-8", "surrogatepass"))
+
+
+def fallback_generation_key(prefix: str, owner: str) -> bytes:
+    """The wire key of the generation of namespace ``prefix`` for keys of node ``owner``.
+
+    It lives on the node that stands in for ``owner`` while ``owner`` is dead, and governs
+    the keys written there in its place (see ``docs/memcached.md``, "Namespaces").
+    """
+    candidate = f"{prefix}{RESERVED}gen{RESERVED}{owner}"
+    if _SAFE(prefix) is not None and _SAFE(owner) is not None and len(candidate) <= MAX_KEY_LENGTH:
+        return candidate.encode("ascii")
+    tagged = f"f{len(prefix)}:{prefix}{owner}".encode("utf-8", "surrogatepass")
+    return hashed_key(prefix, tagged)

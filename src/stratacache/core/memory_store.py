@@ -913,7 +913,8 @@ class MemoryStore:
             except TypeError:
                 return full_get(key, default)
             if entry is None:
-                if type(key) is not str or not miss_is_final:
+                # Non-ASCII: a lone surrogate, which the full path refuses, never hits.
+                if type(key) is not str or not miss_is_final or not key.isascii():
                     return full_get(key, default)
                 n = stats.misses + 1
                 if not n & mask and not n % every and not timing:
@@ -1065,7 +1066,7 @@ class MemoryStore:
         mask = every - 1 if every & (every - 1) == 0 else 0
 
         def set(key: Any, value: Any, ttl: Any = UNSET) -> None:  # noqa: A001 - the facade's name
-            if hooks.active or owner._closed or type(key) is not str:
+            if hooks.active or owner._closed or type(key) is not str or not key.isascii():
                 return full_set(key, value, ttl)
             if ttl is UNSET:
                 seconds = owner.default_ttl

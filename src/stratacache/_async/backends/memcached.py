@@ -14,9 +14,13 @@ URL (parsed in ``_config.py``): ``memcached://h1:p1,h2:p2?pool_size=8&timeout=1`
 * **Namespaces.** The facade attaches every namespace prefix (``attach_namespace``); a key
   under one is stored as ``<prefix>~<generation>~<rest>``, where the generation is a number
   kept in memcached itself and read on every operation (one more round trip for namespaced
-  caches only: caching it would hide another process's ``clear()``). ``clear()`` of a
-  namespace increments it: O(1), and every old key becomes unreachable and ages out.
-  ``clear()`` without a namespace is ``flush_all`` on every node.
+  caches only: caching it would hide another process's ``clear()``). Every node keeps its
+  own generation, next to the keys it governs, so no node is a single point of failure;
+  generations only move forward (created from the clock in microseconds, then
+  incremented), and a node this client saw die has its generation bumped when it comes
+  back, so nothing written before the outage is served after it. ``clear()`` of a
+  namespace increments the generation on every node: O(1) per node, and every old key
+  becomes unreachable and ages out. ``clear()`` without a namespace is ``flush_all``.
 * **Counters.** Values are the facade codec's bytes; integers are ASCII decimal, which
   memcached's own ``incr`` understands, so ``incr`` is native (created from 0 with ``add``
   when missing). Memcached's counters are unsigned, ours are signed 64-bit: a negative delta,
@@ -37,7 +41,6 @@ import builtins
 import functools
 import random
 import re
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -51,6 +54,7 @@ from ..._exceptions import (
     CacheTimeout,
     ConfigurationError,
     InvalidArgument,
+    InvalidTTL,
     ProtocolError,
     SerializationError,
     UnsupportedOperation,
@@ -60,7 +64,13 @@ from ..._exceptions import (
 from ..._types import MISSING, Missing
 from ...core.hashring import HashRing
 from ...core.health import NodeHealth
-from ...core.memcached_keys import generation_key, namespaced_key, wire_key, wire_keys
+from ...core.memcached_keys import (
+    fallback_generation_key,
+    generation_key,
+    namespaced_key,
+    wire_key,
+    wire_keys,
+)
 from ...core.memcached_protocol import MemcachedReplyError, exptime
 from .base import AsyncBackend, BackendCounters, Capabilities
 
@@ -70,6 +80,8 @@ _IS_ASYNC = True
 _DEFAULT_PORT = 11211
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+# Memcached parses exptime as a signed 32-bit number: absolute times end on 2038-01-19.
+_EXPTIME_MAX = 2**31 - 1
 
 # Item flags marking a collection ("SC" in the high bytes, so a value written by another
 # memcached client with its own small flags is never mistaken for one of ours). Plain
@@ -98,10 +110,23 @@ _UNCHANGED = _Unchanged()
 _Change = tuple["bytes | None | _Unchanged", int, Any]
 
 
-def _fresh_generation() -> int:
-    # Random, not 0: if the generation key is evicted or lost with its node, the namespace
-    # restarts at an unpredictable generation instead of resurrecting generation 0's keys.
-    return secrets.randbelow(1 << 40) + 1
+def _clock_generation() -> int:
+    # The clock in microseconds: a generation re-created after its key was lost (evicted,
+    # node restarted) is above every value the lost one reached (it only grew by one per
+    # clear, far slower than a microsecond clock), so it never resurrects old keys.
+    return time.time_ns() // 1000
+
+
+def _expiry(operation: str, key: str | None, ttl: float | None) -> int:
+    """The exptime field for ``ttl``; InvalidTTL past what memcached can store (2038-01-19)."""
+    expiry = exptime(ttl, time.time())
+    if expiry > _EXPTIME_MAX:
+        about = f" on key {key!r}" if key is not None else ""
+        raise InvalidTTL(
+            f"memcached: {operation}{about}: ttl {ttl!r} is past the latest expiry memcached can "
+            "store (an absolute unix time in 32 bits, 2038-01-19); see stratacache MAX_TTL"
+        )
+    return expiry
 
 
 def _lrange(items: list[Any], start: int, stop: int) -> list[Any]:
@@ -198,8 +223,16 @@ class AsyncMemcachedBackend(AsyncBackend):
         self._health = NodeHealth(failure_threshold, float(dead_retry))
         # One server: no ring lookup (no MD5) on the hot path.
         self._single: AsyncMemcachedNode | None = node if len(self._nodes) == 1 else None
-        # Attached namespace prefixes, shortest first (see _ns_wire).
+        # Attached namespace prefixes, shortest first (see _locate).
         self._prefixes: tuple[str, ...] = ()
+        # Generation bookkeeping (see _generations): node -> outages this client has seen
+        # (alive -> dead transitions); (generation key, holder node) -> the outage count its
+        # last bump covered; generations that must be bumped before their next use (a clear()
+        # that failed on their node); the highest generation seen, a floor for re-creation.
+        self._outages: dict[str, int] = {}
+        self._settled: dict[tuple[bytes, str], int] = {}
+        self._pending: set[tuple[bytes, str]] = set()
+        self._floor: dict[tuple[bytes, str], int] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -217,7 +250,7 @@ class AsyncMemcachedBackend(AsyncBackend):
         return self._health.state(address)
 
     def node_for(self, key: str) -> str:
-        """The server that owns ``key`` (outside any namespace) when every server is alive."""
+        """The server that owns ``key`` (the full key, namespace prefix included) when all are alive."""
         return self._ring.node_for(wire_key(key))
 
     def attach_namespace(self, prefix: str) -> None:
@@ -243,6 +276,32 @@ class AsyncMemcachedBackend(AsyncBackend):
                 return self._nodes[name]
         raise self._all_dead()
 
+    def _place(self, key: str) -> tuple[str, AsyncMemcachedNode]:
+        """``(owner, node)`` of namespaced ``key``: its ring owner and the node that serves it now.
+
+        Placement hashes the key without its generation, so the node (and hence the
+        generation that governs the key, which lives on that node) is known first.
+        """
+        pk = wire_key(key)
+        single = self._single
+        if single is not None:
+            return single.address, self._pick(pk)
+        owner = self._ring.node_for(pk)
+        health = self._health
+        if not health.dead_until or health.available(owner):
+            return owner, self._nodes[owner]
+        for name in self._ring.candidates(pk):
+            if health.available(name):
+                return owner, self._nodes[name]
+        raise self._all_dead()
+
+    def _failed(self, address: str) -> None:
+        """Count a failure of ``address``; an alive -> dead transition is one more outage."""
+        health = self._health
+        was_dead = health.is_dead(address)
+        if health.record_failure(address) and not was_dead:
+            self._outages[address] = self._outages.get(address, 0) + 1
+
     def _all_dead(self) -> BackendUnavailable:
         health = self._health
         soonest = min(health.retry_in(name) for name in self._nodes)
@@ -263,7 +322,7 @@ class AsyncMemcachedBackend(AsyncBackend):
         try:
             result = await method(*args)
         except (BackendUnavailable, CacheTimeout, ProtocolError):
-            self._health.record_failure(node.address)
+            self._failed(node.address)
             raise
         except MemcachedReplyError as exc:
             raise self._reply_error(exc, operation, key, node) from exc
@@ -297,44 +356,110 @@ class AsyncMemcachedBackend(AsyncBackend):
         if len(value) > self.max_value_size:
             raise self._too_large(key, len(value))
 
-    async def _generation(self, prefix: str) -> int:
-        """The current generation of namespace ``prefix``, created (random) when missing."""
-        gk = generation_key(prefix)
-        node = self._pick(gk)
+    async def _bump(self, node: AsyncMemcachedNode, gk: bytes, prefix: str) -> None:
+        """Move generation ``gk`` on ``node`` forward (created from the clock when missing)."""
         for _ in range(_CREATE_RACES):
-            item = await self._guard(node, "get", prefix, node.get, gk)
-            if item is not None and item[0].isdigit():
-                return int(item[0])
-            fresh = _fresh_generation()
-            if item is not None:  # not a number (overwritten by someone else): start afresh
-                await self._guard(node, "set", prefix, node.set, gk, b"%d" % fresh, 0, 0)
-                return fresh
-            if await self._guard(node, "add", prefix, node.add, gk, b"%d" % fresh, 0, 0):
-                return fresh
-        raise CacheTimeout(f"memcached: could not read the generation of namespace {prefix!r}")
+            try:
+                if await self._guard(node, "clear", prefix, node.incr, gk, 1) is not None:
+                    return
+            except WrongType:  # overwritten by someone else with a non-number: start afresh
+                await self._guard(node, "clear", prefix, node.set, gk, self._fresh(node, gk), 0, 0)
+                return
+            if await self._guard(node, "clear", prefix, node.add, gk, self._fresh(node, gk), 0, 0):
+                return
+        raise CacheTimeout(f"memcached: could not move the generation of namespace {prefix!r} forward")
 
-    async def _ns_wire(self, key: str) -> bytes:
-        """The wire key of a key under one or more attached namespaces."""
+    def _fresh(self, node: AsyncMemcachedNode, gk: bytes) -> bytes:
+        """A new generation for ``gk``: the clock, and above any value this client has seen."""
+        return b"%d" % max(_clock_generation(), self._floor.get((gk, node.address), 0) + 1)
+
+    async def _generations(self, node: AsyncMemcachedNode, owner: str, prefixes: list[str]) -> str:
+        """The generation segment of a key owned by ``owner``, served by ``node``, under ``prefixes``.
+
+        Every node keeps the generation of each namespace next to the keys it governs
+        (``<prefix>~gen``), so losing one node loses only its own keys. A node standing in
+        for a dead ``owner`` also keeps ``<prefix>~gen~<owner>`` for the keys it holds in
+        the owner's place. When this client sees a node die, both move forward before their
+        next use: the dead node's own generation when it is back (whatever it held may have
+        been deleted or overwritten meanwhile), and the stand-in's generation for it at each
+        new outage (what it held for a previous outage is stale). One ``get`` of all the
+        keys needed, on ``node``.
+        """
+        holder = node.address
+        # (generation key, the node whose outages move it, namespace)
+        wanted: list[tuple[bytes, str, str]] = []
+        for prefix in prefixes:
+            wanted.append((generation_key(prefix), holder, prefix))
+            if owner != holder:
+                wanted.append((fallback_generation_key(prefix, owner), owner, prefix))
+        if self._outages or self._pending:
+            for gk, watched, prefix in wanted:
+                slot = (gk, holder)
+                seen = self._outages.get(watched, 0)
+                if slot in self._pending or self._settled.get(slot, 0) < seen:
+                    await self._bump(node, gk, prefix)
+                    self._settled[slot] = seen
+                    self._pending.discard(slot)
+        found = await self._guard(node, "get", None, node.get_many, [gk for gk, _, _ in wanted])
+        values: list[str] = []
+        for gk, _, _ in wanted:
+            item = found.get(gk)
+            for _ in range(_CREATE_RACES):
+                if item is not None and item[0].isdigit():
+                    break
+                fresh = self._fresh(node, gk)
+                if item is not None:  # not a number (overwritten by someone else): start afresh
+                    await self._guard(node, "set", None, node.set, gk, fresh, 0, 0)
+                    item = (fresh, 0)
+                elif await self._guard(node, "add", None, node.add, gk, fresh, 0, 0):
+                    item = (fresh, 0)
+                else:  # another client created it first: use theirs
+                    item = await self._guard(node, "get", None, node.get, gk)
+            if item is None or not item[0].isdigit():
+                raise CacheTimeout(f"memcached node {holder}: could not read a namespace generation")
+            value = int(item[0])
+            if value > self._floor.get((gk, holder), 0):
+                self._floor[(gk, holder)] = value
+            values.append(item[0].decode("ascii"))
+        if owner == holder:
+            return ".".join(values)
+        # Own generation and fallback generation per prefix, nested prefixes dot-joined.
+        return ".".join(f"{values[i]}_{values[i + 1]}" for i in range(0, len(values), 2))
+
+    async def _locate(self, key: str) -> tuple[bytes, AsyncMemcachedNode]:
+        """The wire key of ``key`` and the node to send it to."""
+        prefixes = self._prefixes
+        if not (prefixes and key.startswith(prefixes)):
+            wk = wire_key(key)
+            return wk, self._pick(wk)
+        owner, node = self._place(key)
         # Nested namespaces ("a:" and "a:b:") each contribute their generation, so clearing
         # the outer one also clears the inner one, as a prefix delete would on Redis.
-        matching = [prefix for prefix in self._prefixes if key.startswith(prefix)]
-        generations = [str(await self._generation(prefix)) for prefix in matching]
+        matching = [prefix for prefix in prefixes if key.startswith(prefix)]
         longest = matching[-1]
-        return namespaced_key(longest, ".".join(generations), key[len(longest) :])
-
-    async def _wire(self, key: str) -> bytes:
-        prefixes = self._prefixes
-        if prefixes and key.startswith(prefixes):
-            return await self._ns_wire(key)
-        return wire_key(key)
+        generation = await self._generations(node, owner, matching)
+        return namespaced_key(longest, generation, key[len(longest) :]), node
 
     async def _by_node(self, keys: Sequence[str]) -> dict[str, dict[bytes, str]]:
-        """Group keys by node: node address -> {wire key: key}."""
+        """Group keys by node: node address -> {wire key: key}; generations read once per node."""
         groups: dict[str, dict[bytes, str]] = {}
-        namespaced = self._prefixes
+        prefixes = self._prefixes
+        known: dict[tuple[str, str, str], str] = {}
         for key in keys:
-            wk = await self._wire(key) if namespaced else wire_key(key)
-            groups.setdefault(self._pick(wk).address, {})[wk] = key
+            if not (prefixes and key.startswith(prefixes)):
+                wk = wire_key(key)
+                groups.setdefault(self._pick(wk).address, {})[wk] = key
+                continue
+            owner, node = self._place(key)
+            matching = [prefix for prefix in prefixes if key.startswith(prefix)]
+            longest = matching[-1]
+            slot = (node.address, owner, longest)
+            generation = known.get(slot)
+            if generation is None:
+                generation = known[slot] = await self._generations(node, owner, matching)
+            groups.setdefault(node.address, {})[namespaced_key(longest, generation, key[len(longest) :])] = (
+                key
+            )
         return groups
 
     def _collection(self, kind: int, operation: str, key: str, data: bytes, flags: int) -> Any:
@@ -356,8 +481,7 @@ class AsyncMemcachedBackend(AsyncBackend):
 
     async def _read(self, kind: int, operation: str, key: str) -> Any:
         """The collection at ``key`` (None when absent), for read-only operations."""
-        wk = await self._wire(key)
-        node = self._pick(wk)
+        wk, node = await self._locate(key)
         item = await self._guard(node, operation, key, node.get, wk)
         if item is None:
             return None
@@ -371,8 +495,7 @@ class AsyncMemcachedBackend(AsyncBackend):
         remaining ttl (memcached's ``cas`` needs one, so the one read with the value is
         written back; a concurrent ``touch`` is not seen by ``cas`` and may be undone).
         """
-        wk = await self._wire(key)
-        node = self._pick(wk)
+        wk, node = await self._locate(key)
         for attempt in range(_CAS_ATTEMPTS):
             item = await self._guard(node, operation, key, node.get_for_update, wk)
             if item is None:
@@ -407,16 +530,18 @@ class AsyncMemcachedBackend(AsyncBackend):
     async def get(self, key: str) -> Any:
         """``get``; WrongType on a collection."""
         prefixes = self._prefixes
-        wk = await self._ns_wire(key) if prefixes and key.startswith(prefixes) else wire_key(key)
         health = self._health
-        node = self._single
-        if node is None or health.dead_until:
-            node = self._pick(wk)
+        if prefixes and key.startswith(prefixes):
+            wk, node = await self._locate(key)
+        else:
+            wk = wire_key(key)
+            single = self._single
+            node = self._pick(wk) if single is None or health.dead_until else single
         # _guard inlined: this is the hot path.
         try:
             item = await node.get(wk)
         except (BackendUnavailable, CacheTimeout, ProtocolError):
-            health.record_failure(node.address)
+            self._failed(node.address)
             raise
         except MemcachedReplyError as exc:
             raise self._reply_error(exc, "get", key, node) from exc
@@ -455,9 +580,8 @@ class AsyncMemcachedBackend(AsyncBackend):
     async def set(self, key: str, value: Any, ttl: float | None) -> None:
         """``set``."""
         self._check_size(key, value)
-        wk = await self._wire(key)
-        node = self._pick(wk)
-        await self._guard(node, "set", key, node.set, wk, value, exptime(ttl, time.time()), 0)
+        wk, node = await self._locate(key)
+        await self._guard(node, "set", key, node.set, wk, value, _expiry("set", key, ttl), 0)
 
     async def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         """Pipelined ``set`` per node, every reply checked."""
@@ -466,7 +590,7 @@ class AsyncMemcachedBackend(AsyncBackend):
         for key, value in items.items():
             self._check_size(key, value)
         groups = await self._by_node(list(items))
-        expiry = exptime(ttl, time.time())
+        expiry = _expiry("set_many", None, ttl)
         calls = [
             functools.partial(
                 self._guard,
@@ -484,14 +608,12 @@ class AsyncMemcachedBackend(AsyncBackend):
     async def add(self, key: str, value: Any, ttl: float | None) -> bool:
         """``add``."""
         self._check_size(key, value)
-        wk = await self._wire(key)
-        node = self._pick(wk)
-        return bool(await self._guard(node, "add", key, node.add, wk, value, exptime(ttl, time.time()), 0))
+        wk, node = await self._locate(key)
+        return bool(await self._guard(node, "add", key, node.add, wk, value, _expiry("add", key, ttl), 0))
 
     async def delete(self, key: str) -> bool:
         """``delete``."""
-        wk = await self._wire(key)
-        node = self._pick(wk)
+        wk, node = await self._locate(key)
         return bool(await self._guard(node, "delete", key, node.delete, wk))
 
     async def delete_many(self, keys: list[str]) -> int:
@@ -514,15 +636,13 @@ class AsyncMemcachedBackend(AsyncBackend):
 
     async def exists(self, key: str) -> bool:
         """``mg <key>``: presence without fetching the value."""
-        wk = await self._wire(key)
-        node = self._pick(wk)
+        wk, node = await self._locate(key)
         return bool(await self._guard(node, "exists", key, node.exists, wk))
 
     async def incr(self, key: str, delta: int) -> int:
         """Native ``incr`` (``add`` when missing); a compare-and-swap loop for negative numbers."""
         if delta >= 0:
-            wk = await self._wire(key)
-            node = self._pick(wk)
+            wk, node = await self._locate(key)
             for _ in range(_CREATE_RACES):
                 try:
                     native = await self._guard(node, "incr", key, node.incr, wk, delta)
@@ -561,14 +681,12 @@ class AsyncMemcachedBackend(AsyncBackend):
 
     async def expire(self, key: str, ttl: float | None) -> bool:
         """``touch`` (with 0 to persist)."""
-        wk = await self._wire(key)
-        node = self._pick(wk)
-        return bool(await self._guard(node, "expire", key, node.touch, wk, exptime(ttl, time.time())))
+        wk, node = await self._locate(key)
+        return bool(await self._guard(node, "expire", key, node.touch, wk, _expiry("expire", key, ttl)))
 
     async def ttl(self, key: str) -> float | Missing | None:
         """Meta ``mg <key> t``: whole seconds left, -1 for none."""
-        wk = await self._wire(key)
-        node = self._pick(wk)
+        wk, node = await self._locate(key)
         remaining = await self._guard(node, "ttl", key, node.meta_ttl, wk)
         if remaining is None:
             return MISSING
@@ -596,11 +714,25 @@ class AsyncMemcachedBackend(AsyncBackend):
             return
         self.attach_namespace(prefix)
         gk = generation_key(prefix)
-        node = self._pick(gk)
-        if await self._guard(node, "clear", prefix, node.incr, gk, 1) is None:
-            # No generation stored (never used, evicted, or its node was replaced): any
-            # fresh random one leaves the old keys unreachable.
-            await self._guard(node, "clear", prefix, node.set, gk, b"%d" % _fresh_generation(), 0, 0)
+        health = self._health
+
+        async def bump(node: AsyncMemcachedNode) -> BaseException | None:
+            try:
+                await self._bump(node, gk, prefix)
+            except (BackendUnavailable, CacheTimeout, ProtocolError) as exc:
+                # Moved forward before this client's next use of that node.
+                self._pending.add((gk, node.address))
+                return exc
+            return None
+
+        # A node marked dead is skipped: this client bumps it when it is back (an outage).
+        live = [node for address, node in self._nodes.items() if health.available(address)]
+        if not live:
+            raise self._all_dead()
+        errors = await gather([functools.partial(bump, node) for node in live])
+        for error in errors:
+            if error is not None:
+                raise error
 
     # ------------------------------------------------------------------ lists
 

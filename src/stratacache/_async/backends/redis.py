@@ -15,6 +15,7 @@ stratacache tree with the original chained.
 
 from __future__ import annotations
 
+import asyncio  # unasync: remove
 import builtins
 import functools
 import math
@@ -28,6 +29,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
+from ..._drivers.loops import LoopBinding  # unasync: remove
 from ..._drivers.redis_async import close_client
 from ..._exceptions import (
     AccessDenied,
@@ -36,6 +38,7 @@ from ..._exceptions import (
     CacheTimeout,
     ConfigurationError,
     InvalidArgument,
+    InvalidTTL,
     WrongType,
 )
 from ..._types import MISSING, Missing
@@ -61,11 +64,23 @@ redis.call('persist', KEYS[1])
 return 1
 """
 
+# Largest PX sent: 2**62 ms (~146 million years) leaves room for the server's clock in 2**63.
+_PX_MAX = 2**62
+
+# Everything redis-py raises: RedisError, and the cluster client's RedisClusterException
+# family (RedisClusterUnreachableError, SlotNotCoveredError, ...), which does not derive from
+# RedisError and so escaped a plain `except RedisError`.
+_DRIVER_ERRORS = (rexc.RedisError, rexc.RedisClusterException)
+
 _CERT_REQS = {"required": "required", "optional": "optional", "none": "none"}
 
 
 def _ms(ttl: float) -> int:
     """Seconds -> whole milliseconds, rounded up so a tiny ttl never becomes 0 (an error)."""
+    # Redis stores now + ttl in signed 64-bit milliseconds and answers a PX past that with an
+    # error that reads like a wrong type ("not an integer or out of range"): refuse it here.
+    if not math.isfinite(ttl) or ttl * 1000 > _PX_MAX:
+        raise InvalidTTL(f"redis: ttl {ttl!r} is out of the range Redis can store (2**62 milliseconds)")
     return max(1, math.ceil(ttl * 1000))
 
 
@@ -75,9 +90,11 @@ def _translating(operation: str) -> Callable[[_M], _M]:
     def decorate(method: _M) -> _M:
         @functools.wraps(method)
         async def wrapper(self: AsyncRedisBackend, *args: Any) -> Any:
+            if asyncio.get_running_loop() is not self._binding.loop:  # unasync: remove
+                self._binding.check()  # unasync: remove
             try:
                 return await method(self, *args)
-            except rexc.RedisError as exc:
+            except _DRIVER_ERRORS as exc:
                 key = args[0] if args and isinstance(args[0], str) else None
                 raise self._translate(exc, operation, key) from exc
 
@@ -227,11 +244,13 @@ class AsyncRedisBackend(AsyncBackend):
                 self._client = Redis.from_pool(pool)  # from_pool: closing the client closes the pool
         except CacheError:
             raise
-        except rexc.RedisError as exc:  # the sync cluster client connects in its constructor
+        except _DRIVER_ERRORS as exc:  # the sync cluster client connects in its constructor
             raise self._translate(exc, "connect", None) from exc
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"redis backend ({self._where}): {exc}") from exc
         self._cluster = mode == "cluster"
+        # The event loop the client's connections belong to (see _drivers/loops.py).
+        self._binding = LoopBinding(self.describe())  # unasync: remove
 
     # ------------------------------------------------------------------ plumbing
 
@@ -263,6 +282,9 @@ class AsyncRedisBackend(AsyncBackend):
             return BackendUnavailable(f"{where}: {text or type(exc).__name__}")
         if "WRONGTYPE" in text:
             return WrongType(f"{operation} on key {key!r}: the key holds another kind of value")
+        if "invalid expire time" in text:
+            # Redis's own range (milliseconds from now must fit a signed 64-bit time).
+            return InvalidTTL(f"{where}: the ttl is out of the range Redis can store: {text}")
         if "not an integer" in text or "not a valid float" in text:
             return WrongType(f"{operation} on key {key!r}: the value is not an integer")
         if "overflow" in text:
@@ -272,7 +294,12 @@ class AsyncRedisBackend(AsyncBackend):
         if isinstance(exc, rexc.ReadOnlyError):
             return BackendUnavailable(f"{where}: the server is a read-only replica: {text}")
         if isinstance(exc, rexc.RedisClusterException):
-            return BackendUnavailable(f"{where}: {text}")
+            if "cluster mode is not enabled" in text.lower():
+                return BackendUnavailable(
+                    f"{where}: the server is not a Redis Cluster node (for a standalone server use "
+                    f"redis://, not redis+cluster://): {text}"
+                )
+            return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
         return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
 
     async def _scan_delete(self, match: str) -> int:
@@ -499,12 +526,17 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def close(self) -> None:
         """Close the connection pool (and the Sentinel connections). Idempotent."""
+        bound = self._binding.loop  # unasync: remove
+        if bound is not None and bound is not asyncio.get_running_loop():  # unasync: remove
+            if not bound.is_closed():
+                raise self._binding.error()
+            return  # its loop is gone, and the connections' transports with it
         try:
             await close_client(self._client)
             if self._sentinel is not None:
                 for sentinel in self._sentinel.sentinels:
                     await close_client(sentinel)
-        except rexc.RedisError:  # closing a pool whose server is gone is not an error
+        except _DRIVER_ERRORS:  # closing a pool whose server is gone is not an error
             pass
 
 

@@ -37,6 +37,7 @@ from ..._exceptions import (
     CacheTimeout,
     ConfigurationError,
     InvalidArgument,
+    InvalidTTL,
     WrongType,
 )
 from ..._types import MISSING, Missing
@@ -62,11 +63,23 @@ redis.call('persist', KEYS[1])
 return 1
 """
 
+# Largest PX sent: 2**62 ms (~146 million years) leaves room for the server's clock in 2**63.
+_PX_MAX = 2**62
+
+# Everything redis-py raises: RedisError, and the cluster client's RedisClusterException
+# family (RedisClusterUnreachableError, SlotNotCoveredError, ...), which does not derive from
+# RedisError and so escaped a plain `except RedisError`.
+_DRIVER_ERRORS = (rexc.RedisError, rexc.RedisClusterException)
+
 _CERT_REQS = {"required": "required", "optional": "optional", "none": "none"}
 
 
 def _ms(ttl: float) -> int:
     """Seconds -> whole milliseconds, rounded up so a tiny ttl never becomes 0 (an error)."""
+    # Redis stores now + ttl in signed 64-bit milliseconds and answers a PX past that with an
+    # error that reads like a wrong type ("not an integer or out of range"): refuse it here.
+    if not math.isfinite(ttl) or ttl * 1000 > _PX_MAX:
+        raise InvalidTTL(f"redis: ttl {ttl!r} is out of the range Redis can store (2**62 milliseconds)")
     return max(1, math.ceil(ttl * 1000))
 
 
@@ -78,7 +91,7 @@ def _translating(operation: str) -> Callable[[_M], _M]:
         def wrapper(self: RedisBackend, *args: Any) -> Any:
             try:
                 return method(self, *args)
-            except rexc.RedisError as exc:
+            except _DRIVER_ERRORS as exc:
                 key = args[0] if args and isinstance(args[0], str) else None
                 raise self._translate(exc, operation, key) from exc
 
@@ -228,11 +241,12 @@ class RedisBackend(Backend):
                 self._client = Redis.from_pool(pool)  # from_pool: closing the client closes the pool
         except CacheError:
             raise
-        except rexc.RedisError as exc:  # the sync cluster client connects in its constructor
+        except _DRIVER_ERRORS as exc:  # the sync cluster client connects in its constructor
             raise self._translate(exc, "connect", None) from exc
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"redis backend ({self._where}): {exc}") from exc
         self._cluster = mode == "cluster"
+        # The event loop the client's connections belong to (see _drivers/loops.py).
 
     # ------------------------------------------------------------------ plumbing
 
@@ -264,6 +278,9 @@ class RedisBackend(Backend):
             return BackendUnavailable(f"{where}: {text or type(exc).__name__}")
         if "WRONGTYPE" in text:
             return WrongType(f"{operation} on key {key!r}: the key holds another kind of value")
+        if "invalid expire time" in text:
+            # Redis's own range (milliseconds from now must fit a signed 64-bit time).
+            return InvalidTTL(f"{where}: the ttl is out of the range Redis can store: {text}")
         if "not an integer" in text or "not a valid float" in text:
             return WrongType(f"{operation} on key {key!r}: the value is not an integer")
         if "overflow" in text:
@@ -273,7 +290,12 @@ class RedisBackend(Backend):
         if isinstance(exc, rexc.ReadOnlyError):
             return BackendUnavailable(f"{where}: the server is a read-only replica: {text}")
         if isinstance(exc, rexc.RedisClusterException):
-            return BackendUnavailable(f"{where}: {text}")
+            if "cluster mode is not enabled" in text.lower():
+                return BackendUnavailable(
+                    f"{where}: the server is not a Redis Cluster node (for a standalone server use "
+                    f"redis://, not redis+cluster://): {text}"
+                )
+            return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
         return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
 
     def _scan_delete(self, match: str) -> int:
@@ -505,7 +527,7 @@ class RedisBackend(Backend):
             if self._sentinel is not None:
                 for sentinel in self._sentinel.sentinels:
                     close_client(sentinel)
-        except rexc.RedisError:  # closing a pool whose server is gone is not an error
+        except _DRIVER_ERRORS:  # closing a pool whose server is gone is not an error
             pass
 
 

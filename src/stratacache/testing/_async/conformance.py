@@ -33,13 +33,14 @@ import pytest
 from ..._async.cache import AsyncCache
 from ..._exceptions import (
     CacheClosed,
+    ConfigurationError,
     InvalidArgument,
     InvalidKey,
     InvalidTTL,
     UnsupportedOperation,
     WrongType,
 )
-from ..._types import MISSING
+from ..._types import MAX_TTL, MISSING
 from ...core.hooks import HookEvent
 
 __all__ = ["AsyncCacheConformance", "RealClock"]
@@ -625,6 +626,109 @@ class AsyncCacheConformance:
             await acache.lpush("k", 1)
         report = await acache.health()
         assert report.healthy is False
+
+    # ------------------------------------------------------------ ttl range (issue 13)
+    # One bound on every backend: MAX_TTL is stored as given, anything longer is refused
+    # with InvalidTTL by every ttl-taking method, and changes nothing.
+
+    async def test_max_ttl_is_stored(self, acache: AsyncCache) -> None:
+        await acache.set("set", 1, ttl=MAX_TTL)
+        await acache.set_many({"many": 1}, ttl=timedelta(seconds=MAX_TTL))
+        assert await acache.add("add", 1, ttl=MAX_TTL) is True
+        await acache.set("expire", 1, ttl=None)
+        await acache.set("touch", 1, ttl=None)
+        assert await acache.expire("expire", MAX_TTL) is retains(acache)
+        assert await acache.touch("touch", ttl=MAX_TTL) is retains(acache)
+        assert await acache.get_or_set("factory", lambda: 1, ttl=MAX_TTL) == 1
+        for key in ("set", "many", "add", "expire", "touch", "factory"):
+            assert await acache.get(key) == (1 if retains(acache) else None), key
+            remaining = await acache.ttl(key)
+            if retains(acache):
+                assert isinstance(remaining, float), (key, remaining)
+                # Memcached rounds up to the next whole second of its clock.
+                slack = acache.backend.capabilities.ttl_resolution
+                assert MAX_TTL - 5 <= remaining <= MAX_TTL + slack, (key, remaining)
+
+    @pytest.mark.parametrize("ttl", [MAX_TTL + 1, timedelta(days=366), 2**31, 2**64, 1e300], ids=repr)
+    async def test_ttl_over_max_ttl_is_refused_and_changes_nothing(
+        self, acache: AsyncCache, ttl: Any
+    ) -> None:
+        await acache.set("kept", "old", ttl=None)
+        calls: list[Callable[[], Any]] = [
+            lambda: acache.set("kept", "new", ttl=ttl),
+            lambda: acache.set("fresh", "new", ttl=ttl),
+            lambda: acache.add("fresh", "new", ttl=ttl),
+            lambda: acache.set_many({"kept": "new", "fresh": "new"}, ttl=ttl),
+            lambda: acache.expire("kept", ttl),
+            lambda: acache.touch("kept", ttl=ttl),
+            lambda: acache.get_or_set("fresh", lambda: "new", ttl=ttl),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidTTL, match="MAX_TTL"):
+                await call()
+        if retains(acache):
+            assert await acache.get("kept") == "old"
+            assert await acache.ttl("kept") is None
+        assert await acache.get("fresh") is None
+        with pytest.raises(ConfigurationError, match="MAX_TTL"):
+            AsyncCache(acache.backend, namespace="long", default_ttl=ttl)
+
+    # ------------------------------------------------------------ unencodable keys (issue 13)
+    # A str holding a lone surrogate cannot be stored by any backend that leaves the process
+    # (the Redis driver raised UnicodeEncodeError); every backend refuses it the same way.
+
+    @pytest.mark.parametrize("bad", ["\ud800", "user:\udcff", "ok-\U0001f600-\udfff"], ids=ascii)
+    async def test_lone_surrogate_key_is_invalid_key_everywhere(self, acache: AsyncCache, bad: str) -> None:
+        await acache.set("good", 1)
+        calls: list[Callable[[], Any]] = [
+            lambda: acache.get(bad),
+            lambda: acache.set(bad, 1),
+            lambda: acache.set(bad, 1, ttl=None),
+            lambda: acache.set(bad, 1, ttl=60),
+            lambda: acache.add(bad, 1),
+            lambda: acache.delete(bad),
+            lambda: acache.exists(bad),
+            lambda: acache.get_many(["good", bad]),
+            lambda: acache.set_many({"good": 2, bad: 2}),
+            lambda: acache.delete_many(["good", bad]),
+            lambda: acache.incr(bad),
+            lambda: acache.decr(bad),
+            lambda: acache.expire(bad, 60),
+            lambda: acache.touch(bad, ttl=60),
+            lambda: acache.ttl(bad),
+            lambda: acache.get_or_set(bad, lambda: 1),
+            lambda: acache.lpush(bad, 1),
+            lambda: acache.rpush(bad, 1),
+            lambda: acache.lpop(bad),
+            lambda: acache.rpop(bad),
+            lambda: acache.llen(bad),
+            lambda: acache.lrange(bad),
+            lambda: acache.sadd(bad, 1),
+            lambda: acache.srem(bad, 1),
+            lambda: acache.smembers(bad),
+            lambda: acache.sismember(bad, 1),
+            lambda: acache.scard(bad),
+            lambda: acache.hset(bad, "f", 1),
+            lambda: acache.hset("hash", bad, 1),
+            lambda: acache.hset("hash", mapping={bad: 1}),
+            lambda: acache.hget(bad, "f"),
+            lambda: acache.hget("hash", bad),
+            lambda: acache.hgetall(bad),
+            lambda: acache.hdel(bad, "f"),
+            lambda: acache.hdel("hash", bad),
+            lambda: acache.hexists("hash", bad),
+            lambda: acache.hlen(bad),
+            lambda: acache.hincrby("hash", bad),
+        ]
+        if acache.backend.capabilities.delete_pattern:
+            calls.append(lambda: acache.delete_pattern(bad + "*"))
+        for number, call in enumerate(calls):
+            with pytest.raises(InvalidKey, match="surrogate") as info:
+                await call()
+            assert repr(bad)[1:-1] in str(info.value), number  # named, escaped as repr() does
+        # Nothing was written, and the batch calls refused before touching the good key.
+        assert await acache.get("good") == (1 if retains(acache) else None)
+        assert await acache.exists("hash") is False
 
 
 def _codec(acache: AsyncCache) -> Any:

@@ -34,13 +34,14 @@ import pytest
 from ..._sync.cache import Cache
 from ..._exceptions import (
     CacheClosed,
+    ConfigurationError,
     InvalidArgument,
     InvalidKey,
     InvalidTTL,
     UnsupportedOperation,
     WrongType,
 )
-from ..._types import MISSING
+from ..._types import MAX_TTL, MISSING
 from ...core.hooks import HookEvent
 
 __all__ = ["CacheConformance", "RealClock"]
@@ -625,6 +626,109 @@ class CacheConformance:
             cache.lpush("k", 1)
         report = cache.health()
         assert report.healthy is False
+
+    # ------------------------------------------------------------ ttl range (issue 13)
+    # One bound on every backend: MAX_TTL is stored as given, anything longer is refused
+    # with InvalidTTL by every ttl-taking method, and changes nothing.
+
+    def test_max_ttl_is_stored(self, cache: Cache) -> None:
+        cache.set("set", 1, ttl=MAX_TTL)
+        cache.set_many({"many": 1}, ttl=timedelta(seconds=MAX_TTL))
+        assert cache.add("add", 1, ttl=MAX_TTL) is True
+        cache.set("expire", 1, ttl=None)
+        cache.set("touch", 1, ttl=None)
+        assert cache.expire("expire", MAX_TTL) is retains(cache)
+        assert cache.touch("touch", ttl=MAX_TTL) is retains(cache)
+        assert cache.get_or_set("factory", lambda: 1, ttl=MAX_TTL) == 1
+        for key in ("set", "many", "add", "expire", "touch", "factory"):
+            assert cache.get(key) == (1 if retains(cache) else None), key
+            remaining = cache.ttl(key)
+            if retains(cache):
+                assert isinstance(remaining, float), (key, remaining)
+                # Memcached rounds up to the next whole second of its clock.
+                slack = cache.backend.capabilities.ttl_resolution
+                assert MAX_TTL - 5 <= remaining <= MAX_TTL + slack, (key, remaining)
+
+    @pytest.mark.parametrize("ttl", [MAX_TTL + 1, timedelta(days=366), 2**31, 2**64, 1e300], ids=repr)
+    def test_ttl_over_max_ttl_is_refused_and_changes_nothing(
+        self, cache: Cache, ttl: Any
+    ) -> None:
+        cache.set("kept", "old", ttl=None)
+        calls: list[Callable[[], Any]] = [
+            lambda: cache.set("kept", "new", ttl=ttl),
+            lambda: cache.set("fresh", "new", ttl=ttl),
+            lambda: cache.add("fresh", "new", ttl=ttl),
+            lambda: cache.set_many({"kept": "new", "fresh": "new"}, ttl=ttl),
+            lambda: cache.expire("kept", ttl),
+            lambda: cache.touch("kept", ttl=ttl),
+            lambda: cache.get_or_set("fresh", lambda: "new", ttl=ttl),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidTTL, match="MAX_TTL"):
+                call()
+        if retains(cache):
+            assert cache.get("kept") == "old"
+            assert cache.ttl("kept") is None
+        assert cache.get("fresh") is None
+        with pytest.raises(ConfigurationError, match="MAX_TTL"):
+            Cache(cache.backend, namespace="long", default_ttl=ttl)
+
+    # ------------------------------------------------------------ unencodable keys (issue 13)
+    # A str holding a lone surrogate cannot be stored by any backend that leaves the process
+    # (the Redis driver raised UnicodeEncodeError); every backend refuses it the same way.
+
+    @pytest.mark.parametrize("bad", ["\ud800", "user:\udcff", "ok-\U0001f600-\udfff"], ids=ascii)
+    def test_lone_surrogate_key_is_invalid_key_everywhere(self, cache: Cache, bad: str) -> None:
+        cache.set("good", 1)
+        calls: list[Callable[[], Any]] = [
+            lambda: cache.get(bad),
+            lambda: cache.set(bad, 1),
+            lambda: cache.set(bad, 1, ttl=None),
+            lambda: cache.set(bad, 1, ttl=60),
+            lambda: cache.add(bad, 1),
+            lambda: cache.delete(bad),
+            lambda: cache.exists(bad),
+            lambda: cache.get_many(["good", bad]),
+            lambda: cache.set_many({"good": 2, bad: 2}),
+            lambda: cache.delete_many(["good", bad]),
+            lambda: cache.incr(bad),
+            lambda: cache.decr(bad),
+            lambda: cache.expire(bad, 60),
+            lambda: cache.touch(bad, ttl=60),
+            lambda: cache.ttl(bad),
+            lambda: cache.get_or_set(bad, lambda: 1),
+            lambda: cache.lpush(bad, 1),
+            lambda: cache.rpush(bad, 1),
+            lambda: cache.lpop(bad),
+            lambda: cache.rpop(bad),
+            lambda: cache.llen(bad),
+            lambda: cache.lrange(bad),
+            lambda: cache.sadd(bad, 1),
+            lambda: cache.srem(bad, 1),
+            lambda: cache.smembers(bad),
+            lambda: cache.sismember(bad, 1),
+            lambda: cache.scard(bad),
+            lambda: cache.hset(bad, "f", 1),
+            lambda: cache.hset("hash", bad, 1),
+            lambda: cache.hset("hash", mapping={bad: 1}),
+            lambda: cache.hget(bad, "f"),
+            lambda: cache.hget("hash", bad),
+            lambda: cache.hgetall(bad),
+            lambda: cache.hdel(bad, "f"),
+            lambda: cache.hdel("hash", bad),
+            lambda: cache.hexists("hash", bad),
+            lambda: cache.hlen(bad),
+            lambda: cache.hincrby("hash", bad),
+        ]
+        if cache.backend.capabilities.delete_pattern:
+            calls.append(lambda: cache.delete_pattern(bad + "*"))
+        for number, call in enumerate(calls):
+            with pytest.raises(InvalidKey, match="surrogate") as info:
+                call()
+            assert repr(bad)[1:-1] in str(info.value), number  # named, escaped as repr() does
+        # Nothing was written, and the batch calls refused before touching the good key.
+        assert cache.get("good") == (1 if retains(cache) else None)
+        assert cache.exists("hash") is False
 
 
 def _codec(cache: Cache) -> Any:
