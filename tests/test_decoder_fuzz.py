@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -66,6 +67,24 @@ def mutated(draw: st.DrawFn, valid: list[bytes]) -> bytes:
     return bytes(data)
 
 
+@st.composite
+def deep_msgpack(draw: st.DrawFn) -> bytes:
+    """Hostile msgpack: extension containers (tuple 2, set 3, frozenset 4, timedelta 8) nested
+    around and far past the limit, with arrays and maps between them, maybe cut short."""
+    depth = draw(st.sampled_from([1, 50, 99, 100, 101, 250, 400, 3000]) | st.integers(1, 600))
+    codes = draw(st.lists(st.sampled_from([2, 3, 4, 8]), min_size=1, max_size=4))
+    wrappers = draw(
+        st.lists(st.sampled_from([b"\x91", b"\x81\xa1k", b"\x92\xc0", b""]), min_size=1, max_size=3)
+    )
+    payload = draw(st.sampled_from([b"\x90", b"\x80", b"\xc0", b"\x01"]))
+    for level in range(depth):
+        wrapped = wrappers[level % len(wrappers)] + payload
+        payload = msgpack.packb(msgpack.ExtType(codes[level % len(codes)], wrapped))
+    if draw(st.booleans()):
+        payload = payload[: draw(st.integers(0, len(payload)))]
+    return payload
+
+
 def only_serialization_errors(decode: Callable[[bytes], Any], data: bytes) -> None:
     # Any other exception fails the test, with its traceback.
     with contextlib.suppress(SerializationError):
@@ -87,6 +106,14 @@ def fuzz(decode: Callable[[bytes], Any], valid: list[bytes]) -> Callable[[], Non
 def test_msgpack_loads() -> None:
     ser = MsgpackSerializer()
     fuzz(ser.loads, [ser.dumps(v) for v in SAMPLES])()
+
+
+@settings(FUZZ, max_examples=150)
+@given(data=deep_msgpack())
+def test_msgpack_deeply_nested_extensions(data: bytes) -> None:
+    # Before depth was bounded, ~250 nested extension levels overflowed the C stack (SIGSEGV).
+    only_serialization_errors(MsgpackSerializer().loads, data)
+    only_serialization_errors(Codec().decode, b"\xfe\x01\x01\x00" + data)
 
 
 @pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib"])
