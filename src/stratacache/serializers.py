@@ -17,14 +17,26 @@ Stored layout
 * Every other value is ``header + payload``. The 4-byte header is::
 
       byte 0  MAGIC    0xFE (never an ASCII digit or "-", so it cannot look like an int)
-      byte 1  VERSION  1
+      byte 1  VERSION  1 plain; 2 (BOUND_VERSION) bound to its key: encrypted or signed pickle
       byte 2  format   1 msgpack, 2 json, 3 pickle (a custom serializer's format_id)
       byte 3  flags    bits 0-1 compression: 0 none, 1 zlib, 2 lz4 (lz4.frame), 3 zstd;
                        bit 2 encrypted; bits 3-7 must be 0
 
   When encrypted, the payload is ``key id (4) + nonce (12) + AES-GCM ciphertext+tag``,
-  with the 4 header bytes as associated data.
+  with the 4 header bytes and then the stored key (UTF-8) as associated data. A signed
+  pickle's HMAC covers the key too (:meth:`PickleSerializer.dumps_bound`). Version-1
+  encrypted or pickle values (written before key binding) are read only with
+  ``accept_unbound_values``.
 * With the raw serializer nothing is added: bytes are stored exactly as given.
+
+Limits
+------
+
+Stored bytes are untrusted input: decoding only ever raises :class:`SerializationError`.
+Extension containers (tuple, set, frozenset) nest at most :data:`MAX_DEPTH` levels, on write
+(the outermost one's whole subtree is checked) and on read (each level is a nested unpack
+with ~32 KiB of C stack; ~250 levels overflowed it). JSON writes allow :data:`MAX_DEPTH`
+levels too. Decompression streams and stops past ``max_decompressed_size``.
 
 Types that round-trip through :class:`MsgpackSerializer`
 -------------------------------------------------------
