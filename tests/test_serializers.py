@@ -1133,7 +1133,7 @@ def test_custom_serializer_returning_non_bytes() -> None:
         Codec(Bad()).encode("x")
 
 
-@pytest.mark.parametrize("format_id", [-1, 256, "1", None])
+@pytest.mark.parametrize("format_id", [-1, 256, "1", None, 3])
 def test_custom_serializer_bad_format_id(format_id: Any) -> None:
     custom = Rot13Serializer()
     custom.format_id = format_id

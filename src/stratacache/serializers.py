@@ -1003,6 +1003,10 @@ class Codec:
         format_id = getattr(ser, "format_id", None)
         if type(format_id) is not int or not 0 <= format_id <= 255:
             raise ConfigurationError(f"serializer.format_id must be an int in 0..255, not {format_id!r}")
+        if format_id == 3 and not isinstance(ser, PickleSerializer):
+            # Format 3 is read as signed pickle, bound to the key; another serializer's bytes
+            # under that id could never be read back.
+            raise ConfigurationError("serializer.format_id 3 is reserved for the signed pickle serializer")
         self._serializer = ser
         self._dumps: Callable[[Any], bytes] = ser.dumps
         self._headerless = format_id == 0
@@ -1179,7 +1183,8 @@ class Codec:
         that. Set members are therefore stored unencrypted, like keys. 64-bit ints are
         ASCII decimal here too. Determinism is the serializer's: msgpack sorts set
         elements; values of different types that compare equal (``1``, ``1.0``, ``True``)
-        still give different bytes.
+        still give different bytes. Signed pickle members are bound to ``key`` like values
+        (HMAC is deterministic, so that keeps them comparable).
         """
         if type(value) is int and _INT_MIN <= value <= _INT_MAX:
             return b"%d" % value
@@ -1193,7 +1198,12 @@ class Codec:
     # ---------------------------------------------------------------- decode
 
     def decode(self, data: bytes, key: str | None = None) -> Any:
-        """Return the value stored as ``data``; anything undecodable raises :class:`SerializationError`."""
+        """Return the value stored as ``data`` under ``key`` (the key :meth:`encode` was given).
+
+        Anything undecodable raises :class:`SerializationError` naming ``key``: malformed or
+        hostile bytes, values nested past :data:`MAX_DEPTH`, decompression past the cap, and
+        encrypted or signed values stored under another key than the one they were bound to.
+        """
         # _decode_with inlined: this is every remote cache hit's path.
         loads = self._plain_values.get(data[:4]) if type(data) is bytes else None
         if loads is not None:
@@ -1305,11 +1315,7 @@ class Codec:
             loads, fast = msgpack_serializer.loads, msgpack_serializer.fast_loads
         elif fmt == 2:
             loads = JsonSerializer().loads
-        elif fmt == 3:
-            raise SerializationError(
-                f"value is pickled but this cache has no signing_key; refusing to unpickle it{_for_key(key)}"
-            )
-        else:
+        else:  # pickle (3) never gets here: _decode routes it to _pickle_loader
             raise SerializationError(
                 f"unknown serializer format id {fmt} in stratacache header{_for_key(key)}"
             )
