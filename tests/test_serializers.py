@@ -1697,3 +1697,33 @@ def test_truncated_or_padded_streams_are_refused(name: str, flag: int) -> None:
     for data in (body[: len(body) // 2], body + b"\x00junk"):
         with pytest.raises(SerializationError, match="'k'"):
             Codec().decode(header(1, flag) + data, "k")
+
+
+@pytest.mark.parametrize("pure_python", [False, True], ids=["msgpack-c", "msgpack-pure-python"])
+def test_depth_limit_fits_a_small_thread_stack(pure_python: bool) -> None:
+    # 512 KiB, far below the 8 MiB Linux default: values at the limit round-trip and deeper
+    # ones are refused, in a thread that has little stack to spare.
+    code = f"""
+import threading
+from stratacache.serializers import Codec
+from stratacache._exceptions import SerializationError
+threading.stack_size(512 * 1024)
+def run():
+    codec = Codec()
+    deepest = ()
+    for _ in range({MAX_DEPTH} - 1):
+        deepest = (deepest,)
+    assert codec.decode(codec.encode(deepest, "k"), "k") == deepest
+    assert codec.decode(bytes.fromhex({planted_deep_tuple(MAX_DEPTH).hex()!r}), "k") == deepest
+    for data in ({planted_deep_tuple(MAX_DEPTH + 1).hex()!r}, {planted_deep_tuple(3000).hex()!r}):
+        try:
+            codec.decode(bytes.fromhex(data), "k")
+        except SerializationError as exc:
+            print("REFUSED", type(exc).__name__, exc)
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+"""
+    result = run_isolated(code, pure_python=pure_python)
+    assert_refused_in_child(result)
+    assert result.stdout.count("REFUSED") == 2, result.stdout + result.stderr[-2000:]

@@ -34,8 +34,8 @@ Limits
 
 Stored bytes are untrusted input: decoding only ever raises :class:`SerializationError`.
 Extension containers (tuple, set, frozenset) nest at most :data:`MAX_DEPTH` levels, on write
-(the outermost one's whole subtree is checked) and on read (each level is a nested unpack
-with ~32 KiB of C stack; ~250 levels overflowed it). JSON writes allow :data:`MAX_DEPTH`
+(the outermost one's whole subtree is checked) and on read (each level is a nested unpack,
+i.e. C recursion; ~250 levels overflowed the main thread's stack). JSON writes allow :data:`MAX_DEPTH`
 levels too. Decompression streams and stops past ``max_decompressed_size``.
 
 Types that round-trip through :class:`MsgpackSerializer`
@@ -266,8 +266,10 @@ _EXT_UUID: Final = 10
 _EXT_COMPLEX: Final = 11
 
 _COMPLEX: Final = struct.Struct("<dd")
-# Ext types whose payload is itself msgpack (decoded by a nested unpackb).
+# Ext types whose payload is itself msgpack (decoded by a nested unpack).
 _NESTED_EXTS: Final = frozenset((_EXT_TUPLE, _EXT_SET, _EXT_FROZENSET, _EXT_TIMEDELTA))
+# Nested ext levels decoded with unpackb() (C stack context); deeper ones use an Unpacker.
+_UNPACKB_LEVELS: Final = 2
 
 
 def _array_header(length: int) -> bytes:
@@ -320,6 +322,7 @@ class MsgpackSerializer:
         self._packer_class = msgpack.Packer
         self._packb = msgpack.packb
         self._unpackb = msgpack.unpackb
+        self._unpacker_class = msgpack.Unpacker
         # One reusable Packer per thread for top-level dumps(): building a Packer costs more
         # than packing a small value, and a Packer must not be shared between threads.
         self._local = threading.local()
@@ -344,8 +347,27 @@ class MsgpackSerializer:
         return data
 
     def _unpack(self, data: bytes) -> Any:
-        # strict_map_key=False: int, tuple, ... keys are legitimate dict keys here.
-        return self._unpackb(data, ext_hook=self._ext_hook, raw=False, strict_map_key=False, use_list=True)
+        # An ext payload, unpacked while _ext_hook has counted its level. unpackb() keeps
+        # its ~40 KiB context on the C stack, an Unpacker on the heap (but costs ~0.8 us
+        # more): the few outer levels, where real values live, take the fast call, deeper
+        # ones the Unpacker, so MAX_DEPTH levels fit a small thread stack.
+        if self._local.unpack_depth <= _UNPACKB_LEVELS:
+            # strict_map_key=False: int, tuple, ... keys are legitimate dict keys here.
+            return self._unpackb(
+                data, ext_hook=self._ext_hook, raw=False, strict_map_key=False, use_list=True
+            )
+        unpacker = self._unpacker_class(
+            ext_hook=self._ext_hook,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            max_buffer_size=max(len(data), 1),
+        )
+        unpacker.feed(data)
+        value = unpacker.unpack()
+        if unpacker.tell() != len(data):
+            raise SerializationError("malformed msgpack ext payload: trailing bytes")
+        return value
 
     def _unpack_list(self, data: bytes) -> list[Any]:
         items = self._unpack(data)
@@ -407,8 +429,8 @@ class MsgpackSerializer:
             raise SerializationError(f"unknown msgpack ext type {code}")
         if code not in _NESTED_EXTS:
             return decoder(data)
-        # A nested ext payload is unpacked by a nested unpackb(), whose context (~32 KiB)
-        # sits on the C stack: without this bound ~250 levels overflow it (SIGSEGV).
+        # Each level is a nested unpack, i.e. C recursion: without a bound, ~250 levels
+        # overflowed the stack (SIGSEGV). See _unpack for the stack each level takes.
         local = self._local
         depth: int = getattr(local, "unpack_depth", 0)
         if depth >= MAX_DEPTH:
