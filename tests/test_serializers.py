@@ -24,12 +24,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stratacache._exceptions import ConfigurationError, SerializationError
 from stratacache.serializers import (
+    BOUND_VERSION,
     MAGIC,
+    MAX_DEPTH,
     VERSION,
     Codec,
     JsonSerializer,
@@ -446,13 +449,11 @@ def test_json_lone_surrogate_and_bad_input_raise_serialization_error(use_orjson:
 def test_json_depth_and_cycles(use_orjson: bool) -> None:
     ser = JsonSerializer(use_orjson=use_orjson)
     deep: list[Any] = []
-    for _ in range(200):
+    for _ in range(MAX_DEPTH - 1):
         deep = [deep]
     assert ser.loads(ser.dumps(deep)) == deep
-    for _ in range(100):
-        deep = [deep]
-    with pytest.raises(SerializationError, match="nested"):
-        ser.dumps(deep)
+    with pytest.raises(SerializationError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        ser.dumps([deep])
     cyclic: dict[str, Any] = {}
     cyclic["self"] = cyclic
     with pytest.raises(SerializationError, match="cyclic"):
@@ -606,7 +607,7 @@ def test_pickle_layout_is_hmac_sha256_then_pickle() -> None:
 def test_pickle_codec_round_trip() -> None:
     codec = Codec("pickle", signing_key="s3cret")
     data = codec.encode(Point(3, 4))
-    assert data[:4] == header(3)
+    assert data[:4] == header(3, version=BOUND_VERSION)
     assert codec.decode(data) == Point(3, 4)
 
 
@@ -799,7 +800,7 @@ def test_encryption_round_trip_and_layout() -> None:
     codec = Codec(encryption_keys=[K32])
     plain = Codec().encode({"secret": "hunter2"})
     data = codec.encode({"secret": "hunter2"})
-    assert data[:4] == header(1, 0x04)
+    assert data[:4] == header(1, 0x04, version=BOUND_VERSION)
     assert data[4:8] == key_id(K32)
     assert len(data) == 4 + 4 + 12 + (len(plain) - 4) + 16
     assert b"hunter2" not in data
@@ -873,9 +874,9 @@ def test_tampered_ciphertext_nonce_or_tag(offset: int) -> None:
 @pytest.mark.parametrize(
     "new_header",
     [
-        header(2, 0x04),  # format flipped: would be read as JSON
-        header(1, 0x05),  # compression flag set: would be decompressed
-        header(3, 0x04),  # pickle
+        header(2, 0x04, version=BOUND_VERSION),  # format flipped: would be read as JSON
+        header(1, 0x05, version=BOUND_VERSION),  # compression flag set: would be decompressed
+        header(3, 0x04, version=BOUND_VERSION),  # pickle
     ],
 )
 def test_tampered_header_under_encryption_is_detected(new_header: bytes) -> None:
@@ -923,7 +924,7 @@ def test_wrong_magic(data: bytes) -> None:
 
 def test_newer_version() -> None:
     with pytest.raises(SerializationError, match="newer stratacache"):
-        Codec().decode(header(1, version=2) + b"\xc0")
+        Codec().decode(header(1, version=BOUND_VERSION + 1) + b"\xc0")
 
 
 def test_version_zero_is_invalid() -> None:
@@ -1132,7 +1133,7 @@ def test_custom_serializer_returning_non_bytes() -> None:
         Codec(Bad()).encode("x")
 
 
-@pytest.mark.parametrize("format_id", [-1, 256, "1", None])
+@pytest.mark.parametrize("format_id", [-1, 256, "1", None, 3])
 def test_custom_serializer_bad_format_id(format_id: Any) -> None:
     custom = Rot13Serializer()
     custom.format_id = format_id
@@ -1256,3 +1257,473 @@ def test_sub_second_utc_offsets_survive(value: Any) -> None:
     back = Codec().decode(Codec().encode(value))
     assert back == value
     assert back.utcoffset() == value.utcoffset()
+
+
+# --------------------------------------------------------------------------- nesting depth
+
+
+def nested_tuple(levels: int) -> Any:
+    """``levels`` tuples, each holding the next (the innermost is empty)."""
+    value: Any = ()
+    for _ in range(levels - 1):
+        value = (value,)
+    return value
+
+
+def planted_deep_tuple(levels: int) -> bytes:
+    """The msgpack bytes of :func:`nested_tuple`, built by hand (as a hostile writer would)."""
+    payload = b"\x90"  # an empty array: the innermost tuple's items
+    for _ in range(levels - 1):
+        payload = b"\x91" + msgpack_ext(2, payload)
+    return header(1) + msgpack_ext(2, payload)
+
+
+def msgpack_ext(code: int, payload: bytes) -> bytes:
+    import msgpack
+
+    packed: bytes = msgpack.packb(msgpack.ExtType(code, payload))
+    return packed
+
+
+def run_isolated(code: str, *, pure_python: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter: a crash there fails the test instead of killing pytest."""
+    env = dict(os.environ)
+    if pure_python:
+        env["MSGPACK_PUREPYTHON"] = "1"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+def assert_refused_in_child(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, f"reader died (rc {result.returncode}): {result.stderr[-2000:]}"
+    assert "REFUSED SerializationError" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert f"{MAX_DEPTH} levels" in result.stdout
+
+
+READ_PLANTED = """
+import sys
+from stratacache.serializers import Codec
+from stratacache._exceptions import SerializationError
+data = bytes.fromhex(sys.argv[1] if len(sys.argv) > 1 else {hex!r})
+try:
+    Codec({codec_args}).decode(data, "planted")
+    print("DECODED")
+except SerializationError as exc:
+    print("REFUSED", type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.parametrize("pure_python", [False, True], ids=["msgpack-c", "msgpack-pure-python"])
+@pytest.mark.parametrize("levels", [250, 5000])
+def test_planted_deep_value_is_refused_without_crashing(pure_python: bool, levels: int) -> None:
+    data = planted_deep_tuple(levels)
+    code = READ_PLANTED.format(hex=data.hex(), codec_args="")
+    assert_refused_in_child(run_isolated(code, pure_python=pure_python))
+
+
+@pytest.mark.parametrize(("name", "flag"), COMPRESSIONS)
+def test_planted_deep_value_is_refused_when_compressed_and_encrypted(name: str, flag: int) -> None:
+    plain = planted_deep_tuple(300)
+    compressed = {"zlib": zlib.compress, "lz4": _lz4_compress, "zstd": _zstd_compress}[name](plain[4:])
+    aead = AESGCM(K32)
+    nonce = bytes(12)
+    head = header(1, flag | 0x04, version=BOUND_VERSION)
+    data = head + key_id(K32) + nonce + aead.encrypt(nonce, compressed, head + b"planted")
+    code = READ_PLANTED.format(hex=data.hex(), codec_args=f"encryption_keys=[{K32!r}]")
+    assert_refused_in_child(run_isolated(code))
+
+
+def _lz4_compress(data: bytes) -> bytes:
+    import lz4.frame
+
+    out: bytes = lz4.frame.compress(data)
+    return out
+
+
+def _zstd_compress(data: bytes) -> bytes:
+    import zstandard
+
+    out: bytes = zstandard.ZstdCompressor().compress(data)
+    return out
+
+
+def test_deepest_allowed_value_round_trips_and_one_more_is_refused_naming_key_and_limit() -> None:
+    codec = Codec()
+    deepest = nested_tuple(MAX_DEPTH)
+    assert codec.decode(codec.encode(deepest, "k"), "k") == deepest
+    assert codec.decode(planted_deep_tuple(MAX_DEPTH), "k") == deepest
+    with pytest.raises(SerializationError, match=rf"deeper than {MAX_DEPTH} levels.*'k'"):
+        codec.encode(nested_tuple(MAX_DEPTH + 1), "k")
+    with pytest.raises(SerializationError, match=rf"deeper than {MAX_DEPTH} levels.*'k'"):
+        codec.decode(planted_deep_tuple(MAX_DEPTH + 1), "k")
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        pytest.param(lambda v: (v,), id="tuple"),
+        pytest.param(lambda v: frozenset([v]), id="frozenset"),
+        pytest.param(lambda v: ([{"k": v}],), id="tuple-list-dict"),
+        pytest.param(lambda v: {frozenset([1]): ([v],), "x": (1,)}, id="dict"),
+    ],
+)
+def test_write_refuses_values_nested_past_the_limit_below_any_crash(wrap: Any) -> None:
+    # Lists between the extension containers count too: they multiply the C recursion.
+    value: Any = (1,)
+    for _ in range(400):
+        value = wrap(value)
+    code = f"""
+from stratacache.serializers import Codec
+from stratacache._exceptions import SerializationError
+value = (1,)
+wrap = {_source_of(wrap)}
+for _ in range(400):
+    value = wrap(value)
+try:
+    Codec().encode(value, "deep")
+    print("ENCODED")
+except SerializationError as exc:
+    print("REFUSED", type(exc).__name__, exc)
+"""
+    assert_refused_in_child(run_isolated(code))
+    with pytest.raises(SerializationError, match=f"{MAX_DEPTH} levels"):
+        Codec().encode(value, "deep")
+
+
+def _source_of(wrap: Any) -> str:
+    import inspect
+
+    source = inspect.getsource(wrap)
+    return source[source.index("lambda") : source.index(", id=")]
+
+
+@pytest.mark.parametrize("fmt", ["json", "pickle"])
+def test_other_formats_refuse_or_survive_deep_values(fmt: str) -> None:
+    codec = Codec(fmt, signing_key="s")
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(SerializationError, match="'k'"):
+        codec.encode(deep, "k")
+    # Planted deep JSON is refused by the parser itself (orjson's limit, or the stdlib's
+    # recursion limit), as a SerializationError naming the key.
+    with pytest.raises(SerializationError, match="'k'"):
+        Codec("json").decode(header(2) + b"[" * 100_000 + b"]" * 100_000, "k")
+
+
+def plant_and_read_in_child(url_or_kwargs: str, key: str, data: bytes) -> subprocess.CompletedProcess[str]:
+    code = f"""
+from stratacache import Cache
+from stratacache._exceptions import SerializationError
+kwargs = {url_or_kwargs}
+writer = Cache(**kwargs, serializer="raw")
+writer.set({key!r}, bytes.fromhex({data.hex()!r}))
+reader = Cache(**kwargs)
+try:
+    reader.get({key!r})
+    print("DECODED")
+except SerializationError as exc:
+    print("REFUSED", type(exc).__name__, exc)
+"""
+    return run_isolated(code)
+
+
+def test_planted_deep_value_on_redis_is_refused(redis_server: Any) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.set("planted-deep", planted_deep_tuple(700))
+    finally:
+        client.close()
+    code = f"""
+from stratacache import Cache
+from stratacache._exceptions import SerializationError
+try:
+    Cache({redis_server.url!r}).get("planted-deep")
+    print("DECODED")
+except SerializationError as exc:
+    print("REFUSED", type(exc).__name__, exc)
+"""
+    assert_refused_in_child(run_isolated(code))
+
+
+def test_planted_deep_value_on_memcached_is_refused(memcached_server: Any) -> None:
+    kwargs = f"{{'backend': {memcached_server.url!r}}}"
+    assert_refused_in_child(plant_and_read_in_child(kwargs, "planted-deep", planted_deep_tuple(700)))
+
+
+def test_planted_deep_value_in_the_cache_directory_is_refused(tmp_path: Any) -> None:
+    kwargs = f"{{'backend': 'file', 'directory': {str(tmp_path)!r}}}"
+    assert_refused_in_child(plant_and_read_in_child(kwargs, "planted-deep", planted_deep_tuple(700)))
+
+
+# --------------------------------------------------------------------------- values bound to keys
+
+BOUND_CODECS = [
+    pytest.param({"encryption_keys": [K32]}, id="aes-gcm"),
+    pytest.param({"serializer": "pickle", "signing_key": "s3cret"}, id="signed-pickle"),
+    pytest.param(
+        {"serializer": "pickle", "signing_key": "s3cret", "encryption_keys": [K32], "compression": "zlib"},
+        id="pickle-compressed-encrypted",
+    ),
+]
+
+
+@pytest.mark.parametrize("kwargs", BOUND_CODECS)
+def test_value_copied_to_another_key_is_refused(kwargs: dict[str, Any]) -> None:
+    codec = Codec(**{"compression_threshold": 0, **kwargs})
+    data = codec.encode({"role": "admin"}, "app:user:1")
+    assert data[1] == BOUND_VERSION
+    assert codec.decode(data, "app:user:1") == {"role": "admin"}
+    for other in ("app:user:2", "app:user:1 ", "", None):
+        with pytest.raises(SerializationError, match=r"copied from another key"):
+            codec.decode(data, other)
+
+
+def test_key_binding_is_length_prefixed() -> None:
+    # Without the length prefix, key "ab" + pickle "c..." and key "a" + pickle "bc..." would
+    # sign the same bytes.
+    pickler = PickleSerializer("s")
+    data = pickler.dumps_bound(1, b"ab")
+    assert pickler.loads_bound(data, b"ab") == 1
+    with pytest.raises(SerializationError, match="invalid signature"):
+        pickler.loads_bound(data, b"a")
+
+
+def test_signed_pickle_members_are_bound_to_their_set() -> None:
+    codec = Codec("pickle", signing_key="s")
+    member = codec.encode_member(Point(1, 2), "set:a")
+    assert codec.encode_member(Point(1, 2), "set:a") == member  # still deterministic
+    assert codec.decode_member(member, "set:a") == Point(1, 2)
+    with pytest.raises(SerializationError, match="copied from another key"):
+        codec.decode_member(member, "set:b")
+
+
+def legacy_encrypted(value: Any) -> bytes:
+    """An encrypted value as the release before key binding wrote it (version 1)."""
+    head = header(1, 0x04)
+    nonce = os.urandom(12)
+    return head + key_id(K32) + nonce + AESGCM(K32).encrypt(nonce, Codec().encode(value)[4:], head)
+
+
+def legacy_pickle(value: Any, signing_key: bytes = b"s3cret") -> bytes:
+    pickled = pickle.dumps(value, protocol=5)
+    return header(3) + hmac.digest(signing_key, pickled, "sha256") + pickled
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "legacy"),
+    [
+        pytest.param({"encryption_keys": [K32]}, legacy_encrypted({"a": 1}), id="aes-gcm"),
+        pytest.param({"serializer": "pickle", "signing_key": "s3cret"}, legacy_pickle({"a": 1}), id="pickle"),
+        pytest.param({"signing_key": "s3cret"}, legacy_pickle({"a": 1}), id="msgpack-reading-pickle"),
+    ],
+)
+def test_legacy_unbound_values_are_read_only_with_the_migration_option(
+    kwargs: dict[str, Any], legacy: bytes
+) -> None:
+    with pytest.raises(SerializationError, match=r"accept_unbound_values.*'k'"):
+        Codec(**kwargs).decode(legacy, "k")
+    migrating = Codec(**kwargs, accept_unbound_values=True)
+    assert migrating.decode(legacy, "k") == {"a": 1}
+    # What a migrating codec writes is bound, and read by a codec without the option.
+    assert Codec(**kwargs).decode(migrating.encode({"a": 2}, "k"), "k") == {"a": 2}
+
+
+def test_migration_option_never_lets_a_bound_signature_pass_as_unbound() -> None:
+    codec = Codec("pickle", signing_key="s3cret", accept_unbound_values=True)
+    data = codec.encode(Point(1, 2), "k")
+    downgraded = header(3) + data[4:]  # the version byte is not signed: try version 1
+    with pytest.raises(SerializationError):
+        codec.decode(downgraded, "k")
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_accept_unbound_values_must_be_a_bool(bad: Any) -> None:
+    with pytest.raises(ConfigurationError, match="accept_unbound_values"):
+        Codec(accept_unbound_values=bad)
+
+
+def test_accept_unbound_values_is_a_cache_and_url_option() -> None:
+    from stratacache import Cache
+
+    legacy = legacy_pickle({"a": 1})
+    for cache in (
+        Cache("memory://?serializer=pickle&signing_key=s3cret&accept_unbound_values=true"),
+        Cache("memory", serializer="pickle", signing_key="s3cret", accept_unbound_values=True),
+    ):
+        assert cache._codec is not None
+        assert cache._codec.decode(legacy, "k") == {"a": 1}
+    with pytest.raises(ConfigurationError, match="accept_unbound_values"):
+        Cache("memory://?accept_unbound_values=maybe")
+
+
+BOUND_CACHE_OPTIONS = [
+    pytest.param({"encryption_keys": [K32]}, id="aes-gcm"),
+    pytest.param({"serializer": "pickle", "signing_key": "s3cret"}, id="signed-pickle"),
+]
+
+
+def _copy_between_keys(writer: Any, raw: Any, reader: Any) -> None:
+    writer.set("user:1", {"role": "admin"})
+    writer.set("user:2", {"role": "guest"})
+    raw.set("user:2", raw.get("user:1"))
+    with pytest.raises(SerializationError, match=r"copied from another key.*user:2"):
+        reader.get("user:2")
+    assert reader.get("user:1") == {"role": "admin"}
+
+
+@pytest.mark.parametrize("options", BOUND_CACHE_OPTIONS)
+def test_copied_value_is_refused_on_memory(options: dict[str, Any]) -> None:
+    from stratacache import Cache, MemoryBackend
+
+    backend = MemoryBackend()
+    cache = Cache(backend, **options)
+    _copy_between_keys(cache, Cache(backend, serializer="raw"), cache)
+
+
+@pytest.mark.parametrize("options", BOUND_CACHE_OPTIONS)
+def test_copied_value_is_refused_on_file(options: dict[str, Any], tmp_path: Any) -> None:
+    from stratacache import Cache
+
+    cache = Cache("file", directory=str(tmp_path), namespace="app", **options)
+    raw = Cache("file", directory=str(tmp_path), namespace="app", serializer="raw")
+    try:
+        _copy_between_keys(cache, raw, cache)
+    finally:
+        cache.close()
+        raw.close()
+
+
+@pytest.mark.parametrize("options", BOUND_CACHE_OPTIONS)
+def test_copied_value_is_refused_on_redis(options: dict[str, Any], redis_server: Any) -> None:
+    import redis
+
+    from stratacache import Cache
+
+    cache = Cache(redis_server.url, **options)
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        cache.set("user:1", {"role": "admin"})
+        client.set("user:2", client.get("user:1"))  # a raw copy, as anyone with access could make
+        with pytest.raises(SerializationError, match=r"copied from another key.*user:2"):
+            cache.get("user:2")
+        assert cache.get("user:1") == {"role": "admin"}
+        # A legacy value planted in redis is refused, and read with the migration option.
+        client.set("old", legacy_pickle({"a": 1}) if "signing_key" in options else legacy_encrypted({"a": 1}))
+        with pytest.raises(SerializationError, match="accept_unbound_values"):
+            cache.get("old")
+        migrating = Cache(redis_server.url, accept_unbound_values=True, **options)
+        try:
+            assert migrating.get("old") == {"a": 1}
+        finally:
+            migrating.close()
+    finally:
+        client.close()
+        cache.close()
+
+
+# --------------------------------------------------------------------------- decompression bombs
+
+
+def zero_bomb(name: str, size: int) -> bytes:
+    """``size`` zero bytes compressed by ``name``, streamed (zstd then states no content size)."""
+    chunk = bytes(1 << 20)
+    if name == "zlib":
+        z = zlib.compressobj(1)
+        return b"".join(z.compress(chunk) for _ in range(size >> 20)) + z.flush()
+    if name == "lz4":
+        import lz4.frame
+
+        lz = lz4.frame.LZ4FrameCompressor()
+        return lz.begin() + b"".join(lz.compress(chunk) for _ in range(size >> 20)) + lz.flush()
+    import zstandard
+
+    zs = zstandard.ZstdCompressor().compressobj()
+    return b"".join(zs.compress(chunk) for _ in range(size >> 20)) + zs.flush()
+
+
+@pytest.mark.parametrize(("name", "flag"), COMPRESSIONS)
+def test_bomb_is_refused_fast_and_in_bounded_memory(name: str, flag: int) -> None:
+    import time as time_module
+    import tracemalloc
+
+    from stratacache.serializers import MAX_DECOMPRESSED_SIZE
+
+    bomb = header(1, flag) + zero_bomb(name, 4 * MAX_DECOMPRESSED_SIZE)
+    tracemalloc.start()
+    try:
+        started = time_module.perf_counter()
+        with pytest.raises(SerializationError, match=rf"{name}.*beyond {MAX_DECOMPRESSED_SIZE} bytes.*'k'"):
+            Codec().decode(bomb, "k")
+        elapsed = time_module.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Streamed: output stops just past the cap (before: all of it, ~1 GiB for a 1 GiB bomb).
+    assert peak < MAX_DECOMPRESSED_SIZE * 1.5, peak
+    assert elapsed < 10, elapsed
+
+
+@pytest.mark.parametrize(("name", "flag"), COMPRESSIONS)
+def test_streamed_decompression_round_trips_values_near_the_cap(name: str, flag: int) -> None:
+    codec = Codec(compression=name, max_decompressed_size=3 << 20)
+    value = os.urandom(1 << 20).hex().encode()  # 2 MiB, compressible, several chunks
+    assert codec.decode(codec.encode(value, "k"), "k") == value
+    bomb = header(1, flag) + zero_bomb(name, 4 << 20)
+    with pytest.raises(SerializationError, match=r"beyond 3145728 bytes \(max_decompressed_size\)"):
+        codec.decode(bomb, "k")
+
+
+def test_zstd_and_lz4_declared_sizes_past_the_cap_are_refused_before_allocating() -> None:
+    import lz4.frame
+    import zstandard
+
+    codec = Codec(max_decompressed_size=1 << 20)
+    stated = zstandard.ZstdCompressor().compress(bytes(2 << 20))
+    with pytest.raises(SerializationError, match=r"zstd.*beyond 1048576"):
+        codec.decode(header(1, 3) + stated, "k")
+    frame = bytearray(lz4.frame.compress(bytes(100), store_size=True))
+    frame[6:14] = (1 << 40).to_bytes(8, "little")  # forged: claims 1 TiB
+    with pytest.raises(SerializationError, match="'k'"):
+        codec.decode(header(1, 2) + bytes(frame), "k")
+
+
+@pytest.mark.parametrize(("name", "flag"), COMPRESSIONS)
+def test_truncated_or_padded_streams_are_refused(name: str, flag: int) -> None:
+    body = zero_bomb(name, 1 << 20)
+    for data in (body[: len(body) // 2], body + b"\x00junk"):
+        with pytest.raises(SerializationError, match="'k'"):
+            Codec().decode(header(1, flag) + data, "k")
+
+
+@pytest.mark.parametrize("pure_python", [False, True], ids=["msgpack-c", "msgpack-pure-python"])
+def test_depth_limit_fits_a_small_thread_stack(pure_python: bool) -> None:
+    # 512 KiB, far below the 8 MiB Linux default: values at the limit round-trip and deeper
+    # ones are refused, in a thread that has little stack to spare.
+    code = f"""
+import threading
+from stratacache.serializers import Codec
+from stratacache._exceptions import SerializationError
+threading.stack_size(512 * 1024)
+def run():
+    codec = Codec()
+    deepest = ()
+    for _ in range({MAX_DEPTH} - 1):
+        deepest = (deepest,)
+    assert codec.decode(codec.encode(deepest, "k"), "k") == deepest
+    assert codec.decode(bytes.fromhex({planted_deep_tuple(MAX_DEPTH).hex()!r}), "k") == deepest
+    for data in ({planted_deep_tuple(MAX_DEPTH + 1).hex()!r}, {planted_deep_tuple(3000).hex()!r}):
+        try:
+            codec.decode(bytes.fromhex(data), "k")
+        except SerializationError as exc:
+            print("REFUSED", type(exc).__name__, exc)
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+"""
+    result = run_isolated(code, pure_python=pure_python)
+    assert_refused_in_child(result)
+    assert result.stdout.count("REFUSED") == 2, result.stdout + result.stderr[-2000:]

@@ -194,6 +194,7 @@ CACHE_PARAMS: dict[str, Parser] = {
     "compression": choice("zlib", "lz4", "zstd"),
     "compression_threshold": parse_non_negative_int,
     "encryption_keys": parse_key_list,
+    "accept_unbound_values": parse_bool,
     "latency_sample": parse_positive_int,
 }
 

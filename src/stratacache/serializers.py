@@ -17,14 +17,26 @@ Stored layout
 * Every other value is ``header + payload``. The 4-byte header is::
 
       byte 0  MAGIC    0xFE (never an ASCII digit or "-", so it cannot look like an int)
-      byte 1  VERSION  1
+      byte 1  VERSION  1 plain; 2 (BOUND_VERSION) bound to its key: encrypted or signed pickle
       byte 2  format   1 msgpack, 2 json, 3 pickle (a custom serializer's format_id)
       byte 3  flags    bits 0-1 compression: 0 none, 1 zlib, 2 lz4 (lz4.frame), 3 zstd;
                        bit 2 encrypted; bits 3-7 must be 0
 
   When encrypted, the payload is ``key id (4) + nonce (12) + AES-GCM ciphertext+tag``,
-  with the 4 header bytes as associated data.
+  with the 4 header bytes and then the stored key (UTF-8) as associated data. A signed
+  pickle's HMAC covers the key too (:meth:`PickleSerializer.dumps_bound`). Version-1
+  encrypted or pickle values (written before key binding) are read only with
+  ``accept_unbound_values``.
 * With the raw serializer nothing is added: bytes are stored exactly as given.
+
+Limits
+------
+
+Stored bytes are untrusted input: decoding only ever raises :class:`SerializationError`.
+Extension containers (tuple, set, frozenset) nest at most :data:`MAX_DEPTH` levels, on write
+(the outermost one's whole subtree is checked) and on read (each level is a nested unpack,
+i.e. C recursion; ~250 levels overflowed the main thread's stack). JSON writes allow :data:`MAX_DEPTH`
+levels too. Decompression streams and stops past ``max_decompressed_size``.
 
 Types that round-trip through :class:`MsgpackSerializer`
 -------------------------------------------------------
@@ -95,7 +107,9 @@ __all__ = [
     "Codec",
     "JsonSerializer",
     "MAGIC",
+    "BOUND_VERSION",
     "MAX_DECOMPRESSED_SIZE",
+    "MAX_DEPTH",
     "MsgpackSerializer",
     "PickleSerializer",
     "RawSerializer",
@@ -110,8 +124,16 @@ MAGIC: Final = 0xFE
 VERSION: Final = 1
 """Envelope version written by this release; higher versions are refused on read."""
 
-MAX_DECOMPRESSED_SIZE: Final = 512 * 1024 * 1024
-"""Default cap on a decompressed value (Redis' own maximum string size), see :class:`Codec`."""
+BOUND_VERSION: Final = 2
+"""Envelope version of values bound to their key: encrypted (the key is AES-GCM associated
+data) or signed pickle (the key is in the HMAC input). Plain values keep :data:`VERSION`."""
+
+MAX_DECOMPRESSED_SIZE: Final = 64 * 1024 * 1024
+"""Default cap on a decompressed value, see :class:`Codec`: the decompressors stream and stop
+as soon as their output passes it, so a compression bomb costs at most this much memory."""
+
+MAX_DEPTH: Final = 100
+"""Deepest nesting of containers accepted in a value (see the module docstring)."""
 
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**63 - 1
@@ -136,7 +158,17 @@ _SIGNATURE_SIZE: Final = 32  # HMAC-SHA256 digest
 # unreadable by older processes sharing the same cache during a rolling upgrade.
 _PICKLE_PROTOCOL: Final = 5
 
-_JSON_MAX_DEPTH: Final = 250  # orjson refuses ~255 levels; one limit for both implementations
+# Decompression output is produced (and counted against the cap) this much at a time.
+_DECOMPRESS_CHUNK: Final = 256 * 1024
+# zstd input is fed this much at a time when the frame does not state its size: one input
+# byte can expand ~32768x (an RLE block), so this bounds the output of each step to ~8 MiB.
+_ZSTD_INPUT_STEP: Final = 256
+# An LZ4 frame this small is decompressed in one call: LZ4 expands at most ~255x.
+_LZ4_ONE_SHOT: Final = 64 * 1024
+
+# Key-bound HMAC input starts with this tag, then the key's length and the key: 0xFF is no
+# pickle opcode, so such bytes can never be accepted as the unbound (legacy) layout.
+_BOUND_MAC_TAG: Final = b"\xffstratacache-bound\x00"
 
 _SERIALIZER_NAMES: Final = ("json", "msgpack", "pickle", "raw")
 
@@ -188,6 +220,37 @@ class Serializer(Protocol):
         ...
 
 
+# --------------------------------------------------------------------------- nesting depth
+
+_CONTAINERS: Final = frozenset((list, tuple, dict, set, frozenset))
+
+
+def _too_deep() -> SerializationError:
+    return SerializationError(
+        f"value is nested deeper than {MAX_DEPTH} levels (stratacache.serializers.MAX_DEPTH), or is cyclic"
+    )
+
+
+def _check_depth(value: Any) -> None:
+    """Raise :func:`_too_deep` if containers nest deeper than :data:`MAX_DEPTH` in ``value``.
+
+    Iterative, so a deep (or cyclic) value costs a bounded walk and never a recursion.
+    ``value`` itself counts as level 1 when it is a container; dict keys are walked too
+    (tuple and frozenset keys are containers).
+    """
+    containers = _CONTAINERS
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        obj, depth = pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        for item in (*obj.keys(), *obj.values()) if type(obj) is dict else obj:
+            if type(item) in containers:
+                push((item, depth + 1))
+
+
 # --------------------------------------------------------------------------- msgpack
 
 _EXT_BIGINT: Final = 1
@@ -203,6 +266,10 @@ _EXT_UUID: Final = 10
 _EXT_COMPLEX: Final = 11
 
 _COMPLEX: Final = struct.Struct("<dd")
+# Ext types whose payload is itself msgpack (decoded by a nested unpack).
+_NESTED_EXTS: Final = frozenset((_EXT_TUPLE, _EXT_SET, _EXT_FROZENSET, _EXT_TIMEDELTA))
+# Nested ext levels decoded with unpackb() (C stack context); deeper ones use an Unpacker.
+_UNPACKB_LEVELS: Final = 2
 
 
 def _array_header(length: int) -> bytes:
@@ -255,6 +322,7 @@ class MsgpackSerializer:
         self._packer_class = msgpack.Packer
         self._packb = msgpack.packb
         self._unpackb = msgpack.unpackb
+        self._unpacker_class = msgpack.Unpacker
         # One reusable Packer per thread for top-level dumps(): building a Packer costs more
         # than packing a small value, and a Packer must not be shared between threads.
         self._local = threading.local()
@@ -279,8 +347,27 @@ class MsgpackSerializer:
         return data
 
     def _unpack(self, data: bytes) -> Any:
-        # strict_map_key=False: int, tuple, ... keys are legitimate dict keys here.
-        return self._unpackb(data, ext_hook=self._ext_hook, raw=False, strict_map_key=False, use_list=True)
+        # An ext payload, unpacked while _ext_hook has counted its level. unpackb() keeps
+        # its ~40 KiB context on the C stack, an Unpacker on the heap (but costs ~0.8 us
+        # more): the few outer levels, where real values live, take the fast call, deeper
+        # ones the Unpacker, so MAX_DEPTH levels fit a small thread stack.
+        if self._local.unpack_depth <= _UNPACKB_LEVELS:
+            # strict_map_key=False: int, tuple, ... keys are legitimate dict keys here.
+            return self._unpackb(
+                data, ext_hook=self._ext_hook, raw=False, strict_map_key=False, use_list=True
+            )
+        unpacker = self._unpacker_class(
+            ext_hook=self._ext_hook,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            max_buffer_size=max(len(data), 1),
+        )
+        unpacker.feed(data)
+        value = unpacker.unpack()
+        if unpacker.tell() != len(data):
+            raise SerializationError("malformed msgpack ext payload: trailing bytes")
+        return value
 
     def _unpack_list(self, data: bytes) -> list[Any]:
         items = self._unpack(data)
@@ -298,14 +385,8 @@ class MsgpackSerializer:
         if cls is int:
             # Only reached for ints outside msgpack's native [-2**63, 2**64) range.
             return ext(_EXT_BIGINT, obj.to_bytes((obj.bit_length() + 8) // 8, "big", signed=True))
-        if cls is tuple:
-            return ext(_EXT_TUPLE, self._pack(list(obj)))
-        if cls is set or cls is frozenset:
-            # Sorted encodings: equal sets must give equal bytes whatever their iteration
-            # order, or set members (Codec.encode_member) would not be found again.
-            items = sorted([self._pack(item) for item in obj])
-            payload = _array_header(len(items)) + b"".join(items)
-            return ext(_EXT_SET if cls is set else _EXT_FROZENSET, payload)
+        if cls is tuple or cls is set or cls is frozenset:
+            return self._pack_container(obj)
         if cls is datetime:
             return ext(_EXT_DATETIME, _iso_with_offset(obj, obj.utcoffset()))
         if cls is date:
@@ -322,11 +403,43 @@ class MsgpackSerializer:
             return ext(_EXT_COMPLEX, _COMPLEX.pack(obj.real, obj.imag))
         raise SerializationError(f"msgpack cannot serialize a value of type {_type_name(obj)!r}")
 
+    def _pack_container(self, obj: tuple[Any, ...] | set[Any] | frozenset[Any]) -> Any:
+        # Each extension container is packed by a nested packb(), i.e. one more level of C
+        # recursion, with msgpack's own 511-level budget for lists and dicts inside it: the
+        # outermost one checks its whole subtree against MAX_DEPTH, so neither multiplies.
+        local = self._local
+        depth: int = getattr(local, "pack_depth", 0)
+        if not depth:
+            _check_depth(obj)
+        local.pack_depth = depth + 1
+        try:
+            if type(obj) is tuple:
+                return self._ext_type(_EXT_TUPLE, self._pack(list(obj)))
+            # Sorted encodings: equal sets must give equal bytes whatever their iteration
+            # order, or set members (Codec.encode_member) would not be found again.
+            items = sorted([self._pack(item) for item in obj])
+            payload = _array_header(len(items)) + b"".join(items)
+            return self._ext_type(_EXT_SET if type(obj) is set else _EXT_FROZENSET, payload)
+        finally:
+            local.pack_depth = depth
+
     def _ext_hook(self, code: int, data: bytes) -> Any:
         decoder = self._ext_decoders.get(code)
         if decoder is None:
             raise SerializationError(f"unknown msgpack ext type {code}")
-        return decoder(data)
+        if code not in _NESTED_EXTS:
+            return decoder(data)
+        # Each level is a nested unpack, i.e. C recursion: without a bound, ~250 levels
+        # overflowed the stack (SIGSEGV). See _unpack for the stack each level takes.
+        local = self._local
+        depth: int = getattr(local, "unpack_depth", 0)
+        if depth >= MAX_DEPTH:
+            raise _too_deep()
+        local.unpack_depth = depth + 1
+        try:
+            return decoder(data)
+        finally:
+            local.unpack_depth = depth
 
     def dumps(self, value: Any) -> bytes:
         """Serialize ``value``; unsupported types raise :class:`SerializationError` naming them."""
@@ -406,10 +519,8 @@ def _check_json(value: Any) -> None:
                 raise SerializationError(f"JSON cannot represent the float {obj!r}; use msgpack")
             continue
         if cls is list or cls is tuple or cls is dict:
-            if depth >= _JSON_MAX_DEPTH:
-                raise SerializationError(
-                    f"value nested deeper than {_JSON_MAX_DEPTH} levels (or cyclic) cannot be written as JSON"
-                )
+            if depth >= MAX_DEPTH:
+                raise _too_deep()
             if cls is dict:
                 for k, v in obj.items():
                     if type(k) is not str:
@@ -520,29 +631,68 @@ class PickleSerializer:
         return "PickleSerializer(signing_key=<hidden>)"
 
     def dumps(self, value: Any) -> bytes:
-        """Pickle ``value`` (protocol 5) and prefix the 32-byte signature."""
-        try:
-            pickled = pickle.dumps(value, protocol=_PICKLE_PROTOCOL)
-        except Exception as exc:  # PicklingError, TypeError, AttributeError (local objects), ...
-            raise SerializationError(
-                f"pickle cannot serialize a value of type {_type_name(value)!r}: {_describe(exc)}"
-            ) from exc
+        """Pickle ``value`` (protocol 5) and prefix the 32-byte signature (not bound to a key)."""
+        pickled = _pickle(value)
         return hmac.digest(self._key, pickled, "sha256") + pickled
 
     def loads(self, data: bytes) -> Any:
         """Verify the signature, then unpickle; bytes failing verification are never unpickled."""
+        return self._verified_loads(data, b"")
+
+    def dumps_bound(self, value: Any, key: bytes) -> bytes:
+        """Like :meth:`dumps`, with ``key`` in the signed bytes (what :class:`Codec` writes).
+
+        The HMAC input is ``_BOUND_MAC_TAG + len(key) (4 bytes, big-endian) + key + pickled``:
+        the length prefix makes the split unambiguous, and the tag's first byte (0xFF, no
+        pickle opcode) keeps such a signature from ever verifying an unbound value.
+        """
+        pickled = _pickle(value)
+        return hmac.digest(self._key, _bound_prefix(key) + pickled, "sha256") + pickled
+
+    def loads_bound(self, data: bytes, key: bytes) -> Any:
+        """Like :meth:`loads`, for bytes from :meth:`dumps_bound` under the same ``key``."""
+        return self._verified_loads(data, _bound_prefix(key))
+
+    @staticmethod
+    def _split(data: bytes) -> tuple[bytes, bytes]:
         if len(data) < _SIGNATURE_SIZE:
             raise SerializationError("pickled data has no signature; refusing to unpickle it")
-        body = data[_SIGNATURE_SIZE:]
-        if not hmac.compare_digest(data[:_SIGNATURE_SIZE], hmac.digest(self._key, body, "sha256")):
+        return data[:_SIGNATURE_SIZE], data[_SIGNATURE_SIZE:]
+
+    def _verified_loads(self, data: bytes, prefix: bytes) -> Any:
+        signature, body = self._split(data)
+        if not hmac.compare_digest(signature, hmac.digest(self._key, prefix + body, "sha256")):
             raise SerializationError(
-                "pickled data has an invalid signature (tampered, or written with another "
-                "signing_key); refusing to unpickle it"
+                "pickled data has an invalid signature (tampered, copied from another key, or "
+                "written with another signing_key); refusing to unpickle it"
             )
         try:
             return pickle.loads(body)
         except Exception as exc:
             raise SerializationError(f"cannot unpickle data: {_describe(exc)}") from exc
+
+
+def _pickle(value: Any) -> bytes:
+    try:
+        return pickle.dumps(value, protocol=_PICKLE_PROTOCOL)
+    except Exception as exc:  # PicklingError, TypeError, AttributeError (local objects), RecursionError
+        raise SerializationError(
+            f"pickle cannot serialize a value of type {_type_name(value)!r}: {_describe(exc)}"
+        ) from exc
+
+
+def _bound_prefix(key: bytes) -> bytes:
+    """What precedes the pickle in a key-bound HMAC input (see :meth:`PickleSerializer.dumps_bound`)."""
+    return _BOUND_MAC_TAG + len(key).to_bytes(4, "big") + key
+
+
+def _key_bytes(key: str | bytes | None) -> bytes:
+    """The bytes a value is bound to: the stored key, UTF-8 (lone surrogates kept), or empty."""
+    if key is None:
+        return b""
+    if isinstance(key, str):
+        return key.encode("utf-8", "surrogatepass")
+    return bytes(key)
 
 
 # --------------------------------------------------------------------------- raw
@@ -643,42 +793,96 @@ def _too_large(name: str, limit: int) -> SerializationError:
 
 
 def _decompress_zlib(data: memoryview, limit: int) -> bytes:
+    # Streamed: each step yields at most _DECOMPRESS_CHUNK bytes, so a bomb is refused as
+    # soon as its output passes the cap instead of after inflating all of it.
     decompressor = zlib.decompressobj()
-    out = decompressor.decompress(data, limit + 1)
-    if len(out) > limit:
-        raise _too_large("zlib", limit)
+    chunks: list[bytes] = []
+    total = 0
+    pending: bytes | memoryview = data
+    while True:
+        out = decompressor.decompress(pending, _DECOMPRESS_CHUNK)
+        total += len(out)
+        if total > limit:
+            raise _too_large("zlib", limit)
+        chunks.append(out)
+        pending = decompressor.unconsumed_tail
+        # A full chunk may leave output pending inside zlib even with all input consumed.
+        if decompressor.eof or (not pending and len(out) < _DECOMPRESS_CHUNK):
+            break
     if not decompressor.eof or decompressor.unused_data:
         raise SerializationError("zlib-compressed value is truncated or has trailing bytes")
-    return out
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _lz4_declared_size(data: memoryview) -> int:
+    """The content size an LZ4 frame header declares, or -1 (absent or not a frame header)."""
+    # magic (4), FLG (1: bit 3 = content size present), BD (1), then the size (8, little-endian)
+    if len(data) >= 14 and data[4] & 0x08:
+        return int.from_bytes(data[6:14], "little")
+    return -1
 
 
 def _decompress_lz4(data: memoryview, limit: int) -> bytes:
     lz4_frame = _import_lz4()
-    # LZ4 cannot expand data more than ~255x, so small inputs are bounded by construction
-    # and take the one-shot path (a streaming decompressor costs ~20x more per call).
-    if len(data) <= limit // 256:
+    # LZ4 cannot expand data more than ~255x, so a small frame is bounded by construction and
+    # takes the one-shot path (a streaming decompressor costs ~20x more per call); the one-shot
+    # call allocates the size the header declares, so that is checked first.
+    if len(data) <= _LZ4_ONE_SHOT and _lz4_declared_size(data) <= limit:
         out: bytes = lz4_frame.decompress(data)
+        if len(out) > limit:
+            raise _too_large("lz4", limit)
         return out
     decompressor = lz4_frame.LZ4FrameDecompressor()
-    out = decompressor.decompress(data, max_length=limit + 1)
-    if len(out) > limit:
-        raise _too_large("lz4", limit)
+    chunks: list[bytes] = []
+    total = 0
+    pending: bytes | memoryview = data
+    while not decompressor.eof:
+        out = decompressor.decompress(pending, max_length=_DECOMPRESS_CHUNK)
+        pending = b""
+        total += len(out)
+        if total > limit:
+            raise _too_large("lz4", limit)
+        chunks.append(out)
+        if decompressor.needs_input:
+            break
     if not decompressor.eof:
         raise SerializationError("lz4-compressed value is truncated")
-    return out
+    if decompressor.unused_data:
+        raise SerializationError("lz4-compressed value has trailing bytes")
+    return b"".join(chunks)
 
 
 def _decompress_zstd(data: memoryview, limit: int) -> bytes:
     zstandard = _import_zstd()
-    # decompress() allocates the size announced in the frame header and ignores
-    # max_output_size when one is present, so check the announced size first.
-    if zstandard.frame_content_size(data) > limit:
+    declared = zstandard.frame_content_size(data)
+    if declared > limit:
         raise _too_large("zstd", limit)
     decompressor = getattr(_zstd_local, "decompressor", None)
     if decompressor is None:
         decompressor = _zstd_local.decompressor = zstandard.ZstdDecompressor()
-    out: bytes = decompressor.decompress(data, max_output_size=limit)
-    return out
+    if declared >= 0:
+        # The frame states its size (stratacache always writes it): decompress() allocates
+        # exactly that, at most the cap, and fails if the frame does not fill it.
+        out: bytes = decompressor.decompress(data)
+        return out
+    # No size stated: feed the input a little at a time, so each step's output is bounded
+    # (~8 MiB) and the total is checked as it grows.
+    stream = decompressor.decompressobj()
+    chunks: list[bytes] = []
+    total = 0
+    end = 0
+    while end < len(data) and not stream.eof:
+        start, end = end, end + _ZSTD_INPUT_STEP
+        out = stream.decompress(data[start:end])
+        total += len(out)
+        if total > limit:
+            raise _too_large("zstd", limit)
+        chunks.append(out)
+    if not stream.eof:
+        raise SerializationError("zstd-compressed value is truncated")
+    if stream.unused_data or end < len(data):
+        raise SerializationError("zstd-compressed value has trailing bytes")
+    return b"".join(chunks)
 
 
 _DECOMPRESSORS: Final[dict[int, Callable[[memoryview, int], bytes]]] = {
@@ -760,7 +964,16 @@ class Codec:
             refuses unencrypted headered values, so someone able to write to the backend
             cannot inject values (AES-GCM authenticates as well as hides).
         max_decompressed_size: a compressed value that would expand beyond this raises
-            :class:`SerializationError` instead of exhausting memory.
+            :class:`SerializationError` as soon as the output passes it (decompression
+            streams), so a compression bomb costs at most about this much memory.
+        accept_unbound_values: also read encrypted and signed-pickle values written before
+            values were bound to their key (envelope version 1). Off by default: such a value
+            can be copied to another key undetected. Turn it on only while migrating (see
+            docs/serialization.md).
+
+    Encrypted and signed values are bound to the key they are stored under (``key`` of
+    :meth:`encode`, the full stored key): the key is AES-GCM associated data and part of the
+    HMAC input, so bytes copied to another key fail authentication.
 
     64-bit ints are stored as ASCII decimal without header (see the module docstring),
     so they are never compressed or encrypted. Decoding accepts msgpack and json values
@@ -770,8 +983,10 @@ class Codec:
     """
 
     __slots__ = (
+        "_accept_unbound",
         "_aead",
         "_aeads",
+        "_bound_headers",
         "_compress",
         "_compression_id",
         "_dumps",
@@ -781,6 +996,7 @@ class Codec:
         "_key_id",
         "_loaders",
         "_max_size",
+        "_pickle",
         "_plain_members",
         "_plain_values",
         "_serializer",
@@ -798,6 +1014,7 @@ class Codec:
         compression_level: int | None = None,
         encryption_keys: Sequence[bytes | str] | None = None,
         max_decompressed_size: int = MAX_DECOMPRESSED_SIZE,
+        accept_unbound_values: bool = False,
     ) -> None:
         """Validate the configuration; every problem raises :class:`ConfigurationError`."""
         if signing_key is not None:
@@ -808,20 +1025,37 @@ class Codec:
         format_id = getattr(ser, "format_id", None)
         if type(format_id) is not int or not 0 <= format_id <= 255:
             raise ConfigurationError(f"serializer.format_id must be an int in 0..255, not {format_id!r}")
+        if format_id == 3 and not isinstance(ser, PickleSerializer):
+            # Format 3 is read as signed pickle, bound to the key; another serializer's bytes
+            # under that id could never be read back.
+            raise ConfigurationError("serializer.format_id 3 is reserved for the signed pickle serializer")
         self._serializer = ser
         self._dumps: Callable[[Any], bytes] = ser.dumps
         self._headerless = format_id == 0
         self._headers = tuple(bytes((MAGIC, VERSION, format_id, flags)) for flags in range(_FLAG_KNOWN + 1))
+        self._bound_headers = tuple(
+            bytes((MAGIC, BOUND_VERSION, format_id, flags)) for flags in range(_FLAG_KNOWN + 1)
+        )
+        if type(accept_unbound_values) is not bool:
+            raise ConfigurationError(
+                f"accept_unbound_values must be True or False, not {accept_unbound_values!r}"
+            )
+        self._accept_unbound = accept_unbound_values
         self._loaders: dict[int, Callable[[bytes], Any]] = {}
         self._plain_members: dict[bytes, Callable[[bytes], Any]] = {}
         self._plain_values = self._plain_members
+        # Signed pickle is decoded apart from the other formats (it needs the key), never
+        # through the header -> loader fast path.
+        self._pickle: PickleSerializer | None = None
+        if isinstance(ser, PickleSerializer):
+            self._pickle = ser
+        elif signing_key is not None:
+            self._pickle = PickleSerializer(signing_key)
         if format_id == 0:
             # Headerless: decode hands every value to ser.loads, so no other format is registered.
             self._loaders[0] = ser.loads
-        else:
+        elif self._pickle is not ser:
             self._add_loader(format_id, ser.loads, getattr(ser, "fast_loads", None))
-            if signing_key is not None and 3 not in self._loaders:
-                self._add_loader(3, PickleSerializer(signing_key).loads)
 
         if self._headerless and (compression is not None or encryption_keys is not None):
             raise ConfigurationError(
@@ -907,7 +1141,11 @@ class Codec:
 
     def _serialize(self, value: Any, key: str | None) -> bytes:
         try:
-            payload = self._dumps(value)
+            pickler = self._pickle
+            if pickler is not None and pickler is self._serializer:
+                payload = pickler.dumps_bound(value, _key_bytes(key))
+            else:
+                payload = self._dumps(value)
         except SerializationError as exc:
             if key is None:
                 raise
@@ -926,7 +1164,11 @@ class Codec:
         return payload
 
     def encode(self, value: Any, key: str | None = None) -> bytes:
-        """Return the bytes to store for ``value``; ``key`` only improves error messages."""
+        """Return the bytes to store for ``value`` under ``key`` (the full stored key).
+
+        Encrypted and signed values are bound to ``key`` (``None`` binds to the empty key):
+        :meth:`decode` must be given the same key. ``key`` also names the value in errors.
+        """
         if type(value) is int and _INT_MIN <= value <= _INT_MAX:
             return b"%d" % value
         payload = self._serialize(value, key)
@@ -945,11 +1187,12 @@ class Codec:
                 flags = self._compression_id
         aead = self._aead
         if aead is None:
-            return self._headers[flags] + payload
-        header = self._headers[flags | _FLAG_ENCRYPTED]
+            headers = self._bound_headers if self._pickle is self._serializer else self._headers
+            return headers[flags] + payload
+        header = self._bound_headers[flags | _FLAG_ENCRYPTED]
         nonce = os.urandom(_NONCE_SIZE)
         try:
-            sealed = aead.encrypt(nonce, payload, header)
+            sealed = aead.encrypt(nonce, payload, header + _key_bytes(key))
         except Exception as exc:
             raise SerializationError(f"cannot encrypt value{_for_key(key)}: {_describe(exc)}") from exc
         return b"".join((header, self._key_id, nonce, sealed))
@@ -962,19 +1205,27 @@ class Codec:
         that. Set members are therefore stored unencrypted, like keys. 64-bit ints are
         ASCII decimal here too. Determinism is the serializer's: msgpack sorts set
         elements; values of different types that compare equal (``1``, ``1.0``, ``True``)
-        still give different bytes.
+        still give different bytes. Signed pickle members are bound to ``key`` like values
+        (HMAC is deterministic, so that keeps them comparable).
         """
         if type(value) is int and _INT_MIN <= value <= _INT_MAX:
             return b"%d" % value
         payload = self._serialize(value, key)
         if self._headerless:
             return payload
+        if self._pickle is self._serializer:
+            return self._bound_headers[0] + payload
         return self._headers[0] + payload
 
     # ---------------------------------------------------------------- decode
 
     def decode(self, data: bytes, key: str | None = None) -> Any:
-        """Return the value stored as ``data``; anything undecodable raises :class:`SerializationError`."""
+        """Return the value stored as ``data`` under ``key`` (the key :meth:`encode` was given).
+
+        Anything undecodable raises :class:`SerializationError` naming ``key``: malformed or
+        hostile bytes, values nested past :data:`MAX_DEPTH`, decompression past the cap, and
+        encrypted or signed values stored under another key than the one they were bound to.
+        """
         # _decode_with inlined: this is every remote cache hit's path.
         loads = self._plain_values.get(data[:4]) if type(data) is bytes else None
         if loads is not None:
@@ -1019,23 +1270,39 @@ class Codec:
         if len(data) < 4:
             raise SerializationError(f"truncated stratacache header{_for_key(key)}")
         version = data[1]
-        if version != VERSION:
-            if version > VERSION:
+        if version not in (VERSION, BOUND_VERSION):
+            if version > BOUND_VERSION:
                 raise SerializationError(
                     f"value was written by a newer stratacache (format version {version}, this "
-                    f"release reads version {VERSION}); upgrade stratacache{_for_key(key)}"
+                    f"release reads versions {VERSION} and {BOUND_VERSION}); upgrade stratacache"
+                    + _for_key(key)
                 )
             raise SerializationError(f"invalid stratacache format version {version}{_for_key(key)}")
         flags = data[3]
         if flags & ~_FLAG_KNOWN:
             raise SerializationError(f"unknown flags 0x{flags:02x} in stratacache header{_for_key(key)}")
         fmt = data[2]
-        loads = self._loaders.get(fmt)
-        if loads is None:
-            loads = self._loader_for(fmt, key)
+        bound = version == BOUND_VERSION
+        if fmt == 3:
+            loads = self._pickle_loader(bound, key)
+        else:
+            loader = self._loaders.get(fmt)
+            loads = loader if loader is not None else self._loader_for(fmt, key)
         compression_id = flags & _FLAG_COMPRESSION_MASK
+        if bound != (fmt == 3 or bool(flags & _FLAG_ENCRYPTED)):
+            if bound:
+                raise SerializationError(
+                    f"invalid stratacache header: version {BOUND_VERSION} on a value that is "
+                    f"neither encrypted nor signed{_for_key(key)}"
+                )
+            if not self._accept_unbound:
+                raise SerializationError(
+                    "value is not bound to its key (format version 1: written before stratacache "
+                    "bound values to their key, or forged); refusing it. To read such values while "
+                    "migrating, set accept_unbound_values (see docs/serialization.md)" + _for_key(key)
+                )
         if flags & _FLAG_ENCRYPTED:
-            payload = self._decrypt(data, key)
+            payload = self._decrypt(data, key, bound)
             if compression_id:
                 payload = self._decompress(compression_id, payload, key)
         elif self._aead is not None and not member:
@@ -1050,6 +1317,17 @@ class Codec:
             payload = data[4:]
         return self._deserialize(loads, payload, key)
 
+    def _pickle_loader(self, bound: bool, key: str | None) -> Callable[[bytes], Any]:
+        pickler = self._pickle
+        if pickler is None:
+            raise SerializationError(
+                f"value is pickled but this cache has no signing_key; refusing to unpickle it{_for_key(key)}"
+            )
+        if not bound:
+            return pickler.loads
+        key_bytes = _key_bytes(key)
+        return lambda payload: pickler.loads_bound(payload, key_bytes)
+
     def _loader_for(self, fmt: int, key: str | None) -> Callable[[bytes], Any]:
         # Built on first use so a msgpack cache never imports orjson, and vice versa.
         loads: Callable[[bytes], Any]
@@ -1059,11 +1337,7 @@ class Codec:
             loads, fast = msgpack_serializer.loads, msgpack_serializer.fast_loads
         elif fmt == 2:
             loads = JsonSerializer().loads
-        elif fmt == 3:
-            raise SerializationError(
-                f"value is pickled but this cache has no signing_key; refusing to unpickle it{_for_key(key)}"
-            )
-        else:
+        else:  # pickle (3) never gets here: _decode routes it to _pickle_loader
             raise SerializationError(
                 f"unknown serializer format id {fmt} in stratacache header{_for_key(key)}"
             )
@@ -1079,7 +1353,7 @@ class Codec:
         self._plain_members[bytes((MAGIC, VERSION, fmt, 0))] = fast or loads
         # _plain_values is the same dict unless encryption is required (then it stays empty).
 
-    def _decrypt(self, data: bytes, key: str | None) -> bytes:
+    def _decrypt(self, data: bytes, key: str | None, bound: bool) -> bytes:
         aeads = self._aeads
         if aeads is None:
             raise SerializationError(
@@ -1093,7 +1367,8 @@ class Codec:
                 f"value was encrypted with a key that is not in encryption_keys{_for_key(key)}"
             )
         view = memoryview(data)
-        header = view[:4]
+        # Bound values authenticate the key too: bytes copied to another key fail here.
+        header = data[:4] + _key_bytes(key) if bound else view[:4]
         nonce = view[4 + _KEY_ID_SIZE : 4 + _KEY_ID_SIZE + _NONCE_SIZE]
         sealed = view[4 + _KEY_ID_SIZE + _NONCE_SIZE :]
         invalid_tag = self._invalid_tag
@@ -1106,7 +1381,8 @@ class Codec:
             except Exception as exc:
                 raise SerializationError(f"cannot decrypt value{_for_key(key)}: {_describe(exc)}") from exc
         raise SerializationError(
-            f"encrypted value failed authentication (tampered or corrupt){_for_key(key)}"
+            f"encrypted value failed authentication (tampered, corrupt, or copied from another "
+            f"key){_for_key(key)}"
         ) from failure
 
     def _decompress(self, compression_id: int, payload: bytes | memoryview, key: str | None) -> bytes:

@@ -92,7 +92,9 @@ class AsyncCache:
       ``"json"``, ``"raw"``, ``"pickle"`` (only with ``signing_key``) or a Serializer object.
       The memory backend stores objects as they are unless a serializer is given.
     * ``compression`` (``zlib``/``lz4``/``zstd``) above ``compression_threshold`` bytes,
-      ``encryption_keys`` (AES-GCM, the first key encrypts, all decrypt).
+      ``encryption_keys`` (AES-GCM, the first key encrypts, all decrypt). Encrypted and
+      signed values are bound to their key; ``accept_unbound_values=True`` also reads ones
+      written before that, during a migration (docs/serialization.md).
     * ``hooks``: ``{"after_get": fn, ...}``; see :data:`stratacache.HOOK_NAMES`.
     * ``latency_sample``: time one operation in this many (default 64) for ``stats()``.
     """
@@ -112,6 +114,7 @@ class AsyncCache:
         compression: str | Unset | None = UNSET,
         compression_threshold: int | Unset = UNSET,
         encryption_keys: list[str | bytes] | Unset | None = UNSET,
+        accept_unbound_values: bool | Unset = UNSET,
         latency_sample: int | Unset = UNSET,
         hooks: Mapping[str, Hook | Iterable[Hook]] | None = None,
         **backend_options: Any,
@@ -124,6 +127,7 @@ class AsyncCache:
             "compression": compression,
             "compression_threshold": compression_threshold,
             "encryption_keys": encryption_keys,
+            "accept_unbound_values": accept_unbound_values,
             "latency_sample": latency_sample,
         }
         options: dict[str, Any] = {}
@@ -187,6 +191,7 @@ class AsyncCache:
                 compression=options.get("compression"),
                 compression_threshold=options.get("compression_threshold", 1024),
                 encryption_keys=options.get("encryption_keys"),
+                accept_unbound_values=options.get("accept_unbound_values", False),
             )
         # Codec.decode's fast path, inlined by get() and get_many() (empty without a codec).
         self._plain_loaders: Mapping[bytes, Callable[[bytes], Any]] = {}
