@@ -10,6 +10,7 @@ never be silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -700,11 +701,15 @@ def parse_mapping(mapping: Mapping[str, Any]) -> ParsedConfig:
     else:
         name = parse_str("backend", backend) if backend is not None else "memory"
         # A backend name, or a URL scheme standing for one ("rediss" -> "redis").
-        try:
-            config = ParsedConfig(backend=name if name in BACKEND_PARAMS else scheme_backend(name))
-        except ConfigurationError:
+        # The error is raised outside the except block so that no exception in its
+        # context repeats the name unredacted (a URL with a password given as a name).
+        found: str | None = None
+        with contextlib.suppress(ConfigurationError):
+            found = name if name in BACKEND_PARAMS else scheme_backend(name)
+        if found is None:
             known = ", ".join(sorted(BACKEND_PARAMS))
-            raise ConfigurationError(f"unknown backend {name!r}; known backends: {known}") from None
+            raise ConfigurationError(f"unknown backend {redact(name)!r}; known backends: {known}")
+        config = ParsedConfig(backend=found)
     for name, value in rest.items():
         if not isinstance(name, str):
             raise ConfigurationError(f"configuration keys must be strings, got {name!r}")
