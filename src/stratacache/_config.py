@@ -182,7 +182,7 @@ def parse_key_list(name: str, value: Any) -> list[str | bytes]:
     elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in value):
         parts = list(value)
     else:
-        raise _bad(name, "<redacted>", "a comma-separated string or a list of keys")
+        raise _bad(name, value, "a comma-separated string or a list of keys")
     if not parts:
         raise ConfigurationError(f"parameter {name!r}: expected at least one key")
     return parts
@@ -655,7 +655,9 @@ def parse_url(url: str) -> ParsedConfig:
             if name in seen:
                 raise ConfigurationError(f"URL parameter {name!r} is given twice")
             seen.add(name)
-            _assign(config, name, unquote(value), "URL")
+            # parse_qsl has decoded the value once already; a second unquote would turn a
+            # password's literal "%41" into "A".
+            _assign(config, name, value, "URL")
         except ConfigurationError:
             if after_secret is None:
                 raise
