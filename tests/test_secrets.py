@@ -357,3 +357,21 @@ async def test_async_sharded_and_redis_show_none(canary_server: RedisServer) -> 
                 seen.append(exc)
         seen.append(await cache.health())
     assert_clean(*seen)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text"),
+    [
+        (".json", f'{{"backend": "redis", "password": "{CANARY}}}'),
+        (".json", f'{{"backend": "redis", "password": {CANARY}}}'),
+        (".toml", f'backend = "redis"\npassword = "{CANARY}\n'),
+        (".toml", f"backend = 'redis'\npassword = {CANARY}\n"),
+        (".toml", f"backend = 'redis'\npassword = {NUMERIC}\n"),
+    ],
+)
+def test_json_and_toml_errors_show_no_secret(suffix: str, text: str, tmp_path: Path) -> None:
+    path = tmp_path / f"config{suffix}"
+    path.write_text(text)
+    with pytest.raises(ConfigurationError) as info:
+        Cache.from_file(path).close()
+    assert_clean(info.value)
