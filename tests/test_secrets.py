@@ -23,6 +23,7 @@ import pytest
 
 from servers import RedisServer, free_port
 from stratacache import AsyncCache, Cache, CacheError, ConfigurationError
+from stratacache._config import parse_url
 from stratacache._redact import redact, redact_url
 
 CANARY = "Canary-S3cret#/?"
@@ -375,3 +376,10 @@ def test_json_and_toml_errors_show_no_secret(suffix: str, text: str, tmp_path: P
     with pytest.raises(ConfigurationError) as info:
         Cache.from_file(path).close()
     assert_clean(info.value)
+
+
+def test_parsed_config_repr_is_redacted() -> None:
+    parsed = parse_url(f"redis://:{ENCODED}@h:1/0?signing_key={SIGNING_KEY}&serializer=pickle")
+    assert parsed.backend_options["password"] == CANARY
+    assert_clean(repr(parsed), str(parsed))
+    assert "password" in repr(parsed)

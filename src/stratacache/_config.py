@@ -249,13 +249,20 @@ BACKEND_PARAMS: dict[str, dict[str, Parser]] = {
 _OBJECT_PARAMS = frozenset({"clock", "weigher", "pool", "store"})
 
 
-@dataclass
+@dataclass(repr=False)
 class ParsedConfig:
     """A configuration turned into keywords: the backend, its options, the cache's options."""
 
     backend: str
     backend_options: dict[str, Any] = field(default_factory=dict)
     cache_options: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # Options hold passwords and keys: shown redacted, like every described option.
+        return (
+            f"ParsedConfig(backend={self.backend!r}, backend_options={redact(self.backend_options)!r}, "
+            f"cache_options={redact(self.cache_options)!r})"
+        )
 
 
 def _assign(config: ParsedConfig, name: str, value: Any, source: str) -> None:
