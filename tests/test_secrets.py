@@ -383,3 +383,30 @@ def test_parsed_config_repr_is_redacted() -> None:
     assert parsed.backend_options["password"] == CANARY
     assert_clean(repr(parsed), str(parsed))
     assert "password" in repr(parsed)
+
+
+@pytest.mark.parametrize("form", ["url", "keyword", "dict", "yaml", "env"])
+@pytest.mark.parametrize("backend", ["memory", "null", "file"])
+def test_keys_in_every_form_and_local_backend_show_none(form: str, backend: str, tmp_path: Path) -> None:
+    base = f"file://{tmp_path}" if backend == "file" else f"{backend}://"
+    options = {"serializer": "pickle", "signing_key": SIGNING_KEY, "encryption_keys": AES_KEY}
+    yaml_text = f"url: '{base}'\n" + "".join(f"{k}: '{v}'\n" for k, v in options.items())
+    build: Callable[[], Cache] = {
+        "url": lambda: Cache(base + "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in options.items())),
+        "keyword": lambda: Cache(base, **options),
+        "dict": lambda: Cache.from_config({"url": base, **options}),
+        "yaml": lambda: Cache.from_file(_yaml(tmp_path, yaml_text)),
+        "env": lambda: Cache.from_env(
+            {"STRATACACHE_URL": base, **{f"STRATACACHE_{k.upper()}": v for k, v in options.items()}}
+        ),
+    }[form]
+    with build() as cache:
+        cache.set("k", {"v": 1})
+        assert cache.get("k") == ({"v": 1} if backend != "null" else None)
+        assert_clean(*observe(cache))
+        cache.set("d", {"v": 2})
+    if backend == "file":  # the same directory read under other keys: refused, keys not shown
+        other_options = {**options, "signing_key": "Other-S3cret-signing"}
+        with Cache(base, **other_options) as other, pytest.raises(CacheError) as info:
+            other.get("d")
+        assert_clean(info.value)
