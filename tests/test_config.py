@@ -206,3 +206,37 @@ def test_registry_errors_and_missing_extra() -> None:
 def test_bad_serializer_value() -> None:
     with pytest.raises(ConfigurationError, match="'serializer'"):
         Cache("memory", serializer=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("query", "password"),
+    [
+        ("a%2541%2B", "a%41+"),  # a literal '%41' stays '%41' (decoded once, not twice)
+        ("p%26q%3Dr%23s", "p&q=r#s"),
+        ("none", "none"),  # a password string is that string
+    ],
+)
+def test_query_values_are_decoded_once(query: str, password: str) -> None:
+    parsed = parse_url(f"redis://127.0.0.1:6379/0?password={query}")
+    assert parsed.backend_options["password"] == password
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:p/w@127.0.0.1:6379/0",
+        "redis://:p?w@127.0.0.1:6379/0",
+        "redis://:p#w@127.0.0.1:6379/0",
+        "memcached://:p/w@127.0.0.1:11211",
+        "redis://127.0.0.1:6379/0?password=p#w",
+    ],
+)
+def test_misplaced_password_delimiters_are_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="percent-encode"):
+        parse_url(url)
+
+
+def test_userinfo_password_with_every_delimiter_round_trips() -> None:
+    parsed = parse_url("redis://user:p%2Fw%3Fx%23y%40z@127.0.0.1:6379/0")
+    assert parsed.backend_options["password"] == "p/w?x#y@z"
+    assert parsed.backend_options["username"] == "user"

@@ -184,3 +184,30 @@ async def test_async_flavour(redis_trio: Any) -> None:
         assert len(await cache.get_many([f"k{i}" for i in range(50)])) == 50
         assert await cache.incr("n", 5) == 5
         assert cache.backend.capabilities.delete_pattern
+
+
+def test_node_ids_of_urls_hide_passwords_and_keep_placement(redis_trio: Any) -> None:
+    # A URL without a password is its own id (the ring, and so every key's place, is as
+    # before); with one, the id shows it as ***, so rotating a password moves no key.
+    plain = [server.url for server in redis_trio]
+    with_password = [f"redis://:old%2Fpw@127.0.0.1:{server.port}/0" for server in redis_trio]
+    rotated = [url.replace("old%2Fpw", "new-pw") for url in with_password]
+    rings = [
+        ShardedBackend(plain),
+        ShardedBackend(with_password),
+        ShardedBackend(rotated),
+        ShardedBackend(with_password, weights={with_password[0]: 5}),
+    ]
+    try:
+        unchanged, protected, rotated_ring, weighted = rings
+        assert unchanged.node_states().keys() == set(plain)
+        ids = list(protected.node_states())
+        assert ids == [f"redis://:***@127.0.0.1:{server.port}/0" for server in redis_trio]
+        assert all(protected.node_for(f"k{i}") == rotated_ring.node_for(f"k{i}") for i in range(500))
+        assert "old" not in repr(protected)
+        assert "pw" not in protected.describe()
+        share = sum(weighted.node_for(f"k{i}") == ids[0] for i in range(3000))
+        assert share > 1500  # weight 5 of 7: the weight keyed by the full URL found its node
+    finally:
+        for ring in rings:
+            ring.close()

@@ -10,9 +10,11 @@ never be silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ._exceptions import ConfigurationError, InvalidTTL
+from ._redact import authority_end, is_secret, redact, redact_url
 from ._registry import scheme_backend
 from ._types import normalize_ttl
 
@@ -43,7 +46,10 @@ _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
 def _bad(name: str, value: Any, expected: str) -> ConfigurationError:
-    return ConfigurationError(f"parameter {name!r}: expected {expected}, got {value!r}")
+    # A secret parameter's value is never shown, not even its type's repr; other values
+    # are redacted, since a URL or a mapping may carry a password inside.
+    got = f"a {type(value).__name__} (the value is not shown)" if is_secret(name) else repr(redact(value))
+    return ConfigurationError(f"parameter {name!r}: expected {expected}, got {got}")
 
 
 def parse_str(name: str, value: Any) -> str:
@@ -58,6 +64,37 @@ def parse_optional_str(name: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and value.lower() in _NONE_WORDS):
         return None
     return parse_str(name, value)
+
+
+def parse_namespace(name: str, value: Any) -> str | None:
+    """A namespace: a string is that string (``"none"`` is the namespace ``none``).
+
+    Only Python ``None`` (a keyword, or null in a dict or YAML file) means no namespace; an
+    empty string is refused, since "no namespace" makes ``clear()`` empty the whole backend
+    and must never be reached by a typo or an unset variable.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _bad(name, value, "a non-empty string (or None for no namespace)")
+    if not value:
+        raise ConfigurationError(
+            f"parameter {name!r}: the empty string is not a namespace; give a name, or leave "
+            "the parameter out (None) for no namespace, whose clear() empties the whole backend"
+        )
+    return value
+
+
+def parse_optional_secret(name: str, value: Any) -> str | None:
+    """A password: a string (empty: none) or None; the value is never echoed in errors."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"parameter {name!r}: expected a string, got a {type(value).__name__} "
+            "(the value is not shown; quote it in YAML)"
+        )
+    return value
 
 
 def parse_positive_int(name: str, value: Any) -> int:
@@ -145,7 +182,7 @@ def parse_key_list(name: str, value: Any) -> list[str | bytes]:
     elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in value):
         parts = list(value)
     else:
-        raise _bad(name, "<redacted>", "a comma-separated string or a list of keys")
+        raise _bad(name, value, "a comma-separated string or a list of keys")
     if not parts:
         raise ConfigurationError(f"parameter {name!r}: expected at least one key")
     return parts
@@ -187,7 +224,7 @@ def _serializer(name: str, value: Any) -> Any:
 
 # Cache-level (facade) parameters, valid with every backend.
 CACHE_PARAMS: dict[str, Parser] = {
-    "namespace": parse_optional_str,
+    "namespace": parse_namespace,
     "default_ttl": parse_ttl,
     "serializer": _serializer,
     "signing_key": parse_secret,
@@ -213,13 +250,20 @@ BACKEND_PARAMS: dict[str, dict[str, Parser]] = {
 _OBJECT_PARAMS = frozenset({"clock", "weigher", "pool", "store"})
 
 
-@dataclass
+@dataclass(repr=False)
 class ParsedConfig:
     """A configuration turned into keywords: the backend, its options, the cache's options."""
 
     backend: str
     backend_options: dict[str, Any] = field(default_factory=dict)
     cache_options: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # Options hold passwords and keys: shown redacted, like every described option.
+        return (
+            f"ParsedConfig(backend={self.backend!r}, backend_options={redact(self.backend_options)!r}, "
+            f"cache_options={redact(self.cache_options)!r})"
+        )
 
 
 def _assign(config: ParsedConfig, name: str, value: Any, source: str) -> None:
@@ -315,7 +359,7 @@ _REDIS_PARAMS: dict[str, Parser] = {
     "port": parse_port,
     "db": parse_non_negative_int,
     "username": parse_optional_str,
-    "password": parse_optional_str,
+    "password": parse_optional_secret,
     "unix_socket_path": parse_optional_path,
     "ssl": parse_bool,
     "ssl_ca_certs": parse_optional_path,
@@ -336,7 +380,7 @@ _REDIS_PARAMS: dict[str, Parser] = {
     "sentinels": parse_address_list,
     "service_name": parse_optional_str,
     "sentinel_username": parse_optional_str,
-    "sentinel_password": parse_optional_str,
+    "sentinel_password": parse_optional_secret,
 }
 
 _MEMCACHED_PARAMS: dict[str, Parser] = {
@@ -427,7 +471,8 @@ def parse_weights(name: str, value: Any) -> dict[str, int]:
     if not isinstance(value, Mapping):
         raise _bad(name, value, "a mapping of node id to weight")
     return {
-        str(node_id): parse_positive_int(f"{name}[{node_id}]", weight) for node_id, weight in value.items()
+        str(node_id): parse_positive_int(f"{name}[{redact_url(str(node_id))}]", weight)
+        for node_id, weight in value.items()
     }
 
 
@@ -469,16 +514,17 @@ def _parse_hosts(config: ParsedConfig, scheme: str, netloc: str, path: str) -> N
     backend = config.backend
     if backend in ("memory", "null", "layered", "sharded"):
         if netloc or path.strip("/"):
+            shown = redact_url(f"{scheme}://{netloc}{path}")
             raise ConfigurationError(
-                f"a {backend}:// URL takes no host or path, got {netloc + path!r}; "
-                f"use e.g. {backend}://?param=value"
+                f"a {backend}:// URL takes no host or path, got {shown!r}; use e.g. {backend}://?param=value"
             )
         return
     if backend == "file":
         # RFC 8089: file:///abs/path, or file://localhost/abs/path; no other host.
         if netloc not in ("", "localhost"):
             raise ConfigurationError(
-                f"a file:// URL takes an absolute path and no host, got host {netloc!r}; "
+                f"a file:// URL takes an absolute path and no host, got host "
+                f"{redact_url(f'file://{netloc}').removeprefix('file://')!r}; "
                 "use file:///path/to/dir"
             )
         if path.strip("/"):
@@ -545,32 +591,94 @@ def _host_items(hosts: str, scheme: str) -> list[str]:
     return items
 
 
+# Backends whose URLs carry no userinfo: an '@' after their host part is a path's or a
+# nested URL's, not a sign of a misplaced password.
+_NO_USERINFO_BACKENDS = frozenset({"memory", "null", "file", "layered", "sharded"})
+
+
+def _check_url_shape(url: str, scheme: str, backend: str) -> None:
+    """Refuse, without echoing the URL, the shapes that put a password where it is shown.
+
+    A password holding an unencoded ``/``, ``?`` or ``#`` ends the host part early, so the
+    rest of the password would land in the path, the query or the fragment, and from there
+    in an error message. A ``#fragment`` has no meaning in a cache URL and is most often
+    such a password (or a query value) cut short.
+    """
+    rest = url.partition("://")[2]
+    if backend not in _NO_USERINFO_BACKENDS and "@" in rest[authority_end(rest) :]:
+        raise ConfigurationError(
+            f"a {scheme}:// URL has an '@' after its host part: a user name or password holding "
+            "'/', '?', '#' or '@' must be percent-encoded (%2F, %3F, %23, %40); "
+            "the URL is not shown since it may hold a password"
+        )
+    if "#" in rest:
+        raise ConfigurationError(
+            f"a {scheme}:// URL takes no '#fragment': percent-encode '#' as %23 in a password "
+            "or a parameter's value; the URL is not shown since it may hold a password"
+        )
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """The query's name=value pairs; a malformed query is refused without being echoed."""
+    try:
+        return parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        pass  # raised below, outside this block: the ValueError quotes the query
+    raise ConfigurationError(
+        "malformed query string in URL: every parameter must be name=value, joined by '&'; "
+        "percent-encode '&', '=', '#', '+' and '%' inside a value (the query is not shown "
+        "since it may hold a password)"
+    )
+
+
 def parse_url(url: str) -> ParsedConfig:
-    """Parse a cache URL such as ``memory://?max_entries=100&namespace=app``."""
+    """Parse a cache URL such as ``memory://?max_entries=100&namespace=app``.
+
+    No error message shows a password: the URL is redacted wherever it is echoed, and a URL
+    whose password is misplaced (an unencoded ``/``, ``?``, ``#``, ``&``) is refused with a
+    message that says how to encode it, without showing it.
+    """
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"not a cache URL (expected scheme://...): {url!r}")
+        shown = repr(redact_url(url)) if isinstance(url, str) else f"a {type(url).__name__}"
+        raise ConfigurationError(f"not a cache URL (expected scheme://...): {shown}")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     config = ParsedConfig(backend=scheme_backend(scheme))
+    _check_url_shape(url, scheme, config.backend)
     _parse_hosts(config, scheme, parts.netloc, parts.path)
     seen: set[str] = set()
-    try:
-        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise ConfigurationError(f"malformed query string in URL: {parts.query!r}") from exc
+    pairs = _query_pairs(parts.query)
     repeated = _REPEATED_PARAMS.get(config.backend)
     parts_list: list[str] = []
+    after_secret: str | None = None
     for name, value in pairs:
         if repeated is not None and name == repeated[0]:
             # The one repeatable parameter (layered's tier=, sharded's node=): each is a
             # percent-encoded backend URL, which parse_qsl has already decoded once (a second
             # unquote would corrupt the inner URL's own escapes, such as a password's %40).
             parts_list.append(value)
+            after_secret = None
             continue
-        if name in seen:
-            raise ConfigurationError(f"URL parameter {name!r} is given twice")
-        seen.add(name)
-        _assign(config, name, unquote(value), "URL")
+        try:
+            if name in seen:
+                raise ConfigurationError(f"URL parameter {name!r} is given twice")
+            seen.add(name)
+            # parse_qsl has decoded the value once already; a second unquote would turn a
+            # password's literal "%41" into "A".
+            _assign(config, name, value, "URL")
+        except ConfigurationError:
+            if after_secret is None:
+                raise
+            # The parameter after a secret may be the secret's own tail, cut at an unencoded
+            # '&': its name and value are not shown.
+            failed_after = after_secret
+        else:
+            after_secret = name if is_secret(name) else None
+            continue
+        raise ConfigurationError(
+            f"the URL parameter after {failed_after!r} is invalid; if the {failed_after} holds "
+            "'&', '=', '#', '+' or '%', percent-encode it (the parameter is not shown)"
+        )
     if repeated is not None and parts_list:
         single, plural = repeated
         if plural in seen:
@@ -603,11 +711,15 @@ def parse_mapping(mapping: Mapping[str, Any]) -> ParsedConfig:
     else:
         name = parse_str("backend", backend) if backend is not None else "memory"
         # A backend name, or a URL scheme standing for one ("rediss" -> "redis").
-        try:
-            config = ParsedConfig(backend=name if name in BACKEND_PARAMS else scheme_backend(name))
-        except ConfigurationError:
+        # The error is raised outside the except block so that no exception in its
+        # context repeats the name unredacted (a URL with a password given as a name).
+        found: str | None = None
+        with contextlib.suppress(ConfigurationError):
+            found = name if name in BACKEND_PARAMS else scheme_backend(name)
+        if found is None:
             known = ", ".join(sorted(BACKEND_PARAMS))
-            raise ConfigurationError(f"unknown backend {name!r}; known backends: {known}") from None
+            raise ConfigurationError(f"unknown backend {redact(name)!r}; known backends: {known}")
+        config = ParsedConfig(backend=found)
     for name, value in rest.items():
         if not isinstance(name, str):
             raise ConfigurationError(f"configuration keys must be strings, got {name!r}")
@@ -637,6 +749,24 @@ def parse_env(environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX
         raise ConfigurationError(f"in environment variables {prefix}*: {exc}") from exc
 
 
+def _load_yaml(yaml: Any, text: str, file: Path) -> Any:
+    """``yaml.safe_load(text)``; a syntax error is re-raised as a ConfigurationError that
+    gives the line, column and problem but never the offending line's text, which may be
+    the password's line (PyYAML's own message quotes it, so it is not chained either)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    # Quoted text in the problem ("found character '%' ...") is part of the line: drop it.
+    problem = re.sub(r"'[^']*'|\"[^\"]*\"", "'...'", str(problem))
+    raise ConfigurationError(
+        f"cannot parse configuration file {str(file)!r}: YAML syntax error{where}: {problem} "
+        "(the line is not shown since it may hold a password)"
+    )
+
+
 def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML (needs ``stratacache[yaml]``), JSON or TOML configuration file."""
     file = Path(path)
@@ -653,7 +783,7 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                 raise ConfigurationError(
                     f"reading {file.name} needs PyYAML: pip install 'stratacache[yaml]'"
                 ) from exc
-            data = yaml.safe_load(text)
+            data = _load_yaml(yaml, text, file)
         elif suffix == ".json":
             data = json.loads(text)
         elif suffix == ".toml":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._exceptions import ConfigurationError
+from ._redact import redact
 
 __all__ = ["BackendSpec", "backend_names", "load_backend", "register_backend", "scheme_backend"]
 
@@ -104,21 +105,20 @@ def backend_names() -> list[str]:
 
 def scheme_backend(scheme: str) -> str:
     """The backend name for a URL scheme; ConfigurationError naming the scheme if unknown."""
-    try:
-        return _SCHEMES[scheme]
-    except KeyError:
+    name = _SCHEMES.get(scheme)
+    if name is None:  # .get, not KeyError: no exception in the context repeats the scheme
         known = ", ".join(f"{s}://" for s in sorted(_SCHEMES))
-        raise ConfigurationError(f"unknown URL scheme {scheme!r}; known schemes: {known}") from None
+        raise ConfigurationError(f"unknown URL scheme {redact(scheme)!r}; known schemes: {known}")
+    return name
 
 
 def load_backend(name: str, *, asynchronous: bool) -> type[Any]:
     """Import and return the backend class registered as ``name`` (async or sync flavour)."""
-    try:
-        spec = _BACKENDS[name]
-    except KeyError:
+    spec = _BACKENDS.get(name)
+    if spec is None:
         raise ConfigurationError(
-            f"unknown backend {name!r}; registered backends: {', '.join(backend_names())}"
-        ) from None
+            f"unknown backend {redact(name)!r}; registered backends: {', '.join(backend_names())}"
+        )
     module_name, _, attr = (spec.async_path if asynchronous else spec.sync_path).partition(":")
     try:
         module = importlib.import_module(module_name)

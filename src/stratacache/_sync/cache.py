@@ -30,7 +30,7 @@ from .backends.base import Backend, Decoded
 from .backends.closed import ClosedBackend
 from .patterns import FlightGroup
 
-__all__ = ["Cache", "HealthReport"]
+__all__ = ["Cache", "HealthReport", "namespace_prefix"]
 
 _IS_ASYNC = False
 _ASYNC_HINT = "use AsyncCache for async factories"  # unasync: keep
@@ -53,6 +53,18 @@ _DEFERRED = object()
 
 def _defer(key: object, default: object) -> object:
     return _DEFERRED
+
+
+def namespace_prefix(namespace: str) -> str:
+    """The raw-key prefix of ``namespace``: ``%`` and ``:`` percent-encoded, then ``:``.
+
+    Every raw key of a namespaced cache is ``<encoded namespace>:<key>``. The encoded name
+    holds no ``:``, so the first ``:`` of a raw key ends its namespace and one namespace's
+    prefix is never the start of another's keys (``app:`` cannot match ``app%3Ab:x``, the
+    key ``x`` of namespace ``app:b``): clear(), delete_pattern() and stats() of ``app``
+    never reach ``app:b``. A namespace without ``:`` or ``%`` is its own encoding.
+    """
+    return namespace.replace("%", "%25").replace(":", "%3A") + ":"
 
 
 def _check_amount(amount: object, name: str = "amount") -> int:
@@ -86,8 +98,11 @@ class Cache:
     explicit keywords override. Keywords the cache does not know are passed to the backend
     (``max_entries=...``, ``clock=...``); an unknown one is a :class:`ConfigurationError`.
 
-    * ``namespace``: prefixes every key as ``"<namespace>:"``; ``clear()`` and
-      ``delete_pattern()`` touch only this namespace.
+    * ``namespace``: a string (``"none"`` included; ``""`` is refused) that prefixes every
+      raw key as ``"<namespace>:"``, with ``%`` and ``:`` in the name percent-encoded
+      (:func:`namespace_prefix`), so namespaces are isolated from each other; ``clear()``
+      and ``delete_pattern()`` touch only this namespace. ``None`` (the default) is no
+      namespace: the cache sees every key, and its ``clear()`` empties the backend.
     * ``default_ttl``: seconds (or timedelta) for writes that omit ``ttl``; ``None`` = never.
     * ``serializer``: ``"msgpack"`` (default for backends whose values leave the process),
       ``"json"``, ``"raw"``, ``"pickle"`` (only with ``signing_key``) or a Serializer object.
@@ -175,8 +190,10 @@ class Cache:
 
     def _setup(self, options: Mapping[str, Any]) -> None:
         namespace = options.get("namespace")
-        self.namespace: str | None = namespace or None
-        self._prefix = f"{namespace}:" if namespace else ""
+        # Only None is "no namespace" (the parser refuses ""): a namespace that clears the
+        # whole backend must never come from a string.
+        self.namespace: str | None = namespace
+        self._prefix = "" if namespace is None else namespace_prefix(namespace)
         if self._prefix:
             self._backend.attach_namespace(self._prefix)
         self.default_ttl: float | None = options.get("default_ttl")
@@ -782,5 +799,5 @@ class Cache:
         self.close()
 
     def __repr__(self) -> str:
-        namespace = f" namespace={self.namespace!r}" if self.namespace else ""
+        namespace = "" if self.namespace is None else f" namespace={self.namespace!r}"
         return f"<{type(self).__name__} {self._backend.describe()}{namespace}>"

@@ -61,6 +61,7 @@ from ..._exceptions import (
     ValueTooLarge,
     WrongType,
 )
+from ..._redact import redact
 from ..._types import MISSING, Missing
 from ...core.hashring import HashRing
 from ...core.health import NodeHealth
@@ -185,7 +186,7 @@ class AsyncMemcachedBackend(AsyncBackend):
         if isinstance(servers, (str, bytes)) or not isinstance(servers, Sequence) or not servers:
             raise ConfigurationError(
                 "parameter 'servers': expected a non-empty list of 'host:port' or (host, port), "
-                f"got {servers!r}"
+                f"got {redact(servers)!r}"
             )
         for name, number in (
             ("pool_size", pool_size),

@@ -41,6 +41,7 @@ from ..._exceptions import (
     InvalidTTL,
     WrongType,
 )
+from ..._redact import scrub
 from ..._types import MISSING, Missing
 from ...core.glob import escape_glob
 from .base import AsyncBackend, BackendCounters, Capabilities
@@ -166,6 +167,14 @@ class AsyncRedisBackend(AsyncBackend):
         for name, number in (("pool_size", pool_size), ("scan_count", scan_count)):
             if isinstance(number, bool) or not isinstance(number, int) or number < 1:
                 raise ConfigurationError(f"parameter {name!r}: expected a positive integer, got {number!r}")
+        for name, secret in (("password", password), ("sentinel_password", sentinel_password)):
+            if secret is not None and not isinstance(secret, (str, bytes)):
+                raise ConfigurationError(
+                    f"parameter {name!r}: expected a string, got a {type(secret).__name__} "
+                    "(the value is not shown)"
+                )
+        # Masked out of any driver message passed on (see _translate).
+        self._secrets = tuple(s for s in (password, sentinel_password) if s)
         self.mode = mode
         self.scan_count = scan_count
         self._db = db
@@ -247,7 +256,8 @@ class AsyncRedisBackend(AsyncBackend):
         except _DRIVER_ERRORS as exc:  # the sync cluster client connects in its constructor
             raise self._translate(exc, "connect", None) from exc
         except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"redis backend ({self._where}): {exc}") from exc
+            text = scrub(str(exc), self._secrets)
+            raise ConfigurationError(f"redis backend ({self._where}): {text}") from exc
         self._cluster = mode == "cluster"
         # The event loop the client's connections belong to (see _drivers/loops.py).
         self._binding = LoopBinding(self.describe())  # unasync: remove
@@ -271,7 +281,7 @@ class AsyncRedisBackend(AsyncBackend):
     def _translate(self, exc: Exception, operation: str, key: str | None) -> CacheError:
         """The stratacache error for a redis-py error raised by ``operation`` on ``key``."""
         where = f"{self.describe()}: {operation}()" + (f" on key {key!r}" if key is not None else "")
-        text = str(exc)
+        text = scrub(str(exc), self._secrets)
         if isinstance(exc, rexc.AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
             return AccessDenied(f"{where}: authentication failed (wrong username or password?): {text}")
         if isinstance(exc, rexc.NoPermissionError):

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from ..._build import build_backend
 from ..._exceptions import BackendUnavailable, CacheTimeout, ConfigurationError
+from ..._redact import redact, redact_url
 from ..._types import Missing
 from ...core.hashring import HashRing
 from ...core.health import NodeHealth
@@ -42,8 +43,9 @@ class AsyncShardedBackend(AsyncBackend):
 
     ``nodes`` is a list of backends (objects, URLs, names or config mappings) or a mapping
     ``{node_id: backend}``; ids name the nodes on the ring, so every process must use the
-    same ids for the same nodes (by default a URL is its own id, and an object its
-    ``describe()``). ``weights`` (``{node_id: int}``) gives a node a larger share.
+    same ids for the same nodes (by default a URL is its own id, with any password shown
+    as ``***``, and an object its ``describe()``). ``weights`` (``{node_id: int}``) gives
+    a node a larger share.
     ``failure_threshold`` consecutive failures mark a node down; it is tried again after
     ``dead_retry`` seconds. ``clock`` (monotonic seconds) is for tests.
     """
@@ -66,7 +68,7 @@ class AsyncShardedBackend(AsyncBackend):
             specs = [(None, spec) for spec in nodes]
         else:
             raise ConfigurationError(
-                f"parameter 'nodes': expected a list or mapping of backends, got {nodes!r}"
+                f"parameter 'nodes': expected a list or mapping of backends, got {redact(nodes)!r}"
             )
         if len(specs) < 2:
             raise ConfigurationError(
@@ -78,7 +80,9 @@ class AsyncShardedBackend(AsyncBackend):
                 backend = build_backend(
                     spec, asynchronous=_IS_ASYNC, what=f"node {position}", owner="the sharded cache"
                 )
-                ident = node_id or (spec if isinstance(spec, str) else backend.describe())
+                # A URL names its node without its password (redact_url leaves a URL with
+                # nothing to hide unchanged, so such ids, and the ring, are as before).
+                ident = node_id or (redact_url(spec) if isinstance(spec, str) else backend.describe())
                 if ident in self._nodes:
                     raise ConfigurationError(
                         f"node {position}: id {ident!r} is given twice; node ids must be unique"
@@ -88,7 +92,9 @@ class AsyncShardedBackend(AsyncBackend):
             self._close_built()
             raise
         ring_weights = dict.fromkeys(self._nodes, 1)
-        for node_id, weight in (weights or {}).items():
+        for given_id, weight in (weights or {}).items():
+            # A weight keyed by a node's full URL (password included) still finds its node.
+            node_id = given_id if given_id in ring_weights else redact_url(str(given_id))
             if node_id not in ring_weights:
                 raise ConfigurationError(f"parameter 'weights': no node has the id {node_id!r}")
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:

@@ -355,6 +355,44 @@ class AsyncCacheConformance:
         assert await two.get("k") == ("from two" if retains(acache) else None)
         assert await acache.get("k") == ("from base" if retains(acache) else None)
 
+    async def test_namespace_that_prefixes_another_is_isolated(self, acache: AsyncCache) -> None:
+        # "app" + ":" is the start of "app:b": the raw keys of the two must still never meet
+        # ("app"'s key "b:x" and "app:b"'s key "x" were once the same raw key), and
+        # "app%3Ab" (the encoded form of "app:b", taken literally) is a third namespace.
+        r = retains(acache)
+        names = ("app", "app:b", "app%3Ab")
+        outer, inner, literal = (
+            AsyncCache(acache.backend, namespace=name, serializer=_codec(acache)) for name in names
+        )
+        await outer.set_many({"b:x": "outer", "b:y": "outer", "k": "outer"})
+        await inner.set_many({"x": "inner", "k": "inner"})
+        await literal.set("x", "literal")
+        assert await inner.exists("y") is False  # outer's "b:y"
+        assert await outer.get("b:x") == ("outer" if r else None)
+        assert await inner.get("x") == ("inner" if r else None)
+        assert await literal.get("x") == ("literal" if r else None)
+        enumerable = acache.backend.capabilities.delete_pattern
+        if enumerable and r:
+            assert [(await c.stats()).items for c in (outer, inner, literal)] == [3, 2, 1]
+        if enumerable:
+            assert await outer.delete_pattern("*") == (3 if r else 0)
+            assert await inner.get_many(["x", "k"]) == ({"x": "inner", "k": "inner"} if r else {})
+            assert await literal.exists("x") is r
+            await outer.set_many({"b:x": "outer", "k": "outer"})
+            assert await inner.delete_pattern("*") == (2 if r else 0)
+            assert await outer.get_many(["b:x", "k"]) == ({"b:x": "outer", "k": "outer"} if r else {})
+            await inner.set_many({"x": "inner", "k": "inner"})
+        await outer.clear()
+        assert await outer.get("k") is None
+        assert await inner.get_many(["x", "k"]) == ({"x": "inner", "k": "inner"} if r else {})
+        assert await literal.get("x") == ("literal" if r else None)
+        await outer.set("b:x", "outer")
+        await inner.clear()
+        assert await outer.get("b:x") == ("outer" if r else None)
+        assert await literal.get("x") == ("literal" if r else None)
+        await literal.clear()
+        assert await outer.get("b:x") == ("outer" if r else None)
+
     async def test_delete_pattern_in_namespace(self, acache: AsyncCache) -> None:
         if not acache.backend.capabilities.delete_pattern:
             pytest.skip(f"{acache.backend.name} cannot enumerate keys")

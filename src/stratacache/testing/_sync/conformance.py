@@ -355,6 +355,44 @@ class CacheConformance:
         assert two.get("k") == ("from two" if retains(cache) else None)
         assert cache.get("k") == ("from base" if retains(cache) else None)
 
+    def test_namespace_that_prefixes_another_is_isolated(self, cache: Cache) -> None:
+        # "app" + ":" is the start of "app:b": the raw keys of the two must still never meet
+        # ("app"'s key "b:x" and "app:b"'s key "x" were once the same raw key), and
+        # "app%3Ab" (the encoded form of "app:b", taken literally) is a third namespace.
+        r = retains(cache)
+        names = ("app", "app:b", "app%3Ab")
+        outer, inner, literal = (
+            Cache(cache.backend, namespace=name, serializer=_codec(cache)) for name in names
+        )
+        outer.set_many({"b:x": "outer", "b:y": "outer", "k": "outer"})
+        inner.set_many({"x": "inner", "k": "inner"})
+        literal.set("x", "literal")
+        assert inner.exists("y") is False  # outer's "b:y"
+        assert outer.get("b:x") == ("outer" if r else None)
+        assert inner.get("x") == ("inner" if r else None)
+        assert literal.get("x") == ("literal" if r else None)
+        enumerable = cache.backend.capabilities.delete_pattern
+        if enumerable and r:
+            assert [(c.stats()).items for c in (outer, inner, literal)] == [3, 2, 1]
+        if enumerable:
+            assert outer.delete_pattern("*") == (3 if r else 0)
+            assert inner.get_many(["x", "k"]) == ({"x": "inner", "k": "inner"} if r else {})
+            assert literal.exists("x") is r
+            outer.set_many({"b:x": "outer", "k": "outer"})
+            assert inner.delete_pattern("*") == (2 if r else 0)
+            assert outer.get_many(["b:x", "k"]) == ({"b:x": "outer", "k": "outer"} if r else {})
+            inner.set_many({"x": "inner", "k": "inner"})
+        outer.clear()
+        assert outer.get("k") is None
+        assert inner.get_many(["x", "k"]) == ({"x": "inner", "k": "inner"} if r else {})
+        assert literal.get("x") == ("literal" if r else None)
+        outer.set("b:x", "outer")
+        inner.clear()
+        assert outer.get("b:x") == ("outer" if r else None)
+        assert literal.get("x") == ("literal" if r else None)
+        literal.clear()
+        assert outer.get("b:x") == ("outer" if r else None)
+
     def test_delete_pattern_in_namespace(self, cache: Cache) -> None:
         if not cache.backend.capabilities.delete_pattern:
             pytest.skip(f"{cache.backend.name} cannot enumerate keys")
