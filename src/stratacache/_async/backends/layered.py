@@ -17,6 +17,8 @@ truth is shared):
   flavour) drops the upper tiers' copies named by other processes' messages. Whenever the
   subscription is (re)established, messages may have been missed, so the upper tiers are
   cleared entirely; while it is not established, lower-tier hits do not fill upper tiers.
+  The channel lives in ``invalidation.py`` (its pure logic in ``core/invalidation.py``):
+  the backend owns one and gives it a callback that drops keys, prefixes or patterns.
 * Without a channel, ``l1_ttl`` is the staleness bound: no upper-tier copy outlives it.
 * Race guard: an invalidation that arrives between reading a lower tier and filling the
   upper ones must not leave the older value above. Every invalidation (local write, remote
