@@ -7,11 +7,14 @@ tests/test_layered.py.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from servers import RedisServer
+from stratacache import MISSING, Cache
 from stratacache.core.invalidation import (
     EVERYTHING,
     KEEPALIVE,
@@ -66,6 +69,31 @@ def test_decode_drops_keys_that_are_not_strings_and_prefixes_that_are_not() -> N
     assert decode(json.dumps({"s": "x", "c": 5})) == Message("x", EVERYTHING)
     # "k" that is not a list falls through to the other kinds.
     assert decode(json.dumps({"s": "x", "k": "a", "c": "p"})) == Message("x", Clear("p"))
+
+
+@pytest.mark.parametrize("payload", ["[" * 100_000, '{"s": "x", "k": ' + "[" * 100_000 + "}"])
+def test_decode_refuses_a_message_nested_past_the_recursion_limit(payload: str) -> None:
+    # json.loads raises RecursionError here: not a message, not a reason to drop the subscription.
+    assert decode(payload) is None
+
+
+def test_a_deeply_nested_message_is_counted_as_bad_and_keeps_the_subscription(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    with Cache(backend="layered", tiers=["memory", redis_server.url], channel="test:deep") as cache:
+        assert cache.backend.wait_listening()  # type: ignore[attr-defined]
+        cache.set("k", 1)
+        redis_server.command("PUBLISH", "test:deep", "[" * 100_000)
+        deadline = time.monotonic() + 5
+        while cache.stats().backend["invalidation"]["bad_messages"] < 1:
+            assert time.monotonic() < deadline, cache.stats().backend["invalidation"]
+            time.sleep(0.01)
+        details = cache.stats().backend["invalidation"]
+        assert details["subscriptions"] == 1
+        assert details["last_error"] is None
+        # L1 was not cleared by a resubscription.
+        assert cache.backend.tiers[0].store.get("k") is not MISSING  # type: ignore[attr-defined]
 
 
 @given(st.binary())

@@ -99,7 +99,9 @@ def decode(data: Any) -> Message | None:
     try:
         message = json.loads(data)
         sender = message["s"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
+        # RecursionError: JSON nested past the interpreter's limit, which anyone able to
+        # PUBLISH can send; it is a bad message, not a failure of the subscription.
         return None
     invalidation: Invalidation | None = None
     if "k" in message and isinstance(message["k"], list):
