@@ -17,6 +17,8 @@ truth is shared):
   flavour) drops the upper tiers' copies named by other processes' messages. Whenever the
   subscription is (re)established, messages may have been missed, so the upper tiers are
   cleared entirely; while it is not established, lower-tier hits do not fill upper tiers.
+  The channel lives in ``invalidation.py`` (its pure logic in ``core/invalidation.py``):
+  the backend owns one and gives it a callback that drops keys, prefixes or patterns.
 * Without a channel, ``l1_ttl`` is the staleness bound: no upper-tier copy outlives it.
 * Race guard: an invalidation that arrives between reading a lower tier and filling the
   upper ones must not leave the older value above. Every invalidation (local write, remote
@@ -36,26 +38,21 @@ tiers only (``"degrade"``, counted as ``degraded_writes``).
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import functools
 import itertools
-import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..._build import build_backend
-from ..._drivers.background_async import Handle
-from ..._drivers.background_async import start as start_background
-from ..._drivers.background_async import stop as stop_background
-from ..._drivers.redis_async import close_client
 from ..._exceptions import BackendUnavailable, CacheError, CacheTimeout, ConfigurationError, InvalidTTL
 from ..._types import MISSING, UNSET, Missing, Unset, normalize_ttl
 from ...core.breaker import CircuitBreaker
+from ...core.invalidation import Clear, Invalidation, Keys, Pattern
 from .base import AsyncBackend, BackendCounters, Capabilities, Decoded
+from .invalidation import AsyncInvalidationChannel, off_details
 
 __all__ = ["DEFAULT_CHANNEL", "L1_TTL_WITHOUT_CHANNEL", "L1_TTL_WITH_CHANNEL", "AsyncLayeredBackend"]
 
@@ -72,16 +69,8 @@ L1_TTL_WITH_CHANNEL = 60.0
 
 _UNAVAILABLE = (BackendUnavailable, CacheTimeout)
 _STRIPES = 1024  # a power of two: a key's stripe is hash(key) & (_STRIPES - 1)
-_POLL = 0.1  # seconds the listener waits for a message before checking its stop flag
-_KEEPALIVE = 1.0  # an idle subscription is PINGed this often; silent for 3x this = lost
-_SUBSCRIBE_TIMEOUT = 5.0
-_RECONNECT_MIN, _RECONNECT_MAX = 0.05, 1.0
 _WRITE_FAILURE_MODES = ("raise", "degrade")
 _Call = Callable[..., Awaitable[Any]]
-
-
-class _SubscriptionLost(Exception):
-    """The subscription stopped answering keepalive PINGs (a silent network failure)."""
 
 
 class AsyncLayeredBackend(AsyncBackend):
@@ -170,7 +159,7 @@ class AsyncLayeredBackend(AsyncBackend):
 
         # -- invalidation channel: the lowest Redis tier (not on a cluster: see docs/layered.md)
         self.channel: str | None = None
-        self._channel_index: int | None = None
+        channel_index: int | None = None
         self._channel_note = "off (channel=None)" if channel is None else "off (no Redis tier)"
         if channel is not None:
             for index in reversed(range(len(built))):
@@ -180,10 +169,10 @@ class AsyncLayeredBackend(AsyncBackend):
                         self._channel_note = "off (Redis Cluster: pub/sub invalidation is not supported)"
                         continue
                     self.channel = channel
-                    self._channel_index = index
+                    channel_index = index
                     break
         # Tiers whose copies other processes' messages invalidate: those above the channel tier.
-        self._private = tuple(range(self._channel_index or 0))
+        self._private = tuple(range(channel_index or 0))
         if isinstance(l1_ttl, Unset):
             cap: float | None = L1_TTL_WITH_CHANNEL if self.channel else L1_TTL_WITHOUT_CHANNEL
         else:
@@ -202,23 +191,24 @@ class AsyncLayeredBackend(AsyncBackend):
         self._stripes = [0] * _STRIPES
         self._epoch = 0
 
-        # -- listener state
-        self._sender = uuid.uuid4().hex
-        self._state = "idle" if self.channel else "off"
-        self._listen_due = self.channel is not None
-        self._listener: Handle | None = None
-        self._stopping = False
+        # -- the channel (publishing, the listener, its counters) and when to start it
+        self._channel: AsyncInvalidationChannel | None = None
+        if channel_index is not None:
+            self._channel = AsyncInvalidationChannel(
+                built[channel_index].client,  # type: ignore[attr-defined]
+                channel,  # type: ignore[arg-type]  # not None when channel_index is set
+                self._breakers[channel_index],
+                on_invalidate=self._invalidate,
+                on_lost=self._bump_all,
+            )
+        # Started on first use: in the async flavour there may be no running loop before.
+        self._listen_due = self._channel is not None
         self._closed = False
-        self._last_listener_error: str | None = None
 
         # -- counters for stats().backend
         self._fills = 0
         self._fills_skipped = 0
         self._degraded_writes = 0
-        self._received = 0
-        self._subscriptions = 0
-        self._publish_failures = 0
-        self._bad_messages = 0
 
     # ------------------------------------------------------------------ plumbing
 
@@ -317,7 +307,7 @@ class AsyncLayeredBackend(AsyncBackend):
 
     def _fills_allowed(self) -> bool:
         # With a channel, a copy made while not subscribed could miss its invalidation.
-        return self._channel_index is None or self._state == "listening"
+        return self._channel is None or self._channel.state == "listening"
 
     async def _on(self, index: int, fn: _Call, *args: Any) -> Any:
         """Call ``fn`` (a method of tier ``index``) through the tier's circuit breaker.
@@ -394,8 +384,8 @@ class AsyncLayeredBackend(AsyncBackend):
         """Start the listener on first use (in the async flavour: inside the running loop)."""
         if self._listen_due and not self._closed:
             self._listen_due = False
-            self._state = "connecting"
-            self._listener = start_background(self._listen, f"stratacache-invalidation-{self._sender[:8]}")
+            assert self._channel is not None
+            self._channel.start()
 
     async def wait_listening(self, timeout: float = 5.0) -> bool:
         """Start the invalidation listener if needed and wait until it is subscribed.
@@ -403,135 +393,68 @@ class AsyncLayeredBackend(AsyncBackend):
         True once it is (or when there is no channel), False after ``timeout`` seconds.
         Until then, lower-tier hits do not fill the upper tiers.
         """
-        if self._channel_index is None:
+        if self._channel is None:
             return True
         self._ensure_listener()
-        deadline = time.monotonic() + timeout
-        while self._state != "listening":
-            if time.monotonic() >= deadline or self._closed:
-                return False
-            await asyncio.sleep(0.005)
-        return True
+        return await self._channel.wait_listening(timeout)
 
-    async def _publish(self, message: dict[str, Any]) -> None:
+    async def _publish(self, invalidation: Invalidation) -> None:
         """Tell other processes to drop their copies (best effort: a failure is counted)."""
-        index = self._channel_index
-        if index is None:
-            return
-        breaker = self._breakers[index]
-        if not breaker.allow():
-            self._publish_failures += 1
-            return
-        message["s"] = self._sender
-        payload = json.dumps(message, separators=(",", ":"))
-        try:
-            await self.tiers[index].client.publish(self.channel, payload)  # type: ignore[attr-defined]
-        except Exception:  # the driver's own errors (not translated here): any means "not sent"
-            breaker.record_failure()
-            self._publish_failures += 1
-        else:
-            breaker.record_success()
+        if self._channel is not None:
+            await self._channel.publish(invalidation)
 
     async def _publish_keys(self, keys: list[str]) -> None:
-        if self._channel_index is not None:
-            await self._publish({"k": keys})
+        if self._channel is not None:
+            await self._channel.publish(Keys(keys))
 
-    async def _listen(self) -> None:
-        """Subscribe to the channel and apply other processes' invalidations until closed.
+    async def _invalidate(self, invalidation: Invalidation) -> None:
+        """The channel's callback: drop the private tiers' copies another process invalidated.
 
-        Any failure of the subscription ends in a fresh one after a short backoff. redis-py
-        may also reconnect and resubscribe by itself; either way every subscription
-        confirmation means messages may have been missed, so it clears the upper tiers.
+        Also called with ``EVERYTHING`` on each (re)subscription: copies made before it may
+        have missed messages.
         """
-        assert self._channel_index is not None
-        client: Any = self.tiers[self._channel_index].client  # type: ignore[attr-defined]
-        backoff = _RECONNECT_MIN
-        while not self._stopping:
-            pubsub: Any = None
-            try:
-                pubsub = client.pubsub()
-                await pubsub.subscribe(self.channel)
-                deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT
-                heard = time.monotonic()
-                pinged = False
-                while not self._stopping:
-                    message = await pubsub.get_message(timeout=_POLL)
-                    now = time.monotonic()
-                    if message is None:
-                        if self._state != "listening":
-                            if now >= deadline:
-                                raise _SubscriptionLost("no subscription confirmation")
-                        elif now - heard >= 3 * _KEEPALIVE:
-                            raise _SubscriptionLost("no answer to keepalive PING")
-                        elif not pinged and now - heard >= _KEEPALIVE:
-                            await pubsub.ping()
-                            pinged = True
-                        continue
-                    heard, pinged = now, False
-                    kind = message.get("type")
-                    if kind == "subscribe":
-                        await self._subscribed()
-                        backoff = _RECONNECT_MIN
-                    elif kind == "message":
-                        await self._apply(message.get("data"))
-            except Exception as exc:  # a driver or network error of any kind: resubscribe
-                self._lost(exc)
-            finally:
-                if pubsub is not None:
-                    # Closing a broken connection may fail too; there is nothing left to do then.
-                    with contextlib.suppress(Exception):
-                        await close_client(pubsub)
-            if not self._stopping:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _RECONNECT_MAX)
-        self._state = "closed"
-
-    async def _subscribed(self) -> None:
-        """A (re)subscription: copies made before it may have missed messages, so drop them all."""
-        self._subscriptions += 1
-        self._bump_all()
-        for index in self._private:
-            await self._try(index, self.tiers[index].clear, None)
-        self._state = "listening"
-
-    def _lost(self, exc: Exception) -> None:
-        if self._stopping:
-            return
-        self._state = "disconnected"
-        self._bump_all()  # in-flight fills made under the old subscription are undone
-        self._last_listener_error = f"{type(exc).__name__}: {exc}"
-
-    async def _apply(self, data: Any) -> None:
-        """Apply one invalidation message from another process."""
-        try:
-            message = json.loads(data)
-            sender = message["s"]
-        except (ValueError, TypeError, KeyError):
-            self._bad_messages += 1
-            return
-        if sender == self._sender:
-            return  # our own write: our upper tiers are already right
-        self._received += 1
-        if "k" in message and isinstance(message["k"], list):
-            keys = [key for key in message["k"] if isinstance(key, str)]
+        if isinstance(invalidation, Keys):
+            keys = invalidation.keys
             for key in keys:
                 self._bump(key)
             await self._drop(keys, self._private)
-        elif "c" in message:
-            prefix = message["c"] if isinstance(message["c"], str) else None
+        elif isinstance(invalidation, Clear):
+            prefix = invalidation.prefix
             self._bump_all()
             for index in self._private:
                 await self._try(index, self.tiers[index].clear, prefix)
-        elif isinstance(message.get("p"), str):
+        else:
             self._bump_all()
             for index in self._private:
                 tier = self.tiers[index]
                 if tier.capabilities.delete_pattern:
-                    await self._try(index, tier.delete_pattern, message["p"])
+                    await self._try(index, tier.delete_pattern, invalidation.pattern)
                 else:
                     await self._try(index, tier.clear, None)
-        else:
-            self._bad_messages += 1
+
+    # -- the listener's state under the names it had before the channel moved out (tests
+    # and debugging sessions read them)
+
+    @property
+    def _listener(self) -> Any:
+        return None if self._channel is None else self._channel.listener
+
+    @property
+    def _state(self) -> str:
+        return "off" if self._channel is None else self._channel.state
+
+    @_state.setter
+    def _state(self, state: str) -> None:
+        if self._channel is not None:
+            self._channel.state = state
+
+    @property
+    def _received(self) -> int:
+        return 0 if self._channel is None else self._channel.received
+
+    @property
+    def _subscriptions(self) -> int:
+        return 0 if self._channel is None else self._channel.subscriptions
 
     # ------------------------------------------------------------------ reads
 
@@ -741,7 +664,7 @@ class AsyncLayeredBackend(AsyncBackend):
         self._bump_all()
         count = await self._source_write(self._source.delete_pattern, pattern, keys=None)
         if count is not MISSING:
-            await self._publish({"p": pattern})
+            await self._publish(Pattern(pattern))
         upper = 0
         for index in self._upper:
             removed = await self._try(index, self.tiers[index].delete_pattern, pattern)
@@ -754,7 +677,7 @@ class AsyncLayeredBackend(AsyncBackend):
             self._ensure_listener()
         self._bump_all()
         if await self._source_write(self._source.clear, prefix, keys=None) is not MISSING:
-            await self._publish({"c": prefix})
+            await self._publish(Clear(prefix))
         for index in self._upper:
             await self._try(index, self.tiers[index].clear, prefix)
 
@@ -929,15 +852,9 @@ class AsyncLayeredBackend(AsyncBackend):
             "degraded_writes": self._degraded_writes,
             "l1_ttl": self.l1_ttl,
             "on_write_failure": self.on_write_failure,
-            "invalidation": {
-                "channel": self.channel,
-                "state": self._state if self.channel else self._channel_note,
-                "received": self._received,
-                "subscriptions": self._subscriptions,
-                "publish_failures": self._publish_failures,
-                "bad_messages": self._bad_messages,
-                "last_error": self._last_listener_error,
-            },
+            "invalidation": (
+                self._channel.details() if self._channel is not None else off_details(self._channel_note)
+            ),
         }
         return BackendCounters(
             items=found.items,
@@ -952,11 +869,9 @@ class AsyncLayeredBackend(AsyncBackend):
         if self._closed:
             return
         self._closed = True
-        self._stopping = True
         self._listen_due = False
-        if self._listener is not None:
-            await stop_background(self._listener, 5.0)
-        self._state = "closed" if self.channel else self._state
+        if self._channel is not None:
+            await self._channel.stop()
         for tier in self.tiers:
             # One tier failing to close must not leak the others.
             with contextlib.suppress(CacheError):
