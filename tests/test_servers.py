@@ -494,6 +494,9 @@ def test_redis_cluster_is_ok_and_spreads_keys(redis_cluster: RedisCluster) -> No
         assert node.cluster_bus_port not in {n.port for n in nodes}
     assert len({node.node_id() for node in nodes}) == 3
 
+    # The cluster is shared by the session: start from empty nodes, whatever ran before.
+    for node in nodes:
+        node.command("FLUSHALL")
     keys = keys_one_per_node(redis_cluster)
     # A real cluster client routes each key to its node...
     with redis.cluster.RedisCluster(host="127.0.0.1", port=nodes[0].port) as client:
