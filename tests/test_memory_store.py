@@ -1065,3 +1065,111 @@ def test_only_sliding_stores_pay_for_a_window_slot(clock: FakeClock) -> None:
     clock.advance(3)
     assert sliding.get("k") == 1
     assert sliding.ttl("k") == 4
+
+
+# ------------------------------------------------- finalizers and re-entrance (deadlocks)
+
+
+def _finishes(call: Callable[[], Any], timeout: float = 10.0) -> bool:
+    """Run ``call`` in a daemon thread; False when it has not returned after ``timeout`` (a
+    deadlock: the thread is left blocked, the test fails instead of hanging)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if errors:
+        raise errors[0]
+    return not worker.is_alive()
+
+
+class _UsesTheStoreWhenFreed:
+    """A value whose finalizer writes to the store that held it."""
+
+    def __init__(self, store: MemoryStore, freed: list[str]) -> None:
+        self.store = store
+        self.freed = freed
+
+    def __del__(self) -> None:
+        self.store.set("written-by-a-finalizer", 1, None)
+        self.freed.append("freed")
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random", "lfu", "tinylfu", None])
+@pytest.mark.parametrize("how", ["overwrite", "evict", "delete", "clear", "expire", "pattern", "many"])
+def test_a_finalizer_that_uses_the_store_runs_after_the_lock_is_given_back(
+    policy: str | None, how: str, clock: FakeClock
+) -> None:
+    limits: dict[str, Any] = {} if policy is None else {"max_entries": 3, "policy": policy}
+    store = MemoryStore(clock=clock, **limits)
+    freed: list[str] = []
+    store.set("a", _UsesTheStoreWhenFreed(store, freed), 1 if how == "expire" else None)
+
+    def drop() -> None:
+        if how == "overwrite":
+            store.set("a", 2, None)
+        elif how == "evict":
+            for i in range(200):
+                if freed:
+                    break
+                store.set(f"k{i}", i, None)
+        elif how == "delete":
+            store.delete("a")
+        elif how == "clear":
+            store.clear()
+        elif how == "expire":
+            clock.advance(2)
+            store.set("b", 2, None)  # a write reclaims due entries
+        elif how == "pattern":
+            store.delete_pattern("a*")
+        else:
+            store.set_many({"a": 3, "b": 4}, None)
+
+    if how == "evict" and policy is None:
+        pytest.skip("an unbounded store evicts nothing")
+    assert _finishes(drop), f"deadlock: a finalizer ran under the store's lock ({how})"
+    assert freed == ["freed"]
+    assert store.get("written-by-a-finalizer") == 1
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_get_or_set_whose_factory_reenters_for_the_same_key_raises(asynchronous: bool) -> None:
+    import asyncio
+
+    from stratacache import AsyncCache, Cache
+
+    if asynchronous:
+
+        async def scenario() -> None:
+            cache = AsyncCache("memory://")
+
+            async def factory() -> int:
+                return int(await cache.get_or_set("k", factory))
+
+            with pytest.raises(InvalidArgument, match="called again by its own factory"):
+                await cache.get_or_set("k", factory)
+            assert await cache.get("k") is None  # nothing stored
+            assert await cache.get_or_set("other", lambda: 5) == 5  # the group is usable
+            await cache.close()
+
+        assert _finishes(lambda: asyncio.run(scenario()))
+        return
+    cache = Cache("memory://")
+
+    def factory() -> int:
+        return int(cache.get_or_set("k", factory))
+
+    def scenario() -> None:
+        with pytest.raises(InvalidArgument, match="called again by its own factory"):
+            cache.get_or_set("k", factory)
+        assert cache.get("k") is None
+        assert cache.get_or_set("k", lambda: 7) == 7  # a later call leads a new flight
+
+    assert _finishes(scenario)
+    cache.close()
