@@ -1173,3 +1173,38 @@ def test_get_or_set_whose_factory_reenters_for_the_same_key_raises(asynchronous:
 
     assert _finishes(scenario)
     cache.close()
+
+
+# ------------------------------------------------------------- str subclass keys (defect 7)
+
+
+@pytest.mark.parametrize("url", ["memory://", "memory://?namespace=ns", "file"])
+def test_a_str_subclass_key_is_its_content_on_every_path(url: str, tmp_path: Any) -> None:
+    import enum
+
+    from stratacache import Cache
+
+    class Color(str, enum.Enum):  # noqa: UP042 - the mixin whose __str__ is not its value
+        RED = "red"
+
+    class Loud(str):
+        def __str__(self) -> str:
+            return self.upper()
+
+        def __hash__(self) -> int:
+            raise TypeError("no hashing")
+
+    cache = Cache(f"file://{tmp_path}" if url == "file" else url)
+    try:
+        cache.set(Color.RED, 1)
+        assert cache.get("red") == 1
+        assert cache.get(Color.RED) == 1
+        assert cache.get_many([Color.RED]) == {Color.RED: 1}
+        cache.set(Loud("quiet"), 2)
+        assert cache.get("quiet") == 2
+        assert cache.get(Loud("quiet")) == 2
+        assert cache.delete(Loud("quiet"))
+        assert cache.exists("red")
+        assert cache.delete_pattern("r*") == 1
+    finally:
+        cache.close()

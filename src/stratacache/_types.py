@@ -78,9 +78,12 @@ def normalize_ttl(ttl: object, default: float | None = None, *, name: str = "ttl
 
 
 def check_key(key: object) -> str:
-    """Return ``key`` if it is a ``str``; raise :class:`InvalidKey` naming the key otherwise."""
+    """Return ``key`` as a plain ``str`` (a subclass gives its content); :class:`InvalidKey` otherwise."""
     if type(key) is str:
         return key
     if isinstance(key, str):
-        return str(key)
+        # The plain str with the same content: str(key) would run the subclass's __str__
+        # (a (str, Enum) member gives "Color.RED", not "red"), and a subclass may hash or
+        # compare otherwise; every path and backend must see the content alone.
+        return str.__str__(key)
     raise InvalidKey(f"cache keys must be str, not {type(key).__name__}: {key!r}")
