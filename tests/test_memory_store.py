@@ -1118,6 +1118,8 @@ def test_a_finalizer_that_uses_the_store_runs_after_the_lock_is_given_back(
             for i in range(200):
                 if freed:
                     break
+                for _ in range(3):  # warm (tinylfu admits a newcomer more popular than "a")
+                    store.get(f"k{i}")
                 store.set(f"k{i}", i, None)
         elif how == "delete":
             store.delete("a")
@@ -1208,3 +1210,89 @@ def test_a_str_subclass_key_is_its_content_on_every_path(url: str, tmp_path: Any
         assert cache.delete_pattern("r*") == 1
     finally:
         cache.close()
+
+
+# ----------------------------------------------- collection writes and weighers (defect 7)
+
+_COLLECTION_WRITES: dict[str, Callable[[MemoryStore, str], Any]] = {
+    "lpush": lambda s, k: s.push(k, ["x" * 400], left=True),
+    "rpush": lambda s, k: s.push(k, ["x" * 400], left=False),
+    "sadd": lambda s, k: s.sadd(k, ["x" * 400]),
+    "hset": lambda s, k: s.hset(k, {"f": "x" * 400}),
+    "hincrby": lambda s, k: s.hincrby(k, "f" * 400, 1),
+}
+
+
+def _snapshot(store: MemoryStore) -> Any:
+    return sorted((k, repr(store._data[k].value), store.entry_info(k)) for k in store.keys()), store._bytes  # noqa: SIM118 - the store, not a dict
+
+
+@pytest.mark.parametrize("op", sorted(_COLLECTION_WRITES))
+@pytest.mark.parametrize("weigher", ["default", "custom"])
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_collection_write_past_max_bytes_raises_and_changes_nothing(
+    op: str, weigher: str, existing: bool
+) -> None:
+    from stratacache import ValueTooLarge
+    from stratacache.core.memory_store import default_weigher
+
+    custom: Any = None if weigher == "default" else (lambda k, v: default_weigher(k, v) + 1)
+    store = MemoryStore(max_bytes=300, policy="lru", weigher=custom)
+    for i in range(3):
+        store.set(f"plain{i}", "v", None)
+    if existing:
+        if op in ("lpush", "rpush"):
+            store.push("c", ["a"], left=False)
+        elif op == "sadd":
+            store.sadd("c", ["a"])
+        else:
+            store.hset("c", {"a": 1})
+    before, evictions = _snapshot(store), store.evictions
+    with pytest.raises(ValueTooLarge, match="'c'"):
+        _COLLECTION_WRITES[op](store, "c")
+    assert _snapshot(store) == before  # nothing evicted, nothing written
+    assert store.counters().rejected == 1
+    assert store.evictions == evictions
+
+
+@pytest.mark.parametrize("op", sorted(_COLLECTION_WRITES))
+@pytest.mark.parametrize("bad", [-1, 2.5, "10", None, "raises"])
+def test_weigher_results_are_checked_on_collection_writes(op: str, bad: Any) -> None:
+    def weigher(key: str, value: Any) -> Any:
+        if key != "c":
+            return 1
+        if bad == "raises":
+            raise KeyError("boom")
+        return bad
+
+    store = MemoryStore(max_bytes=10_000, weigher=weigher)
+    store.set("keep", "v", None)
+    before = _snapshot(store)
+    with pytest.raises(ConfigurationError, match="'c'"):
+        _COLLECTION_WRITES[op](store, "c")
+    assert _snapshot(store) == before
+
+
+@pytest.mark.parametrize("way", ["set", "set_many", "incr"])
+def test_a_raising_weigher_gives_a_cache_error_naming_the_key_and_loses_nothing(way: str) -> None:
+    from stratacache.core.pool import MemoryPool
+
+    def weigher(key: str, value: Any) -> int:
+        if key == "bad":
+            raise RuntimeError("weigher failed")
+        return 1
+
+    # A pool (no max_bytes) weighs too: set_many must weigh every item before storing any.
+    store = MemoryStore(weigher=weigher, pool=MemoryPool(10_000))
+    store.set("good", 1, None)
+    if way == "incr":
+        with pytest.raises(ConfigurationError, match="'bad'"):
+            store.incr("bad", 1)
+    elif way == "set":
+        with pytest.raises(ConfigurationError, match="'bad'"):
+            store.set("bad", 1, None)
+    else:
+        with pytest.raises(ConfigurationError, match="'bad'"):
+            store.set_many({"a": 1, "bad": 2}, None)
+    assert store.keys() == ["good"]
+    assert store.get("good") == 1

@@ -526,9 +526,19 @@ class MemoryStore:
                 self._pool.charge(self, -weight)
 
     def _weigh(self, key: str, value: Any) -> int:
+        """``weigher(key, value)``, checked: an int >= 0 that fits ``max_bytes``. The one
+        check of a weight, for plain and collection writes alike; raises before any change."""
         if not self._weighs:
             return 0
-        weight = self._weigher(key, value)
+        try:
+            weight = self._weigher(key, value)
+        except Exception as exc:  # a user's callable: its error must not escape raw
+            raise ConfigurationError(f"weigher raised {type(exc).__name__} for key {key!r}: {exc}") from exc
+        return self._fits(key, weight)
+
+    def _fits(self, key: str, weight: Any) -> int:
+        """``weight`` if it is an int >= 0 within ``max_bytes``; else ConfigurationError or
+        ValueTooLarge (counted as rejected)."""
         if type(weight) is not int or weight < 0:
             raise ConfigurationError(
                 f"weigher returned {weight!r} for key {key!r}; it must return an int >= 0"
@@ -568,11 +578,15 @@ class MemoryStore:
 
             janitor.watch(self)
 
-    def _put(self, key: str, value: Any, ttl: float | None) -> _Entry:
-        """Insert or replace ``key``, then evict to stay within every limit. Lock held."""
+    def _put(self, key: str, value: Any, ttl: float | None, weight: int | None = None) -> _Entry:
+        """Insert or replace ``key``, then evict to stay within every limit. Lock held.
+
+        The one definition of a write. ``weight``: already computed by :meth:`_weigh`.
+        """
         if self._reads:
             self._drain_reads()
-        weight = self._weigh(key, value) if self._weighs else 0
+        if weight is None:
+            weight = self._weigh(key, value) if self._weighs else 0
         now = self.clock()
         heap = self._heap
         if heap and heap[0][0] <= now:
@@ -637,20 +651,14 @@ class MemoryStore:
             self._enforce(over=True)
         return entry
 
-    def _reweigh(self, key: str, entry: _Entry, delta: int | None = None) -> None:
-        """A value changed in place: bump its version, re-weigh it, evict if needed. Lock held.
-
-        ``delta`` is the change in weight when the caller knows it (collections with the
-        default weigher), so that pushing onto a long list stays O(1) instead of re-weighing
-        every element; a custom weigher always sees the whole value.
-        """
+    def _reweigh(self, key: str, entry: _Entry, weight: int) -> None:
+        """A value changed in place: bump its version, record its new ``weight`` (checked by
+        the caller), evict if needed. Lock held."""
         entry.version += 1
         entry.updated = self.clock()
         if not self._weighs:
             return
-        if delta is None or self._weigher is not default_weigher:
-            delta = self._weigher(key, entry.value) - entry.weight
-        weight = entry.weight + delta
+        delta = weight - entry.weight
         if delta:
             entry.weight = weight
             self._bytes += delta
@@ -886,10 +894,16 @@ class MemoryStore:
                 return MISSING
             if type(entry.value) in _NATIVE_TYPES:
                 raise WrongType(f"get on key {key!r}: it holds a {_kind(entry.value)}")
-        self._touch(key)
-        reads = self._reads
-        if reads is not None and len(reads) >= _DRAIN_BATCH:
-            self._drain()
+        # _touch, inlined (a frame is a fifth of a hit): the access callable it names.
+        access = self._fast_access
+        if access is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
+                access(key)
+            except KeyError:
+                pass  # evicted by another thread after our read: the read came first
+            reads = self._reads
+            if reads is not None and len(reads) >= _DRAIN_BATCH:
+                self._drain()
         return entry.value
 
     def fused_get(
@@ -924,6 +938,9 @@ class MemoryStore:
         timing = False  # a timed run is under way (in any thread): do not nest another
 
         def timed(key: Any, default: Any) -> Any:
+            # The call is made again under the timer, and counted then. Its first run was a
+            # hit (recorded twice, as a tick's rare cost) or a miss (the rerun does not tell
+            # the policy again).
             nonlocal timing
             timing = True
             try:
@@ -938,20 +955,24 @@ class MemoryStore:
         def get(key: Any, default: Any = None) -> Any:
             if hooks.active or type(key) is not str:
                 return full_get(key, default)
-            n = stats.hits + stats.misses + 1
-            if not n & mask and not n % every and not timing:
-                return timed(key, default)
             try:
-                value = store_get(prefix + key, miss_is_final)
+                value = store_get(prefix + key, miss_is_final and not timing)
             except CacheError:
                 return full_get(key, default)  # which raises it again, counted
-            if value is MISSING:
-                if not miss_is_final:
-                    return full_get(key, default)
-                stats.misses += 1
+            if value is not MISSING:
+                h = stats.hits + 1
+                # ``h & mask`` is nonzero on all calls but one in ``every`` (a power of two).
+                if h & mask or h % every or timing:
+                    stats.hits = h
+                    return value
+                return timed(key, default)
+            if not miss_is_final:
+                return full_get(key, default)
+            n = stats.misses + 1
+            if n & mask or n % every or timing:
+                stats.misses = n
                 return default
-            stats.hits += 1
-            return value
+            return timed(key, default)
 
         return get
 
@@ -1032,11 +1053,10 @@ class MemoryStore:
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         """Store every item with the same ttl, atomically (all weighed before any is stored)."""
         with self._guard:
-            if self.max_bytes is not None:
-                for key, value in items.items():
-                    self._weigh(key, value)
+            # Every weight first: a refused or failing one must leave the store unchanged.
+            weights = {key: self._weigh(key, value) for key, value in items.items()}
             for key, value in items.items():
-                self._put(key, value, ttl)
+                self._put(key, value, ttl, weights[key])
         self._relieve_pool()
 
     def add(self, key: str, value: Any, ttl: float | None) -> bool:
@@ -1083,9 +1103,11 @@ class MemoryStore:
             else:
                 current, as_bytes = _as_counter(entry.value, key, "incr")
                 result = _add_counter(current, delta, key)
-                entry.value = str(result).encode() if as_bytes else result
+                new_value = str(result).encode() if as_bytes else result
+                weight = self._weigh(key, new_value)  # checked before anything changes
+                entry.value = new_value
                 self._touch(key)
-                self._reweigh(key, entry)
+                self._reweigh(key, entry, weight)
         self._relieve_pool()
         return result
 
@@ -1169,59 +1191,101 @@ class MemoryStore:
 
     # ------------------------------------------------------------- collections
 
-    def _native(self, key: str, cls: type[Any], op: str, create: bool) -> Any:
-        """The native collection at ``key``; WrongType if it holds something else. Lock held."""
+    def _native(self, key: str, cls: type[Any], op: str) -> Any:
+        """The native collection at ``key`` (None when absent); WrongType if it holds
+        something else. Lock held. Writes go through :meth:`_write_native`."""
         entry = self._live(key)
         if entry is None:
-            if not create:
-                return None
-            value = cls()
-            # Version 0: the operation that creates a collection also fills it, and that
-            # fill (one write) brings it to version 1.
-            entry = self._put(key, value, None)
-            entry.version = 0
-            if entry.expires is None:
-                entry.expires = _FOREVER
-            return value
+            return None
         value = entry.value
         if type(value) is not cls:
             raise WrongType(f"{op} on key {key!r}: it holds a {_kind(value)}, not a {_KIND[cls]}")
         self._touch(key)
         return value
 
-    def _changed(self, key: str, container: Any, delta: int | None = None) -> None:
-        """After an in-place change: drop an emptied collection (as Redis does), else re-weigh it."""
+    def _changed(self, key: str, container: Any, delta: int = 0) -> None:
+        """After an in-place removal: drop an emptied collection (as Redis does), else re-weigh
+        it (``delta``: the change in default weight)."""
         entry = self._data.get(key)
         if entry is None:
             return
         if not container:
             self._remove(key, entry)
+        elif self._weighs:
+            if self._weigher is default_weigher:
+                self._reweigh(key, entry, entry.weight + delta)
+            else:
+                self._reweigh(key, entry, self._weigh(key, container))
         else:
-            self._reweigh(key, entry, delta)
+            self._reweigh(key, entry, 0)
+
+    def _write_native(
+        self, key: str, cls: type[Any], op: str, change: Callable[[Any], Any], delta: int
+    ) -> Any:
+        """Apply ``change`` (container -> result) to the ``cls`` collection at ``key``, made
+        when absent: the one write rule of the collections, all or nothing. Lock held.
+
+        The new weight is checked before the store changes: with the default weigher from
+        ``delta`` (the change in weight, which the caller computes from the new elements, so
+        that pushing onto a long list stays O(1)); with a custom one, ``change`` runs on a
+        copy, which the weigher sees whole and which replaces the collection. A weight that
+        fails the checks (see :meth:`_weigh`) raises, and nothing is changed or evicted.
+        """
+        entry = self._live(key)
+        if entry is not None and type(entry.value) is not cls:
+            raise WrongType(f"{op} on key {key!r}: it holds a {_kind(entry.value)}, not a {_KIND[cls]}")
+        container = cls() if entry is None else entry.value
+        weight = 0
+        if not self._weighs:
+            result = change(container)
+        elif self._weigher is default_weigher:
+            base = default_weigher(key, container) if entry is None else entry.weight
+            weight = self._fits(key, base + delta)
+            result = change(container)
+        else:
+            container = cls(container)
+            result = change(container)
+            weight = self._weigh(key, container)
+        if entry is None:
+            if container:
+                # Version 1 and no deadline (_FOREVER: see its definition), like any new entry.
+                self._put(key, container, None, weight).expires = _FOREVER
+            return result
+        if container is not entry.value:
+            self._doomed.append(entry.value)
+            entry.value = container
+        self._touch(key)
+        self._reweigh(key, entry, weight)
+        return result
 
     # ------------------------------------------------------------------- lists
 
     def push(self, key: str, values: Iterable[Any], left: bool) -> int:
         """LPUSH/RPUSH: add ``values`` at one end; the new length."""
         values = list(values)
+        op = "lpush" if left else "rpush"
         with self._guard:
             if not values:
                 # Nothing to add: do not create (and possibly evict for) an empty list.
-                existing = self._native(key, _List, "lpush" if left else "rpush", False)
+                existing = self._native(key, _List, op)
                 return 0 if existing is None else len(existing)
-            items: _List = self._native(key, _List, "lpush" if left else "rpush", True)
-            if left:
-                items.extendleft(values)
-            else:
-                items.extend(values)
-            length = len(items)
-            self._changed(key, items, sum(_value_weight(v) + 8 for v in values) if self._weighs else 0)
-            return length
+
+            def change(items: _List) -> int:
+                if left:
+                    items.extendleft(values)
+                else:
+                    items.extend(values)
+                return len(items)
+
+            delta = sum(_value_weight(v) + 8 for v in values) if self._weighs else 0
+            length: int = self._write_native(key, _List, op, change, delta)
+        self._relieve_pool()
+        return length
 
     def pop(self, key: str, left: bool) -> Any:
         """LPOP/RPOP: remove and return one end, or MISSING when the list is empty/absent."""
         with self._guard:
-            items: _List | None = self._native(key, _List, "lpop" if left else "rpop", False)
+            items: _List | None = self._native(key, _List, "lpop" if left else "rpop")
             if not items:
                 return MISSING
             value = items.popleft() if left else items.pop()
@@ -1231,13 +1295,13 @@ class MemoryStore:
     def llen(self, key: str) -> int:
         """The length of the list at ``key`` (0 when absent)."""
         with self._guard:
-            items = self._native(key, _List, "llen", False)
+            items = self._native(key, _List, "llen")
             return 0 if items is None else len(items)
 
     def lrange(self, key: str, start: int, stop: int) -> list[Any]:
         """Elements ``start..stop`` inclusive, negative indexes from the end (Redis LRANGE)."""
         with self._guard:
-            items = self._native(key, _List, "lrange", False)
+            items = self._native(key, _List, "lrange")
             if items is None:
                 return []
             n = len(items)
@@ -1258,22 +1322,19 @@ class MemoryStore:
         # create (and evict for) a set that is then dropped again.
         new_members = set(members)
         with self._guard:
-            if not new_members:
-                self._native(key, _Set, "sadd", False)  # still WrongType on another kind
+            existing = self._native(key, _Set, "sadd")  # WrongType on another kind
+            fresh = new_members if existing is None else new_members - existing
+            if not fresh:
                 return 0
-            container: _Set = self._native(key, _Set, "sadd", True)
-            fresh = new_members - container
-            container.update(fresh)
-            added = len(fresh)
-            if added:
-                self._changed(key, container, sum(_value_weight(m) + 8 for m in fresh) if self._weighs else 0)
+            delta = sum(_value_weight(m) + 8 for m in fresh) if self._weighs else 0
+            self._write_native(key, _Set, "sadd", lambda container: container.update(fresh), delta)
         self._relieve_pool()
-        return added
+        return len(fresh)
 
     def srem(self, key: str, members: Iterable[Any]) -> int:
         """Remove members; the number that were there."""
         with self._guard:
-            container: _Set | None = self._native(key, _Set, "srem", False)
+            container: _Set | None = self._native(key, _Set, "srem")
             if container is None:
                 return 0
             gone = [m for m in set(members) if m in container]
@@ -1284,19 +1345,19 @@ class MemoryStore:
     def smembers(self, key: str) -> builtins.set[Any]:
         """A copy of the set at ``key`` (empty when absent)."""
         with self._guard:
-            container = self._native(key, _Set, "smembers", False)
+            container = self._native(key, _Set, "smembers")
             return set() if container is None else set(container)
 
     def sismember(self, key: str, member: Any) -> bool:
         """True when ``member`` is in the set at ``key``."""
         with self._guard:
-            container = self._native(key, _Set, "sismember", False)
+            container = self._native(key, _Set, "sismember")
             return container is not None and member in container
 
     def scard(self, key: str) -> int:
         """The size of the set at ``key`` (0 when absent)."""
         with self._guard:
-            container = self._native(key, _Set, "scard", False)
+            container = self._native(key, _Set, "scard")
             return 0 if container is None else len(container)
 
     # ------------------------------------------------------------------ hashes
@@ -1304,28 +1365,35 @@ class MemoryStore:
     def hset(self, key: str, mapping: Mapping[str, Any]) -> int:
         """Set fields; the number of fields that were new."""
         with self._guard:
+            existing: _Hash | None = self._native(key, _Hash, "hset")  # WrongType on another kind
             if not mapping:
-                self._native(key, _Hash, "hset", False)  # still WrongType on another kind
                 return 0
-            container: _Hash = self._native(key, _Hash, "hset", True)
             new = 0
             delta = 0
             for field, value in mapping.items():
-                old = container.get(field, MISSING)
+                old = MISSING if existing is None else existing.get(field, MISSING)
                 if old is MISSING:
                     new += 1
                     if self._weighs:
                         delta += len(field) + 16 + _value_weight(value)
                 elif self._weighs:
                     delta += _value_weight(value) - _value_weight(old)
-                container[field] = value
-            self._changed(key, container, delta)
-            return new
+            # The values replaced stay referenced until the lock is given back (finalizers).
+            replaced: list[Any] = []
+
+            def change(container: _Hash) -> None:
+                for field, value in mapping.items():
+                    replaced.append(container.get(field))
+                    container[field] = value
+
+            self._write_native(key, _Hash, "hset", change, delta)
+        self._relieve_pool()
+        return new
 
     def hget(self, key: str, field: str) -> Any:
         """The value of ``field`` or MISSING."""
         with self._guard:
-            container = self._native(key, _Hash, "hget", False)
+            container = self._native(key, _Hash, "hget")
             if container is None:
                 return MISSING
             return container.get(field, MISSING)
@@ -1333,13 +1401,13 @@ class MemoryStore:
     def hgetall(self, key: str) -> dict[str, Any]:
         """A copy of the hash at ``key`` (empty when absent)."""
         with self._guard:
-            container = self._native(key, _Hash, "hgetall", False)
+            container = self._native(key, _Hash, "hgetall")
             return {} if container is None else dict(container)
 
     def hdel(self, key: str, fields: Iterable[str]) -> int:
         """Remove fields; the number that existed."""
         with self._guard:
-            container: _Hash | None = self._native(key, _Hash, "hdel", False)
+            container: _Hash | None = self._native(key, _Hash, "hdel")
             if container is None:
                 return 0
             removed = 0
@@ -1356,35 +1424,34 @@ class MemoryStore:
     def hexists(self, key: str, field: str) -> bool:
         """True when the hash at ``key`` has ``field``."""
         with self._guard:
-            container = self._native(key, _Hash, "hexists", False)
+            container = self._native(key, _Hash, "hexists")
             return container is not None and field in container
 
     def hlen(self, key: str) -> int:
         """The number of fields in the hash at ``key`` (0 when absent)."""
         with self._guard:
-            container = self._native(key, _Hash, "hlen", False)
+            container = self._native(key, _Hash, "hlen")
             return 0 if container is None else len(container)
 
     def hincrby(self, key: str, field: str, delta: int) -> int:
         """Add ``delta`` to the integer in ``field`` (created from 0)."""
         with self._guard:
-            container: _Hash | None = self._native(key, _Hash, "hincrby", False)
+            container: _Hash | None = self._native(key, _Hash, "hincrby")
             current = MISSING if container is None else container.get(field, MISSING)
             if current is MISSING:
                 number, as_bytes = 0, False
             else:
                 number, as_bytes = _as_counter(current, key, "hincrby")
-            # Computed before the hash is created: an overflow must leave no empty hash behind.
+            # Computed before the hash is touched: an overflow must leave no empty hash behind.
             result = _add_counter(number, delta, key, "hincrby")
-            if container is None:
-                container = self._native(key, _Hash, "hincrby", True)
             new_value = str(result).encode() if as_bytes else result
-            delta = 0
+            weight_delta = 0
             if self._weighs:
-                delta = _value_weight(new_value) - (
+                weight_delta = _value_weight(new_value) - (
                     -(len(field) + 16) if current is MISSING else _value_weight(current)
                 )
-            container[field] = new_value
-            self._changed(key, container, delta)
+            self._write_native(
+                key, _Hash, "hincrby", lambda hash_: hash_.__setitem__(field, new_value), weight_delta
+            )
         self._relieve_pool()
         return result
