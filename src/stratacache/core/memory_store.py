@@ -133,6 +133,9 @@ class _SlidingEntry(_Entry):
 _new_entry = object.__new__
 _NATIVE = (_List, _Set, _Hash)
 _NATIVE_TYPES = frozenset(_NATIVE)  # ``type(v) in`` a frozenset: one hash probe, not three compares
+# Values whose release runs no code (no finalizer, no references): not worth deferring past
+# the lock (see MemoryStore._doomed), which would cost a list per write.
+_INERT = frozenset({int, float, str, bytes, bool, type(None)})
 _KIND: dict[type, str] = {_List: "list", _Set: "set", _Hash: "hash"}
 
 
@@ -515,7 +518,8 @@ class MemoryStore:
 
     def _remove(self, key: str, entry: _Entry) -> None:
         """Forget ``key`` everywhere (map, policy, bytes, pool). Lock held."""
-        self._doomed.append(entry)
+        if type(entry.value) not in _INERT:
+            self._doomed.append(entry)
         del self._data[key]
         if self._tracks_keys:
             self._policy.on_remove(key)  # type: ignore[union-attr]
@@ -625,7 +629,8 @@ class MemoryStore:
         else:
             scheduled = entry.expires
             delta = weight - entry.weight
-            self._doomed.append(entry.value)
+            if type(entry.value) not in _INERT:
+                self._doomed.append(entry.value)
             entry.value = value
             entry.expires = expires
             entry.weight = weight
@@ -706,7 +711,8 @@ class MemoryStore:
                 entry = data.pop(victim, None)
                 if entry is None:
                     continue  # the policy knew a key the store had already dropped
-            doom(entry)
+            if type(entry.value) not in _INERT:
+                doom(entry)
             weight = entry.weight
             if weight:
                 self._bytes -= weight
@@ -716,7 +722,8 @@ class MemoryStore:
 
     def _remove_evicted(self, key: str, entry: _Entry) -> None:
         # The policy already forgot the victim; only the map, bytes and pool remain.
-        self._doomed.append(entry)
+        if type(entry.value) not in _INERT:
+            self._doomed.append(entry)
         del self._data[key]
         weight = entry.weight
         if weight:
