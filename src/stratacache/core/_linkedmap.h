@@ -1,12 +1,10 @@
-/* LinkedMap: the part of collections.OrderedDict that the TinyLFU policy uses, built for its
- * C helpers. Included once, by _speedups.c (one extension module, one translation unit).
+/* LinkedMap: the part of collections.OrderedDict that the TinyLFU policy uses, a self-contained
+ * type. Included once, by _speedups.c (one extension module, one translation unit).
  *
  * Why not OrderedDict: each evicting write moves keys between the policy's ordered regions
- * (window -> probation, probation -> a ghost list) and trims a ghost list. Through
- * OrderedDict's methods each of those steps costs 600-1,000 instructions (a method lookup,
- * argument parsing, a second index lookup for its node, a result tuple); here the C helpers
- * reach the list directly: taking the oldest key is a pointer read, a move to the recent end
- * six pointer writes, and only membership goes through a dict.
+ * (window -> probation, probation -> a ghost list) and trims a ghost list, and every buffered
+ * hit moves a key to the recent end of its region (tinylfu_replay does that without a method
+ * call). The measured difference is in docs/memory-engine.md and docs/benchmarks.md.
  *
  * Layout: `index` is a dict key -> LMNode; the nodes form a doubly linked list, oldest first.
  * The index owns the nodes (the list's pointers are borrowed), and a node owns its key and

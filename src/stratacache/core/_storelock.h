@@ -1,13 +1,10 @@
-/* StoreLock: the memory store's lock, a threading.Lock that C code can take without a call.
+/* StoreLock: the memory store's lock, with threading.Lock's interface and a cheaper call.
  * Included once, by _speedups.c.
  *
  * Why not threading.Lock: its acquire() is a METH_VARARGS|METH_KEYWORDS method, so every call
- * (from C, or `with lock:` in Python) builds an argument tuple and parses it: ~500
- * instructions for the fused set's acquire alone, 8% of an evicting write, and its release
- * another ~100 plus saving the pending error around the call. Here the fused get and set
- * take and give the lock directly (lock_take/lock_give below: a non-blocking attempt, and
- * only under contention a wait with the GIL released), and Python's `with` and acquire() go
- * through vectorcall methods.
+ * builds an argument tuple and parses it; here acquire() and release() are vectorcall methods
+ * (a non-blocking attempt first, and only under contention a wait with the GIL released).
+ * The cost difference is measured in docs/benchmarks.md.
  *
  * Python sees threading.Lock's interface: acquire(blocking=True, timeout=-1), release(),
  * locked(), `with`, a repr, weak references. Like threading.Lock it is not reentrant, may be
@@ -216,7 +213,7 @@ static PyTypeObject StoreLockType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "stratacache.core._speedups.StoreLock",
     .tp_doc = PyDoc_STR("StoreLock()\n--\n\nA non-reentrant lock with threading.Lock's interface; the memory "
-                        "store's lock, which the compiled fused get and set take without a call."),
+                        "store's lock (cheaper to take and give than threading.Lock)."),
     .tp_basicsize = sizeof(StoreLock),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = slock_new,
