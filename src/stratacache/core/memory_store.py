@@ -698,21 +698,20 @@ class MemoryStore:
         pool = self._pool
         # The first key of the map is the victim when the map is the order (_InlineLRU).
         popfirst = data.popitem if not self._tracks_keys else None
-        doom = self._doomed.append
         # The loop of _over() and _remove_evicted(), inlined: it runs once per evicted key.
         while (max_entries is not None and len(data) > max_entries) or (
             max_bytes is not None and self._bytes > max_bytes
         ):
             entry: _Entry | None
             if popfirst is not None:
-                entry = popfirst(last=False)[1]  # type: ignore[call-arg]
+                entry = popfirst(False)[1]  # type: ignore[call-arg]  # the oldest (a keyword call costs more)
             else:
                 victim: Any = policy.evict()
                 entry = data.pop(victim, None)
                 if entry is None:
                     continue  # the policy knew a key the store had already dropped
             if type(entry.value) not in _INERT:
-                doom(entry)
+                self._doomed.append(entry)
             weight = entry.weight
             if weight:
                 self._bytes -= weight
@@ -1001,11 +1000,15 @@ class MemoryStore:
 
         The one definition of a write (:meth:`_put`, under the lock), which every path takes.
         """
-        self._lock.acquire()
+        lock = self._lock
+        lock.acquire()
         try:
             self._put(key, value, ttl)
         finally:
-            self._unlock()
+            if self._doomed:
+                self._unlock()
+            else:
+                lock.release()  # _unlock's common case, without its frame
         if self._pool is not None:
             self._relieve_pool()
 
