@@ -23,26 +23,37 @@ are then decimal ASCII bytes, which :meth:`MemoryStore.incr` understands as well
 
 from __future__ import annotations
 
-import builtins
 import heapq
-import math
-import sys
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .._exceptions import CacheError, ConfigurationError, InvalidArgument, ValueTooLarge, WrongType
+from .._exceptions import CacheError, ConfigurationError, ValueTooLarge, WrongType
 from .._types import MISSING, UNSET, Missing
 from . import _native
+from .entries import (
+    _FOREVER,
+    _INERT,
+    _NATIVE,
+    _NATIVE_TYPES,
+    EntryInfo,
+    StoreCounters,
+    _add_counter,
+    _as_counter,
+    _Entry,
+    _kind,
+    _new_entry,
+    _SlidingEntry,
+    default_weigher,
+)
 from .glob import compile_glob
 from .policies import Policy, make_policy
 from .policies.fifo import FIFOPolicy
 from .policies.lru import LRUPolicy
+from .store_collections import CollectionsMixin
 
 if TYPE_CHECKING:
     from .hooks import Hooks
@@ -51,23 +62,14 @@ if TYPE_CHECKING:
 
 __all__ = ["EntryInfo", "MemoryStore", "StoreCounters", "default_weigher"]
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
-
 # A stale deadline heap (overwritten / deleted keys) is rebuilt past this many extra items.
 _HEAP_SLACK = 1024
-# Fixed per-entry overhead in the default weight estimate (list + dict slot + key object).
-_ENTRY_OVERHEAD = 64
 # Hits buffered for a Python-level policy (lfu, tinylfu) between two drains; see _make_policy.
 _READ_BUFFER = 1024
 # A lock-free hit drains the read buffer once it holds this many reads (a drain has a fixed
 # cost, shared by its batch). Nothing is decided on stale counts: every operation that reads
 # or changes the policy drains the buffer first.
 _DRAIN_BATCH = 256
-# The deadline of a native collection (list/set/hash) without a ttl. Not None, so that get's
-# one test, ``entry.expires is not None``, sends collections (which a plain get refuses) and
-# ttl'd entries alike to its locked branch; never due, and reported as None.
-_FOREVER = math.inf
 
 
 class _Lock(Protocol):
@@ -79,135 +81,6 @@ class _Lock(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-
-
-class _List(deque[Any]):
-    """A native list value (``lpush``/``rpush``); a subclass so it is told apart from user deques."""
-
-    __slots__ = ()
-
-
-class _Set(set[Any]):
-    """A native set value (``sadd``)."""
-
-    __slots__ = ()
-
-
-class _Hash(dict[str, Any]):
-    """A native hash value (``hset``)."""
-
-    __slots__ = ()
-
-
-class _Entry:
-    """One stored value and its metadata, in six slots (88 bytes with the object's headers).
-
-    ``value``; ``expires``, a monotonic deadline or None; ``weight`` in bytes when the store
-    weighs entries, else 0; ``version``, incremented on every write; ``created`` and
-    ``updated`` (one float object for both until the first overwrite). Built with
-    ``object.__new__`` and its fields set by the store (no ``__init__`` frame per insert).
-    """
-
-    __slots__ = ("created", "expires", "updated", "value", "version", "weight")
-
-    value: Any
-    expires: float | None
-    weight: int
-    version: int
-    created: float
-    updated: float
-    #: The sliding-expiry window: always None here; see _SlidingEntry.
-    window: float | None = None
-
-
-class _SlidingEntry(_Entry):
-    """An entry of a store with ``expire_after_access``: a seventh slot for its window.
-
-    Only such stores have windows, so the other stores' entries do without the slot (8 bytes
-    an entry); the class attribute ``_Entry.window`` reads as None for them.
-    """
-
-    __slots__ = ("window",)
-
-
-_new_entry = object.__new__
-_NATIVE = (_List, _Set, _Hash)
-_NATIVE_TYPES = frozenset(_NATIVE)  # ``type(v) in`` a frozenset: one hash probe, not three compares
-# Values whose release runs no code (no finalizer, no references): not worth deferring past
-# the lock (see MemoryStore._doomed), which would cost a list per write.
-_INERT = frozenset({int, float, str, bytes, bool, type(None)})
-_KIND: dict[type, str] = {_List: "list", _Set: "set", _Hash: "hash"}
-
-
-def _kind(value: Any) -> str:
-    return _KIND.get(type(value), "plain value")
-
-
-def _value_weight(value: Any) -> int:
-    cls = type(value)
-    if cls is bytes or cls is str or cls is bytearray:
-        return len(value)
-    if cls is _List or cls is _Set:
-        return sum(_value_weight(v) for v in value) + 8 * len(value)
-    if cls is _Hash:
-        return sum(len(f) + _value_weight(v) for f, v in value.items()) + 16 * len(value)
-    return sys.getsizeof(value)
-
-
-def default_weigher(key: str, value: Any) -> int:
-    """The default weight of an entry, in bytes: an estimate of what it holds.
-
-    ``len(key)`` + ``len(value)`` for ``bytes``/``str``/``bytearray`` values (the common
-    case once a serializer is on), ``sys.getsizeof(value)`` (shallow) for other objects,
-    the sum of the elements' weights for native lists/sets/hashes, plus a fixed
-    64-byte per-entry overhead. Pass ``weigher=`` for anything more exact.
-    """
-    return len(key) + _value_weight(value) + _ENTRY_OVERHEAD
-
-
-def _as_counter(value: Any, key: str, what: str) -> tuple[int, bool]:
-    """Read a counter stored as ``int`` or decimal bytes; returns (number, stored_as_bytes)."""
-    if type(value) is int:
-        return value, False
-    if type(value) is bytes:
-        # Strictly ``-?[0-9]+``: int() alone would also take b"1_000", b" 12" or b"7\n".
-        # bytes.isdigit() is ASCII-only (the same rule as the codec's integer parsing).
-        digits = value[1:] if value[:1] == b"-" else value
-        if digits.isdigit():
-            try:
-                return int(value), True
-            except ValueError:  # more digits than sys.get_int_max_str_digits()
-                pass
-    raise WrongType(f"{what} on key {key!r}: the value is not an integer ({type(value).__name__})")
-
-
-def _add_counter(current: int, delta: int, key: str, what: str = "incr") -> int:
-    result = current + delta
-    if not _INT64_MIN <= result <= _INT64_MAX:
-        raise InvalidArgument(f"{what} on key {key!r} would overflow a 64-bit counter")
-    return result
-
-
-@dataclass(frozen=True, slots=True)
-class EntryInfo:
-    """Metadata of one entry: write version, creation/update times, expiry and weight."""
-
-    version: int
-    created: float
-    updated: float
-    expires: float | None
-    weight: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoreCounters:
-    """A store's running totals."""
-
-    items: int
-    bytes: int
-    evictions: int
-    expirations: int
-    rejected: int
 
 
 def _positive_or_none(name: str, value: object) -> int | None:
@@ -305,7 +178,7 @@ class _Guard:
         self._store._unlock()
 
 
-class MemoryStore:
+class MemoryStore(CollectionsMixin):
     """A thread-safe map with pluggable eviction, per-entry expiry and native collections.
 
     ``max_entries``/``max_bytes`` bound the store (``None``: unbounded); ``policy`` names
@@ -1198,270 +1071,3 @@ class MemoryStore:
                 if (entry.expires is None or entry.expires > now)
                 and (prefix is None or key.startswith(prefix))
             )
-
-    # ------------------------------------------------------------- collections
-
-    def _native(self, key: str, cls: type[Any], op: str) -> Any:
-        """The native collection at ``key`` (None when absent); WrongType if it holds
-        something else. Lock held. Writes go through :meth:`_write_native`."""
-        entry = self._live(key)
-        if entry is None:
-            return None
-        value = entry.value
-        if type(value) is not cls:
-            raise WrongType(f"{op} on key {key!r}: it holds a {_kind(value)}, not a {_KIND[cls]}")
-        self._touch(key)
-        return value
-
-    def _changed(self, key: str, container: Any, delta: int = 0) -> None:
-        """After an in-place removal: drop an emptied collection (as Redis does), else re-weigh
-        it (``delta``: the change in default weight)."""
-        entry = self._data.get(key)
-        if entry is None:
-            return
-        if not container:
-            self._remove(key, entry)
-        elif self._weighs:
-            if self._weigher is default_weigher:
-                self._reweigh(key, entry, entry.weight + delta)
-            else:
-                self._reweigh(key, entry, self._weigh(key, container))
-        else:
-            self._reweigh(key, entry, 0)
-
-    def _write_native(
-        self, key: str, cls: type[Any], op: str, change: Callable[[Any], Any], delta: int
-    ) -> Any:
-        """Apply ``change`` (container -> result) to the ``cls`` collection at ``key``, made
-        when absent: the one write rule of the collections, all or nothing. Lock held.
-
-        The new weight is checked before the store changes: with the default weigher from
-        ``delta`` (the change in weight, which the caller computes from the new elements, so
-        that pushing onto a long list stays O(1)); with a custom one, ``change`` runs on a
-        copy, which the weigher sees whole and which replaces the collection. A weight that
-        fails the checks (see :meth:`_weigh`) raises, and nothing is changed or evicted.
-        """
-        entry = self._live(key)
-        if entry is not None and type(entry.value) is not cls:
-            raise WrongType(f"{op} on key {key!r}: it holds a {_kind(entry.value)}, not a {_KIND[cls]}")
-        container = cls() if entry is None else entry.value
-        weight = 0
-        if not self._weighs:
-            result = change(container)
-        elif self._weigher is default_weigher:
-            base = default_weigher(key, container) if entry is None else entry.weight
-            weight = self._fits(key, base + delta)
-            result = change(container)
-        else:
-            container = cls(container)
-            result = change(container)
-            weight = self._weigh(key, container)
-        if entry is None:
-            if container:
-                # Version 1 and no deadline (_FOREVER: see its definition), like any new entry.
-                self._put(key, container, None, weight).expires = _FOREVER
-            return result
-        if container is not entry.value:
-            self._doomed.append(entry.value)
-            entry.value = container
-        self._touch(key)
-        self._reweigh(key, entry, weight)
-        return result
-
-    # ------------------------------------------------------------------- lists
-
-    def push(self, key: str, values: Iterable[Any], left: bool) -> int:
-        """LPUSH/RPUSH: add ``values`` at one end; the new length."""
-        values = list(values)
-        op = "lpush" if left else "rpush"
-        with self._guard:
-            if not values:
-                # Nothing to add: do not create (and possibly evict for) an empty list.
-                existing = self._native(key, _List, op)
-                return 0 if existing is None else len(existing)
-
-            def change(items: _List) -> int:
-                if left:
-                    items.extendleft(values)
-                else:
-                    items.extend(values)
-                return len(items)
-
-            delta = sum(_value_weight(v) + 8 for v in values) if self._weighs else 0
-            length: int = self._write_native(key, _List, op, change, delta)
-        self._relieve_pool()
-        return length
-
-    def pop(self, key: str, left: bool) -> Any:
-        """LPOP/RPOP: remove and return one end, or MISSING when the list is empty/absent."""
-        with self._guard:
-            items: _List | None = self._native(key, _List, "lpop" if left else "rpop")
-            if not items:
-                return MISSING
-            value = items.popleft() if left else items.pop()
-            self._changed(key, items, -(_value_weight(value) + 8) if self._weighs else 0)
-            return value
-
-    def llen(self, key: str) -> int:
-        """The length of the list at ``key`` (0 when absent)."""
-        with self._guard:
-            items = self._native(key, _List, "llen")
-            return 0 if items is None else len(items)
-
-    def lrange(self, key: str, start: int, stop: int) -> list[Any]:
-        """Elements ``start..stop`` inclusive, negative indexes from the end (Redis LRANGE)."""
-        with self._guard:
-            items = self._native(key, _List, "lrange")
-            if items is None:
-                return []
-            n = len(items)
-            if start < 0:
-                start = max(0, n + start)
-            if stop < 0:
-                stop = n + stop
-            stop = min(stop, n - 1)
-            if start > stop:
-                return []
-            return list(islice(items, start, stop + 1))
-
-    # -------------------------------------------------------------------- sets
-
-    def sadd(self, key: str, members: Iterable[Any]) -> int:
-        """Add members; the number that were new."""
-        # Hashing happens here, before the store is touched: an unhashable member must not
-        # create (and evict for) a set that is then dropped again.
-        new_members = set(members)
-        with self._guard:
-            existing = self._native(key, _Set, "sadd")  # WrongType on another kind
-            fresh = new_members if existing is None else new_members - existing
-            if not fresh:
-                return 0
-            delta = sum(_value_weight(m) + 8 for m in fresh) if self._weighs else 0
-            self._write_native(key, _Set, "sadd", lambda container: container.update(fresh), delta)
-        self._relieve_pool()
-        return len(fresh)
-
-    def srem(self, key: str, members: Iterable[Any]) -> int:
-        """Remove members; the number that were there."""
-        with self._guard:
-            container: _Set | None = self._native(key, _Set, "srem")
-            if container is None:
-                return 0
-            gone = [m for m in set(members) if m in container]
-            container.difference_update(gone)
-            self._changed(key, container, -sum(_value_weight(m) + 8 for m in gone) if self._weighs else 0)
-            return len(gone)
-
-    def smembers(self, key: str) -> builtins.set[Any]:
-        """A copy of the set at ``key`` (empty when absent)."""
-        with self._guard:
-            container = self._native(key, _Set, "smembers")
-            return set() if container is None else set(container)
-
-    def sismember(self, key: str, member: Any) -> bool:
-        """True when ``member`` is in the set at ``key``."""
-        with self._guard:
-            container = self._native(key, _Set, "sismember")
-            return container is not None and member in container
-
-    def scard(self, key: str) -> int:
-        """The size of the set at ``key`` (0 when absent)."""
-        with self._guard:
-            container = self._native(key, _Set, "scard")
-            return 0 if container is None else len(container)
-
-    # ------------------------------------------------------------------ hashes
-
-    def hset(self, key: str, mapping: Mapping[str, Any]) -> int:
-        """Set fields; the number of fields that were new."""
-        with self._guard:
-            existing: _Hash | None = self._native(key, _Hash, "hset")  # WrongType on another kind
-            if not mapping:
-                return 0
-            new = 0
-            delta = 0
-            for field, value in mapping.items():
-                old = MISSING if existing is None else existing.get(field, MISSING)
-                if old is MISSING:
-                    new += 1
-                    if self._weighs:
-                        delta += len(field) + 16 + _value_weight(value)
-                elif self._weighs:
-                    delta += _value_weight(value) - _value_weight(old)
-            # The values replaced stay referenced until the lock is given back (finalizers).
-            replaced: list[Any] = []
-
-            def change(container: _Hash) -> None:
-                for field, value in mapping.items():
-                    replaced.append(container.get(field))
-                    container[field] = value
-
-            self._write_native(key, _Hash, "hset", change, delta)
-        self._relieve_pool()
-        return new
-
-    def hget(self, key: str, field: str) -> Any:
-        """The value of ``field`` or MISSING."""
-        with self._guard:
-            container = self._native(key, _Hash, "hget")
-            if container is None:
-                return MISSING
-            return container.get(field, MISSING)
-
-    def hgetall(self, key: str) -> dict[str, Any]:
-        """A copy of the hash at ``key`` (empty when absent)."""
-        with self._guard:
-            container = self._native(key, _Hash, "hgetall")
-            return {} if container is None else dict(container)
-
-    def hdel(self, key: str, fields: Iterable[str]) -> int:
-        """Remove fields; the number that existed."""
-        with self._guard:
-            container: _Hash | None = self._native(key, _Hash, "hdel")
-            if container is None:
-                return 0
-            removed = 0
-            delta = 0
-            for field in fields:
-                old = container.pop(field, MISSING)
-                if old is not MISSING:
-                    removed += 1
-                    if self._weighs:
-                        delta -= len(field) + 16 + _value_weight(old)
-            self._changed(key, container, delta)
-            return removed
-
-    def hexists(self, key: str, field: str) -> bool:
-        """True when the hash at ``key`` has ``field``."""
-        with self._guard:
-            container = self._native(key, _Hash, "hexists")
-            return container is not None and field in container
-
-    def hlen(self, key: str) -> int:
-        """The number of fields in the hash at ``key`` (0 when absent)."""
-        with self._guard:
-            container = self._native(key, _Hash, "hlen")
-            return 0 if container is None else len(container)
-
-    def hincrby(self, key: str, field: str, delta: int) -> int:
-        """Add ``delta`` to the integer in ``field`` (created from 0)."""
-        with self._guard:
-            container: _Hash | None = self._native(key, _Hash, "hincrby")
-            current = MISSING if container is None else container.get(field, MISSING)
-            if current is MISSING:
-                number, as_bytes = 0, False
-            else:
-                number, as_bytes = _as_counter(current, key, "hincrby")
-            # Computed before the hash is touched: an overflow must leave no empty hash behind.
-            result = _add_counter(number, delta, key, "hincrby")
-            new_value = str(result).encode() if as_bytes else result
-            weight_delta = 0
-            if self._weighs:
-                weight_delta = _value_weight(new_value) - (
-                    -(len(field) + 16) if current is MISSING else _value_weight(current)
-                )
-            self._write_native(
-                key, _Hash, "hincrby", lambda hash_: hash_.__setitem__(field, new_value), weight_delta
-            )
-        self._relieve_pool()
-        return result
