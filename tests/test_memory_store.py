@@ -870,20 +870,22 @@ def test_fused_get_serves_ttl_entries_and_never_returns_expired(policy: str, clo
     get, stats, deferred = _fused(store)
     store.set("t", "v", 5)
     assert get("t") == "v"
-    assert deferred == []  # a live ttl'd entry is served inline
     clock.advance(5)
     assert get("t", "gone") == "gone"
-    assert deferred == ["t"]  # a due entry goes to the full path, which drops it
+    assert deferred == []  # the fast path calls the store's one get, which drops the due entry
     assert store.counters().expirations == 1
-    assert (stats.hits, stats.misses) == (1, 0)  # the full path of the facade counts its own
+    assert (stats.hits, stats.misses) == (1, 1)
 
 
-def test_fused_get_leaves_sliding_entries_and_collections_to_the_full_path(clock: FakeClock) -> None:
+def test_fused_get_extends_sliding_entries_and_leaves_errors_to_the_full_path(clock: FakeClock) -> None:
     store = MemoryStore(max_entries=10, expire_after_access=10, clock=clock)
     get, _, deferred = _fused(store)
     store.set("s", 1, None)
+    clock.advance(6)
     assert get("s") == 1
-    assert deferred == ["s"]  # sliding: the full path extends it under the lock
+    clock.advance(6)
+    assert get("s") == 1  # the read 6 s ago extended it by its window
+    assert deferred == []
     plain = MemoryStore(max_entries=10, clock=clock)
     get, _, deferred = _fused(plain)
     plain.push("l", [1], left=False)
@@ -967,9 +969,9 @@ def test_read_buffer_is_drained_by_hits_alone(every: int) -> None:
     reads = store._reads
     assert reads is not None
     assert reads.maxlen == memory_store._READ_BUFFER  # bounded even if nothing drained it
-    for _ in range(3 * memory_store._DRAIN_PERIOD):
+    for _ in range(3 * memory_store._READ_BUFFER):
         get("k")
-        assert len(reads) <= memory_store._DRAIN_PERIOD
+        assert len(reads) < memory_store._DRAIN_BATCH
     policy = store._policy
     assert isinstance(policy, LFUPolicy)
     assert policy.frequency("k") > policy.frequency("j")
@@ -1063,3 +1065,234 @@ def test_only_sliding_stores_pay_for_a_window_slot(clock: FakeClock) -> None:
     clock.advance(3)
     assert sliding.get("k") == 1
     assert sliding.ttl("k") == 4
+
+
+# ------------------------------------------------- finalizers and re-entrance (deadlocks)
+
+
+def _finishes(call: Callable[[], Any], timeout: float = 10.0) -> bool:
+    """Run ``call`` in a daemon thread; False when it has not returned after ``timeout`` (a
+    deadlock: the thread is left blocked, the test fails instead of hanging)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if errors:
+        raise errors[0]
+    return not worker.is_alive()
+
+
+class _UsesTheStoreWhenFreed:
+    """A value whose finalizer writes to the store that held it."""
+
+    def __init__(self, store: MemoryStore, freed: list[str]) -> None:
+        self.store = store
+        self.freed = freed
+
+    def __del__(self) -> None:
+        self.store.set("written-by-a-finalizer", 1, None)
+        self.freed.append("freed")
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random", "lfu", "tinylfu", None])
+@pytest.mark.parametrize("how", ["overwrite", "evict", "delete", "clear", "expire", "pattern", "many"])
+def test_a_finalizer_that_uses_the_store_runs_after_the_lock_is_given_back(
+    policy: str | None, how: str, clock: FakeClock
+) -> None:
+    limits: dict[str, Any] = {} if policy is None else {"max_entries": 3, "policy": policy}
+    store = MemoryStore(clock=clock, **limits)
+    freed: list[str] = []
+    store.set("a", _UsesTheStoreWhenFreed(store, freed), 1 if how == "expire" else None)
+
+    def drop() -> None:
+        if how == "overwrite":
+            store.set("a", 2, None)
+        elif how == "evict":
+            for i in range(200):
+                if freed:
+                    break
+                for _ in range(3):  # warm (tinylfu admits a newcomer more popular than "a")
+                    store.get(f"k{i}")
+                store.set(f"k{i}", i, None)
+        elif how == "delete":
+            store.delete("a")
+        elif how == "clear":
+            store.clear()
+        elif how == "expire":
+            clock.advance(2)
+            store.set("b", 2, None)  # a write reclaims due entries
+        elif how == "pattern":
+            store.delete_pattern("a*")
+        else:
+            store.set_many({"a": 3, "b": 4}, None)
+
+    if how == "evict" and policy is None:
+        pytest.skip("an unbounded store evicts nothing")
+    assert _finishes(drop), f"deadlock: a finalizer ran under the store's lock ({how})"
+    assert freed == ["freed"]
+    assert store.get("written-by-a-finalizer") == 1
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_get_or_set_whose_factory_reenters_for_the_same_key_raises(asynchronous: bool) -> None:
+    import asyncio
+
+    from stratacache import AsyncCache, Cache
+
+    if asynchronous:
+
+        async def scenario() -> None:
+            cache = AsyncCache("memory://")
+
+            async def factory() -> int:
+                return int(await cache.get_or_set("k", factory))
+
+            with pytest.raises(InvalidArgument, match="called again by its own factory"):
+                await cache.get_or_set("k", factory)
+            assert await cache.get("k") is None  # nothing stored
+            assert await cache.get_or_set("other", lambda: 5) == 5  # the group is usable
+            await cache.close()
+
+        assert _finishes(lambda: asyncio.run(scenario()))
+        return
+    cache = Cache("memory://")
+
+    def factory() -> int:
+        return int(cache.get_or_set("k", factory))
+
+    def scenario() -> None:
+        with pytest.raises(InvalidArgument, match="called again by its own factory"):
+            cache.get_or_set("k", factory)
+        assert cache.get("k") is None
+        assert cache.get_or_set("k", lambda: 7) == 7  # a later call leads a new flight
+
+    assert _finishes(scenario)
+    cache.close()
+
+
+# ------------------------------------------------------------- str subclass keys (defect 7)
+
+
+@pytest.mark.parametrize("url", ["memory://", "memory://?namespace=ns", "file"])
+def test_a_str_subclass_key_is_its_content_on_every_path(url: str, tmp_path: Any) -> None:
+    import enum
+
+    from stratacache import Cache
+
+    class Color(str, enum.Enum):  # noqa: UP042 - the mixin whose __str__ is not its value
+        RED = "red"
+
+    class Loud(str):
+        def __str__(self) -> str:
+            return self.upper()
+
+        def __hash__(self) -> int:
+            raise TypeError("no hashing")
+
+    cache = Cache(f"file://{tmp_path}" if url == "file" else url)
+    try:
+        cache.set(Color.RED, 1)
+        assert cache.get("red") == 1
+        assert cache.get(Color.RED) == 1
+        assert cache.get_many([Color.RED]) == {Color.RED: 1}
+        cache.set(Loud("quiet"), 2)
+        assert cache.get("quiet") == 2
+        assert cache.get(Loud("quiet")) == 2
+        assert cache.delete(Loud("quiet"))
+        assert cache.exists("red")
+        assert cache.delete_pattern("r*") == 1
+    finally:
+        cache.close()
+
+
+# ----------------------------------------------- collection writes and weighers (defect 7)
+
+_COLLECTION_WRITES: dict[str, Callable[[MemoryStore, str], Any]] = {
+    "lpush": lambda s, k: s.push(k, ["x" * 400], left=True),
+    "rpush": lambda s, k: s.push(k, ["x" * 400], left=False),
+    "sadd": lambda s, k: s.sadd(k, ["x" * 400]),
+    "hset": lambda s, k: s.hset(k, {"f": "x" * 400}),
+    "hincrby": lambda s, k: s.hincrby(k, "f" * 400, 1),
+}
+
+
+def _snapshot(store: MemoryStore) -> Any:
+    return sorted((k, repr(store._data[k].value), store.entry_info(k)) for k in store.keys()), store._bytes  # noqa: SIM118 - the store, not a dict
+
+
+@pytest.mark.parametrize("op", sorted(_COLLECTION_WRITES))
+@pytest.mark.parametrize("weigher", ["default", "custom"])
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_collection_write_past_max_bytes_raises_and_changes_nothing(
+    op: str, weigher: str, existing: bool
+) -> None:
+    from stratacache import ValueTooLarge
+    from stratacache.core.memory_store import default_weigher
+
+    custom: Any = None if weigher == "default" else (lambda k, v: default_weigher(k, v) + 1)
+    store = MemoryStore(max_bytes=300, policy="lru", weigher=custom)
+    for i in range(3):
+        store.set(f"plain{i}", "v", None)
+    if existing:
+        if op in ("lpush", "rpush"):
+            store.push("c", ["a"], left=False)
+        elif op == "sadd":
+            store.sadd("c", ["a"])
+        else:
+            store.hset("c", {"a": 1})
+    before, evictions = _snapshot(store), store.evictions
+    with pytest.raises(ValueTooLarge, match="'c'"):
+        _COLLECTION_WRITES[op](store, "c")
+    assert _snapshot(store) == before  # nothing evicted, nothing written
+    assert store.counters().rejected == 1
+    assert store.evictions == evictions
+
+
+@pytest.mark.parametrize("op", sorted(_COLLECTION_WRITES))
+@pytest.mark.parametrize("bad", [-1, 2.5, "10", None, "raises"])
+def test_weigher_results_are_checked_on_collection_writes(op: str, bad: Any) -> None:
+    def weigher(key: str, value: Any) -> Any:
+        if key != "c":
+            return 1
+        if bad == "raises":
+            raise KeyError("boom")
+        return bad
+
+    store = MemoryStore(max_bytes=10_000, weigher=weigher)
+    store.set("keep", "v", None)
+    before = _snapshot(store)
+    with pytest.raises(ConfigurationError, match="'c'"):
+        _COLLECTION_WRITES[op](store, "c")
+    assert _snapshot(store) == before
+
+
+@pytest.mark.parametrize("way", ["set", "set_many", "incr"])
+def test_a_raising_weigher_gives_a_cache_error_naming_the_key_and_loses_nothing(way: str) -> None:
+    from stratacache.core.pool import MemoryPool
+
+    def weigher(key: str, value: Any) -> int:
+        if key == "bad":
+            raise RuntimeError("weigher failed")
+        return 1
+
+    # A pool (no max_bytes) weighs too: set_many must weigh every item before storing any.
+    store = MemoryStore(weigher=weigher, pool=MemoryPool(10_000))
+    store.set("good", 1, None)
+    if way == "incr":
+        with pytest.raises(ConfigurationError, match="'bad'"):
+            store.incr("bad", 1)
+    elif way == "set":
+        with pytest.raises(ConfigurationError, match="'bad'"):
+            store.set("bad", 1, None)
+    else:
+        with pytest.raises(ConfigurationError, match="'bad'"):
+            store.set_many({"a": 1, "bad": 2}, None)
+    assert store.keys() == ["good"]
+    assert store.get("good") == 1

@@ -1,4 +1,4 @@
-"""The optional C helpers (``core/policies/_speedups.c``) against their Python reference.
+"""The optional C helpers (``core/_speedups.c``) against their Python reference.
 
 The C code must leave exactly the state the pure-Python code leaves: the same sketch table
 (so the same hash of ``(key, salt)``), the same regions in the same order, the same climber
@@ -28,9 +28,7 @@ from hypothesis import strategies as st
 
 import stratacache as sc
 from stratacache.core import _native
-from stratacache.core.memory_store import C_WRITES_TINYLFU
-from stratacache.core.policies import FrequencySketch, LFUPolicy, RandomPolicy, TinyLFUPolicy
-from stratacache.core.policies.lfu import _Bucket, _Node
+from stratacache.core.policies import FrequencySketch, RandomPolicy, TinyLFUPolicy
 from stratacache.testing import FakeClock
 from test_policies import _policy_state  # every piece of TinyLFU state, in comparable form
 
@@ -257,7 +255,7 @@ def test_replay_refuses_bad_arguments_and_passes_errors_through() -> None:
     assert replay(["b", "p"], tracked={"b", "p"}) == (1, 2, 1, 1)
 
 
-# -- the memory store's fused get: C (FusedGet) against the Python closure ------------------
+# -- a memory cache with the speedups against one without ------------------------------------
 
 
 def _seeded_init(cls: type[Any]) -> Callable[..., None]:
@@ -329,7 +327,7 @@ def _operation(
     ],
     ids=["plain", "namespace", "odd-sample", "sliding", "unbounded", "default-ttl"],
 )
-def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
+def test_a_cache_with_the_speedups_answers_exactly_as_one_without(
     policy: str, variant: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Hits (plain, with a ttl, due, sliding, collections), misses, non-str and unhashable keys,
@@ -346,8 +344,7 @@ def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
     compiled = sc.Cache(sc.MemoryBackend(**backend, clock=clocks[0]), **variant.get("cache", {}))
     with pure_python():
         reference = sc.Cache(sc.MemoryBackend(**backend, clock=clocks[1]), **variant.get("cache", {}))
-    assert isinstance(compiled.get, native.FusedGet)
-    assert not isinstance(reference.get, native.FusedGet)
+    assert isinstance(compiled._backend.store._lock, native.StoreLock)  # type: ignore[attr-defined]
     seen: list[list[Any]] = [[], []]
     for step in range(4_000):
         key = f"k{rng.randrange(80)}"
@@ -373,9 +370,6 @@ def test_fused_get_and_set_in_c_answer_exactly_as_the_python_closures(
             ]
             assert infos[0] == infos[1]
     assert len(seen[0]) == len(seen[1]) > 0
-    assert isinstance(compiled.set, native.FusedSet)
-    if policy == "tinylfu" and "backend" not in variant:
-        assert compiled._backend.store._c_writes == C_WRITES_TINYLFU  # type: ignore[attr-defined]  # served in C
     for cache in (compiled, reference):
         cache.close()
     assert _outcome(lambda: compiled.set("k", 1)) == _outcome(lambda: reference.set("k", 1))
@@ -387,7 +381,7 @@ def test_a_write_over_an_expired_entry_expires_it_and_makes_a_new_entry(policy: 
     # Whether the janitor reached a dead entry before the write or not, the write must give
     # the same answer: the dead entry counts as expired and the write makes a new entry
     # (version 1, created now); it does not inherit the dead one's metadata. The fused set
-    # (in C and in Python) and the store's own writes agree.
+    # (with and without the speedups) and the store's own writes agree.
     if way == "c" and native is None:
         pytest.skip("the C speedups are not built here")
     clock = FakeClock()
@@ -397,8 +391,6 @@ def test_a_write_over_an_expired_entry_expires_it_and_makes_a_new_entry(policy: 
         return sc.Cache(sc.MemoryBackend(**limits, clock=clock))
 
     cache = in_python(make) if way == "python" else make()
-    if native is not None:
-        assert isinstance(cache.set, native.FusedSet) == (way != "python")
     # Nine entries due before "k": a write reclaims eight due entries first, so "k" is still
     # in the map, dead, when it is overwritten.
     for i in range(9):
@@ -425,20 +417,18 @@ def test_a_write_over_an_expired_entry_expires_it_and_makes_a_new_entry(policy: 
 
 @needs_native
 @pytest.mark.parametrize("seed", [1, 2])
-def test_fused_set_of_a_tinylfu_store_in_c_leaves_the_state_of_the_python_closure(
+def test_a_tinylfu_store_with_the_speedups_leaves_the_state_of_one_without(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Plain writes (no ttl, so no expiry heap) between reads and deletes: the C fused set
-    # drains the read buffer, inserts, overwrites and evicts through the policy itself. The
-    # stores, their counters and every piece of the policy's state must match the closure's.
+    # Plain writes (no ttl, so no expiry heap) between reads and deletes, on LinkedMap regions,
+    # the C sketch and replay: the stores, their counters and every piece of the policy's
+    # state must match the pure-Python twin's.
     monkeypatch.setattr(TinyLFUPolicy, "__init__", _seeded_init(TinyLFUPolicy))
     rng = random.Random(seed)
     compiled = sc.Cache("memory://?policy=tinylfu&max_entries=50")
     with pure_python():
         reference = sc.Cache("memory://?policy=tinylfu&max_entries=50")
-    assert isinstance(compiled.set, native.FusedSet)
     stores = [c._backend.store for c in (compiled, reference)]  # type: ignore[attr-defined]
-    assert stores[0]._c_writes == C_WRITES_TINYLFU
     for step in range(6_000):
         hot = rng.random() < 0.6
         key = f"k{min(int(rng.paretovariate(1.1)), 400) if hot else rng.randrange(300)}"
@@ -462,219 +452,6 @@ def test_fused_set_of_a_tinylfu_store_in_c_leaves_the_state_of_the_python_closur
                 in_python(stores[1]._drain_reads)
                 assert _policy_state(stores[0]._policy) == _policy_state(stores[1]._policy), step
     assert compiled.stats().evictions > 1_000
-
-
-class _Store:
-    """What the C fused get reads of a store: its lock and the policy's miss hook."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._record_miss = None
-
-
-@needs_native
-def test_fused_get_constructor_refuses_bad_arguments() -> None:
-    assert native is not None
-    good: list[Any] = [{}, "", object(), object(), _Store(), time.monotonic, None, frozenset(), print]
-    good += [63, False, True, object()]
-    assert callable(native.fused_get(*good))
-    cases: list[tuple[int, Any, str]] = [
-        (0, [], "data must be a dict"),
-        (1, None, "prefix must be a str"),
-        (7, {int}, "native_types must be a frozenset"),
-        (5, 3, "argument 6 must be callable"),
-        (8, None, "argument 9 must be callable"),
-    ]
-    for index, bad, message in cases:
-        args = list(good)
-        args[index] = bad
-        with pytest.raises(TypeError, match=message):
-            native.fused_get(*args)
-    with pytest.raises(TypeError, match="takes 13 arguments"):
-        native.fused_get(*good[:12])
-    args = list(good)
-    args[4] = object()  # a store without its lock
-    with pytest.raises(AttributeError, match="_lock"):
-        native.fused_get(*args)
-
-
-@needs_native
-def test_fused_get_passes_errors_of_the_clock_and_of_odd_objects_through() -> None:
-    # A clock that fails, a stats object without the counters: the error reaches the caller
-    # (never a wrong answer), as it would from the Python closure.
-    assert native is not None
-
-    class Entry:
-        __slots__ = ("expires", "value")
-        expires: Any
-        value: Any
-
-    entry = Entry()
-    entry.value, entry.expires = "v", 5.0
-
-    def broken_clock() -> float:
-        raise RuntimeError("clock broke")
-
-    class Hooks:
-        active = False
-
-    class Stats:
-        hits = 0
-        misses = 0
-
-    data = {"k": entry}
-    get = native.fused_get(
-        data, "", Hooks(), Stats(), _Store(), broken_clock, None, frozenset(), print, 63, False, True, entry
-    )
-    with pytest.raises(RuntimeError, match="clock broke"):
-        get("k")
-    entry.expires = None
-    stats = Stats()
-    get = native.fused_get(
-        data, "", Hooks(), stats, _Store(), broken_clock, None, frozenset(), print, 63, False, True, entry
-    )
-    assert get("k") == "v"
-    assert stats.hits == 1  # the generic attribute path, for objects without slots
-
-    class NoCounters:
-        pass
-
-    get = native.fused_get(
-        data,
-        "",
-        Hooks(),
-        NoCounters(),
-        _Store(),
-        time.monotonic,
-        None,
-        frozenset(),
-        print,
-        63,
-        False,
-        True,
-        entry,
-    )
-    with pytest.raises(AttributeError, match="hits"):
-        get("k")
-
-
-@needs_native
-@pytest.mark.parametrize("seed", [1, 2])
-def test_lfu_replay_in_c_equals_pure_python(seed: int) -> None:
-    # Through bucket creation, emptied buckets, aging epochs (sample_size is small) and reads
-    # of keys evicted since; eviction order and counts must match the Python replay.
-    rng = random.Random(seed)
-    compiled, reference = LFUPolicy(30, sample_size=500), LFUPolicy(30, sample_size=500)
-    resident: set[Hashable] = set()
-    buffer: list[Hashable] = []
-    for _ in range(20_000):
-        key = int(rng.paretovariate(1.3)) if rng.random() < 0.8 else rng.randrange(200)
-        if key in resident:
-            buffer.append(key)
-            if len(buffer) >= rng.choice((1, 9, 100)):
-                compiled.on_access_many(list(buffer), resident)
-                in_python(lambda: reference.on_access_many(list(buffer), resident))
-                buffer.clear()
-            continue
-        compiled.on_access_many(tuple(buffer), resident)
-        in_python(lambda: reference.on_access_many(tuple(buffer), resident))
-        buffer.clear()
-        for policy in (compiled, reference):
-            policy.on_insert(key)
-        resident.add(key)
-        while len(resident) > 30:
-            victim = compiled.evict()
-            assert reference.evict() == victim
-            resident.remove(victim)
-            if rng.random() < 0.3:
-                buffer.append(victim)
-    assert compiled._ops == reference._ops
-    assert [(k, compiled.frequency(k)) for k in resident] == [(k, reference.frequency(k)) for k in resident]
-    assert [compiled.evict() for _ in range(30)] == [reference.evict() for _ in range(30)]
-
-
-@needs_native
-def test_lfu_replay_refuses_bad_arguments_and_unknown_keys() -> None:
-    assert native is not None
-    policy = LFUPolicy(10)
-    policy.on_insert("a")
-    where, link = policy._where, policy._link_after
-    with pytest.raises(TypeError, match="keys must be a list"):
-        native.lfu_replay(("a",), 0, {"a"}, where, _Node, _Bucket, link, 10)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="where must be a dict"):
-        native.lfu_replay(["a"], 0, {"a"}, [], _Node, _Bucket, link, 10)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="takes 8 arguments"):
-        native.lfu_replay(["a"], 0, {"a"})  # type: ignore[call-arg]
-    # A key the store holds but the policy does not know: KeyError, as on_access raises.
-    with pytest.raises(KeyError, match="ghost"):
-        native.lfu_replay(["ghost"], 0, {"ghost"}, where, _Node, _Bucket, link, 10)
-    assert native.lfu_replay(["a", "b", "a"], 0, {"a"}, where, _Node, _Bucket, link, 10) == (3, 2)
-    assert policy.frequency("a") == 3
-    assert native.lfu_replay(["a", "a", "a"], 0, {"a"}, where, _Node, _Bucket, link, 2) == (2, 2)  # epoch end
-
-
-@needs_native
-def test_tinylfu_entry_points_refuse_bad_arguments_and_unknown_keys() -> None:
-    assert native is not None
-    policy = TinyLFUPolicy(10, seed=1)
-    with pytest.raises(TypeError, match=r"tinylfu_update\(\) takes 2 arguments"):
-        native.tinylfu_update(policy)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match=r"tinylfu_insert\(\) takes 3 arguments"):
-        native.tinylfu_insert(policy, "a")  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match=r"tinylfu_evict\(\) takes 1 arguments"):
-        native.tinylfu_evict()  # type: ignore[call-arg]
-    # An overwrite of a key the policy does not hold, and an eviction from an empty policy:
-    # the same errors as the pure-Python methods, and nothing changed.
-    for run in (lambda call: call(), in_python):
-        with pytest.raises(KeyError, match="ghost"):
-            run(lambda: policy.on_update("ghost", 1))
-        with pytest.raises(KeyError, match="empty tinylfu policy"):
-            run(policy.evict)
-    assert (len(policy), policy.weight, policy.frequency("ghost")) == (0, 0, 0)
-    policy.on_insert("a")
-    policy.on_update("a", 1)
-    assert (policy.region("a"), policy.frequency("a")) == ("window", 2)
-    # Not a TinyLFU policy, a counter that is not an int, a sketch that is not one: refused.
-    with pytest.raises(TypeError, match="must be a TinyLFUCounters, got object"):
-        native.tinylfu_evict(object())
-    with pytest.raises(TypeError, match="integer"):
-        policy._hits = 1.5  # type: ignore[assignment]
-    sketch = policy._sketch
-    policy._sketch = object()  # type: ignore[assignment]
-    with pytest.raises(TypeError, match="must be a SketchCounters, got object"):
-        policy.record_miss("b")
-    policy._sketch = sketch
-    # A region that is not a mapping: the container's own error, not a crash.
-    policy._protected = []  # type: ignore[assignment]
-    with pytest.raises(TypeError, match="list indices"):
-        policy.on_update("a", 1)
-
-
-@needs_native
-def test_fused_set_constructor_refuses_bad_arguments() -> None:
-    assert native is not None
-    lock = threading.Lock()
-    good: list[Any] = [OrderedDict(), "", object(), object(), object(), object(), lock, time.monotonic]
-    good += [object(), print, 63, object(), object()]
-    assert callable(native.fused_set(*good))
-    cases: list[tuple[int, Any, type[Exception], str]] = [
-        (0, [], TypeError, "data must be a dict"),
-        (1, b"", TypeError, "prefix a str"),
-        (7, 5, TypeError, "clock and slow must be callable"),
-        (9, None, TypeError, "clock and slow must be callable"),
-        (6, object(), AttributeError, "acquire"),
-    ]
-    for index, bad, error, message in cases:
-        args = list(good)
-        args[index] = bad
-        with pytest.raises(error, match=message):
-            native.fused_set(*args)
-    with pytest.raises(TypeError, match="takes 13 arguments"):
-        native.fused_set(*good[:12])
-    assert not lock.locked()
-
-
-# -- StoreLock: the memory store's lock, held to threading.Lock -----------------------------
 
 
 def _lock_script(lock: Any) -> list[Any]:
@@ -798,34 +575,16 @@ def test_fused_paths_wait_for_a_store_lock_held_by_another_thread(policy: str) -
     cache = sc.Cache(f"memory://?policy={policy}&max_entries=10")
     store = cache._backend.store  # type: ignore[attr-defined]
     assert isinstance(store._lock, native.StoreLock)
-    assert isinstance(cache.set, native.FusedSet)
     cache.set("k", 1)
     holder = threading.Thread(target=lambda: (store._lock.acquire(), time.sleep(0.1), store._lock.release()))
     holder.start()
     while not store._lock.locked():
         time.sleep(0.001)
     started = time.monotonic()
-    cache.set("k", 2)  # the C path waits (GIL released) until the holder lets go
+    cache.set("k", 2)  # the write waits (GIL released) until the holder lets go
     assert time.monotonic() - started >= 0.05
     holder.join()
     assert cache.get("k") == 2
-    assert not store._lock.locked()
-    cache.close()
-
-
-@needs_native
-def test_fused_paths_over_a_threading_lock_still_take_and_give_it() -> None:
-    # A store made without the speedups has a threading.Lock; the compiled fused set and get
-    # then call its methods, and give it back on an error too.
-    with pure_python():
-        backend = sc.MemoryBackend(max_entries=10, policy="lru")
-    cache = sc.Cache(backend)
-    store = cache._backend.store  # type: ignore[attr-defined]
-    assert type(store._lock) is type(threading.Lock())
-    assert isinstance(cache.set, native.FusedSet)
-    for i in range(30):
-        cache.set(f"k{i}", i)
-    assert cache.get("k29") == 29
     assert not store._lock.locked()
     cache.close()
 

@@ -126,7 +126,7 @@ def check_text(text: str, what: str) -> str:
 
 
 def check_key(key: object) -> str:
-    """Return ``key`` as a plain ``str``; raise :class:`InvalidKey` naming the key otherwise.
+    """Return ``key`` as a plain ``str`` (a subclass gives its content); raise :class:`InvalidKey` otherwise.
 
     Non-``str`` keys are refused, and so are keys holding lone surrogates (see
     :func:`check_text`).
@@ -134,5 +134,8 @@ def check_key(key: object) -> str:
     if type(key) is str:
         return check_text(key, "cache keys")
     if isinstance(key, str):
-        return check_text(str(key), "cache keys")
+        # The plain str with the same content: str(key) would run the subclass's __str__
+        # (a (str, Enum) member gives "Color.RED", not "red"), and a subclass may hash or
+        # compare otherwise; every path and backend must see the content alone.
+        return check_text(str.__str__(key), "cache keys")
     raise InvalidKey(f"cache keys must be str, not {type(key).__name__}: {key!r}")

@@ -115,10 +115,6 @@ class Cache:
     * ``latency_sample``: time one operation in this many (default 64) for ``stats()``.
     """
 
-    # Read on every write by the memory store's C fused set, as slots (see core/_speedups.c);
-    # every other attribute lives in the instance dict.
-    __slots__ = ("__dict__", "__weakref__", "_closed", "default_ttl")
-
     def __init__(
         self,
         backend: str | Backend | None = None,

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from .._concurrency import Event
+from .._exceptions import InvalidArgument
 
 __all__ = ["FlightGroup"]
+
+
+# The flights this thread (sync) or task (async) leads, as (group id, key): a call that waits
+# for one of them would wait for itself. A context variable, so that each task and each
+# thread has its own, and a task the leader starts inherits the leader's (waiting on it
+# would deadlock just the same).
+_leading: ContextVar[frozenset[tuple[int, str]]] = ContextVar("stratacache_leading", default=frozenset())
 
 
 class _Call:
@@ -28,6 +37,10 @@ class FlightGroup:
     runs wait and receive the same result, or the same exception. If the leader is
     cancelled (or interrupted) the waiters do not inherit that: they retry, and one of them
     becomes the new leader.
+
+    A leader's function that runs the same key again (a ``get_or_set`` factory calling
+    ``get_or_set`` for its own key) would wait for itself forever: it raises
+    :class:`~stratacache.InvalidArgument` instead.
     """
 
     def __init__(self) -> None:
@@ -46,12 +59,18 @@ class FlightGroup:
                     call = self._calls[key] = _Call()
             if leader:
                 break
+            if (id(self), key) in _leading.get():
+                raise InvalidArgument(
+                    f"get_or_set for key {key!r} was called again by its own factory (or a task it "
+                    "started): it would wait for itself; compute the value without re-entering"
+                )
             call.done.wait()
             if call.error is None:
                 return call.result
             if isinstance(call.error, Exception):
                 raise call.error
             # The leader was cancelled or interrupted: try again, perhaps as leader.
+        token = _leading.set(_leading.get() | {(id(self), key)})
         try:
             call.result = fn()
             return call.result
@@ -59,6 +78,7 @@ class FlightGroup:
             call.error = exc
             raise
         finally:
+            _leading.reset(token)
             with self._lock:
                 del self._calls[key]
             call.done.set()

@@ -1,12 +1,10 @@
-/* LinkedMap: the part of collections.OrderedDict that the TinyLFU policy uses, built for its
- * C helpers. Included once, by _speedups.c (one extension module, one translation unit).
+/* LinkedMap: the part of collections.OrderedDict that the TinyLFU policy uses, a self-contained
+ * type. Included once, by _speedups.c (one extension module, one translation unit).
  *
  * Why not OrderedDict: each evicting write moves keys between the policy's ordered regions
- * (window -> probation, probation -> a ghost list) and trims a ghost list. Through
- * OrderedDict's methods each of those steps costs 600-1,000 instructions (a method lookup,
- * argument parsing, a second index lookup for its node, a result tuple); here the C helpers
- * reach the list directly: taking the oldest key is a pointer read, a move to the recent end
- * six pointer writes, and only membership goes through a dict.
+ * (window -> probation, probation -> a ghost list) and trims a ghost list, and every buffered
+ * hit moves a key to the recent end of its region (tinylfu_replay does that without a method
+ * call). The measured difference is in docs/memory-engine.md and docs/benchmarks.md.
  *
  * Layout: `index` is a dict key -> LMNode; the nodes form a doubly linked list, oldest first.
  * The index owns the nodes (the list's pointers are borrowed), and a node owns its key and
@@ -615,88 +613,7 @@ static PyTypeObject LinkedMapType = {
     .tp_hash = PyObject_HashNotImplemented,
 };
 
-/* -- for the TinyLFU helpers: one code path over a LinkedMap or any other mapping ------------ */
-
-/* Move `node` from `src` to the recent end of `dst`, the node itself (no allocation): a key
- * already in `dst` keeps its place there and takes the node's value, as `dst[key] = value`
- * would. 0, or -1 with an exception (the key then stays in `src` if it could not leave). */
-static int
-lm_transfer(LinkedMap *src, LinkedMap *dst, LMNode *node)
-{
-    Py_INCREF(node);
-    int r = lm_remove(src, node, NULL);
-    if (r == 0) {
-        LMNode *there = (LMNode *)PyDict_SetDefault(dst->index, node->key, (PyObject *)node);
-        if (there == node) {
-            lm_link(dst, node, 1);
-        }
-        else if (there != NULL) {
-            Py_XSETREF(there->value, Py_NewRef(node->value));
-        }
-        else {
-            r = -1;
-        }
-    }
-    Py_DECREF(node);
-    return r;
-}
-
-/* The value of `key` in `map` as a new reference, or NULL: absent (no exception) or an error. */
-static PyObject *
-map_get(PyObject *map, PyObject *key)
-{
-    if (LinkedMap_Ready(map)) {
-        LMNode *node = lm_lookup((LinkedMap *)map, key);
-        return node == NULL ? NULL : Py_NewRef(node->value);
-    }
-    if (PyDict_Check(map)) {
-        return Py_XNewRef(PyDict_GetItemWithError(map, key));
-    }
-    PyObject *v = PyObject_GetItem(map, key);
-    if (v == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
-        PyErr_Clear();
-    }
-    return v;
-}
-
-/* len(map), or -1 with an exception */
-static Py_ssize_t
-map_len(PyObject *map)
-{
-    if (LinkedMap_Ready(map)) {
-        return PyDict_GET_SIZE(((LinkedMap *)map)->index);
-    }
-    return PyDict_Check(map) ? PyDict_GET_SIZE(map) : PyObject_Length(map);
-}
-
-/* map.pop(key): 1 with *value a new reference, 0 absent (no exception), -1 error. */
-static int
-map_pop(PyObject *map, PyObject *key, PyObject **value)
-{
-    if (LinkedMap_Ready(map)) {
-        return lm_pop((LinkedMap *)map, key, value);
-    }
-    PyObject *v = map_get(map, key);
-    if (v == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    if (PyObject_DelItem(map, key) < 0) {
-        Py_DECREF(v);
-        return -1;
-    }
-    *value = v;
-    return 1;
-}
-
-/* map[key] = value */
-static int
-map_set(PyObject *map, PyObject *key, PyObject *value)
-{
-    if (LinkedMap_Ready(map)) {
-        return lm_set((LinkedMap *)map, key, value);
-    }
-    return PyObject_SetItem(map, key, value);
-}
+/* -- for tinylfu_replay: move_to_end over a LinkedMap or any other mapping ------------------ */
 
 /* map.move_to_end(key, last) */
 static int
@@ -712,102 +629,4 @@ map_move_to_end(PyObject *map, PyObject *key, int last)
     PyObject *r = PyObject_CallMethod(map, "move_to_end", "OO", key, last ? Py_True : Py_False);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
-}
-
-/* map.popitem(last=False) as two new references: 1 popped, 0 empty, -1 error. */
-static int
-map_pop_oldest(PyObject *map, PyObject **key, PyObject **value)
-{
-    if (LinkedMap_Ready(map)) {
-        return lm_pop_end((LinkedMap *)map, 0, key, value);
-    }
-    if (PyObject_Length(map) == 0) {
-        return 0;
-    }
-    PyObject *item = PyObject_CallMethod(map, "popitem", "O", Py_False);
-    if (item == NULL) {
-        return -1;
-    }
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-        Py_DECREF(item);
-        PyErr_SetString(PyExc_TypeError, "popitem() must return a pair");
-        return -1;
-    }
-    *key = Py_NewRef(PyTuple_GET_ITEM(item, 0));
-    *value = Py_NewRef(PyTuple_GET_ITEM(item, 1));
-    Py_DECREF(item);
-    return 1;
-}
-
-/* key, value = src.popitem(last=False); dst[key] = value -- with the key and value as new
- * references: 1 moved, 0 `src` empty, -1 error. */
-static int
-map_move_oldest(PyObject *src, PyObject *dst, PyObject **key, PyObject **value)
-{
-    if (LinkedMap_Ready(src) && LinkedMap_Ready(dst)) {
-        LMNode *node = ((LinkedMap *)src)->first;
-        if (node == NULL) {
-            return 0;
-        }
-        *key = Py_NewRef(node->key);
-        *value = Py_NewRef(node->value);
-        if (lm_transfer((LinkedMap *)src, (LinkedMap *)dst, node) < 0) {
-            Py_CLEAR(*key);
-            Py_CLEAR(*value);
-            return -1;
-        }
-        return 1;
-    }
-    int popped = map_pop_oldest(src, key, value);
-    if (popped <= 0) {
-        return popped;
-    }
-    if (map_set(dst, *key, *value) < 0) {
-        Py_CLEAR(*key);
-        Py_CLEAR(*value);
-        return -1;
-    }
-    return 1;
-}
-
-/* value = src.pop(key); dst[key] = value -- with the value as a new reference: 1 moved, 0
- * absent from `src` (no exception), -1 error. */
-static int
-map_move(PyObject *src, PyObject *dst, PyObject *key, PyObject **value)
-{
-    if (LinkedMap_Ready(src) && LinkedMap_Ready(dst)) {
-        LMNode *node = lm_lookup((LinkedMap *)src, key);
-        if (node == NULL) {
-            return PyErr_Occurred() ? -1 : 0;
-        }
-        *value = Py_NewRef(node->value);
-        if (lm_transfer((LinkedMap *)src, (LinkedMap *)dst, node) < 0) {
-            Py_CLEAR(*value);
-            return -1;
-        }
-        return 1;
-    }
-    int popped = map_pop(src, key, value);
-    if (popped > 0 && map_set(dst, key, *value) < 0) {
-        Py_CLEAR(*value);
-        return -1;
-    }
-    return popped;
-}
-
-/* next(iter(map)) as a new reference, or NULL: empty (no exception) or an error. */
-static PyObject *
-map_oldest(PyObject *map)
-{
-    if (LinkedMap_Ready(map)) {
-        LMNode *node = ((LinkedMap *)map)->first;
-        return node == NULL ? NULL : Py_NewRef(node->key);
-    }
-    PyObject *iter = PyObject_GetIter(map);
-    if (iter == NULL) {
-        return NULL;
-    }
-    PyObject *key = PyIter_Next(iter);
-    Py_DECREF(iter);
-    return key;
 }

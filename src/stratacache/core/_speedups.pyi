@@ -1,4 +1,4 @@
-"""Types of the optional compiled hot paths in ``_speedups.c``."""
+"""Types of the optional compiled helpers in ``_speedups.c``."""
 
 from collections.abc import Callable, Container, Hashable, Iterator
 from types import TracebackType
@@ -20,29 +20,6 @@ def tinylfu_replay(
     budget: int,
     left: int,
 ) -> tuple[int, int, int, int]: ...
-
-class TinyLFUCounters:
-    """The integer attributes of ``TinyLFUPolicy``, as C fields (its base class)."""
-
-    weight: int
-    capacity: int
-    _entries: int
-    _window_weight: int
-    _protected_weight: int
-    _hits: int
-    _misses: int
-    _window_ghost_hits: int
-    _main_ghost_hits: int
-    _window_max: int
-    _protected_max: int
-    _climb_period: int
-    _grow_at: int
-
-class SketchCounters:
-    """The integer attributes of ``FrequencySketch``, as C fields (its base class)."""
-
-    size: int
-    sample_size: int
 
 class LinkedMap:
     """An insertion-ordered map with the ``OrderedDict`` operations TinyLFU uses."""
@@ -75,59 +52,3 @@ class StoreLock:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-
-class FusedGet:
-    """The hit path of ``MemoryStore.fused_get``, called like ``Cache.get``."""
-
-    def __call__(self, key: Any, default: Any = None, /) -> Any: ...
-
-def fused_get(
-    data: dict[str, Any],
-    prefix: str,
-    hooks: Any,
-    stats: Any,
-    store: Any,
-    clock: Callable[[], float],
-    access: Callable[[str], object] | None,
-    native_types: frozenset[type],
-    slow: Callable[..., Any],
-    mask: int,
-    sliding: bool,
-    miss_is_final: bool,
-    entry: object,
-) -> FusedGet: ...
-def lfu_replay(
-    keys: list[Hashable],
-    start: int,
-    tracked: Container[Hashable],
-    where: dict[Hashable, Any],
-    node_type: type,
-    bucket_type: type,
-    link_after: Callable[[Any, int], Any],
-    left: int,
-) -> tuple[int, int]: ...
-
-class FusedSet:
-    """The inline path of ``MemoryStore.fused_set``, called like ``Cache.set``."""
-
-    def __call__(self, key: Any, value: Any, ttl: Any = ..., /) -> None: ...
-
-def fused_set(
-    data: dict[str, Any],
-    prefix: str,
-    hooks: Any,
-    owner: Any,
-    stats: Any,
-    store: Any,
-    lock: Any,
-    clock: Callable[[], float],
-    unset: object,
-    slow: Callable[..., None],
-    mask: int,
-    entry: object,
-    no_key: object,
-) -> FusedSet: ...
-def tinylfu_record_miss(policy: object, key: Hashable) -> None: ...
-def tinylfu_insert(policy: object, key: Hashable, no_key: object) -> None: ...
-def tinylfu_evict(policy: object) -> Hashable: ...
-def tinylfu_update(policy: object, key: Hashable) -> None: ...

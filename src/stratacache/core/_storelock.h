@@ -1,13 +1,10 @@
-/* StoreLock: the memory store's lock, a threading.Lock that C code can take without a call.
+/* StoreLock: the memory store's lock, with threading.Lock's interface and a cheaper call.
  * Included once, by _speedups.c.
  *
  * Why not threading.Lock: its acquire() is a METH_VARARGS|METH_KEYWORDS method, so every call
- * (from C, or `with lock:` in Python) builds an argument tuple and parses it: ~500
- * instructions for the fused set's acquire alone, 8% of an evicting write, and its release
- * another ~100 plus saving the pending error around the call. Here the fused get and set
- * take and give the lock directly (lock_take/lock_give below: a non-blocking attempt, and
- * only under contention a wait with the GIL released), and Python's `with` and acquire() go
- * through vectorcall methods.
+ * builds an argument tuple and parses it; here acquire() and release() are vectorcall methods
+ * (a non-blocking attempt first, and only under contention a wait with the GIL released).
+ * The cost difference is measured in docs/benchmarks.md.
  *
  * Python sees threading.Lock's interface: acquire(blocking=True, timeout=-1), release(),
  * locked(), `with`, a repr, weak references. Like threading.Lock it is not reentrant, may be
@@ -216,7 +213,7 @@ static PyTypeObject StoreLockType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "stratacache.core._speedups.StoreLock",
     .tp_doc = PyDoc_STR("StoreLock()\n--\n\nA non-reentrant lock with threading.Lock's interface; the memory "
-                        "store's lock, which the compiled fused get and set take without a call."),
+                        "store's lock (cheaper to take and give than threading.Lock)."),
     .tp_basicsize = sizeof(StoreLock),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = slock_new,
@@ -225,62 +222,3 @@ static PyTypeObject StoreLockType = {
     .tp_methods = slock_methods,
     .tp_weaklistoffset = offsetof(StoreLock, weakreflist),
 };
-
-/* 0 when `lock` can serve lock_take and lock_give (a StoreLock, or an object with acquire
- * and release), else -1 with the AttributeError of the one it lacks: checked when a fused
- * path is made, so a wrong lock fails there and not at the first call. */
-static int
-lock_usable(PyObject *lock)
-{
-    if (StoreLock_Check(lock)) {
-        return 0;
-    }
-    static const char *names[] = {"acquire", "release"};
-    for (int i = 0; i < 2; i++) {
-        PyObject *method = PyObject_GetAttrString(lock, names[i]);
-        if (method == NULL) {
-            return -1;
-        }
-        Py_DECREF(method);
-    }
-    return 0;
-}
-
-/* The fused paths' lock: `lock` is the store's (a StoreLock, or any object with acquire and
- * release methods, called then). 0, or -1 with an exception set. */
-static inline int
-lock_take(PyObject *lock)
-{
-    if (StoreLock_Check(lock)) {
-        /* slock_wait tries without waiting first; only contention releases the GIL. */
-        return slock_wait((StoreLock *)lock, -1) == PY_LOCK_ACQUIRED ? 0 : -1;
-    }
-    PyObject *r = PyObject_CallMethod(lock, "acquire", NULL);
-    Py_XDECREF(r);
-    return r == NULL ? -1 : 0;
-}
-
-/* Give the lock back, keeping any exception already set (the error of the work done under
- * it). 0, or -1 with the release's own exception set. */
-static inline int
-lock_give(PyObject *lock)
-{
-    if (StoreLock_Check(lock) && ((StoreLock *)lock)->locked) {
-        StoreLock *sl = (StoreLock *)lock;
-        sl->locked = 0;
-        PyThread_release_lock(sl->lock);
-        return 0;
-    }
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    PyObject *r = PyObject_CallMethod(lock, "release", NULL);
-    if (r == NULL) {
-        Py_XDECREF(exc_type);
-        Py_XDECREF(exc_value);
-        Py_XDECREF(exc_tb);
-        return -1;
-    }
-    Py_DECREF(r);
-    PyErr_Restore(exc_type, exc_value, exc_tb);
-    return 0;
-}

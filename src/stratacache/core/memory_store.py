@@ -23,28 +23,37 @@ are then decimal ASCII bytes, which :meth:`MemoryStore.incr` understands as well
 
 from __future__ import annotations
 
-import builtins
 import heapq
-import math
-import sys
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .._exceptions import ConfigurationError, InvalidArgument, ValueTooLarge, WrongType
+from .._exceptions import CacheError, ConfigurationError, ValueTooLarge, WrongType
 from .._types import MISSING, UNSET, Missing
 from . import _native
+from .entries import (
+    _FOREVER,
+    _INERT,
+    _NATIVE,
+    _NATIVE_TYPES,
+    EntryInfo,
+    StoreCounters,
+    _add_counter,
+    _as_counter,
+    _Entry,
+    _kind,
+    _new_entry,
+    _SlidingEntry,
+    default_weigher,
+)
 from .glob import compile_glob
 from .policies import Policy, make_policy
 from .policies.fifo import FIFOPolicy
 from .policies.lru import LRUPolicy
-from .policies.tinylfu import NO_KEY as _TINYLFU_NO_KEY
-from .policies.tinylfu import TinyLFUPolicy
+from .store_collections import CollectionsMixin
 
 if TYPE_CHECKING:
     from .hooks import Hooks
@@ -53,28 +62,14 @@ if TYPE_CHECKING:
 
 __all__ = ["EntryInfo", "MemoryStore", "StoreCounters", "default_weigher"]
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
-
-# The C fused set's write paths (store._c_writes): none (the Python closure writes), a map
-# that is its own order (lru, fifo, unbounded), a TinyLFUPolicy's C functions.
-C_WRITES_NONE, C_WRITES_MAP_ORDERED, C_WRITES_TINYLFU = 0, 1, 2
-
 # A stale deadline heap (overwritten / deleted keys) is rebuilt past this many extra items.
 _HEAP_SLACK = 1024
-# Fixed per-entry overhead in the default weight estimate (list + dict slot + key object).
-_ENTRY_OVERHEAD = 64
 # Hits buffered for a Python-level policy (lfu, tinylfu) between two drains; see _make_policy.
 _READ_BUFFER = 1024
-# The fused get drains the read buffer at least once per this many hits (a power of two)...
-_DRAIN_PERIOD = 512
-# ... and not before it holds this many (see fused_get). Nothing is decided on stale counts:
-# every operation that reads or changes the policy drains the buffer first.
+# A lock-free hit drains the read buffer once it holds this many reads (a drain has a fixed
+# cost, shared by its batch). Nothing is decided on stale counts: every operation that reads
+# or changes the policy drains the buffer first.
 _DRAIN_BATCH = 256
-# The deadline of a native collection (list/set/hash) without a ttl. Not None, so that the
-# fused get's one test, ``entry.expires is not None``, sends collections (which a plain get
-# refuses) and ttl'd entries alike off its shortest path; never due, and reported as None.
-_FOREVER = math.inf
 
 
 class _Lock(Protocol):
@@ -86,132 +81,6 @@ class _Lock(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-
-
-class _List(deque[Any]):
-    """A native list value (``lpush``/``rpush``); a subclass so it is told apart from user deques."""
-
-    __slots__ = ()
-
-
-class _Set(set[Any]):
-    """A native set value (``sadd``)."""
-
-    __slots__ = ()
-
-
-class _Hash(dict[str, Any]):
-    """A native hash value (``hset``)."""
-
-    __slots__ = ()
-
-
-class _Entry:
-    """One stored value and its metadata, in six slots (88 bytes with the object's headers).
-
-    ``value``; ``expires``, a monotonic deadline or None; ``weight`` in bytes when the store
-    weighs entries, else 0; ``version``, incremented on every write; ``created`` and
-    ``updated`` (one float object for both until the first overwrite). Built with
-    ``object.__new__`` and its fields set by the store (no ``__init__`` frame per insert).
-    """
-
-    __slots__ = ("created", "expires", "updated", "value", "version", "weight")
-
-    value: Any
-    expires: float | None
-    weight: int
-    version: int
-    created: float
-    updated: float
-    #: The sliding-expiry window: always None here; see _SlidingEntry.
-    window: float | None = None
-
-
-class _SlidingEntry(_Entry):
-    """An entry of a store with ``expire_after_access``: a seventh slot for its window.
-
-    Only such stores have windows, so the other stores' entries do without the slot (8 bytes
-    an entry); the class attribute ``_Entry.window`` reads as None for them.
-    """
-
-    __slots__ = ("window",)
-
-
-_new_entry = object.__new__
-_NATIVE = (_List, _Set, _Hash)
-_NATIVE_TYPES = frozenset(_NATIVE)  # ``type(v) in`` a frozenset: one hash probe, not three compares
-_KIND: dict[type, str] = {_List: "list", _Set: "set", _Hash: "hash"}
-
-
-def _kind(value: Any) -> str:
-    return _KIND.get(type(value), "plain value")
-
-
-def _value_weight(value: Any) -> int:
-    cls = type(value)
-    if cls is bytes or cls is str or cls is bytearray:
-        return len(value)
-    if cls is _List or cls is _Set:
-        return sum(_value_weight(v) for v in value) + 8 * len(value)
-    if cls is _Hash:
-        return sum(len(f) + _value_weight(v) for f, v in value.items()) + 16 * len(value)
-    return sys.getsizeof(value)
-
-
-def default_weigher(key: str, value: Any) -> int:
-    """The default weight of an entry, in bytes: an estimate of what it holds.
-
-    ``len(key)`` + ``len(value)`` for ``bytes``/``str``/``bytearray`` values (the common
-    case once a serializer is on), ``sys.getsizeof(value)`` (shallow) for other objects,
-    the sum of the elements' weights for native lists/sets/hashes, plus a fixed
-    64-byte per-entry overhead. Pass ``weigher=`` for anything more exact.
-    """
-    return len(key) + _value_weight(value) + _ENTRY_OVERHEAD
-
-
-def _as_counter(value: Any, key: str, what: str) -> tuple[int, bool]:
-    """Read a counter stored as ``int`` or decimal bytes; returns (number, stored_as_bytes)."""
-    if type(value) is int:
-        return value, False
-    if type(value) is bytes:
-        # Strictly ``-?[0-9]+``: int() alone would also take b"1_000", b" 12" or b"7\n".
-        # bytes.isdigit() is ASCII-only (the same rule as the codec's integer parsing).
-        digits = value[1:] if value[:1] == b"-" else value
-        if digits.isdigit():
-            try:
-                return int(value), True
-            except ValueError:  # more digits than sys.get_int_max_str_digits()
-                pass
-    raise WrongType(f"{what} on key {key!r}: the value is not an integer ({type(value).__name__})")
-
-
-def _add_counter(current: int, delta: int, key: str, what: str = "incr") -> int:
-    result = current + delta
-    if not _INT64_MIN <= result <= _INT64_MAX:
-        raise InvalidArgument(f"{what} on key {key!r} would overflow a 64-bit counter")
-    return result
-
-
-@dataclass(frozen=True, slots=True)
-class EntryInfo:
-    """Metadata of one entry: write version, creation/update times, expiry and weight."""
-
-    version: int
-    created: float
-    updated: float
-    expires: float | None
-    weight: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoreCounters:
-    """A store's running totals."""
-
-    items: int
-    bytes: int
-    evictions: int
-    expirations: int
-    rejected: int
 
 
 def _positive_or_none(name: str, value: object) -> int | None:
@@ -292,7 +161,24 @@ class _InlineFIFO(_InlineLRU):
 _INLINE: dict[type[Policy], type[_InlineLRU]] = {LRUPolicy: _InlineLRU, FIFOPolicy: _InlineFIFO}
 
 
-class MemoryStore:
+class _Guard:
+    """``with store._guard:``: the store's lock, and on leaving, :meth:`MemoryStore._unlock`
+    (which releases what the locked code dropped only once the lock is given back)."""
+
+    __slots__ = ("_acquire", "_store")
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._acquire = store._lock.acquire
+
+    def __enter__(self) -> None:
+        self._acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._store._unlock()
+
+
+class MemoryStore(CollectionsMixin):
     """A thread-safe map with pluggable eviction, per-entry expiry and native collections.
 
     ``max_entries``/``max_bytes`` bound the store (``None``: unbounded); ``policy`` names
@@ -302,10 +188,6 @@ class MemoryStore:
     written without one); ``clock`` returns monotonic seconds (inject a fake in tests);
     ``pool`` shares a byte budget with other stores. Every public method is atomic.
     """
-
-    # What the C fused set reads on every write, as slots (read at their offsets, ~5
-    # instructions, against a dict probe of ~110); everything else in the instance dict.
-    __slots__ = ("__dict__", "__weakref__", "_c_writes", "_heap", "_policy", "_reads", "max_entries")
 
     def __init__(
         self,
@@ -366,11 +248,15 @@ class MemoryStore:
         elif policy_class.tracks_access:
             self._reads = deque(maxlen=_READ_BUFFER)
             self._fast_access = self._reads.append
-        # The compiled StoreLock when the speedups are there: the fused get and set take it
-        # without a Python call (see core/_storelock.h); otherwise threading.Lock, the same
-        # interface.
+        # The compiled StoreLock when the speedups are there (cheaper to take and give than
+        # threading.Lock, see core/_storelock.h); otherwise threading.Lock, the same interface.
         native = _native.speedups
         self._lock: _Lock = threading.Lock() if native is None else native.StoreLock()
+        # What the locked code dropped (evicted, overwritten, deleted entries and values): it
+        # is released by _unlock after the lock is given back, so that a finalizer that uses
+        # this store (a __del__, a weakref callback) never runs under its lock.
+        self._doomed: list[Any] = []
+        self._guard = _Guard(self)
         self._heap: list[tuple[float, str]] = []
         self._bytes = 0
         self.evictions = 0
@@ -408,8 +294,6 @@ class MemoryStore:
         policy = self._policy
         # Inserts and removals need no policy call when the map is the order.
         self._tracks_keys = policy is not None and not isinstance(policy, _InlineLRU)
-        # Bound methods cached once: the hot path calls them without attribute lookups.
-        self._on_access = policy.on_access if policy is not None and policy.tracks_access else None
         # None when the policy keeps the base class's no-op (every policy but tinylfu): a
         # miss then needs no lock.
         self._record_miss = (
@@ -419,22 +303,6 @@ class MemoryStore:
         )
         # With max_entries the policy counts entries; otherwise it weighs bytes.
         self._policy_weighs = self.max_entries is None
-        self._update_write_path()
-
-    def _update_write_path(self) -> None:
-        # The fused set's inline path (see fused_set) is for stores whose writes need no
-        # weighing and no sliding window: every policy counts entries there (weight 1).
-        self._simple_writes = not self._weighs and self.expire_after_access is None
-        # ... and the C fused set's (core/_speedups.c), one attribute read per write: for stores
-        # whose map is their order, and for stores whose policy is exactly TinyLFUPolicy (its
-        # insert and evict are C functions there; a subclass may override them, so it takes
-        # the Python path).
-        if self._simple_writes and not self._tracks_keys and self._reads is None:
-            self._c_writes = C_WRITES_MAP_ORDERED
-        elif self._simple_writes and type(self._policy) is TinyLFUPolicy:
-            self._c_writes = C_WRITES_TINYLFU
-        else:
-            self._c_writes = C_WRITES_NONE
 
     def _drain_reads(self) -> None:
         """Replay the buffered hits into the policy, oldest first. Lock held.
@@ -475,12 +343,46 @@ class MemoryStore:
                 entry.expires = now + window
         return entry
 
-    def _touch(self, key: str, entry: _Entry) -> None:
-        """Record a read of a live entry. Lock held."""
-        if self._on_access is not None:
+    def _touch(self, key: str) -> None:
+        """Record a read of ``key``, with or without the lock: the one definition of a hit's
+        effect on the policy.
+
+        It is one C call, atomic under the GIL: the map's own ``move_to_end`` (lru, see
+        _InlineLRU), or the append to the read buffer of a policy whose bookkeeping is Python
+        code (see _make_policy), or nothing (fifo, random). A concurrent eviction may remove
+        the key first; the KeyError is ignored (the read happened before the eviction).
+        """
+        access = self._fast_access
+        if access is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
+                access(key)
+            except KeyError:
+                pass
+
+    def _drain(self) -> None:
+        """Take the lock and replay the buffered hits into the policy."""
+        self._lock.acquire()
+        try:
+            self._drain_reads()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        """Give the lock back, then release what the locked code dropped (see ``_doomed``)."""
+        doomed = self._doomed
+        if doomed:
+            self._doomed = []
+            self._lock.release()
+            del doomed  # the last reference: finalizers run here, with the lock free
+        else:
+            self._lock.release()
+
+    def _miss(self, key: str) -> None:
+        """Tell the policy of a miss on ``key`` (tinylfu counts misses). Lock held."""
+        if self._record_miss is not None:
             if self._reads:
-                self._drain_reads()  # the hits before this one first, in order
-            self._on_access(key)
+                self._drain_reads()
+            self._record_miss(key)
 
     def _expire(self, key: str, entry: _Entry) -> None:
         """Drop the dead entry at ``key`` and count it as expired. Lock held."""
@@ -489,6 +391,8 @@ class MemoryStore:
 
     def _remove(self, key: str, entry: _Entry) -> None:
         """Forget ``key`` everywhere (map, policy, bytes, pool). Lock held."""
+        if type(entry.value) not in _INERT:
+            self._doomed.append(entry)
         del self._data[key]
         if self._tracks_keys:
             self._policy.on_remove(key)  # type: ignore[union-attr]
@@ -499,9 +403,19 @@ class MemoryStore:
                 self._pool.charge(self, -weight)
 
     def _weigh(self, key: str, value: Any) -> int:
+        """``weigher(key, value)``, checked: an int >= 0 that fits ``max_bytes``. The one
+        check of a weight, for plain and collection writes alike; raises before any change."""
         if not self._weighs:
             return 0
-        weight = self._weigher(key, value)
+        try:
+            weight = self._weigher(key, value)
+        except Exception as exc:  # a user's callable: its error must not escape raw
+            raise ConfigurationError(f"weigher raised {type(exc).__name__} for key {key!r}: {exc}") from exc
+        return self._fits(key, weight)
+
+    def _fits(self, key: str, weight: Any) -> int:
+        """``weight`` if it is an int >= 0 within ``max_bytes``; else ConfigurationError or
+        ValueTooLarge (counted as rejected)."""
         if type(weight) is not int or weight < 0:
             raise ConfigurationError(
                 f"weigher returned {weight!r} for key {key!r}; it must return an int >= 0"
@@ -541,11 +455,15 @@ class MemoryStore:
 
             janitor.watch(self)
 
-    def _put(self, key: str, value: Any, ttl: float | None) -> _Entry:
-        """Insert or replace ``key``, then evict to stay within every limit. Lock held."""
+    def _put(self, key: str, value: Any, ttl: float | None, weight: int | None = None) -> _Entry:
+        """Insert or replace ``key``, then evict to stay within every limit. Lock held.
+
+        The one definition of a write. ``weight``: already computed by :meth:`_weigh`.
+        """
         if self._reads:
             self._drain_reads()
-        weight = self._weigh(key, value) if self._weighs else 0
+        if weight is None:
+            weight = self._weigh(key, value) if self._weighs else 0
         now = self.clock()
         heap = self._heap
         if heap and heap[0][0] <= now:
@@ -584,6 +502,8 @@ class MemoryStore:
         else:
             scheduled = entry.expires
             delta = weight - entry.weight
+            if type(entry.value) not in _INERT:
+                self._doomed.append(entry.value)
             entry.value = value
             entry.expires = expires
             entry.weight = weight
@@ -609,20 +529,14 @@ class MemoryStore:
             self._enforce(over=True)
         return entry
 
-    def _reweigh(self, key: str, entry: _Entry, delta: int | None = None) -> None:
-        """A value changed in place: bump its version, re-weigh it, evict if needed. Lock held.
-
-        ``delta`` is the change in weight when the caller knows it (collections with the
-        default weigher), so that pushing onto a long list stays O(1) instead of re-weighing
-        every element; a custom weigher always sees the whole value.
-        """
+    def _reweigh(self, key: str, entry: _Entry, weight: int) -> None:
+        """A value changed in place: bump its version, record its new ``weight`` (checked by
+        the caller), evict if needed. Lock held."""
         entry.version += 1
         entry.updated = self.clock()
         if not self._weighs:
             return
-        if delta is None or self._weigher is not default_weigher:
-            delta = self._weigher(key, entry.value) - entry.weight
-        weight = entry.weight + delta
+        delta = weight - entry.weight
         if delta:
             entry.weight = weight
             self._bytes += delta
@@ -663,12 +577,14 @@ class MemoryStore:
         ):
             entry: _Entry | None
             if popfirst is not None:
-                entry = popfirst(last=False)[1]  # type: ignore[call-arg]
+                entry = popfirst(False)[1]  # type: ignore[call-arg]  # the oldest (a keyword call costs more)
             else:
                 victim: Any = policy.evict()
                 entry = data.pop(victim, None)
                 if entry is None:
                     continue  # the policy knew a key the store had already dropped
+            if type(entry.value) not in _INERT:
+                self._doomed.append(entry)
             weight = entry.weight
             if weight:
                 self._bytes -= weight
@@ -678,6 +594,8 @@ class MemoryStore:
 
     def _remove_evicted(self, key: str, entry: _Entry) -> None:
         # The policy already forgot the victim; only the map, bytes and pool remain.
+        if type(entry.value) not in _INERT:
+            self._doomed.append(entry)
         del self._data[key]
         weight = entry.weight
         if weight:
@@ -716,7 +634,7 @@ class MemoryStore:
 
     def purge_expired(self, limit: int = 1000) -> int:
         """Reclaim up to ``limit`` expired entries; the janitor calls this. Returns how many."""
-        with self._lock:
+        with self._guard:
             removed = self._purge_locked(self.clock(), limit)
         # Also delivers the pool's pending pressure events (a drop back to a lower level).
         self._relieve_pool()
@@ -725,7 +643,7 @@ class MemoryStore:
     def evict_bytes(self, nbytes: int) -> int:
         """Evict by this store's policy until ``nbytes`` were freed or it is empty (pool relief)."""
         freed = 0
-        with self._lock:
+        with self._guard:
             if self._reads:
                 self._drain_reads()
             policy = self._policy
@@ -754,7 +672,7 @@ class MemoryStore:
 
     def resize(self, *, max_entries: Any = UNSET, max_bytes: Any = UNSET) -> None:
         """Change the limits at run time; entries that still fit are kept (the policy picks the rest)."""
-        with self._lock:
+        with self._guard:
             if self._reads:
                 self._drain_reads()
             if max_entries is not UNSET:
@@ -771,9 +689,8 @@ class MemoryStore:
             capacity = self._capacity()
             if capacity is None:
                 self._policy = None
-                self._on_access = self._record_miss = None
+                self._record_miss = None
                 self._tracks_keys = False
-                self._update_write_path()
                 return
             if self._policy is None:
                 self._make_policy(self.policy_name)
@@ -784,7 +701,6 @@ class MemoryStore:
             else:
                 self._policy_weighs = self.max_entries is None
                 self._policy.resize(capacity)
-            self._update_write_path()
             self._enforce()
 
     def counters(self, prefix: str | None = None) -> StoreCounters:
@@ -799,7 +715,7 @@ class MemoryStore:
 
     def entry_info(self, key: str) -> EntryInfo | None:
         """Metadata of the live entry at ``key``, or None."""
-        with self._lock:
+        with self._guard:
             entry = self._live(key)
             if entry is None:
                 return None
@@ -814,7 +730,8 @@ class MemoryStore:
         from .._io.janitor import janitor
 
         janitor.unwatch(self)
-        with self._lock:
+        with self._guard:
+            self._doomed.extend(self._data.values())
             self._data.clear()
             self._heap.clear()
             if self._pool is not None and self._bytes:
@@ -824,6 +741,49 @@ class MemoryStore:
             self._pool.unregister(self)
 
     # ------------------------------------------------------------ plain values
+
+    def get(self, key: str, count_miss: bool = True) -> Any:
+        """The value at ``key`` or MISSING; WrongType if it is a native collection.
+
+        The one definition of a read: the facades' fast paths (:meth:`fused_get`), the
+        backends and :meth:`get_many` all come here or to :meth:`_live`, which holds the
+        expiry rules. ``count_miss=False`` does not tell the policy of a miss (for a layered
+        cache's top tier, whose caller reads again through the full path on a miss).
+
+        **No lock for an entry without a deadline, or a miss no policy counts.** Under the
+        GIL each C-level call (``dict.get``, ``OrderedDict.move_to_end``, ``deque.append``)
+        is atomic, and between them this code only reads attributes of the entry it found:
+        such a hit is a read of the map at one instant (a concurrent write replaces the
+        entry's value; a concurrent eviction may remove the key before the recency update,
+        see :meth:`_touch`). An entry with a deadline (a ttl, sliding expiry, a collection)
+        is read under the lock by :meth:`_live`, which drops it if it is due.
+        """
+        entry = self._data.get(key)
+        if entry is None or entry.expires is not None:
+            if entry is None and (self._record_miss is None or not count_miss):
+                return MISSING
+            self._lock.acquire()
+            try:
+                entry = self._live(key)
+                if entry is None and count_miss:
+                    self._miss(key)
+            finally:
+                self._unlock()
+            if entry is None:
+                return MISSING
+            if type(entry.value) in _NATIVE_TYPES:
+                raise WrongType(f"get on key {key!r}: it holds a {_kind(entry.value)}")
+        # _touch, inlined (a frame is a fifth of a hit): the access callable it names.
+        access = self._fast_access
+        if access is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
+                access(key)
+            except KeyError:
+                pass  # evicted by another thread after our read: the read came first
+            reads = self._reads
+            if reads is not None and len(reads) >= _DRAIN_BATCH:
+                self._drain()
+        return entry.value
 
     def fused_get(
         self,
@@ -835,61 +795,31 @@ class MemoryStore:
         full_get: Callable[[Any, Any], Any],
         miss_is_final: bool = True,
     ) -> Callable[..., Any]:
-        """A ``Cache.get`` for this store in one Python frame (the facades install it).
+        """A ``Cache.get`` for this store in one Python frame over :meth:`get` (the facades install it).
 
+        It calls :meth:`get` (which holds every rule of a read) and counts hits and misses
+        into the facade's ``stats``, skipping the facade's and the backend's frames. Anything
+        else — hooks, a non-str key, an error — goes to ``full_get``, the facade's complete
+        method (which checks the key, counts the error and fires hooks).
         ``miss_is_final=False`` sends every miss to ``full_get`` too: for a store that is
         only the top tier of a layered cache, where a miss here must read the lower tiers.
 
-        It serves the common cases inline — a plain value, with or without a ttl, or a miss
-        — and counts hits and misses into the facade's ``stats``. Anything else (hooks, a
-        non-str key, a collection, an expired or sliding entry) goes to ``full_get``, the
-        facade's complete method. One hit in ``sample_every`` (and one miss) is run again
-        under a timer for the latency statistics (``stats.get_latency``): what is timed is
-        this function, the path a get actually takes. Closure variables instead of attribute
-        lookups are what make it cheap.
-
-        **No lock on a hit.** Under the GIL each C-level call (``dict.get``,
-        ``OrderedDict.move_to_end``, ``deque.append``) is atomic, and between them this code
-        only reads attributes of the entry it found. A hit is therefore a read of the map at
-        one instant: a concurrent write replaces the entry's fields (the value before its
-        deadline; a reader may pair the new value with the old deadline, both of a write
-        that is live) and a concurrent eviction can at worst remove the key between the
-        lookup and the recency update, which then raises KeyError and is ignored (the read
-        happened before the eviction). Expiry is checked against the clock like the full
-        path does; a due entry goes to the full path, which removes it under the lock, so
-        an expired value is never returned. Policies whose bookkeeping is Python code (lfu,
-        tinylfu) get the hit through the store's read buffer (see ``_make_policy``).
-
-        **Counters.** ``stats.hits = h`` is a load, an add and a store with no call in
-        between, which the interpreter does not interrupt (it switches threads at calls and
-        backward jumps), as the facade's own ``+= 1`` relies on. The count is also the
-        latency-sampling clock: a call that would make the count a multiple of
-        ``sample_every`` is not counted but run again by ``timed``, whose run counts it.
+        One call in ``sample_every`` is run again under a timer for the latency statistics
+        (``stats.get_latency``). ``stats.hits = h`` is a load, an add and a store with no call
+        in between, which the interpreter does not interrupt, as the facade's own ``+= 1``
+        relies on.
         """
-        data_get = self._data.get
-        lock = self._lock
-        clock = self.clock
-        store = self
-        access = self._fast_access
-        reads = self._reads
-        sliding = self.expire_after_access is not None  # every deadline slides: full path
+        store_get = self.get
         every = sample_every
-        # One test per call, ``h & mask``, finds the calls with periodic work (a "tick"): the
-        # latency sample (``h % every == 0``) and the read buffer's drain. For a power of two
-        # ``every`` the ticks are its multiples, at most _DRAIN_PERIOD apart, and a tick drains
-        # once _DRAIN_BATCH hits wait (a drain has a fixed cost, ~2 us, shared by its batch;
-        # draining at every 64th hit instead measured ~30 ns more per tinylfu hit); otherwise
-        # every call is a tick, which then tests ``h % every`` and drains less often.
-        if every & (every - 1) == 0:
-            mask = min(every, _DRAIN_PERIOD) - 1
-            drain_at = _DRAIN_BATCH
-        else:
-            mask = 0
-            drain_at = _DRAIN_PERIOD
+        # For a power of two ``every`` one test, ``n & mask``, finds the calls to time.
+        mask = every - 1 if every & (every - 1) == 0 else 0
         perf_counter = time.perf_counter
         timing = False  # a timed run is under way (in any thread): do not nest another
 
         def timed(key: Any, default: Any) -> Any:
+            # The call is made again under the timer, and counted then. Its first run was a
+            # hit (recorded twice, as a tick's rare cost) or a miss (the rerun does not tell
+            # the policy again).
             nonlocal timing
             timing = True
             try:
@@ -902,129 +832,57 @@ class MemoryStore:
             return value
 
         def get(key: Any, default: Any = None) -> Any:
-            if hooks.active:
+            if hooks.active or type(key) is not str:
                 return full_get(key, default)
             try:
-                # An unhashable key fails here (as does str + other); a hashable non-str
-                # key finds nothing (the map holds str keys) and is checked on the miss
-                # branch: both go to the full path, which rejects them as the facade does.
-                k = prefix + key if prefix else key
-                entry = data_get(k)
-            except TypeError:
+                value = store_get(prefix + key, miss_is_final and not timing)
+            except CacheError:
+                return full_get(key, default)  # which raises it again, counted
+            if value is not MISSING:
+                h = stats.hits + 1
+                # ``h & mask`` is nonzero on all calls but one in ``every`` (a power of two).
+                if h & mask or h % every or timing:
+                    stats.hits = h
+                    return value
+                return timed(key, default)
+            # Non-ASCII: perhaps a lone surrogate, which the full path refuses (it never hits).
+            if not miss_is_final or not key.isascii():
                 return full_get(key, default)
-            if entry is None:
-                # Non-ASCII: a lone surrogate, which the full path refuses, never hits.
-                if type(key) is not str or not miss_is_final or not key.isascii():
-                    return full_get(key, default)
-                n = stats.misses + 1
-                if not n & mask and not n % every and not timing:
-                    return timed(key, default)
-                record_miss = store._record_miss
-                if record_miss is not None:
-                    lock.acquire()
-                    try:
-                        if store._reads:
-                            store._drain_reads()
-                        record_miss(k)
-                    finally:
-                        lock.release()
-                stats.misses += 1
+            n = stats.misses + 1
+            if n & mask or n % every or timing:
+                stats.misses = n
                 return default
-            value = entry.value
-            expires = entry.expires
-            if expires is not None and (expires <= clock() or sliding or type(value) in _NATIVE_TYPES):
-                # Due (the full path drops it), sliding (the full path extends it under the
-                # lock) or a collection (a plain get refuses it): not for this path.
-                return full_get(key, default)
-            if access is not None:
-                try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
-                    access(k)
-                except KeyError:
-                    pass  # evicted by another thread after our read: the read came first
-            h = stats.hits + 1
-            if h & mask:
-                stats.hits = h
-                return value
-            # A tick: replay the buffered hits into the policy, and perhaps time this call.
-            if reads is not None and len(reads) >= drain_at:
-                lock.acquire()
-                try:
-                    store._drain_reads()
-                finally:
-                    lock.release()
-            if h % every or timing:
-                stats.hits = h
-                return value
             return timed(key, default)
 
-        native = _native.speedups
-        if native is None:
-            return get
-        # The C shortcut through this closure's commonest path (a plain hit; a miss no policy
-        # counts); it hands every other call to ``get`` unchanged (see core/_speedups.c).
-        return native.fused_get(
-            self._data,
-            prefix,
-            hooks,
-            stats,
-            self,
-            clock,
-            access,
-            _NATIVE_TYPES,
-            get,
-            mask,
-            sliding,
-            miss_is_final,
-            _new_entry(_Entry),  # its type's slots are read at their offsets
-        )
-
-    def get(self, key: str) -> Any:
-        """The value at ``key`` or MISSING; WrongType if it is a native collection."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            if self._reads:
-                self._drain_reads()
-            entry = self._data.get(key)
-            if entry is None:
-                if self._record_miss is not None:
-                    self._record_miss(key)
-                return MISSING
-            if entry.expires is not None and self._live(key) is None:
-                return MISSING
-            if self._on_access is not None:
-                self._on_access(key)
-            value = entry.value
-        finally:
-            lock.release()
-        if type(value) in _NATIVE:
-            raise WrongType(f"get on key {key!r}: it holds a {_kind(value)}")
-        return value
+        return get
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The present keys among ``keys`` with their values."""
         found: dict[str, Any] = {}
-        with self._lock:
+        with self._guard:
             for key in keys:
                 entry = self._live(key)
                 if entry is None:
-                    if self._record_miss is not None:
-                        if self._reads:
-                            self._drain_reads()
-                        self._record_miss(key)
+                    self._miss(key)
                 elif type(entry.value) not in _NATIVE:
-                    self._touch(key, entry)
+                    self._touch(key)
                     found[key] = entry.value
         return found
 
     def set(self, key: str, value: Any, ttl: float | None) -> None:
-        """Store ``value`` (replacing anything, collections included) for ``ttl`` seconds."""
+        """Store ``value`` (replacing anything, collections included) for ``ttl`` seconds.
+
+        The one definition of a write (:meth:`_put`, under the lock), which every path takes.
+        """
         lock = self._lock
         lock.acquire()
         try:
             self._put(key, value, ttl)
         finally:
-            lock.release()
+            if self._doomed:
+                self._unlock()
+            else:
+                lock.release()  # _unlock's common case, without its frame
         if self._pool is not None:
             self._relieve_pool()
 
@@ -1038,29 +896,15 @@ class MemoryStore:
         sample_every: int,
         full_set: Callable[..., None],
     ) -> Callable[..., None]:
-        """A ``Cache.set`` for this store in one Python frame (the sync facade installs it).
+        """A ``Cache.set`` for this store in one Python frame over :meth:`set` (the sync facade installs it).
 
-        ``owner`` is the facade (its ``default_ttl``, its ``_closed`` flag and its latency
-        tick are read per call). The common case — a str key, no hooks, no ttl, a store that
-        weighs nothing and has no sliding expiry — is done inline under the store's lock,
-        policy calls and eviction included (``_put`` and ``_enforce`` in one frame); anything
-        else goes to ``full_set``, the facade's method (which counts errors and fires hooks).
-        One write in ``sample_every`` is timed into ``stats.set_latency``: this function's
-        path when it takes the write, else the facade's (its tick is set so that it times the
-        call). Nothing on the inline path can fail: no weigher runs, no limit
-        refuses, and the policies' ``on_insert``/``on_update``/``evict`` with weight 1 raise
-        nothing.
+        ``owner`` is the facade (its ``default_ttl`` and ``_closed`` flag are read per call).
+        A str key, no hooks, and a ttl left to the default or None: :meth:`set` is called
+        directly; anything else goes to ``full_set``, the facade's method (which validates
+        the ttl and fires hooks). One write in ``sample_every`` is timed into
+        ``stats.set_latency``.
         """
-        data = self._data
-        data_get = data.get
-        lock = self._lock
-        acquire = lock.acquire
-        release = lock.release
-        clock = self.clock
-        store = self
-        reads = self._reads
-        move = data.move_to_end if type(data) is OrderedDict else None
-        popfirst = data.popitem
+        store_set = self.set
         perf_counter = time.perf_counter
         every = sample_every
         mask = every - 1 if every & (every - 1) == 0 else 0
@@ -1074,108 +918,34 @@ class MemoryStore:
                 seconds = None
             else:
                 return full_set(key, value, ttl)  # numbers and timedeltas: validated there
-            if seconds is not None or not store._simple_writes:
-                return full_set(key, value, ttl)
             n = stats.sets + 1
-            # One write in ``every`` is timed, here: the path a write actually takes.
-            started = perf_counter() if not n & mask and not n % every else 0.0
-            k = prefix + key
-            done = False
-            acquire()
             try:
-                # Re-checked under the lock: a concurrent resize may have turned weighing on.
-                if store._simple_writes:
-                    done = True
-                    if reads:
-                        store._drain_reads()  # the policy hears of every hit before this write
-                    now = clock()
-                    heap = store._heap
-                    if heap and heap[0][0] <= now:
-                        store._purge_locked(now, 8)  # as _put does
-                    policy = store._policy
-                    tracks_keys = store._tracks_keys
-                    entry = data_get(k)
-                    if entry is not None and entry.expires is not None and entry.expires <= now:
-                        store._expire(k, entry)  # dead: expired, and a new entry made (as _put)
-                        entry = None
-                    if entry is None:
-                        entry = _new_entry(_Entry)
-                        entry.value = value
-                        entry.expires = None
-                        entry.weight = 0
-                        entry.version = 1
-                        entry.created = entry.updated = now
-                        data[k] = entry
-                        if tracks_keys:
-                            policy.on_insert(k, 1)  # type: ignore[union-attr]
-                        max_entries = store.max_entries
-                        if max_entries is not None and policy is not None and len(data) > max_entries:
-                            if heap:
-                                store._enforce(over=True)  # expired entries go before live ones
-                            elif tracks_keys:
-                                while len(data) > max_entries:
-                                    if data.pop(policy.evict(), None) is not None:  # type: ignore[call-overload]
-                                        store.evictions += 1
-                            else:
-                                # The map is the order: its first key is the victim.
-                                while len(data) > max_entries:
-                                    popfirst(last=False)  # type: ignore[call-arg]
-                                    store.evictions += 1
-                    else:
-                        entry.value = value
-                        entry.expires = None
-                        entry.version += 1
-                        entry.updated = now
-                        if tracks_keys:
-                            policy.on_update(k, 1)  # type: ignore[union-attr]
-                        elif move is not None:
-                            move(k)  # an overwrite refreshes the key (lru) or its age (fifo)
-            finally:
-                release()
-            if not done:
-                if started:
-                    owner._tick = every  # makes the full path time this call instead
-                return full_set(key, value, ttl)
+                if not n & mask and not n % every:
+                    started = perf_counter()
+                    store_set(prefix + key, value, seconds)
+                    stats.set_latency.add(perf_counter() - started)
+                else:
+                    store_set(prefix + key, value, seconds)
+            except CacheError:
+                stats.errors += 1  # as the facade counts it (no hooks are active here)
+                raise
             stats.sets = n
-            if started:
-                stats.set_latency.add(perf_counter() - started)
             return None
 
-        native = _native.speedups
-        if native is None:
-            return set
-        # The C shortcut through this closure's path for stores whose map is their order
-        # (lru, fifo, unbounded) or whose policy is TinyLFUPolicy; every other call goes to
-        # ``set`` (see core/_speedups.c).
-        return native.fused_set(
-            data,
-            prefix,
-            hooks,
-            owner,
-            stats,
-            self,
-            lock,
-            clock,
-            UNSET,
-            set,
-            mask,
-            _new_entry(_Entry),
-            _TINYLFU_NO_KEY,
-        )
+        return set
 
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         """Store every item with the same ttl, atomically (all weighed before any is stored)."""
-        with self._lock:
-            if self.max_bytes is not None:
-                for key, value in items.items():
-                    self._weigh(key, value)
+        with self._guard:
+            # Every weight first: a refused or failing one must leave the store unchanged.
+            weights = {key: self._weigh(key, value) for key, value in items.items()}
             for key, value in items.items():
-                self._put(key, value, ttl)
+                self._put(key, value, ttl, weights[key])
         self._relieve_pool()
 
     def add(self, key: str, value: Any, ttl: float | None) -> bool:
         """Store only if ``key`` is absent; True when stored."""
-        with self._lock:
+        with self._guard:
             if self._live(key) is not None:
                 return False
             self._put(key, value, ttl)
@@ -1184,7 +954,7 @@ class MemoryStore:
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when it existed."""
-        with self._lock:
+        with self._guard:
             entry = self._live(key)
             if entry is None:
                 return False
@@ -1193,7 +963,7 @@ class MemoryStore:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove every key; the number that existed."""
-        with self._lock:
+        with self._guard:
             count = 0
             for key in keys:
                 entry = self._live(key)
@@ -1204,12 +974,12 @@ class MemoryStore:
 
     def exists(self, key: str) -> bool:
         """True when ``key`` holds anything unexpired."""
-        with self._lock:
+        with self._guard:
             return self._live(key) is not None
 
     def incr(self, key: str, delta: int) -> int:
         """Add ``delta`` to the integer at ``key`` (created from 0 without expiry; keeps an expiry)."""
-        with self._lock:
+        with self._guard:
             entry = self._live(key)
             if entry is None:
                 result = _add_counter(0, delta, key)
@@ -1217,15 +987,17 @@ class MemoryStore:
             else:
                 current, as_bytes = _as_counter(entry.value, key, "incr")
                 result = _add_counter(current, delta, key)
-                entry.value = str(result).encode() if as_bytes else result
-                self._touch(key, entry)
-                self._reweigh(key, entry)
+                new_value = str(result).encode() if as_bytes else result
+                weight = self._weigh(key, new_value)  # checked before anything changes
+                entry.value = new_value
+                self._touch(key)
+                self._reweigh(key, entry, weight)
         self._relieve_pool()
         return result
 
     def expire(self, key: str, ttl: float | None) -> bool:
         """Set the remaining life of ``key`` (None: never expire); False when absent."""
-        with self._lock:
+        with self._guard:
             entry = self._live(key)
             if entry is None:
                 return False
@@ -1240,7 +1012,7 @@ class MemoryStore:
 
     def ttl(self, key: str) -> float | None | Missing:
         """Seconds left, None for no expiry, MISSING when absent."""
-        with self._lock:
+        with self._guard:
             entry = self._live(key)
             if entry is None:
                 return MISSING
@@ -1260,13 +1032,13 @@ class MemoryStore:
     def keys(self, pattern: str | None = None) -> list[str]:
         """Live keys, optionally filtered by a Redis-style glob."""
         match = compile_glob(pattern) if pattern is not None else None
-        with self._lock:
+        with self._guard:
             return self._live_keys(match)
 
     def delete_pattern(self, pattern: str) -> int:
         """Delete every live key matching the glob; the number deleted."""
         match = compile_glob(pattern)
-        with self._lock:
+        with self._guard:
             doomed = self._live_keys(match)
             for key in doomed:
                 self._remove(key, self._data[key])
@@ -1274,10 +1046,11 @@ class MemoryStore:
 
     def clear(self, prefix: str | None = None) -> None:
         """Remove everything, or only the keys starting with ``prefix``."""
-        with self._lock:
+        with self._guard:
             if prefix is None:
                 if self._pool is not None and self._bytes:
                     self._pool.charge(self, -self._bytes)
+                self._doomed.extend(self._data.values())
                 self._data.clear()
                 self._heap.clear()
                 self._bytes = 0
@@ -1291,7 +1064,7 @@ class MemoryStore:
 
     def count(self, prefix: str | None = None) -> int:
         """The number of live entries (with ``prefix``, only those keys)."""
-        with self._lock:
+        with self._guard:
             now = self.clock()
             return sum(
                 1
@@ -1299,225 +1072,3 @@ class MemoryStore:
                 if (entry.expires is None or entry.expires > now)
                 and (prefix is None or key.startswith(prefix))
             )
-
-    # ------------------------------------------------------------- collections
-
-    def _native(self, key: str, cls: type[Any], op: str, create: bool) -> Any:
-        """The native collection at ``key``; WrongType if it holds something else. Lock held."""
-        entry = self._live(key)
-        if entry is None:
-            if not create:
-                return None
-            value = cls()
-            # Version 0: the operation that creates a collection also fills it, and that
-            # fill (one write) brings it to version 1.
-            entry = self._put(key, value, None)
-            entry.version = 0
-            if entry.expires is None:
-                entry.expires = _FOREVER
-            return value
-        value = entry.value
-        if type(value) is not cls:
-            raise WrongType(f"{op} on key {key!r}: it holds a {_kind(value)}, not a {_KIND[cls]}")
-        self._touch(key, entry)
-        return value
-
-    def _changed(self, key: str, container: Any, delta: int | None = None) -> None:
-        """After an in-place change: drop an emptied collection (as Redis does), else re-weigh it."""
-        entry = self._data.get(key)
-        if entry is None:
-            return
-        if not container:
-            self._remove(key, entry)
-        else:
-            self._reweigh(key, entry, delta)
-
-    # ------------------------------------------------------------------- lists
-
-    def push(self, key: str, values: Iterable[Any], left: bool) -> int:
-        """LPUSH/RPUSH: add ``values`` at one end; the new length."""
-        values = list(values)
-        with self._lock:
-            if not values:
-                # Nothing to add: do not create (and possibly evict for) an empty list.
-                existing = self._native(key, _List, "lpush" if left else "rpush", False)
-                return 0 if existing is None else len(existing)
-            items: _List = self._native(key, _List, "lpush" if left else "rpush", True)
-            if left:
-                items.extendleft(values)
-            else:
-                items.extend(values)
-            length = len(items)
-            self._changed(key, items, sum(_value_weight(v) + 8 for v in values) if self._weighs else 0)
-            return length
-
-    def pop(self, key: str, left: bool) -> Any:
-        """LPOP/RPOP: remove and return one end, or MISSING when the list is empty/absent."""
-        with self._lock:
-            items: _List | None = self._native(key, _List, "lpop" if left else "rpop", False)
-            if not items:
-                return MISSING
-            value = items.popleft() if left else items.pop()
-            self._changed(key, items, -(_value_weight(value) + 8) if self._weighs else 0)
-            return value
-
-    def llen(self, key: str) -> int:
-        """The length of the list at ``key`` (0 when absent)."""
-        with self._lock:
-            items = self._native(key, _List, "llen", False)
-            return 0 if items is None else len(items)
-
-    def lrange(self, key: str, start: int, stop: int) -> list[Any]:
-        """Elements ``start..stop`` inclusive, negative indexes from the end (Redis LRANGE)."""
-        with self._lock:
-            items = self._native(key, _List, "lrange", False)
-            if items is None:
-                return []
-            n = len(items)
-            if start < 0:
-                start = max(0, n + start)
-            if stop < 0:
-                stop = n + stop
-            stop = min(stop, n - 1)
-            if start > stop:
-                return []
-            return list(islice(items, start, stop + 1))
-
-    # -------------------------------------------------------------------- sets
-
-    def sadd(self, key: str, members: Iterable[Any]) -> int:
-        """Add members; the number that were new."""
-        # Hashing happens here, before the store is touched: an unhashable member must not
-        # create (and evict for) a set that is then dropped again.
-        new_members = set(members)
-        with self._lock:
-            if not new_members:
-                self._native(key, _Set, "sadd", False)  # still WrongType on another kind
-                return 0
-            container: _Set = self._native(key, _Set, "sadd", True)
-            fresh = new_members - container
-            container.update(fresh)
-            added = len(fresh)
-            if added:
-                self._changed(key, container, sum(_value_weight(m) + 8 for m in fresh) if self._weighs else 0)
-        self._relieve_pool()
-        return added
-
-    def srem(self, key: str, members: Iterable[Any]) -> int:
-        """Remove members; the number that were there."""
-        with self._lock:
-            container: _Set | None = self._native(key, _Set, "srem", False)
-            if container is None:
-                return 0
-            gone = [m for m in set(members) if m in container]
-            container.difference_update(gone)
-            self._changed(key, container, -sum(_value_weight(m) + 8 for m in gone) if self._weighs else 0)
-            return len(gone)
-
-    def smembers(self, key: str) -> builtins.set[Any]:
-        """A copy of the set at ``key`` (empty when absent)."""
-        with self._lock:
-            container = self._native(key, _Set, "smembers", False)
-            return set() if container is None else set(container)
-
-    def sismember(self, key: str, member: Any) -> bool:
-        """True when ``member`` is in the set at ``key``."""
-        with self._lock:
-            container = self._native(key, _Set, "sismember", False)
-            return container is not None and member in container
-
-    def scard(self, key: str) -> int:
-        """The size of the set at ``key`` (0 when absent)."""
-        with self._lock:
-            container = self._native(key, _Set, "scard", False)
-            return 0 if container is None else len(container)
-
-    # ------------------------------------------------------------------ hashes
-
-    def hset(self, key: str, mapping: Mapping[str, Any]) -> int:
-        """Set fields; the number of fields that were new."""
-        with self._lock:
-            if not mapping:
-                self._native(key, _Hash, "hset", False)  # still WrongType on another kind
-                return 0
-            container: _Hash = self._native(key, _Hash, "hset", True)
-            new = 0
-            delta = 0
-            for field, value in mapping.items():
-                old = container.get(field, MISSING)
-                if old is MISSING:
-                    new += 1
-                    if self._weighs:
-                        delta += len(field) + 16 + _value_weight(value)
-                elif self._weighs:
-                    delta += _value_weight(value) - _value_weight(old)
-                container[field] = value
-            self._changed(key, container, delta)
-            return new
-
-    def hget(self, key: str, field: str) -> Any:
-        """The value of ``field`` or MISSING."""
-        with self._lock:
-            container = self._native(key, _Hash, "hget", False)
-            if container is None:
-                return MISSING
-            return container.get(field, MISSING)
-
-    def hgetall(self, key: str) -> dict[str, Any]:
-        """A copy of the hash at ``key`` (empty when absent)."""
-        with self._lock:
-            container = self._native(key, _Hash, "hgetall", False)
-            return {} if container is None else dict(container)
-
-    def hdel(self, key: str, fields: Iterable[str]) -> int:
-        """Remove fields; the number that existed."""
-        with self._lock:
-            container: _Hash | None = self._native(key, _Hash, "hdel", False)
-            if container is None:
-                return 0
-            removed = 0
-            delta = 0
-            for field in fields:
-                old = container.pop(field, MISSING)
-                if old is not MISSING:
-                    removed += 1
-                    if self._weighs:
-                        delta -= len(field) + 16 + _value_weight(old)
-            self._changed(key, container, delta)
-            return removed
-
-    def hexists(self, key: str, field: str) -> bool:
-        """True when the hash at ``key`` has ``field``."""
-        with self._lock:
-            container = self._native(key, _Hash, "hexists", False)
-            return container is not None and field in container
-
-    def hlen(self, key: str) -> int:
-        """The number of fields in the hash at ``key`` (0 when absent)."""
-        with self._lock:
-            container = self._native(key, _Hash, "hlen", False)
-            return 0 if container is None else len(container)
-
-    def hincrby(self, key: str, field: str, delta: int) -> int:
-        """Add ``delta`` to the integer in ``field`` (created from 0)."""
-        with self._lock:
-            container: _Hash | None = self._native(key, _Hash, "hincrby", False)
-            current = MISSING if container is None else container.get(field, MISSING)
-            if current is MISSING:
-                number, as_bytes = 0, False
-            else:
-                number, as_bytes = _as_counter(current, key, "hincrby")
-            # Computed before the hash is created: an overflow must leave no empty hash behind.
-            result = _add_counter(number, delta, key, "hincrby")
-            if container is None:
-                container = self._native(key, _Hash, "hincrby", True)
-            new_value = str(result).encode() if as_bytes else result
-            delta = 0
-            if self._weighs:
-                delta = _value_weight(new_value) - (
-                    -(len(field) + 16) if current is MISSING else _value_weight(current)
-                )
-            container[field] = new_value
-            self._changed(key, container, delta)
-        self._relieve_pool()
-        return result

@@ -11,8 +11,7 @@ between keys with the same count are broken by recency (least recent goes first)
 Why nodes and not an ``OrderedDict`` per bucket: a hit would then be a delete from one dict
 and an insert into another, and CPython rebuilds an ``OrderedDict``'s node index whenever its
 dict resizes, which keys moving between buckets make frequent. With a node per key, a hit is
-one dict lookup and six pointer writes, which the C replay (``_speedups.c``) does in a few
-hundred instructions.
+one dict lookup and six pointer writes.
 
 Aging. Pure LFU never forgets: a key that was hot yesterday keeps its count forever and a new
 hot set can never displace it. So counts are halved periodically, as TinyLFU ages its sketch.
@@ -35,11 +34,10 @@ which is Caffeine's rule for weighted caches. ``sample_size=`` fixes the epoch l
 
 from __future__ import annotations
 
-from collections.abc import Container, Hashable, Iterable
+from collections.abc import Hashable
 from typing import ClassVar
 
 from ..._exceptions import ConfigurationError
-from .. import _native
 from .base import Policy, check_capacity, check_weight
 
 __all__ = ["LFUPolicy"]
@@ -176,29 +174,6 @@ class LFUPolicy(Policy):
         self._ops += 1
         if self._ops >= self._sample:
             self._age()
-
-    def on_access_many(self, keys: Iterable[Hashable], tracked: Container[Hashable]) -> None:
-        """:meth:`on_access` for each key in ``tracked``, oldest first.
-
-        With the C helpers (``_native``) the moves between buckets run in C on these same
-        nodes and buckets, handing back the creation of a bucket (``_link_after``) and the end
-        of an aging epoch (``_age``); without them, the base class calls :meth:`on_access` per
-        key. The effect is the same, in the same order.
-        """
-        native = _native.speedups
-        if native is None:
-            super().on_access_many(keys, tracked)
-            return
-        batch = keys if type(keys) is list else list(keys)
-        replay = native.lfu_replay
-        index = 0
-        while index < len(batch):
-            index, done = replay(
-                batch, index, tracked, self._where, _Node, _Bucket, self._link_after, self._sample - self._ops
-            )
-            self._ops += done
-            if self._ops >= self._sample:
-                self._age()
 
     def on_update(self, key: Hashable, weight: int) -> None:
         """Record the new weight; an overwrite counts as an access."""

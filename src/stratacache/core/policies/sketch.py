@@ -36,7 +36,6 @@ to identical tables.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
 
 from .. import _native
 
@@ -56,30 +55,14 @@ def _ceil_pow2(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
 
-class _Counters:
-    """The sketch's integer attributes. With the C helpers its base is their ``SketchCounters``
-    instead, the same names as C fields, which the helpers add to in place."""
-
-    __slots__ = ("sample_size", "size")
-
-    sample_size: int
-    size: int
-
-
-if TYPE_CHECKING:
-    _CountersBase = _Counters
-else:
-    _CountersBase = _Counters if _native.speedups is None else _native.speedups.SketchCounters
-
-
-class FrequencySketch(_CountersBase):
+class FrequencySketch:
     """Estimates recent access counts (0-15) of keys; see the module docstring for the design.
 
     ``expected_entries`` (the number of keys the cache holds) sizes the table and the aging
     period; ``salt`` perturbs the hash so that two instances do not share their collisions.
     """
 
-    __slots__ = ("_mask", "_row1", "_row2", "_row3", "_salt", "_table", "entries")
+    __slots__ = ("_mask", "_row1", "_row2", "_row3", "_salt", "_table", "entries", "sample_size", "size")
 
     def __init__(self, expected_entries: int, *, salt: int = 0) -> None:
         """Create an all-zero sketch for about ``expected_entries`` keys."""

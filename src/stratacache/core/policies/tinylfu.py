@@ -82,7 +82,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from collections.abc import Container, Hashable, Iterable
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar, cast
 
 from ..._exceptions import ConfigurationError
 from .. import _native
@@ -121,7 +121,7 @@ _INITIAL_SKETCH_ENTRIES = 1024
 _GHOST_SHARE = _STEP_PERCENT
 _MIN_GHOST = 8
 
-# "No last miss": record_miss's key, cleared by on_insert (the C fused set passes it too).
+# "No last miss": record_miss's key, cleared by on_insert.
 NO_KEY = object()
 
 # tinylfu_replay's "stopped" code for a key it counted but left for Python to move (see
@@ -145,10 +145,7 @@ def _ordered() -> OrderedDict[Hashable, int]:
 
 
 class _Counters:
-    """TinyLFUPolicy's integer attributes. With the C helpers its base is their
-    ``TinyLFUCounters`` instead: the same names as C fields, which the helpers add to in place
-    (as Python ints each ``+= 1`` from C cost ~190 instructions, and an evicting write made ~15).
-    """
+    """TinyLFUPolicy's integer attributes, as slots."""
 
     __slots__ = (
         "_climb_period",
@@ -181,21 +178,13 @@ class _Counters:
     _window_weight: int
 
 
-if TYPE_CHECKING:
-    _CountersBase = _Counters
-else:
-    _CountersBase = _Counters if _native.speedups is None else _native.speedups.TinyLFUCounters
-
-
-class TinyLFUPolicy(Policy, _CountersBase):
+class TinyLFUPolicy(Policy, _Counters):
     """Adaptive W-TinyLFU: LRU window, frequency-filtered admission, SLRU main, hill climber."""
 
     name: ClassVar[str] = "tinylfu"
     tracks_access: ClassVar[bool] = True
 
-    # Slots: the C helpers (see _speedups.c) read and write these at fixed offsets, ~5
-    # instructions each against ~90 for an instance-dict lookup (a write reads a dozen). The
-    # integers are in the base class (above).
+    # Slots, for compactness and faster attribute access; the integers are in the base class.
     __slots__ = (
         "_adaptive",
         "_candidates",
@@ -311,10 +300,6 @@ class TinyLFUPolicy(Policy, _CountersBase):
 
     def record_miss(self, key: Hashable) -> None:
         """Count a miss on ``key`` in the sketch and in the climber's sample."""
-        native = _native.speedups
-        if native is not None and type(self) is TinyLFUPolicy:
-            native.tinylfu_record_miss(self, key)  # the same steps, in C (see _speedups.c)
-            return
         self._increment(key)
         self._last_miss = key
         self._ghost_check(key)
@@ -324,10 +309,6 @@ class TinyLFUPolicy(Policy, _CountersBase):
 
     def on_insert(self, key: Hashable, weight: int = 1) -> None:
         """Put ``key`` at the most recent end of the window; window overflow becomes candidates."""
-        native = _native.speedups
-        if native is not None and type(self) is TinyLFUPolicy and type(weight) is int and weight == 1:
-            native.tinylfu_insert(self, key, NO_KEY)  # the same steps, in C (see _speedups.c)
-            return
         if weight != 1 or weight is True:
             check_weight(weight)
             self._weighted = True
@@ -489,10 +470,6 @@ class TinyLFUPolicy(Policy, _CountersBase):
 
     def on_update(self, key: Hashable, weight: int) -> None:
         """Record the new weight of ``key``; an overwrite counts as an access."""
-        native = _native.speedups
-        if native is not None and type(self) is TinyLFUPolicy and type(weight) is int and weight == 1:
-            native.tinylfu_update(self, key)  # the same steps, in C (see _speedups.c)
-            return
         check_weight(weight)
         if weight != 1:
             self._weighted = True
@@ -532,9 +509,6 @@ class TinyLFUPolicy(Policy, _CountersBase):
 
     def evict(self) -> Hashable:
         """Evict the loser of candidate vs victim, or main's LRU key when there is no candidate."""
-        native = _native.speedups
-        if native is not None and type(self) is TinyLFUPolicy:
-            return native.tinylfu_evict(self)  # the same steps, in C (see _speedups.c)
         probation = self._probation
         candidates = self._candidates
         while candidates:
