@@ -26,7 +26,9 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fr
 (cd "$work" && CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" \
     "$PY" setup.py -q build_ext --inplace >/dev/null)
 so=$(ls "$work"/src/stratacache/core/_speedups*.so)
-if ! ldd "$so" | grep -q libasan; then
+# (ldd's output is read whole first: grep -q stopping early would make pipefail fail the pipe.)
+linked=$(ldd "$so")
+if ! grep -q libasan <<<"$linked"; then
     echo "sanitize: $so is not instrumented (CFLAGS were not applied)" >&2
     exit 1
 fi
