@@ -446,7 +446,7 @@ class MemoryStore(CollectionsMixin):
             # Overwrites and deletes leave stale deadlines behind; rebuild from the live ones.
             self._heap = [
                 (e.expires, k)
-                for k, e in self._data.items()
+                for k, e in self._items()
                 if e.expires is not None and e.expires != _FOREVER
             ]
             heapq.heapify(self._heap)
@@ -682,9 +682,9 @@ class MemoryStore(CollectionsMixin):
                 if new_bytes is not None and not self._weighs:
                     # Weighing was off: weigh what is already stored.
                     self._weighs = True
-                    for key, entry in self._data.items():
+                    for key, entry in self._items():
                         entry.weight = self._weigher(key, entry.value)
-                    self._bytes = sum(e.weight for e in self._data.values())
+                    self._bytes = sum(e.weight for _, e in self._items())
                 self.max_bytes = new_bytes
             capacity = self._capacity()
             if capacity is None:
@@ -696,7 +696,7 @@ class MemoryStore(CollectionsMixin):
                 self._make_policy(self.policy_name)
                 policy = self._policy
                 assert policy is not None
-                for key, entry in self._data.items():
+                for key, entry in self._items():
                     policy.on_insert(key, self._policy_weight(entry.weight))
             else:
                 self._policy_weighs = self.max_entries is None
@@ -1021,11 +1021,20 @@ class MemoryStore(CollectionsMixin):
                 return None
             return max(0.0, expires - self.clock())
 
+    def _items(self) -> list[tuple[str, Any]]:
+        """The map's items as a list, made in one C call (no thread switch inside it).
+
+        A hit on an entry without a deadline is served without the lock and may move its key
+        in the policy's order (an OrderedDict map): iterating the map itself from Python code,
+        even under the lock, could then fail with "mutated during iteration".
+        """
+        return list(self._data.items())
+
     def _live_keys(self, match: Callable[[str], bool] | None) -> list[str]:
         now = self.clock()
         return [
             key
-            for key, entry in self._data.items()
+            for key, entry in self._items()
             if (entry.expires is None or entry.expires > now) and (match is None or match(key))
         ]
 
@@ -1059,7 +1068,7 @@ class MemoryStore(CollectionsMixin):
                 if self._reads is not None:
                     self._reads.clear()
                 return
-            for key in [k for k in self._data if k.startswith(prefix)]:
+            for key in [k for k, _ in self._items() if k.startswith(prefix)]:
                 self._remove(key, self._data[key])
 
     def count(self, prefix: str | None = None) -> int:
@@ -1068,7 +1077,7 @@ class MemoryStore(CollectionsMixin):
             now = self.clock()
             return sum(
                 1
-                for key, entry in self._data.items()
+                for key, entry in self._items()
                 if (entry.expires is None or entry.expires > now)
                 and (prefix is None or key.startswith(prefix))
             )
