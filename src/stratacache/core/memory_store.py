@@ -445,9 +445,7 @@ class MemoryStore(CollectionsMixin):
         if len(heap) > 2 * len(self._data) + _HEAP_SLACK:
             # Overwrites and deletes leave stale deadlines behind; rebuild from the live ones.
             self._heap = [
-                (e.expires, k)
-                for k, e in self._items()
-                if e.expires is not None and e.expires != _FOREVER
+                (e.expires, k) for k, e in self._items() if e.expires is not None and e.expires != _FOREVER
             ]
             heapq.heapify(self._heap)
         if len(heap) == 1:
