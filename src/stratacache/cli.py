@@ -62,6 +62,46 @@ def _demo(out: _Printer) -> None:
     out("\ndone.")
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from stratacache._exceptions import ConfigurationError
+    from stratacache.server import ServerConfig, load_config, run
+
+    try:
+        config = load_config(args.config) if args.config else ServerConfig()
+        overrides = {
+            "port": args.port,
+            "bind": args.bind,
+            "maxmemory": args.maxmemory,
+            "maxmemory-policy": args.maxmemory_policy,
+            "requirepass": args.requirepass,
+            "loglevel": args.loglevel,
+        }
+        for name, value in overrides.items():
+            if value is not None:
+                config.set(name, value, where="command line")
+    except ConfigurationError as exc:
+        print(f"stratacache serve: {exc}", file=sys.stderr)
+        return 2
+    levels = {
+        "debug": logging.DEBUG,
+        "verbose": logging.INFO,
+        "notice": logging.INFO,
+        "warning": logging.WARNING,
+    }
+    logging.basicConfig(
+        level=levels.get(config.loglevel, logging.CRITICAL),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        filename=config.logfile or None,
+    )
+    try:
+        return run(config, announce=lambda text: print(text, flush=True))
+    except OSError as exc:
+        print(f"stratacache serve: cannot listen: {exc}", file=sys.stderr)
+        return 1
+
+
 class _Printer:
     def __call__(self, text: str) -> None:
         print(text)
@@ -78,6 +118,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stratacache", description="stratacache command line")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="show the library at work on the embedded memory backend")
+    serve = sub.add_parser(
+        "serve",
+        help="run the Redis-protocol cache server (stratacache serve --help)",
+        description="Run the Redis-protocol cache server on the memory engine. With no "
+        "arguments it listens on 127.0.0.1:7379 with a 512 MiB memory limit.",
+    )
+    serve.add_argument("--config", metavar="FILE", help="a YAML configuration file")
+    serve.add_argument("--port", type=int, help="TCP port (default 7379)")
+    serve.add_argument(
+        "--bind", nargs="+", metavar="ADDRESS", help="addresses to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--maxmemory", metavar="SIZE", help="memory limit, e.g. 256mb or 2gb")
+    serve.add_argument(
+        "--maxmemory-policy", metavar="POLICY", help="noeviction, allkeys-lru, allkeys-lfu, ..."
+    )
+    serve.add_argument("--requirepass", metavar="PASSWORD", help="password clients must AUTH with")
+    serve.add_argument("--loglevel", metavar="LEVEL", help="debug, verbose, notice (default), warning")
     sub.add_parser(
         "simulate",
         help="replay an access trace against eviction policies and print hit ratios "
@@ -87,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         _demo(_Printer())
         return 0
+    if args.command == "serve":
+        return _serve(args)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects first
     return 2  # pragma: no cover
 

@@ -993,6 +993,22 @@ class MemoryStore(CollectionsMixin):
         self._relieve_pool()
         return result
 
+    def reweigh(self, key: str) -> bool:
+        """The value at ``key`` was changed in place by its owner: weigh it again (evicting
+        to stay within the limits) and count the change as an update. False when absent.
+
+        For values the store does not manage itself (the server's collections), whose owner
+        changes them under its own discipline and then reports the change here.
+        """
+        with self._guard:
+            entry = self._live(key)
+            if entry is None:
+                return False
+            weight = self._weigh(key, entry.value)
+            self._reweigh(key, entry, weight)
+        self._relieve_pool()
+        return True
+
     def expire(self, key: str, ttl: float | None) -> bool:
         """Set the remaining life of ``key`` (None: never expire); False when absent."""
         with self._guard:

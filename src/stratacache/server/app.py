@@ -1,0 +1,346 @@
+"""The server: databases over the memory engine, the listening sockets, the clients.
+
+:class:`Server` holds the state every connection shares (databases, clients, counters,
+watchers) and the policy checks that are not a command's own (maxmemory, users). It runs on
+the current asyncio loop: ``await server.start()``, then ``await server.wait_closed()``;
+:meth:`Server.shutdown` stops accepting, lets in-flight replies go out and closes clients.
+:func:`run` is ``stratacache serve``: uvloop when installed, signals, logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._exceptions import ConfigurationError
+from ..core.engine import Engine
+from ..core.pool import MemoryPool
+from .commands import Command, load
+from .config import ServerConfig
+from .connection import Client
+from .errors import OOM
+from .keyspace import Database, server_weigher
+from .resp import ErrorReply
+
+__all__ = ["Server", "run"]
+
+logger = logging.getLogger("stratacache.server")
+
+VERSION = "7.2.0"
+"""The Redis version the server reports (INFO redis_version, HELLO): the command set and
+semantics it follows. Clients read it to decide which commands they may send."""
+
+
+class Server:
+    """The server's shared state and lifecycle (see the module docstring)."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        load()
+        self.started = time.time()
+        self.run_id = os.urandom(20).hex()
+        self.pool = MemoryPool(max(self.config.maxmemory, 1), name="server")
+        self.engine = Engine(clock=time.time)
+        self.databases: list[Database] = []
+        for index in range(self.config.databases):
+            self.databases.append(self._make_database(index))
+        self.clients: dict[int, Client] = {}
+        self.commands_processed = 0
+        self.connections_received = 0
+        self.rejected_connections = 0
+        self.keyspace_hits = 0
+        self.keyspace_misses = 0
+        self.protocol_errors = 0
+        self.internal_errors = 0
+        # WATCH: (db index, key) -> the clients watching it.
+        self.watchers: dict[tuple[int, str], set[Client]] = {}
+        # Other features' hooks on every key change (tracking, ...): f(db, key).
+        self.change_listeners: list[Callable[[Database, str], None]] = []
+        # Other features' hooks on a client leaving (pub/sub, tracking, blocked lists): f(client).
+        self.disconnect_hooks: list[Callable[[Client], None]] = []
+        self._servers: list[asyncio.AbstractServer] = []
+        self.tls_servers: list[asyncio.AbstractServer] = []
+        self._closed: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.shutting_down = False
+
+    # -------------------------------------------------------------- databases
+
+    def _make_database(self, index: int) -> Database:
+        store_config = self.config.store_for(index)
+        options: dict[str, Any] = {
+            "type": store_config.type,
+            "weigher": server_weigher,
+            "pool": self.pool,
+        }
+        if store_config.type != "ttl-only":
+            options["policy"] = self.config.policy_for(index)
+        if store_config.type == "session" and options["policy"] != "lru":
+            options["policy"] = "lru"
+        for name in ("max_entries", "max_bytes", "expire_after_access"):
+            value = getattr(store_config, name)
+            if value is not None:
+                options[name] = value
+        store = self.engine.create_store(f"db{index}", **options)
+        return Database(index, store, self._key_changed, kind=store_config.type)
+
+    def _key_changed(self, db: Database, key: str) -> None:
+        watchers = self.watchers
+        if watchers:
+            clients = watchers.get((db.index, key))
+            if clients:
+                for client in clients:
+                    client.dirty_cas = True
+        for listener in self.change_listeners:
+            listener(db, key)
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether a new connection must AUTH before running commands."""
+        if self.config.requirepass:
+            return True
+        default = self.config.users.get("default")
+        return default is not None and (default.password is not None or not default.enabled)
+
+    def used_memory(self) -> int:
+        """Bytes the stores hold (the pool's ledger)."""
+        return self.pool.used
+
+    # ---------------------------------------------------------------- checks
+
+    def check_command(self, client: Client, cmd: Command, args: list[bytes]) -> ErrorReply | None:
+        """Checks that are not the command's own, after the connection's: users' rights and
+        maxmemory. None when the command may run."""
+        user = client.user
+        if user is not None and user != "default":
+            settings = self.config.users.get(user)
+            if settings is not None:
+                if settings.commands is not None and cmd.name not in settings.commands:
+                    return ErrorReply(
+                        f"NOPERM User {user} has no permissions to run the '{cmd.name}' command"
+                    )
+                if settings.readonly and cmd.write:
+                    return ErrorReply(
+                        f"NOPERM User {user} has no permissions to run the '{cmd.name}' command"
+                    )
+        if (
+            cmd.denyoom
+            and self.config.maxmemory_policy == "noeviction"
+            and self.pool.used >= self.config.maxmemory
+        ):
+            return ErrorReply(OOM)
+        return None
+
+    def check_query_buffer(self, client: Client) -> None:
+        """Close a client whose unparsed input exceeds client-query-buffer-limit."""
+        if client.parser.buffered > self.config.client_query_buffer_limit:
+            logger.warning(
+                "closing client id=%d addr=%s: query buffer over the limit", client.id, client.address
+            )
+            client.close()
+
+    def check_output_buffer(self, client: Client) -> None:
+        """Close a client whose pending output exceeds its class's limit (0: no limit)."""
+        limit = (
+            self.config.client_output_buffer_limit_pubsub
+            if client.channels or client.patterns or client.shard_channels
+            else self.config.client_output_buffer_limit_normal
+        )
+        transport = client.transport
+        if limit and transport is not None and transport.get_write_buffer_size() > limit:
+            logger.warning(
+                "closing client id=%d addr=%s: output buffer over the limit", client.id, client.address
+            )
+            client.closing = True
+            transport.abort()
+
+    def protocol_error(self, client: Client, text: str) -> None:
+        """Log a protocol violation (then the client is answered and closed)."""
+        self.protocol_errors += 1
+        logger.info("protocol error from client id=%d addr=%s: %s", client.id, client.address, text)
+
+    # --------------------------------------------------------------- clients
+
+    def client_connected(self, client: Client) -> None:
+        """Register a new connection, refusing it past maxclients."""
+        self.connections_received += 1
+        if len(self.clients) >= self.config.maxclients or self.shutting_down:
+            self.rejected_connections += 1
+            assert client.transport is not None
+            client.transport.write(b"-ERR max number of clients reached\r\n")
+            client.close()
+            return
+        self.clients[client.id] = client
+
+    def client_disconnected(self, client: Client) -> None:
+        """Forget a closed connection and everything it held (watches, subscriptions)."""
+        self.clients.pop(client.id, None)
+        self.unwatch(client)
+        for hook in self.disconnect_hooks:
+            hook(client)
+
+    def unwatch(self, client: Client) -> None:
+        """Drop every WATCH of ``client``."""
+        for item in client.watched:
+            clients = self.watchers.get(item)
+            if clients is not None:
+                clients.discard(client)
+                if not clients:
+                    del self.watchers[item]
+        client.watched.clear()
+        client.dirty_cas = False
+
+    # ------------------------------------------------------------- lifecycle
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context from tls-cert-file/tls-key-file, or None."""
+        config = self.config
+        if not config.tls_port:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        if not (config.tls_cert_file and config.tls_key_file):
+            raise ConfigurationError("tls-port needs tls-cert-file and tls-key-file")
+        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+        if config.tls_ca_cert_file:
+            context.load_verify_locations(config.tls_ca_cert_file)
+        if config.tls_auth_clients == "yes":
+            context.verify_mode = ssl.CERT_REQUIRED
+        elif config.tls_auth_clients == "optional":
+            context.verify_mode = ssl.CERT_OPTIONAL
+        return context
+
+    async def start(self, *, ephemeral: bool = False) -> None:
+        """Listen on every bind address (and the TLS port), start the background tasks.
+
+        ``port: 0`` means no plain TCP listener, as in Redis; ``ephemeral`` makes it mean
+        "a port the OS picks" instead (tests, :class:`~.embedded.ServerThread`), and the
+        configuration then reports the port taken.
+        """
+        loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
+        config = self.config
+        if config.port or ephemeral:
+            for host in config.bind:
+                self._servers.append(
+                    await loop.create_server(
+                        lambda: Client(self), host, config.port, backlog=511, reuse_address=True
+                    )
+                )
+        context = self.ssl_context()
+        if context is not None:
+            for host in config.bind:
+                self.tls_servers.append(
+                    await loop.create_server(
+                        lambda: Client(self),
+                        host,
+                        config.tls_port,
+                        ssl=context,
+                        backlog=511,
+                        reuse_address=True,
+                    )
+                )
+        if config.port == 0 and self._servers and ephemeral:
+            # Port 0: the OS picked one; report it as the configured port.
+            config.port = self.ports[0]
+        self._tasks.append(loop.create_task(self._cron()))
+
+    @property
+    def ports(self) -> list[int]:
+        """The ports actually listened on."""
+        return [srv.sockets[0].getsockname()[1] for srv in self._servers if srv.sockets]  # type: ignore[attr-defined]
+
+    async def _cron(self) -> None:
+        """Background work, ``hz`` times a second: active expiry (a bounded slice per run, so
+        the loop never stalls), idle-client timeouts, the pool's pressure events."""
+        while True:
+            await asyncio.sleep(1 / self.config.hz)
+            self.cron_once()
+
+    def cron_once(self) -> None:
+        """One run of the background work (see :meth:`_cron`)."""
+        deadline = time.perf_counter() + 0.0025  # at most ~25% of a 10 Hz tick
+        for db in self.databases:
+            while db.store.purge_expired(200) == 200 and time.perf_counter() < deadline:
+                pass
+        self.pool.dispatch()
+        timeout = self.config.timeout
+        if timeout:
+            now = time.monotonic()
+            for client in list(self.clients.values()):
+                if (
+                    now - client.last_interaction > timeout
+                    and client.blocked is None
+                    and not (client.channels or client.patterns or client.shard_channels)
+                ):
+                    logger.info("closing idle client id=%d addr=%s", client.id, client.address)
+                    client.close()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let pending replies go out, close every client."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        for srv in self._servers + self.tls_servers:
+            srv.close()
+        for task in self._tasks:
+            task.cancel()
+        for client in list(self.clients.values()):
+            transport = client.transport
+            if transport is not None:
+                transport.close()  # flushes what is buffered, then closes
+        for srv in self._servers + self.tls_servers:
+            await srv.wait_closed()
+        self.engine.close()
+        if self._closed is not None:
+            self._closed.set()
+
+    async def wait_closed(self) -> None:
+        """Return once :meth:`shutdown` has finished."""
+        assert self._closed is not None
+        await self._closed.wait()
+
+
+def run(config: ServerConfig, *, announce: Callable[[str], None] | None = None) -> int:
+    """Run the server until SIGTERM/SIGINT or SHUTDOWN (``stratacache serve``); exit status."""
+    runner: Callable[[Any], Any] = asyncio.run
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is part of the server extra
+        pass
+
+    async def main() -> None:
+        server = Server(config)
+        await server.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, _on_signal, server, sig)
+        if announce is not None:
+            host = config.bind[0]
+            announce(
+                f"stratacache serve: Redis protocol on {host}:{config.port} "
+                f"(maxmemory {config.maxmemory} bytes, policy {config.maxmemory_policy})\n"
+                f"connect with: redis-cli -h {host} -p {config.port}    "
+                f"or: stratacache.Cache('redis://{host}:{config.port}/0')"
+            )
+        await server.wait_closed()
+
+    runner(main())
+    return 0
+
+
+def _on_signal(server: Server, sig: signal.Signals) -> None:
+    logger.warning("received %s, shutting down", sig.name)
+    asyncio.get_running_loop().create_task(server.shutdown())
+
+
+if sys.platform == "win32":  # pragma: no cover - the server is POSIX-only
+    raise ImportError("stratacache serve runs on POSIX systems")
