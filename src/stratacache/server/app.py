@@ -65,6 +65,9 @@ class Server:
         self.change_listeners: list[Callable[[Database, str], None]] = []
         # Other features' hooks on a client leaving (pub/sub, tracking, blocked lists): f(client).
         self.disconnect_hooks: list[Callable[[Client], None]] = []
+        # Per-feature shared state (pub/sub hub, script cache, blocked clients, ...), each
+        # owned by its feature's module, created on first use under the feature's own key.
+        self.extra: dict[str, Any] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self.tls_servers: list[asyncio.AbstractServer] = []
         self._closed: asyncio.Event | None = None
