@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stratacache import MISSING, ConfigurationError, InvalidArgument, WrongType
+from stratacache import MISSING, ConfigurationError, InvalidArgument, ValueTooLarge, WrongType
 from stratacache.core import memory_store
 from stratacache.core.memory_store import MemoryStore
 from stratacache.core.policies import LFUPolicy
@@ -1296,3 +1296,41 @@ def test_a_raising_weigher_gives_a_cache_error_naming_the_key_and_loses_nothing(
             store.set_many({"a": 1, "bad": 2}, None)
     assert store.keys() == ["good"]
     assert store.get("good") == 1
+
+
+class _Grows:
+    """A value its owner changes in place, weighing what it holds."""
+
+    def __init__(self) -> None:
+        self.items: list[int] = []
+
+
+def _grows_weigher(key: str, value: Any) -> int:
+    return 10 + 10 * len(value.items) if isinstance(value, _Grows) else 10
+
+
+def test_reweigh_counts_an_in_place_change_and_evicts_to_stay_within_max_bytes() -> None:
+    store = MemoryStore(max_bytes=100, policy="lru", weigher=_grows_weigher)
+    store.set("old", 1, None)
+    grows = _Grows()
+    store.set("g", grows, None)
+    assert store.pool_bytes == 20
+    grows.items.extend(range(8))  # now weighs 90: with "old" (10) the store holds 100
+    assert store.reweigh("g") is True
+    assert store.pool_bytes == 100
+    assert store.entry_info("g").version == 2  # type: ignore[union-attr]
+    grows.items.append(8)  # 100 on its own: "old", the least recently used, must go
+    assert store.reweigh("g") is True
+    assert store.get("old") is MISSING
+    assert store.pool_bytes == 100
+
+
+def test_reweigh_of_an_absent_key_is_false_and_a_bad_weight_changes_nothing() -> None:
+    store = MemoryStore(max_bytes=100, weigher=_grows_weigher)
+    assert store.reweigh("nope") is False
+    grows = _Grows()
+    store.set("g", grows, None)
+    grows.items.extend(range(50))  # 510 bytes: more than max_bytes
+    with pytest.raises(ValueTooLarge):
+        store.reweigh("g")
+    assert store.pool_bytes == 10  # the recorded weight is unchanged
