@@ -173,10 +173,10 @@ class Client(asyncio.Protocol):
                     else:
                         self._wait(reply)
                         break
+                resp3 = self.resp3  # HELLO switches it, for its own reply too (as Redis)
                 encode_into(reply, out, resp3)
                 if self.close_after_reply:
                     break
-                resp3 = self.resp3  # HELLO may switch it mid-batch
         finally:
             self._out = None
             if out:
@@ -254,7 +254,7 @@ class Client(asyncio.Protocol):
             and not self.resp3
             and (name not in _SUBSCRIBED_OK)
         ):
-            return ErrorReply(NOT_ALLOWED_IN_SUBSCRIBE.format(cmd.name))
+            return ErrorReply(NOT_ALLOWED_IN_SUBSCRIBE.format(_full_name(cmd, args)))
         return self.call(cmd, args)
 
     def call(self, cmd: Command, args: list[bytes]) -> Any:
@@ -279,6 +279,15 @@ class Client(asyncio.Protocol):
             server.internal_errors += 1
             logger.exception("internal error running %r for client id=%d", cmd.name, self.id)
             return ErrorReply(f"ERR internal error running '{cmd.name}': {type(exc).__name__}")
+
+
+def _full_name(cmd: Command, args: list[bytes]) -> str:
+    """Redis's name of the command run: ``pubsub|channels`` for a known subcommand."""
+    if cmd.subcommands and len(args) > 1:
+        sub = args[1].lower().decode("latin-1")
+        if sub in cmd.subcommands:
+            return f"{cmd.name}|{sub}"
+    return cmd.name
 
 
 def _format_address(address: Any) -> str:
