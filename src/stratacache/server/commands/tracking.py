@@ -29,9 +29,9 @@ bookkeeping, and back when it turns it off.
 The CLIENT command itself belongs to the connection family: its subcommands here are
 :data:`TRACKING_SUBCOMMANDS`, which this module hooks into the CLIENT command if one is
 registered when it is imported (modules load in name order, after ``connection``), and
-otherwise registers a CLIENT of its own with those subcommands and ID. Likewise RESET (when
-registered) is wrapped to drop the client's subscriptions and tracking first, and HELLO is
-provided (protocol switch only) while the connection family has none.
+otherwise registers a CLIENT of its own with those subcommands and ID; HELLO is provided
+(protocol switch only) while the connection family has none. RESET and disconnection turn
+tracking off through the server's ``disconnect_hooks`` (:func:`disable_tracking`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 from ..connection import Client
 from ..errors import SYNTAX, unknown_subcommand, wrong_arity
 from ..keyspace import bkey, skey
-from ..pubsub import unsubscribe_all
 from ..resp import ErrorReply, Push
 from . import COMMANDS, Command, Handler, command
 
@@ -264,12 +263,18 @@ class TrackingClient(Client):
                 info.caching = False
         return reply
 
+    def _plain(self) -> Any:
+        """Never plain: the connection's fast path runs commands without :meth:`call`,
+        which would skip remembering what this client reads."""
+        return None
+
 
 def disable_tracking(client: Client) -> None:
     """Turn tracking off for ``client`` (CLIENT TRACKING OFF, RESET, disconnection)."""
     info: ClientTracking | None = client.extra.pop("tracking", None)
     if info is None:
         return
+    client.extra.pop("tracking-redirect", None)
     state: TrackingState = client.server.extra["tracking"]
     for prefix in info.prefixes:
         entry = state.prefixes.get(prefix)
@@ -380,6 +385,7 @@ def client_tracking(client: Client, args: list[bytes]) -> Any:
     info.bcast, info.optin, info.optout, info.noloop = bcast, optin, optout, noloop
     info.redirect = redirect
     info.broken = False
+    client.extra["tracking-redirect"] = redirect  # CLIENT LIST's redir=
     if bcast:
         for prefix in prefixes or [b""]:
             if prefix not in info.prefixes:
@@ -515,22 +521,6 @@ def _hook_client() -> None:
     _name_subcommands(COMMANDS[b"client"], own)
 
 
-def _hook_reset() -> None:
-    existing = COMMANDS.get(b"reset")
-    if existing is None:
-        return
-    original = existing.handler
-
-    def reset_with_cleanup(client: Client, args: list[bytes]) -> Any:
-        # Before the connection's own RESET, which may clear the subscription sets the
-        # hub needs to find the client.
-        unsubscribe_all(client)
-        disable_tracking(client)
-        return original(client, args)
-
-    existing.handler = reset_with_cleanup
-
-
 def _provide_hello() -> None:
     if b"hello" in COMMANDS:
         return
@@ -562,5 +552,4 @@ def _provide_hello() -> None:
 
 
 _hook_client()
-_hook_reset()
 _provide_hello()
