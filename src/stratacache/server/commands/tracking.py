@@ -44,6 +44,7 @@ from ..errors import SYNTAX, unknown_subcommand, wrong_arity
 from ..keyspace import bkey, skey
 from ..resp import ErrorReply, Push
 from . import COMMANDS, Command, Handler, command
+from . import connection as _connection_family  # noqa: F401 - CLIENT and HELLO, if any, first
 
 if TYPE_CHECKING:
     from ..app import Server
