@@ -23,9 +23,10 @@ from stratacache.server.resp import encode_command
 class Side:
     """One server under test: ``ours`` or the real one, and how to flush it."""
 
-    def __init__(self, port: int, flush: Any) -> None:
+    def __init__(self, port: int, flush: Any, set_ttl: Any) -> None:
         self.port = port
         self.flush = flush
+        self.set_ttl = set_ttl  # (key, value, seconds): a key with an expiry
         self.opened: list[RespConn] = []
 
     def conn(self, resp3: bool = False) -> RespConn:
@@ -51,7 +52,16 @@ def sides(ours: ServerThread, real: Any) -> Iterator[list[Side]]:
         assert conn.call("FLUSHDB") == "OK"
         conn.close()
 
-    made = [Side(ours.port, flush_ours), Side(real.port, flush_real)]
+    # SET's options belong to the strings family (another branch): ours writes the database.
+    def set_ttl_ours(key: str, value: str, seconds: float) -> None:
+        ours.call(lambda: server.databases[0].set(key, value.encode(), seconds))
+
+    def set_ttl_real(key: str, value: str, seconds: float) -> None:
+        conn = RespConn(real.port)
+        assert conn.call("SET", key, value, "PX", int(seconds * 1000)) == "OK"
+        conn.close()
+
+    made = [Side(ours.port, flush_ours, set_ttl_ours), Side(real.port, flush_real, set_ttl_real)]
     yield made
     for side in made:
         for conn in side.opened:
@@ -314,6 +324,41 @@ def test_bcast_prefixes_batches_and_noloop_match_redis(sides: list[Side]) -> Non
 
     seen = run_both(sides, scenario)
     assert seen[1] == (Push([b"invalidate", [b"a1", b"a2"]]), "Push")
+
+
+def test_a_remembered_key_that_expires_is_invalidated_like_redis(sides: list[Side]) -> None:
+    def scenario(side: Side) -> list[Any]:
+        tracker = side.conn(resp3=True)
+        seen = [tracker.call("CLIENT", "TRACKING", "on")]
+        side.set_ttl("short", "1", 0.1)
+        side.set_ttl("long", "1", 100)
+        seen.append(tracker.call("GET", "short"))
+        seen.append(tracker.call("GET", "long"))
+        # Nobody touches the key: the expiry itself must be announced (Redis's active expiry
+        # finds it within a few cycles of 100 ms).
+        tracker.sock.settimeout(3)
+        seen.append(tracker.read())
+        seen.append(tracker.call("PING"))
+        return kinds(seen)
+
+    seen = run_both(sides, scenario)
+    assert seen[3] == (Push([b"invalidate", [b"short"]]), "Push")
+
+
+def test_expiry_timers_are_dropped_with_the_keys(ours: ServerThread) -> None:
+    server = ours.server
+    assert server is not None
+    tracker = RespConn(ours.port)
+    tracker.call("HELLO", "3")
+    tracker.call("CLIENT", "TRACKING", "on")
+    ours.call(lambda: server.databases[0].set("k", b"1", 100))
+    tracker.call("GET", "k")
+    state = server.extra["tracking"]
+    assert list(state.expiries) == [(0, "k")]
+    ours.call(server.databases[0].flush)
+    assert tracker.read() == Push([b"invalidate", None])
+    assert not state.expiries
+    tracker.close()
 
 
 def test_flushing_every_database_sends_one_null(ours: ServerThread) -> None:

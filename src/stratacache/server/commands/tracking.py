@@ -13,7 +13,10 @@ when to drop them:
 * BCAST: nothing is remembered; every change of a key under one of the client's prefixes
   ("" for all keys) is announced, batched per prefix once per turn of the event loop
   (Redis does it before sleeping), keys in Redis's (sorted) order;
-* FLUSHDB/FLUSHALL: every tracking client gets one invalidation with a null instead of keys.
+* FLUSHDB/FLUSHALL: every tracking client gets one invalidation with a null instead of keys;
+* a remembered key that expires is invalidated then (a timer at its deadline: the store drops
+  expired keys silently). Keys evicted for memory, and expiries in BCAST mode, are not
+  announced.
 
 An invalidation is a RESP3 push ``>2 invalidate [keys]``; with ``REDIRECT id`` it goes to
 that client instead: as the same push when it speaks RESP3, else as a pub/sub message
@@ -37,6 +40,7 @@ tracking off through the server's ``disconnect_hooks`` (:func:`disable_tracking`
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..connection import Client
@@ -99,7 +103,7 @@ class _Prefix:
 class TrackingState:
     """The server's tracking state (``server.extra["tracking"]``)."""
 
-    __slots__ = ("bcast_due", "clients", "current", "null_due", "prefixes", "server", "table")
+    __slots__ = ("bcast_due", "clients", "current", "expiries", "null_due", "prefixes", "server", "table")
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -110,6 +114,8 @@ class TrackingState:
         self.current: Client | None = None
         self.bcast_due = False
         self.null_due = False
+        # (db index, key) -> the timer that invalidates a remembered key when it expires.
+        self.expiries: dict[tuple[int, str], asyncio.TimerHandle] = {}
 
     # ---------------------------------------------------------------- hooks
 
@@ -133,7 +139,7 @@ class TrackingState:
     def flushed(self, db: Database) -> None:
         """A database was flushed: every tracking client drops everything (once per turn of
         the loop, so that FLUSHALL over all databases sends one null, as Redis does)."""
-        self.table.clear()
+        self.forget_all()
         if self.clients and not self.null_due:
             self.null_due = True
             asyncio.get_running_loop().call_soon(self._send_nulls)
@@ -146,6 +152,7 @@ class TrackingState:
             return
         table = self.table
         cid = client.id
+        db = client.db
         for index in cmd.key_positions(args):
             key = skey(args[index])
             ids = table.get(key)
@@ -156,6 +163,34 @@ class TrackingState:
                 table[key] = {cid}
             else:
                 ids.add(cid)
+            if (db.index, key) not in self.expiries:
+                self._watch_expiry(db, key)
+
+    def _watch_expiry(self, db: Database, key: str) -> None:
+        """Invalidate ``key`` when it expires: the store drops expired keys without telling
+        anyone, and a client would otherwise keep its copy for ever (Redis sends these)."""
+        deadline = db.deadline(key)
+        if deadline is not None:
+            delay = max(deadline - time.time(), 0.0) + 0.001
+            self.expiries[(db.index, key)] = asyncio.get_running_loop().call_later(
+                delay, self._expired, db, key
+            )
+
+    def _expired(self, db: Database, key: str) -> None:
+        del self.expiries[(db.index, key)]
+        if key not in self.table:
+            return  # changed (and invalidated) meanwhile, not read since
+        if db.exists(key):
+            self._watch_expiry(db, key)  # alive: its expiry moved, or the clocks disagree
+            return
+        self._invalidate(self.table.pop(key), bkey(key), noloop=False)
+
+    def forget_all(self) -> None:
+        """Forget every remembered key (a flush, or nobody tracks any more)."""
+        self.table.clear()
+        for handle in self.expiries.values():
+            handle.cancel()
+        self.expiries.clear()
 
     def _invalidate(self, ids: set[int], key: bytes, *, noloop: bool) -> None:
         clients = self.server.clients
@@ -285,7 +320,7 @@ def disable_tracking(client: Client) -> None:
                 del state.prefixes[prefix]
     state.clients.pop(client, None)
     if not state.clients:
-        state.table.clear()  # every id in it belongs to a client no longer tracking
+        state.forget_all()  # every id in the table belongs to a client no longer tracking
     if type(client) is TrackingClient:
         client.__class__ = Client  # type: ignore[assignment]  # back to the plain class
 
