@@ -345,6 +345,25 @@ def test_a_remembered_key_that_expires_is_invalidated_like_redis(sides: list[Sid
     assert seen[3] == (Push([b"invalidate", [b"short"]]), "Push")
 
 
+def test_a_key_rewritten_with_a_shorter_ttl_is_invalidated_at_the_new_deadline(
+    sides: list[Side],
+) -> None:
+    def scenario(side: Side) -> list[Any]:
+        tracker = side.conn(resp3=True)
+        seen = [tracker.call("CLIENT", "TRACKING", "on")]
+        side.set_ttl("k", "old", 100)
+        seen.append(tracker.call("GET", "k"))
+        side.set_ttl("k", "new", 0.1)
+        seen.append(tracker.read())  # the change
+        seen.append(tracker.call("GET", "k"))
+        tracker.sock.settimeout(3)
+        seen.append(tracker.read())  # the expiry, at the new deadline
+        return kinds(seen)
+
+    seen = run_both(sides, scenario)
+    assert seen[2] == seen[4] == (Push([b"invalidate", [b"k"]]), "Push")
+
+
 def test_expiry_timers_are_dropped_with_the_keys(ours: ServerThread) -> None:
     server = ours.server
     assert server is not None

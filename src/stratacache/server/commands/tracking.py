@@ -127,6 +127,11 @@ class TrackingState:
             ids = self.table.pop(key, None)
             if ids:
                 self._invalidate(ids, bkey(key), noloop=True)
+            if self.expiries:
+                # The key's deadline may have changed: the next read sets a new timer.
+                handle = self.expiries.pop((db.index, key), None)
+                if handle is not None:
+                    handle.cancel()
         if self.prefixes:
             raw = bkey(key)
             for prefix, entry in self.prefixes.items():
