@@ -87,6 +87,20 @@ def test_subscribe_and_unsubscribe_replies_match_redis(pair: Pair) -> None:
     assert isinstance(same(conns, "PUBLISH", "a"), Err)
 
 
+def test_shard_and_plain_subscriptions_count_apart_like_redis(both: Both) -> None:
+    conns = both.conns()
+    assert same(conns, "SSUBSCRIBE", "s") == [b"ssubscribe", b"s", 1]
+    assert same(conns, "SUBSCRIBE", "a") == [b"subscribe", b"a", 1]
+    assert same(conns, "PSUBSCRIBE", "p*") == [b"psubscribe", b"p*", 2]
+    assert same(conns, "UNSUBSCRIBE") == [b"unsubscribe", b"a", 1]
+    assert same(conns, "PUNSUBSCRIBE") == [b"punsubscribe", b"p*", 0]
+    # Still in pub/sub mode through the shard channel.
+    assert same(conns, "UNSUBSCRIBE") == [b"unsubscribe", None, 0]
+    assert same(conns, "GET", "k") == Err(SUBSCRIBED_ERROR.format("get"))
+    assert same(conns, "SUNSUBSCRIBE", "s") == [b"sunsubscribe", b"s", 0]
+    assert same(conns, "GET", "k") is None
+
+
 def test_unsubscribing_from_everything_lists_each_channel(client: RespConn) -> None:
     client.call("SUBSCRIBE", "a", "b", "c")
     client.read(), client.read()
