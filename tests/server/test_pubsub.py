@@ -18,6 +18,7 @@ from respclient import HOST, Closed, Err, Pair, Push, RespConn
 
 from stratacache.server import ServerThread
 from stratacache.server.pubsub import glob_matcher
+from stratacache.server.resp import encode_command
 
 SUBSCRIBED_ERROR = (
     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
@@ -238,6 +239,40 @@ def test_pubsub_introspection_matches_redis(both: Both) -> None:
     for conn in query:
         conn.call("HELLO", "3")
     assert same(query, "PUBSUB", "NUMSUB", "alpha") == [b"alpha", 2]
+
+
+def test_messages_published_before_an_unsubscribe_arrive_before_its_reply(
+    ours: ServerThread, client: RespConn
+) -> None:
+    server = ours.server
+    assert server is not None
+    sub = RespConn(ours.port)
+    subscriber = server.clients[sub.call("CLIENT", "ID")]
+    sub.call("SUBSCRIBE", "ch")
+    sub.call("PSUBSCRIBE", "c*")
+
+    def same_turn() -> None:
+        # Messages batched for this turn of the loop, then the subscriber's UNSUBSCRIBE
+        # arrives in the same turn.
+        for i in range(3):
+            server.extra["pubsub"].publish(b"ch", b"%d" % i)
+        subscriber.data_received(encode_command("UNSUBSCRIBE", "ch"))
+
+    ours.call(same_turn)
+    got = [sub.read() for _ in range(7)]
+    assert got[:6:2] == [[b"message", b"ch", b"%d" % i] for i in range(3)]
+    assert got[6] == [b"unsubscribe", b"ch", 1]
+    sub.close()
+
+
+def test_many_pipelined_messages_arrive_whole_and_in_order(ours: ServerThread, client: RespConn) -> None:
+    sub = RespConn(ours.port)
+    sub.call("SUBSCRIBE", "ch")
+    client.send_raw(b"".join(encode_command("PUBLISH", "ch", f"m{i}") for i in range(2000)))
+    assert [client.read() for _ in range(2000)] == [1] * 2000
+    assert [sub.read() for _ in range(2000)] == [[b"message", b"ch", f"m{i}".encode()] for i in range(2000)]
+    assert sub.call("PING") == [b"pong", b""]
+    sub.close()
 
 
 def test_disconnected_subscribers_are_forgotten(ours: ServerThread, client: RespConn) -> None:

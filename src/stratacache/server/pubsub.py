@@ -6,21 +6,22 @@ the sets ``client.channels``, ``client.patterns`` and ``client.shard_channels`` 
 connection reads them for the subscribed-context rule); the hub keeps the reverse maps,
 channel -> clients, in subscription order, which is the order Redis delivers in.
 
-Delivery is :meth:`Client.push <stratacache.server.connection.Client.push>`: a RESP3 push
-(``>3 message <channel> <payload>``) or, in RESP2, the same array; the connection's output
-buffer limit for pub/sub clients (``client-output-buffer-limit-pubsub``) closes a subscriber
-that does not read.
+A message is a RESP3 push (``>3 message <channel> <payload>``) or, in RESP2, the same
+array; RESP2 subscribers get theirs batched once per turn of the event loop
+(:meth:`Hub.deliver`). The connection's output buffer limit for pub/sub clients
+(``client-output-buffer-limit-pubsub``) closes a subscriber that does not read.
 
 Patterns are Redis globs (:func:`glob_matcher`, a port of Redis's ``stringmatchlen``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from .resp import Push
+from .resp import Push, encode
 
 if TYPE_CHECKING:
     from .app import Server
@@ -36,13 +37,16 @@ _SMESSAGE = b"smessage"
 class Hub:
     """The server's subscriptions (see the module docstring)."""
 
-    __slots__ = ("channels", "patterns", "shard_channels")
+    __slots__ = ("channels", "flush_due", "patterns", "pending", "shard_channels")
 
     def __init__(self) -> None:
         self.channels: dict[bytes, dict[Client, None]] = {}
         # pattern -> (its matcher, its subscribers)
         self.patterns: dict[bytes, tuple[Callable[[bytes], bool], dict[Client, None]]] = {}
         self.shard_channels: dict[bytes, dict[Client, None]] = {}
+        # RESP2 subscribers' messages not yet written (see deliver).
+        self.pending: dict[Client, list[bytes]] = {}
+        self.flush_due = False
 
     # ---------------------------------------------------------- subscriptions
 
@@ -88,6 +92,7 @@ class Hub:
 
     def forget(self, client: Client) -> None:
         """Drop every subscription of ``client`` (it left, or sent RESET)."""
+        self.flush_client(client)
         for channel in list(client.channels):
             self.unsubscribe(client, channel)
         for pattern in list(client.patterns):
@@ -104,19 +109,24 @@ class Hub:
         clients = self.channels.get(channel)
         if clients:
             push = Push((_MESSAGE, channel, message))
-            # A copy: a delivery may close a slow subscriber, which unsubscribes it.
-            for client in list(clients):
+            data = None
+            for client in list(clients):  # a delivery may close a slow subscriber
                 # The client's own set is the truth (a RESET elsewhere may have cleared it).
                 if channel in client.channels:
-                    client.push(push)
+                    if data is None:
+                        data = encode(push)
+                    self.deliver(client, push, data)
                     receivers += 1
         if self.patterns:
             for pattern, (match, subscribers) in list(self.patterns.items()):
                 if match(channel):
                     push = Push((_PMESSAGE, pattern, channel, message))
+                    data = None
                     for client in list(subscribers):
                         if pattern in client.patterns:
-                            client.push(push)
+                            if data is None:
+                                data = encode(push)
+                            self.deliver(client, push, data)
                             receivers += 1
         return receivers
 
@@ -126,11 +136,51 @@ class Hub:
         clients = self.shard_channels.get(channel)
         if clients:
             push = Push((_SMESSAGE, channel, message))
-            for client in list(clients):
+            data = encode(push)
+            for client in list(clients):  # a delivery may close a slow subscriber
                 if channel in client.shard_channels:
-                    client.push(push)
+                    self.deliver(client, push, data)
                     receivers += 1
         return receivers
+
+    def deliver(self, client: Client, message: Push, resp2: bytes) -> None:
+        """Send ``message`` (``resp2``: its RESP2 encoding) to ``client``.
+
+        A RESP2 client in pub/sub mode gets its messages batched: written once per turn of
+        the event loop rather than one ``write`` (a syscall) each. Such a client can run
+        nothing but (un)subscriptions, PING, QUIT and RESET; the (un)subscriptions and RESET
+        write what is pending before their replies (:meth:`flush_client`), so a message is
+        never read after the UNSUBSCRIBE that followed it. A RESP3 client, which may run any
+        command, gets each message at once, in order with its replies.
+        """
+        if client.resp3 or client._out is not None:
+            client.push(message)
+            return
+        pending = self.pending.get(client)
+        if pending is None:
+            self.pending[client] = [resp2]
+            if not self.flush_due:
+                self.flush_due = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            pending.append(resp2)
+
+    def flush_client(self, client: Client) -> None:
+        """Write ``client``'s pending messages now (ahead of the reply being built)."""
+        pending = self.pending.pop(client, None)
+        if pending:
+            out = client._out  # the batch of replies the client's command is adding to
+            if out is not None:
+                out.extend(pending)
+            else:
+                client.write(b"".join(pending))
+
+    def _flush(self) -> None:
+        self.flush_due = False
+        pending, self.pending = self.pending, {}
+        for client, chunks in pending.items():
+            # One write per subscriber; a slow one may be closed here (the output limit).
+            client.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
 
 
 def _drop(index: dict[bytes, dict[Client, None]], channel: bytes, client: Client) -> None:

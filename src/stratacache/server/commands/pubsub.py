@@ -36,6 +36,7 @@ def _answer(client: Client, replies: list[Push]) -> Push:
 def subscribe(client: Client, args: list[bytes]) -> Any:
     """Listen for messages published to the given channels."""
     h = hub(client.server)
+    h.flush_client(client)  # messages published before this command come first
     replies = []
     for channel in args[1:]:
         h.subscribe(client, channel)
@@ -47,6 +48,7 @@ def subscribe(client: Client, args: list[bytes]) -> Any:
 def psubscribe(client: Client, args: list[bytes]) -> Any:
     """Listen for messages published to channels matching the given patterns."""
     h = hub(client.server)
+    h.flush_client(client)  # messages published before this command come first
     replies = []
     for pattern in args[1:]:
         h.psubscribe(client, pattern)
@@ -65,6 +67,7 @@ def psubscribe(client: Client, args: list[bytes]) -> Any:
 def ssubscribe(client: Client, args: list[bytes]) -> Any:
     """Listen for messages published to the given shard channels."""
     h = hub(client.server)
+    h.flush_client(client)  # messages published before this command come first
     replies = []
     for channel in args[1:]:
         h.ssubscribe(client, channel)
@@ -76,6 +79,7 @@ def ssubscribe(client: Client, args: list[bytes]) -> Any:
 def unsubscribe(client: Client, args: list[bytes]) -> Any:
     """Stop listening for messages posted to the given channels (all of them without one)."""
     h = hub(client.server)
+    h.flush_client(client)  # messages published before this command come first
     channels = args[1:] or list(client.channels)
     if not channels:
         return Push((b"unsubscribe", None, _count(client)))
@@ -90,6 +94,7 @@ def unsubscribe(client: Client, args: list[bytes]) -> Any:
 def punsubscribe(client: Client, args: list[bytes]) -> Any:
     """Stop listening for messages posted to channels matching the given patterns."""
     h = hub(client.server)
+    h.flush_client(client)  # messages published before this command come first
     patterns = args[1:] or list(client.patterns)
     if not patterns:
         return Push((b"punsubscribe", None, _count(client)))
@@ -111,6 +116,7 @@ def punsubscribe(client: Client, args: list[bytes]) -> Any:
 def sunsubscribe(client: Client, args: list[bytes]) -> Any:
     """Stop listening for messages posted to the given shard channels (all without one)."""
     h = hub(client.server)
+    h.flush_client(client)  # messages published before this command come first
     channels = args[1:] or list(client.shard_channels)
     if not channels:
         return Push((b"sunsubscribe", None, 0))

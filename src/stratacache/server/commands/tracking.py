@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 from ..connection import Client
 from ..errors import SYNTAX, unknown_subcommand, wrong_arity
 from ..keyspace import bkey, skey
-from ..resp import ErrorReply, Push
+from ..pubsub import hub
+from ..resp import ErrorReply, Push, encode
 from . import COMMANDS, Command, Handler, command
 from . import connection as _connection_family  # noqa: F401 - CLIENT and HELLO, if any, first
 
@@ -223,14 +224,14 @@ class TrackingState:
             dest = found
             redirected = True
         if dest.resp3:
-            message = Push((b"invalidate", keys))
+            self._deliver(target, dest, Push((b"invalidate", keys)))
         elif redirected and (dest.channels or dest.patterns or dest.shard_channels):
             # Redis sends it to a RESP2 redirect client in pub/sub mode, whatever it is
-            # subscribed to.
+            # subscribed to; it goes out in order with that client's other messages (a
+            # RESP2 subscriber runs no command that could change a key: never before a reply).
             message = Push((b"message", INVALIDATE_CHANNEL, keys))
-        else:
-            return  # a RESP2 connection cannot receive a push
-        self._deliver(target, dest, message)
+            hub(self.server).deliver(dest, message, encode(message))
+        # else: a RESP2 connection cannot receive a push
 
     def _deliver(self, target: Client, dest: Client, message: Push) -> None:
         current = self.current
