@@ -87,6 +87,13 @@ def test_expire_options(pair: Pair) -> None:
     for options in (("NX", "XX"), ("NX", "GT"), ("nx", "lt"), ("GT", "LT"), ("XX", "NX", "GT")):
         assert isinstance(pair.check("EXPIRE", "k", "10", *options), Err)
     assert pair.check("EXPIRE", "k", "10", "BOGUS") == Err("ERR Unsupported option BOGUS")
+    # An equal time is neither greater nor less.
+    at = int(time.time()) + 1000
+    assert pair.check("EXPIREAT", "k", at) == 1
+    assert pair.check("EXPIREAT", "k", at, "GT") == 0
+    assert pair.check("EXPIREAT", "k", at, "LT") == 0
+    assert pair.check("PEXPIREAT", "k", at * 1000 - 1, "LT") == 1
+    assert pair.check("PEXPIREAT", "k", at * 1000, "GT") == 1
     # Options are checked before the time.
     assert pair.check("PEXPIRE", "k", "x", "GT", "LT") == Err(
         "ERR GT and LT options at the same time are not compatible"

@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from respclient import Err, Pair, RespConn
 
 from stratacache.server.keyspace import RedisValue
@@ -364,3 +366,108 @@ def test_keyspace_hits_and_misses_are_counted(client: RespConn, ours: Any) -> No
     client.call("MGET", "k", "nope", "k")
     assert server.keyspace_hits - hits == 3
     assert server.keyspace_misses - misses == 2
+
+
+# ------------------------------------------- random command sequences, ours vs Redis
+
+_KEYS = ["k0", "k1", "k2"]
+_VALUES = ["", "0", "1", "-1", "10", "abc", "3.5", "9223372036854775807", "x" * 50, "1e3"]
+_INTS = ["-5", "-1", "0", "1", "2", "5", "100", "x", "9223372036854775807"]
+_FLOATS = ["0.5", "-1.5", "1e3", "abc", "0.1", "-0.1"]
+_AT = ["4102444800", "4102444900", "4102445000"]  # absolute times: no clock in the replies
+
+keys_ = st.sampled_from(_KEYS)
+values = st.sampled_from(_VALUES)
+ints = st.sampled_from(_INTS)
+
+
+def _set_command(key: str, value: str, options: list[list[str]]) -> list[str]:
+    return ["SET", key, value] + [word for option in options for word in option]
+
+
+commands = st.one_of(
+    st.builds(
+        _set_command,
+        keys_,
+        values,
+        st.lists(
+            st.sampled_from([["NX"], ["XX"], ["GET"], ["KEEPTTL"], ["EX", "100"], ["PX", "100000"]]),
+            max_size=2,
+        ),
+    ),
+    st.tuples(st.sampled_from(["GET", "GETDEL", "STRLEN", "INCR", "DECR", "TYPE", "TTL", "PERSIST"]), keys_),
+    st.tuples(st.sampled_from(["EXPIRETIME", "PEXPIRETIME", "TOUCH"]), keys_),
+    st.tuples(st.sampled_from(["GETSET", "SETNX", "APPEND"]), keys_, values),
+    st.tuples(st.sampled_from(["INCRBY", "DECRBY"]), keys_, ints),
+    st.tuples(st.just("INCRBYFLOAT"), keys_, st.sampled_from(_FLOATS)),
+    st.tuples(st.just("GETRANGE"), keys_, ints, ints),
+    st.tuples(st.just("SETRANGE"), keys_, st.sampled_from(["0", "1", "3", "-1"]), values),
+    st.tuples(st.just("SETEX"), keys_, st.sampled_from(["100", "0", "x"]), values),
+    st.tuples(st.just("GETEX"), keys_, st.sampled_from([[], ["EX", "100"], ["PERSIST"], ["PXAT", "1"]])),
+    st.tuples(st.just("EXPIRE"), keys_, st.sampled_from(["100", "-1", "x"])),
+    st.tuples(st.just("PEXPIRE"), keys_, st.sampled_from(["200000", "0"])),
+    st.tuples(
+        st.just("EXPIREAT"),
+        keys_,
+        st.sampled_from(_AT),
+        st.sampled_from([[], ["NX"], ["XX"], ["GT"], ["LT"], ["NX", "GT"]]),
+    ),
+    st.tuples(st.sampled_from(["MGET", "DEL", "EXISTS", "UNLINK"]), st.lists(keys_, min_size=1, max_size=3)),
+    st.tuples(
+        st.sampled_from(["MSET", "MSETNX"]), st.lists(st.tuples(keys_, values), min_size=1, max_size=2)
+    ),
+    st.tuples(st.sampled_from(["RENAME", "RENAMENX", "COPY"]), keys_, keys_),
+    st.tuples(
+        st.just("COPY"), keys_, keys_, st.sampled_from([["REPLACE"], ["DB", "1"], ["DB", "1", "REPLACE"]])
+    ),
+    st.tuples(st.just("MOVE"), keys_, st.sampled_from(["0", "1"])),
+    st.tuples(st.just("KEYS"), st.sampled_from(["*", "k[01]", "k?", "x*"])),
+)
+
+
+def _flatten(command: Any) -> list[str]:
+    out: list[str] = []
+    for part in command if isinstance(command, (list, tuple)) else [command]:
+        if isinstance(part, (list, tuple)):
+            out += _flatten(part)
+        else:
+            out.append(part)
+    return out
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.lists(st.one_of(st.none(), values), min_size=3, max_size=3),
+    st.lists(st.sampled_from(_AT), min_size=3, max_size=3),
+    st.lists(commands, min_size=5, max_size=25),
+)
+def test_random_command_sequences_match_redis(
+    pair: Pair, initial: list[str | None], deadlines: list[str], sequence: list[Any]
+) -> None:
+    for db in ("1", "0"):
+        pair.check("SELECT", db)
+        pair.check("DEL", *_KEYS)
+    # A starting state where most keys exist, some with an expiry, so commands meet values.
+    for key, value, at in zip(_KEYS, initial, deadlines, strict=True):
+        if value is not None:
+            pair.check("SET", key, value)
+            if value.startswith("1"):
+                pair.check("EXPIREAT", key, at)
+    for command in sequence:
+        args = _flatten(command)
+        if args[0] == "KEYS":
+            pair.check_sorted(*args)
+        else:
+            pair.check(*args)
+    for key in _KEYS:
+        if pair.check("TYPE", key) == "string":
+            pair.check("GET", key)
+        pair.check("TTL", key)
+    pair.check("SELECT", "1")
+    pair.check_sorted("KEYS", "*")
+    pair.check("SELECT", "0")
