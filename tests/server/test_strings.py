@@ -396,7 +396,8 @@ commands = st.one_of(
         ),
     ),
     st.tuples(st.sampled_from(["GET", "GETDEL", "STRLEN", "INCR", "DECR", "TYPE", "TTL", "PERSIST"]), keys_),
-    st.tuples(st.sampled_from(["EXPIRETIME", "PEXPIRETIME", "TOUCH"]), keys_),
+    # EXPIRETIME/PEXPIRETIME would show the clock after a relative expiry: tested on their own.
+    st.tuples(st.just("TOUCH"), keys_),
     st.tuples(st.sampled_from(["GETSET", "SETNX", "APPEND"]), keys_, values),
     st.tuples(st.sampled_from(["INCRBY", "DECRBY"]), keys_, ints),
     st.tuples(st.just("INCRBYFLOAT"), keys_, st.sampled_from(_FLOATS)),
@@ -435,6 +436,16 @@ def _flatten(command: Any) -> list[str]:
     return out
 
 
+def _check_ttl(pair: Pair, key: str) -> None:
+    """TTL on both; seconds left may differ by one when the two calls straddle a rounding
+    boundary (the servers are asked a fraction of a millisecond apart)."""
+    ours, real = pair.call("TTL", key)
+    if isinstance(ours, int) and isinstance(real, int) and ours >= 0 and real >= 0:
+        assert abs(ours - real) <= 1, (key, ours, real)
+    else:
+        assert ours == real, (key, ours, real)
+
+
 @settings(
     max_examples=200,
     deadline=None,
@@ -462,12 +473,14 @@ def test_random_command_sequences_match_redis(
         args = _flatten(command)
         if args[0] == "KEYS":
             pair.check_sorted(*args)
+        elif args[0] == "TTL":
+            _check_ttl(pair, args[1])
         else:
             pair.check(*args)
     for key in _KEYS:
         if pair.check("TYPE", key) == "string":
             pair.check("GET", key)
-        pair.check("TTL", key)
+        _check_ttl(pair, key)
     pair.check("SELECT", "1")
     pair.check_sorted("KEYS", "*")
     pair.check("SELECT", "0")
