@@ -360,7 +360,16 @@ def scan(client: Client, args: list[bytes]) -> Any:
                 out.append(bkey(name))
         return out
 
-    return scan_reply(client.server, ("keys", db.index), cursor, options, snapshot=db.keys, emit=emit)
+    return scan_reply(
+        client.server, ("keys", db.index), cursor, options, snapshot=lambda: _key_snapshot(db), emit=emit
+    )
+
+
+def _key_snapshot(db: Database) -> list[str]:
+    """Every key of the store's map, expired ones not yet purged included, in one C-level
+    copy: SCAN checks each key's liveness when it returns it, so the live-key filter of
+    :meth:`Database.keys` (a Python loop, about ten times the cost) is not needed here."""
+    return list(db.store._data)
 
 
 @command("randomkey", arity=1, flags="readonly", keys=(0, 0, 0), group="generic")
