@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from respclient import Err, Pair, RespConn
 
+from stratacache.server.keyspace import RedisValue
+
 NOT_INTEGER = Err("ERR value is not an integer or out of range")
 
 
@@ -368,3 +370,35 @@ def test_corner_cases_match_redis(pair: Pair) -> None:
         if ours != real:
             bad.append((case, ours, real))
     assert not bad, "\n".join(map(repr, bad))
+
+
+class _Bag(RedisValue):
+    """A collection value of ours with mutable members (no ``copy`` method)."""
+
+    __slots__ = ("items",)
+    type_name = "set"
+
+    def __init__(self, items: list[bytes]) -> None:
+        super().__init__()
+        self.items = items
+        self.nbytes = sum(len(item) for item in items)
+
+    def encoding(self) -> str:
+        return "listpack"
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def test_copy_of_a_collection_is_independent(client: RespConn, ours: Any) -> None:
+    db = ours.server.databases[0]
+    ours.call(lambda: db.set("bag", _Bag([b"a", b"b"])))
+    assert client.call("COPY", "bag", "bag2") == 1
+    assert client.call("TYPE", "bag2") == "set"
+    assert client.call("OBJECT", "ENCODING", "bag2") == b"listpack"
+    original, copied = db.get("bag"), db.get("bag2")
+    assert type(copied) is _Bag
+    assert copied is not original
+    assert copied.items == [b"a", b"b"]
+    assert copied.items is not original.items
+    assert copied.nbytes == original.nbytes
