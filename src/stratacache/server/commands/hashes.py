@@ -156,7 +156,7 @@ def parse_ld(data: bytes) -> Fraction | _Inf | None:
     stripped = digits.lstrip(b"0")
     if not stripped:
         return Fraction(0)
-    mantissa = int(stripped, base)
+    mantissa = _decimal_int(stripped) if base == 10 else int(stripped, 16)
     if base == 10:
         # Order of magnitude first, so that "1e999999999" costs nothing.
         magnitude = len(stripped) - point + exp
@@ -180,6 +180,27 @@ def parse_ld(data: bytes) -> Fraction | _Inf | None:
     return -rounded if sign == b"-" else rounded
 
 
+# Python refuses int/str conversions past 4,300 digits (a guard against quadratic work);
+# long doubles reach 4,933 digits, so the conversions go by chunks.
+_CHUNK = 4000
+_CHUNK_POWER = 10**_CHUNK
+
+
+def _decimal_int(digits: bytes) -> int:
+    value = 0
+    for start in range(0, len(digits), _CHUNK):
+        chunk = digits[start : start + _CHUNK]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return value
+
+
+def _int_text(value: int) -> str:
+    if value < _CHUNK_POWER:
+        return str(value)
+    high, low = divmod(value, _CHUNK_POWER)
+    return _int_text(high) + str(low).zfill(_CHUNK)
+
+
 def format_ld_human(value: Fraction) -> bytes:
     """``value`` as ``ld2string(LD_STR_HUMAN)`` writes it: ``%.17Lf``, trailing zeros cut."""
     negative = value < 0
@@ -190,7 +211,7 @@ def format_ld_human(value: Fraction) -> bytes:
     if twice > scaled.denominator or (twice == scaled.denominator and n & 1):
         n += 1
     whole, frac = divmod(n, 10**17)
-    text = str(whole)
+    text = _int_text(whole)
     frac_text = f"{frac:017d}".rstrip("0")
     if frac_text:
         text += "." + frac_text

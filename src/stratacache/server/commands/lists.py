@@ -785,7 +785,8 @@ def _blocking_move(
         return item
     if _no_block(client):
         return None
-    return _block(client, [source_key], attempt, timeout, None)
+    # A timeout answers the null array for every list block (Redis's replyToBlockedClientTimedOut).
+    return _block(client, [source_key], attempt, timeout, NULL_ARRAY)
 
 
 @command("blmove", arity=6, flags="write denyoom blocking", keys=(1, 2, 1), group="list", since="6.2.0")

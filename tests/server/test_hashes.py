@@ -1,0 +1,189 @@
+"""Hash commands against a real redis-server, HINCRBYFLOAT's long double arithmetic digit
+for digit, and the listpack/hashtable encodings."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from respclient import Err, Pair, RespConn
+
+from stratacache.server.commands.hashes import HashValue, format_ld_human, parse_ld
+
+WRONGTYPE = Err("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+
+def test_set_get_delete_match_redis(pair: Pair) -> None:
+    assert pair.check("HSET", "h", "a", "1", "b", "2") == 2
+    assert pair.check("HSET", "h", "a", "10", "c", "3") == 1
+    assert pair.check("HMSET", "h", "d", "4") == "OK"
+    assert pair.check("HSETNX", "h", "a", "x") == 0
+    assert pair.check("HSETNX", "h", "e", "5") == 1
+    assert pair.check("HSETNX", "new", "f", "v") == 1
+    assert pair.check("HGET", "h", "a") == b"10"
+    assert pair.check("HGET", "h", "zz") is None
+    assert pair.check("HGET", "noh", "a") is None
+    assert pair.check("HMGET", "h", "a", "zz", "e") == [b"10", None, b"5"]
+    assert pair.check("HMGET", "noh", "a", "b") == [None, None]
+    # Small hashes keep insertion order in both servers (listpack).
+    pair.check("HGETALL", "h")
+    pair.check("HKEYS", "h")
+    pair.check("HVALS", "h")
+    assert pair.check("HGETALL", "noh") == []
+    assert pair.check("HKEYS", "noh") == []
+    assert pair.check("HVALS", "noh") == []
+    assert pair.check("HLEN", "h") == 5
+    assert pair.check("HLEN", "noh") == 0
+    assert pair.check("HEXISTS", "h", "a") == 1
+    assert pair.check("HEXISTS", "h", "zz") == 0
+    assert pair.check("HEXISTS", "noh", "a") == 0
+    assert pair.check("HSTRLEN", "h", "a") == 2
+    assert pair.check("HSTRLEN", "h", "zz") == 0
+    assert pair.check("HSTRLEN", "noh", "a") == 0
+    assert pair.check("HDEL", "h", "a", "zz", "b") == 2
+    assert pair.check("HDEL", "noh", "a") == 0
+    pair.check("HGETALL", "h")
+    assert pair.check("HDEL", "h", "c", "d", "e") == 3
+    assert pair.check("HLEN", "h") == 0  # the empty hash is gone
+    pair.check("SET", "str", "x")
+    for args in (
+        ("HSET", "str", "a", "1"),
+        ("HMSET", "str", "a", "1"),
+        ("HSETNX", "str", "a", "1"),
+        ("HGET", "str", "a"),
+        ("HMGET", "str", "a"),
+        ("HDEL", "str", "a"),
+        ("HLEN", "str"),
+        ("HEXISTS", "str", "a"),
+        ("HGETALL", "str"),
+        ("HKEYS", "str"),
+        ("HVALS", "str"),
+        ("HSTRLEN", "str", "a"),
+        ("HINCRBY", "str", "a", "1"),
+        ("HINCRBYFLOAT", "str", "a", "1"),
+        ("HRANDFIELD", "str"),
+        ("HRANDFIELD", "str", "2"),
+    ):
+        assert pair.check(*args) == WRONGTYPE, args
+    for args in (
+        ("HSET", "h"),
+        ("HSET", "h", "a"),
+        ("HSET", "h", "a", "b", "c"),
+        ("HMSET", "h", "a", "b", "c"),
+    ):
+        assert isinstance(pair.check(*args), Err)
+
+
+def test_hincrby_matches_redis(pair: Pair) -> None:
+    assert pair.check("HINCRBY", "h", "n", "5") == 5
+    assert pair.check("HINCRBY", "h", "n", "-7") == -2
+    pair.check("HSET", "h", "max", "9223372036854775807", "min", "-9223372036854775808", "s", "x")
+    pair.check("HSET", "h", "lead", "01", "sp", " 1")
+    for args in (
+        ("max", "1"),
+        ("min", "-1"),
+        ("max", "-1"),
+        ("s", "1"),
+        ("lead", "1"),
+        ("sp", "1"),
+        ("n", "x"),
+        ("n", "1.5"),
+        ("n", "01"),
+        ("n", "+1"),
+        ("n", "-0"),
+        ("n", "9223372036854775808"),
+        ("n", "-9223372036854775808"),
+        ("n", "-1"),
+    ):
+        pair.check("HINCRBY", "h", *args)
+    pair.check("HGETALL", "h")
+
+
+def test_hincrbyfloat_matches_redis_digit_for_digit(pair: Pair) -> None:
+    for field, steps in (
+        ("e", ["0.1", "0.2", "0.3", "-0.6"]),
+        ("g", ["1.5e10", "1e20", "-1e20"]),
+        ("k", ["3.814697265625e-06", "3.814697265625e-06"]),  # a tie at the 18th decimal
+        ("hex", ["0x10", "0x1p3", "0x.8", "-0x1P-2"]),
+        ("forms", [".5", "5.", "+1.5", "-0.0", "1E2", "1e-20", "-1e-20"]),
+        ("huge", ["1e4931", "1e4931", "-1e4931"]),
+        ("tiny", ["1e-4940"]),
+        ("third", ["3", "0.3333333333333333333", "-1e-17"]),
+    ):
+        for step in steps:
+            pair.check("HINCRBYFLOAT", "h", field, step)
+    for bad in ("x", "1_0", "1e", "0x1p", "-nan", "nan", "1e-5000", "1e5000", " 1", "1 ", "", "0x"):
+        pair.check("HINCRBYFLOAT", "h", "e", bad)
+    assert pair.check("HINCRBYFLOAT", "h", "e", "inf") == Err("ERR value is NaN or Infinity")
+    assert pair.check("HINCRBYFLOAT", "h", "e", "-Infinity") == Err("ERR value is NaN or Infinity")
+    pair.check("HSET", "h", "s", "abc", "i", "inf", "big", "1e4932", "over", "1e5000", "ws", " 2")
+    for field in ("s", "i", "big", "over", "ws"):
+        pair.check("HINCRBYFLOAT", "h", field, "1")
+    assert pair.check("HINCRBYFLOAT", "h", "big", "1e4932") == Err(
+        "ERR increment would produce NaN or Infinity"
+    )
+    # Long values made Redis's hash a hashtable (its order is its own): compare as maps.
+    mine, theirs = pair.call("HGETALL", "h")
+    assert dict(zip(mine[::2], mine[1::2], strict=True)) == dict(zip(theirs[::2], theirs[1::2], strict=True))
+
+
+def test_long_double_helpers() -> None:
+    tenth = parse_ld(b"0.1")
+    assert isinstance(tenth, Fraction)
+    assert tenth != Fraction(1, 10)  # the nearest long double, not the decimal
+    assert abs(tenth - Fraction(1, 10)) < Fraction(1, 10**19)
+    assert format_ld_human(parse_ld(b"1e-20")) == b"0"  # type: ignore[arg-type]
+    assert format_ld_human(parse_ld(b"-1e-20")) == b"0"  # type: ignore[arg-type]
+    assert format_ld_human(parse_ld(b"-2.5")) == b"-2.5"  # type: ignore[arg-type]
+    assert parse_ld(b"1" + b"0" * 6000) is None  # longer than Redis reads
+    assert parse_ld(b"1e999999999") is None  # overflow, found without computing 10**999999999
+
+
+def test_hrandfield_shapes_and_errors_match_redis(pair: Pair) -> None:
+    fields = {b"f%d" % i: b"v%d" % i for i in range(6)}
+    pair.check("HSET", "h", *[x for kv in fields.items() for x in kv])
+    assert pair.ours.call("HRANDFIELD", "h") in fields
+    for count in ("0", "3", "6", "10", "-3", "-10"):
+        mine, theirs = pair.call("HRANDFIELD", "h", count)
+        assert len(mine) == len(theirs)
+        assert set(mine) <= set(fields)
+        mine, theirs = pair.call("HRANDFIELD", "h", count, "WITHVALUES")
+        assert len(mine) == len(theirs)
+        for field, value in zip(mine[::2], mine[1::2], strict=True):
+            assert fields[field] == value
+        if not count.startswith("-"):
+            assert len(set(mine[::2])) == len(mine) // 2
+    for args in (
+        ("noh",),
+        ("noh", "3"),
+        ("noh", "-3", "WITHVALUES"),
+        ("h", "x"),
+        ("h", "x", "WITH"),
+        ("h", "1", "WITH"),
+        ("h", "1", "WITHVALUES", "x"),
+        ("h", "-9223372036854775807", "WITHVALUES"),
+        ("h", "-4611686018427387904", "WITHVALUES"),
+    ):
+        pair.check("HRANDFIELD", *args)
+
+
+def test_encoding_and_nbytes(ours: Any, client: RespConn) -> None:
+    db = ours.server.databases[0]
+    client.call("HSET", "h", *[f"f{i}" for i in range(256)])  # 128 fields
+    value = db.get("h")
+    assert isinstance(value, HashValue)
+    assert value.encoding() == "listpack"
+    base = value.nbytes
+    client.call("HSET", "h", "f0", "x" * 64)
+    assert value.encoding() == "listpack"
+    client.call("HSET", "h", "f0", "f1")
+    assert value.nbytes == base
+    client.call("HINCRBYFLOAT", "h", "f0", "0.5")
+    client.call("HINCRBY", "h", "new", "2")
+    client.call("HDEL", "h", "new")
+    client.call("HSET", "h", "f0", "f1")
+    assert value.nbytes == base
+    client.call("HSET", "h", "extra", "1")
+    assert value.encoding() == "hashtable"
+    client.call("HSET", "long", "a", "x" * 65)
+    assert db.get("long").encoding() == "hashtable"
