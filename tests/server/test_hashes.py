@@ -187,3 +187,38 @@ def test_encoding_and_nbytes(ours: Any, client: RespConn) -> None:
     assert value.encoding() == "hashtable"
     client.call("HSET", "long", "a", "x" * 65)
     assert db.get("long").encoding() == "hashtable"
+
+
+def _full_scan(conn: RespConn, *args: str) -> dict[bytes, bytes]:
+    cursor = b"0"
+    seen: dict[bytes, bytes] = {}
+    for _ in range(10000):
+        cursor, items = conn.call(args[0], args[1], cursor, *args[2:])
+        for field, value in zip(items[::2], items[1::2], strict=True):
+            assert field not in seen
+            seen[field] = value
+        if cursor == b"0":
+            return seen
+    raise AssertionError("the scan never ended")
+
+
+def test_hscan_matches_redis(pair: Pair) -> None:
+    pair.check("HSET", "small", "b", "1", "a", "2", "ab", "3")
+    assert pair.check("HSCAN", "small", "0") == [b"0", [b"b", b"1", b"a", b"2", b"ab", b"3"]]
+    assert pair.check("HSCAN", "small", "0", "MATCH", "a*", "COUNT", "1") == [b"0", [b"a", b"2", b"ab", b"3"]]
+    assert pair.check("HSCAN", "noh", "0") == [b"0", []]
+    pair.check("HSET", "big", *[f"{kind}{i}" for i in range(300) for kind in ("f", "v")])
+    for options in ((), ("COUNT", "13"), ("MATCH", "f2?", "COUNT", "40")):
+        assert _full_scan(pair.ours, "HSCAN", "big", *options) == _full_scan(
+            pair.real, "HSCAN", "big", *options
+        )
+    pair.check("SET", "str", "x")
+    for args in (
+        ("str", "0"),
+        ("small", "x"),
+        ("small", "0", "COUNT", "0"),
+        ("small", "0", "MATCH"),
+        ("small", "0", "NOVALUES"),  # Redis 7.4's option; 7.0 and 7.2 refuse it
+        ("noh", "x"),
+    ):
+        assert isinstance(pair.check("HSCAN", *args), Err), args

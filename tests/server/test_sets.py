@@ -180,3 +180,39 @@ def test_nbytes_tracks_adds_and_removes(ours: Any, client: RespConn) -> None:
     client.call("SADD", "s", "a", "zz")
     client.call("SREM", "s", "zz")
     assert value.nbytes == base
+
+
+def _full_scan(conn: RespConn, *args: str) -> list[bytes]:
+    cursor = b"0"
+    seen: list[bytes] = []
+    for _ in range(10000):
+        cursor, items = conn.call(args[0], args[1], cursor, *args[2:])
+        seen.extend(items)
+        if cursor == b"0":
+            return seen
+    raise AssertionError("the scan never ended")
+
+
+def test_sscan_matches_redis(pair: Pair) -> None:
+    pair.check("SADD", "ints", "5", "-1", "30", "2")
+    assert pair.check("SSCAN", "ints", "0") == [b"0", [b"-1", b"2", b"5", b"30"]]
+    assert pair.check("SSCAN", "ints", "0", "MATCH", "*0") == [b"0", [b"30"]]
+    assert pair.check("SSCAN", "nos", "0") == [b"0", []]
+    members = [f"m{i}" for i in range(300)]
+    pair.check("SADD", "big", *members)
+    for options in ((), ("COUNT", "7"), ("MATCH", "m1*", "COUNT", "50")):
+        mine = _full_scan(pair.ours, "SSCAN", "big", *options)
+        theirs = _full_scan(pair.real, "SSCAN", "big", *options)
+        assert len(mine) == len(set(mine))
+        assert set(mine) == set(theirs)
+    pair.check("SET", "str", "x")
+    for args in (
+        ("str", "0"),
+        ("ints", "x"),
+        ("ints", "0", "COUNT", "0"),
+        ("ints", "0", "COUNT", "x"),
+        ("ints", "0", "MATCH"),
+        ("ints", "0", "FOO", "1"),
+        ("nos", "x"),
+    ):
+        assert isinstance(pair.check("SSCAN", *args), Err), args

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NOT_FLOAT, NOT_INTEGER, SYNTAX, wrong_arity
 from ..keyspace import RedisValue, skey
 from ..resp import ErrorReply
+from ..scan import empty_scan, parse_cursor, parse_scan_options, scan_reply
 from . import command
 
 if TYPE_CHECKING:
@@ -492,3 +494,35 @@ def hrandfield(client: Client, args: list[bytes]) -> Any:
         flat.append(field)
         flat.append(val)
     return flat
+
+
+@command("hscan", arity=-3, flags="readonly", keys=(1, 1, 1), group="hash", since="2.8.0")
+def hscan(client: Client, args: list[bytes]) -> Any:
+    """Iterate the fields and values of a hash with a cursor (MATCH, COUNT); small hashes in
+    one reply."""
+    cursor = parse_cursor(args[2])
+    key = skey(args[1])
+    value = _hash(client, key)
+    if value is None:
+        return empty_scan()
+    options = parse_scan_options(args, 3)
+    fields = value.fields
+
+    def emit(batch: Sequence[bytes]) -> list[Any]:
+        out: list[bytes] = []
+        for field in batch:
+            found = fields.get(field)
+            if found is not None:
+                out.append(field)
+                out.append(found)
+        return out
+
+    return scan_reply(
+        client.server,
+        ("hash", client.db.index, key),
+        cursor,
+        options,
+        snapshot=lambda: list(fields),
+        emit=emit,
+        whole=not value.big,
+    )

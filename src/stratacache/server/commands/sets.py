@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import SYNTAX, WRONGTYPE
 from ..keyspace import RedisValue, skey
 from ..resp import ErrorReply
+from ..scan import empty_scan, parse_cursor, parse_scan_options, scan_reply
 from . import command
 from .hashes import LLONG_MAX, LLONG_MIN, get_ll, parse_ll
 
@@ -402,3 +403,24 @@ def sintercard(client: Client, args: list[bytes]) -> Any:
         else:
             raise ErrorReply(SYNTAX)
     return len(_inter(_load_sets(client.db, args[2 : 2 + numkeys]), limit))
+
+
+@command("sscan", arity=-3, flags="readonly", keys=(1, 1, 1), group="set", since="2.8.0")
+def sscan(client: Client, args: list[bytes]) -> Any:
+    """Iterate the members of a set with a cursor (MATCH, COUNT); small sets in one reply."""
+    cursor = parse_cursor(args[2])
+    key = skey(args[1])
+    db = client.db
+    value = _set(db, key)
+    if value is None:
+        return empty_scan()
+    options = parse_scan_options(args, 3)
+    return scan_reply(
+        client.server,
+        ("set", db.index, key),
+        cursor,
+        options,
+        snapshot=value.ordered,
+        emit=lambda batch: [member for member in batch if member in value.index],
+        whole=value.enc != _HASHTABLE,
+    )
