@@ -6,6 +6,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from respclient import Err, Pair, RespConn
 
 from stratacache.server.commands.hashes import HashValue, format_ld_human, parse_ld
@@ -222,3 +224,51 @@ def test_hscan_matches_redis(pair: Pair) -> None:
         ("noh", "x"),
     ):
         assert isinstance(pair.check("HSCAN", *args), Err), args
+
+
+_HKEYS = ("h1", "h2", "hs")
+_FIELDS = st.sampled_from(["a", "b", "c", "n", "f" * 70])
+_VALUES = st.sampled_from(["1", "-2", "0.5", "x", "10", "1e3", "v" * 70])
+_HKEY = st.sampled_from(_HKEYS)
+_HASH_COMMANDS = st.one_of(
+    st.tuples(
+        st.sampled_from(["HSET", "HMSET"]),
+        _HKEY,
+        st.lists(st.tuples(_FIELDS, _VALUES), min_size=1, max_size=3),
+    ),
+    st.tuples(st.just("HSETNX"), _HKEY, _FIELDS, _VALUES),
+    st.tuples(st.sampled_from(["HGET", "HEXISTS", "HSTRLEN"]), _HKEY, _FIELDS),
+    st.tuples(st.sampled_from(["HMGET", "HDEL"]), _HKEY, st.lists(_FIELDS, min_size=1, max_size=3)),
+    st.tuples(st.sampled_from(["HLEN", "HGETALL", "HKEYS", "HVALS"]), _HKEY),
+    st.tuples(st.just("HINCRBY"), _HKEY, _FIELDS, st.sampled_from(["1", "-5", "x", "9223372036854775807"])),
+    st.tuples(st.just("HINCRBYFLOAT"), _HKEY, _FIELDS, st.sampled_from(["0.1", "-2.5", "1e3", "x", "3"])),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(_HASH_COMMANDS, min_size=5, max_size=25))
+def test_random_hash_command_sequences_match_redis(pair: Pair, sequence: list[Any]) -> None:
+    pair.check("DEL", *_HKEYS)
+    pair.check("SET", "hs", "string")
+    pair.check("HSET", "h1", "a", "1", "b", "x", "n", "0.5")
+    for command in sequence:
+        args: list[str] = []
+        for part in command:
+            if isinstance(part, list):
+                for item in part:
+                    args.extend(item if isinstance(item, tuple) else [item])
+            else:
+                args.append(part)
+        # A hash with a 70-byte field or value is a hashtable in Redis: its order is its own.
+        if args[0] in ("HGETALL", "HKEYS", "HVALS"):
+            pair.check_sorted(*args)
+        else:
+            pair.check(*args)
+    for key in _HKEYS:
+        if pair.check("TYPE", key) == "hash":
+            pair.check_sorted("HGETALL", key)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from respclient import Err, Pair, RespConn
 
 from stratacache.server.commands.lists import LIST_MAX_LISTPACK_SIZE, ListValue
@@ -228,3 +230,64 @@ def test_nbytes_tracks_every_change(ours: Any, client: RespConn) -> None:
     client.call("RPUSH", "l", "12", "-5000", "123456789012")
     client.call("RPOP", "l", "3")
     assert value.lpbytes == lp
+
+
+_LKEYS = ("l1", "l2", "ls")
+_ITEMS = st.sampled_from(["a", "b", "c", "1", "-2", "a" * 70])
+_INDEX = st.sampled_from(["0", "1", "-1", "2", "-3", "5", "x"])
+_LKEY = st.sampled_from(_LKEYS)
+_SIDE = st.sampled_from(["LEFT", "RIGHT"])
+_LIST_COMMANDS = st.one_of(
+    st.tuples(
+        st.sampled_from(["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]),
+        _LKEY,
+        st.lists(_ITEMS, min_size=1, max_size=4),
+    ),
+    st.tuples(st.sampled_from(["LPOP", "RPOP"]), _LKEY, st.sampled_from([[], ["0"], ["2"], ["-1"]])),
+    st.tuples(st.just("LRANGE"), _LKEY, _INDEX, _INDEX),
+    st.tuples(st.just("LINDEX"), _LKEY, _INDEX),
+    st.tuples(st.just("LSET"), _LKEY, _INDEX, _ITEMS),
+    st.tuples(st.just("LINSERT"), _LKEY, st.sampled_from(["BEFORE", "AFTER", "X"]), _ITEMS, _ITEMS),
+    st.tuples(st.just("LREM"), _LKEY, _INDEX, _ITEMS),
+    st.tuples(st.just("LTRIM"), _LKEY, _INDEX, _INDEX),
+    st.tuples(
+        st.just("LPOS"),
+        _LKEY,
+        _ITEMS,
+        st.sampled_from([[], ["RANK", "-1"], ["COUNT", "0"], ["RANK", "2", "COUNT", "2"], ["MAXLEN", "2"]]),
+    ),
+    st.tuples(st.just("LMOVE"), _LKEY, _LKEY, _SIDE, _SIDE),
+    st.tuples(st.just("RPOPLPUSH"), _LKEY, _LKEY),
+    st.tuples(st.just("LMPOP"), st.just("2"), _LKEY, _LKEY, _SIDE, st.sampled_from([[], ["COUNT", "2"]])),
+    st.tuples(st.just("LLEN"), _LKEY),
+)
+
+
+def _flatten(command: Any) -> list[str]:
+    args: list[str] = []
+    for part in command:
+        if isinstance(part, list):
+            args.extend(part)
+        else:
+            args.append(part)
+    return args
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(_LIST_COMMANDS, min_size=5, max_size=25))
+def test_random_list_command_sequences_match_redis(pair: Pair, sequence: list[Any]) -> None:
+    pair.check("DEL", *_LKEYS)
+    pair.check("SET", "ls", "string")  # a key of another type: WRONGTYPE paths too
+    # Start from lists holding the items, so that pivots, ranks and moves meet them.
+    pair.check("RPUSH", "l1", "a", "b", "c", "1", "-2", "a", "b")
+    pair.check("RPUSH", "l2", "c", "a", "1")
+    for command in sequence:
+        pair.check(*_flatten(command))
+    for key in _LKEYS:
+        if pair.check("TYPE", key) == "list":
+            pair.check("LRANGE", key, "0", "-1")

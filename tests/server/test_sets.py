@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from respclient import Err, Pair, RespConn
 
 from stratacache.server.commands.sets import SetValue
@@ -217,3 +219,45 @@ def test_sscan_matches_redis(pair: Pair) -> None:
         ("nos", "x"),
     ):
         assert isinstance(pair.check("SSCAN", *args), Err), args
+
+
+_SKEYS = ("s1", "s2", "s3", "ss")
+_MEMBERS = st.sampled_from(["a", "b", "c", "1", "2", "-3", "x" * 70])
+_SKEY = st.sampled_from(_SKEYS)
+_SET_COMMANDS = st.one_of(
+    st.tuples(
+        st.sampled_from(["SADD", "SREM", "SMISMEMBER"]), _SKEY, st.lists(_MEMBERS, min_size=1, max_size=4)
+    ),
+    st.tuples(st.sampled_from(["SISMEMBER"]), _SKEY, _MEMBERS),
+    st.tuples(st.sampled_from(["SCARD", "SMEMBERS"]), _SKEY),
+    st.tuples(st.just("SMOVE"), _SKEY, _SKEY, _MEMBERS),
+    st.tuples(st.sampled_from(["SINTER", "SUNION", "SDIFF"]), st.lists(_SKEY, min_size=1, max_size=3)),
+    st.tuples(
+        st.sampled_from(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]),
+        _SKEY,
+        st.lists(_SKEY, min_size=1, max_size=3),
+    ),
+    st.tuples(st.just("SINTERCARD"), st.just("2"), _SKEY, _SKEY, st.sampled_from([[], ["LIMIT", "1"]])),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(_SET_COMMANDS, min_size=5, max_size=25))
+def test_random_set_command_sequences_match_redis(pair: Pair, sequence: list[Any]) -> None:
+    pair.check("DEL", *_SKEYS)
+    pair.check("SET", "ss", "string")
+    pair.check("SADD", "s1", "a", "b", "1", "2")
+    pair.check("SADD", "s2", "b", "c", "2", "-3")
+    for command in sequence:
+        args: list[str] = []
+        for part in command:
+            args.extend(part if isinstance(part, list) else [part])
+        pair.check_sorted(*args)
+    for key in _SKEYS:
+        if pair.check("TYPE", key) == "set":
+            pair.check_sorted("SMEMBERS", key)
