@@ -171,7 +171,7 @@ def test_hrandfield_shapes_and_errors_match_redis(pair: Pair) -> None:
 
 def test_encoding_and_nbytes(ours: Any, client: RespConn) -> None:
     db = ours.server.databases[0]
-    client.call("HSET", "h", *[f"f{i}" for i in range(256)])  # 128 fields
+    client.call("HSET", "h", *[f"f{i}" for i in range(1024)])  # 512 fields
     value = db.get("h")
     assert isinstance(value, HashValue)
     assert value.encoding() == "listpack"
@@ -272,3 +272,15 @@ def test_random_hash_command_sequences_match_redis(pair: Pair, sequence: list[An
     for key in _HKEYS:
         if pair.check("TYPE", key) == "hash":
             pair.check_sorted("HGETALL", key)
+
+
+def test_object_encoding_and_type_match_redis(pair: Pair) -> None:
+    pair.check("HSET", "h", *[f"f{i}" for i in range(1024)])  # 512 fields
+    assert pair.check("TYPE", "h") == "hash"
+    assert pair.check("OBJECT", "ENCODING", "h") == b"listpack"
+    pair.check("HSET", "h", "one", "more")
+    assert pair.check("OBJECT", "ENCODING", "h") == b"hashtable"
+    pair.check("HSET", "long", "f", "v" * 65)
+    assert pair.check("OBJECT", "ENCODING", "long") == b"hashtable"
+    pair.check("HINCRBYFLOAT", "inc", "f", "1e30")  # a 31-byte value: still small
+    assert pair.check("OBJECT", "ENCODING", "inc") == b"listpack"

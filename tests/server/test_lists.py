@@ -291,3 +291,8 @@ def test_random_list_command_sequences_match_redis(pair: Pair, sequence: list[An
     for key in _LKEYS:
         if pair.check("TYPE", key) == "list":
             pair.check("LRANGE", key, "0", "-1")
+
+
+def test_type_of_a_list_matches_redis(pair: Pair) -> None:
+    pair.check("RPUSH", "l", "a")
+    assert pair.check("TYPE", "l") == "list"

@@ -261,3 +261,17 @@ def test_random_set_command_sequences_match_redis(pair: Pair, sequence: list[Any
     for key in _SKEYS:
         if pair.check("TYPE", key) == "set":
             pair.check_sorted("SMEMBERS", key)
+
+
+def test_object_encoding_of_integer_sets_and_type_match_redis(pair: Pair) -> None:
+    """Sets of integers are encoded alike in Redis 7.0 and 7.2 (listpack sets are 7.2's)."""
+    pair.check("SADD", "i", *[str(n) for n in range(512)])
+    assert pair.check("TYPE", "i") == "set"
+    assert pair.check("OBJECT", "ENCODING", "i") == b"intset"
+    pair.check("SADD", "i", "-1")
+    assert pair.check("OBJECT", "ENCODING", "i") == b"hashtable"
+    pair.check("SADD", "a", "1", "2")
+    pair.check("SADD", "b", "2", "3")
+    assert pair.check("SUNIONSTORE", "u", "a", "b") == 3
+    assert pair.check("OBJECT", "ENCODING", "u") == b"intset"
+    assert pair.check("SMEMBERS", "u") == [b"1", b"2", b"3"]

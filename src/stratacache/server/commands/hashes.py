@@ -43,7 +43,7 @@ __all__ = [
     "parse_ll",
 ]
 
-HASH_MAX_LISTPACK_ENTRIES = 128
+HASH_MAX_LISTPACK_ENTRIES = 512
 """Redis's default ``hash-max-listpack-entries``: more fields make a hashtable."""
 HASH_MAX_LISTPACK_VALUE = 64
 """Redis's default ``hash-max-listpack-value``: a longer field or value makes a hashtable."""
@@ -228,7 +228,7 @@ def format_ld_human(value: Fraction) -> bytes:
 class HashValue(RedisValue):
     """A hash: a dict of field to value, insertion-ordered as Redis's listpack is.
 
-    ``encoding()`` follows Redis's defaults: ``listpack`` while it has at most 128 fields and
+    ``encoding()`` follows Redis's defaults: ``listpack`` while it has at most 512 fields and
     every field and value is at most 64 bytes, then ``hashtable`` for good.
     """
 
