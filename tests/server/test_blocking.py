@@ -243,3 +243,58 @@ def test_push_inside_exec_serves_after_the_transaction(ours: Any) -> None:
         assert waiting.read() == [b"k", b"b"]
     finally:
         waiting.close()
+
+
+def test_rename_onto_a_waited_key_serves_it(ours: Any, real: Any) -> None:
+    def scenario(port: int) -> Any:
+        waiting, other = RespConn(port), RespConn(port)
+        try:
+            waiting.send("BLPOP", "k", "5")
+            time.sleep(0.05)
+            other.call("RPUSH", "src", "x", "y")
+            other.call("RENAME", "src", "k")
+            return [waiting.read(), other.call("LRANGE", "k", "0", "-1")]
+        finally:
+            waiting.close()
+            other.close()
+
+    assert _both(ours, real, scenario) == [[b"k", b"x"], [b"y"]]
+
+
+def test_a_push_in_another_database_does_not_serve(ours: Any, real: Any) -> None:
+    def scenario(port: int) -> Any:
+        waiting, other = RespConn(port), RespConn(port)
+        try:
+            waiting.call("SELECT", "1")
+            waiting.call("DEL", "k")
+            waiting.send("BLPOP", "k", "0.3")
+            time.sleep(0.05)
+            other.call("RPUSH", "k", "db0")
+            return [waiting.read(), other.call("LLEN", "k")]
+        finally:
+            waiting.close()
+            other.close()
+
+    assert _both(ours, real, scenario) == [None, 1]
+
+
+def test_sub_millisecond_timeout_is_rounded_up_not_forever(ours: Any, real: Any) -> None:
+    """Redis rounds the timeout up to whole milliseconds: 0.0001 s is 1 ms (a 0 would mean
+    "wait forever"), and -0.0001 is 0."""
+
+    def scenario(port: int) -> Any:
+        waiting, other = RespConn(port), RespConn(port)
+        try:
+            waiting.send("BRPOP", "k", "0.0001")
+            time.sleep(0.2)
+            other.call("RPUSH", "k", "late")
+            first = waiting.read()
+            waiting.send("BRPOP", "k2", "-0.0001")
+            time.sleep(0.2)
+            other.call("RPUSH", "k2", "later")
+            return [first, waiting.read()]
+        finally:
+            waiting.close()
+            other.close()
+
+    assert _both(ours, real, scenario) == [None, [b"k2", b"later"]]

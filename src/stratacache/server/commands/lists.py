@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -701,7 +702,7 @@ def unblock_client(client: Client, error: bool = False) -> bool:
 
 def _timeout(arg: bytes) -> float:
     """A blocking command's timeout in seconds (0: forever), read as Redis reads it: a long
-    double times 1000, truncated to whole milliseconds."""
+    double times 1000, rounded up to whole milliseconds (``ceill``)."""
     value = parse_ld(arg)
     if value is None:
         raise ErrorReply("ERR timeout is not a float or out of range")
@@ -709,7 +710,7 @@ def _timeout(arg: bytes) -> float:
     # (long long) of an infinite or too large long double is LLONG_MIN on x86: "negative".
     if isinstance(ms, _Inf) or abs(ms) >= 1 << 63:
         raise ErrorReply("ERR timeout is negative")
-    whole = int(ms)  # truncation toward zero, as the C cast
+    whole = math.ceil(ms)  # ceill(): 0.0001 s is 1 ms, not 0 (which would mean forever)
     if whole < 0:
         raise ErrorReply("ERR timeout is negative")
     if whole > LLONG_MAX - int(time.time() * 1000):
