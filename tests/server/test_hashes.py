@@ -284,3 +284,33 @@ def test_object_encoding_and_type_match_redis(pair: Pair) -> None:
     assert pair.check("OBJECT", "ENCODING", "long") == b"hashtable"
     pair.check("HINCRBYFLOAT", "inc", "f", "1e30")  # a 31-byte value: still small
     assert pair.check("OBJECT", "ENCODING", "inc") == b"listpack"
+
+
+def test_resp3_reply_types_are_redis_7s(ours: Any) -> None:
+    """HGETALL answers a map, HRANDFIELD WITHVALUES pairs, as a real Redis 7.0 in RESP3."""
+    from stratacache.server.commands import COMMANDS
+    from stratacache.server.connection import Client
+    from stratacache.server.resp import encode
+
+    server = ours.server
+    replies: list[bytes] = []
+
+    def run() -> None:
+        fake = Client(server)
+        fake.resp3 = True
+        for args in (
+            [b"HSET", b"h", b"a", b"1", b"b", b"2", b"c", b"3"],
+            [b"HGETALL", b"nh"],
+            [b"HGETALL", b"h"],
+            [b"HRANDFIELD", b"h", b"-2", b"WITHVALUES"],
+            [b"HRANDFIELD", b"h", b"2"],
+            [b"HRANDFIELD", b"nh", b"2"],
+        ):
+            replies.append(encode(COMMANDS[args[0].lower()].handler(fake, args), True))
+
+    ours.call(run)
+    assert replies[1] == b"%0\r\n"
+    assert replies[2] == b"%3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n$1\r\n3\r\n"
+    assert replies[3].startswith(b"*2\r\n*2\r\n")
+    assert replies[4].startswith(b"*2\r\n$1\r\n")
+    assert replies[5] == b"*0\r\n"

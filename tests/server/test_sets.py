@@ -275,3 +275,35 @@ def test_object_encoding_of_integer_sets_and_type_match_redis(pair: Pair) -> Non
     assert pair.check("SUNIONSTORE", "u", "a", "b") == 3
     assert pair.check("OBJECT", "ENCODING", "u") == b"intset"
     assert pair.check("SMEMBERS", "u") == [b"1", b"2", b"3"]
+
+
+def test_resp3_reply_types_are_redis_7s(ours: Any) -> None:
+    """RESP3 reply kinds as a real Redis 7.0 gives them (HELLO is another family's command,
+    so the handlers run here on a RESP3 client directly): SMEMBERS/SINTER/SPOP-with-count
+    answer sets, SRANDMEMBER with a count an array."""
+    from stratacache.server.commands import COMMANDS
+    from stratacache.server.connection import Client
+    from stratacache.server.resp import encode
+
+    server = ours.server
+    replies: list[bytes] = []
+
+    def run() -> None:
+        fake = Client(server)
+        fake.resp3 = True
+        for args in (
+            [b"SADD", b"s", b"a", b"b", b"c", b"d"],
+            [b"SRANDMEMBER", b"s", b"2"],
+            [b"SRANDMEMBER", b"s", b"10"],
+            [b"SRANDMEMBER", b"s", b"-2"],
+            [b"SRANDMEMBER", b"nos", b"2"],
+            [b"SPOP", b"s", b"1"],
+            [b"SPOP", b"nos", b"2"],
+            [b"SINTER", b"s"],
+            [b"SMEMBERS", b"nos"],
+        ):
+            replies.append(encode(COMMANDS[args[0].lower()].handler(fake, args), True))
+
+    ours.call(run)
+    kinds = [reply[:1] + reply[1 : reply.index(b"\r\n")] for reply in replies]
+    assert kinds == [b":4", b"*2", b"*4", b"*2", b"*0", b"~1", b"~0", b"~3", b"~0"]

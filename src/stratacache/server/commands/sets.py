@@ -260,9 +260,10 @@ def srandmember(client: Client, args: list[bytes]) -> Any:
         members = value.members
         size = len(members)
         return [members[random.randrange(size)] for _ in range(-count)]
+    # An array even in RESP3 (SPOP's count form answers a set), as Redis 7 does.
     if count >= len(value):
-        return _members_reply(client, value.ordered())
-    return _members_reply(client, random.sample(value.members, count))
+        return value.ordered()
+    return random.sample(value.members, count)
 
 
 @command("smove", arity=4, flags="write fast", keys=(1, 2, 1), group="set", since="1.0.0")
