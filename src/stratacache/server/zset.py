@@ -222,10 +222,11 @@ class ZSet(RedisValue):
         return self._prefix()[pos] + bisect_left(self._lists[pos], pair)
 
     def slice(self, start: int, stop: int) -> list[Pair]:
-        """The pairs of ranks ``start`` to ``stop - 1`` (0 <= start, stop <= len), ascending."""
+        """The pairs of ranks ``start`` to ``stop - 1`` (``start >= 0``), ascending."""
+        offsets = self._prefix()
+        stop = min(stop, offsets[-1])
         if start >= stop:
             return []
-        offsets = self._prefix()
         pos = bisect_right(offsets, start) - 1
         lists = self._lists
         out = lists[pos][start - offsets[pos] : stop - offsets[pos]]

@@ -715,7 +715,7 @@ def zrandmember(client: Client, args: list[bytes]) -> Any:
         raise ErrorReply(SYNTAX)
     if len(args) == 4:
         withscores = True
-        if count < -_LONG_MAX // 2 or count > _LONG_MAX // 2:
+        if count < -(_LONG_MAX // 2) or count > _LONG_MAX // 2:
             raise ErrorReply("ERR value is out of range")
     zset = _read(client, args[1])
     if zset is None or count == 0:
