@@ -842,6 +842,80 @@ def test_nbytes_follows_every_change(ours: ServerThread, client: RespConn) -> No
                 assert value.nbytes == expected(key), (command, key)
 
 
+def test_copy_makes_an_independent_sorted_set(pair: Pair, ours: ServerThread) -> None:
+    if b"copy" not in COMMANDS:
+        pytest.skip("COPY is the keys module's")
+    members = [x for i in range(300) for x in (str(i), f"m{i}")]
+    for key in ("small", "big"):
+        check_all(
+            pair,
+            ("ZADD", key, *(members[:10] if key == "small" else members)),
+            ("COPY", key, key + "2"),
+            ("ZADD", key, "99", "m1", "5", "extra"),
+            ("ZREM", key, "m2"),
+            ("ZRANGE", key + "2", "0", "-1", "WITHSCORES"),
+            ("ZRANGE", key, "0", "-1", "WITHSCORES"),
+            ("OBJECT", "ENCODING", key + "2"),
+        )
+        # The original gained "extra" and lost "m2" after the copy.
+        assert stored(ours, key + "2").nbytes == stored(ours, key).nbytes - len(b"extra") + len(b"m2")
+
+
+# --------------------------------------------------------------------------- ZSCAN
+
+
+def test_zscan_small_sets_answer_whole_as_redis(pair: Pair) -> None:
+    check_all(
+        pair,
+        ("ZADD", "z", "3", "c", "1", "a", "0.1", "b", "-inf", "n", "-0", "z0"),
+        ("SET", "str", "v"),
+        ("ZSCAN", "z", "0"),
+        ("ZSCAN", "z", "0", "MATCH", "[ab]*"),
+        ("ZSCAN", "z", "0", "COUNT", "1"),
+        ("ZSCAN", "z", "12345"),
+        ("ZSCAN", "z", "0", "COUNT", "0"),
+        ("ZSCAN", "z", "0", "COUNT", "x"),
+        ("ZSCAN", "z", "0", "MATCH"),
+        ("ZSCAN", "z", "0", "TYPE", "zset"),
+        ("ZSCAN", "z", "x"),
+        ("ZSCAN", "z", " 1"),
+        ("ZSCAN", "nokey", "0", "COUNT", "0"),
+        ("ZSCAN", "nokey", "x"),
+        ("ZSCAN", "str", "0"),
+        ("ZSCAN", "str", "x"),
+        ("ZSCAN", "z"),
+    )
+
+
+def test_zscan_big_set_returns_every_member_with_its_score(pair: Pair, client: RespConn) -> None:
+    pair.check("ZADD", "z", *[x for i in range(1000) for x in (str(i / 7), f"m{i}")])
+
+    def everything(conn: RespConn, *options: str) -> dict[bytes, bytes]:
+        seen: dict[bytes, bytes] = {}
+        cursor = b"0"
+        while True:
+            cursor, items = conn.call("ZSCAN", "z", cursor, *options)
+            for i in range(0, len(items), 2):
+                seen[items[i]] = items[i + 1]
+            if cursor == b"0":
+                return seen
+
+    ours = everything(pair.ours, "COUNT", "50")
+    assert len(ours) == 1000
+    assert ours == everything(pair.real, "COUNT", "50")
+    assert everything(pair.ours, "MATCH", "m1*") == everything(pair.real, "MATCH", "m1*")
+    # Members removed during an iteration are not returned; those present throughout are.
+    cursor, first = client.call("ZSCAN", "z", "0", "COUNT", "100")
+    client.call("ZREMRANGEBYSCORE", "z", "100", "+inf")
+    rest: dict[bytes, bytes] = {}
+    while cursor != b"0":
+        cursor, items = client.call("ZSCAN", "z", cursor, "COUNT", "100")
+        rest.update(zip(items[::2], items[1::2], strict=True))
+    assert all(float(score) < 100 for score in rest.values())
+    kept = {m for m, score in zip(first[::2], first[1::2], strict=True) if float(score) < 100}
+    assert len(kept | set(rest)) == 700  # every i/7 < 100
+
+
 # --------------------------------------------------------------------------- the structure
 
 

@@ -98,6 +98,16 @@ class ZSet(RedisValue):
         zset.nbytes = sum(len(member) for member in scores) + MEMBER_OVERHEAD * len(scores)
         return zset
 
+    def copy(self) -> ZSet:
+        """An independent copy (COPY): the pairs are immutable, so the containers are copied."""
+        other = ZSet()
+        other.scores = dict(self.scores)
+        other._lists = [sub[:] for sub in self._lists]
+        other._maxes = self._maxes[:]
+        other.listpack = self.listpack
+        other.nbytes = self.nbytes
+        return other
+
     # ------------------------------------------------------------------ basics
 
     def __len__(self) -> int:

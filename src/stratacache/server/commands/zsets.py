@@ -3,7 +3,7 @@
 ZADD ZINCRBY ZREM ZSCORE ZMSCORE ZCARD ZCOUNT ZLEXCOUNT ZRANK ZREVRANK ZRANGE ZRANGESTORE
 ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX ZREVRANGE ZPOPMIN ZPOPMAX
 ZRANDMEMBER ZREMRANGEBYRANK ZREMRANGEBYSCORE ZREMRANGEBYLEX ZUNION ZINTER ZDIFF ZUNIONSTORE
-ZINTERSTORE ZDIFFSTORE ZINTERCARD.
+ZINTERSTORE ZDIFFSTORE ZINTERCARD ZSCAN.
 
 Numbers are parsed as Redis parses them, because the error replies depend on it: scores,
 increments and weights with ``string2d`` (C ``strtod`` over the whole argument, no leading
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE
 from ..keyspace import skey
 from ..resp import NULL_ARRAY, Double, ErrorReply
+from ..scan import empty_scan, parse_cursor, parse_scan_options, scan_reply
 from ..zset import ZSet, format_score
 from . import command
 
@@ -933,3 +934,51 @@ def zdiffstore(client: Client, args: list[bytes]) -> Any:
 def zintercard(client: Client, args: list[bytes]) -> Any:
     """The number of members in the intersection of sorted sets."""
     return _setop(client, args, 1, _INTER, store=None, card=True)
+
+
+# ------------------------------------------------------------------------------- ZSCAN
+
+
+@command("zscan", arity=-3, flags="readonly", keys=(1, 1, 1), group="sorted-set", since="2.8.0")
+def zscan(client: Client, args: list[bytes]) -> Any:
+    """Iterate the members and scores of a sorted set."""
+    cursor = parse_cursor(args[2])
+    key = skey(args[1])
+    db = client.db
+    zset: ZSet | None = db.get_typed(key, ZSet)
+    if zset is None:
+        return empty_scan()
+    options = parse_scan_options(args, 3)
+
+    def emit(batch: Any) -> list[Any]:
+        # The key may have been rewritten since the snapshot: look members up now. Scores
+        # are strings here (Redis writes them with d2string, %.17g for non-integers).
+        current = db.get(key)
+        scores = current.scores if type(current) is ZSet else {}
+        out: list[Any] = []
+        for member in batch:
+            score = scores.get(member)
+            if score is not None:
+                out.append(member)
+                out.append(format_score(score))
+        return out
+
+    if zset.listpack:
+        # A listpack is answered whole, in its (score) order, as Redis does.
+        return scan_reply(
+            client.server,
+            ("zset", db.index, key),
+            cursor,
+            options,
+            snapshot=lambda: [member for _, member in zset],
+            emit=emit,
+            whole=True,
+        )
+    return scan_reply(
+        client.server,
+        ("zset", db.index, key),
+        cursor,
+        options,
+        snapshot=lambda: list(zset.scores),
+        emit=emit,
+    )
