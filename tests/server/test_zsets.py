@@ -861,6 +861,31 @@ def test_copy_makes_an_independent_sorted_set(pair: Pair, ours: ServerThread) ->
         assert stored(ours, key + "2").nbytes == stored(ours, key).nbytes - len(b"extra") + len(b"m2")
 
 
+def test_writes_keep_the_ttl_and_stores_drop_it(pair: Pair) -> None:
+    if b"expire" not in COMMANDS:
+        pytest.skip("EXPIRE and TTL are the keys module's")
+    check_all(
+        pair,
+        ("ZADD", "z", "1", "a", "2", "b", "3", "c"),
+        ("EXPIRE", "z", "1000"),
+        ("ZADD", "z", "4", "d"),
+        ("ZINCRBY", "z", "1", "a"),
+        ("ZREM", "z", "b"),
+        ("ZPOPMIN", "z"),
+        ("ZREMRANGEBYRANK", "z", "5", "6"),
+        ("TTL", "z"),
+        ("SET", "dst", "v", "EX", "1000"),
+        ("ZRANGESTORE", "dst", "z", "0", "-1"),
+        ("TTL", "dst"),
+        ("EXPIRE", "dst", "1000"),
+        ("ZUNIONSTORE", "dst", "1", "z"),
+        ("TTL", "dst"),
+        ("TYPE", "dst"),
+        ("ZPOPMIN", "z", "5"),
+        ("EXISTS", "z"),
+    )
+
+
 # --------------------------------------------------------------------------- ZSCAN
 
 
