@@ -817,6 +817,30 @@ def test_negative_zero_keeps_its_sign_only_in_a_skiplist(pair: Pair) -> None:
     )
 
 
+def test_zrangestore_adds_one_by_one_like_redis(pair: Pair) -> None:
+    # ZRANGESTORE fills a listpack member by member: members stored before a long member
+    # turns it into a skiplist lose the sign of -0, later ones keep it.
+    long = "m" * 70
+    members = [x for m in ("a", "b", long, "n", "o") for x in ("-0", m)]
+    big = [x for i in range(200) for x in ("-0", f"k{i:03}")]
+    check_all(
+        pair,
+        ("ZADD", "src", *members),
+        ("ZRANGESTORE", "dst", "src", "0", "-1"),
+        ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+        ("ZRANGESTORE", "dst", "src", "+inf", "-inf", "BYSCORE", "REV"),
+        ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+        ("ZRANGESTORE", "dst", "src", "[a", "+", "BYLEX"),
+        ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+        ("ZADD", "big", *big),
+        ("ZRANGESTORE", "dst", "big", "0", "-1"),
+        ("ZRANGE", "dst", "0", "2", "WITHSCORES"),
+        ("OBJECT", "ENCODING", "dst") if b"object" in COMMANDS else ("ZCARD", "dst"),
+        ("ZRANGESTORE", "dst", "big", "-inf", "+inf", "BYSCORE"),
+        ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+    )
+
+
 def test_nbytes_follows_every_change(ours: ServerThread, client: RespConn) -> None:
     def expected(key: str) -> int:
         value = stored(ours, key)

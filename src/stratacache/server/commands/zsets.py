@@ -24,7 +24,7 @@ from ..errors import NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE
 from ..keyspace import skey
 from ..resp import NULL_ARRAY, Double, ErrorReply
 from ..scan import empty_scan, parse_cursor, parse_scan_options, scan_reply
-from ..zset import ZSet, format_score
+from ..zset import MAX_LISTPACK_ENTRIES, ZSet, format_score
 from . import command
 
 if TYPE_CHECKING:
@@ -504,7 +504,18 @@ def _zrange(
             start, stop = spec.ranks(zset)
         pairs = _window(zset, start, stop, offset, limit, reverse=reverse)
     if store is not None:
-        return _store(client, store, {member: score for score, member in pairs})
+        # Redis adds the members one by one, in reply order, to a new set that is a listpack
+        # unless a rank range says it is too long: a set that turns skiplist on the way keeps
+        # -0 for the members added after the conversion only.
+        result = ZSet()
+        result.listpack = not (kind == _RANK and len(pairs) > MAX_LISTPACK_ENTRIES)
+        for score, member in pairs:
+            result.add(member, score)
+        if not result:
+            client.db.delete(skey(store))
+            return 0
+        client.db.set(skey(store), result)
+        return len(result)
     return _pairs_reply(client, pairs, withscores)
 
 
