@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -354,3 +355,35 @@ def test_scripts_leave_no_state_behind(pair: Pair) -> None:
     assert pair.check("EVAL", "return rawget(_G, 'x')", 0) is None
     assert isinstance(pair.check("EVAL", "string.upper = nil", 0), Err)
     assert pair.check("EVAL", "return string.upper('a')", 0) == b"A"
+
+
+def test_scripts_over_maxmemory_like_redis(
+    server_factory: Callable[..., ServerThread], redis_server_factory: Any
+) -> None:
+    mine, theirs = server_factory(), redis_server_factory()
+    pair = Pair(RespConn(mine.port), RespConn(theirs.port))
+    try:
+        pair.check("SET", "k", "v")
+        server = mine.server
+        assert server is not None
+
+        def shrink() -> None:
+            # The store evicts to stay within the pool; lowering the limit under what is used
+            # puts our server over it, as Redis is with maxmemory 1.
+            server.config.maxmemory = 1
+            server.config.maxmemory_policy = "noeviction"
+
+        mine.call(shrink)
+        assert pair.real.call("CONFIG", "SET", "maxmemory", "1") == "OK"
+        oom = "OOM command not allowed when used memory > 'maxmemory'."
+        # A shebang script that may write is refused before it runs.
+        assert pair.check("EVAL", "#!lua\nreturn 1", 0) == Err(oom)
+        assert pair.check("EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 'k')", 0) == b"v"
+        assert pair.check("EVAL", "#!lua flags=allow-oom\nreturn 1", 0) == 1
+        assert pair.check("EVAL_RO", "#!lua\nreturn redis.call('get', 'k')", 0) == b"v"
+        # A legacy script runs; its first write is refused.
+        assert pair.check("EVAL", "return redis.call('get', 'k')", 0) == b"v"
+        assert pair.check("EVAL", "return redis.pcall('set', 'k', 'w')", 0) == Err(oom)
+    finally:
+        pair.ours.close()
+        pair.real.close()

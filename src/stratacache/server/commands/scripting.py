@@ -70,13 +70,9 @@ def _eval(client: Client, args: list[bytes], *, by_sha: bool, read_only: bool) -
     else:
         script = engine.load(args[1])
     flags = script.flags
-    if (
-        not read_only
-        and flags is not None
-        and not flags & {"no-writes", "allow-oom"}
-        and _over_maxmemory(client)
-    ):
-        # A script with a shebang that may write is refused up front, as a denyoom command.
+    if flags is not None and not flags & {"no-writes", "allow-oom"} and _over_maxmemory(client):
+        # A script with a shebang that may write is refused up front, as a denyoom command
+        # (the _RO commands included: Redis takes the flags from the shebang alone).
         raise ErrorReply(OOM)
     keys = args[3 : 3 + numkeys]
     return engine.run(client, script, keys, args[3 + numkeys :], read_only)
