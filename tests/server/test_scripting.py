@@ -388,3 +388,18 @@ def test_scripts_over_maxmemory_like_redis(
     finally:
         pair.ours.close()
         pair.real.close()
+
+
+def test_script_management_is_refused_inside_scripts_like_redis(pair: Pair) -> None:
+    for sub in ("flush", "load", "exists", "kill"):
+        pair.check("EVAL", f"return redis.pcall('script', '{sub}', 'x')", 0)
+    pair.check("EVAL", "return redis.call('script', 'flush')", 0)
+    assert pair.check("EVAL", "return redis.call('script', 'help')[1]", 0).startswith("SCRIPT")
+
+
+def test_deeply_nested_reply_is_an_error_not_a_crash(client: RespConn) -> None:
+    reply = client.call("EVAL", "local t = {} for i = 1, 3000 do t = {t} end return t", 0)
+    while isinstance(reply, list) and reply:
+        reply = reply[0]
+    assert reply == Err("ERR reached lua stack limit")
+    assert client.call("EVAL", "local t = {} for i = 1, 100 do t = {t} end return 1", 0) == 1

@@ -57,8 +57,9 @@ logger = logging.getLogger("stratacache.server")
 MAX_MEMORY = 512 * 1024 * 1024
 """Bytes the Lua state may allocate (tables, strings) before its allocations fail."""
 
-HOOK_COUNT = 100_000
-"""Instructions between two checks of the time limit."""
+MAX_NESTING = 400
+"""Deepest table a script may return (Redis answers ``reached lua stack limit`` past its
+Lua stack; ours is bounded by Python's recursion)."""
 
 INT64_MIN = -(2**63)
 """What Redis replies for a number a C ``long long`` cannot hold (NaN, infinities, 2^63...)."""
@@ -274,7 +275,7 @@ local function run(fn, keys, argv, limited)
   return ok, result
 end
 
-return compile, run
+return compile, run, function() collectgarbage() end
 """
 
 
@@ -391,7 +392,7 @@ class LuaEngine:
                 b"take_error": self._take_error,
             }
         )
-        self._compile, self._run = self.runtime.execute(
+        self._compile, self._run, self._collect = self.runtime.execute(
             _PRELUDE, callbacks, VERSION.encode(), _version_num(VERSION)
         )
 
@@ -444,6 +445,9 @@ class LuaEngine:
             client.db = db
         resp3 = client.resp3
         if not ok:
+            if self._lua_type(result) != "table":
+                # Out of memory (the handler does not run then): give the garbage back now.
+                self._collect()
             return self._script_error(script, result)
         return self._to_reply(result, resp3)
 
@@ -595,6 +599,10 @@ class LuaEngine:
             allowed = client is not None and self.server.check_command(client, cmd, argv) is None
             return True, allowed
         arity = 0 if cmd is None else cmd.arity
+        if cmd is not None and cmd.name == "script" and len(argv) > 1:
+            from .commands.scripting import SCRIPT_ARITY
+
+            arity = SCRIPT_ARITY.get(argv[1].lower(), arity)
         if cmd is None or (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             text = (
                 "Unknown Redis command called from script"
@@ -602,7 +610,10 @@ class LuaEngine:
                 else ("Wrong number of args calling Redis command from script")
             )
             return False, self._error_table(f"ERR {text}")
-        if "noscript" in cmd.flags:
+        if "noscript" in cmd.flags or (
+            # SCRIPT's subcommands but HELP are noscript in Redis (a script could flush itself).
+            cmd.name == "script" and len(argv) > 1 and argv[1].lower() != b"help"
+        ):
             return False, self._error_table("ERR This Redis command is not allowed from script")
         if cmd.write and self._read_only:
             return False, self._error_table("ERR Write commands are not allowed from read-only scripts.")
@@ -674,7 +685,7 @@ class LuaEngine:
             return bytes(reply)
         return None if resp3 else False
 
-    def _to_reply(self, value: Any, resp3: bool) -> Any:
+    def _to_reply(self, value: Any, resp3: bool, depth: int = 0) -> Any:
         """A script's Lua value as a reply object (Redis's ``luaReplyToRedisReply``)."""
         kind = type(value)
         if kind is bytes:
@@ -689,6 +700,9 @@ class LuaEngine:
             return None
         if self._lua_type(value) != "table":
             return None  # functions, coroutines, userdata: Redis's null
+        if depth > MAX_NESTING:
+            return ErrorReply("ERR reached lua stack limit")
+        depth += 1
         err = value[b"err"]
         if type(err) is bytes:
             return ErrorReply(_one_line(err))
@@ -710,11 +724,11 @@ class LuaEngine:
         if self._lua_type(mapping) == "table":
             result: dict[Any, Any] = {}
             for key, item in mapping.items():
-                result[_hashable(self._to_reply(key, resp3))] = self._to_reply(item, resp3)
+                result[_hashable(self._to_reply(key, resp3, depth))] = self._to_reply(item, resp3, depth)
             return result
         members = value[b"set"]
         if self._lua_type(members) == "table":
-            items = [_hashable(self._to_reply(key, resp3)) for key in members]
+            items = [_hashable(self._to_reply(key, resp3, depth)) for key in members]
             try:
                 return set(items)
             except TypeError:
@@ -725,7 +739,7 @@ class LuaEngine:
             item = value[index]
             if item is None:
                 return array
-            array.append(self._to_reply(item, resp3))
+            array.append(self._to_reply(item, resp3, depth))
             index += 1
 
 

@@ -40,8 +40,9 @@ _HELP = [
     "    Prints this help.",
 ]
 
-# Subcommand arities, Redis's (container name|sub in the arity error).
-_SCRIPT_ARITY = {b"load": 3, b"exists": -3, b"flush": -2, b"kill": 2, b"help": 2, b"debug": 3}
+# Subcommand arities, Redis's (container name|sub in the arity error); the Lua runtime reads
+# them too, as Redis checks a subcommand's arity before its noscript flag.
+SCRIPT_ARITY = {b"load": 3, b"exists": -3, b"flush": -2, b"kill": 2, b"help": 2, b"debug": 3}
 
 
 def _engine(client: Client) -> LuaEngine:
@@ -114,7 +115,7 @@ def evalsha_ro(client: Client, args: list[bytes]) -> Any:
 def script(client: Client, args: list[bytes]) -> Any:
     """A container for Lua scripts management commands."""
     sub = args[1].lower()
-    arity = _SCRIPT_ARITY.get(sub)
+    arity = SCRIPT_ARITY.get(sub)
     if arity is None:
         raise unknown_subcommand("script", args[1])
     if (arity > 0 and len(args) != arity) or len(args) < -arity:
