@@ -10,7 +10,8 @@ messages and the standard library behave as in Redis. What a script sees, as in 
   ``dofile``, ``print`` or lupa's ``python`` (reading a missing global is Redis's error
   "Script attempted to access nonexistent global variable"); the global table and every
   library table are read-only ("Attempt to modify a readonly table").
-  Not provided: the ``cjson``, ``cmsgpack``, ``bit`` and ``struct`` libraries.
+  ``cjson`` (encode, decode, null) and ``bit`` (LuaBitOp) are Python callables with Redis's
+  output and error texts; not provided: ``cmsgpack``, ``struct``, cjson's settings functions.
 * ``redis.call``/``redis.pcall`` run a command through ``client.call`` (so users' rights,
   maxmemory, WATCH and tracking see it) after Redis's own checks and texts (unknown command,
   arity, ``noscript`` commands, writes from read-only scripts); ``redis.error_reply``,
@@ -35,6 +36,7 @@ cannot keep running. The Lua state's memory is capped (:data:`MAX_MEMORY`).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -108,6 +110,9 @@ local math_ = copy('abs acos asin atan atan2 ceil cos cosh deg exp floor fmod fr
 -- functions: a script's `return f(...)` is then no tail call and the error keeps its line.
 math_.random, math_.randomseed = py.random, py.randomseed
 G.math = readonly(math_)
+G.cjson = readonly({encode = py.cjson_encode, decode = py.cjson_decode, null = py.cjson_null,
+  _NAME = 'cjson', _VERSION = '2.1.0'})
+G.bit = readonly(copy('tobit tohex bnot band bor bxor lshift rshift arshift rol ror bswap', py.bit))
 
 for name in ('assert error ipairs select tonumber tostring type unpack rawequal '
     .. 'getmetatable collectgarbage gcinfo _VERSION'):gmatch('%S+') do
@@ -377,6 +382,7 @@ class LuaEngine:
         self._pending: tuple[str, Any] | None = None
         globals_ = self.runtime.globals()
         globals_.python = None  # lupa's bridge to Python: never visible to scripts
+        libraries = _Libraries(self)
         callbacks = self._table_from(
             {
                 b"call": self._guard(lambda *args: self._redis_call(True, args)),
@@ -389,6 +395,12 @@ class LuaEngine:
                 b"random": self._guard(self._random),
                 b"randomseed": self._guard(self._randomseed),
                 b"expired": self._expired,
+                b"cjson_encode": self._guard(libraries.encode),
+                b"cjson_decode": self._guard(libraries.decode),
+                b"cjson_null": JSON_NULL,
+                b"bit": self._table_from(
+                    {name.encode(): self._guard(libraries.function(name)) for name in _BIT_FUNCTIONS}
+                ),
                 b"take_error": self._take_error,
             }
         )
@@ -823,3 +835,229 @@ def engine_for(server: Server) -> LuaEngine:
         server.extra["lua"] = engine
         server.extra["scripts"] = engine.scripts
     return engine
+
+
+# --------------------------------------------------------------- cjson and bit
+
+_JSON_ESCAPES = {
+    0x22: b'\\"',
+    0x5C: b"\\\\",
+    0x2F: b"\\/",
+    0x08: b"\\b",
+    0x0C: b"\\f",
+    0x0A: b"\\n",
+    0x0D: b"\\r",
+    0x09: b"\\t",
+}
+_JSON_TABLE = [
+    _JSON_ESCAPES.get(byte, b"\\u%04x" % byte if byte < 0x20 or byte == 0x7F else bytes([byte]))
+    for byte in range(256)
+]
+
+
+class _JsonNull:
+    """cjson.null (a userdata to scripts, as Redis's lightuserdata NULL)."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "userdata: (nil)"
+
+
+JSON_NULL = _JsonNull()
+
+
+def _lua_number_text(number: float) -> bytes:
+    """A number as Lua and cjson write it (``%.14g``)."""
+    return b"%.14g" % float(number)
+
+
+class _Libraries:
+    """The cjson and bit libraries Redis loads, as Python callables of an engine."""
+
+    def __init__(self, engine: LuaEngine) -> None:
+        self.engine = engine
+
+    # cjson ----------------------------------------------------------------------
+
+    def encode(self, *args: Any) -> bytes:
+        if len(args) != 1:
+            raise self.engine._raise_where("bad argument #1 to 'encode' (expected 1 argument)")
+        out: list[bytes] = []
+        self._encode(args[0], out, 0)
+        return b"".join(out)
+
+    def _encode(self, value: Any, out: list[bytes], depth: int) -> None:
+        engine = self.engine
+        kind = type(value)
+        if value is None or value is JSON_NULL:
+            out.append(b"null")
+        elif kind is bool:
+            out.append(b"true" if value else b"false")
+        elif kind is int or kind is float:
+            if math.isnan(value) or math.isinf(value):
+                raise engine._raise_where("Cannot serialise number: must not be NaN or Inf")
+            out.append(_lua_number_text(value))
+        elif kind is bytes:
+            out.append(b'"' + b"".join(_JSON_TABLE[byte] for byte in value) + b'"')
+        elif engine._lua_type(value) == "table":
+            if depth >= 1000:
+                raise engine._raise_where(f"Cannot serialise, excessive nesting ({depth + 1})")
+            items = list(value.items())
+            length = self._array_length(items)
+            if length > 0:
+                by_index = {int(key): item for key, item in items}
+                out.append(b"[")
+                for index in range(1, length + 1):
+                    if index > 1:
+                        out.append(b",")
+                    self._encode(by_index.get(index), out, depth + 1)
+                out.append(b"]")
+                return
+            out.append(b"{")
+            for position, (key, item) in enumerate(items):
+                if position:
+                    out.append(b",")
+                if type(key) is bytes:
+                    self._encode(key, out, depth + 1)
+                elif type(key) in (int, float):
+                    out.append(b'"' + _lua_number_text(key) + b'"')
+                else:
+                    name = engine._lua_type(key) or ("boolean" if type(key) is bool else "userdata")
+                    raise engine._raise_where(
+                        f"Cannot serialise {name}: table key must be a number or string"
+                    )
+                out.append(b":")
+                self._encode(item, out, depth + 1)
+            out.append(b"}")
+        else:
+            name = engine._lua_type(value) or "userdata"
+            raise engine._raise_where(f"Cannot serialise {name}: type not supported")
+
+    def _array_length(self, items: list[tuple[Any, Any]]) -> int:
+        """cjson's ``lua_array_length``: the array's length, or -1/0 for an object."""
+        largest = 0
+        for key, _ in items:
+            if type(key) not in (int, float) or key < 1 or float(key) != math.floor(key):
+                return -1
+            largest = max(largest, int(key))
+        if largest > 2 * len(items) and largest > 10:
+            raise self.engine._raise_where("Cannot serialise table: excessively sparse array")
+        return largest
+
+    def decode(self, *args: Any) -> Any:
+        engine = self.engine
+        if len(args) != 1:
+            raise engine._raise_where("bad argument #1 to 'decode' (expected 1 argument)")
+        text = _lua_string(args[0])
+        if text is None:
+            got = engine._lua_type(args[0]) or ("nil" if args[0] is None else "boolean")
+            raise engine._raise_where(f"bad argument #1 to 'decode' (string expected, got {got})")
+        try:
+            data = json.loads(
+                text.decode("utf-8", "surrogateescape"),
+                parse_constant=_reject_constant,
+                object_pairs_hook=lambda pairs: pairs,
+            )
+        except json.JSONDecodeError as exc:
+            found = "T_END" if exc.pos >= len(text) else "invalid token"
+            raise engine._raise_where(
+                f"Expected value but found {found} at character {exc.pos + 1}"
+            ) from None
+        except ValueError:
+            raise engine._raise_where("Expected value but found invalid token at character 1") from None
+        return self._to_lua(data)
+
+    def _to_lua(self, data: Any) -> Any:
+        kind = type(data)
+        if kind is str:
+            return data.encode("utf-8", "surrogateescape")
+        if data is None:
+            return JSON_NULL
+        if kind is bool:
+            return data
+        if kind is int or kind is float:
+            return float(data)
+        table_from = self.engine._table_from
+        if kind is list and data and type(data[0]) is tuple:  # an object's pairs
+            return table_from({self._to_lua(key): self._to_lua(value) for key, value in data})
+        if kind is list:
+            return table_from([self._to_lua(item) for item in data])
+        return table_from({})  # an empty object (object_pairs_hook gave [])
+
+    # bit --------------------------------------------------------------------------
+
+    def _bits(self, name: str, args: tuple[Any, ...], index: int) -> int:
+        value = args[index - 1] if len(args) >= index else None
+        number = _lua_number(value)
+        if number is None or math.isnan(number) or math.isinf(number):
+            got = (
+                "no value"
+                if len(args) < index
+                else ("string" if type(value) is bytes else (self.engine._lua_type(value) or "nil"))
+            )
+            if number is not None:
+                return 0
+            raise self.engine._raise_where(f"bad argument #{index} to '{name}' (number expected, got {got})")
+        return round(number) & 0xFFFFFFFF
+
+    def function(self, name: str) -> Callable[..., int | bytes]:
+        """``bit.<name>`` (LuaBitOp's semantics: 32-bit, results as signed numbers)."""
+
+        def signed(bits: int) -> int:
+            bits &= 0xFFFFFFFF
+            return bits - (1 << 32) if bits & 0x80000000 else bits
+
+        def run(*args: Any) -> int | bytes:
+            first = self._bits(name, args, 1)
+            if name in ("band", "bor", "bxor"):
+                for index in range(2, len(args) + 1):
+                    other = self._bits(name, args, index)
+                    first = (
+                        first & other if name == "band" else first | other if name == "bor" else first ^ other
+                    )
+                return signed(first)
+            if name == "tobit":
+                return signed(first)
+            if name == "bnot":
+                return signed(~first)
+            if name == "bswap":
+                return signed(int.from_bytes(first.to_bytes(4, "little"), "big"))
+            if name == "tohex":
+                digits = 8 if len(args) < 2 else signed(self._bits(name, args, 2))
+                upper = digits < 0
+                digits = min(abs(digits), 8)
+                text = (b"%08X" if upper else b"%08x") % first
+                return text[8 - digits :]
+            shift = self._bits(name, args, 2) & 31
+            if name == "lshift":
+                return signed(first << shift)
+            if name == "rshift":
+                return signed(first >> shift)
+            if name == "arshift":
+                return signed(signed(first) >> shift)
+            if name == "rol":
+                return signed((first << shift) | (first >> (32 - shift)))
+            return signed((first >> shift) | (first << (32 - shift)))  # ror
+
+        return run
+
+
+_BIT_FUNCTIONS = (
+    "tobit",
+    "tohex",
+    "bnot",
+    "band",
+    "bor",
+    "bxor",
+    "lshift",
+    "rshift",
+    "arshift",
+    "rol",
+    "ror",
+    "bswap",
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
