@@ -470,3 +470,35 @@ def test_cjson_syntax_errors_name_the_position(client: RespConn) -> None:
     assert reply.message.startswith(
         "ERR user_script:1: Expected value but found invalid token at character 6"
     )
+
+
+def test_resp3_client_gets_resp3_conversions(ours: ServerThread) -> None:
+    # HELLO belongs to another command family; a RESP3 client is a Client with resp3 set.
+    from stratacache.server.connection import Client
+    from stratacache.server.lua import engine_for
+    from stratacache.server.resp import Boolean, encode
+
+    server = ours.server
+    assert server is not None
+    body = b"return {true, false, {double=1.5}, {map={a=1}}, {set={x=true}}, nil}"
+    out: list[Any] = []
+
+    def run() -> None:
+        engine = engine_for(server)
+        client = Client(server)
+        client.resp3 = True
+        out.append(engine.run(client, engine.load(body), [], [], False))
+        out.append(engine.run(client, engine.load(b"return false"), [], [], False))
+        client.resp3 = False
+        out.append(engine.run(client, engine.load(b"return false"), [], [], False))
+
+    ours.call(run)
+    first, second, third = out
+    assert isinstance(first[0], Boolean)
+    assert first[0].value is True
+    assert isinstance(first[1], Boolean)
+    assert first[1].value is False
+    assert first[2:] == [1.5, {b"a": 1}, {b"x"}]
+    assert encode(first, resp3=True) == b"*5\r\n#t\r\n#f\r\n,1.5\r\n%1\r\n$1\r\na\r\n:1\r\n~1\r\n$1\r\nx\r\n"
+    assert encode(second, resp3=True) == b"#f\r\n"
+    assert third is None  # RESP2: false is the null bulk string
