@@ -36,6 +36,7 @@ cannot keep running. The Lua state's memory is capped (:data:`MAX_MEMORY`).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -831,6 +832,8 @@ def engine_for(server: Server) -> LuaEngine:
     """The server's Lua engine (created on first use; SCRIPT FLUSH drops it)."""
     engine: LuaEngine | None = server.extra.get("lua")
     if engine is None:
+        if importlib.util.find_spec("lupa") is None:
+            raise ErrorReply("ERR scripting needs the lupa package: pip install 'stratacache[server]'")
         engine = LuaEngine(server)
         server.extra["lua"] = engine
         server.extra["scripts"] = engine.scripts
