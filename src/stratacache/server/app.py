@@ -16,6 +16,7 @@ import signal
 import ssl
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from .._exceptions import ConfigurationError
 from ..core.engine import Engine
 from ..core.pool import MemoryPool
 from .commands import Command, load
-from .config import ServerConfig
+from .config import ServerConfig, UserConfig
 from .connection import Client
 from .errors import OOM
 from .keyspace import Database, server_weigher
@@ -46,7 +47,8 @@ class Server:
         load()
         self.started = time.time()
         self.run_id = os.urandom(20).hex()
-        self.pool = MemoryPool(max(self.config.maxmemory, 1), name="server")
+        self.pool = MemoryPool(_pool_budget(self.config.maxmemory), name="server")
+        self.pool.relief_enabled = self.config.maxmemory_policy != "noeviction"
         self.engine = Engine(clock=time.time)
         self.databases: list[Database] = []
         for index in range(self.config.databases):
@@ -59,6 +61,8 @@ class Server:
         self.keyspace_misses = 0
         self.protocol_errors = 0
         self.internal_errors = 0
+        # (perf_counter, commands_processed) at each cron run: INFO's instantaneous_ops_per_sec.
+        self.ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
         # WATCH: (db index, key) -> the clients watching it.
         self.watchers: dict[tuple[int, str], set[Client]] = {}
         # Other features' hooks on every key change (tracking, ...): f(db, key).
@@ -112,6 +116,18 @@ class Server:
         default = self.config.users.get("default")
         return default is not None and (default.password is not None or not default.enabled)
 
+    def apply_config(self, names: set[str]) -> None:
+        """Apply options CONFIG SET just changed (Redis names): ``maxmemory`` resizes the
+        pool (and evicts down to it at once), ``maxmemory-policy`` turns pool eviction off
+        for ``noeviction`` and on for the others."""
+        config = self.config
+        if "maxmemory" in names:
+            self.pool.resize(_pool_budget(config.maxmemory))
+        if "maxmemory-policy" in names:
+            self.pool.relief_enabled = config.maxmemory_policy != "noeviction"
+        if names & {"maxmemory", "maxmemory-policy"}:
+            self.pool.relieve()
+
     def used_memory(self) -> int:
         """Bytes the stores hold (the pool's ledger)."""
         return self.pool.used
@@ -122,21 +138,18 @@ class Server:
         """Checks that are not the command's own, after the connection's: users' rights and
         maxmemory. None when the command may run."""
         user = client.user
-        if user is not None and user != "default":
+        if user is not None:
             settings = self.config.users.get(user)
-            if settings is not None:
-                if settings.commands is not None and cmd.name not in settings.commands:
-                    return ErrorReply(
-                        f"NOPERM User {user} has no permissions to run the '{cmd.name}' command"
-                    )
-                if settings.readonly and cmd.write:
-                    return ErrorReply(
-                        f"NOPERM User {user} has no permissions to run the '{cmd.name}' command"
-                    )
+            if settings is not None and (settings.commands is not None or settings.readonly):
+                denied = _denied(settings, cmd, args)
+                if denied is not None:
+                    return ErrorReply(f"NOPERM User {user} has no permissions to run the '{denied}' command")
+        maxmemory = self.config.maxmemory
         if (
             cmd.denyoom
+            and maxmemory
             and self.config.maxmemory_policy == "noeviction"
-            and self.pool.used >= self.config.maxmemory
+            and self.pool.used >= maxmemory
         ):
             return ErrorReply(OOM)
         return None
@@ -268,7 +281,9 @@ class Server:
 
     def cron_once(self) -> None:
         """One run of the background work (see :meth:`_cron`)."""
-        deadline = time.perf_counter() + 0.0025  # at most ~25% of a 10 Hz tick
+        now = time.perf_counter()
+        self.ops_samples.append((now, self.commands_processed))
+        deadline = now + 0.0025  # at most ~25% of a 10 Hz tick
         for db in self.databases:
             while db.store.purge_expired(200) == 200 and time.perf_counter() < deadline:
                 pass
@@ -308,6 +323,32 @@ class Server:
         """Return once :meth:`shutdown` has finished."""
         assert self._closed is not None
         await self._closed.wait()
+
+
+def _pool_budget(maxmemory: int) -> int:
+    """The pool's budget for ``maxmemory`` (0, Redis's "no limit": a budget never reached)."""
+    return maxmemory if maxmemory > 0 else 1 << 62
+
+
+def _denied(settings: UserConfig, cmd: Command, args: list[bytes]) -> str | None:
+    """The name a user may not run (``client|kill`` for a subcommand), or None when allowed.
+
+    An allow-list names commands (``get``: every form) or subcommands (``client|id``); a
+    read-only user runs no command flagged ``write`` (nor a write subcommand).
+    """
+    name = cmd.name
+    target = cmd
+    if cmd.subcommands and len(args) > 1:
+        sub = cmd.subcommands.get(args[1].decode("latin-1").lower())
+        if sub is not None:
+            target = sub
+            name = sub.name
+    allowed = settings.commands
+    if allowed is not None and cmd.name not in allowed and name not in allowed:
+        return name
+    if settings.readonly and (cmd.write or target.write):
+        return name
+    return None
 
 
 def run(config: ServerConfig, *, announce: Callable[[str], None] | None = None) -> int:
