@@ -49,7 +49,7 @@ def ping(client: Client, args: list[bytes]) -> Any:
     return args[1] if len(args) == 2 else "PONG"
 
 
-@command("echo", arity=2, flags="fast", group="connection")
+@command("echo", arity=2, flags="loading stale fast", group="connection")
 def echo(client: Client, args: list[bytes]) -> Any:
     """Return the given string."""
     return args[1]

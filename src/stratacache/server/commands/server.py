@@ -213,7 +213,7 @@ def _section(server: Server, name: str) -> list[str]:
             f"used_cpu_sys_children:{children.ru_stime:.6f}",
             f"used_cpu_user_children:{children.ru_utime:.6f}",
         ]
-    if name in ("modules", "errorstats"):
+    if name in ("modules", "errorstats", "latencystats"):
         return []
     if name == "commandstats":
         lines = []
@@ -244,7 +244,7 @@ _DEFAULT = (
     "cluster",
     "keyspace",
 )
-_ALL = (*_DEFAULT[:7], "commandstats", *_DEFAULT[8:])
+_ALL = (*_DEFAULT[:8], "commandstats", "errorstats", "latencystats", "cluster", "keyspace")
 _TITLES = {"cpu": "CPU"}
 
 
@@ -253,12 +253,12 @@ def info_text(server: Server, names: list[str]) -> str:
     wanted: list[str] = []
     for raw in names or ["default"]:
         name = raw.lower()
-        group = {"default": _DEFAULT, "all": _ALL, "everything": (*_ALL, "modules")}.get(name, (name,))
+        group = {"default": _DEFAULT, "all": _ALL, "everything": _ALL}.get(name, (name,))
         for section in group:
             if section not in wanted:
                 wanted.append(section)
     parts = []
-    for section in (*_DEFAULT, "commandstats"):  # Redis's order, whatever the request's
+    for section in _ALL:  # Redis's order, whatever the request's
         if section in wanted:
             title = _TITLES.get(section, section.capitalize())
             parts.append("\r\n".join([f"# {title}", *_section(server, section)]) + "\r\n")
@@ -312,20 +312,57 @@ def _key_specs(cmd: Command) -> list[Any]:
     ]
 
 
-def command_info(cmd: Command) -> list[Any]:
+# Redis lists a command's flags in this order (its CMD_* bit order).
+_FLAG_ORDER = {
+    flag: i
+    for i, flag in enumerate(
+        [
+            "write",
+            "readonly",
+            "denyoom",
+            "module",
+            "admin",
+            "pubsub",
+            "noscript",
+            "blocking",
+            "loading",
+            "stale",
+            "skip_monitor",
+            "skip_slowlog",
+            "asking",
+            "fast",
+            "no_auth",
+            "may_replicate",
+            "sentinel",
+            "only_sentinel",
+            "no_mandatory_keys",
+            "protected",
+            "movablekeys",
+            "no_async_loading",
+            "no_multi",
+            "allow_busy",
+        ]
+    )
+}
+
+
+def command_info(cmd: Command, resp3: bool = False) -> list[Any]:
     """COMMAND INFO's entry for ``cmd``: name, arity, flags, first, last, step, ACL
-    categories, tips, key specs, subcommands."""
+    categories, tips, key specs, subcommands. Flags and categories are sets in RESP3, and
+    arrays in Redis's order in RESP2."""
+    flags = sorted(cmd.flags, key=lambda f: _FLAG_ORDER.get(f, len(_FLAG_ORDER)))
+    categories = _categories(cmd)
     return [
         cmd.name.encode(),
         cmd.arity,
-        set(cmd.flags),
+        set(flags) if resp3 else flags,
         cmd.first_key,
         cmd.last_key,
         cmd.step,
-        set(_categories(cmd)),
+        set(categories) if resp3 else categories,
         [],
         _key_specs(cmd),
-        [command_info(sub) for sub in cmd.subcommands.values()],
+        [command_info(sub, resp3) for sub in cmd.subcommands.values()],
     ]
 
 
@@ -354,7 +391,7 @@ def _lookup(name: bytes) -> Command | None:
 def command_(client: Client, args: list[bytes]) -> Any:
     """Get array of Redis command details."""
     if len(args) == 1:
-        return [command_info(cmd) for cmd in COMMANDS.values()]
+        return [command_info(cmd, client.resp3) for cmd in COMMANDS.values()]
     return run_subcommand(client, args)
 
 
@@ -368,11 +405,11 @@ def command_count(client: Client, args: list[bytes]) -> Any:
 def command_info_(client: Client, args: list[bytes]) -> Any:
     """Get array of specific Redis command details, or all when no argument is given."""
     if len(args) == 2:
-        return [command_info(cmd) for cmd in COMMANDS.values()]
+        return [command_info(cmd, client.resp3) for cmd in COMMANDS.values()]
     result: list[Any] = []
     for name in args[2:]:
         cmd = _lookup(name)
-        result.append(None if cmd is None else command_info(cmd))
+        result.append(None if cmd is None else command_info(cmd, client.resp3))
     return result
 
 
