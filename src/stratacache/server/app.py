@@ -242,6 +242,8 @@ class Server:
         loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         config = self.config
+        # Before any listener: a bad TLS setting must not leave a socket open behind it.
+        context = self.ssl_context()
         if config.port or ephemeral:
             for host in config.bind:
                 self._servers.append(
@@ -249,7 +251,6 @@ class Server:
                         lambda: Client(self), host, config.port, backlog=511, reuse_address=True
                     )
                 )
-        context = self.ssl_context()
         if context is not None:
             for host in config.bind:
                 self.tls_servers.append(
