@@ -138,8 +138,9 @@ class Server:
         """Checks that are not the command's own, after the connection's: users' rights and
         maxmemory. None when the command may run."""
         user = client.user
-        if user is not None:
-            settings = self.config.users.get(user)
+        users = self.config.users
+        if users and user is not None:  # no users configured: no lookup on the hot path
+            settings = users.get(user)
             if settings is not None and (settings.commands is not None or settings.readonly):
                 denied = _denied(settings, cmd, args)
                 if denied is not None:
