@@ -258,3 +258,32 @@ def test_a_big_expiry_batch_does_not_block_ping(server_factory: Callable[..., Se
         assert latencies[-1] < 0.100, latencies[-10:]
     finally:
         conn.close()
+
+
+def test_config_set_policy_rebuilds_stores_keeping_keys_and_ttls(
+    server_factory: Callable[..., ServerThread],
+) -> None:
+    running = server_factory(maxmemory_policy="allkeys-lru", stores={1: {"policy": "fifo"}})
+    server = running.server
+    assert server is not None
+    db0, db1 = server.databases[0], server.databases[1]
+    running.call(lambda: [db0.set(f"k{i}", b"v" * 10, 100 if i % 2 else None) for i in range(100)])
+    running.call(lambda: db1.set("own", b"policy"))
+    used = server.pool.used
+    conn = RespConn(running.port)
+    try:
+        assert conn.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lfu") == "OK"
+        assert db0.store.policy_name == "tinylfu"
+        assert db1.store.policy_name == "fifo"  # its own policy: untouched
+        assert conn.call("DBSIZE") == 100
+        assert conn.call("GET", "k0") == b"v" * 10
+        assert db0.ttl_ms("k0") == -1
+        assert 99_000 < db0.ttl_ms("k1") <= 100_000
+        assert server.pool.used == used  # the old store left the pool
+        assert int(_info(conn, "stats")["evicted_keys"]) == 0
+        # Evicting by the new policy works, and noeviction maps back to an lru store.
+        assert conn.call("CONFIG", "SET", "maxmemory-policy", "noeviction") == "OK"
+        assert db0.store.policy_name == "lru"
+        assert conn.call("DBSIZE") == 100
+    finally:
+        conn.close()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._exceptions import ConfigurationError
+from .._types import MISSING
 from ..core.engine import Engine
 from ..core.pool import MemoryPool
 from .commands import Command, load
@@ -77,10 +78,16 @@ class Server:
         self._closed: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.shutting_down = False
+        self._store_generation = 0
 
     # -------------------------------------------------------------- databases
 
     def _make_database(self, index: int) -> Database:
+        options = self._store_options(index)
+        store = self.engine.create_store(f"db{index}", **options)
+        return Database(index, store, self._key_changed, kind=self.config.store_for(index).type)
+
+    def _store_options(self, index: int) -> dict[str, Any]:
         store_config = self.config.store_for(index)
         options: dict[str, Any] = {
             "type": store_config.type,
@@ -95,8 +102,37 @@ class Server:
             value = getattr(store_config, name)
             if value is not None:
                 options[name] = value
-        store = self.engine.create_store(f"db{index}", **options)
-        return Database(index, store, self._key_changed, kind=store_config.type)
+        return options
+
+    def _switch_policies(self) -> None:
+        """After CONFIG SET maxmemory-policy: rebuild each store whose eviction policy must
+        change (a store's policy is fixed for its life), moving its entries with their
+        expiry. O(keys), on the loop; pool eviction is off while both copies are charged."""
+        relief = self.pool.relief_enabled
+        self.pool.relief_enabled = False
+        try:
+            for db in self.databases:
+                options = self._store_options(db.index)
+                old = db.store
+                if options.get("policy", old.policy_name) == old.policy_name:
+                    continue
+                self._store_generation += 1
+                new = self.engine.create_store(f"db{db.index}.{self._store_generation}", **options)
+                now = time.time()
+                keys = old.keys()  # a snapshot (a store is no mapping)
+                for key in keys:
+                    info = old.entry_info(key)
+                    value = old.get(key, False)
+                    if info is None or value is MISSING:
+                        continue
+                    ttl = None if info.expires is None else info.expires - now
+                    if ttl is None or ttl > 0:
+                        new.set(key, value, ttl)
+                new.evictions, new.expirations = old.evictions, old.expirations
+                db.replace_store(new)
+                old.close()
+        finally:
+            self.pool.relief_enabled = relief
 
     def _key_changed(self, db: Database, key: str) -> None:
         watchers = self.watchers
@@ -125,6 +161,7 @@ class Server:
             self.pool.resize(_pool_budget(config.maxmemory))
         if "maxmemory-policy" in names:
             self.pool.relief_enabled = config.maxmemory_policy != "noeviction"
+            self._switch_policies()
         if names & {"maxmemory", "maxmemory-policy"}:
             self.pool.relieve()
 
