@@ -100,10 +100,17 @@ def test_instantaneous_ops_per_sec_counts_recent_commands(client: RespConn) -> N
 def test_command_count_info_docs_list_getkeys(pair: Pair, client: RespConn) -> None:
     count = client.call("COMMAND", "COUNT")
     assert count == len(client.call("COMMAND"))
-    for name in ("get", "set", "ping", "echo"):
+    for name in (
+        "get",
+        "set",
+        "ping",
+        "echo",
+        *("client", "config", "memory", "command", "dbsize", "flushall", "flushdb", "info"),
+        *("time", "hello", "auth", "reset", "quit", "select", "shutdown", "role"),
+    ):
         ours, real = pair.call("COMMAND", "INFO", name)
         # Name, arity, flags, first key, last key, step: Redis's.
-        assert ours[0][:6] == [real[0][0], real[0][1], real[0][2], *real[0][3:6]], name
+        assert ours[0][:6] == real[0][:6], name
     ours, real = pair.call("COMMAND", "INFO", "client|id")
     assert ours[0][:2] == real[0][:2]
     pair.check("COMMAND", "INFO", "nosuchcommand")

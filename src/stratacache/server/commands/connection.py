@@ -55,7 +55,7 @@ def echo(client: Client, args: list[bytes]) -> Any:
     return args[1]
 
 
-@command("quit", arity=-1, flags="no_auth fast allow_busy", group="connection")
+@command("quit", arity=-1, flags="noscript loading stale fast no_auth allow_busy", group="connection")
 def quit_(client: Client, args: list[bytes]) -> Any:
     """Close the connection (after this reply)."""
     client.close_after_reply = True
@@ -203,7 +203,7 @@ def reset(client: Client, args: list[bytes]) -> Any:
 # -------------------------------------------------------------------------- CLIENT
 
 
-@command("client", arity=-2, flags="sentinel", group="connection")
+@command("client", arity=-2, flags="", group="connection")
 def client_(client: Client, args: list[bytes]) -> Any:
     """A container for client connection commands."""
     return run_subcommand(client, args)
