@@ -152,7 +152,6 @@ class Client(asyncio.Protocol):
         out: list[bytes] = []
         self._out = out
         parser = self.parser
-        resp3 = self.resp3
         try:
             while not self.closing:
                 try:
@@ -173,8 +172,8 @@ class Client(asyncio.Protocol):
                     else:
                         self._wait(reply)
                         break
-                resp3 = self.resp3  # HELLO switches it, for its own reply too (as Redis)
-                encode_into(reply, out, resp3)
+                # Read after the command: HELLO's own reply is in the protocol it selects.
+                encode_into(reply, out, self.resp3)
                 if self.close_after_reply:
                     break
         finally:

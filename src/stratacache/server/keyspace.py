@@ -106,6 +106,12 @@ class Database:
         self.flushing = False
         self._get = store.get
 
+    def replace_store(self, store: MemoryStore) -> None:
+        """Serve this database from ``store`` from now on (CONFIG SET maxmemory-policy
+        rebuilds a store with another eviction policy)."""
+        self.store = store
+        self._get = store.get
+
     # ------------------------------------------------------------------ reads
 
     def get(self, key: str) -> Any:
