@@ -83,7 +83,30 @@ SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
         "redis_trio",
         lambda trio: {"backend": "sharded", "nodes": [server.url for server in trio]},
     ),
+    # Our own server (`stratacache serve`) on a thread of the test process.
+    "stratacache-server": (
+        "stratacache_server",
+        lambda running: {"backend": f"redis://127.0.0.1:{running.port}/0"},
+    ),
 }
+
+
+@pytest.fixture(scope="session")
+def stratacache_server_session() -> Iterator[Any]:
+    """``stratacache serve`` on a thread, shared by the session (its port is the OS's pick)."""
+    from stratacache.server import ServerThread
+
+    with ServerThread() as running:
+        yield running
+
+
+@pytest.fixture
+def stratacache_server(stratacache_server_session: Any) -> Any:
+    """The session's ``stratacache serve``, every database flushed."""
+    running = stratacache_server_session
+    for db in running.server.databases:
+        running.call(db.flush)
+    return running
 
 
 def cache_kwargs(

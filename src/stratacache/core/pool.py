@@ -199,11 +199,10 @@ class MemoryPool:
         self._name = name
         self._capacity = max_bytes
         self._levels = (float(fractions[0]), float(fractions[1]), float(fractions[2]))
-        # Byte thresholds, computed once so that charge() only compares ints.
-        t1, t2, t3 = (math.ceil(f * max_bytes) for f in fractions)
-        self._t1, self._t2, self._t3 = t1, t2, t3
-        # Relief must end strictly under the lowest level, whatever the rounding.
-        self._target = min(math.floor(target * max_bytes), t1 - 1)
+        self._fractions = fractions
+        self._target_fraction = target
+        self._set_thresholds(max_bytes)
+        self._relief_enabled = True
 
         self._lock = threading.Lock()
         self._used = 0
@@ -226,6 +225,40 @@ class MemoryPool:
         # returns at once instead of deadlocking.
         self._relieving = threading.Lock()
         self._dispatching = threading.Lock()
+
+    def _set_thresholds(self, max_bytes: int) -> None:
+        # Byte thresholds, computed once per budget so that charge() only compares ints.
+        t1, t2, t3 = (math.ceil(f * max_bytes) for f in self._fractions)
+        self._t1, self._t2, self._t3 = t1, t2, t3
+        # Relief must end strictly under the lowest level, whatever the rounding.
+        self._target = min(math.floor(self._target_fraction * max_bytes), t1 - 1)
+
+    def resize(self, max_bytes: int) -> None:
+        """Change the budget at run time; the levels and the relief target keep their fractions.
+
+        The level is re-evaluated at once (a change is an event, as for a charge). Nothing is
+        evicted here (this may be called with a store lock held): when the new budget puts
+        usage at or above the lowest level, the next :meth:`relieve` brings it down; call it
+        (with no store lock held) to shrink now. ConfigurationError unless a positive int.
+        """
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+            raise ConfigurationError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        with self._lock:
+            self._reap()
+            self._capacity = max_bytes
+            self._set_thresholds(max_bytes)
+            self._apply(0)
+
+    @property
+    def relief_enabled(self) -> bool:
+        """Whether :meth:`relieve` evicts (True by default). With False the pool still counts
+        usage and reports levels, but never asks members to evict: a budget enforced by its
+        owner instead (a server refusing writes when full, Redis's ``noeviction``)."""
+        return self._relief_enabled
+
+    @relief_enabled.setter
+    def relief_enabled(self, value: bool) -> None:
+        self._relief_enabled = bool(value)
 
     @staticmethod
     def _check_levels(levels: Iterable[float]) -> tuple[Fraction, Fraction, Fraction]:
@@ -433,7 +466,7 @@ class MemoryPool:
         """The eviction loop of :meth:`relieve`. Relief guard held, pool lock not held."""
         with self._lock:
             self._reap()
-            if self._used < self._t1:
+            if self._used < self._t1 or not self._relief_enabled:
                 return 0
             self._relief_runs += 1
         freed = 0

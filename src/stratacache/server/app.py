@@ -16,14 +16,16 @@ import signal
 import ssl
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from .._exceptions import ConfigurationError
+from .._types import MISSING
 from ..core.engine import Engine
 from ..core.pool import MemoryPool
 from .commands import Command, load
-from .config import ServerConfig
+from .config import ServerConfig, UserConfig
 from .connection import Client
 from .errors import OOM
 from .keyspace import Database, server_weigher
@@ -46,7 +48,8 @@ class Server:
         load()
         self.started = time.time()
         self.run_id = os.urandom(20).hex()
-        self.pool = MemoryPool(max(self.config.maxmemory, 1), name="server")
+        self.pool = MemoryPool(_pool_budget(self.config.maxmemory), name="server")
+        self.pool.relief_enabled = self.config.maxmemory_policy != "noeviction"
         self.engine = Engine(clock=time.time)
         self.databases: list[Database] = []
         for index in range(self.config.databases):
@@ -59,6 +62,8 @@ class Server:
         self.keyspace_misses = 0
         self.protocol_errors = 0
         self.internal_errors = 0
+        # (perf_counter, commands_processed) at each cron run: INFO's instantaneous_ops_per_sec.
+        self.ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
         # WATCH: (db index, key) -> the clients watching it.
         self.watchers: dict[tuple[int, str], set[Client]] = {}
         # Other features' hooks on every key change (tracking, ...): f(db, key).
@@ -73,10 +78,16 @@ class Server:
         self._closed: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.shutting_down = False
+        self._store_generation = 0
 
     # -------------------------------------------------------------- databases
 
     def _make_database(self, index: int) -> Database:
+        options = self._store_options(index)
+        store = self.engine.create_store(f"db{index}", **options)
+        return Database(index, store, self._key_changed, kind=self.config.store_for(index).type)
+
+    def _store_options(self, index: int) -> dict[str, Any]:
         store_config = self.config.store_for(index)
         options: dict[str, Any] = {
             "type": store_config.type,
@@ -91,8 +102,37 @@ class Server:
             value = getattr(store_config, name)
             if value is not None:
                 options[name] = value
-        store = self.engine.create_store(f"db{index}", **options)
-        return Database(index, store, self._key_changed, kind=store_config.type)
+        return options
+
+    def _switch_policies(self) -> None:
+        """After CONFIG SET maxmemory-policy: rebuild each store whose eviction policy must
+        change (a store's policy is fixed for its life), moving its entries with their
+        expiry. O(keys), on the loop; pool eviction is off while both copies are charged."""
+        relief = self.pool.relief_enabled
+        self.pool.relief_enabled = False
+        try:
+            for db in self.databases:
+                options = self._store_options(db.index)
+                old = db.store
+                if options.get("policy", old.policy_name) == old.policy_name:
+                    continue
+                self._store_generation += 1
+                new = self.engine.create_store(f"db{db.index}.{self._store_generation}", **options)
+                now = time.time()
+                keys = old.keys()  # a snapshot (a store is no mapping)
+                for key in keys:
+                    info = old.entry_info(key)
+                    value = old.get(key, False)
+                    if info is None or value is MISSING:
+                        continue
+                    ttl = None if info.expires is None else info.expires - now
+                    if ttl is None or ttl > 0:
+                        new.set(key, value, ttl)
+                new.evictions, new.expirations = old.evictions, old.expirations
+                db.replace_store(new)
+                old.close()
+        finally:
+            self.pool.relief_enabled = relief
 
     def _key_changed(self, db: Database, key: str) -> None:
         watchers = self.watchers
@@ -112,6 +152,19 @@ class Server:
         default = self.config.users.get("default")
         return default is not None and (default.password is not None or not default.enabled)
 
+    def apply_config(self, names: set[str]) -> None:
+        """Apply options CONFIG SET just changed (Redis names): ``maxmemory`` resizes the
+        pool (and evicts down to it at once), ``maxmemory-policy`` turns pool eviction off
+        for ``noeviction`` and on for the others."""
+        config = self.config
+        if "maxmemory" in names:
+            self.pool.resize(_pool_budget(config.maxmemory))
+        if "maxmemory-policy" in names:
+            self.pool.relief_enabled = config.maxmemory_policy != "noeviction"
+            self._switch_policies()
+        if names & {"maxmemory", "maxmemory-policy"}:
+            self.pool.relieve()
+
     def used_memory(self) -> int:
         """Bytes the stores hold (the pool's ledger)."""
         return self.pool.used
@@ -122,21 +175,19 @@ class Server:
         """Checks that are not the command's own, after the connection's: users' rights and
         maxmemory. None when the command may run."""
         user = client.user
-        if user is not None and user != "default":
-            settings = self.config.users.get(user)
-            if settings is not None:
-                if settings.commands is not None and cmd.name not in settings.commands:
-                    return ErrorReply(
-                        f"NOPERM User {user} has no permissions to run the '{cmd.name}' command"
-                    )
-                if settings.readonly and cmd.write:
-                    return ErrorReply(
-                        f"NOPERM User {user} has no permissions to run the '{cmd.name}' command"
-                    )
+        users = self.config.users
+        if users and user is not None:  # no users configured: no lookup on the hot path
+            settings = users.get(user)
+            if settings is not None and (settings.commands is not None or settings.readonly):
+                denied = _denied(settings, cmd, args)
+                if denied is not None:
+                    return ErrorReply(f"NOPERM User {user} has no permissions to run the '{denied}' command")
+        maxmemory = self.config.maxmemory
         if (
             cmd.denyoom
+            and maxmemory
             and self.config.maxmemory_policy == "noeviction"
-            and self.pool.used >= self.config.maxmemory
+            and self.pool.used >= maxmemory
         ):
             return ErrorReply(OOM)
         return None
@@ -229,6 +280,8 @@ class Server:
         loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         config = self.config
+        # Before any listener: a bad TLS setting must not leave a socket open behind it.
+        context = self.ssl_context()
         if config.port or ephemeral:
             for host in config.bind:
                 self._servers.append(
@@ -236,7 +289,6 @@ class Server:
                         lambda: Client(self), host, config.port, backlog=511, reuse_address=True
                     )
                 )
-        context = self.ssl_context()
         if context is not None:
             for host in config.bind:
                 self.tls_servers.append(
@@ -268,7 +320,9 @@ class Server:
 
     def cron_once(self) -> None:
         """One run of the background work (see :meth:`_cron`)."""
-        deadline = time.perf_counter() + 0.0025  # at most ~25% of a 10 Hz tick
+        now = time.perf_counter()
+        self.ops_samples.append((now, self.commands_processed))
+        deadline = now + 0.0025  # at most ~25% of a 10 Hz tick
         for db in self.databases:
             while db.store.purge_expired(200) == 200 and time.perf_counter() < deadline:
                 pass
@@ -308,6 +362,32 @@ class Server:
         """Return once :meth:`shutdown` has finished."""
         assert self._closed is not None
         await self._closed.wait()
+
+
+def _pool_budget(maxmemory: int) -> int:
+    """The pool's budget for ``maxmemory`` (0, Redis's "no limit": a budget never reached)."""
+    return maxmemory if maxmemory > 0 else 1 << 62
+
+
+def _denied(settings: UserConfig, cmd: Command, args: list[bytes]) -> str | None:
+    """The name a user may not run (``client|kill`` for a subcommand), or None when allowed.
+
+    An allow-list names commands (``get``: every form) or subcommands (``client|id``); a
+    read-only user runs no command flagged ``write`` (nor a write subcommand).
+    """
+    name = cmd.name
+    target = cmd
+    if cmd.subcommands and len(args) > 1:
+        sub = cmd.subcommands.get(args[1].decode("latin-1").lower())
+        if sub is not None:
+            target = sub
+            name = sub.name
+    allowed = settings.commands
+    if allowed is not None and cmd.name not in allowed and name not in allowed:
+        return name
+    if settings.readonly and (cmd.write or target.write):
+        return name
+    return None
 
 
 def run(config: ServerConfig, *, announce: Callable[[str], None] | None = None) -> int:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .commands import COMMANDS, Command
-from .errors import NOAUTH, NOT_ALLOWED_IN_SUBSCRIBE, unknown_command, wrong_arity
+from .errors import NOAUTH, NOT_ALLOWED_IN_SUBSCRIBE, OOM, unknown_command, wrong_arity
 from .resp import ErrorReply, ProtocolViolation, RequestParser, encode_into
 
 if TYPE_CHECKING:
@@ -152,7 +152,6 @@ class Client(asyncio.Protocol):
         out: list[bytes] = []
         self._out = out
         parser = self.parser
-        resp3 = self.resp3
         try:
             while not self.closing:
                 try:
@@ -173,10 +172,10 @@ class Client(asyncio.Protocol):
                     else:
                         self._wait(reply)
                         break
-                encode_into(reply, out, resp3)
+                # Read after the command: HELLO's own reply is in the protocol it selects.
+                encode_into(reply, out, self.resp3)
                 if self.close_after_reply:
                     break
-                resp3 = self.resp3  # HELLO may switch it mid-batch
         finally:
             self._out = None
             if out:
@@ -241,21 +240,57 @@ class Client(asyncio.Protocol):
             return unknown_command(args[0], args)
         arity = cmd.arity
         if (arity > 0 and len(args) != arity) or len(args) < -arity:
-            if self.multi is not None:
-                self.multi_error = True
+            if self.multi is not None or name == b"exec":
+                return self.multi_refused(name, wrong_arity(cmd.name))
             return wrong_arity(cmd.name)
         if self.user is None and not cmd.no_auth:
             return ErrorReply(NOAUTH)
         if self.multi is not None and name not in _MULTI_NOW:
-            self.multi.append(args)
-            return "QUEUED"
+            return self.queue(cmd, args)
         if (
             (self.channels or self.patterns or self.shard_channels)
             and not self.resp3
             and (name not in _SUBSCRIBED_OK)
         ):
-            return ErrorReply(NOT_ALLOWED_IN_SUBSCRIBE.format(cmd.name))
+            error = ErrorReply(NOT_ALLOWED_IN_SUBSCRIBE.format(_full_name(cmd, args)))
+            return error if self.multi is None and name != b"exec" else self.multi_refused(name, error)
         return self.call(cmd, args)
+
+    def multi_refused(self, name: bytes, error: ErrorReply) -> ErrorReply:
+        """A command refused in MULTI flags the transaction; a refused EXEC discards it and
+        answers why (Redis's ``execCommandAbort``, which answers so even outside MULTI)."""
+        self.multi_error = True
+        if name != b"exec":
+            return error
+        self.multi = None
+        self.multi_error = False
+        self.server.unwatch(self)
+        reason = error.message.removeprefix("ERR ")
+        return ErrorReply(f"EXECABORT Transaction discarded because of: {reason}")
+
+    def queue(self, cmd: Command, args: list[bytes]) -> Any:
+        """MULTI: queue ``args`` after the checks Redis applies at queue time (users' rights,
+        maxmemory, the subscribe context, ``no_multi``); a refusal flags the transaction."""
+        server = self.server
+        denied = server.check_command(self, cmd, args)
+        if denied is None:
+            config = server.config
+            if config.maxmemory_policy == "noeviction" and server.pool.used >= config.maxmemory:
+                # Queueing takes memory: over maxmemory Redis refuses every command in MULTI.
+                denied = ErrorReply(OOM)
+            elif (
+                (self.channels or self.patterns or self.shard_channels)
+                and not self.resp3
+                and args[0].lower() not in _SUBSCRIBED_OK
+            ):
+                denied = ErrorReply(NOT_ALLOWED_IN_SUBSCRIBE.format(_full_name(cmd, args)))
+            elif "no_multi" in cmd.flags:
+                denied = ErrorReply("ERR Command not allowed inside a transaction")
+        if denied is not None:
+            return self.multi_refused(b"", denied)
+        assert self.multi is not None
+        self.multi.append(args)
+        return "QUEUED"
 
     def call(self, cmd: Command, args: list[bytes]) -> Any:
         """Run ``cmd`` after the connection's checks (EXEC and scripts come here too)."""
@@ -279,6 +314,15 @@ class Client(asyncio.Protocol):
             server.internal_errors += 1
             logger.exception("internal error running %r for client id=%d", cmd.name, self.id)
             return ErrorReply(f"ERR internal error running '{cmd.name}': {type(exc).__name__}")
+
+
+def _full_name(cmd: Command, args: list[bytes]) -> str:
+    """Redis's name of the command run: ``pubsub|channels`` for a known subcommand."""
+    if cmd.subcommands and len(args) > 1:
+        sub = args[1].lower().decode("latin-1")
+        if sub in cmd.subcommands:
+            return f"{cmd.name}|{sub}"
+    return cmd.name
 
 
 def _format_address(address: Any) -> str:

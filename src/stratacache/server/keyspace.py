@@ -87,7 +87,7 @@ class Database:
     collection changes, expiry set or removed): the server hangs WATCH and tracking on it.
     """
 
-    __slots__ = ("_get", "index", "kind", "on_change", "store")
+    __slots__ = ("_get", "flushing", "index", "kind", "on_change", "on_flush", "store")
 
     def __init__(
         self,
@@ -100,6 +100,16 @@ class Database:
         self.store = store
         self.kind = kind
         self.on_change = on_change
+        # Called at the start of every flush (CLIENT TRACKING sends one null invalidation
+        # instead of one per key); ``flushing`` is True while the per-key changes go out.
+        self.on_flush: Callable[[Database], None] | None = None
+        self.flushing = False
+        self._get = store.get
+
+    def replace_store(self, store: MemoryStore) -> None:
+        """Serve this database from ``store`` from now on (CONFIG SET maxmemory-policy
+        rebuilds a store with another eviction policy)."""
+        self.store = store
         self._get = store.get
 
     # ------------------------------------------------------------------ reads
@@ -218,7 +228,13 @@ class Database:
         """Remove every key (FLUSHDB)."""
         keys = self.store.keys() if self.on_change is not None else ()
         self.store.clear()
+        if self.on_flush is not None:
+            self.on_flush(self)
         on_change = self.on_change
         if on_change is not None:
-            for key in keys:
-                on_change(self, key)
+            self.flushing = True
+            try:
+                for key in keys:
+                    on_change(self, key)
+            finally:
+                self.flushing = False

@@ -14,7 +14,8 @@ Replies are Python objects (see :func:`encode`): ``bytes`` a bulk string, ``str`
 string, ``int`` an integer, ``None`` the null, ``list``/``tuple`` an array, ``float`` a double
 (RESP3; a bulk string in RESP2), ``dict`` a map (RESP3; a flat array in RESP2), ``set`` /
 ``frozenset`` a set (RESP3; an array in RESP2), :class:`ErrorReply` an error, and the
-wrappers :class:`Push`, :class:`Verbatim`, :class:`NullArray` and :class:`Boolean`.
+wrappers :class:`Push`, :class:`Verbatim`, :class:`NullArray`, :class:`Double` and
+:class:`Boolean`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "INLINE_MAX_SIZE",
     "MBULK_BIG_ARG",
     "Boolean",
+    "Double",
     "ErrorReply",
     "NullArray",
     "ProtocolViolation",
@@ -87,6 +89,13 @@ class Push(list[Any]):
 
 class Verbatim(bytes):
     """A verbatim string (RESP3 ``=``, format ``txt``; a bulk string in RESP2), e.g. INFO's reply."""
+
+    __slots__ = ()
+
+
+class Double(bytes):
+    """A double already formatted by its command (sorted-set scores follow Redis 7.0's
+    ``%.17g``, which :func:`format_double` does not): RESP3 ``,<text>``, a bulk string in RESP2."""
 
     __slots__ = ()
 
@@ -384,6 +393,11 @@ def _encode_into(reply: Any, out: list[bytes], resp3: bool) -> None:
             out.append(b"$%d\r\n%b\r\n" % (len(reply), bytes(reply)))
     elif kind is NullArray:
         out.append(b"_\r\n" if resp3 else b"*-1\r\n")
+    elif kind is Double:
+        if resp3:
+            out.append(b",%b\r\n" % bytes(reply))
+        else:
+            out.append(b"$%d\r\n%b\r\n" % (len(reply), bytes(reply)))
     elif kind is Boolean:
         if resp3:
             out.append(b"#t\r\n" if reply.value else b"#f\r\n")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..connection import Client
 
-__all__ = ["COMMANDS", "Command", "Handler", "command", "load"]
+__all__ = ["COMMANDS", "Command", "Handler", "command", "load", "run_subcommand", "subcommand"]
 
 Handler = Callable[["Client", list[bytes]], Any]
 
@@ -107,6 +107,64 @@ def command(
         return handler
 
     return register
+
+
+def subcommand(
+    parent: str,
+    name: str,
+    *,
+    arity: int,
+    flags: str = "",
+    keys: tuple[int, int, int] = (0, 0, 0),
+    summary: str = "",
+    since: str = "1.0.0",
+) -> Callable[[Handler], Handler]:
+    """Register the decorated handler as ``PARENT NAME`` (``CLIENT LIST``): an entry of the
+    parent's :attr:`Command.subcommands`, named ``parent|name`` as Redis names it (arity
+    errors, ACL rules, COMMAND INFO). The parent must be registered first (modules are
+    imported in name order); its handler calls :func:`run_subcommand`. ``arity`` counts the
+    parent's name too (``CLIENT ID`` is 2)."""
+
+    def register(handler: Handler) -> Handler:
+        owner = COMMANDS[parent.lower().encode()]
+        key = name.lower()
+        if key in owner.subcommands:
+            raise RuntimeError(f"subcommand {parent} {name!r} is registered twice")
+        flag_set = frozenset(flags.split())
+        owner.subcommands[key] = Command(
+            name=f"{owner.name}|{key}",
+            handler=handler,
+            arity=arity,
+            flags=flag_set,
+            first_key=keys[0],
+            last_key=keys[1],
+            step=keys[2],
+            group=owner.group,
+            summary=summary or (handler.__doc__ or "").strip().split("\n")[0],
+            since=since,
+            write="write" in flag_set,
+            denyoom="denyoom" in flag_set,
+            no_auth="no_auth" in flag_set,
+        )
+        return handler
+
+    return register
+
+
+def run_subcommand(client: Client, args: list[bytes]) -> Any:
+    """Run ``args`` (``[parent, sub, ...]``) through the parent's subcommand table, with
+    Redis's errors for an unknown subcommand and a wrong number of arguments."""
+    from ..errors import unknown_subcommand, wrong_arity
+
+    owner = COMMANDS[args[0].lower()]
+    sub = owner.subcommands.get(args[1].decode("latin-1").lower())
+    if sub is None:
+        raise unknown_subcommand(owner.name, args[1])
+    arity = sub.arity
+    if (arity > 0 and len(args) != arity) or len(args) < -arity:
+        raise wrong_arity(sub.name)
+    sub.calls += 1
+    return sub.handler(client, args)
 
 
 def load() -> dict[bytes, Command]:
