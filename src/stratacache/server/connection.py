@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from .commands import COMMANDS, Command
 from .errors import NOAUTH, NOT_ALLOWED_IN_SUBSCRIBE, unknown_command, wrong_arity
-from .resp import ErrorReply, ProtocolViolation, RequestParser, encode_into
+from .fastparse import make_batch_parser
+from .resp import ErrorReply, ProtocolViolation, encode_into
 
 if TYPE_CHECKING:
     from .app import Server
@@ -82,52 +83,6 @@ _FAST_MAX = 4096  # spellings remembered (a client sending random case must not 
 _CHECK_OOM = 1
 
 
-class _HiredisParser:
-    """PROTOTYPE (replaced by resp.make_parser): multibulk requests parsed by hiredis."""
-
-    __slots__ = ("_gets", "_pure", "_reader", "buffered", "max_bulk_len")
-
-    def __init__(self, max_bulk_len: int) -> None:
-        import hiredis
-
-        self._reader = hiredis.Reader()
-        self._gets = self._reader.gets
-        self._pure: RequestParser | None = None
-        self.max_bulk_len = max_bulk_len
-        self.buffered = 0
-
-    def feed(self, data: bytes) -> None:
-        if self._pure is not None:
-            self._pure.feed(data)
-            self.buffered = self._pure.buffered
-            return
-        if not self._reader.has_data() and data[:1] != b"*":
-            self._pure = RequestParser(self.max_bulk_len)
-            self._pure.feed(data)
-            self.buffered = self._pure.buffered
-            return
-        self.buffered += len(data)
-        self._reader.feed(data)
-
-    def next(self) -> list[bytes] | None:
-        if self._pure is not None:
-            return self._pure.next()
-        try:
-            args = self._gets()
-        except Exception as exc:
-            raise ProtocolViolation(f"Protocol error: {exc}") from None
-        if args is False:
-            if not self._reader.has_data():
-                self.buffered = 0
-            return None
-        if type(args) is not list:
-            return []
-        for arg in args:
-            if type(arg) is not bytes:
-                raise ProtocolViolation("Protocol error: expected '$'")
-        return args
-
-
 def _learn(name: bytes) -> None:
     """Remember how a client spelled a neutral command, for the fast path."""
     cmd = COMMANDS.get(name.lower())
@@ -178,7 +133,7 @@ class Client(asyncio.Protocol):
         self.resp3 = False
         self.user: str | None = None if server.auth_required else "default"
         self.transport: asyncio.Transport | None = None
-        self.parser: Any = _HiredisParser(server.config.proto_max_bulk_len)
+        self.parser: Any = make_batch_parser(server.config.proto_max_bulk_len)
         self.address = ""
         self.laddress = ""
         self.created = time.time()
@@ -240,6 +195,9 @@ class Client(asyncio.Protocol):
         self._out = out
         append = out.append
         parser_next = self.parser.next
+        # The parser's checked commands (see fastparse.BatchParser.ready): popped here
+        # without a call; the same list for this whole run (it is replaced only on a read).
+        ready: list[list[bytes]] = getattr(self.parser, "ready", None) or []
         server = self.server
         fast = _FAST
         resp3 = self.resp3
@@ -249,7 +207,7 @@ class Client(asyncio.Protocol):
         try:
             while True:
                 try:
-                    args = parser_next()
+                    args = ready.pop() if ready else parser_next()
                 except ProtocolViolation as exc:
                     self.server.protocol_error(self, exc.text)
                     append(b"-ERR %b\r\n" % exc.text.encode())

@@ -1,0 +1,118 @@
+"""The hot path's request parser (fastparse.BatchParser) against the pure RequestParser:
+the same commands and the same errors for any stream, however it is cut into reads."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import hiredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stratacache.server.fastparse import PENDING_MAX, BatchParser
+from stratacache.server.resp import ProtocolViolation, RequestParser, encode_command
+
+
+def _run(parser: Any, pieces: list[bytes], lazy: bool = False) -> list[Any]:
+    """Everything the parser yields, reading each piece as one read; an error ends it.
+    ``lazy``: take one command per read (as a paused connection does), the rest at the end."""
+    seen: list[Any] = []
+    for i, piece in enumerate(pieces):
+        parser.feed(piece)
+        while True:
+            if lazy and i < len(pieces) - 1 and seen and seen[-1] is not None:
+                try:
+                    args = parser.next()
+                except ProtocolViolation as exc:
+                    seen.append(("error", exc.text))
+                    return seen
+                if args is not None:
+                    seen.append(args)
+                break
+            try:
+                args = parser.next()
+            except ProtocolViolation as exc:
+                seen.append(("error", exc.text))
+                return seen
+            if args is None:
+                break
+            seen.append(args)
+    return seen
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points)] or [b""]
+
+
+def _same(
+    data: bytes, cuts: list[int], max_bulk_len: int = 512 * 1024 * 1024, lazy: bool = False
+) -> list[Any]:
+    pieces = _cut(data, cuts)
+    expected = _run(RequestParser(max_bulk_len), pieces)
+    got = _run(BatchParser(hiredis.Reader, max_bulk_len), pieces, lazy)
+    assert got == expected
+    return got
+
+
+_arg = st.binary(max_size=20) | st.sampled_from([b"GET", b"SET", b"\r\n", b"k\r\nx"])
+_command = st.lists(_arg, min_size=1, max_size=4).map(lambda args: encode_command(*args))
+# Fragments that break the protocol in the ways hiredis is lenient about, and inline requests.
+_junk = st.sampled_from(
+    [
+        b"*1\r\n+PING\r\n",
+        b"*2\r\n$3\r\nGETxx$1\r\na\r\n",
+        b"*1\r\n:1\r\n",
+        b"*-1\r\n",
+        b"*0\r\n",
+        b"*1\r\n$-1\r\n",
+        b"*01\r\n$4\r\nPING\r\n",
+        b"*1\r\n$04\r\nPING\r\n",
+        b"*1\r\n*1\r\n$1\r\na\r\n",
+        b"PING\r\n",
+        b"SET a 'b c'\n",
+        b"\r\n",
+        b"*x\r\n",
+        b"*1\r\n$x\r\n",
+        b"*1\r\n$4\r\nPI",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_command | _junk, max_size=8), st.lists(st.integers(min_value=0), max_size=6), st.booleans())
+def test_same_commands_and_errors_as_the_pure_parser(parts: list[bytes], cuts: list[int], lazy: bool) -> None:
+    _same(b"".join(parts), cuts, lazy=lazy)
+
+
+def test_whole_commands_take_the_checked_path() -> None:
+    parser = BatchParser(hiredis.Reader)
+    parser.feed(encode_command("SET", "k", "v") + encode_command("GET", "k"))
+    assert parser.ready  # checked and queued at feed time, not left to the pure parser
+    assert parser.next() == [b"SET", b"k", b"v"]
+    assert parser.next() == [b"GET", b"k"]
+    assert parser.next() is None
+
+
+def test_junk_after_a_bulk_is_the_pure_parsers_error() -> None:
+    assert _same(b"*1\r\n$4\r\nPINGxx", []) == [
+        ("error", "Protocol error: expected CRLF after bulk argument")
+    ]
+
+
+def test_bulk_over_the_limit_is_refused_as_by_the_pure_parser() -> None:
+    got = _same(encode_command("SET", "k", "x" * 100), [], max_bulk_len=50)
+    assert got == [("error", "Protocol error: invalid bulk length")]
+
+
+def test_a_long_command_in_many_reads() -> None:
+    data = encode_command("SET", "k", b"x" * (3 * PENDING_MAX)) + encode_command("GET", "k")
+    _same(data, list(range(0, len(data), 1000)))
+
+
+def test_back_to_the_checked_path_after_an_inline_request() -> None:
+    parser = BatchParser(hiredis.Reader)
+    assert _run(parser, [b"PING\r\n"]) == [[b"PING"]]
+    parser.feed(encode_command("GET", "k"))
+    assert parser.ready == [[b"GET", b"k"]]
