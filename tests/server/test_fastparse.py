@@ -1,17 +1,20 @@
-"""The hot path's request parser (fastparse.BatchParser) against the pure RequestParser:
-the same commands and the same errors for any stream, however it is cut into reads."""
+"""The hot path's request parser (fastparse.BatchParser over the compiled parse_requests)
+against the pure RequestParser: the same commands and the same errors for any stream,
+however it is cut into reads."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
 
-import hiredis
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stratacache.server.fastparse import PENDING_MAX, BatchParser
+from stratacache.server.fastparse import PENDING_MAX, BatchParser, _speedups, make_batch_parser
 from stratacache.server.resp import ProtocolViolation, RequestParser, encode_command
+
+pytestmark = pytest.mark.skipif(_speedups is None, reason="the compiled module is not built")
 
 
 def _run(parser: Any, pieces: list[bytes], lazy: bool = False) -> list[Any]:
@@ -51,14 +54,14 @@ def _same(
 ) -> list[Any]:
     pieces = _cut(data, cuts)
     expected = _run(RequestParser(max_bulk_len), pieces)
-    got = _run(BatchParser(hiredis.Reader, max_bulk_len), pieces, lazy)
+    got = _run(BatchParser(_speedups.parse_requests, max_bulk_len), pieces, lazy)
     assert got == expected
     return got
 
 
 _arg = st.binary(max_size=20) | st.sampled_from([b"GET", b"SET", b"\r\n", b"k\r\nx"])
 _command = st.lists(_arg, min_size=1, max_size=4).map(lambda args: encode_command(*args))
-# Fragments that break the protocol in the ways hiredis is lenient about, and inline requests.
+# Fragments that break the protocol or the canonical form, limits, and inline requests.
 _junk = st.sampled_from(
     [
         b"*1\r\n+PING\r\n",
@@ -76,6 +79,14 @@ _junk = st.sampled_from(
         b"*x\r\n",
         b"*1\r\n$x\r\n",
         b"*1\r\n$4\r\nPI",
+        b"*1\r\n$00\r\n\r\n",
+        b"*1\r\n$+1\r\na\r\n",
+        b"*1\r\n$1\r\na\rx",
+        b"*1\r\n$1\r\n",
+        b"*2\r",
+        b"*1048577\r\n",
+        b"*1\r\n$99999999999999999999\r\n",
+        b"*1\r\n$0\r\n\r\n",
     ]
 )
 
@@ -87,7 +98,7 @@ def test_same_commands_and_errors_as_the_pure_parser(parts: list[bytes], cuts: l
 
 
 def test_whole_commands_take_the_checked_path() -> None:
-    parser = BatchParser(hiredis.Reader)
+    parser = BatchParser(_speedups.parse_requests)
     parser.feed(encode_command("SET", "k", "v") + encode_command("GET", "k"))
     assert parser.ready  # checked and queued at feed time, not left to the pure parser
     assert parser.next() == [b"SET", b"k", b"v"]
@@ -112,7 +123,18 @@ def test_a_long_command_in_many_reads() -> None:
 
 
 def test_back_to_the_checked_path_after_an_inline_request() -> None:
-    parser = BatchParser(hiredis.Reader)
+    parser = BatchParser(_speedups.parse_requests)
     assert _run(parser, [b"PING\r\n"]) == [[b"PING"]]
     parser.feed(encode_command("GET", "k"))
     assert parser.ready == [[b"GET", b"k"]]
+
+
+def test_the_server_uses_the_compiled_parser_when_built() -> None:
+    parser = make_batch_parser()
+    assert isinstance(parser, BatchParser)
+    parser.feed(encode_command("GET", "k") + b"*1\r\n$4\r\nPI")
+    assert parser.ready == [[b"GET", b"k"]]
+    assert parser.next() == [b"GET", b"k"]
+    assert parser.next() is None
+    parser.feed(b"NG\r\n")
+    assert parser.next() == [b"PING"]

@@ -1,22 +1,23 @@
-"""A request parser for the connection's hot path: hiredis parses, the bytes are checked.
+"""A request parser for the connection's hot path: compiled, exact, with the pure one behind.
 
 :class:`BatchParser` gives exactly what :class:`~stratacache.server.resp.RequestParser` gives
 (the same commands, the same errors, however the stream is cut into reads), faster for the
-common stream: whole multibulk requests. On each read, hiredis's C reader parses every whole
-command in it; then the canonical encoding of those commands (``*<n>\\r\\n`` and
-``$<len>\\r\\n<arg>\\r\\n`` per argument, rebuilt from header tables and joined once) is
-compared with the bytes received, in one C comparison. Equal: the commands are exactly what
-the pure parser would have read, and they are queued. Otherwise (an inline request, a
-non-``$`` element, junk where a CRLF belongs, a non-canonical number, a limit of Redis's that
-hiredis does not know, an unauthenticated client, a partial command grown past
-:data:`PENDING_MAX`) nothing has run yet, and the pure parser takes the same bytes from the
-start of the read, and keeps the stream until it is back at a command boundary with an
-empty buffer. The check costs a few list operations per argument; the pure parser costs
-microseconds per command.
+common stream: whole multibulk requests in canonical form. On each read, the compiled
+``parse_requests`` (``server/_speedups.c``) reads every whole canonical command
+(``*<n>\\r\\n``, then ``$<len>\\r\\n<arg>\\r\\n`` per argument, numbers as Redis writes them,
+within ``proto-max-bulk-len``) into :attr:`BatchParser.ready`, in one call, and stops at the
+first byte that is anything else. From that byte the pure parser reads (an inline request, a
+protocol error with its exact text, a non-canonical form, Redis's tighter limits before AUTH,
+a partial command grown past :data:`PENDING_MAX`), until it is back at a command boundary
+with an empty buffer. A partial canonical command is kept and read again with the next read.
+
+Without the compiled module (no C compiler at install), :func:`make_batch_parser` returns
+the pure parser itself.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -26,43 +27,31 @@ __all__ = ["PENDING_MAX", "BatchParser", "make_batch_parser"]
 
 PENDING_MAX = 16 * 1024
 """A partial command longer than this goes to the pure parser (which reads it incrementally)
-instead of being copied and re-parsed on every read."""
+instead of being copied and parsed again on every read."""
 
-_CRLF = b"\r\n"
-_ARRAY_HEADERS = [b"*%d\r\n" % n for n in range(64)]
-_BULK_HEADERS = [b"$%d\r\n" % n for n in range(1024)]
+Parse = Callable[[bytes, int], tuple[list[Any], int, int]]
 
 
 class BatchParser:
     """:class:`RequestParser`'s interface and results (see the module docstring)."""
 
-    __slots__ = (
-        "_gets",
-        "_pending",
-        "_pure",
-        "_pure_mode",
-        "_reader",
-        "_reader_class",
-        "auth_required",
-        "ready",
-    )
+    __slots__ = ("_parse", "_pending", "_pure", "_pure_mode", "auth_required", "ready")
 
     def __init__(
         self,
-        reader_class: Any,
+        parse: Parse,
         max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
         auth_required: Callable[[], bool] | None = None,
     ) -> None:
+        self._parse = parse
         self._pure = RequestParser(max_bulk_len)
         self.auth_required = auth_required
-        self._reader_class = reader_class
-        self._reader = reader_class()
-        self._gets = self._reader.gets
         self.ready: list[list[bytes]] = []
-        """Checked commands not yet taken, last first: ``ready.pop()`` is :meth:`next`
+        """Parsed commands not yet taken, last first: ``ready.pop()`` is :meth:`next`
         without its call (the connection's loop takes them so). A new list on each read."""
-        # The bytes of the partial command the reader holds (a checked prefix ended there).
+        # The bytes of a partial canonical command, read again with the next read.
         self._pending = b""
+        # The pure parser has the stream (see the module docstring).
         self._pure_mode = False
 
     @property
@@ -76,7 +65,7 @@ class BatchParser:
 
     @property
     def buffered(self) -> int:
-        """Bytes received and not yet consumed (the client's query buffer), about."""
+        """Bytes received and not yet consumed (the client's query buffer)."""
         if self._pure_mode:
             return self._pure.buffered
         return len(self._pending)
@@ -86,10 +75,10 @@ class BatchParser:
         return self._pure.pending_bulk() if self._pure_mode else -1
 
     def feed(self, data: bytes) -> None:
-        """Append received bytes (parsed and checked now, taken by :meth:`next`)."""
+        """Append received bytes (parsed now, taken by :meth:`next` or from :attr:`ready`)."""
         if self._pure_mode or self.ready:
-            # The queue is not empty when the connection paused (a blocked command): keep
-            # the order simple, the pure parser reads the rest after the queue.
+            # Commands are still waiting when the connection paused (a blocked command):
+            # the pure parser reads what comes after them.
             self._to_pure(data)
             return
         pending = self._pending
@@ -99,77 +88,36 @@ class BatchParser:
             self._to_pure(data)  # an inline request, or Redis's tighter limits before AUTH
             return
         chunk = pending + data if pending else data
-        self._reader.feed(data)
-        commands: list[Any] = []
-        gets = self._gets
-        try:
-            while (args := gets()) is not False:
-                commands.append(args)
-        except Exception:  # hiredis.ProtocolError: the pure parser says what is wrong
-            self._restart(chunk)
-            return
-        if not commands:
-            if len(chunk) > PENDING_MAX:
-                self._restart(chunk)
-            else:
-                self._pending = chunk
-            return
-        pieces: list[bytes] = []
-        add = pieces.append
-        bulk = _BULK_HEADERS
-        limit = self._pure.max_bulk_len
-        try:
-            for args in commands:
-                add(_ARRAY_HEADERS[len(args)])  # a non-list or a long command: refused below
-                for arg in args:
-                    size = len(arg)
-                    if type(arg) is not bytes or size > limit:
-                        raise ValueError
-                    pieces += (bulk[size] if size < 1024 else b"$%d\r\n" % size, arg, _CRLF)
-        except (TypeError, IndexError, ValueError):
-            self._restart(chunk)
-            return
-        checked = b"".join(pieces)
-        if not chunk.startswith(checked):
-            self._restart(chunk)
-            return
-        commands.reverse()
-        self.ready = commands
-        if len(chunk) > len(checked):
-            rest = chunk[len(checked) :]
-            if rest[0] != 0x2A:  # hiredis would take any reply type here: not a request's
-                self._restart(rest)
-            else:
-                self._pending = rest
-        else:
+        parsed, end, stopped = self._parse(chunk, self._pure.max_bulk_len)
+        if parsed:
+            parsed.reverse()
+            self.ready = parsed
+        rest = chunk[end:] if end else chunk
+        if stopped or len(rest) > PENDING_MAX:
             self._pending = b""
+            self._to_pure(rest)  # the pure parser reads what the compiled one does not
+        else:
+            self._pending = rest
 
     def _to_pure(self, data: bytes) -> None:
-        """The pure parser takes the stream from here (after the queue), partial command first."""
+        """The pure parser takes the stream from here (after :attr:`ready`), partial command first."""
         if not self._pure_mode:
-            if self._pending:
-                self._restart(self._pending)
             self._pure_mode = True
+            if self._pending:
+                self._pure.feed(self._pending)
+                self._pending = b""
         self._pure.feed(data)
-
-    def _restart(self, chunk: bytes) -> None:
-        """The pure parser takes ``chunk`` (nothing of it has run); the reader starts over."""
-        self._reader = self._reader_class()
-        self._gets = self._reader.gets
-        self._pending = b""
-        self._pure_mode = True
-        self._pure.feed(chunk)
 
     def next(self) -> list[bytes] | None:
         """The next whole command, or None; see :class:`RequestParser`."""
-        queue = self.ready
-        if queue:
-            return queue.pop()
+        ready = self.ready
+        if ready:
+            return ready.pop()
         if not self._pure_mode:
             return None
         pure = self._pure
         args = pure.next()
-        if args is None and not pure.buffered and pure.pending_bulk() < 0 and pure._args is None:
+        if args is None and not pure.buffered and pure._args is None:
             self._pure_mode = False  # back at a boundary with nothing buffered
         return args
 
@@ -177,10 +125,16 @@ class BatchParser:
 def make_batch_parser(
     max_bulk_len: int = DEFAULT_MAX_BULK_LEN, auth_required: Callable[[], bool] | None = None
 ) -> BatchParser | RequestParser:
-    """A :class:`BatchParser` when hiredis is installed (the ``server`` extra), else the pure
+    """A :class:`BatchParser` when the compiled module is built, else the pure
     :class:`RequestParser`; same results."""
-    try:
-        from hiredis import Reader
-    except ImportError:  # pragma: no cover - hiredis is part of the server extra
+    if _speedups is None:  # pragma: no cover - a build without a C compiler
         return RequestParser(max_bulk_len)
-    return BatchParser(Reader, max_bulk_len, auth_required)
+    return BatchParser(_speedups.parse_requests, max_bulk_len, auth_required)
+
+
+try:
+    if os.environ.get("STRATACACHE_NO_SPEEDUPS", "") not in ("", "0"):
+        raise ImportError("disabled by STRATACACHE_NO_SPEEDUPS")
+    from . import _speedups  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _speedups = None
