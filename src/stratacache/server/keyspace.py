@@ -87,7 +87,7 @@ class Database:
     collection changes, expiry set or removed): the server hangs WATCH and tracking on it.
     """
 
-    __slots__ = ("_get", "index", "kind", "on_change", "store")
+    __slots__ = ("_get", "_set", "index", "kind", "on_change", "store")
 
     def __init__(
         self,
@@ -100,7 +100,9 @@ class Database:
         self.store = store
         self.kind = kind
         self.on_change = on_change
+        # The store's read and write, bound once (the GET/SET hot path).
         self._get = store.get
+        self._set = store.set
 
     # ------------------------------------------------------------------ reads
 
@@ -166,7 +168,7 @@ class Database:
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Store ``value`` at ``key`` (replacing any type), expiring in ``ttl`` seconds or never."""
-        self.store.set(key, value, ttl)
+        self._set(key, value, ttl)
         on_change = self.on_change
         if on_change is not None:
             on_change(self, key)
