@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .commands import COMMANDS, Command
 from .errors import NOAUTH, NOT_ALLOWED_IN_SUBSCRIBE, unknown_command, wrong_arity
-from .resp import ErrorReply, ProtocolViolation, RequestParser, encode_into
+from .resp import ErrorReply, ProtocolViolation, encode_into, make_parser
 
 if TYPE_CHECKING:
     from .app import Server
@@ -98,7 +98,7 @@ class Client(asyncio.Protocol):
         self.resp3 = False
         self.user: str | None = None if server.auth_required else "default"
         self.transport: asyncio.Transport | None = None
-        self.parser = RequestParser(server.config.proto_max_bulk_len)
+        self.parser = make_parser(server.config.proto_max_bulk_len, lambda: self.user is None)
         self.address = ""
         self.laddress = ""
         self.created = time.time()
