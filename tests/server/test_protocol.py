@@ -234,3 +234,12 @@ def test_http_probe_leaves_other_clients(ours: ServerThread) -> None:
         assert healthy.call("PING") == "PONG"
     finally:
         healthy.close()
+
+
+def test_connections_parse_with_the_hiredis_accelerator(client: RespConn, ours: ServerThread) -> None:
+    from stratacache.server.resp import HiredisRequestParser
+
+    assert client.call("PING") == "PONG"
+    assert ours.server is not None
+    parsers = {type(c.parser) for c in ours.server.clients.values()}
+    assert parsers == {HiredisRequestParser}
