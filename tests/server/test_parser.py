@@ -268,3 +268,19 @@ def test_make_parser_falls_back_without_hiredis(monkeypatch: pytest.MonkeyPatch)
 )
 def test_split_inline_is_sdssplitargs(line: bytes, expected: list[bytes] | None) -> None:
     assert split_inline(line) == expected
+
+
+def test_big_commands_from_hiredis_are_checked_header_by_header() -> None:
+    value = b"v" * 100_000
+    good = encode_command("SET", "k", value) + encode_command("GET", "k")
+    before = CountingReader.commands
+    counted = run(lambda m, a: HiredisRequestParser(m, a, reader_class=CountingReader), [good])
+    assert counted == [[b"SET", b"k", value], [b"GET", b"k"], ("buffered", 0)]
+    assert CountingReader.commands - before == 2
+    bad = good.replace(value + b"\r\n", value + b"xx", 1)
+    assert (
+        run(fast, [bad])
+        == run(pure, [bad])
+        == [("error", "Protocol error: expected CRLF after bulk argument")]
+    )
+    assert run(fast, [good], max_bulk_len=99_999) == [("error", "Protocol error: invalid bulk length")]

@@ -306,6 +306,7 @@ class RequestParser:
 
 
 _FRESH, _FED, _PURE, _PURE_ONLY = 0, 1, 2, 3
+_WHOLE_CHECK_MAX = 16 * 1024
 _BIG_AGGREGATE = re.compile(rb"[*~>%|][0-9]{5}")
 
 
@@ -431,25 +432,47 @@ class HiredisRequestParser:
     def _canonical_end(self, buf: bytearray, pos: int, args: list[Any]) -> int:
         """Where the canonical encoding of ``args`` that starts at ``pos`` ends, or -1 if
         the bytes there are not that encoding or break a limit hiredis does not check."""
-        count = len(args)
-        header = b"*%d\r\n" % count
-        if not buf.startswith(header, pos):
-            return -1
         pure = self._pure
         limit = pure.max_bulk_len
-        if pure.auth_required is not None and pure.auth_required():
-            if count > 10:
+        auth = pure.auth_required
+        if auth is not None and auth():
+            if len(args) > 10:
                 return -1
             limit = min(limit, 16384)
+        try:
+            size = sum(map(len, args))  # TypeError for what no request holds (int, None, list)
+            if size <= _WHOLE_CHECK_MAX:
+                # Small commands (the common case): one encoding, one comparison in C.
+                encoded = b"*%d\r\n%b" % (
+                    len(args),
+                    b"".join([b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in args]),
+                )
+                if not buf.startswith(encoded, pos):
+                    return -1
+                end = pos + len(encoded)
+            else:
+                end = self._check_headers(buf, pos, args)
+        except TypeError:
+            return -1
+        if size > limit and any(len(arg) > limit for arg in args):
+            return -1
+        return end
+
+    @staticmethod
+    def _check_headers(buf: bytearray, pos: int, args: list[Any]) -> int:
+        """:meth:`_canonical_end` for big commands: the headers and line ends, header by
+        header, without copying the data (hiredis parsed it from between them)."""
+        header = b"*%d\r\n" % len(args)
+        if not buf.startswith(header, pos):
+            return -1
         off = pos + len(header)
         for arg in args:
             if type(arg) is not bytes:
                 return -1
-            size = len(arg)
-            header = b"$%d\r\n" % size
-            if size > limit or not buf.startswith(header, off):
+            header = b"$%d\r\n" % len(arg)
+            if not buf.startswith(header, off):
                 return -1
-            off += len(header) + size
+            off += len(header) + len(arg)
             if buf[off : off + 2] != b"\r\n":
                 return -1
             off += 2
