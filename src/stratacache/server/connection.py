@@ -133,7 +133,7 @@ class Client(asyncio.Protocol):
         self.resp3 = False
         self.user: str | None = None if server.auth_required else "default"
         self.transport: asyncio.Transport | None = None
-        self.parser: Any = make_batch_parser(server.config.proto_max_bulk_len)
+        self.parser: Any = make_batch_parser(server.config.proto_max_bulk_len, lambda: self.user is None)
         self.address = ""
         self.laddress = ""
         self.created = time.time()

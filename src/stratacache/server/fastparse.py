@@ -44,7 +44,7 @@ class BatchParser:
         auth_required: Callable[[], bool] | None = None,
     ) -> None:
         self._parse = parse
-        self._pure = RequestParser(max_bulk_len)
+        self._pure = RequestParser(max_bulk_len, auth_required)
         self.auth_required = auth_required
         self.ready: list[list[bytes]] = []
         """Parsed commands not yet taken, last first: ``ready.pop()`` is :meth:`next`
@@ -128,7 +128,7 @@ def make_batch_parser(
     """A :class:`BatchParser` when the compiled module is built, else the pure
     :class:`RequestParser`; same results."""
     if _speedups is None:  # pragma: no cover - a build without a C compiler
-        return RequestParser(max_bulk_len)
+        return RequestParser(max_bulk_len, auth_required)
     return BatchParser(_speedups.parse_requests, max_bulk_len, auth_required)
 
 
