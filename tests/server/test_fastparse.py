@@ -138,3 +138,27 @@ def test_the_server_uses_the_compiled_parser_when_built() -> None:
     assert parser.next() is None
     parser.feed(b"NG\r\n")
     assert parser.next() == [b"PING"]
+
+
+def test_commands_parsed_before_a_reset_are_held_to_the_unauthenticated_limits() -> None:
+    big = encode_command(*["x"] * 11)
+    data = encode_command("RESET") + encode_command("PING") + big + encode_command("PING")
+    authenticated = True
+    pure = RequestParser(auth_required=lambda: not authenticated)
+    parser = BatchParser(_speedups.parse_requests, auth_required=lambda: not authenticated)
+    results = []
+    for p in (pure, parser):
+        authenticated = True
+        p.feed(data)
+        seen: list[Any] = [p.next()]  # RESET: the client must AUTH again
+        authenticated = False
+        if p is parser:
+            parser.lost_authentication()
+        try:
+            while (args := p.next()) is not None:
+                seen.append(args)
+        except ProtocolViolation as exc:
+            seen.append(exc.text)
+        results.append(seen)
+    assert results[0] == [[b"RESET"], [b"PING"], "Protocol error: unauthenticated multibulk length"]
+    assert results[1] == results[0]

@@ -266,6 +266,9 @@ class Client(asyncio.Protocol):
                     break
                 resp3 = self.resp3  # HELLO may switch it mid-batch
                 plain = self._plain()
+                if plain is None and self.user is None and ready:
+                    # RESET: what this read still holds was parsed as for a logged-in client.
+                    self.parser.lost_authentication()
                 if args[0] not in fast:
                     _learn(args[0])
         finally:

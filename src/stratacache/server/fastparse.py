@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .resp import DEFAULT_MAX_BULK_LEN, RequestParser
+from .resp import DEFAULT_MAX_BULK_LEN, ProtocolViolation, RequestParser
 
 __all__ = ["PENDING_MAX", "BatchParser", "make_batch_parser"]
 
@@ -29,13 +29,17 @@ PENDING_MAX = 16 * 1024
 """A partial command longer than this goes to the pure parser (which reads it incrementally)
 instead of being copied and parsed again on every read."""
 
+# Redis 7's limits on a request before AUTH (the pure parser's, see resp.RequestParser).
+_UNAUTH_MAX_ARGS = 10
+_UNAUTH_MAX_BULK = 16384
+
 Parse = Callable[[bytes, int], tuple[list[Any], int, int]]
 
 
 class BatchParser:
     """:class:`RequestParser`'s interface and results (see the module docstring)."""
 
-    __slots__ = ("_parse", "_pending", "_pure", "_pure_mode", "auth_required", "ready")
+    __slots__ = ("_error", "_parse", "_pending", "_pure", "_pure_mode", "auth_required", "ready")
 
     def __init__(
         self,
@@ -53,6 +57,8 @@ class BatchParser:
         self._pending = b""
         # The pure parser has the stream (see the module docstring).
         self._pure_mode = False
+        # The protocol error due once :attr:`ready` is taken (see lost_authentication).
+        self._error: str | None = None
 
     @property
     def max_bulk_len(self) -> int:
@@ -108,11 +114,32 @@ class BatchParser:
                 self._pending = b""
         self._pure.feed(data)
 
+    def lost_authentication(self) -> None:
+        """The client must AUTH again (RESET) while commands of its last read wait in
+        :attr:`ready`, parsed without Redis's limits for unauthenticated clients: hold them
+        to those limits now, as the pure parser, reading them after the RESET, would have:
+        the first one over a limit, and everything after it, become its protocol error."""
+        ready = self.ready
+        for i in range(len(ready) - 1, -1, -1):  # in the order they came
+            args = ready[i]
+            if len(args) > _UNAUTH_MAX_ARGS:
+                text = "Protocol error: unauthenticated multibulk length"
+            elif any(len(arg) > _UNAUTH_MAX_BULK for arg in args):
+                text = "Protocol error: unauthenticated bulk length"
+            else:
+                continue
+            del ready[: i + 1]
+            self._error = text
+            self._pending = b""
+            return
+
     def next(self) -> list[bytes] | None:
         """The next whole command, or None; see :class:`RequestParser`."""
         ready = self.ready
         if ready:
             return ready.pop()
+        if self._error is not None:
+            raise ProtocolViolation(self._error)
         if not self._pure_mode:
             return None
         pure = self._pure
