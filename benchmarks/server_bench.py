@@ -1,7 +1,8 @@
 """``stratacache serve`` next to a real redis-server, measured by ``redis-benchmark`` (issue 14).
 
-One run starts both servers (free loopback ports, no persistence), then for each server in
-turn, with the same options:
+One run starts both servers (free loopback ports, no persistence), then measures each phase
+on one server then the other (so that both meet about the same load on a shared machine),
+with the same options:
 
 * **throughput**: ``redis-benchmark -c 50 -P 16 -t get,set`` (requests per second, p50);
 * **latency and CPU**: ``redis-benchmark -c 50 -t get,set`` without pipelining: p50, and the
@@ -32,7 +33,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,12 +88,12 @@ def rss_bytes(pid: int) -> int:
 
 
 def redis_benchmark(
-    port: int, requests: int, clients: int, pipeline: int, pin: bool
+    port: int, requests: int, clients: int, pipeline: int, pin: bool, tests: str
 ) -> dict[str, tuple[float, float]]:
-    """``{test: (rps, p50 ms)}`` for GET and SET."""
+    """``{test: (rps, p50 ms)}`` for ``tests`` ("set,get")."""
     cmd = [
         "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients), "-P", str(pipeline),
-        "-n", str(requests), "-t", "set,get", "--csv",
+        "-n", str(requests), "-t", tests, "--csv",
     ]  # fmt: skip
     if pin and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
         cmd = ["taskset", "-c", str(CLIENT_CPU), *cmd]
@@ -101,7 +101,7 @@ def redis_benchmark(
     results: dict[str, tuple[float, float]] = {}
     for row in csv.DictReader(io.StringIO(out)):
         results[row["test"]] = (float(row["rps"]), float(row["p50_latency_ms"]))
-    if set(results) != {"GET", "SET"}:
+    if set(results) != set(tests.upper().split(",")):
         raise SystemExit(f"unexpected redis-benchmark output:\n{out}")
     return results
 
@@ -138,28 +138,35 @@ def check_loaded(port: int, count: int) -> None:
         raise SystemExit(f"unexpected GET reply {reply!r} after loading keys")
 
 
-def measure(server: Server, name: str, args: argparse.Namespace) -> Result:
-    result = Result(name)
-    pid = server.proc.pid
-    # Throughput, pipelined.
-    for test, (rps, p50) in redis_benchmark(server.port, args.requests, 50, 16, args.pin).items():
-        result.rps[test] = rps
-        result.p50_pipelined[test] = p50
+def measure(servers: dict[str, Server], args: argparse.Namespace) -> dict[str, Result]:
+    """Every phase on each server in turn, so that both meet about the same machine load."""
+    results = {name: Result(name) for name in servers}
+    # Throughput, pipelined: one test at a time, alternating servers.
+    for test in ("set", "get"):
+        for name, server in servers.items():
+            rps, p50 = redis_benchmark(server.port, args.requests, 50, 16, args.pin, test)[test.upper()]
+            results[name].rps[test.upper()] = rps
+            results[name].p50_pipelined[test.upper()] = p50
     # Latency and CPU per request, one request per round trip.
     plain = max(args.requests // 4, 1)
-    before = cpu_seconds(pid)
-    for test, (rps, p50) in redis_benchmark(server.port, plain, 50, 1, args.pin).items():
-        result.rps_plain[test] = rps
-        result.p50[test] = p50
-    result.cpu_us = (cpu_seconds(pid) - before) / (2 * plain) * 1e6
+    for name, server in servers.items():
+        result = results[name]
+        before = cpu_seconds(server.proc.pid)
+        for test, (rps, p50) in redis_benchmark(server.port, plain, 50, 1, args.pin, "set,get").items():
+            result.rps_plain[test] = rps
+            result.p50[test] = p50
+        result.cpu_us = (cpu_seconds(server.proc.pid) - before) / (2 * plain) * 1e6
     # Memory: RSS before (the benchmarks left two keys), then with the keys loaded.
-    time.sleep(0.2)
-    result.rss_empty = rss_bytes(pid)
-    load_keys(server.port, args.keys)
-    check_loaded(server.port, args.keys)
-    time.sleep(0.2)
-    result.rss_loaded = rss_bytes(pid)
-    return result
+    for name, server in servers.items():
+        result = results[name]
+        pid = server.proc.pid
+        time.sleep(0.2)
+        result.rss_empty = rss_bytes(pid)
+        load_keys(server.port, args.keys)
+        check_loaded(server.port, args.keys)
+        time.sleep(0.2)
+        result.rss_loaded = rss_bytes(pid)
+    return results
 
 
 def _ratio(ours: float, redis: float) -> str:
@@ -258,15 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("redis-benchmark") is None:
         raise SystemExit("redis-benchmark is not on PATH")
-    starters: list[tuple[str, Callable[..., Server]]] = [
-        ("redis-server", start_redis),
-        ("stratacache", start_ours),
-    ]
-    results: dict[str, Result] = {}
-    with sigterm_as_exit():
-        for name, start in starters:
-            with start(pin=args.pin) as server:
-                results[name] = measure(server, name, args)
+    with sigterm_as_exit(), start_redis(pin=args.pin) as redis, start_ours(pin=args.pin) as ours:
+        results = measure({"redis-server": redis, "stratacache": ours}, args)
     redis_version = subprocess.run(
         ["redis-server", "--version"], capture_output=True, text=True, check=True
     ).stdout.split()[2]
