@@ -162,3 +162,13 @@ def test_commands_parsed_before_a_reset_are_held_to_the_unauthenticated_limits()
         results.append(seen)
     assert results[0] == [[b"RESET"], [b"PING"], "Protocol error: unauthenticated multibulk length"]
     assert results[1] == results[0]
+
+
+def test_a_command_of_many_arguments_goes_to_the_pure_parser() -> None:
+    # The compiled parser allocates a command's list from its header: it takes at most 1024
+    # arguments, so a header alone cannot make it allocate much.
+    data = encode_command("DEL", *[f"k{i}" for i in range(1100)]) + encode_command("GET", "k")
+    assert len(_same(data, [7, 5000])) == 2
+    parser = BatchParser(_speedups.parse_requests)
+    parser.feed(b"*1000000\r\n")
+    assert parser._pure_mode

@@ -15,7 +15,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#define MAX_COUNT (1024 * 1024)
+/* Longer commands go to the pure parser: a header allocates its list at once, so a client
+ * must not make us allocate much for a command it never completes. */
+#define MAX_COUNT 1024
 #define MAX_DIGITS 18 /* fits in a long long; longer numbers go to the pure parser */
 
 /* A canonical decimal at p (before end) ending with "\r\n". Returns:
