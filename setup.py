@@ -23,6 +23,12 @@ setup(
             # A call to an undeclared function compiles to one returning int: a crash, not
             # a fallback. Make it a build error, so the package falls back to pure Python.
             extra_compile_args=[] if sys.platform == "win32" else ["-Werror=implicit-function-declaration"],
-        )
+        ),
+        Extension(  # the server's request parser (server/fastparse.py falls back without it)
+            "stratacache.server._speedups",
+            ["src/stratacache/server/_speedups.c"],
+            optional=True,
+            extra_compile_args=[] if sys.platform == "win32" else ["-Werror=implicit-function-declaration"],
+        ),
     ]
 )

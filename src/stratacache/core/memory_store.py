@@ -411,6 +411,8 @@ class MemoryStore(CollectionsMixin):
             weight = self._weigher(key, value)
         except Exception as exc:  # a user's callable: its error must not escape raw
             raise ConfigurationError(f"weigher raised {type(exc).__name__} for key {key!r}: {exc}") from exc
+        if type(weight) is int and weight >= 0 and (self.max_bytes is None or weight <= self.max_bytes):
+            return weight  # _fits's common case, without its frame
         return self._fits(key, weight)
 
     def _fits(self, key: str, weight: Any) -> int:
@@ -881,8 +883,9 @@ class MemoryStore(CollectionsMixin):
                 self._unlock()
             else:
                 lock.release()  # _unlock's common case, without its frame
-        if self._pool is not None:
-            self._relieve_pool()
+        pool = self._pool
+        if pool is not None and pool.needs_relief():  # _relieve_pool, without its frame
+            pool.relieve()
 
     def fused_set(
         self,

@@ -21,11 +21,13 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from .commands import COMMANDS, Command
 from .errors import NOAUTH, NOT_ALLOWED_IN_SUBSCRIBE, OOM, unknown_command, wrong_arity
-from .resp import ErrorReply, ProtocolViolation, RequestParser, encode_into
+from .fastparse import make_batch_parser
+from .resp import ErrorReply, ProtocolViolation, encode_into
 
 if TYPE_CHECKING:
     from .app import Server
@@ -53,6 +55,39 @@ _SUBSCRIBED_OK = frozenset(
         b"reset",
     }
 )
+
+
+# The command groups whose commands only read and write keys: they cannot start MULTI,
+# subscribe, authenticate, switch the protocol or close the connection, so a run of them
+# keeps a client on the fast path of Client._process.
+_NEUTRAL_GROUPS = frozenset(
+    {
+        "string",
+        "list",
+        "hash",
+        "set",
+        "sorted-set",
+        "sorted_set",
+        "zset",
+        "bitmap",
+        "hyperloglog",
+        "geo",
+        "stream",
+    }
+)
+# The fast path's table: a command's name as clients send it (b"GET", b"get", ...) -> its
+# Command, for commands of _NEUTRAL_GROUPS; filled by _learn as names are seen.
+_FAST: dict[bytes, Command] = {}
+_FAST_MAX = 4096  # spellings remembered (a client sending random case must not grow it forever)
+# Client._plain's answer when denyoom commands must take the full path (noeviction).
+_CHECK_OOM = 1
+
+
+def _learn(name: bytes) -> None:
+    """Remember how a client spelled a neutral command, for the fast path."""
+    cmd = COMMANDS.get(name.lower())
+    if cmd is not None and cmd.group in _NEUTRAL_GROUPS and len(_FAST) < _FAST_MAX:
+        _FAST[name] = cmd
 
 
 class Deferred:
@@ -98,7 +133,7 @@ class Client(asyncio.Protocol):
         self.resp3 = False
         self.user: str | None = None if server.auth_required else "default"
         self.transport: asyncio.Transport | None = None
-        self.parser = RequestParser(server.config.proto_max_bulk_len)
+        self.parser: Any = make_batch_parser(server.config.proto_max_bulk_len, lambda: self.user is None)
         self.address = ""
         self.laddress = ""
         self.created = time.time()
@@ -142,29 +177,83 @@ class Client(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
-        self.last_interaction = time.monotonic()
+        self.last_interaction = monotonic()
         self.parser.feed(data)
         if not self.paused:
             self._process()
 
     def _process(self) -> None:
-        """Run every whole command in the buffer, then write the batch of replies."""
+        """Run every whole command in the buffer, then write the batch of replies.
+
+        The fast path: for a plain client (see :meth:`_plain`) a command of a data family
+        (see :data:`_NEUTRAL_GROUPS`) with the right arity runs here directly, which is what
+        :meth:`execute` then :meth:`call` would do for it (their checks all pass for such a
+        client, and such a command cannot change that), with the counters batched and the
+        common replies encoded inline. Anything else goes through :meth:`execute`.
+        """
         out: list[bytes] = []
         self._out = out
-        parser = self.parser
+        append = out.append
+        parser_next = self.parser.next
+        # The parser's checked commands (see fastparse.BatchParser.ready): popped here
+        # without a call; the same list for this whole run (it is replaced only on a read).
+        ready: list[list[bytes]] = getattr(self.parser, "ready", None) or []
+        server = self.server
+        fast = _FAST
+        resp3 = self.resp3
+        plain = self._plain()
+        processed = 0  # commands of the fast path not yet added to the server's counter
+        last = None
         try:
-            while not self.closing:
+            while True:
                 try:
-                    args = parser.next()
+                    args = ready.pop() if ready else parser_next()
                 except ProtocolViolation as exc:
                     self.server.protocol_error(self, exc.text)
-                    out.append(b"-ERR %b\r\n" % exc.text.encode())
+                    append(b"-ERR %b\r\n" % exc.text.encode())
                     self.close_after_reply = True
                     break
                 if args is None:
                     break
                 if not args:
                     continue
+                cmd = fast.get(args[0]) if plain else None
+                if cmd is not None:
+                    arity = cmd.arity
+                    if (len(args) == arity or (arity < 0 and len(args) >= -arity)) and not (
+                        cmd.denyoom and plain is _CHECK_OOM
+                    ):
+                        last = args[0]
+                        cmd.calls += 1
+                        processed += 1
+                        try:
+                            reply = cmd.handler(self, args)
+                        except ErrorReply as exc:
+                            cmd.failed += 1
+                            reply = exc
+                        except Exception as exc:
+                            reply = self._internal_error(cmd, exc)
+                        kind = type(reply)
+                        if kind is bytes:
+                            append(b"$%d\r\n%b\r\n" % (len(reply), reply))
+                        elif kind is str and reply == "OK":
+                            append(b"+OK\r\n")
+                        elif reply is None:
+                            append(b"_\r\n" if resp3 else b"$-1\r\n")
+                        elif kind is int:
+                            append(b":%d\r\n" % reply)
+                        elif kind is Deferred:
+                            if reply.done:
+                                encode_into(reply.reply, out, resp3)
+                            else:
+                                self._wait(reply)
+                                break
+                        else:
+                            encode_into(reply, out, resp3)
+                        continue
+                if processed:
+                    server.commands_processed += processed
+                    processed = 0
                 reply = self.execute(args)
                 if type(reply) is Deferred:
                     if reply.done:
@@ -173,11 +262,22 @@ class Client(asyncio.Protocol):
                         self._wait(reply)
                         break
                 # Read after the command: HELLO's own reply is in the protocol it selects.
-                encode_into(reply, out, self.resp3)
-                if self.close_after_reply:
+                resp3 = self.resp3
+                encode_into(reply, out, resp3)
+                if self.close_after_reply or self.closing:
                     break
+                plain = self._plain()
+                if plain is None and self.user is None and ready:
+                    # RESET: what this read still holds was parsed as for a logged-in client.
+                    self.parser.lost_authentication()
+                if args[0] not in fast:
+                    _learn(args[0])
         finally:
             self._out = None
+            if processed:
+                server.commands_processed += processed
+            if last is not None:
+                self.last_command = last
             if out:
                 self.write(b"".join(out) if len(out) > 1 else out[0])
             if self.close_after_reply and self.transport is not None:
@@ -185,6 +285,31 @@ class Client(asyncio.Protocol):
                 self.closing = True
             elif not self.paused:
                 self.server.check_query_buffer(self)
+
+    def _plain(self) -> Any:
+        """Whether the fast path of :meth:`_process` may run this client's commands: a
+        truthy value when :meth:`execute`'s checks cannot refuse a known command of the
+        right arity (no MULTI, authenticated as the default user, no subscriptions, not
+        closing), :data:`_CHECK_OOM` when denyoom commands must still take the full path
+        (maxmemory-policy noeviction), None otherwise."""
+        if (
+            self.multi is not None
+            or self.user != "default"
+            or self.channels
+            or self.patterns
+            or self.shard_channels
+            or self.closing
+        ):
+            return None
+        return _CHECK_OOM if self.server.config.maxmemory_policy == "noeviction" else True
+
+    def _internal_error(self, cmd: Command, exc: Exception) -> ErrorReply:
+        # A bug of ours must cost one reply, not the connection or the server: answer, log
+        # it with its traceback, count it (the tests fail on any).
+        cmd.failed += 1
+        self.server.internal_errors += 1
+        logger.exception("internal error running %r for client id=%d", cmd.name, self.id, exc_info=exc)
+        return ErrorReply(f"ERR internal error running '{cmd.name}': {type(exc).__name__}")
 
     def _wait(self, deferred: Deferred) -> None:
         """Stop reading commands until ``deferred`` has its reply."""
@@ -209,7 +334,9 @@ class Client(asyncio.Protocol):
         if transport is None or self.closing:
             return
         transport.write(data)
-        self.server.check_output_buffer(self)
+        if transport.get_write_buffer_size():
+            # Only output the kernel did not take can exceed a limit.
+            self.server.check_output_buffer(self)
 
     def push(self, reply: Any) -> None:
         """An out-of-band message (pub/sub, invalidation): appended to the current batch of
@@ -308,12 +435,7 @@ class Client(asyncio.Protocol):
             cmd.failed += 1
             return exc
         except Exception as exc:
-            # A bug of ours must cost one reply, not the connection or the server: answer,
-            # log it with its traceback, count it (the tests fail on any).
-            cmd.failed += 1
-            server.internal_errors += 1
-            logger.exception("internal error running %r for client id=%d", cmd.name, self.id)
-            return ErrorReply(f"ERR internal error running '{cmd.name}': {type(exc).__name__}")
+            return self._internal_error(cmd, exc)
 
 
 def _full_name(cmd: Command, args: list[bytes]) -> str:

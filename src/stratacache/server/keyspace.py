@@ -87,7 +87,7 @@ class Database:
     collection changes, expiry set or removed): the server hangs WATCH and tracking on it.
     """
 
-    __slots__ = ("_get", "flushing", "index", "kind", "on_change", "on_flush", "store")
+    __slots__ = ("_get", "_set", "flushing", "index", "kind", "on_change", "on_flush", "store")
 
     def __init__(
         self,
@@ -104,13 +104,16 @@ class Database:
         # instead of one per key); ``flushing`` is True while the per-key changes go out.
         self.on_flush: Callable[[Database], None] | None = None
         self.flushing = False
+        # The store's read and write, bound once (the GET/SET hot path).
         self._get = store.get
+        self._set = store.set
 
     def replace_store(self, store: MemoryStore) -> None:
         """Serve this database from ``store`` from now on (CONFIG SET maxmemory-policy
         rebuilds a store with another eviction policy)."""
         self.store = store
         self._get = store.get
+        self._set = store.set
 
     # ------------------------------------------------------------------ reads
 
@@ -176,7 +179,7 @@ class Database:
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Store ``value`` at ``key`` (replacing any type), expiring in ``ttl`` seconds or never."""
-        self.store.set(key, value, ttl)
+        self._set(key, value, ttl)
         on_change = self.on_change
         if on_change is not None:
             on_change(self, key)

@@ -21,6 +21,7 @@ wrappers :class:`Push`, :class:`Verbatim`, :class:`NullArray`, :class:`Double` a
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "Boolean",
     "Double",
     "ErrorReply",
+    "HiredisRequestParser",
     "NullArray",
     "ProtocolViolation",
     "Push",
@@ -37,6 +39,7 @@ __all__ = [
     "Verbatim",
     "encode",
     "encode_command",
+    "make_parser",
     "split_inline",
 ]
 
@@ -46,8 +49,8 @@ MBULK_BIG_ARG = 32 * 1024
 """Redis's PROTO_MBULK_BIG_ARG (only used for buffer sizing hints)."""
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024
 """Redis's default ``proto-max-bulk-len``."""
-MAX_MULTIBULK_LEN = 1024 * 1024 * 1024
-"""Redis refuses more than INT_MAX elements; we refuse above 1024*1024*1024, as Redis 7 does."""
+MAX_MULTIBULK_LEN = 2**31 - 1
+"""The most arguments a multibulk request may announce (Redis 7: INT_MAX)."""
 
 
 class ProtocolViolation(Exception):
@@ -120,31 +123,76 @@ NULL_ARRAY = NullArray()
 
 # ----------------------------------------------------------------------------- parsing
 
+_LLONG_MAX = 2**63 - 1
 
-def _digits(line: bytes) -> int | None:
-    """``line`` as a decimal integer with an optional '-' (Redis's string2ll), else None."""
-    body = line[1:] if line[:1] == b"-" else line
-    if not body or not body.isdigit() or len(body) > 19 or (len(body) > 1 and body[:1] == b"0"):
+
+def _string2ll(data: bytes | bytearray) -> int | None:
+    """``data`` as Redis's ``string2ll`` reads it, else None: an optional '-', then digits
+    with no leading zero (just "0" is fine), at most 20 characters, within a signed 64-bit
+    integer. So "+1", "01", "-0", " 1" and "" are all refused, as Redis refuses them."""
+    size = len(data)
+    if size == 0 or size >= 21:
         return None
-    return int(line)
+    if size == 1 and data[0] == 0x30:
+        return 0
+    start = 1 if data[0] == 0x2D else 0
+    if start == size or not 0x31 <= data[start] <= 0x39 or not data[start:].isdigit():
+        return None
+    value = int(data)
+    if value > _LLONG_MAX or value < -_LLONG_MAX - 1:
+        return None
+    return value
+
+
+def _line_end(buf: bytearray, pos: int, char: bytes) -> int:
+    """Where ``char`` is in ``buf`` from ``pos``, as Redis's ``strchr`` finds it: the search
+    stops at a NUL byte (the query buffer is a C string to it), so -1 also when a NUL comes
+    first. A client whose request line holds a NUL waits, as on Redis, until the limits close it."""
+    end = buf.find(char, pos)
+    if buf.find(b"\x00", pos, len(buf) if end < 0 else end) >= 0:
+        return -1
+    return end
+
+
+class _WireText(str):
+    """An error text holding a byte of the client's (``expected '$', got '<byte>'``): it
+    encodes as latin-1, so that byte goes back to the client as itself, as Redis sends it."""
+
+    __slots__ = ()
+
+    def encode(self, encoding: str = "latin-1", errors: str = "strict") -> bytes:
+        return super().encode(encoding, errors)
 
 
 class RequestParser:
     """Commands out of a byte stream: ``feed(data)``, then ``next()`` until None.
 
     ``next()`` returns a command as a list of ``bytes`` arguments (an empty list for a blank
-    inline line, which the caller skips), None when the buffer holds no whole command, and
-    raises :class:`ProtocolViolation` when the stream breaks the protocol (the buffer is then
-    in an undefined state: the connection must close). ``max_bulk_len`` is
-    ``proto-max-bulk-len``.
+    inline line or ``*0``, which the caller skips), None when the buffer holds no whole
+    command, and raises :class:`ProtocolViolation` when the stream breaks the protocol (the
+    parser is then unusable: the connection answers and closes). ``max_bulk_len`` is
+    ``proto-max-bulk-len``; ``auth_required`` (a no-argument callable, checked as each
+    header is read) says whether the client still has to AUTH, which tightens the limits as
+    in Redis 7 (at most 10 arguments of at most 16384 bytes).
+
+    The rules are Redis 7's ``processMultibulkBuffer`` / ``processInlineBuffer``, error texts
+    included, with one deliberate difference: Redis takes any byte after a ``\\r`` as the
+    ``\\n`` and skips the two bytes after a bulk argument unread; we check them and answer
+    ``Protocol error: expected CRLF after ...`` (a desynchronised client is stopped at once
+    instead of running whatever its next bytes happen to spell).
     """
 
-    __slots__ = ("_args", "_buf", "_bulk", "_pos", "_remaining", "max_bulk_len")
+    __slots__ = ("_args", "_buf", "_bulk", "_pos", "_remaining", "auth_required", "max_bulk_len")
 
-    def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> None:
+    def __init__(
+        self,
+        max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
+        auth_required: Callable[[], bool] | None = None,
+    ) -> None:
         self._buf = bytearray()
         self._pos = 0
         self.max_bulk_len = max_bulk_len
+        self.auth_required = auth_required
         # Partial multibulk state, so that a huge command fed in pieces is not rescanned.
         self._args: list[bytes] | None = None
         self._remaining = 0
@@ -168,6 +216,9 @@ class RequestParser:
             del self._buf[: self._pos]
             self._pos = 0
 
+    def _unauthenticated(self) -> bool:
+        return self.auth_required is not None and self.auth_required()
+
     def next(self) -> list[bytes] | None:
         """The next whole command, or None; see the class docstring."""
         buf = self._buf
@@ -180,17 +231,22 @@ class RequestParser:
                 return None
             if buf[pos] != 0x2A:  # '*'
                 return self._inline()
-            end = buf.find(b"\r\n", pos)
+            end = _line_end(buf, pos, b"\r")
             if end < 0:
                 if len(buf) - pos > INLINE_MAX_SIZE:
                     raise ProtocolViolation("Protocol error: too big mbulk count string")
                 self._compact()
                 return None
-            if end - pos > INLINE_MAX_SIZE:
-                raise ProtocolViolation("Protocol error: too big mbulk count string")
-            count = _digits(bytes(buf[pos + 1 : end]))
+            if end + 1 >= len(buf):  # the '\n' has not arrived yet
+                self._compact()
+                return None
+            count = _string2ll(buf[pos + 1 : end])
             if count is None or count > MAX_MULTIBULK_LEN:
                 raise ProtocolViolation("Protocol error: invalid multibulk length")
+            if count > 10 and self._unauthenticated():
+                raise ProtocolViolation("Protocol error: unauthenticated multibulk length")
+            if buf[end + 1] != 0x0A:
+                raise ProtocolViolation("Protocol error: expected CRLF after multibulk length")
             pos = end + 2
             self._pos = pos
             if count <= 0:
@@ -200,22 +256,26 @@ class RequestParser:
         args = self._args
         while self._remaining:
             if self._bulk < 0:
-                if pos >= len(buf):
-                    self._compact()
-                    return None
-                if buf[pos] != 0x24:  # '$'
-                    raise ProtocolViolation(f"Protocol error: expected '$', got '{chr(buf[pos])}'")
-                end = buf.find(b"\r\n", pos)
+                end = _line_end(buf, pos, b"\r")
                 if end < 0:
                     if len(buf) - pos > INLINE_MAX_SIZE:
                         raise ProtocolViolation("Protocol error: too big bulk count string")
                     self._compact()
                     return None
-                if end - pos > INLINE_MAX_SIZE:
-                    raise ProtocolViolation("Protocol error: too big bulk count string")
-                size = _digits(bytes(buf[pos + 1 : end]))
+                if end + 1 >= len(buf):
+                    self._compact()
+                    return None
+                if buf[pos] != 0x24:  # '$'
+                    # Redis prints the byte as is, but never a line break inside an error.
+                    got = " " if buf[pos] in (0x0A, 0x0D) else chr(buf[pos])
+                    raise ProtocolViolation(_WireText(f"Protocol error: expected '$', got '{got}'"))
+                size = _string2ll(buf[pos + 1 : end])
                 if size is None or size < 0 or size > self.max_bulk_len:
                     raise ProtocolViolation("Protocol error: invalid bulk length")
+                if size > 16384 and self._unauthenticated():
+                    raise ProtocolViolation("Protocol error: unauthenticated bulk length")
+                if buf[end + 1] != 0x0A:
+                    raise ProtocolViolation("Protocol error: expected CRLF after bulk length")
                 self._bulk = size
                 pos = end + 2
                 self._pos = pos
@@ -223,8 +283,8 @@ class RequestParser:
             if len(buf) - pos < size + 2:
                 self._compact()
                 return None
-            if buf[pos + size : pos + size + 2] != b"\r\n":
-                # Redis does not check the CRLF after a bulk; we do (DESIGN: strict parsers).
+            if buf[pos + size] != 0x0D or buf[pos + size + 1] != 0x0A:
+                # Redis skips these two bytes unread; we check them (DESIGN: strict parsers).
                 raise ProtocolViolation("Protocol error: expected CRLF after bulk argument")
             args.append(bytes(buf[pos : pos + size]))
             pos += size + 2
@@ -237,27 +297,216 @@ class RequestParser:
     def _inline(self) -> list[bytes] | None:
         buf = self._buf
         pos = self._pos
-        end = buf.find(b"\n", pos)
+        end = _line_end(buf, pos, b"\n")
         if end < 0:
+            # As Redis: the limit is on what is buffered without a line end, so a longer
+            # line whose end came in the same read is still taken.
             if len(buf) - pos > INLINE_MAX_SIZE:
                 raise ProtocolViolation("Protocol error: too big inline request")
             self._compact()
             return None
-        if end - pos > INLINE_MAX_SIZE:
-            raise ProtocolViolation("Protocol error: too big inline request")
-        line = bytes(buf[pos:end])
         self._pos = end + 1
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        args = split_inline(line)
+        if end > pos and buf[end - 1] == 0x0D:
+            end -= 1
+        args = split_inline(bytes(buf[pos:end]))
         if args is None:
             raise ProtocolViolation("Protocol error: unbalanced quotes in request")
         return args
 
 
+_FRESH, _FED, _PURE, _PURE_ONLY = 0, 1, 2, 3
+_WHOLE_CHECK_MAX = 16 * 1024
+_BIG_AGGREGATE = re.compile(rb"[*~>%|][0-9]{5}")
+
+
+class HiredisRequestParser:
+    """:class:`RequestParser`'s results, faster: hiredis's C reader parses multibulk requests.
+
+    hiredis parses RESP *replies*, which is more than requests (``+``, ``:``, nested arrays,
+    RESP3 types) and less strict (it skips the two bytes after a bulk unread), so it is only
+    trusted with what it is right about: a command it returns is accepted when the bytes it
+    came from are exactly the canonical encoding of it (``*<n>\\r\\n`` then ``$<len>\\r\\n<data>\\r\\n``
+    per argument, checked header by header without touching the data) and within the limits
+    hiredis does not know (``proto-max-bulk-len``, the unauthenticated ones). Everything else
+    — a command not wholly received yet, anything hiredis refuses or that fails the check —
+    goes to the pure parser, from the same byte, which gives the result or the exact error
+    text; hiredis is then restarted at the next command boundary. A client that sends an
+    inline request, or bytes that look like an aggregate header of 10000 elements or more
+    (hiredis would allocate it at once), is read by the pure parser from then on. So both
+    parsers give the same commands and errors for any stream, however it is cut into reads
+    (tests/server/test_parser.py checks it with hypothesis).
+    """
+
+    __slots__ = ("_mode", "_pure", "_reader", "_reader_class")
+
+    def __init__(
+        self,
+        max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
+        auth_required: Callable[[], bool] | None = None,
+        *,
+        reader_class: Any,
+    ) -> None:
+        self._pure = RequestParser(max_bulk_len, auth_required)
+        self._reader_class = reader_class
+        self._reader = reader_class()
+        # _FRESH: the reader is empty and the pure parser at a command boundary (the reader
+        # gets the buffered bytes when a multibulk request comes, so that a run of inline
+        # requests never copies the buffer into it); _FED: the reader holds exactly the
+        # unconsumed bytes, at a command boundary; _PURE: the pure parser is in charge until
+        # the command in hand is done (the reader then holds stale bytes); _PURE_ONLY: the
+        # pure parser for good (inline requests, huge aggregate headers: see feed()).
+        self._mode = _FRESH
+
+    @property
+    def max_bulk_len(self) -> int:
+        """``proto-max-bulk-len``."""
+        return self._pure.max_bulk_len
+
+    @max_bulk_len.setter
+    def max_bulk_len(self, value: int) -> None:
+        self._pure.max_bulk_len = value
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        buf = self._pure._buf
+        start = len(buf)
+        buf += data
+        mode = self._mode
+        if mode == _PURE_ONLY:
+            return
+        # hiredis allocates an aggregate's list when it reads the header, whatever the
+        # count: "*2000000000" nested in a request costs it seconds and gigabytes before
+        # the check below can refuse it. A client whose bytes hold such a header (or a
+        # value that looks like one) is read by the pure parser from then on.
+        if _BIG_AGGREGATE.search(buf, max(start - 6, self._pure._pos)) is not None:
+            self._mode = _PURE_ONLY
+        elif mode == _FED:
+            self._reader.feed(data)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed (the client's query buffer)."""
+        return self._pure.buffered
+
+    def pending_bulk(self) -> int:
+        """The length of the bulk argument being read, or -1 (for query-buffer accounting)."""
+        return self._pure._bulk
+
+    def next(self) -> list[bytes] | None:
+        """The next whole command, or None; see :class:`RequestParser`."""
+        pure = self._pure
+        mode = self._mode
+        if mode == _PURE:
+            return self._pure_next()
+        if mode == _PURE_ONLY:
+            return pure.next()
+        buf = pure._buf
+        pos = pure._pos
+        if pos >= len(buf):
+            if pos:
+                buf.clear()
+                pure._pos = 0
+            return None
+        if buf[pos] != 0x2A:  # '*'
+            # An inline request: people typing, not a load to speed up. Going back to
+            # hiredis after each would copy the rest of the buffer into it each time.
+            self._mode = _PURE_ONLY
+            return pure.next()
+        if mode == _FRESH:
+            self._reader.feed(bytes(buf[pos:]))
+            self._mode = _FED
+        try:
+            args = self._reader.gets()
+        except Exception:  # hiredis.ProtocolError: the pure parser says what is wrong
+            args = None
+        if type(args) is list:
+            end = self._canonical_end(buf, pos, args)
+            if end >= 0:
+                pure._pos = end
+                return args
+        # Incomplete (False: the pure parser reads the headers received so far, as Redis
+        # answers a bad length before the data comes, and keeps the rest), refused, or not
+        # canonical: the pure parser takes over from the same byte.
+        self._mode = _PURE
+        return self._pure_next()
+
+    def _pure_next(self) -> list[bytes] | None:
+        pure = self._pure
+        args = pure.next()
+        if args is not None and pure._args is None:
+            self._reader = self._reader_class()
+            self._mode = _FRESH
+        return args
+
+    def _canonical_end(self, buf: bytearray, pos: int, args: list[Any]) -> int:
+        """Where the canonical encoding of ``args`` that starts at ``pos`` ends, or -1 if
+        the bytes there are not that encoding or break a limit hiredis does not check."""
+        pure = self._pure
+        limit = pure.max_bulk_len
+        auth = pure.auth_required
+        if auth is not None and auth():
+            if len(args) > 10:
+                return -1
+            limit = min(limit, 16384)
+        try:
+            size = sum(map(len, args))  # TypeError for what no request holds (int, None, list)
+            if size <= _WHOLE_CHECK_MAX:
+                # Small commands (the common case): one encoding, one comparison in C.
+                encoded = b"*%d\r\n%b" % (
+                    len(args),
+                    b"".join([b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in args]),
+                )
+                if not buf.startswith(encoded, pos):
+                    return -1
+                end = pos + len(encoded)
+            else:
+                end = self._check_headers(buf, pos, args)
+        except TypeError:
+            return -1
+        if size > limit and any(len(arg) > limit for arg in args):
+            return -1
+        return end
+
+    @staticmethod
+    def _check_headers(buf: bytearray, pos: int, args: list[Any]) -> int:
+        """:meth:`_canonical_end` for big commands: the headers and line ends, header by
+        header, without copying the data (hiredis parsed it from between them)."""
+        header = b"*%d\r\n" % len(args)
+        if not buf.startswith(header, pos):
+            return -1
+        off = pos + len(header)
+        for arg in args:
+            if type(arg) is not bytes:
+                return -1
+            header = b"$%d\r\n" % len(arg)
+            if not buf.startswith(header, off):
+                return -1
+            off += len(header) + len(arg)
+            if buf[off : off + 2] != b"\r\n":
+                return -1
+            off += 2
+        return off
+
+
+def make_parser(
+    max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
+    auth_required: Callable[[], bool] | None = None,
+) -> RequestParser | HiredisRequestParser:
+    """The fastest request parser available: :class:`HiredisRequestParser` when hiredis is
+    installed (the ``server`` extra), else the pure :class:`RequestParser`; same results."""
+    try:
+        from hiredis import Reader
+    except ImportError:
+        return RequestParser(max_bulk_len, auth_required)
+    return HiredisRequestParser(max_bulk_len, auth_required, reader_class=Reader)
+
+
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
 _HEX = b"0123456789abcdefABCDEF"
-_SPACE = b" \n\r\t\x0b\x0c\x00"
+# C's isspace(): what sdssplitargs skips between arguments and wants after a closing quote.
+_SPACE = b" \n\r\t\x0b\x0c"
+# What ends an unquoted argument in sdssplitargs: not \v nor \f (they stay in the argument).
+_TOKEN_END = b" \n\r\t\x00"
 
 
 def split_inline(line: bytes) -> list[bytes] | None:
@@ -315,7 +564,8 @@ def split_inline(line: bytes) -> list[bytes] | None:
                 if i >= n:
                     break
                 c = line[i]
-                if c in _SPACE:
+                if c in _TOKEN_END:
+                    i += 1
                     break
                 if c == 0x22:
                     in_double = True
