@@ -44,3 +44,13 @@ def test_internal_errors_answer_and_keep_the_connection(client: RespConn, ours: 
     # SELECT with a huge database number is an error reply, never a dropped connection.
     assert client.call("SELECT", "99999") == Err("ERR DB index is out of range")
     assert client.call("PING") == "PONG"
+
+
+def test_an_error_quoting_a_line_break_stays_one_line_as_in_redis(pair: Pair) -> None:
+    # The unknown-command error quotes the arguments; a raw CR LF in them would end the
+    # error line early and leave the rest of it to be read as the next reply.
+    reply = pair.check("NOSUCH", "a\r\nb")
+    assert isinstance(reply, Err)
+    assert "\r" not in reply.message
+    assert "\n" not in reply.message
+    assert pair.check("PING") == "PONG"

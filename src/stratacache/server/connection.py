@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .commands import COMMANDS, Command
 from .errors import NOAUTH, NOT_ALLOWED_IN_SUBSCRIBE, OOM, unknown_command, wrong_arity
 from .fastparse import make_batch_parser
-from .resp import ErrorReply, ProtocolViolation, encode_into
+from .resp import ErrorReply, ProtocolViolation, encode_into, error_line
 
 if TYPE_CHECKING:
     from .app import Server
@@ -210,7 +210,7 @@ class Client(asyncio.Protocol):
                     args = ready.pop() if ready else parser_next()
                 except ProtocolViolation as exc:
                     self.server.protocol_error(self, exc.text)
-                    append(b"-ERR %b\r\n" % exc.text.encode())
+                    append(b"-ERR %b\r\n" % error_line(exc.text))
                     self.close_after_reply = True
                     break
                 if args is None:

@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .resp import Push, encode
+from .scan import compile_pattern
 
 if TYPE_CHECKING:
     from .app import Server
@@ -212,95 +213,6 @@ def unsubscribe_all(client: Client) -> None:
 
 
 # ----------------------------------------------------------------------------- globs
-#
-# Until the keyspace's glob (SCAN MATCH, KEYS) is merged, pub/sub has its own; both follow
-# Redis's stringmatchlen exactly, quirks included ("[a-]" is the range from 'a' to ']', an
-# unterminated class runs to the end of the pattern, "\" escapes), so that PSUBSCRIBE and
-# PUBSUB CHANNELS agree with a real server on every pattern.
-
-_STAR, _ANY, _LIT, _CLASS = 0, 1, 2, 3
-# A token: (kind, the byte of a literal, negated class, the class's (low, high) ranges).
-_Token = tuple[int, int, bool, tuple[tuple[int, int], ...]]
-
-
-def _tokens(pattern: bytes) -> list[_Token]:
-    """``pattern`` as tokens; each token but a star matches exactly one byte."""
-    tokens: list[_Token] = []
-    n = len(pattern)
-    i = 0
-    while i < n:
-        c = pattern[i]
-        if c == 0x2A:  # '*'
-            if not tokens or tokens[-1][0] != _STAR:
-                tokens.append((_STAR, 0, False, ()))
-            i += 1
-        elif c == 0x3F:  # '?'
-            tokens.append((_ANY, 0, False, ()))
-            i += 1
-        elif c == 0x5B:  # '['
-            i += 1
-            negate = i < n and pattern[i] == 0x5E  # '^'
-            if negate:
-                i += 1
-            members: list[tuple[int, int]] = []
-            while True:
-                if i < n and pattern[i] == 0x5C and n - i >= 2:  # '\' escapes the next byte
-                    members.append((pattern[i + 1], pattern[i + 1]))
-                    i += 2
-                elif i < n and pattern[i] == 0x5D:  # ']'
-                    i += 1
-                    break
-                elif i >= n:
-                    break  # unterminated: the class runs to the end of the pattern
-                elif n - i >= 3 and pattern[i + 1] == 0x2D:  # 'a-z' (the end may be ']')
-                    lo, hi = pattern[i], pattern[i + 2]
-                    members.append((min(lo, hi), max(lo, hi)))
-                    i += 3
-                else:
-                    members.append((pattern[i], pattern[i]))
-                    i += 1
-            tokens.append((_CLASS, 0, negate, tuple(members)))
-        elif c == 0x5C and n - i >= 2:  # '\x': x literally
-            tokens.append((_LIT, pattern[i + 1], False, ()))
-            i += 2
-        else:
-            tokens.append((_LIT, c, False, ()))
-            i += 1
-    return tokens
-
-
-def _one(token: _Token, byte: int) -> bool:
-    kind, literal, negate, members = token
-    if kind == _LIT:
-        return literal == byte
-    if kind == _ANY:
-        return True
-    return any(lo <= byte <= hi for lo, hi in members) != negate
-
-
-def _match_tokens(tokens: list[_Token], text: bytes) -> bool:
-    """Greedy glob matching with backtracking to the last star only: O(len(text) * len(tokens)),
-    and the same answers as Redis's recursive matcher (every other token takes one byte)."""
-    t = s = 0
-    star_t = -1
-    star_s = 0
-    nt, ns = len(tokens), len(text)
-    while s < ns:
-        if t < nt and tokens[t][0] == _STAR:
-            star_t, star_s = t, s
-            t += 1
-        elif t < nt and _one(tokens[t], text[s]):
-            t += 1
-            s += 1
-        elif star_t >= 0:
-            star_s += 1
-            s = star_s
-            t = star_t + 1
-        else:
-            return False
-    while t < nt and tokens[t][0] == _STAR:
-        t += 1
-    return t == nt
 
 
 @lru_cache(maxsize=1024)
@@ -309,10 +221,7 @@ def glob_matcher(pattern: bytes) -> Callable[[bytes], bool]:
 
     As in Redis, the empty name matches only the empty pattern (not even ``*``).
     """
+    # The keyspace's matcher (SCAN MATCH, KEYS): one port of Redis's stringmatchlen.
     if not any(c in pattern for c in b"*?[\\"):
         return pattern.__eq__
-    body = pattern[:-1]
-    if pattern.endswith(b"*") and not any(c in body for c in b"*?[\\"):
-        return lambda text: text.startswith(body) and text != b""
-    tokens = _tokens(pattern)
-    return lambda text: text != b"" and _match_tokens(tokens, text)
+    return compile_pattern(pattern)

@@ -39,6 +39,7 @@ __all__ = [
     "Verbatim",
     "encode",
     "encode_command",
+    "error_line",
     "make_parser",
     "split_inline",
 ]
@@ -580,6 +581,16 @@ def split_inline(line: bytes) -> list[bytes] | None:
 # ----------------------------------------------------------------------------- encoding
 
 
+def error_line(message: str) -> bytes:
+    """An error message as the body of a ``-`` line: CR and LF become spaces, as Redis's
+    addReplyError does, since a message may quote what a client sent and a raw line break
+    would end the reply early and corrupt the stream."""
+    data = message.encode("utf-8", "replace")
+    if b"\r" in data or b"\n" in data:
+        data = data.replace(b"\r", b" ").replace(b"\n", b" ")
+    return data
+
+
 def _format_double(value: float) -> bytes:
     if math.isnan(value):
         return b"nan"
@@ -613,7 +624,7 @@ def _encode_into(reply: Any, out: list[bytes], resp3: bool) -> None:
         for item in reply:
             _encode_into(item, out, resp3)
     elif kind is ErrorReply or isinstance(reply, ErrorReply):
-        out.append(b"-%b\r\n" % reply.message.encode())
+        out.append(b"-%b\r\n" % error_line(reply.message))
     elif kind is float:
         if resp3:
             out.append(b",%b\r\n" % _format_double(reply))

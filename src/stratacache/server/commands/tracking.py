@@ -44,11 +44,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..connection import Client
-from ..errors import SYNTAX, unknown_subcommand, wrong_arity
+from ..errors import SYNTAX, wrong_arity
 from ..keyspace import bkey, skey
 from ..pubsub import hub
 from ..resp import ErrorReply, Push, encode
-from . import COMMANDS, Command, Handler, command
+from . import COMMANDS, Command, Handler
 from . import connection as _connection_family  # noqa: F401 - CLIENT and HELLO, if any, first
 
 if TYPE_CHECKING:
@@ -536,62 +536,21 @@ def _name_subcommands(parent: Command, handlers: dict[bytes, Handler]) -> None:
 
 
 def _hook_client() -> None:
+    """Route CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO (this module's) through the
+    connection family's CLIENT command, which is imported first (modules load by name)."""
     existing = COMMANDS.get(b"client")
-    if existing is not None:
-        # The connection family's CLIENT: its tracking subcommands are ours.
-        original = existing.handler
+    if existing is None:  # pragma: no cover - commands/connection.py defines CLIENT
+        raise RuntimeError("CLIENT must be registered before its tracking subcommands")
+    original = existing.handler
 
-        def client_with_tracking(client: Client, args: list[bytes]) -> Any:
-            handler = TRACKING_SUBCOMMANDS.get(args[1].lower())
-            if handler is not None:
-                return handler(client, args)
-            return original(client, args)
+    def client_with_tracking(client: Client, args: list[bytes]) -> Any:
+        handler = TRACKING_SUBCOMMANDS.get(args[1].lower())
+        if handler is not None:
+            return handler(client, args)
+        return original(client, args)
 
-        existing.handler = client_with_tracking
-        _name_subcommands(existing, TRACKING_SUBCOMMANDS)
-        return
-    own = {**TRACKING_SUBCOMMANDS, b"id": _client_id}
-
-    @command("client", arity=-2, flags="noscript loading stale", group="connection")
-    def client_command(client: Client, args: list[bytes]) -> Any:
-        """A connection's settings (the tracking subcommands and ID)."""
-        handler = own.get(args[1].lower())
-        if handler is None:
-            raise unknown_subcommand("client", args[1])
-        return handler(client, args)
-
-    _name_subcommands(COMMANDS[b"client"], own)
-
-
-def _provide_hello() -> None:
-    if b"hello" in COMMANDS:
-        return
-
-    @command("hello", arity=-1, flags="noscript loading stale fast no_auth", group="connection")
-    def hello(client: Client, args: list[bytes]) -> Any:
-        """Switch the protocol (RESP2/RESP3) and describe the server."""
-        from ..app import VERSION
-
-        if len(args) > 2:
-            raise ErrorReply(SYNTAX)
-        if len(args) == 2:
-            try:
-                version = int(args[1])
-            except ValueError:
-                raise ErrorReply("ERR Protocol version is not an integer or out of range") from None
-            if version not in (2, 3):
-                raise ErrorReply("NOPROTO unsupported protocol version")
-            client.resp3 = version == 3
-        return {
-            b"server": b"redis",
-            b"version": VERSION.encode(),
-            b"proto": 3 if client.resp3 else 2,
-            b"id": client.id,
-            b"mode": b"standalone",
-            b"role": b"master",
-            b"modules": [],
-        }
+    existing.handler = client_with_tracking
+    _name_subcommands(existing, TRACKING_SUBCOMMANDS)
 
 
 _hook_client()
-_provide_hello()
