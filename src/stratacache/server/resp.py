@@ -585,7 +585,8 @@ def error_line(message: str) -> bytes:
     """An error message as the body of a ``-`` line: CR and LF become spaces, as Redis's
     addReplyError does, since a message may quote what a client sent and a raw line break
     would end the reply early and corrupt the stream."""
-    data = message.encode("utf-8", "replace")
+    # A _WireText (a client's byte quoted) encodes itself, as latin-1; other text as UTF-8.
+    data = message.encode() if type(message) is not str else message.encode("utf-8", "replace")
     if b"\r" in data or b"\n" in data:
         data = data.replace(b"\r", b" ").replace(b"\n", b" ")
     return data
