@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .commands import COMMANDS, Command
 from .errors import NOAUTH, NOT_ALLOWED_IN_SUBSCRIBE, OOM, unknown_command, wrong_arity
 from .fastparse import make_batch_parser
-from .resp import ErrorReply, ProtocolViolation, encode_into, error_line
+from .resp import NULL_ARRAY, ErrorReply, ProtocolViolation, encode_into, error_line
 
 if TYPE_CHECKING:
     from .app import Server
@@ -118,6 +118,18 @@ class Deferred:
             self.done = True
             if self.on_cancel is not None:
                 self.on_cancel()
+
+
+def answer_now(reply: Any) -> Any:
+    """``reply``, or for a :class:`Deferred` its reply now: where a command may not block
+    (EXEC, scripts), a blocking command is told so and answers at once; if one still defers,
+    it is unregistered and gets what a timed-out block answers (the null array)."""
+    if type(reply) is not Deferred:
+        return reply
+    if reply.done:
+        return reply.reply
+    reply.cancel()
+    return NULL_ARRAY
 
 
 class Client(asyncio.Protocol):

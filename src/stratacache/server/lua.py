@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .commands import COMMANDS
-from .connection import Deferred
-from .resp import NULL_ARRAY, Boolean, ErrorReply, NullArray, Push, Verbatim, format_double, split_inline
+from .connection import answer_now
+from .resp import Boolean, ErrorReply, NullArray, Push, Verbatim, format_double, split_inline
 
 if TYPE_CHECKING:
     from .app import Server
@@ -632,13 +632,7 @@ class LuaEngine:
             return False, self._error_table("ERR Write commands are not allowed from read-only scripts.")
         client = self._client
         assert client is not None
-        reply = client.call(cmd, argv)
-        if type(reply) is Deferred:
-            if reply.done:
-                reply = reply.reply
-            else:
-                reply.cancel()
-                reply = NULL_ARRAY
+        reply = answer_now(client.call(cmd, argv))
         if isinstance(reply, ErrorReply):
             return False, self._error_table(_lua_error_text(reply.message))
         return True, self._to_lua(reply, resp3)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..connection import Deferred
+from ..connection import answer_now
 from ..errors import OOM
 from ..keyspace import skey
 from ..resp import NULL_ARRAY, ErrorReply
@@ -110,16 +110,8 @@ def exec_(client: Client, args: list[bytes]) -> Any:
     extra["in_exec"] = True
     try:
         for cmd, queued in zip(commands, queue, strict=True):
-            reply = client.call(cmd, queued)
-            if type(reply) is Deferred:
-                # A blocking command is told to answer at once (in_exec); if one still
-                # defers, it gets what a timed-out block answers and is unregistered.
-                if reply.done:
-                    reply = reply.reply
-                else:
-                    reply.cancel()
-                    reply = NULL_ARRAY
-            replies.append(reply)
+            # Blocking commands answer at once (in_exec).
+            replies.append(answer_now(client.call(cmd, queued)))
     finally:
         extra["in_exec"] = False
     return replies
