@@ -85,9 +85,22 @@ class ServerThread:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut the server down gracefully and join the thread."""
-        if self.server is not None and self.loop is not None and not self.loop.is_closed():
-            future = asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop)
-            future.result(timeout)
+        server = self.server
+        if (
+            server is not None
+            and not server.shutting_down
+            and self.loop is not None
+            and not self.loop.is_closed()
+        ):
+            # A SHUTDOWN command may have started the shutdown already; then the loop is
+            # finishing and a coroutine scheduled on it might never run: only join.
+            future = asyncio.run_coroutine_threadsafe(server.shutdown(), self.loop)
+            try:
+                future.result(timeout)
+            except TimeoutError:
+                future.cancel()
+                if self._thread is not None and self._thread.is_alive():
+                    raise
         if self._thread is not None:
             self._thread.join(timeout)
 
