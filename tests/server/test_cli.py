@@ -186,17 +186,29 @@ def test_sigterm_answers_the_pipeline_in_flight_then_exits_0(
     server: tuple[subprocess.Popen[str], int],
 ) -> None:
     proc, port = server
-    batch = b"".join(
-        b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$1\r\nv\r\n" % (len(key), key)
-        for key in (b"k%d" % i for i in range(5000))
-    )
+
+    def batch(first: int, count: int) -> bytes:
+        return b"".join(
+            b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$1\r\nv\r\n" % (len(key), key)
+            for key in (b"k%d" % i for i in range(first, first + count))
+        )
+
     with socket.create_connection((HOST, port), timeout=10) as sock:
-        sock.sendall(batch)
-        proc.send_signal(signal.SIGTERM)
+        assert sock.sendall(batch(0, 20000)) is None
+        # The server stopped while the second batch is sent and the signal comes: the batch
+        # is unread in the socket buffers when it handles the signal, and must be read and
+        # answered all the same (closing a socket with unread input would reset it).
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(0.05)
+            sock.sendall(batch(20000, 5000))
+            proc.send_signal(signal.SIGTERM)
+        finally:
+            proc.send_signal(signal.SIGCONT)
         received = b""
         while chunk := sock.recv(1 << 20):
             received += chunk
-    assert received == b"+OK\r\n" * 5000  # every reply, then the close
+    assert received == b"+OK\r\n" * 25000  # every reply, then the close
     status, err = finish(proc)
     assert status == 0
     assert "received SIGTERM, shutting down" in err

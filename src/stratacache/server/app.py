@@ -348,6 +348,7 @@ class Server:
             srv.close()
         for task in self._tasks:
             task.cancel()
+        await self._drain_input()
         for client in list(self.clients.values()):
             transport = client.transport
             if transport is not None:
@@ -357,6 +358,18 @@ class Server:
         self.engine.close()
         if self._closed is not None:
             self._closed.set()
+
+    async def _drain_input(self, quiet: float = 0.02, limit: float = 1.0) -> None:
+        """Let requests already sent be read and answered before the clients are closed:
+        a pipelined batch may still sit in the socket buffers when the signal comes, and
+        closing a socket with unread input resets it, losing replies sent just before.
+        Waits until no client sent anything for ``quiet`` seconds, at most ``limit``."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            await asyncio.sleep(quiet / 2)
+            now = time.monotonic()
+            if all(now - client.last_interaction > quiet for client in self.clients.values()):
+                return
 
     async def wait_closed(self) -> None:
         """Return once :meth:`shutdown` has finished."""

@@ -326,16 +326,17 @@ class HiredisRequestParser:
     hiredis parses RESP *replies*, which is more than requests (``+``, ``:``, nested arrays,
     RESP3 types) and less strict (it skips the two bytes after a bulk unread), so it is only
     trusted with what it is right about: a command it returns is accepted when the bytes it
-    came from are exactly the canonical encoding of it (``*<n>\\r\\n`` then ``$<len>\\r\\n<data>\\r\\n``
-    per argument, checked header by header without touching the data) and within the limits
-    hiredis does not know (``proto-max-bulk-len``, the unauthenticated ones). Everything else
-    — a command not wholly received yet, anything hiredis refuses or that fails the check —
-    goes to the pure parser, from the same byte, which gives the result or the exact error
-    text; hiredis is then restarted at the next command boundary. A client that sends an
-    inline request, or bytes that look like an aggregate header of 10000 elements or more
-    (hiredis would allocate it at once), is read by the pure parser from then on. So both
-    parsers give the same commands and errors for any stream, however it is cut into reads
-    (tests/server/test_parser.py checks it with hypothesis).
+    came from are exactly the canonical encoding of it (``*<n>\\r\\n`` then
+    ``$<len>\\r\\n<data>\\r\\n`` per argument: compared whole for a small command, header by
+    header for a big one) and within the limits hiredis does not know (``proto-max-bulk-len``,
+    the unauthenticated ones). Everything else — a command not wholly received yet, anything
+    hiredis refuses or that fails the check — goes to the pure parser, from the same byte,
+    which gives the result or the exact error text; hiredis is then restarted at the next
+    command boundary. A client that sends an inline request, or bytes that look like an
+    aggregate header of 10000 elements or more (hiredis would allocate it at once), is read by
+    the pure parser from then on. So both parsers give the same commands and errors for any
+    stream, however it is cut into reads (tests/server/test_parser.py checks it with
+    hypothesis).
     """
 
     __slots__ = ("_mode", "_pure", "_reader", "_reader_class")
