@@ -9,10 +9,11 @@ with subscriptions may only run (un)subscriptions, PING, QUIT and RESET is the c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import unknown_subcommand, wrong_arity
-from ..pubsub import glob_matcher, hub
+from ..pubsub import Hub, glob_matcher, hub
 from ..resp import ErrorReply, Push
 from . import COMMANDS, Command, command
 
@@ -32,28 +33,40 @@ def _answer(client: Client, replies: list[Push]) -> Push:
     return replies[-1]
 
 
+def _shard_count(client: Client) -> int:
+    return len(client.shard_channels)
+
+
+def _change(
+    client: Client,
+    kind: bytes,
+    names: list[bytes],
+    change: Callable[[Hub, Client, bytes], None],
+    count: Callable[[Client], int],
+) -> Push:
+    """Apply ``change`` (a Hub method) to each name and answer ``[kind, name, count]`` for
+    each, in order; with no names (an UNSUBSCRIBE of nothing) one reply with a null name."""
+    h = hub(client.server)
+    h.flush_client(client)  # messages published before this command come first
+    if not names:
+        return Push((kind, None, count(client)))
+    replies = []
+    for name in names:
+        change(h, client, name)
+        replies.append(Push((kind, name, count(client))))
+    return _answer(client, replies)
+
+
 @command("subscribe", arity=-2, flags="pubsub noscript loading stale", group="pubsub")
 def subscribe(client: Client, args: list[bytes]) -> Any:
     """Listen for messages published to the given channels."""
-    h = hub(client.server)
-    h.flush_client(client)  # messages published before this command come first
-    replies = []
-    for channel in args[1:]:
-        h.subscribe(client, channel)
-        replies.append(Push((b"subscribe", channel, _count(client))))
-    return _answer(client, replies)
+    return _change(client, b"subscribe", args[1:], Hub.subscribe, _count)
 
 
 @command("psubscribe", arity=-2, flags="pubsub noscript loading stale", group="pubsub")
 def psubscribe(client: Client, args: list[bytes]) -> Any:
     """Listen for messages published to channels matching the given patterns."""
-    h = hub(client.server)
-    h.flush_client(client)  # messages published before this command come first
-    replies = []
-    for pattern in args[1:]:
-        h.psubscribe(client, pattern)
-        replies.append(Push((b"psubscribe", pattern, _count(client))))
-    return _answer(client, replies)
+    return _change(client, b"psubscribe", args[1:], Hub.psubscribe, _count)
 
 
 @command(
@@ -66,43 +79,19 @@ def psubscribe(client: Client, args: list[bytes]) -> Any:
 )
 def ssubscribe(client: Client, args: list[bytes]) -> Any:
     """Listen for messages published to the given shard channels."""
-    h = hub(client.server)
-    h.flush_client(client)  # messages published before this command come first
-    replies = []
-    for channel in args[1:]:
-        h.ssubscribe(client, channel)
-        replies.append(Push((b"ssubscribe", channel, len(client.shard_channels))))
-    return _answer(client, replies)
+    return _change(client, b"ssubscribe", args[1:], Hub.ssubscribe, _shard_count)
 
 
 @command("unsubscribe", arity=-1, flags="pubsub noscript loading stale", group="pubsub")
 def unsubscribe(client: Client, args: list[bytes]) -> Any:
     """Stop listening for messages posted to the given channels (all of them without one)."""
-    h = hub(client.server)
-    h.flush_client(client)  # messages published before this command come first
-    channels = args[1:] or list(client.channels)
-    if not channels:
-        return Push((b"unsubscribe", None, _count(client)))
-    replies = []
-    for channel in channels:
-        h.unsubscribe(client, channel)
-        replies.append(Push((b"unsubscribe", channel, _count(client))))
-    return _answer(client, replies)
+    return _change(client, b"unsubscribe", args[1:] or list(client.channels), Hub.unsubscribe, _count)
 
 
 @command("punsubscribe", arity=-1, flags="pubsub noscript loading stale", group="pubsub")
 def punsubscribe(client: Client, args: list[bytes]) -> Any:
     """Stop listening for messages posted to channels matching the given patterns."""
-    h = hub(client.server)
-    h.flush_client(client)  # messages published before this command come first
-    patterns = args[1:] or list(client.patterns)
-    if not patterns:
-        return Push((b"punsubscribe", None, _count(client)))
-    replies = []
-    for pattern in patterns:
-        h.punsubscribe(client, pattern)
-        replies.append(Push((b"punsubscribe", pattern, _count(client))))
-    return _answer(client, replies)
+    return _change(client, b"punsubscribe", args[1:] or list(client.patterns), Hub.punsubscribe, _count)
 
 
 @command(
@@ -115,16 +104,8 @@ def punsubscribe(client: Client, args: list[bytes]) -> Any:
 )
 def sunsubscribe(client: Client, args: list[bytes]) -> Any:
     """Stop listening for messages posted to the given shard channels (all without one)."""
-    h = hub(client.server)
-    h.flush_client(client)  # messages published before this command come first
-    channels = args[1:] or list(client.shard_channels)
-    if not channels:
-        return Push((b"sunsubscribe", None, 0))
-    replies = []
-    for channel in channels:
-        h.sunsubscribe(client, channel)
-        replies.append(Push((b"sunsubscribe", channel, len(client.shard_channels))))
-    return _answer(client, replies)
+    names = args[1:] or list(client.shard_channels)
+    return _change(client, b"sunsubscribe", names, Hub.sunsubscribe, _shard_count)
 
 
 @command("publish", arity=3, flags="pubsub loading stale fast may_replicate", group="pubsub")
