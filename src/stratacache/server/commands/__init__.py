@@ -72,6 +72,36 @@ COMMANDS: dict[bytes, Command] = {}
 """The table, by lower-case name."""
 
 
+def _entry(
+    name: str,
+    handler: Handler,
+    *,
+    arity: int,
+    flags: str,
+    keys: tuple[int, int, int],
+    group: str,
+    summary: str,
+    since: str,
+) -> Command:
+    """A table entry, with the hot-path copies of its flags (for commands and subcommands)."""
+    flag_set = frozenset(flags.split())
+    return Command(
+        name=name,
+        handler=handler,
+        arity=arity,
+        flags=flag_set,
+        first_key=keys[0],
+        last_key=keys[1],
+        step=keys[2],
+        group=group,
+        summary=summary or (handler.__doc__ or "").strip().split("\n")[0],
+        since=since,
+        write="write" in flag_set,
+        denyoom="denyoom" in flag_set,
+        no_auth="no_auth" in flag_set,
+    )
+
+
 def command(
     name: str,
     *,
@@ -88,21 +118,15 @@ def command(
         key = name.lower().encode()
         if key in COMMANDS:
             raise RuntimeError(f"command {name!r} is registered twice")
-        flag_set = frozenset(flags.split())
-        COMMANDS[key] = Command(
-            name=name.lower(),
-            handler=handler,
+        COMMANDS[key] = _entry(
+            name.lower(),
+            handler,
             arity=arity,
-            flags=flag_set,
-            first_key=keys[0],
-            last_key=keys[1],
-            step=keys[2],
+            flags=flags,
+            keys=keys,
             group=group,
-            summary=summary or (handler.__doc__ or "").strip().split("\n")[0],
+            summary=summary,
             since=since,
-            write="write" in flag_set,
-            denyoom="denyoom" in flag_set,
-            no_auth="no_auth" in flag_set,
         )
         return handler
 
@@ -130,21 +154,15 @@ def subcommand(
         key = name.lower()
         if key in owner.subcommands:
             raise RuntimeError(f"subcommand {parent} {name!r} is registered twice")
-        flag_set = frozenset(flags.split())
-        owner.subcommands[key] = Command(
-            name=f"{owner.name}|{key}",
-            handler=handler,
+        owner.subcommands[key] = _entry(
+            f"{owner.name}|{key}",
+            handler,
             arity=arity,
-            flags=flag_set,
-            first_key=keys[0],
-            last_key=keys[1],
-            step=keys[2],
+            flags=flags,
+            keys=keys,
             group=owner.group,
-            summary=summary or (handler.__doc__ or "").strip().split("\n")[0],
+            summary=summary,
             since=since,
-            write="write" in flag_set,
-            denyoom="denyoom" in flag_set,
-            no_auth="no_auth" in flag_set,
         )
         return handler
 
