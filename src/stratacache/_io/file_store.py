@@ -685,10 +685,15 @@ class FileStore:
             check_same_thread=False,  # close() closes every thread's connection
             cached_statements=256,
         )
-        self._configure(conn)
-        self._local.conn = conn
+        # Tracked before it is configured: configuring reads the file, which fails on a damaged
+        # index, and such a connection must still stay open until _close_connections(). While it
+        # is open it pins the index's inode: were it dropped (closed whenever the garbage
+        # collector gets to it), the number could go to the index another store rebuilds, and
+        # _index_replaced() would take the new index for the damaged one.
         with self._conns_guard:
             self._conns.append(conn)
+        self._configure(conn)
+        self._local.conn = conn
         return conn
 
     def _configure(self, conn: sqlite3.Connection) -> None:
@@ -1358,13 +1363,15 @@ class FileStore:
         with self._exclusive_use():
             if self._closed:
                 raise CacheClosed(f"file cache {self.directory!r} is closed: clear() after close()")
-            self._close_connections()
             try:
                 fcntl.flock(self._dir_fd, fcntl.LOCK_EX)
             except OSError as exc:
                 raise self._fail("clear", None, exc) from exc
             try:
+                # Compared while this store's connections still pin the damaged index's inode
+                # (see _connect), so its number cannot belong to another process's rebuild yet.
                 replaced = self._index_replaced()
+                self._close_connections()
                 if not replaced:
                     logger.warning(
                         "file cache %r: rebuilding the damaged index (%s)", self.directory, self._damage
