@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import os
@@ -380,6 +381,75 @@ def test_a_rebuild_is_noticed_after_a_garbage_collection(fdir: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_store_opening_during_a_rebuild_waits_for_it(fdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rebuild unlinks cache.db, then its -wal and -shm, then creates the new index. A store
+    # opening in between created a cache.db of its own with a WAL and shm that the rebuild then
+    # unlinked under it: the rebuilding store wrote to new -wal/-shm files, the other one kept
+    # the unlinked ones, and the two saw different databases. Opening must wait for the rebuild.
+    fdir.mkdir()
+    (fdir / DB_NAME).write_bytes(b"garbage " * 1000)
+    rebuilder = FileStore(fdir)
+    paused, resume = threading.Event(), threading.Event()
+    unlink = os.unlink
+
+    def unlink_pausing(path: Any, *args: Any, **kwargs: Any) -> None:
+        if path == DB_NAME + "-wal" and threading.current_thread().name == "rebuild":
+            paused.set()
+            assert resume.wait(30)
+        unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink_pausing)
+    opened: list[FileStore] = []
+    rebuild = threading.Thread(target=rebuilder.clear, name="rebuild")
+    opener = threading.Thread(target=lambda: opened.append(FileStore(fdir)), name="opener")
+    rebuild.start()
+    try:
+        assert paused.wait(30)  # cache.db is gone, its -wal and -shm not yet
+        opener.start()
+        opener.join(0.5)
+        assert opener.is_alive(), "a store opened the index in the middle of a rebuild"
+    finally:
+        resume.set()
+        rebuild.join(30)
+        opener.join(30)
+    monkeypatch.undo()
+    (other,) = opened
+    try:
+        rebuilder.set("a", b"1", None)
+        other.set("b", b"2", None)
+        assert (other.get("a"), rebuilder.get("b")) == (b"1", b"2")
+        assert not [p for p in _open_paths(fdir / DB_NAME) if p.endswith("(deleted)")]
+    finally:
+        other.close()
+        rebuilder.close()
+
+
+def test_janitor_sweep_skips_a_reopen_while_another_process_rebuilds(fdir: Path) -> None:
+    # Opening the index waits for a rebuild (the flock above); the janitor thread sweeps every
+    # store of the process and must not wait on another process's rebuild: it skips the
+    # reopen and tries again at its next sweep.
+    store = FileStore(fdir, janitor_interval=3600)
+    lock_fd = os.open(fdir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)  # what a rebuild elsewhere holds
+        (fdir / DB_NAME).unlink()  # ... after unlinking the damaged index
+        store._next_sweep = 0.0  # due now
+        sweep = threading.Thread(target=store.purge_expired)
+        sweep.start()
+        sweep.join(5)
+        assert not sweep.is_alive(), "the janitor's sweep waited for another process's rebuild"
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        store._next_sweep = 0.0
+        store.purge_expired()  # the rebuild is over: this sweep reopens the index
+        store.set("k", b"v", None)
+        assert store.get("k") == b"v"
+        assert (fdir / DB_NAME).exists()
+    finally:
+        os.close(lock_fd)
+        store.close()
 
 
 def test_locked_database_is_a_timeout(fdir: Path) -> None:

@@ -562,12 +562,14 @@ class FileStore:
                 f"parameter 'timeout': expected a positive number of seconds, got {timeout!r}"
             )
 
-    def _open(self) -> None:
+    def _open(self, *, rebuilding: bool = False) -> None:
         """Create the directory and the database (with our permissions) and the schema.
 
         A directory that cannot be used raises ConfigurationError. A database that is damaged,
         not SQLite, or of another format does not: the store opens with ``_damage`` set, every
         operation and ``ping()`` (so ``health()``) say why, and ``clear()`` rebuilds it.
+        The index is opened under a shared flock on the directory, which a rebuild holds
+        exclusively (``rebuilding``: the caller is that rebuild and holds it already).
         """
         where = f"file cache directory {self.directory!r}"
         try:
@@ -583,6 +585,41 @@ class FileStore:
                 self._dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise ConfigurationError(f"{where} cannot be used: {exc.strerror or exc}") from exc
+        if rebuilding:
+            self._open_index(where)
+            return
+        # A rebuild unlinks cache.db, then its -wal and -shm, then creates the new index: a
+        # store opening in between would create a cache.db whose WAL and shm the rebuild then
+        # unlinks under it (two WALs for one database). Waiting for the rebuild avoids that.
+        try:
+            fcntl.flock(self._dir_fd, fcntl.LOCK_SH)
+        except OSError as exc:
+            raise ConfigurationError(f"{where} cannot be locked: {exc.strerror or exc}") from exc
+        try:
+            self._open_index(where)
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+
+    def _rebuild_elsewhere(self) -> bool:
+        """True while another store (of any process) rebuilds the index; never waits."""
+        try:
+            # A fresh open file description: a flock on _dir_fd would convert this store's own.
+            fd = os.open(".", _OPEN_DIR, dir_fd=self._dir_fd)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)  # releases the probe's lock with it
+        return False
+
+    def _open_index(self, where: str) -> None:
+        """The database part of :meth:`_open`: cache.db with our permissions, then the schema."""
         try:
             # Created here rather than by SQLite so it gets file_mode; SQLite gives the -wal and
             # -shm files the database file's permissions. O_NOFOLLOW: a cache.db planted as a
@@ -1382,7 +1419,7 @@ class FileStore:
                     self._remove_files(known=frozenset(), min_age=None)
                 self._damage = None
                 self._reads = {} if self._reads is not None else None
-                self._open()
+                self._open(rebuilding=True)
             except OSError as exc:
                 raise self._fail("clear", None, exc) from exc
             finally:
@@ -1842,7 +1879,9 @@ class FileStore:
         if tick < self._next_sweep:
             return 0
         self._next_sweep = tick + self.janitor_interval
-        if self._index_replaced():
+        # Not while another process rebuilds: reopening would wait for it, and this thread
+        # sweeps every store of the process. The next sweep tries again.
+        if self._index_replaced() and not self._rebuild_elsewhere():
             with contextlib.suppress(CacheError, OSError):
                 self._reopen()
         # Never waits: the janitor thread also sweeps the memory stores, and close() or a
