@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import gc
 import logging
@@ -449,6 +450,58 @@ def test_janitor_sweep_skips_a_reopen_while_another_process_rebuilds(fdir: Path)
         assert (fdir / DB_NAME).exists()
     finally:
         os.close(lock_fd)
+        store.close()
+
+
+def _posix_locks(path: Path) -> list[str]:
+    """This process's POSIX locks on ``path`` (Linux: /proc/locks)."""
+    info = path.stat()
+    suffix = f":{info.st_ino}"
+    return [
+        line
+        for line in Path("/proc/locks").read_text().splitlines()
+        if " POSIX " in line and f" {os.getpid()} " in line and any(f.endswith(suffix) for f in line.split())
+    ]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs /proc/locks")
+def test_opening_another_store_keeps_this_processs_sqlite_locks(fdir: Path) -> None:
+    # POSIX locks belong to the process and the inode: closing ANY descriptor of cache.db drops
+    # every lock the process's SQLite connections hold on it. Opening a store used to open and
+    # close cache.db (to create it with file_mode and read its identity), which silently
+    # released a reader's lock; another process could then take the database as unused.
+    first = FileStore(fdir)
+    first.set("k", b"v", None)
+    reader = sqlite3.connect(fdir / DB_NAME, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM entries").fetchone()  # holds a SHARED lock
+        held = _posix_locks(fdir / DB_NAME)
+        assert held
+        second = FileStore(fdir)  # another store of this process opens the index
+        assert _posix_locks(fdir / DB_NAME) == held
+        second.close()  # SQLite's own close keeps them (it defers closing while locks are held)
+        assert _posix_locks(fdir / DB_NAME) == held
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+        first.close()
+
+
+def test_index_is_created_where_hard_links_are_refused(fdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # cache.db is made under a temporary name and linked into place; on a filesystem without
+    # hard links (EPERM from link()) it is created in place, still with file_mode.
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    store = FileStore(fdir, file_mode=0o640)
+    try:
+        store.set("k", b"v", None)
+        assert store.get("k") == b"v"
+        assert stat.S_IMODE((fdir / DB_NAME).stat().st_mode) == 0o640
+        assert sorted(p.name for p in fdir.iterdir() if p.name.startswith(".")) == []  # no temp left
+    finally:
         store.close()
 
 

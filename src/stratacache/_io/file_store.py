@@ -620,30 +620,27 @@ class FileStore:
 
     def _open_index(self, where: str) -> None:
         """The database part of :meth:`_open`: cache.db with our permissions, then the schema."""
+        # The index file is never opened here, only stat()ed (or created under another name):
+        # closing any descriptor of it would drop the POSIX locks this process's SQLite
+        # connections hold on it (they are per process and inode, not per descriptor), and
+        # another process could then take the database as unused and delete its WAL.
         try:
-            # Created here rather than by SQLite so it gets file_mode; SQLite gives the -wal and
-            # -shm files the database file's permissions. O_NOFOLLOW: a cache.db planted as a
-            # symlink would have SQLite write wherever it points.
-            fd = os.open(
-                DB_NAME,
-                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                self.file_mode,
-                dir_fd=self._dir_fd,
-            )
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                self._damage = f"{DB_NAME} is a symbolic link; refusing to follow it"
-                return
-            raise ConfigurationError(f"{where} cannot be used: {exc.strerror or exc}") from exc
-        try:
-            info = os.fstat(fd)
-            if info.st_size == 0:
-                os.fchmod(fd, self.file_mode)
-            self._db_id = (info.st_dev, info.st_ino)
+            info = os.stat(DB_NAME, dir_fd=self._dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            info = self._create_index_file(where)
         except OSError as exc:
             raise ConfigurationError(f"{where} cannot be used: {exc.strerror or exc}") from exc
-        finally:
-            os.close(fd)
+        if stat.S_ISLNK(info.st_mode):
+            # A cache.db planted as a symlink would have SQLite write wherever it points.
+            self._damage = f"{DB_NAME} is a symbolic link; refusing to follow it"
+            return
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigurationError(f"{where} cannot be used: {DB_NAME} is not a regular file")
+        if not os.access(DB_NAME, os.R_OK | os.W_OK, dir_fd=self._dir_fd):
+            raise ConfigurationError(f"{where} cannot be used: {DB_NAME}: Permission denied")
+        # Taken before SQLite opens the file: should a rebuild replace it in between, the
+        # identity is the old file's and the next check reopens (never the reverse).
+        self._db_id = (info.st_dev, info.st_ino)
         try:
             conn = self._connect()
             conn.execute("PRAGMA journal_mode = WAL")
@@ -668,6 +665,41 @@ class FileStore:
             self._damage = f"{type(exc).__name__}: {exc}"
         if self._damage is None:
             self._make_reserve()
+
+    def _create_index_file(self, where: str) -> os.stat_result:
+        """Create an empty cache.db with ``file_mode``; the stat of whichever cache.db is there.
+
+        Created here rather than by SQLite so it gets file_mode (SQLite gives the -wal and -shm
+        files the database file's permissions): under a temporary name, closed, then linked
+        into place, so no descriptor of the published file is ever closed by this store (see
+        :meth:`_open_index`). Another store creating it at the same time wins the link; its
+        file is used.
+        """
+        temp = f".{DB_NAME}-new-{secrets.token_hex(8)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(temp, flags, self.file_mode, dir_fd=self._dir_fd)
+            try:
+                os.fchmod(fd, self.file_mode)  # the umask filtered os.open's mode
+            finally:
+                os.close(fd)
+            try:
+                os.link(temp, DB_NAME, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                    raise
+                # A filesystem without hard links: create it in place; a store of this
+                # process could only have it open within the microseconds until the close.
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(DB_NAME, flags, self.file_mode, dir_fd=self._dir_fd))
+                    os.chmod(DB_NAME, self.file_mode, dir_fd=self._dir_fd)
+            finally:
+                os.unlink(temp, dir_fd=self._dir_fd)
+            return os.stat(DB_NAME, dir_fd=self._dir_fd, follow_symlinks=False)
+        except OSError as exc:
+            raise ConfigurationError(f"{where} cannot be used: {exc.strerror or exc}") from exc
 
     @staticmethod
     def _schema_fault(conn: sqlite3.Connection) -> str | None:
