@@ -127,7 +127,8 @@ def _family(option: str) -> str:
 
 def render() -> str:
     """The whole page, from the live tables."""
-    commands = load()
+    # "hidden" entries are not commands (the HTTP-request guards): COMMAND omits them too.
+    commands = {name: cmd for name, cmd in load().items() if "hidden" not in cmd.flags}
     lines = [
         "# Server reference",
         "",
