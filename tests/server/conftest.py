@@ -26,7 +26,8 @@ from stratacache.server.config import config_from_mapping
 
 @pytest.fixture(scope="session")
 def ours_thread() -> Iterator[ServerThread]:
-    with ServerThread(ServerConfig(port=0)) as running:
+    # save "": no snapshot of the test keyspace in the working directory at shutdown.
+    with ServerThread(ServerConfig(port=0, save="")) as running:
         yield running
 
 
@@ -50,7 +51,7 @@ def server_factory() -> Iterator[Callable[..., ServerThread]]:
 
     def make(**options: Any) -> ServerThread:
         config = config_from_mapping(
-            {"port": 0, **{k.replace("_", "-"): v for k, v in options.items()}}, "test"
+            {"port": 0, "save": "", **{k.replace("_", "-"): v for k, v in options.items()}}, "test"
         )
         running = ServerThread(config).start()
         started.append(running)
