@@ -99,14 +99,10 @@ def state(server: Server) -> SnapshotState:
 def parse_save(value: Any) -> str:
     """The ``save`` option: "" (off) or "secs changes" pairs of non-negative integers."""
     text = value.decode() if isinstance(value, bytes) else value
-    if not isinstance(text, str):
-        raise ValueError(f"{value!r} is not a string of 'seconds changes' pairs")
-    parts = text.split()
-    if len(parts) % 2:
-        raise ValueError(f"{text!r}: expected 'seconds changes' pairs")
-    for part in parts:
-        if not part.isdigit():
-            raise ValueError(f"{text!r}: {part!r} is not a non-negative integer")
+    parts = text.split() if isinstance(text, str) else ["?"]
+    # Redis's CONFIG SET text; the YAML loader adds the file and the option's name.
+    if len(parts) % 2 or not all(part.isdigit() for part in parts):
+        raise ValueError("Invalid save parameters")
     return " ".join(str(int(p)) for p in parts)
 
 
