@@ -15,6 +15,7 @@ Writes are atomic (temporary file in the same directory, fsync, rename, director
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -132,6 +133,9 @@ def load_store(store: MemoryStore, path: str, codec: Any | None) -> int:
     except OSError as exc:
         raise SnapshotError(f"cannot read the snapshot: {exc.strerror or exc}", path=path) from exc
     loaded = 0
+    # Many new objects would set off repeated full collections; one at the end instead.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with f:
             reader = SnapshotReader(f, path, size=os.fstat(f.fileno()).st_size)
@@ -154,6 +158,9 @@ def load_store(store: MemoryStore, path: str, codec: Any | None) -> int:
     except (SnapshotError, SerializationError):
         store.clear()
         raise
+    finally:
+        if collecting:
+            gc.enable()
     return loaded
 
 
