@@ -378,3 +378,30 @@ def test_info_persistence_fields(client: RespConn) -> None:
     client.call("SET", "k", "v")
     client.call("HSET", "h", "f", "v")
     assert int(info(client)["rdb_changes_since_last_save"]) == before + 2
+
+
+def test_bgsave_schedule_waits_for_another_child(
+    server_factory: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    running = server_factory(dir=str(tmp_path), hz=50)
+    server = running.server
+    assert server is not None
+    conn = RespConn(running.port)
+    conn.call("SET", "k", "v")
+    # Another feature's child (an AOF rewrite) registers itself here.
+    running.call(lambda: server.extra.__setitem__("child", ("aof", 0)))
+    assert conn.call("BGSAVE") == Err(
+        "ERR Another child process is active (AOF?): can't BGSAVE right now. "
+        "Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
+    )
+    assert conn.call("BGSAVE", "SCHEDULE") == "Background saving scheduled"
+    time.sleep(0.2)
+    assert info(conn)["rdb_saves"] == "0"  # not while the other child runs
+    running.call(lambda: server.extra.pop("child"))
+    deadline = time.monotonic() + 10
+    while info(conn)["rdb_saves"] == "0" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert wait_bgsave(conn)["rdb_saves"] == "1"
+    with (tmp_path / "dump.scs").open("rb") as f:
+        assert [r.key for r in SnapshotReader(f)] == [b"k"]
+    conn.close()
