@@ -6,6 +6,7 @@ SIGTERM, SIGKILL or SHUTDOWN."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -68,10 +69,10 @@ def view(conn: RespConn) -> dict[Any, Any]:
 class Served:
     """A ``stratacache serve`` subprocess on ``workdir`` with Redis-named options."""
 
-    def __init__(self, workdir: Path, **options: Any) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, **options: Any) -> None:
         self.workdir = workdir
         self.options = {"save": "", **options}
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> Served:
@@ -123,10 +124,23 @@ class Served:
             _, err = proc.communicate()
         return proc.returncode, err
 
+    def kill(self) -> None:
+        """SIGKILL and reap, without reading the pipes (a stopped child may hold them)."""
+        proc = self.proc
+        assert proc is not None
+        proc.kill()
+        proc.wait(timeout=30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
     def children(self) -> list[int]:
         assert self.proc is not None
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return [int(pid) for pid in path.read_text().split()]
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except OSError:  # the server is gone
+            return []
 
 
 @pytest.fixture
@@ -143,7 +157,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         if served.proc is not None and served.proc.poll() is None:
             for pid in served.children():
                 os.kill(pid, signal.SIGKILL)
-            served.finish(signal.SIGKILL)
+            served.kill()
 
 
 def info(conn: RespConn) -> dict[str, str]:
@@ -248,6 +262,47 @@ def test_killed_bgsave_child_leaves_the_previous_snapshot(
     conn = serve().conn()
     assert conn.call("DBSIZE") == 1
     conn.close()
+
+
+def test_server_killed_mid_bgsave(serve: Callable[..., Served], tmp_path: Path) -> None:
+    server = serve()
+    conn = server.conn()
+    conn.call("SET", "before", "1")
+    assert conn.call("SAVE") == "OK"
+    previous = (tmp_path / "dump.scs").read_bytes()
+    for start in range(0, 300_000, 10_000):
+        conn.call("MSET", *[x for i in range(start, start + 10_000) for x in (f"key:{i}", "v" * 50)])
+    assert conn.call("BGSAVE") == "Background saving started"
+    (child,) = server.children()
+    # Once the child holds no socket, freeze it mid-write.
+    deadline = time.monotonic() + 10
+    while _sockets(child) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(child, signal.SIGSTOP)
+    try:
+        assert _sockets(child) == 0
+        # kill -9 of the server: its clients see the connection close at once, and a new
+        # server can take the port at once (the child holds neither socket).
+        server.kill()
+        assert conn.closed(timeout=1)
+        conn.close()
+        restarted = serve(port=server.port)
+    finally:
+        os.kill(child, signal.SIGKILL)  # kill -9 of the child too, mid-write
+    assert (tmp_path / "dump.scs").read_bytes() == previous
+    restarted.finish(signal.SIGKILL)
+
+    conn = serve().conn()
+    assert conn.call("DBSIZE") == 1
+    conn.close()
+
+
+def _sockets(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
 
 
 def _saved(serve: Callable[..., Served], tmp_path: Path) -> bytes:
