@@ -22,6 +22,7 @@ from respclient import Err, Pair, RespConn
 from servers import free_port
 from stratacache.core.snapshot import SnapshotReader
 from stratacache.server import ServerThread
+from stratacache.server.keyspace import RedisValue
 
 # Every type, TTLs, another database, binary keys and values, special scores.
 WRITES: list[tuple[Any, ...]] = [
@@ -459,4 +460,39 @@ def test_bgsave_schedule_waits_for_another_child(
     assert wait_bgsave(conn)["rdb_saves"] == "1"
     with (tmp_path / "dump.scs").open("rb") as f:
         assert [r.key for r in SnapshotReader(f)] == [b"k"]
+    conn.close()
+
+
+class _Odd(RedisValue):
+    """A value type the snapshot format has no record for."""
+
+    type_name = "stream"
+
+    def encoding(self) -> str:
+        return "odd"
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_save_failures_name_the_file_or_the_key(
+    server_factory: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    running = server_factory(dir=str(tmp_path / "missing"))
+    server = running.server
+    assert server is not None
+    conn = RespConn(running.port)
+    conn.call("SET", "k", "v")
+    reply = conn.call("SAVE")
+    assert reply == Err(
+        f"ERR {tmp_path}/missing/dump.scs: cannot write the snapshot: No such file or directory"
+    )
+    assert conn.call("CONFIG", "SET", "dir", str(tmp_path)) == "OK"
+    running.call(lambda: server.databases[0].set("odd", _Odd()))
+    reply = conn.call("SAVE")
+    assert reply == Err(
+        f"ERR {tmp_path}/dump.scs: cannot write the snapshot: "
+        "key 'odd' in db 0 holds a stream, which a snapshot cannot hold"
+    )
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
     conn.close()

@@ -160,6 +160,8 @@ def write_records(server: Server, writer: SnapshotWriter, now: float) -> None:
                 writer.add(index, raw, HASH, list(value.fields.items()), deadline)
             elif kind == "zset":
                 writer.add(index, raw, ZSET, [(member, score) for score, member in value], deadline)
+            else:  # a type the format has no record for: fail the save rather than drop the key
+                raise ValueError(f"key {key!r} in db {index} holds a {kind}, which a snapshot cannot hold")
 
 
 def write_file(server: Server, path: str, temp: str) -> int:
@@ -199,9 +201,10 @@ def save(server: Server) -> None:
     dirty = st.dirty
     try:
         count = write_file(server, path, temp)
-    except OSError as exc:
-        logger.error("cannot save the snapshot %s: %s", path, exc)
-        raise SnapshotError(f"cannot write the snapshot: {exc.strerror or exc}", path=path) from exc
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        logger.error("cannot save the snapshot %s: %s", path, reason)
+        raise SnapshotError(f"cannot write the snapshot: {reason}", path=path) from exc
     st.dirty -= dirty
     st.last_save = time.time()
     st.saves += 1
