@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio  # unasync: remove
 import builtins
 import os
 from collections.abc import Callable, Mapping
@@ -245,6 +246,10 @@ class AsyncMemoryBackend(AsyncBackend):
                 # Only after a load: a backend never opened by a cache would save an empty
                 # store over the file.
                 self._snapshot_opened = False
+                if _IS_ASYNC:  # unasync: remove
+                    # Seconds of file I/O for a big store: off the event loop.
+                    await asyncio.to_thread(self.save_snapshot)
+                    return
                 self.save_snapshot()
         finally:
             # A store handed in (an Engine's) belongs to its owner; only our own is released.
