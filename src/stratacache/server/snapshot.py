@@ -34,6 +34,7 @@ import logging
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -225,7 +226,11 @@ def bgsave(server: Server) -> None:
     # (copy-on-write): frozen, the parent's collections skip them until the child is done.
     gc.freeze()
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns on fork with threads alive (the store janitor): the child
+            # takes no lock and runs no thread, which is what the warning is about.
+            warnings.filterwarnings("ignore", r".*multi-threaded.*fork", DeprecationWarning)
+            pid = os.fork()
     except OSError:
         gc.unfreeze()
         raise
