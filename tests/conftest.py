@@ -92,11 +92,13 @@ SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
 
 
 @pytest.fixture(scope="session")
-def stratacache_server_session() -> Iterator[Any]:
+def stratacache_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """``stratacache serve`` on a thread, shared by the session (its port is the OS's pick)."""
-    from stratacache.server import ServerThread
+    from stratacache.server import ServerConfig, ServerThread
 
-    with ServerThread() as running:
+    # A scratch dir and no save schedule: no dump.scs read from or left in the working dir.
+    config = ServerConfig(port=0, save="", dir=str(tmp_path_factory.mktemp("conformance-server")))
+    with ServerThread(config) as running:
         yield running
 
 

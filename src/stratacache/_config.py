@@ -242,6 +242,8 @@ BACKEND_PARAMS: dict[str, dict[str, Parser]] = {
         "max_bytes": parse_optional_positive_int,
         "policy": parse_str,
         "expire_after_access": parse_ttl,
+        "snapshot": parse_optional_str,
+        "snapshot_interval": parse_ttl,
     },
     "null": {},
 }

@@ -12,6 +12,7 @@ and chained with ``raise ... from exc``, so the original stays on ``__cause__``:
     ├── ConfigurationError      (also ValueError) bad URL, parameter, option or missing extra
     ├── CacheClosed             the cache was closed
     ├── ProtocolError           malformed data on a wire protocol
+    ├── SnapshotError           a snapshot file is truncated/corrupt (names file and offset)
     ├── InvalidArgument         (also ValueError) a bad argument to an operation
     │   ├── InvalidKey          a key that is not a str, or that a backend cannot hold
     │   ├── InvalidTTL          a ttl that is not a positive finite number / timedelta / None
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidTTL",
     "ProtocolError",
     "SerializationError",
+    "SnapshotError",
     "UnsupportedOperation",
     "ValueTooLarge",
     "WrongType",
@@ -96,6 +98,20 @@ class CacheClosed(CacheError):
 
 class ProtocolError(CacheError):
     """Malformed or unexpected data on a wire protocol."""
+
+
+class SnapshotError(CacheError):
+    """A snapshot file cannot be read (truncated, corrupt, not a snapshot) or written.
+
+    ``path`` names the file and ``offset`` the byte at which reading stopped (None when
+    the error is not about a position, e.g. a write failure); both are in the message.
+    """
+
+    def __init__(self, message: str, *, path: str = "<snapshot>", offset: int | None = None) -> None:
+        self.path = path
+        self.offset = offset
+        where = path if offset is None else f"{path} at offset {offset}"
+        super().__init__(f"{where}: {message}")
 
 
 class InvalidArgument(CacheError, ValueError):

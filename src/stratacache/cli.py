@@ -65,7 +65,7 @@ def _demo(out: _Printer) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    from stratacache._exceptions import ConfigurationError
+    from stratacache._exceptions import ConfigurationError, SnapshotError
     from stratacache.server import ServerConfig, load_config, run
 
     try:
@@ -97,6 +97,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         return run(config, announce=lambda text: print(text, flush=True))
+    except SnapshotError as exc:
+        print(f"stratacache serve: cannot load the snapshot: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"stratacache serve: cannot listen: {exc}", file=sys.stderr)
         return 1

@@ -25,8 +25,10 @@ from stratacache.server.config import config_from_mapping
 
 
 @pytest.fixture(scope="session")
-def ours_thread() -> Iterator[ServerThread]:
-    with ServerThread(ServerConfig(port=0)) as running:
+def ours_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    # A scratch dir and save "": no snapshot is loaded from, or left in, the working directory.
+    workdir = str(tmp_path_factory.mktemp("ours"))
+    with ServerThread(ServerConfig(port=0, save="", dir=workdir)) as running:
         yield running
 
 
@@ -43,14 +45,20 @@ def ours(ours_thread: ServerThread) -> Iterator[ServerThread]:
 
 
 @pytest.fixture
-def server_factory() -> Iterator[Callable[..., ServerThread]]:
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerThread]]:
     """``server_factory(**options)``: a server of its own with Redis-named options
     (``maxmemory="1mb"``, ``requirepass="x"``, ...), stopped after the test."""
     started: list[ServerThread] = []
 
     def make(**options: Any) -> ServerThread:
         config = config_from_mapping(
-            {"port": 0, **{k.replace("_", "-"): v for k, v in options.items()}}, "test"
+            {
+                "port": 0,
+                "save": "",
+                "dir": str(tmp_path_factory.mktemp("server")),
+                **{k.replace("_", "-"): v for k, v in options.items()},
+            },
+            "test",
         )
         running = ServerThread(config).start()
         started.append(running)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +21,18 @@ from stratacache.server.config import DEFAULT_PORT
 
 
 def serve(*args: str) -> subprocess.Popen[str]:
-    """``python -m stratacache.cli serve ARGS`` with its output piped."""
+    """``python -m stratacache.cli serve ARGS`` with its output piped, run in a scratch
+    directory (its default ``save`` schedule writes ./dump.scs at shutdown)."""
+    workdir = Path(tempfile.gettempdir()) / f"stratacache-cli-{os.getpid()}"
+    workdir.mkdir(exist_ok=True)
+    (workdir / "dump.scs").unlink(missing_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "stratacache.cli", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=workdir,
     )
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -138,7 +139,7 @@ def garbage(rng: random.Random) -> bytes:
     return b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-def test_garbage_connections_do_not_grow_memory() -> None:
+def test_garbage_connections_do_not_grow_memory(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "stratacache.cli", "serve", "--port", str(port), "--loglevel", "warning"],
@@ -146,6 +147,7 @@ def test_garbage_connections_do_not_grow_memory() -> None:
         stderr=subprocess.DEVNULL,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,  # the default save schedule writes ./dump.scs at shutdown
     )
     try:
         assert proc.stdout is not None

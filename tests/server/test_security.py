@@ -162,7 +162,7 @@ def test_noperm_text_is_redis_7_2s(redis_server: object) -> None:
 
 def test_default_config_binds_to_loopback_only() -> None:
     assert ServerConfig().bind == ("127.0.0.1",)
-    with ServerThread(ServerConfig(port=0)) as running:
+    with ServerThread(ServerConfig(port=0, save="")) as running:
         assert running.server is not None
         hosts = {srv.sockets[0].getsockname()[0] for srv in running.server._servers}
         assert hosts == {"127.0.0.1"}

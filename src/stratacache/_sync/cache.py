@@ -212,6 +212,7 @@ class Cache:
         if self._codec is not None:
             self._backend.attach_codec(self._codec)
             self._plain_loaders = self._codec.plain_loaders
+        self._backend.attach_cache(self._codec)
         self._sample_every: int = options.get("latency_sample", 64)
         self._tick = 0
         self._stats = StatsRecorder()

@@ -1047,6 +1047,26 @@ class MemoryStore(CollectionsMixin):
         """
         return list(self._data.items())
 
+    def export_entries(self) -> list[tuple[str, Any, float | None]]:
+        """(key, value, seconds left or None) for every live entry, read at one instant under
+        the lock (a warm-restart snapshot); native lists, sets and hashes are copied, so
+        the caller may read them while other threads write."""
+        with self._guard:
+            now = self.clock()
+            exported: list[tuple[str, Any, float | None]] = []
+            for key, entry in self._items():
+                expires = entry.expires
+                left: float | None = None
+                if expires is not None and expires != _FOREVER:
+                    if expires <= now:
+                        continue
+                    left = expires - now
+                value = entry.value
+                if type(value) in _NATIVE_TYPES:
+                    value = type(value)(value)
+                exported.append((key, value, left))
+            return exported
+
     def _live_keys(self, match: Callable[[str], bool] | None) -> list[str]:
         now = self.clock()
         return [

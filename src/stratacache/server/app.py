@@ -24,6 +24,7 @@ from .._exceptions import ConfigurationError
 from .._types import MISSING
 from ..core.engine import Engine
 from ..core.pool import MemoryPool
+from . import snapshot
 from .commands import Command, load
 from .config import ServerConfig, UserConfig
 from .connection import Client
@@ -280,6 +281,7 @@ class Server:
         loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         config = self.config
+        snapshot.start(self)  # loads dir/dbfilename (a corrupt file stops the start)
         # Before any listener: a bad TLS setting must not leave a socket open behind it.
         context = self.ssl_context()
         if config.port or ephemeral:
@@ -353,6 +355,7 @@ class Server:
             transport = client.transport
             if transport is not None:
                 transport.close()  # flushes what is buffered, then closes
+        snapshot.stop(self)  # the last save, once no command can run
         for srv in self._servers + self.tls_servers:
             await srv.wait_closed()
         self.engine.close()

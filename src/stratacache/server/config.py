@@ -137,6 +137,19 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"{value!r} is not yes/no")
 
 
+def _filename(value: Any) -> str:
+    text = _str(value)
+    if not text or "/" in text or text in (".", ".."):
+        raise ValueError(f"{text!r} is not a plain file name (the directory is 'dir')")
+    return text
+
+
+def _save(value: Any) -> str:
+    from .snapshot import parse_save
+
+    return parse_save(value)
+
+
 def _bind(value: Any) -> tuple[str, ...]:
     hosts = tuple(_str(v) for v in value) if isinstance(value, (list, tuple)) else tuple(_str(value).split())
     if not hosts:
@@ -192,6 +205,9 @@ class ServerConfig:
     tls_ca_cert_file: str | None = None
     tls_auth_clients: str = "no"
     lua_time_limit: int = 5000
+    dir: str = "."
+    dbfilename: str = "dump.scs"
+    save: str = "3600 1 300 100 60 10000"
     stores: dict[int, StoreConfig] = field(default_factory=dict)
     users: dict[str, UserConfig] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -266,6 +282,9 @@ OPTIONS: dict[str, Option] = {
         Option("tls-ca-cert-file", "tls_ca_cert_file", _optional_str, _show_optional, mutable=False),
         Option("tls-auth-clients", "tls_auth_clients", _choice("yes", "no", "optional"), mutable=False),
         Option("lua-time-limit", "lua_time_limit", _int(0, 2**31 - 1)),
+        Option("dir", "dir", _str),
+        Option("dbfilename", "dbfilename", _filename),
+        Option("save", "save", _save),
     )
 }
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio  # unasync: remove
 import builtins
+import os
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..._config import parse_ttl
 from ..._exceptions import ConfigurationError
+from ..._io.store_snapshot import PeriodicSaver, check_path, load_store, save_store
 from ..._types import Missing
 from ...core.memory_store import MemoryStore
 from .base import AsyncBackend, BackendCounters, Capabilities
@@ -40,6 +45,12 @@ class AsyncMemoryBackend(AsyncBackend):
     other stores; ``store`` runs the backend on an existing store (e.g. one of an Engine's).
     Values are stored as the objects you pass, like ``cachetools``: mutating a stored
     object mutates the cached value. Configure a ``serializer`` on the cache to store copies.
+
+    ``snapshot`` (a file path) gives warm restarts: the file is loaded when a cache is built
+    over the backend (expired entries dropped; a missing file is an empty start; a corrupt
+    one raises :class:`~stratacache.SnapshotError` naming the file and the offset) and saved
+    at ``close()``, and every ``snapshot_interval`` seconds when given (a daemon thread),
+    always atomically. The format is the server's (docs/persistence.md).
     """
 
     name: ClassVar[str] = "memory"
@@ -58,7 +69,17 @@ class AsyncMemoryBackend(AsyncBackend):
         clock: Callable[[], float] | None = None,
         pool: MemoryPool | None = None,
         store: MemoryStore | None = None,
+        snapshot: str | os.PathLike[str] | None = None,
+        snapshot_interval: float | timedelta | None = None,
     ) -> None:
+        interval = parse_ttl("snapshot_interval", snapshot_interval)
+        if interval is not None and snapshot is None:
+            raise ConfigurationError("snapshot_interval: needs a snapshot file (snapshot=...)")
+        self.snapshot_path = None if snapshot is None else check_path(os.fspath(snapshot))
+        self._snapshot_interval = interval
+        self._snapshot_codec: Any = None
+        self._snapshot_opened = False
+        self._saver: PeriodicSaver | None = None
         if store is not None:
             if not isinstance(store, MemoryStore):
                 raise ConfigurationError(f"store must be a MemoryStore, got {type(store).__name__}")
@@ -198,7 +219,39 @@ class AsyncMemoryBackend(AsyncBackend):
             expirations=counters.expirations,
         )
 
+    def attach_cache(self, codec: Any | None) -> None:
+        """Load the snapshot (once, by the first cache built over the backend: its codec
+        says how values are stored) and start the periodic saver."""
+        if self.snapshot_path is None or self._snapshot_opened:
+            return
+        self._snapshot_opened = True
+        self._snapshot_codec = codec
+        load_store(self.store, self.snapshot_path, codec)
+        if self._snapshot_interval is not None:
+            self._saver = PeriodicSaver(self.save_snapshot, self._snapshot_interval, self.snapshot_path)
+
+    def save_snapshot(self) -> int:
+        """Write the snapshot file now (atomically); the number of keys saved. Blocking
+        file I/O, in both flavours. SnapshotError naming the path when it cannot be written."""
+        if self.snapshot_path is None:
+            raise ConfigurationError("save_snapshot: this memory backend has no snapshot file")
+        return save_store(self.store, self.snapshot_path, self._snapshot_codec)
+
     async def close(self) -> None:
-        # A store handed in (an Engine's) belongs to its owner; only our own is released.
-        if self._owns_store:
-            self.store.close()
+        saver, self._saver = self._saver, None
+        if saver is not None:
+            saver.stop()
+        try:
+            if self._snapshot_opened and self.snapshot_path is not None:
+                # Only after a load: a backend never opened by a cache would save an empty
+                # store over the file.
+                self._snapshot_opened = False
+                if _IS_ASYNC:  # unasync: remove
+                    # Seconds of file I/O for a big store: off the event loop.
+                    await asyncio.to_thread(self.save_snapshot)
+                    return
+                self.save_snapshot()
+        finally:
+            # A store handed in (an Engine's) belongs to its owner; only our own is released.
+            if self._owns_store:
+                self.store.close()

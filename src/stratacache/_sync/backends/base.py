@@ -250,6 +250,14 @@ class Backend(abc.ABC):
         tier) may use it to decode once on the way in and return :class:`Decoded` values.
         """
 
+    def attach_cache(self, codec: Any | None) -> None:  # noqa: B027 - most backends need nothing
+        """Called once by every cache built over this backend, last in its construction, with
+        its :class:`~stratacache.serializers.Codec` (None: the cache stores objects as they are).
+
+        A backend that loads state when it opens (the memory backend's ``snapshot=``) does it
+        here, once it knows how the cache's values are stored.
+        """
+
     def close(self) -> None:  # noqa: B027 - a no-op default is right for in-process backends
         """Release connections and threads. Idempotent."""
 

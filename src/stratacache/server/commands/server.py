@@ -19,8 +19,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..._exceptions import ConfigurationError
-from .. import app
+from ..._exceptions import ConfigurationError, SnapshotError
+from .. import app, snapshot
 from ..config import OPTIONS, ServerConfig
 from ..connection import Deferred
 from ..errors import NOT_INTEGER, SYNTAX
@@ -163,12 +163,7 @@ def _section(server: Server, name: str) -> list[str]:
         ]
     if name == "persistence":
         return [
-            "loading:0",
-            "async_loading:0",
-            "rdb_changes_since_last_save:0",
-            "rdb_bgsave_in_progress:0",
-            f"rdb_last_save_time:{int(server.started)}",
-            "rdb_last_bgsave_status:ok",
+            *snapshot.info_lines(server),
             "aof_enabled:0",
             "aof_rewrite_in_progress:0",
             "aof_last_bgrewrite_status:ok",
@@ -489,7 +484,6 @@ def command_help(client: Client, args: list[bytes]) -> Any:
 
 # Options clients commonly read that have one fixed value here (no persistence, no modules).
 _FIXED = {
-    "save": "",
     "appendonly": "no",
     "maxmemory-samples": "5",
     "cluster-enabled": "no",
@@ -678,8 +672,9 @@ def role(client: Client, args: list[bytes]) -> Any:
 
 @command("shutdown", arity=-1, flags="admin noscript loading stale no_multi allow_busy", group="server")
 def shutdown(client: Client, args: list[bytes]) -> Any:
-    """Shut the server down gracefully, as SIGTERM does (NOSAVE/SAVE accepted: nothing is
-    persisted). Like Redis, no reply: the connection closes."""
+    """Shut the server down gracefully, as SIGTERM does: saving the snapshot when a ``save``
+    schedule is set or SAVE is given, not with NOSAVE (a failed save refuses the shutdown,
+    as in Redis). Like Redis, no reply: the connection closes."""
     seen: set[bytes] = set()
     for arg in args[1:]:
         option = arg.lower()
@@ -692,6 +687,17 @@ def shutdown(client: Client, args: list[bytes]) -> Any:
         if len(seen) > 1:
             raise ErrorReply(SYNTAX)
         raise ErrorReply("ERR No shutdown in progress.")
+    snapshot_state = snapshot.state(client.server)
+    if b"nosave" in seen:
+        snapshot_state.shutdown_mode = "nosave"
+    elif b"save" in seen or snapshot.save_points(client.server):
+        snapshot.kill_child(client.server)
+        try:
+            snapshot.save(client.server)
+        except SnapshotError:  # logged by save()
+            if b"force" not in seen:
+                raise ErrorReply("ERR Errors trying to SHUTDOWN. Check logs.") from None
+        snapshot_state.saved_for_shutdown = True
     asyncio.get_running_loop().create_task(client.server.shutdown())
     # A reply that never comes: the replies before it in the batch go out, then the
     # shutdown closes the connection (what redis-py's shutdown() waits for).
