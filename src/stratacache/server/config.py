@@ -192,6 +192,13 @@ class ServerConfig:
     tls_ca_cert_file: str | None = None
     tls_auth_clients: str = "no"
     lua_time_limit: int = 5000
+    dir: str = "."
+    appendonly: bool = False
+    appendfilename: str = "appendonly.aof"
+    appendfsync: str = "everysec"
+    aof_load_truncated: bool = True
+    auto_aof_rewrite_percentage: int = 100
+    auto_aof_rewrite_min_size: int = 64 * 1024 * 1024
     stores: dict[int, StoreConfig] = field(default_factory=dict)
     users: dict[str, UserConfig] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -266,6 +273,13 @@ OPTIONS: dict[str, Option] = {
         Option("tls-ca-cert-file", "tls_ca_cert_file", _optional_str, _show_optional, mutable=False),
         Option("tls-auth-clients", "tls_auth_clients", _choice("yes", "no", "optional"), mutable=False),
         Option("lua-time-limit", "lua_time_limit", _int(0, 2**31 - 1)),
+        Option("dir", "dir", _str),
+        Option("appendonly", "appendonly", _bool, _show_bool),
+        Option("appendfilename", "appendfilename", _str, mutable=False),
+        Option("appendfsync", "appendfsync", _choice("always", "everysec", "no")),
+        Option("aof-load-truncated", "aof_load_truncated", _bool, _show_bool),
+        Option("auto-aof-rewrite-percentage", "auto_aof_rewrite_percentage", _int(0, 2**31 - 1)),
+        Option("auto-aof-rewrite-min-size", "auto_aof_rewrite_min_size", parse_size),
     )
 }
 

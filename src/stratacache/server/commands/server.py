@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._exceptions import ConfigurationError
 from .. import app
+from ..aof import aof_info
 from ..config import OPTIONS, ServerConfig
 from ..connection import Deferred
 from ..errors import NOT_INTEGER, SYNTAX
@@ -163,16 +164,13 @@ def _section(server: Server, name: str) -> list[str]:
         ]
     if name == "persistence":
         return [
-            "loading:0",
+            f"loading:{int(server.loading)}",
             "async_loading:0",
             "rdb_changes_since_last_save:0",
             "rdb_bgsave_in_progress:0",
             f"rdb_last_save_time:{int(server.started)}",
             "rdb_last_bgsave_status:ok",
-            "aof_enabled:0",
-            "aof_rewrite_in_progress:0",
-            "aof_last_bgrewrite_status:ok",
-            "aof_last_write_status:ok",
+            *aof_info(server),
         ]
     if name == "stats":
         stores = [db.store for db in server.databases]
@@ -490,7 +488,6 @@ def command_help(client: Client, args: list[bytes]) -> Any:
 # Options clients commonly read that have one fixed value here (no persistence, no modules).
 _FIXED = {
     "save": "",
-    "appendonly": "no",
     "maxmemory-samples": "5",
     "cluster-enabled": "no",
     "notify-keyspace-events": "",
