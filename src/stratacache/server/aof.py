@@ -791,7 +791,12 @@ async def load_log(server: Server, path: str, *, truncated_ok: bool) -> int:
                     continue
                 if cmd.name == "multi":
                     multi_chunk = offset
-                client.execute(args)
+                # The connection's checks answer LOADING to clients meanwhile, not to us.
+                loading, server.loading = server.loading, False
+                try:
+                    client.execute(args)
+                finally:
+                    server.loading = loading
             count += len(parsed)
             offset += end
             if stopped:
