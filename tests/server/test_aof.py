@@ -457,3 +457,23 @@ def test_bgrewriteaof_with_appendonly_off_writes_the_file(tmp_path: Path, server
     ours.stop()
     again = server_factory(appendonly="yes", dir=str(tmp_path))
     assert redis.Redis(host=HOST, port=again.port).get("k") == b"v"
+
+
+def test_evictions_are_logged_as_del(tmp_path: Path, server_factory: Factory, real: Any) -> None:
+    ours = server_factory(
+        appendonly="yes", dir=str(tmp_path), maxmemory="1mb", maxmemory_policy="allkeys-lru"
+    )
+    r = redis.Redis(host=HOST, port=ours.port)
+    for i in range(400):
+        r.set(f"key:{i}", b"x" * 10000)
+    r.rpush("list", *range(100))
+    expected = keyspace(ours.port, range(1))
+    assert r.info("stats")["evicted_keys"] > 100
+    assert len(expected) < 400
+    r.close()
+    ours.stop()
+    log = tmp_path / "appendonly.aof"
+    assert b"DEL" in log.read_bytes()
+    # A Redis without a memory limit replaying the log ends with the same keys.
+    replay_into_redis(log, real.port)
+    assert keyspace(real.port, range(1)) == expected

@@ -261,8 +261,11 @@ class AppendOnlyLog:
         self.current_size = os.fstat(self.fd).st_size if self.fd >= 0 else 0
         self.base_size = self.current_size
         self.loop = asyncio.get_running_loop()
+        # Keys the stores evict for memory: written as DEL (see _drain_evictions).
+        self.evicted: list[tuple[Any, str]] = []
         if not detached:
             server.change_listeners.append(self.changed)
+            self._attach_sinks()
         self.closed = False
 
     @property
@@ -317,8 +320,27 @@ class AppendOnlyLog:
         if self.always:
             self.waiting[client] = None
         if self.depth == 0:
+            if self.evicted:
+                self._drain_evictions()
             self._after()
         self._schedule()
+
+    def _attach_sinks(self) -> None:
+        """Have every database's store report its evictions (a store replaced by CONFIG SET
+        maxmemory-policy is attached at the next flush)."""
+        for db in self.server.databases:
+            if db.store.eviction_sink is not self.evicted:
+                db.store.eviction_sink = self.evicted
+
+    def _drain_evictions(self) -> None:
+        """The evicted keys, as DEL after the command that made room (Redis logs them so)."""
+        index_of = {id(db.store): db.index for db in self.server.databases}
+        evicted = self.evicted[:]
+        self.evicted.clear()
+        for store, key in evicted:
+            index = index_of.get(id(store))
+            if index is not None:
+                self.after.append((index, [b"DEL", bkey(key)], None))
 
     def _emit(self, index: int, argv: list[bytes]) -> None:
         if index != self.db:
@@ -380,6 +402,10 @@ class AppendOnlyLog:
     def flush(self) -> None:
         """The end of an event-loop pass: hand this pass's commands to the file."""
         self.scheduled = False
+        self._attach_sinks()
+        if self.evicted:  # by the pool's relief or the cron, outside any command
+            self._drain_evictions()
+            self._after()
         if not self.buf:
             return
         data = b"".join(self.buf)
@@ -464,6 +490,8 @@ class AppendOnlyLog:
 
     def cron(self) -> None:
         """Once per cron run: everysec's fsync, the rewrite child, the automatic rewrite."""
+        if self.evicted and not self.scheduled:
+            self._schedule()  # evictions of the pool's relief, outside any command
         if self.child_pid:
             self._poll_child()
         elif self.rewrite_scheduled or self._auto_rewrite_due():
@@ -520,6 +548,9 @@ class AppendOnlyLog:
         self._kill_child()
         with contextlib.suppress(ValueError):
             self.server.change_listeners.remove(self.changed)
+        for db in self.server.databases:
+            if db.store.eviction_sink is self.evicted:
+                db.store.eviction_sink = None
 
     # ---------------------------------------------------------------- rewrite
 
