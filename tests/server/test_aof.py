@@ -477,3 +477,15 @@ def test_evictions_are_logged_as_del(tmp_path: Path, server_factory: Factory, re
     # A Redis without a memory limit replaying the log ends with the same keys.
     replay_into_redis(log, real.port)
     assert keyspace(real.port, range(1)) == expected
+
+
+def test_yaml_appendfsync_no_is_read_as_the_policy() -> None:
+    import yaml
+
+    from stratacache.server.config import config_from_mapping
+
+    # YAML turns a bare ``no`` into False: it must still mean the policy "no".
+    data = yaml.safe_load("appendonly: yes\nappendfsync: no\n")
+    config = config_from_mapping(data, "test.yaml")
+    assert config.appendonly is True
+    assert config.appendfsync == "no"

@@ -75,10 +75,10 @@ class AofLoadError(CacheError):
 
 def encode_command(argv: list[bytes]) -> bytes:
     """One command in RESP, as Redis writes it to its log: an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(argv)]
-    for arg in argv:
-        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
-    return b"".join(parts)
+    if len(argv) == 3:  # SET key value, HGET-likes: one format
+        a, b, c = argv
+        return b"*3\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(a), a, len(b), b, len(c), c)
+    return b"*%d\r\n" % len(argv) + b"".join([b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in argv])
 
 
 _SELECT = [b"*2\r\n$6\r\nSELECT\r\n" + b"$%d\r\n%d\r\n" % (len(str(i)), i) for i in range(1024)]
@@ -209,6 +209,8 @@ WRAPPERS = frozenset({"exec", "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall
 """Commands whose own writes (the commands they ran) are logged between MULTI and EXEC."""
 ALWAYS = frozenset({"flushall", "flushdb"})
 """Write commands logged even when they changed nothing (as Redis does)."""
+# Commands the inline path of AppendOnlyLog.run leaves to _record (SET only with options).
+_SPECIAL = (REWRITES.keys() - {"set"}) | WRAPPERS | ALWAYS
 
 _REWRITE_CHUNK = 64
 """Members per command in a rewritten collection (Redis's AOF_REWRITE_ITEMS_PER_CMD)."""
@@ -267,11 +269,17 @@ class AppendOnlyLog:
             server.change_listeners.append(self.changed)
             self._attach_sinks()
         self.closed = False
+        self.sync = False
+        self.configure()
 
     @property
     def always(self) -> bool:
         """Whether replies wait for the fsync (``appendfsync always``)."""
-        return self.server.config.appendfsync == "always"
+        return self.sync
+
+    def configure(self) -> None:
+        """Read ``appendfsync`` again (CONFIG SET)."""
+        self.sync = self.server.config.appendfsync == "always"
 
     def changed(self, db: Database, key: str) -> None:
         """``server.change_listeners`` hook: count every change of a key."""
@@ -281,8 +289,7 @@ class AppendOnlyLog:
 
     def run(self, cmd: Command, client: Client, args: list[bytes]) -> Any:
         """Run ``cmd`` (its handler, exceptions propagating) and log its effect."""
-        name = cmd.name
-        if not cmd.write and name not in WRAPPERS:
+        if not cmd.write and cmd.name not in WRAPPERS:
             return cmd.handler(client, args)
         start = len(self.buf)
         dirty = self.dirty
@@ -292,13 +299,33 @@ class AppendOnlyLog:
         except BaseException:
             self.depth -= 1
             if self.dirty != dirty:
-                self._record(client, name, args, None, start, verbatim=True)
+                self._record(client, cmd.name, args, None, start, verbatim=True)
             raise
-        self.depth -= 1
-        if type(reply) is Deferred and not reply.done:
-            return self._watch(client, name, args, reply)
-        if self.dirty != dirty or name in ALWAYS:
-            self._record(client, name, args, reply.reply if type(reply) is Deferred else reply, start)
+        depth = self.depth = self.depth - 1
+        if type(reply) is Deferred:
+            if not reply.done:
+                return self._watch(client, cmd.name, args, reply)
+            self._record(client, cmd.name, args, reply.reply, start)
+        elif self.dirty != dirty:
+            name = cmd.name
+            if depth or name in _SPECIAL or self.evicted or self.after or (name == "set" and len(args) > 3):
+                self._record(client, name, args, reply, start)
+                return reply
+            # The common case (a plain write, logged as sent), inline: it is every SET.
+            index = client.db.index
+            if index != self.db:
+                self.buf.append(
+                    _SELECT[index] if index < 1024 else encode_command([b"SELECT", b"%d" % index])
+                )
+                self.db = index
+            self.buf.append(encode_command(args))
+            if self.sync:
+                self.waiting[client] = None
+            if not self.scheduled:
+                self.scheduled = True
+                self.loop.call_soon(self.flush)
+        elif cmd.name in ALWAYS:
+            self._record(client, cmd.name, args, reply, start)
         return reply
 
     def _record(
@@ -317,7 +344,7 @@ class AppendOnlyLog:
             else:
                 for argv in argvs:
                     self._emit(index, argv)
-        if self.always:
+        if self.sync:
             self.waiting[client] = None
         if self.depth == 0:
             if self.evicted:

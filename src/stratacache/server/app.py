@@ -171,6 +171,8 @@ class Server:
             self.pool.relieve()
         if "appendonly" in names:
             self._switch_aof()
+        if "appendfsync" in names and self.aof is not None:
+            self.aof.configure()
 
     def _switch_aof(self) -> None:
         """CONFIG SET appendonly: yes starts a log with a rewrite of the keyspace (as

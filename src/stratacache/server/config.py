@@ -137,6 +137,11 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"{value!r} is not yes/no")
 
 
+def _fsync_policy(value: Any) -> str:
+    # YAML reads a bare ``appendfsync: no`` as False.
+    return _choice("always", "everysec", "no")("no" if value is False else value)
+
+
 def _bind(value: Any) -> tuple[str, ...]:
     hosts = tuple(_str(v) for v in value) if isinstance(value, (list, tuple)) else tuple(_str(value).split())
     if not hosts:
@@ -276,7 +281,7 @@ OPTIONS: dict[str, Option] = {
         Option("dir", "dir", _str),
         Option("appendonly", "appendonly", _bool, _show_bool),
         Option("appendfilename", "appendfilename", _str, mutable=False),
-        Option("appendfsync", "appendfsync", _choice("always", "everysec", "no")),
+        Option("appendfsync", "appendfsync", _fsync_policy),
         Option("aof-load-truncated", "aof_load_truncated", _bool, _show_bool),
         Option("auto-aof-rewrite-percentage", "auto_aof_rewrite_percentage", _int(0, 2**31 - 1)),
         Option("auto-aof-rewrite-min-size", "auto_aof_rewrite_min_size", parse_size),
