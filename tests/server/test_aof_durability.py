@@ -9,6 +9,9 @@ pipelined writes, then restarted from its log.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -114,3 +117,49 @@ def test_kill9_with_everysec_loses_at_most_about_a_second(tmp_path: Path) -> Non
     window = killed_at - min(acked[key][1] for key in missing) if missing else 0.0
     assert window <= 2.0, f"{len(missing)} writes lost over {window:.3f} s"
     assert len(acked) > 1000
+
+
+def test_commands_answer_loading_while_the_log_loads(tmp_path: Path) -> None:
+    value = b"v" * 32
+    with open(tmp_path / "appendonly.aof", "wb") as handle:
+        for start in range(0, 300_000, 10_000):
+            handle.write(
+                b"".join(
+                    b"*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$32\r\n%b\r\n" % (i, value)
+                    for i in range(start, start + 10_000)
+                )
+            )
+    server = AofServer(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stratacache.cli", "serve", "--config", str(server.config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    replies: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            except ConnectionRefusedError:
+                time.sleep(0.002)
+                continue
+            with sock:
+                while True:
+                    sock.sendall(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$11\r\npersistence\r\n")
+                    reply = sock.recv(65536)
+                    while reply.count(b"\r\n") < 2 or (
+                        reply.startswith(b"+PONG") and b"aof_enabled" not in reply
+                    ):
+                        reply += sock.recv(65536)
+                    replies.append(reply)
+                    if reply.startswith(b"+PONG"):
+                        break
+                    time.sleep(0.01)
+            break
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert replies[0].startswith(b"-LOADING Redis is loading the dataset in memory\r\n")
+    assert b"loading:1" in replies[0]  # INFO runs while loading
+    assert b"loading:0" in replies[-1]

@@ -797,7 +797,7 @@ def _write_base(server: Server, path: str) -> int:
 
 # ----------------------------------------------------------------------- loading
 
-_LOAD_CHUNK = 4 << 20
+_LOAD_CHUNK = 1 << 20  # bytes read (and run) between two passes of the event loop
 
 
 async def load_log(server: Server, path: str, *, truncated_ok: bool) -> int:
