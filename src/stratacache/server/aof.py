@@ -254,6 +254,7 @@ class AppendOnlyLog:
         self.last_rewrite_seconds = -1
         self.rewrites = 0
         self.rewrite_scheduled = False
+        self.swap_ready = False
         self.enabling = fresh  # CONFIG SET appendonly yes: no file until the first rewrite
         # BGREWRITEAOF with appendonly no: a rewrite only, logging nothing.
         self.detached = detached
@@ -458,6 +459,8 @@ class AppendOnlyLog:
             _write_all(self.fd, data)
         except OSError as exc:
             self._write_failed(exc)
+        if waiting:  # appendfsync changed from always since they wrote
+            self._release(waiting, -1)
 
     def _kick(self) -> None:
         """Start the writer on everything queued, unless it is busy (then it comes back)."""
@@ -487,6 +490,8 @@ class AppendOnlyLog:
         elif sync:
             self.last_fsync = time.monotonic()
         self._release(waiters, group)
+        if self.swap_ready:
+            self._swap()  # the writer is idle: the rewrite's file takes over now
         self._kick()
 
     def _release(self, waiters: dict[Client, None], group: int) -> None:
@@ -500,12 +505,17 @@ class AppendOnlyLog:
             held = self.held.pop(client, None)
             if held is None:
                 continue
+            self._let_go(client, held)
+
+    @staticmethod
+    def _let_go(client: Client, held: list[bytes]) -> None:
+        """Send a client's held replies and read on (unless a blocked command waits)."""
+        if client.transport is not None:
+            client.write(b"".join(held))
+        if client.blocked is None:
+            client.paused = False
             if client.transport is not None:
-                client.write(b"".join(held))
-            if client.blocked is None:
-                client.paused = False
-                if client.transport is not None:
-                    client._process()
+                client._process()
 
     def _write_failed(self, exc: BaseException) -> None:
         self.last_write_ok = False
@@ -568,10 +578,11 @@ class AppendOnlyLog:
             self.fd = -1
         # Everything is on disk: the held replies may go.
         self.pending.clear()
-        for client, held in list(self.held.items()):
-            if client.transport is not None:
-                client.write(b"".join(held))
+        self.waiting.clear()
+        held_clients = list(self.held.items())
         self.held.clear()
+        for client, held in held_clients:
+            self._let_go(client, held)
         self._kill_child()
         with contextlib.suppress(ValueError):
             self.server.change_listeners.remove(self.changed)
@@ -584,7 +595,7 @@ class AppendOnlyLog:
     def start_rewrite(self) -> str:
         """BGREWRITEAOF: fork a child writing the keyspace's base; the parent keeps the
         writes made meanwhile and appends them when the child is done."""
-        if self.child_pid:
+        if self.child_pid or self.swap_ready:
             raise ErrorReply("ERR Background append only file rewriting already in progress")
         temp = os.path.join(self.server.config.dir, f"temp-rewriteaof-bg-{os.getpid()}.aof")
         self.flush()
@@ -618,13 +629,8 @@ class AppendOnlyLog:
         self._child_done(os.waitstatus_to_exitcode(status) == 0)
 
     def _child_done(self, ok: bool) -> None:
-        if ok and (self.inflight or self.queue):
-            # The writer still has old-file data in hand: swap files once it is done.
-            self.loop.call_later(0.005, self._child_done, ok)
-            return
         self.child_pid = 0
         self.last_rewrite_seconds = round(time.monotonic() - self.rewrite_started)
-        temp = self.rewrite_temp
         if not ok:
             self.last_rewrite_status = "err"
             self.rewrite_buf = None
@@ -632,18 +638,26 @@ class AppendOnlyLog:
                 self.rewrite_scheduled = True  # CONFIG SET appendonly yes: try again
             logger.error("background append-only log rewrite failed (see %s)", self.path)
             with contextlib.suppress(OSError):
-                os.unlink(temp)
+                os.unlink(self.rewrite_temp)
             return
-        # Nothing is in flight: this pass's commands go straight into the new file.
-        data = b"".join(self.buf)
-        self.buf = []
-        waiting = self.waiting
-        self.waiting = {}
-        self.current_size += len(data)
+        # The writer may hold old-file data: the swap waits until it is idle (_written).
+        self.swap_ready = True
+        if not self.inflight:
+            self._swap()
+
+    def _swap(self) -> None:
+        """The rewrite's file becomes the log: the writes since the fork (every flushed
+        pass, including those still queued for the old file) appended and fsynced, then
+        renamed over the log, the directory fsynced. The queued groups are then durable
+        in the new file: their clients are released, nothing goes to the old file."""
+        self.swap_ready = False
+        temp = self.rewrite_temp
+        queue = self.queue
+        self.queue = []
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_APPEND)
             try:
-                _write_all(fd, b"".join(self.rewrite_buf or []) + data)
+                _write_all(fd, b"".join(self.rewrite_buf or []))
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -651,16 +665,12 @@ class AppendOnlyLog:
             _fsync_dir(os.path.dirname(self.path) or ".")
             new_fd = -1 if self.detached else _open_append(self.path)
         except (OSError, AofLoadError) as exc:
+            self.queue = queue + self.queue  # the old file still gets them
             self.last_rewrite_status = "err"
             self.rewrite_buf = None
             logger.error("cannot finish the append-only log rewrite %s: %s", self.path, exc)
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-            if data:  # keep this pass's commands for the old file
-                self.buf.insert(0, data)
-                self.current_size -= len(data)
-                self.waiting.update(waiting)
-                self._schedule()
             return
         self.rewrite_buf = None
         old = self.fd
@@ -671,8 +681,9 @@ class AppendOnlyLog:
         self.enabling = False
         self.last_rewrite_status = "ok"
         self.rewrites += 1
-        self._release(waiting, -1)
         logger.info("background append-only log rewrite finished: %s, %d bytes", self.path, self.current_size)
+        for _data, waiters, _sync in queue:
+            self._release(waiters, -1)
 
     def _kill_child(self) -> None:
         if self.child_pid > 0:
@@ -918,7 +929,7 @@ def aof_info(server: Server) -> list[str]:
     """INFO persistence's ``aof_*`` fields."""
     log: AppendOnlyLog | None = getattr(server, "aof", None)
     rewriter: AppendOnlyLog | None = log or server.extra.get("aof_rewriter")
-    in_progress = int(rewriter is not None and rewriter.child_pid != 0)
+    in_progress = int(rewriter is not None and (rewriter.child_pid != 0 or rewriter.swap_ready))
     lines = [
         f"aof_enabled:{int(log is not None)}",
         f"aof_rewrite_in_progress:{in_progress}",

@@ -27,6 +27,4 @@ def bgrewriteaof(client: Client, args: list[bytes]) -> Any:
             server.extra["aof_rewriter"] = log
     elif server.extra.get("aof_rewriter") is not None and server.extra["aof_rewriter"].child_pid:
         raise ErrorReply(IN_PROGRESS)
-    if log.child_pid:
-        raise ErrorReply(IN_PROGRESS)
     return log.start_rewrite()
