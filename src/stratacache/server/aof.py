@@ -36,6 +36,7 @@ import logging
 import mmap
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -608,7 +609,11 @@ class AppendOnlyLog:
             self.child_pid = -1
             self._child_done(status == 0)
             return "Background append only file rewriting started"
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns on fork() with threads (the log's writer): the child only
+            # writes the file from its copy of the keyspace and leaves with os._exit.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the child: its copy of the keyspace, no event loop, no logging
             code = 1
             try:

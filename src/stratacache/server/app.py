@@ -398,6 +398,9 @@ class Server:
         await self._drain_input()
         if self.aof is not None:
             self.aof.close()
+        rewriter = self.extra.get("aof_rewriter")
+        if rewriter is not None:
+            rewriter.close()  # a BGREWRITEAOF child with appendonly no must not outlive us
         for client in list(self.clients.values()):
             transport = client.transport
             if transport is not None:
