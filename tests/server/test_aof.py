@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 from aof_support import keyspace, replay_into_redis, run_serve
-from respclient import HOST
+from respclient import HOST, RespConn
 
 from stratacache.cli import main as cli_main
 from stratacache.server import ServerThread
@@ -489,3 +489,19 @@ def test_yaml_appendfsync_no_is_read_as_the_policy() -> None:
     config = config_from_mapping(data, "test.yaml")
     assert config.appendonly is True
     assert config.appendfsync == "no"
+
+
+def test_leaving_always_in_the_pass_of_a_write_releases_its_reply(
+    tmp_path: Path, server_factory: Factory
+) -> None:
+    ours = server_factory(appendonly="yes", dir=str(tmp_path), appendfsync="always")
+    conn = RespConn(ours.port)
+    # One read: the SET waits for the group fsync, then the policy changes in the same pass.
+    conn.send_raw(
+        b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n"
+        b"*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$11\r\nappendfsync\r\n$8\r\neverysec\r\n"
+    )
+    assert conn.read() == "OK"
+    assert conn.read() == "OK"
+    assert conn.call("GET", "a") == b"1"
+    conn.close()
