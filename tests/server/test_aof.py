@@ -505,3 +505,25 @@ def test_leaving_always_in_the_pass_of_a_write_releases_its_reply(
     assert conn.read() == "OK"
     assert conn.call("GET", "a") == b"1"
     conn.close()
+
+
+def test_load_large_values_and_expired_sets(tmp_path: Path, server_factory: Factory) -> None:
+    big = bytes(range(256)) * 20000  # 5 MB: several reads of the loader
+    later = str(int(time.time() * 1000) + 100_000).encode()
+    _write_log(
+        tmp_path / "appendonly.aof",
+        [
+            [b"SET", b"big", big],
+            [b"SET", b"live", b"1", b"PXAT", later],
+            [b"SET", b"gone", b"1"],
+            [b"SET", b"gone", b"2", b"PXAT", b"1000"],  # in the past: dropped
+            [b"RPUSH", b"after", b"x"],
+        ],
+    )
+    ours = server_factory(appendonly="yes", dir=str(tmp_path))
+    r = redis.Redis(host=HOST, port=ours.port)
+    assert r.get("big") == big
+    assert r.execute_command("PEXPIRETIME", "live") == int(later)
+    assert r.exists("gone") == 0
+    assert r.lrange("after", 0, -1) == [b"x"]
+    r.close()

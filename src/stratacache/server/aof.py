@@ -837,9 +837,10 @@ async def load_log(server: Server, path: str, *, truncated_ok: bool) -> int:
     multi_chunk = -1  # offset of the chunk where the open MULTI began
     commands = COMMANDS
     plain_set = COMMANDS[b"set"]
+    read_size = _LOAD_CHUNK
     with open(path, "rb") as handle:
         while True:
-            data = handle.read(_LOAD_CHUNK)
+            data = handle.read(read_size)
             if not data:
                 break
             chunk = pending + data if pending else data
@@ -855,11 +856,20 @@ async def load_log(server: Server, path: str, *, truncated_ok: bool) -> int:
                         f"Bad file format reading the append-only log {path} at byte offset {at}: "
                         f"unknown command {args[0][:64]!r}"
                     )
-                if cmd is plain_set and len(args) == 3 and client.multi is None:
-                    # SET key value, most of a log: straight into the store (nobody
-                    # watches or tracks keys yet, so the change hooks have nothing to do).
-                    client.db._set(args[1].decode("latin-1"), args[2], None)
-                    continue
+                if cmd is plain_set and client.multi is None:
+                    # SET key value [PXAT ms], most of a log (and of a rewrite's base):
+                    # straight into the store (nobody watches or tracks keys yet, so the
+                    # change hooks have nothing to do); an expired one is dropped.
+                    if len(args) == 3:
+                        client.db._set(args[1].decode("latin-1"), args[2], None)
+                        continue
+                    if len(args) == 5 and args[3].upper() == b"PXAT" and args[4].isdigit():
+                        ttl = int(args[4]) / 1000 - time.time()
+                        if ttl > 0:
+                            client.db._set(args[1].decode("latin-1"), args[2], ttl)
+                        else:
+                            client.db.delete(args[1].decode("latin-1"))
+                        continue
                 if client.multi is None and cmd.name not in ("multi", "exec"):
                     arity = cmd.arity
                     if (arity > 0 and len(args) != arity) or len(args) < -arity:
@@ -882,6 +892,9 @@ async def load_log(server: Server, path: str, *, truncated_ok: bool) -> int:
             if stopped:
                 break
             pending = chunk[end:]
+            # A command bigger than a read (a large value): read as much again as is
+            # pending, so it is parsed O(1) times, not once per megabyte.
+            read_size = max(_LOAD_CHUNK, len(pending))
             await asyncio.sleep(0)  # LOADING answers flow meanwhile
     size = os.path.getsize(path)
     if offset == size and client.multi is None:
