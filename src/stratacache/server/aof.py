@@ -307,7 +307,8 @@ class AppendOnlyLog:
         if type(reply) is Deferred:
             if not reply.done:
                 return self._watch(client, cmd.name, args, reply)
-            self._record(client, cmd.name, args, reply.reply, start)
+            if self.dirty != dirty:
+                self._record(client, cmd.name, args, reply.reply, start)
         elif self.dirty != dirty:
             name = cmd.name
             if depth or name in _SPECIAL or self.evicted or self.after or (name == "set" and len(args) > 3):
@@ -326,7 +327,8 @@ class AppendOnlyLog:
             if not self.scheduled:
                 self.scheduled = True
                 self.loop.call_soon(self.flush)
-        elif cmd.name in ALWAYS:
+        elif cmd.name in ALWAYS or (cmd.name in WRAPPERS and len(self.buf) > start):
+            # FLUSHALL of nothing; or EXEC of an unchanged FLUSHALL: still MULTI ... EXEC.
             self._record(client, cmd.name, args, reply, start)
         return reply
 
