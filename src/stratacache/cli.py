@@ -95,14 +95,28 @@ def _serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         filename=config.logfile or None,
     )
+    from stratacache.server.aof import AofLoadError
+
     try:
         return run(config, announce=lambda text: print(text, flush=True))
     except SnapshotError as exc:
         print(f"stratacache serve: cannot load the snapshot: {exc}", file=sys.stderr)
         return 1
+    except AofLoadError as exc:
+        print(f"stratacache serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"stratacache serve: cannot listen: {exc}", file=sys.stderr)
         return 1
+
+
+def _check_log(args: argparse.Namespace) -> int:
+    from stratacache.server.aof_check import check_log
+
+    if args.truncate_at_corruption and not args.fix:
+        print("stratacache check-log: --truncate-at-corruption goes with --fix", file=sys.stderr)
+        return 2
+    return check_log(args.file, fix=args.fix, truncate_at_corruption=args.truncate_at_corruption, out=print)
 
 
 class _Printer:
@@ -138,6 +152,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument("--requirepass", metavar="PASSWORD", help="password clients must AUTH with")
     serve.add_argument("--loglevel", metavar="LEVEL", help="debug, verbose, notice (default), warning")
+    check = sub.add_parser(
+        "check-log",
+        help="explain (and with --fix repair) a server append-only log",
+        description="Read an append-only log without loading it: count its commands, find "
+        "the last good offset and say what is wrong after it. --fix truncates a torn tail "
+        "(an incomplete last command); corruption in the middle is only cut with "
+        "--fix --truncate-at-corruption, which loses what follows it.",
+    )
+    check.add_argument("file", metavar="FILE", help="the log (e.g. appendonly.aof)")
+    check.add_argument("--fix", action="store_true", help="truncate a torn tail")
+    check.add_argument(
+        "--truncate-at-corruption",
+        action="store_true",
+        help="with --fix: also cut the log at a corruption (what follows is lost)",
+    )
     sub.add_parser(
         "simulate",
         help="replay an access trace against eviction policies and print hit ratios "
@@ -149,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "check-log":
+        return _check_log(args)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects first
     return 2  # pragma: no cover
 

@@ -262,6 +262,9 @@ class MemoryStore(CollectionsMixin):
         self.evictions = 0
         self.expirations = 0
         self.rejected = 0
+        # (store, key) of each eviction is appended here when set (the server's append-only
+        # log writes them as DEL); None: nobody listens, nothing is kept.
+        self.eviction_sink: list[tuple[MemoryStore, str]] | None = None
         self._pool = pool
         self._policy: Policy | None = None
         self._make_policy(policy)
@@ -576,13 +579,16 @@ class MemoryStore(CollectionsMixin):
             max_bytes is not None and self._bytes > max_bytes
         ):
             entry: _Entry | None
+            victim: Any
             if popfirst is not None:
-                entry = popfirst(False)[1]  # type: ignore[call-arg]  # the oldest (a keyword call costs more)
+                victim, entry = popfirst(False)  # type: ignore[call-arg]  # the oldest (a keyword call costs more)
             else:
-                victim: Any = policy.evict()
+                victim = policy.evict()
                 entry = data.pop(victim, None)
                 if entry is None:
                     continue  # the policy knew a key the store had already dropped
+            if self.eviction_sink is not None:
+                self.eviction_sink.append((self, victim))
             if type(entry.value) not in _INERT:
                 self._doomed.append(entry)
             weight = entry.weight
@@ -594,6 +600,8 @@ class MemoryStore(CollectionsMixin):
 
     def _remove_evicted(self, key: str, entry: _Entry) -> None:
         # The policy already forgot the victim; only the map, bytes and pool remain.
+        if self.eviction_sink is not None:
+            self.eviction_sink.append((self, key))
         if type(entry.value) not in _INERT:
             self._doomed.append(entry)
         del self._data[key]
@@ -663,6 +671,8 @@ class MemoryStore(CollectionsMixin):
                     freed += entry.weight
                     self._remove(victim, entry)
                     self.evictions += 1
+                    if self.eviction_sink is not None:
+                        self.eviction_sink.append((self, victim))
         return freed
 
     @property

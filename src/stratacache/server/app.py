@@ -25,6 +25,7 @@ from .._types import MISSING
 from ..core.engine import Engine
 from ..core.pool import MemoryPool
 from . import snapshot
+from .aof import AppendOnlyLog, load_log
 from .commands import Command, load
 from .config import ServerConfig, UserConfig
 from .connection import Client
@@ -80,6 +81,10 @@ class Server:
         self._tasks: list[asyncio.Task[None]] = []
         self.shutting_down = False
         self._store_generation = 0
+        # Persistence: True while a dataset is loaded at start (commands answer LOADING),
+        # and the append-only log while appendonly is yes (see aof.py).
+        self.loading = False
+        self.aof: AppendOnlyLog | None = None
 
     # -------------------------------------------------------------- databases
 
@@ -165,6 +170,42 @@ class Server:
             self._switch_policies()
         if names & {"maxmemory", "maxmemory-policy"}:
             self.pool.relieve()
+        if "appendonly" in names:
+            self._switch_aof()
+        if "appendfsync" in names and self.aof is not None:
+            self.aof.configure()
+
+    def _switch_aof(self) -> None:
+        """CONFIG SET appendonly: yes starts a log with a rewrite of the keyspace (as
+        Redis does); no writes what is buffered, fsyncs and stops logging."""
+        if self.config.appendonly and self.aof is None:
+            self.aof = AppendOnlyLog(self, fresh=True)
+            self.aof.start_rewrite()
+        elif not self.config.appendonly and self.aof is not None:
+            self.aof.close()
+            self.aof = None
+
+    async def _start_aof(self) -> None:
+        """With appendonly yes: load the log if there is one (``loading`` meanwhile), then
+        open it for appending."""
+        config = self.config
+        if not config.appendonly:
+            return
+        path = os.path.join(config.dir, config.appendfilename)
+        if os.path.exists(path):
+            self.loading = True
+            started = time.perf_counter()
+            try:
+                count = await load_log(self, path, truncated_ok=config.aof_load_truncated)
+            finally:
+                self.loading = False
+            logger.info(
+                "loaded the append-only log %s: %d commands in %.3f s",
+                path,
+                count,
+                time.perf_counter() - started,
+            )
+        self.aof = AppendOnlyLog(self)
 
     def used_memory(self) -> int:
         """Bytes the stores hold (the pool's ledger)."""
@@ -306,6 +347,7 @@ class Server:
         if config.port == 0 and self._servers and ephemeral:
             # Port 0: the OS picked one; report it as the configured port.
             config.port = self.ports[0]
+        await self._start_aof()
         self._tasks.append(loop.create_task(self._cron()))
 
     @property
@@ -329,6 +371,11 @@ class Server:
             while db.store.purge_expired(200) == 200 and time.perf_counter() < deadline:
                 pass
         self.pool.dispatch()
+        if self.aof is not None:
+            self.aof.cron()
+        rewriter = self.extra.get("aof_rewriter")
+        if rewriter is not None and rewriter.child_pid:
+            rewriter.cron()
         timeout = self.config.timeout
         if timeout:
             now = time.monotonic()
@@ -351,6 +398,11 @@ class Server:
         for task in self._tasks:
             task.cancel()
         await self._drain_input()
+        if self.aof is not None:
+            self.aof.close()
+        rewriter = self.extra.get("aof_rewriter")
+        if rewriter is not None:
+            rewriter.close()  # a BGREWRITEAOF child with appendonly no must not outlive us
         for client in list(self.clients.values()):
             transport = client.transport
             if transport is not None:

@@ -150,6 +150,11 @@ def _save(value: Any) -> str:
     return parse_save(value)
 
 
+def _fsync_policy(value: Any) -> str:
+    # YAML reads a bare ``appendfsync: no`` as False.
+    return _choice("always", "everysec", "no")("no" if value is False else value)
+
+
 def _bind(value: Any) -> tuple[str, ...]:
     hosts = tuple(_str(v) for v in value) if isinstance(value, (list, tuple)) else tuple(_str(value).split())
     if not hosts:
@@ -208,6 +213,12 @@ class ServerConfig:
     dir: str = "."
     dbfilename: str = "dump.scs"
     save: str = "3600 1 300 100 60 10000"
+    appendonly: bool = False
+    appendfilename: str = "appendonly.aof"
+    appendfsync: str = "everysec"
+    aof_load_truncated: bool = True
+    auto_aof_rewrite_percentage: int = 100
+    auto_aof_rewrite_min_size: int = 64 * 1024 * 1024
     stores: dict[int, StoreConfig] = field(default_factory=dict)
     users: dict[str, UserConfig] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -285,6 +296,12 @@ OPTIONS: dict[str, Option] = {
         Option("dir", "dir", _str),
         Option("dbfilename", "dbfilename", _filename),
         Option("save", "save", _save),
+        Option("appendonly", "appendonly", _bool, _show_bool),
+        Option("appendfilename", "appendfilename", _str, mutable=False),
+        Option("appendfsync", "appendfsync", _fsync_policy),
+        Option("aof-load-truncated", "aof_load_truncated", _bool, _show_bool),
+        Option("auto-aof-rewrite-percentage", "auto_aof_rewrite_percentage", _int(0, 2**31 - 1)),
+        Option("auto-aof-rewrite-min-size", "auto_aof_rewrite_min_size", parse_size),
     )
 }
 

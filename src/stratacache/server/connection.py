@@ -39,6 +39,8 @@ logger = logging.getLogger("stratacache.server")
 
 _ids = itertools.count(1)
 
+LOADING = "LOADING Redis is loading the dataset in memory"
+
 # Commands a client in MULTI runs at once instead of queueing.
 _MULTI_NOW = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
 # Commands allowed in a RESP2 connection that has subscriptions.
@@ -216,6 +218,7 @@ class Client(asyncio.Protocol):
         plain = self._plain()
         processed = 0  # commands of the fast path not yet added to the server's counter
         last = None
+        aof = server.aof  # the append-only log (None: appendonly no, nothing to pay)
         try:
             while True:
                 try:
@@ -239,7 +242,7 @@ class Client(asyncio.Protocol):
                         cmd.calls += 1
                         processed += 1
                         try:
-                            reply = cmd.handler(self, args)
+                            reply = cmd.handler(self, args) if aof is None else aof.run(cmd, self, args)
                         except ErrorReply as exc:
                             cmd.failed += 1
                             reply = exc
@@ -291,7 +294,11 @@ class Client(asyncio.Protocol):
             if last is not None:
                 self.last_command = last
             if out:
-                self.write(b"".join(out) if len(out) > 1 else out[0])
+                data = b"".join(out) if len(out) > 1 else out[0]
+                # appendfsync always: replies wait for the group fsync of their writes.
+                aof = server.aof
+                if aof is None or not aof.hold(self, data):
+                    self.write(data)
             if self.close_after_reply and self.transport is not None:
                 self.transport.close()
                 self.closing = True
@@ -311,6 +318,7 @@ class Client(asyncio.Protocol):
             or self.patterns
             or self.shard_channels
             or self.closing
+            or self.server.loading
         ):
             return None
         return _CHECK_OOM if self.server.config.maxmemory_policy == "noeviction" else True
@@ -335,7 +343,11 @@ class Client(asyncio.Protocol):
                 return
             out: list[bytes] = []
             encode_into(reply, out, self.resp3)
-            self.write(b"".join(out))
+            data = b"".join(out)
+            aof = self.server.aof
+            if aof is not None and aof.hold(self, data):
+                return  # written, and what was sent meanwhile run, once durable
+            self.write(data)
             self._process()  # what the client sent meanwhile
 
         deferred._callback = deliver
@@ -384,6 +396,8 @@ class Client(asyncio.Protocol):
             return wrong_arity(cmd.name)
         if self.user is None and not cmd.no_auth:
             return ErrorReply(NOAUTH)
+        if self.server.loading and "loading" not in cmd.flags:
+            return ErrorReply(LOADING)
         if self.multi is not None and name not in _MULTI_NOW:
             return self.queue(cmd, args)
         if (
@@ -441,8 +455,9 @@ class Client(asyncio.Protocol):
         self.last_command = args[0]
         cmd.calls += 1
         server.commands_processed += 1
+        aof = server.aof
         try:
-            return cmd.handler(self, args)
+            return cmd.handler(self, args) if aof is None else aof.run(cmd, self, args)
         except ErrorReply as exc:
             cmd.failed += 1
             return exc

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._exceptions import ConfigurationError, SnapshotError
 from .. import app, snapshot
+from ..aof import aof_info
 from ..config import OPTIONS, ServerConfig
 from ..connection import Deferred
 from ..errors import NOT_INTEGER, SYNTAX
@@ -164,10 +165,7 @@ def _section(server: Server, name: str) -> list[str]:
     if name == "persistence":
         return [
             *snapshot.info_lines(server),
-            "aof_enabled:0",
-            "aof_rewrite_in_progress:0",
-            "aof_last_bgrewrite_status:ok",
-            "aof_last_write_status:ok",
+            *aof_info(server),
         ]
     if name == "stats":
         stores = [db.store for db in server.databases]
@@ -484,7 +482,6 @@ def command_help(client: Client, args: list[bytes]) -> Any:
 
 # Options clients commonly read that have one fixed value here (no persistence, no modules).
 _FIXED = {
-    "appendonly": "no",
     "maxmemory-samples": "5",
     "cluster-enabled": "no",
     "notify-keyspace-events": "",
