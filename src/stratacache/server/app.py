@@ -79,6 +79,8 @@ class Server:
         self._tasks: list[asyncio.Task[None]] = []
         self.shutting_down = False
         self._store_generation = 0
+        # The admin HTTP listener (admin/http.py) when admin-port is set.
+        self.admin: Any = None
 
     # -------------------------------------------------------------- databases
 
@@ -304,6 +306,17 @@ class Server:
         if config.port == 0 and self._servers and ephemeral:
             # Port 0: the OS picked one; report it as the configured port.
             config.port = self.ports[0]
+        if config.admin_port:
+            from .admin.http import AdminServer
+
+            self.admin = AdminServer(self)
+            try:
+                await self.admin.start(config.admin_bind, config.admin_port)
+            except BaseException:
+                for srv in self._servers + self.tls_servers:
+                    srv.close()
+                raise
+            logger.info("admin HTTP on http://%s:%d/", config.admin_bind, self.admin.port)
         self._tasks.append(loop.create_task(self._cron()))
 
     @property
@@ -349,6 +362,8 @@ class Server:
         for task in self._tasks:
             task.cancel()
         await self._drain_input()
+        if self.admin is not None:
+            await self.admin.close()
         for client in list(self.clients.values()):
             transport = client.transport
             if transport is not None:
@@ -419,6 +434,9 @@ def run(config: ServerConfig, *, announce: Callable[[str], None] | None = None) 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, _on_signal, server, sig)
+        from .reload import reload_from_file
+
+        loop.add_signal_handler(signal.SIGHUP, reload_from_file, server)
         if announce is not None:
             host = config.bind[0]
             announce(

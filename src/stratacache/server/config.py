@@ -192,9 +192,14 @@ class ServerConfig:
     tls_ca_cert_file: str | None = None
     tls_auth_clients: str = "no"
     lua_time_limit: int = 5000
+    admin_port: int = 0
+    admin_bind: str = "127.0.0.1"
     stores: dict[int, StoreConfig] = field(default_factory=dict)
     users: dict[str, UserConfig] = field(default_factory=dict)
     source: str = "<defaults>"
+    # Options given on the command line (Redis names -> values as given): a reload re-applies
+    # them over the file, so they keep precedence as they had at start (see reload.py).
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def store_for(self, index: int) -> StoreConfig:
         """The store configuration of database ``index`` (a general store by default)."""
@@ -266,6 +271,8 @@ OPTIONS: dict[str, Option] = {
         Option("tls-ca-cert-file", "tls_ca_cert_file", _optional_str, _show_optional, mutable=False),
         Option("tls-auth-clients", "tls_auth_clients", _choice("yes", "no", "optional"), mutable=False),
         Option("lua-time-limit", "lua_time_limit", _int(0, 2**31 - 1)),
+        Option("admin-port", "admin_port", _int(0, 65535), mutable=False),
+        Option("admin-bind", "admin_bind", _str, mutable=False),
     )
 }
 

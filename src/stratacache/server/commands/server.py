@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..._exceptions import ConfigurationError
 from .. import app
+from ..admin import latency
 from ..config import OPTIONS, ServerConfig
 from ..connection import Deferred
 from ..errors import NOT_INTEGER, SYNTAX
 from ..keyspace import server_weigher, skey
+from ..reload import STORE_OPTION, apply_stores, get_store_option, parse_store_option, store_option_names
 from ..resp import ErrorReply, Verbatim
 from . import COMMANDS, Command, command, run_subcommand, subcommand
 
@@ -516,6 +518,9 @@ def config_get(client: Client, args: list[bytes]) -> Any:
         for name, value in _FIXED.items():
             if fnmatch.fnmatchcase(name, pattern):
                 result[name.encode()] = value.encode()
+        for name in store_option_names(config):
+            if fnmatch.fnmatchcase(name, pattern):
+                result[name.encode()] = get_store_option(config, name).encode()
     return result
 
 
@@ -562,10 +567,16 @@ def config_set(client: Client, args: list[bytes]) -> Any:
     server = client.server
     config = server.config
     pairs: dict[str, bytes] = {}
+    store_pairs: dict[str, bytes] = {}  # store.<db>.<option> (reload.py)
     for i in range(2, len(args), 2):
         raw = args[i].decode("latin-1")
         name = raw.lower()
         option = OPTIONS.get(name)
+        if option is None and STORE_OPTION.fullmatch(name):
+            if name in store_pairs:
+                raise _failed(raw, "duplicate parameter")
+            store_pairs[name] = args[i + 1]
+            continue
         if option is None:
             raise ErrorReply(f"ERR Unknown option or number of arguments for CONFIG SET - '{raw}'")
         if name in pairs:
@@ -581,6 +592,12 @@ def config_set(client: Client, args: list[bytes]) -> Any:
         except ConfigurationError as exc:
             reason = str(exc).split(": ", 2)[-1]
             raise _failed(name, _redis_reason(reason)) from None
+    stores = config.stores
+    for name, value in store_pairs.items():
+        try:
+            stores = parse_store_option(config, stores, name, value)
+        except ValueError as exc:
+            raise _failed(name, _redis_reason(str(exc))) from None
     old = {name: getattr(config, OPTIONS[name].attr) for name in pairs}
     for name in pairs:
         setattr(config, OPTIONS[name].attr, getattr(trial, OPTIONS[name].attr))
@@ -591,6 +608,9 @@ def config_set(client: Client, args: list[bytes]) -> Any:
             setattr(config, OPTIONS[name].attr, value)
         server.apply_config(set(pairs))
         raise _failed(next(iter(pairs)), str(exc)) from None
+    if store_pairs:
+        config.stores = stores
+        apply_stores(server)
     return "OK"
 
 
@@ -608,6 +628,8 @@ def config_resetstat(client: Client, args: list[bytes]) -> Any:
     for db in server.databases:
         db.store.evictions = 0
         db.store.expirations = 0
+        db.hits = db.misses = 0
+    latency.reset()
     for cmd in COMMANDS.values():
         cmd.calls = cmd.failed = cmd.usec = 0
         for sub in cmd.subcommands.values():
@@ -625,6 +647,8 @@ def config_help(client: Client, args: list[bytes]) -> Any:
         "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>",
         "    Set the configuration <directive> to <value>.",
+        "REWRITE",
+        "    Rewrite the configuration file.",
         "RESETSTAT",
         "    Reset statistics reported by the INFO command.",
         "HELP",
