@@ -2,10 +2,10 @@
 
 It polls ``/stats`` (every second; ``?interval=<ms>`` changes that) and draws, over the last
 five minutes, the hit ratio, operations per second and memory used. Rates are computed in the
-page from the difference of two polls' counters; the hit ratio of an interval with no reads
-falls back to the ratio since start. The numbers sit in elements with ids (``hit-ratio``,
-``hit-ratio-total``, ``ops``, ``memory``, ``keys``, ``clients``, ``status``) that the headless
-browser test reads.
+page from the counters' difference over the last second or more (the poll at least a second
+old); the hit ratio of a span with no reads falls back to the ratio since start. The numbers
+sit in elements with ids (``hit-ratio``, ``hit-ratio-total``, ``ops``, ``memory``, ``keys``,
+``clients``, ``status``) that the headless browser test reads.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ const params = new URLSearchParams(location.search);
 const INTERVAL = Math.max(200, parseInt(params.get("interval") || "1000", 10));
 const KEEP = Math.ceil(300000 / INTERVAL);  // five minutes of points
 const series = { hit: [], ops: [], mem: [] };
-let previous = null;
+const history = [];  // recent /stats answers: rates are taken over at least a second
 
 function bytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -110,7 +110,9 @@ function draw(id, points, color, format, fixedMax) {
     ctx.fillText(format(max * (4 - i) / 4), 4, y + 4);
   }
   if (points.length < 1) return;
-  const step = (w - left - right) / Math.max(1, KEEP - 1);
+  // The history so far fills the width (at least a minute's worth of room), up to five minutes.
+  const span = Math.min(KEEP, Math.max(points.length, Math.ceil(60000 / INTERVAL)));
+  const step = (w - left - right) / Math.max(1, span - 1);
   const x0 = w - right - step * (points.length - 1);
   ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.beginPath();
   let drawing = false;
@@ -131,14 +133,16 @@ function draw(id, points, color, format, fixedMax) {
 function update(stats) {
   const now = stats.time;
   let ops = stats.ops_per_sec, ratio = stats.keyspace.hit_ratio;
-  if (previous) {
-    const dt = now - previous.time;
-    if (dt > 0) ops = (stats.commands_processed - previous.commands_processed) / dt;
-    const hits = stats.keyspace.hits - previous.keyspace.hits;
-    const reads = hits + stats.keyspace.misses - previous.keyspace.misses;
+  history.push(stats);
+  while (history.length > 2 && history[1].time <= now - 1) history.shift();
+  const base = history[0];
+  if (base !== stats) {
+    const dt = now - base.time;
+    if (dt > 0) ops = (stats.commands_processed - base.commands_processed) / dt;
+    const hits = stats.keyspace.hits - base.keyspace.hits;
+    const reads = hits + stats.keyspace.misses - base.keyspace.misses;
     if (reads > 0) ratio = hits / reads;
   }
-  previous = stats;
   const keys = stats.stores.reduce((a, s) => a + s.keys, 0);
   const evictions = stats.stores.reduce((a, s) => a + s.evictions, 0);
   text("hit-ratio", percent(ratio));

@@ -96,6 +96,7 @@ class AdminServer:
                     request = await self._read_request(reader, IDLE_TIMEOUT if not first else READ_TIMEOUT)
                 except _BadRequest as exc:
                     await self._send(writer, 400, f"bad request: {exc}\n", "text/plain", head=False)
+                    await _linger(reader, writer)
                     break
                 if request is None:  # the client closed (or stayed idle too long)
                     break
@@ -109,6 +110,8 @@ class AdminServer:
                 await self._send(
                     writer, status, body, content_type, head=head, keep_alive=keep_alive, extra=extra
                 )
+                if not keep_alive:
+                    await _linger(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the client went away mid-request: nothing to answer
         except Exception:
@@ -242,6 +245,31 @@ _ROUTES = {
     "/": "_dashboard",
     "/dashboard": "_dashboard",
 }
+
+
+LINGER = 2.0
+"""Seconds a closing connection waits for the client's end (see :func:`_linger`)."""
+_LINGER_BYTES = 1 << 20
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Close our side politely: end our output, then read and drop what the client still
+    sends (a long header we refused, a body we did not read) until it closes, for at most
+    :data:`LINGER` seconds. Closing a socket with unread input resets the connection, and
+    the reset can destroy the answer before the client has read it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LINGER
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        drained = 0
+        while drained < _LINGER_BYTES:
+            chunk = await asyncio.wait_for(reader.read(65536), max(0.0, deadline - loop.time()))
+            if not chunk:
+                return
+            drained += len(chunk)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return
 
 
 def _keep_alive(version: str, headers: dict[str, Any]) -> bool:
