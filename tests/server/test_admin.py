@@ -138,6 +138,24 @@ def test_evictions_and_store_limits_show(admin: tuple[ServerThread, int]) -> Non
     assert samples[("stratacache_store_max_entries", db(0))] == 0
 
 
+def test_config_resetstat_zeroes_the_store_counters_and_latency(admin: tuple[ServerThread, int]) -> None:
+    server, port = admin
+    r = redis.Redis(host=HOST, port=server.port)
+    try:
+        r.set("a", "1")
+        for _ in range(130):
+            r.get("a")
+        r.get("b")
+        assert scrape(port)[("stratacache_store_hits_total", db(0))] == 130
+        assert r.config_resetstat()
+    finally:
+        r.close()
+    samples = scrape(port)
+    assert samples[("stratacache_store_hits_total", db(0))] == 0
+    assert samples[("stratacache_store_misses_total", db(0))] == 0
+    assert ("stratacache_command_latency_seconds_count", cmd("get")) not in samples
+
+
 def test_stats_json_has_the_same_numbers(admin: tuple[ServerThread, int]) -> None:
     server, port = admin
     r = redis.Redis(host=HOST, port=server.port)

@@ -93,7 +93,7 @@ def parse_store_option(
             try:
                 make_policy(parsed, 1)
             except Exception as exc:
-                raise ValueError(f"{parsed!r} is not an eviction policy: {exc}") from None
+                raise ValueError(str(exc)) from None  # "unknown policy 'x'; valid: ..."
             if current.type == "session" and parsed != "lru":
                 raise ValueError("a session store uses lru eviction")
     else:
