@@ -58,8 +58,10 @@ class Server:
         self.commands_processed = 0
         self.connections_received = 0
         self.rejected_connections = 0
-        self.keyspace_hits = 0
-        self.keyspace_misses = 0
+        # Keyspace hits and misses are counted per database (Database.hits/misses, one
+        # increment per read); these hold what was counted here directly (see keyspace_hits).
+        self._hits_offset = 0
+        self._misses_offset = 0
         self.protocol_errors = 0
         self.internal_errors = 0
         # (perf_counter, commands_processed) at each cron run: INFO's instantaneous_ops_per_sec.
@@ -145,6 +147,24 @@ class Server:
                     client.dirty_cas = True
         for listener in self.change_listeners:
             listener(db, key)
+
+    @property
+    def keyspace_hits(self) -> int:
+        """INFO's keyspace_hits: the databases' hits (plus what was added here directly)."""
+        return sum(db.hits for db in self.databases) + self._hits_offset
+
+    @keyspace_hits.setter
+    def keyspace_hits(self, value: int) -> None:
+        self._hits_offset = value - sum(db.hits for db in self.databases)
+
+    @property
+    def keyspace_misses(self) -> int:
+        """INFO's keyspace_misses: the databases' misses (plus what was added here directly)."""
+        return sum(db.misses for db in self.databases) + self._misses_offset
+
+    @keyspace_misses.setter
+    def keyspace_misses(self, value: int) -> None:
+        self._misses_offset = value - sum(db.misses for db in self.databases)
 
     @property
     def auth_required(self) -> bool:

@@ -118,8 +118,8 @@ class Database:
         # The store's read and write, bound once (the GET/SET hot path).
         self._get = store.get
         self._set = store.set
-        # Keyspace hits and misses of string reads in this database (INFO's are the sums'
-        # server-wide copies; the admin metrics report these per database).
+        # Keyspace hits and misses of string reads in this database (the server's
+        # keyspace_hits/misses, INFO's, are their sums).
         self.hits = 0
         self.misses = 0
 

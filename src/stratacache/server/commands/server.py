@@ -618,6 +618,8 @@ def config_set(client: Client, args: list[bytes]) -> Any:
 def config_resetstat(client: Client, args: list[bytes]) -> Any:
     """Reset the stats returned by INFO."""
     server = client.server
+    for db in server.databases:  # first: keyspace_hits/misses are their sums
+        db.hits = db.misses = 0
     server.commands_processed = 0
     server.connections_received = 0
     server.rejected_connections = 0
@@ -628,7 +630,6 @@ def config_resetstat(client: Client, args: list[bytes]) -> Any:
     for db in server.databases:
         db.store.evictions = 0
         db.store.expirations = 0
-        db.hits = db.misses = 0
     latency.reset()
     for cmd in COMMANDS.values():
         cmd.calls = cmd.failed = cmd.usec = 0

@@ -38,12 +38,10 @@ def get(client: Client, args: list[bytes]) -> Any:
     """Get the value of a key."""
     db = client.db
     value = db.get_string(skey(args[1]))
-    server = client.server
+    # Counted per database only: INFO's keyspace_hits/misses are their sums.
     if value is None:
-        server.keyspace_misses += 1
         db.misses += 1
     else:
-        server.keyspace_hits += 1
         db.hits += 1
     return value
 
@@ -52,10 +50,8 @@ def _read(client: Client, db: Database, key: str) -> bytes | None:
     """A string read that counts a keyspace hit or miss (WRONGTYPE for another type)."""
     value = db.get_string(key)
     if value is None:
-        client.server.keyspace_misses += 1
         db.misses += 1
     else:
-        client.server.keyspace_hits += 1
         db.hits += 1
     return value
 
@@ -235,16 +231,13 @@ def mget(client: Client, args: list[bytes]) -> Any:
     """The values of keys (nil for a missing key or one of another type)."""
     db = client.db
     db_get = db.get
-    server = client.server
     out: list[bytes | None] = []
     for arg in args[1:]:
         value = db_get(skey(arg))
         if type(value) is bytes:
-            server.keyspace_hits += 1
             db.hits += 1
             out.append(value)
         else:
-            server.keyspace_misses += 1
             db.misses += 1
             out.append(None)
     return out
