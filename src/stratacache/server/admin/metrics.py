@@ -20,6 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from .latency import SAMPLE_EVERY
 from .stats import snapshot
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def _command_metrics(commands: dict[str, Any]) -> Iterator[Metric]:
     )
     latency = HistogramMetricFamily(
         f"{_PREFIX}command_latency_seconds",
-        f"Time a command took to run, sampled (1 call in {_sample_every()} of each command)",
+        f"Time a command took to run, sampled (1 call in {SAMPLE_EVERY} of each command)",
         labels=["command"],
     )
     for name, entry in sorted(commands.items()):
@@ -128,12 +129,6 @@ def _command_metrics(commands: dict[str, Any]) -> Iterator[Metric]:
         if histogram is not None:
             latency.add_metric([name], histogram["buckets"], histogram["sum_seconds"])
     yield from (calls, failed, latency)
-
-
-def _sample_every() -> int:
-    from .latency import SAMPLE_EVERY
-
-    return SAMPLE_EVERY
 
 
 def _persistence_metrics(fields: dict[str, str]) -> Iterator[Metric]:
