@@ -267,6 +267,29 @@ def test_bad_requests_get_400_and_are_closed(admin: tuple[ServerThread, int], re
         r.close()
 
 
+def test_too_many_admin_connections_get_503(admin: tuple[ServerThread, int]) -> None:
+    from stratacache.server.admin.http import MAX_CONNECTIONS
+
+    _, port = admin
+    idle = [socket.create_connection((HOST, port), timeout=10) for _ in range(MAX_CONNECTIONS)]
+    try:
+        # Each idle one holds a connection slot (the server reads its first line).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            reply = raw(port, b"GET /health HTTP/1.1\r\n\r\n")
+            if reply.startswith(b"HTTP/1.1 503"):
+                break
+            time.sleep(0.05)
+        assert reply.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), reply[:100]
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while get(port, "/health")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get(port, "/health")[0] == 200
+
+
 def test_truncated_requests_and_resets_do_not_hurt(admin: tuple[ServerThread, int]) -> None:
     server, port = admin
     for data in (b"GET /metr", b"GET /metrics HTTP/1.1\r\nHost: x\r\n", b""):

@@ -38,6 +38,9 @@ READ_TIMEOUT = 10.0
 """Seconds a client may take to send a whole request head."""
 IDLE_TIMEOUT = 30.0
 """Seconds a kept-alive connection may stay idle before it is closed."""
+MAX_CONNECTIONS = 64
+"""Admin connections open at once; past it a new one is answered 503 and closed (a scraper,
+a few dashboards and probes need a handful; idle sockets must not pile up tasks)."""
 
 _REASONS = {
     200: "OK",
@@ -87,6 +90,15 @@ class AdminServer:
     # ------------------------------------------------------------------- serving
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._writers) >= MAX_CONNECTIONS:
+            try:
+                await self._send(writer, 503, "too many admin connections\n", "text/plain", head=False)
+                await _linger(reader, writer)
+            except OSError:
+                pass  # gone already
+            finally:
+                writer.close()
+            return
         self._writers.add(writer)
         try:
             keep_alive = True
