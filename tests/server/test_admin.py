@@ -119,6 +119,7 @@ def test_metrics_counters_move_with_redis_traffic(admin: tuple[ServerThread, int
     assert after[("stratacache_uptime_seconds", ())] > 0
     # INFO persistence's fields, whatever they are on this build, as gauges.
     assert after[("stratacache_persistence_loading", ())] == 0
+    assert after[("stratacache_persistence_rdb_last_bgsave_status", ())] == 1  # "ok"
     assert after[("stratacache_loading", ())] == 0
 
 
