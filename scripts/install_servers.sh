@@ -109,4 +109,51 @@ if ((${#missing[@]})); then
     echo "install_servers: WARNING: missing ${missing[*]} ($reason); the server tests will be skipped" >&2
 fi
 
+# Headless Chromium for the dashboard test (tests/server/test_admin_dashboard.py): Debian's
+# chromium package, installed when missing and apt is usable. A machine that cannot install it
+# only warns (the test is then skipped); with CI=true, a failed install where apt IS usable is an
+# error. scripts/test.sh makes the test demand the browser (STRATACACHE_REQUIRE_BROWSER=1)
+# whenever it is on PATH after this script, so a browser that is there is always used.
+if ! command -v chromium >/dev/null 2>&1; then
+    browser_reason=""
+    BROWSER_SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+            BROWSER_SUDO=(sudo -n)
+        else
+            browser_reason="not root and no passwordless sudo, so cannot run apt-get"
+        fi
+    fi
+    if [[ -z $browser_reason ]] && ! command -v apt-get >/dev/null 2>&1; then
+        browser_reason="apt-get is not available on this machine"
+    fi
+    apt_usable=$([[ -z $browser_reason ]] && echo yes || echo no)
+    if [[ -z $browser_reason ]]; then
+        echo "install_servers: installing chromium (for the dashboard test)" >&2
+        browser_log=$(mktemp)
+        install_chromium() {
+            "${BROWSER_SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq --no-install-recommends chromium >>"$browser_log" 2>&1
+        }
+        # The package lists may be stale: update once if the first try fails.
+        if ! install_chromium && ! { "${BROWSER_SUDO[@]}" apt-get update -qq >>"$browser_log" 2>&1 && install_chromium; }; then
+            cat "$browser_log" >&2
+            browser_reason="apt-get install chromium failed"
+        fi
+        rm -f "$browser_log"
+        if [[ -z $browser_reason ]] && ! command -v chromium >/dev/null 2>&1; then
+            browser_reason="apt-get install chromium succeeded but chromium is not on PATH ($PATH)"
+        fi
+    fi
+    if [[ -n $browser_reason ]]; then
+        if [[ ${CI:-} == true && $apt_usable == yes ]]; then
+            echo "install_servers: ERROR: no chromium: $browser_reason" >&2
+            exit 1
+        fi
+        echo "install_servers: WARNING: no chromium ($browser_reason); the dashboard browser test will be skipped" >&2
+    fi
+fi
+
 versions_line
+chromium_v=$(chromium --version 2>/dev/null | awk '{print $2}' || true)
+echo "install_servers: chromium ${chromium_v:-missing}"

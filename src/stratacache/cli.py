@@ -77,10 +77,13 @@ def _serve(args: argparse.Namespace) -> int:
             "maxmemory-policy": args.maxmemory_policy,
             "requirepass": args.requirepass,
             "loglevel": args.loglevel,
+            "admin-port": args.admin_port,
+            "admin-bind": args.admin_bind,
         }
         for name, value in overrides.items():
             if value is not None:
                 config.set(name, value, where="command line")
+                config.overrides[name] = value  # kept over the file on a SIGHUP reload
     except ConfigurationError as exc:
         print(f"stratacache serve: {exc}", file=sys.stderr)
         return 2
@@ -152,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument("--requirepass", metavar="PASSWORD", help="password clients must AUTH with")
     serve.add_argument("--loglevel", metavar="LEVEL", help="debug, verbose, notice (default), warning")
+    serve.add_argument(
+        "--admin-port", type=int, metavar="PORT", help="HTTP port of /metrics, /health, /stats (default: off)"
+    )
+    serve.add_argument(
+        "--admin-bind", metavar="ADDRESS", help="address of the admin port (default 127.0.0.1)"
+    )
     check = sub.add_parser(
         "check-log",
         help="explain (and with --fix repair) a server append-only log",

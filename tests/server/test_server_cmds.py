@@ -139,6 +139,7 @@ def test_command_count_info_docs_list_getkeys(pair: Pair, client: RespConn) -> N
         b"config|set",
         b"config|resetstat",
         b"config|help",
+        b"config|rewrite",
     ]
     assert client.call("COMMAND", "LIST", "FILTERBY", "MODULE", "x") == []
     assert b"get" in client.call("COMMAND", "LIST", "FILTERBY", "ACLCAT", "read")

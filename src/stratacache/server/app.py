@@ -60,8 +60,10 @@ class Server:
         self.commands_processed = 0
         self.connections_received = 0
         self.rejected_connections = 0
-        self.keyspace_hits = 0
-        self.keyspace_misses = 0
+        # Keyspace hits and misses are counted per database (Database.hits/misses, one
+        # increment per read); these hold what was counted here directly (see keyspace_hits).
+        self._hits_offset = 0
+        self._misses_offset = 0
         self.protocol_errors = 0
         self.internal_errors = 0
         # (perf_counter, commands_processed) at each cron run: INFO's instantaneous_ops_per_sec.
@@ -85,6 +87,8 @@ class Server:
         # and the append-only log while appendonly is yes (see aof.py).
         self.loading = False
         self.aof: AppendOnlyLog | None = None
+        # The admin HTTP listener (admin/http.py) when admin-port is set.
+        self.admin: Any = None
 
     # -------------------------------------------------------------- databases
 
@@ -149,6 +153,24 @@ class Server:
                     client.dirty_cas = True
         for listener in self.change_listeners:
             listener(db, key)
+
+    @property
+    def keyspace_hits(self) -> int:
+        """INFO's keyspace_hits: the databases' hits (plus what was added here directly)."""
+        return sum(db.hits for db in self.databases) + self._hits_offset
+
+    @keyspace_hits.setter
+    def keyspace_hits(self, value: int) -> None:
+        self._hits_offset = value - sum(db.hits for db in self.databases)
+
+    @property
+    def keyspace_misses(self) -> int:
+        """INFO's keyspace_misses: the databases' misses (plus what was added here directly)."""
+        return sum(db.misses for db in self.databases) + self._misses_offset
+
+    @keyspace_misses.setter
+    def keyspace_misses(self, value: int) -> None:
+        self._misses_offset = value - sum(db.misses for db in self.databases)
 
     @property
     def auth_required(self) -> bool:
@@ -348,6 +370,17 @@ class Server:
             # Port 0: the OS picked one; report it as the configured port.
             config.port = self.ports[0]
         await self._start_aof()
+        if config.admin_port:
+            from .admin.http import AdminServer
+
+            self.admin = AdminServer(self)
+            try:
+                await self.admin.start(config.admin_bind, config.admin_port)
+            except BaseException:
+                for srv in self._servers + self.tls_servers:
+                    srv.close()
+                raise
+            logger.info("admin HTTP on http://%s:%d/", config.admin_bind, self.admin.port)
         self._tasks.append(loop.create_task(self._cron()))
 
     @property
@@ -403,6 +436,8 @@ class Server:
         rewriter = self.extra.get("aof_rewriter")
         if rewriter is not None:
             rewriter.close()  # a BGREWRITEAOF child with appendonly no must not outlive us
+        if self.admin is not None:
+            await self.admin.close()
         for client in list(self.clients.values()):
             transport = client.transport
             if transport is not None:
@@ -474,6 +509,9 @@ def run(config: ServerConfig, *, announce: Callable[[str], None] | None = None) 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, _on_signal, server, sig)
+        from .reload import reload_from_file
+
+        loop.add_signal_handler(signal.SIGHUP, reload_from_file, server)
         if announce is not None:
             host = config.bind[0]
             announce(

@@ -219,9 +219,14 @@ class ServerConfig:
     aof_load_truncated: bool = True
     auto_aof_rewrite_percentage: int = 100
     auto_aof_rewrite_min_size: int = 64 * 1024 * 1024
+    admin_port: int = 0
+    admin_bind: str = "127.0.0.1"
     stores: dict[int, StoreConfig] = field(default_factory=dict)
     users: dict[str, UserConfig] = field(default_factory=dict)
     source: str = "<defaults>"
+    # Options given on the command line (Redis names -> values as given): a reload re-applies
+    # them over the file, so they keep precedence as they had at start (see reload.py).
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def store_for(self, index: int) -> StoreConfig:
         """The store configuration of database ``index`` (a general store by default)."""
@@ -302,6 +307,8 @@ OPTIONS: dict[str, Option] = {
         Option("aof-load-truncated", "aof_load_truncated", _bool, _show_bool),
         Option("auto-aof-rewrite-percentage", "auto_aof_rewrite_percentage", _int(0, 2**31 - 1)),
         Option("auto-aof-rewrite-min-size", "auto_aof_rewrite_min_size", parse_size),
+        Option("admin-port", "admin_port", _int(0, 65535), mutable=False),
+        Option("admin-bind", "admin_bind", _str, mutable=False),
     )
 }
 

@@ -87,7 +87,18 @@ class Database:
     collection changes, expiry set or removed): the server hangs WATCH and tracking on it.
     """
 
-    __slots__ = ("_get", "_set", "flushing", "index", "kind", "on_change", "on_flush", "store")
+    __slots__ = (
+        "_get",
+        "_set",
+        "flushing",
+        "hits",
+        "index",
+        "kind",
+        "misses",
+        "on_change",
+        "on_flush",
+        "store",
+    )
 
     def __init__(
         self,
@@ -107,6 +118,10 @@ class Database:
         # The store's read and write, bound once (the GET/SET hot path).
         self._get = store.get
         self._set = store.set
+        # Keyspace hits and misses of string reads in this database (the server's
+        # keyspace_hits/misses, INFO's, are their sums).
+        self.hits = 0
+        self.misses = 0
 
     def replace_store(self, store: MemoryStore) -> None:
         """Serve this database from ``store`` from now on (CONFIG SET maxmemory-policy

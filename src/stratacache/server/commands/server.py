@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..._exceptions import ConfigurationError, SnapshotError
 from .. import app, snapshot
+from ..admin import latency
 from ..aof import aof_info
 from ..config import OPTIONS, ServerConfig
 from ..connection import Deferred
 from ..errors import NOT_INTEGER, SYNTAX
 from ..keyspace import server_weigher, skey
+from ..reload import STORE_OPTION, apply_stores, get_store_option, parse_store_option, store_option_names
 from ..resp import ErrorReply, Verbatim
 from . import COMMANDS, Command, command, run_subcommand, subcommand
 
@@ -507,6 +509,9 @@ def config_get(client: Client, args: list[bytes]) -> Any:
         for name, value in _FIXED.items():
             if fnmatch.fnmatchcase(name, pattern):
                 result[name.encode()] = value.encode()
+        for name in store_option_names(config):
+            if fnmatch.fnmatchcase(name, pattern):
+                result[name.encode()] = get_store_option(config, name).encode()
     return result
 
 
@@ -553,10 +558,16 @@ def config_set(client: Client, args: list[bytes]) -> Any:
     server = client.server
     config = server.config
     pairs: dict[str, bytes] = {}
+    store_pairs: dict[str, bytes] = {}  # store.<db>.<option> (reload.py)
     for i in range(2, len(args), 2):
         raw = args[i].decode("latin-1")
         name = raw.lower()
         option = OPTIONS.get(name)
+        if option is None and STORE_OPTION.fullmatch(name):
+            if name in store_pairs:
+                raise _failed(raw, "duplicate parameter")
+            store_pairs[name] = args[i + 1]
+            continue
         if option is None:
             raise ErrorReply(f"ERR Unknown option or number of arguments for CONFIG SET - '{raw}'")
         if name in pairs:
@@ -572,6 +583,12 @@ def config_set(client: Client, args: list[bytes]) -> Any:
         except ConfigurationError as exc:
             reason = str(exc).split(": ", 2)[-1]
             raise _failed(name, _redis_reason(reason)) from None
+    stores = config.stores
+    for name, value in store_pairs.items():
+        try:
+            stores = parse_store_option(config, stores, name, value)
+        except ValueError as exc:
+            raise _failed(name, _redis_reason(str(exc))) from None
     old = {name: getattr(config, OPTIONS[name].attr) for name in pairs}
     for name in pairs:
         setattr(config, OPTIONS[name].attr, getattr(trial, OPTIONS[name].attr))
@@ -582,6 +599,9 @@ def config_set(client: Client, args: list[bytes]) -> Any:
             setattr(config, OPTIONS[name].attr, value)
         server.apply_config(set(pairs))
         raise _failed(next(iter(pairs)), str(exc)) from None
+    if store_pairs:
+        config.stores = stores
+        apply_stores(server)
     return "OK"
 
 
@@ -589,6 +609,8 @@ def config_set(client: Client, args: list[bytes]) -> Any:
 def config_resetstat(client: Client, args: list[bytes]) -> Any:
     """Reset the stats returned by INFO."""
     server = client.server
+    for db in server.databases:  # first: keyspace_hits/misses are their sums
+        db.hits = db.misses = 0
     server.commands_processed = 0
     server.connections_received = 0
     server.rejected_connections = 0
@@ -599,6 +621,7 @@ def config_resetstat(client: Client, args: list[bytes]) -> Any:
     for db in server.databases:
         db.store.evictions = 0
         db.store.expirations = 0
+    latency.reset()
     for cmd in COMMANDS.values():
         cmd.calls = cmd.failed = cmd.usec = 0
         for sub in cmd.subcommands.values():
@@ -616,6 +639,8 @@ def config_help(client: Client, args: list[bytes]) -> Any:
         "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>",
         "    Set the configuration <directive> to <value>.",
+        "REWRITE",
+        "    Rewrite the configuration file.",
         "RESETSTAT",
         "    Reset statistics reported by the INFO command.",
         "HELP",

@@ -36,12 +36,13 @@ TOO_BIG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 @command("get", arity=2, flags="readonly fast", keys=(1, 1, 1), group="string")
 def get(client: Client, args: list[bytes]) -> Any:
     """Get the value of a key."""
-    value = client.db.get_string(skey(args[1]))
-    server = client.server
+    db = client.db
+    value = db.get_string(skey(args[1]))
+    # Counted per database only: INFO's keyspace_hits/misses are their sums.
     if value is None:
-        server.keyspace_misses += 1
+        db.misses += 1
     else:
-        server.keyspace_hits += 1
+        db.hits += 1
     return value
 
 
@@ -49,9 +50,9 @@ def _read(client: Client, db: Database, key: str) -> bytes | None:
     """A string read that counts a keyspace hit or miss (WRONGTYPE for another type)."""
     value = db.get_string(key)
     if value is None:
-        client.server.keyspace_misses += 1
+        db.misses += 1
     else:
-        client.server.keyspace_hits += 1
+        db.hits += 1
     return value
 
 
@@ -228,16 +229,16 @@ def getex(client: Client, args: list[bytes]) -> Any:
 @command("mget", arity=-2, flags="readonly fast", keys=(1, -1, 1), group="string")
 def mget(client: Client, args: list[bytes]) -> Any:
     """The values of keys (nil for a missing key or one of another type)."""
-    db_get = client.db.get
-    server = client.server
+    db = client.db
+    db_get = db.get
     out: list[bytes | None] = []
     for arg in args[1:]:
         value = db_get(skey(arg))
         if type(value) is bytes:
-            server.keyspace_hits += 1
+            db.hits += 1
             out.append(value)
         else:
-            server.keyspace_misses += 1
+            db.misses += 1
             out.append(None)
     return out
 
