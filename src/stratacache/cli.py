@@ -77,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
             "maxmemory-policy": args.maxmemory_policy,
             "requirepass": args.requirepass,
             "loglevel": args.loglevel,
+            "memcached-port": args.memcached_port,
         }
         for name, value in overrides.items():
             if value is not None:
@@ -135,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument("--requirepass", metavar="PASSWORD", help="password clients must AUTH with")
     serve.add_argument("--loglevel", metavar="LEVEL", help="debug, verbose, notice (default), warning")
+    serve.add_argument(
+        "--memcached-port", type=int, metavar="PORT", help="also serve the Memcached protocol on PORT"
+    )
     sub.add_parser(
         "simulate",
         help="replay an access trace against eviction policies and print hit ratios "

@@ -304,6 +304,11 @@ class Server:
         if config.port == 0 and self._servers and ephemeral:
             # Port 0: the OS picked one; report it as the configured port.
             config.port = self.ports[0]
+        if config.memcached_port:
+            from .memcache import MemcacheListener
+
+            memcache = self.extra["memcache"] = MemcacheListener(self)
+            await memcache.start()
         self._tasks.append(loop.create_task(self._cron()))
 
     @property
@@ -349,6 +354,9 @@ class Server:
         for task in self._tasks:
             task.cancel()
         await self._drain_input()
+        memcache = self.extra.get("memcache")
+        if memcache is not None:
+            await memcache.close()
         for client in list(self.clients.values()):
             transport = client.transport
             if transport is not None:

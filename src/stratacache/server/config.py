@@ -144,6 +144,16 @@ def _bind(value: Any) -> tuple[str, ...]:
     return hosts
 
 
+def _optional_bind(value: Any) -> tuple[str, ...] | None:
+    if value is None or value in ("", b""):
+        return None
+    return _bind(value)
+
+
+def _show_bind(value: Any) -> str:
+    return "" if value is None else " ".join(value)
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """The store behind one database: its type and policy, optional limits of its own."""
@@ -192,6 +202,10 @@ class ServerConfig:
     tls_ca_cert_file: str | None = None
     tls_auth_clients: str = "no"
     lua_time_limit: int = 5000
+    memcached_port: int = 0
+    memcached_bind: tuple[str, ...] | None = None
+    memcached_db: int = 0
+    memcached_max_item_size: int = 1024 * 1024
     stores: dict[int, StoreConfig] = field(default_factory=dict)
     users: dict[str, UserConfig] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -266,6 +280,10 @@ OPTIONS: dict[str, Option] = {
         Option("tls-ca-cert-file", "tls_ca_cert_file", _optional_str, _show_optional, mutable=False),
         Option("tls-auth-clients", "tls_auth_clients", _choice("yes", "no", "optional"), mutable=False),
         Option("lua-time-limit", "lua_time_limit", _int(0, 2**31 - 1)),
+        Option("memcached-port", "memcached_port", _int(0, 65535), mutable=False),
+        Option("memcached-bind", "memcached_bind", _optional_bind, _show_bind, mutable=False),
+        Option("memcached-db", "memcached_db", _int(0, 1023), mutable=False),
+        Option("memcached-max-item-size", "memcached_max_item_size", parse_size, mutable=False),
     )
 }
 
