@@ -282,6 +282,11 @@ class Server:
         config = self.config
         # Before any listener: a bad TLS setting must not leave a socket open behind it.
         context = self.ssl_context()
+        memcache = None
+        if config.memcached_port:
+            from .memcache import MemcacheListener
+
+            memcache = MemcacheListener(self)  # checks its options before any socket opens
         if config.port or ephemeral:
             for host in config.bind:
                 self._servers.append(
@@ -304,11 +309,14 @@ class Server:
         if config.port == 0 and self._servers and ephemeral:
             # Port 0: the OS picked one; report it as the configured port.
             config.port = self.ports[0]
-        if config.memcached_port:
-            from .memcache import MemcacheListener
-
-            memcache = self.extra["memcache"] = MemcacheListener(self)
-            await memcache.start()
+        if memcache is not None:
+            self.extra["memcache"] = memcache
+            try:
+                await memcache.start()
+            except BaseException:  # its port taken: no socket left open behind it
+                for srv in self._servers + self.tls_servers:
+                    srv.close()
+                raise
         self._tasks.append(loop.create_task(self._cron()))
 
     @property
@@ -431,7 +439,8 @@ def run(config: ServerConfig, *, announce: Callable[[str], None] | None = None) 
             host = config.bind[0]
             announce(
                 f"stratacache serve: Redis protocol on {host}:{config.port} "
-                f"(maxmemory {config.maxmemory} bytes, policy {config.maxmemory_policy})\n"
+                + _memcached_banner(config)
+                + f"(maxmemory {config.maxmemory} bytes, policy {config.maxmemory_policy})\n"
                 f"connect with: redis-cli -h {host} -p {config.port}    "
                 f"or: stratacache.Cache('redis://{host}:{config.port}/0')"
             )
@@ -439,6 +448,14 @@ def run(config: ServerConfig, *, announce: Callable[[str], None] | None = None) 
 
     runner(main())
     return 0
+
+
+def _memcached_banner(config: ServerConfig) -> str:
+    """The banner's mention of the Memcached listener (empty when it is off)."""
+    if not config.memcached_port:
+        return ""
+    host = (config.memcached_bind or config.bind)[0]
+    return f"and Memcached protocol on {host}:{config.memcached_port} "
 
 
 def _on_signal(server: Server, sig: signal.Signals) -> None:

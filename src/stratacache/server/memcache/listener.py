@@ -142,12 +142,22 @@ class MemcacheListener:
         config = self.server.config
         loop = asyncio.get_running_loop()
         hosts = config.memcached_bind or config.bind
-        for host in hosts:
-            self._servers.append(
-                await loop.create_server(
-                    lambda: McConnection(self), host, config.memcached_port, backlog=1024, reuse_address=True
+        try:
+            for host in hosts:
+                self._servers.append(
+                    await loop.create_server(
+                        lambda: McConnection(self),
+                        host,
+                        config.memcached_port,
+                        backlog=1024,
+                        reuse_address=True,
+                    )
                 )
-            )
+        except BaseException:
+            for srv in self._servers:
+                srv.close()
+            self.items.detach()
+            raise
         self._sweeper = loop.create_task(self._sweep())
 
     async def _sweep(self) -> None:
