@@ -79,6 +79,8 @@ def strtoull(text: bytes) -> int | None:
     """``safe_strtoull`` of memcached: a uint64 in decimal, leading spaces and a sign allowed,
     the end of the text or a space after the digits; a negative number is refused unless it
     wraps to a small one (``-0``). None when invalid."""
+    if len(text) < 20 and text.isdigit():  # the common case, without the scan
+        return int(text)
     index = 0
     size = len(text)
     while index < size and text[index] in _SPACES:
@@ -113,6 +115,8 @@ def strtoul(text: bytes) -> int | None:
 
 def strtol(text: bytes) -> int | None:
     """``safe_strtol``: a signed 32-bit integer (exptimes, TTL tokens). None when invalid."""
+    if len(text) < 10 and text.isdigit():  # the common case, without the scan
+        return int(text)
     index = 0
     size = len(text)
     while index < size and text[index] in _SPACES:
