@@ -528,3 +528,16 @@ def test_memcached_port_in_use_leaves_no_socket_open() -> None:
         warnings.simplefilter("always")
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_commands_refused_while_loading(mc: ServerThread, mc_conn: McConn) -> None:
+    server = mc.server
+    assert server is not None
+    mc.call(lambda: setattr(server, "loading", True))
+    try:
+        refused = b"SERVER_ERROR loading the dataset in memory\r\n"
+        mc_conn.send(b"get a\r\nmg a v\r\n")
+        assert mc_conn.read_until(refused * 2) == b""
+    finally:
+        mc.call(lambda: setattr(server, "loading", False))
+    assert mc_conn.call(b"get a\r\n") == b"END\r\n"

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._exceptions import ConfigurationError
@@ -30,6 +31,13 @@ __all__ = ["McConnection", "MemcacheListener"]
 logger = logging.getLogger("stratacache.server")
 
 _SWEEP_INTERVAL = 1.0
+
+
+def _loading(session: Session, request: Request) -> bytes:
+    return b"SERVER_ERROR loading the dataset in memory\r\n"
+
+
+_LOADING: dict[bytes, Callable[[Session, Request], bytes]] = {b"quit": COMMANDS[b"quit"]}
 
 
 class McConnection(asyncio.Protocol):
@@ -65,7 +73,8 @@ class McConnection(asyncio.Protocol):
         parser = self.parser
         parser.feed(data)
         session = self.session
-        commands = COMMANDS
+        # While the server loads its data (persistence), every command is refused.
+        commands = _LOADING if getattr(listener.server, "loading", False) else COMMANDS
         out: list[bytes] = []
         close = False
         while True:
@@ -80,7 +89,7 @@ class McConnection(asyncio.Protocol):
                     out.append(request)
                 continue
             assert isinstance(request, Request)
-            handler = commands.get(request.tokens[0])
+            handler = commands.get(request.tokens[0], _loading if commands is _LOADING else None)
             if handler is None:
                 out.append(b"ERROR\r\n")
                 continue
