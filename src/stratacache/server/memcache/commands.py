@@ -288,7 +288,7 @@ def _arith(session: Session, request: Request) -> bytes:
     if result is None:
         return b"" if noreply else _NON_NUMERIC
     _count(session, f"{name}_hits")
-    items.store_keep_ttl(key, result[0], items.flags_of(key))
+    items.store_number(key, result[0], len(old))
     return b"" if noreply else b"%d\r\n" % result[1]
 
 
@@ -439,6 +439,17 @@ def _meta_flags(request: Request, start: int, generic: bytes | None) -> MetaFlag
     return flags
 
 
+def _ttl_flag(items: ItemStore, key: str, flags: MetaFlags, char: int, created: bool) -> None:
+    """``T`` (and ``N`` for an item this command created) set the TTL where they stand among
+    the flags: a ``t`` before them shows the TTL before (memcached's order of effects)."""
+    if char == 84:  # T
+        assert flags.ttl is not None
+        items.touch(key, ttl_of(flags.ttl))
+    elif char == 78 and created:  # N
+        assert flags.vivify is not None
+        items.touch(key, ttl_of(flags.vivify))
+
+
 def _mg(session: Session, request: Request) -> bytes:
     tokens = request.tokens
     if len(tokens) < 2:
@@ -458,7 +469,7 @@ def _mg(session: Session, request: Request) -> bytes:
     counters["cmd_get"] += 1
     _count(session, "cmd_meta")
     value = items.value(key)
-    win = False
+    created = False
     now = time.time()
     if value is None:
         counters["get_misses"] += 1
@@ -467,25 +478,20 @@ def _mg(session: Session, request: Request) -> bytes:
         if session.out_of_memory():
             return _OOM
         # A miss with N: an empty item is created and this client wins the right to fill it.
-        ttl = ttl_of(flags.vivify)
+        # Its TTL is set where N stands among the flags (see extra), as memcached does.
         value = b""
-        meta = items.store(key, value, 0, ttl, flags.new_cas)
-        if ttl == EXPIRED:
-            meta = Meta()
-        elif meta is None:
-            meta = items.meta_of(key)
+        meta = items.store(key, value, 0, None, flags.new_cas) or items.meta_of(key)
         meta.atime = now
-        win = True
+        created = True
     else:
         counters["get_hits"] += 1
         meta = items.meta_of(key)
-        if flags.ttl is not None:
-            items.touch(key, ttl_of(flags.ttl))
     fetched = meta.fetched
     atime = meta.atime
     if not atime:
         info = items.db.store.entry_info(key)
         atime = info.updated if info is not None else now
+    won = [created]  # the flags act in their order (memcached's loop): R, T and N below
 
     def extra(char: int) -> bytes | None:
         if char == 99:  # c
@@ -502,17 +508,21 @@ def _mg(session: Session, request: Request) -> bytes:
             return b" s%d" % len(value)
         if char == 116:  # t
             return b" t%d" % items.ttl_left(key)
+        if char == 82:  # R: win the recache when the TTL left is below the token
+            assert flags.recache is not None
+            if not (meta.token_sent or created) and 0 <= items.ttl_left(key) < flags.recache:
+                won[0] = True
+            return None
+        _ttl_flag(items, key, flags, char, created)
         return None
 
     returned = _return_flags(flags, raw, extra)
-    if not win:
-        if meta.token_sent:
-            returned += b" Z"
-        if meta.stale:
-            returned += b" X"
-            win = not meta.token_sent
-        elif flags.recache is not None and not meta.token_sent and 0 <= items.ttl_left(key) < flags.recache:
-            win = True
+    win = won[0]
+    if meta.token_sent:
+        returned += b" Z"
+    if meta.stale:
+        returned += b" X"
+        win = win or not meta.token_sent
     if win:
         returned += b" W"
         meta.token_sent = True
@@ -572,12 +582,15 @@ def _ms_store(session: Session, flags: MetaFlags, key: str, data: bytes, mode: b
     old = items.value(key)
     ttl = ttl_of(flags.ttl or 0)
     stale = False
-    if flags.cas is not None:
+    appending = mode in (b"append", b"prepend")
+    # As memcached: add ignores C; append/prepend miss with NS, compare without I, and
+    # C0 compares nothing for them.
+    if flags.cas is not None and mode != b"add" and not (appending and flags.cas == 0):
         if old is None:
-            return b"NF"
+            return b"NS" if appending else b"NF"
         current = items.cas_of(key)
         if current != flags.cas:
-            if not (flags.invalidate and flags.cas < current):
+            if appending or not (flags.invalidate and 0 < flags.cas < current):
                 return b"EX"
             # I with an older CAS: the write is kept, marked stale (its win token sent).
             stale = True
@@ -586,7 +599,7 @@ def _ms_store(session: Session, flags: MetaFlags, key: str, data: bytes, mode: b
             return b"NS"
         if mode in (b"replace", b"append", b"prepend") and old is None:
             return b"NS"
-        if mode in (b"append", b"prepend"):
+        if appending:
             assert old is not None
             joined = old + data if mode == b"append" else data + old
             if len(joined) > session.listener.max_item_size:
@@ -677,33 +690,35 @@ def _ma(session: Session, request: Request) -> bytes:
         if session.out_of_memory():
             return _OOM
         number = flags.initial
-        items.store(key, b"%d" % number, 0, ttl_of(flags.vivify), flags.new_cas)
+        items.store(key, b"%d" % number, 0, None, flags.new_cas)  # TTL: where N stands
     else:
-        if flags.cas is not None and items.cas_of(key) != flags.cas:
+        # memcached's order: an empty value, then the CAS (C0 compares nothing), then digits.
+        if not old:
+            return _NON_NUMERIC
+        if flags.cas and items.cas_of(key) != flags.cas:
             return b"EX" + _return_flags(flags, raw) + b"\r\n"
         result = _apply_delta(old, flags.delta, incr)
         if result is None:
             return _NON_NUMERIC
         _count(session, f"{name}_hits")
-        meta = items.store_keep_ttl(key, result[0], items.flags_of(key))
+        meta = items.store_number(key, result[0], len(old))
         if flags.new_cas is not None:
             meta = meta or items.meta_of(key)
             meta.cas = flags.new_cas
             items.bump_cas_past(flags.new_cas)
         number = result[1]
-        if flags.ttl is not None:
-            items.touch(key, ttl_of(flags.ttl))
 
     def extra(char: int) -> bytes | None:
         if char == 99:  # c
             return b" c%d" % items.cas_of(key)
         if char == 116:  # t
             return b" t%d" % items.ttl_left(key)
+        _ttl_flag(items, key, flags, char, vivified)
         return None
 
+    returned = _return_flags(flags, raw, extra)  # before quiet: T and N take effect there
     if flags.quiet and not vivified:  # memcached answers a vivifying ma even when quiet
         return b""
-    returned = _return_flags(flags, raw, extra)
     if flags.value:
         text = b"%d" % number
         return b"VA %d%b\r\n%b\r\n" % (len(text), returned, text)

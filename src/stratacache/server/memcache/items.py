@@ -156,6 +156,19 @@ class ItemStore:
             return meta
         return None
 
+    def store_number(self, key: str, value: bytes, old_size: int) -> Meta | None:
+        """incr/decr's write: memcached rewrites the item in place when the number fits its
+        old size (the item keeps its state: fetched, stale, win token; a new CAS), else it
+        makes a new item (flags kept, state reset)."""
+        old = self.meta.get(key)
+        flags = 0 if old is None else old.flags
+        meta = self.store_keep_ttl(key, value, flags)
+        if old is not None and len(value) == old_size:
+            meta = meta or self.meta_of(key)
+            meta.fetched, meta.atime = old.fetched, old.atime
+            meta.stale, meta.token_sent = old.stale, old.token_sent
+        return meta
+
     def touch(self, key: str, ttl: float | None) -> None:
         """Give the live item a new expiry (:data:`EXPIRED` deletes it), keeping its state."""
         db = self.db
