@@ -541,3 +541,24 @@ def test_commands_refused_while_loading(mc: ServerThread, mc_conn: McConn) -> No
     finally:
         mc.call(lambda: setattr(server, "loading", False))
     assert mc_conn.call(b"get a\r\n") == b"END\r\n"
+
+
+def test_e_flag_sets_the_cas(mc_conn: McConn) -> None:
+    # E is newer than the memcached here (1.6.18 refuses it): ours only.
+    assert mc_conn.call(b"ms k 1 E500 c\r\nx\r\nmg k c\r\n") == b"HD c500\r\nHD c500\r\n"
+    assert mc_conn.call(b"ms k 1 C500 E600\r\ny\r\nmg k c v\r\n") == b"HD\r\nVA 1 c600\r\ny\r\n"
+    assert mc_conn.call(b"mg new N30 E700 c\r\n") == b"HD c700 W\r\n"
+    assert mc_conn.call(b"ma n N0 J1 E800 c\r\nma n E900 c v\r\n") == b"HD c800\r\nVA 1 c900\r\n2\r\n"
+    # Numbers given later stay above the ones clients chose.
+    reply = mc_conn.call(b"set other 0 0 1\r\nz\r\ngets other\r\n")
+    assert int(reply.split(b"\r\n")[1].split()[-1]) > 900
+
+
+def test_config_get_shows_the_options(mc: ServerThread, resp: redis.Redis) -> None:
+    config = resp.config_get("memcached-*")
+    assert config["memcached-port"] == str(mc_port(mc))
+    assert config["memcached-db"] == "0"
+    assert config["memcached-bind"] == ""  # the server's bind
+    assert config["memcached-max-item-size"] == str(2 * 1024 * 1024)
+    with pytest.raises(redis.ResponseError):
+        resp.config_set("memcached-port", 1)
