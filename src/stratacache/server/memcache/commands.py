@@ -225,7 +225,7 @@ def _delete(session: Session, request: Request) -> bytes:
     tokens = request.tokens
     if not 2 <= len(tokens) <= 4:
         return _ERROR
-    noreply = tokens[-1] == b"noreply"
+    noreply = len(tokens) > 2 and tokens[-1] == b"noreply"  # "delete noreply": the key
     if len(tokens) > 2:
         hold_is_zero = tokens[2] == b"0"
         valid = (len(tokens) == 3 and (hold_is_zero or noreply)) or (
@@ -543,8 +543,6 @@ _MS_MODES = {
 
 
 def _ms(session: Session, request: Request) -> bytes:
-    data = request.data
-    assert data is not None
     flags = _meta_flags(request, 3, None)
     if type(flags) is bytes:
         return flags
@@ -556,6 +554,9 @@ def _ms(session: Session, request: Request) -> bytes:
     mode = _MS_MODES.get(flags.mode if flags.mode is not None else ord("S"))
     if mode is None:
         return b"CLIENT_ERROR invalid mode for ms M token\r\n"
+    data = request.data
+    if data is None:  # the parser found a bad data chunk; the flags' errors came first
+        return b"CLIENT_ERROR bad data chunk\r\n"
     _count(session, "cmd_set")
     _count(session, "cmd_meta")
     items = session.items

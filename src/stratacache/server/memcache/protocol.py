@@ -9,8 +9,9 @@ storage command), or ``bytes``: a reply line the parser itself decided (``ERROR`
 that is not a multi-get). The framing rules are memcached's (checked against a real
 memcached in tests/server/test_memcache_pair.py):
 
-* a command line ends with ``\\n`` (an ``\\r`` before it is dropped); tokens are separated
-  by spaces only (a tab is part of a token), and empty tokens are skipped;
+* a command line ends with ``\\n`` (an ``\\r`` before it is dropped) and, as memcached reads
+  it as a C string, at a NUL byte; tokens are separated by spaces only (a tab or another
+  control character is part of a token), and empty tokens are skipped;
 * a storage command (set add replace append prepend cas ms) is followed by a data block of
   the length its line gives, which must end with ``\\r\\n`` (else ``CLIENT_ERROR bad data
   chunk``, the block's bytes consumed); a malformed storage line is refused before any data is
@@ -183,7 +184,10 @@ class RequestParser:
                     return CLOSE
             return None
         end = newline - 1 if newline > pos and buf[newline - 1] == 13 else newline
-        tokens = [token for token in bytes(buf[pos:end]).split(b" ") if token]
+        line = bytes(buf[pos:end])
+        if b"\0" in line:  # memcached reads the line as a C string: a NUL ends it
+            line = line[: line.index(b"\0")]
+        tokens = [token for token in line.split(b" ") if token]
         start = newline + 1
         if not tokens:
             self._pos = start
@@ -228,6 +232,8 @@ class RequestParser:
             return None
         self._pos = stop
         if buf[stop - 2 : stop] != b"\r\n":
+            if name == b"ms":  # its flags are checked first: the handler says which error
+                return Request(tokens, None)
             return b"" if quiet else _BAD_CHUNK
         return Request(tokens, bytes(buf[start : stop - 2]))
 
@@ -374,14 +380,31 @@ def parse_meta_flags(tokens: list[bytes], start: int) -> MetaFlags:
     return parsed
 
 
+_BASE64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+_DECODE_ERROR = b"CLIENT_ERROR error decoding key\r\n"
+
+
 def decode_key(token: bytes, base64: bool) -> bytes:
-    """A meta command's key: the token, or its base64 decoding with ``b``."""
+    """A meta command's key: the token, or its base64 decoding with ``b``, as memcached's
+    decoder does it: other characters are skipped, the rest must be whole groups of four,
+    decoding stops after a padded group, and an empty result is an error."""
     if not base64:
         return token
+    chars = bytes(char for char in token if char in _BASE64_CHARS)
+    if not chars or len(chars) % 4:
+        raise MetaError(_DECODE_ERROR)
+    out = bytearray()
     try:
-        return binascii.a2b_base64(token, strict_mode=True)
+        for index in range(0, len(chars), 4):
+            group = chars[index : index + 4]
+            out += binascii.a2b_base64(group, strict_mode=True)
+            if 61 in group:  # "=": the end
+                break
     except (binascii.Error, ValueError):
-        raise MetaError(b"CLIENT_ERROR error decoding key\r\n") from None
+        raise MetaError(_DECODE_ERROR) from None
+    if not out:
+        raise MetaError(_DECODE_ERROR)
+    return bytes(out)
 
 
 def encode_key(key: bytes, base64: bool) -> bytes:
