@@ -562,3 +562,15 @@ def test_config_get_shows_the_options(mc: ServerThread, resp: redis.Redis) -> No
     assert config["memcached-max-item-size"] == str(2 * 1024 * 1024)
     with pytest.raises(redis.ResponseError):
         resp.config_set("memcached-port", 1)
+
+
+def test_store_byte_limit_refuses_an_item(own_servers: list[ServerThread]) -> None:
+    running = start_listener(stores={0: {"max_bytes": 10_000}})
+    own_servers.append(running)
+    conn = McConn(mc_port(running))
+    big = b"x" * 20_000
+    too_large = b"SERVER_ERROR object too large for cache\r\n"
+    assert conn.call(b"set a 0 0 %d\r\n%b\r\n" % (len(big), big)) == too_large
+    assert conn.call(b"ms a %d\r\n%b\r\n" % (len(big), big)) == too_large
+    assert conn.call(b"set a 0 0 1\r\nx\r\nget a\r\n") == b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
+    conn.close()
