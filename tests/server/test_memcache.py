@@ -574,3 +574,25 @@ def test_store_byte_limit_refuses_an_item(own_servers: list[ServerThread]) -> No
     assert conn.call(b"ms a %d\r\n%b\r\n" % (len(big), big)) == too_large
     assert conn.call(b"set a 0 0 1\r\nx\r\nget a\r\n") == b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
     conn.close()
+
+
+def test_output_buffer_limit_closes_a_client_that_does_not_read(own_servers: list[ServerThread]) -> None:
+    running = start_listener(client_output_buffer_limit_normal="1mb")
+    own_servers.append(running)
+    conn = McConn(mc_port(running))
+    big = b"x" * 1_000_000
+    assert conn.call(b"set big 0 0 %d\r\n%b\r\n" % (len(big), big)) == b"STORED\r\n"
+    conn.send(b"get big\r\n" * 100)  # ~100 MB of replies, none read yet
+    time.sleep(0.5)
+    received = 0
+    conn.sock.settimeout(5)
+    try:
+        while chunk := conn.sock.recv(1 << 20):
+            received += len(chunk)
+    except ConnectionError:
+        pass
+    assert received < 50_000_000
+    conn.close()
+    fresh = McConn(mc_port(running))
+    assert fresh.call(b"get nothing\r\n") == b"END\r\n"
+    fresh.close()

@@ -109,6 +109,12 @@ class McConnection(asyncio.Protocol):
             payload = b"".join(out) if len(out) > 1 else out[0]
             listener.counters["bytes_written"] += len(payload)
             transport.write(payload)
+            limit = listener.server.config.client_output_buffer_limit_normal
+            if limit and transport.get_write_buffer_size() > limit:
+                # A client that sends without reading must not grow our memory: as RESP's.
+                logger.warning("closing memcached client %s: output buffer over the limit", self.address)
+                transport.abort()
+                return
         if close:
             transport.close()
 
