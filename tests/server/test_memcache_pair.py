@@ -127,6 +127,14 @@ def test_big_values(mc_pair: McPair) -> None:
     mc_pair.check(b"set huge 0 0 %d\r\n%b\r\nget huge\r\n" % (len(huge), huge))
     mc_pair.check(b"ms huge %d\r\n%b\r\nmg huge v\r\n" % (len(huge), huge))
     mc_pair.check(b"set huge 0 0 %d noreply\r\n%b\r\nget huge\r\n" % (len(huge), huge))
+    # Appending past the limit: the item stays as it was.
+    half = b"y" * (1536 * 1024)
+    mc_pair.check(
+        b"set ap 0 0 %d\r\n%b\r\nappend ap 0 0 %d\r\n%b\r\nmg ap s\r\n" % (len(half), half, len(half), half)
+    )
+    mc_pair.check(
+        b"ms ap %d MA\r\n%b\r\nms ap %d MP\r\n%b\r\nmg ap s\r\n" % (len(half), half, len(half), half)
+    )
 
 
 def test_binary_safe_values(mc_pair: McPair) -> None:

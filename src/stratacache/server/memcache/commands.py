@@ -127,7 +127,7 @@ def _store_classic(
             return b"NOT_STORED\r\n"
         joined = old + data if name == b"append" else data + old
         if len(joined) > session.listener.max_item_size:
-            return _OOM
+            return b"NOT_STORED\r\n"  # as memcached, whose new item cannot be allocated
         items.store_keep_ttl(key, joined, items.flags_of(key))
         return b"STORED\r\n"
     except ValueTooLarge:
@@ -604,7 +604,7 @@ def _ms_store(session: Session, flags: MetaFlags, key: str, data: bytes, mode: b
             assert old is not None
             joined = old + data if mode == b"append" else data + old
             if len(joined) > session.listener.max_item_size:
-                return (_OOM,)
+                return b"NS"  # as memcached, whose new item cannot be allocated
             items.store_keep_ttl(key, joined, items.flags_of(key))
         else:
             meta = items.store(key, data, flags.flags or 0, ttl, flags.new_cas)
