@@ -417,7 +417,9 @@ def test_number_parsers_follow_memcached() -> None:
     assert strtoull(b"7x") is None
     assert strtoull(b"") is None
     assert strtol(b"-5") == -5
-    assert strtol(b"2147483648") is None
+    assert strtol(b"2147483648") == -(2**31)  # truncated to 32 bits, as memcached
+    assert strtol(b"4294967297") == 1
+    assert strtol(b"9223372036854775808") is None
 
 
 def test_a_big_value_is_swallowed_not_buffered(mc_conn: McConn, mc: ServerThread) -> None:

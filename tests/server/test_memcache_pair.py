@@ -34,6 +34,8 @@ SCRIPTS: list[bytes] = [
     b"set a 0 0 -1\r\nb\r\n",
     b"set a -1 0 1\r\nb\r\n",
     b"set a 0 0\r\nset a 0 0 1 noreply extra\r\n",
+    b"set a 0 0 4294967297\r\nx\r\nget a\r\nset b 0 4294967295 1\r\ny\r\nget b\r\n"
+    b"gat 4294967295 a\r\nget a\r\n",
     b"set a x 0 1 noreply\r\nb\r\n",
     b"set a 0 0 1 noreply\r\nabc\r\n",
     b"set " + LONG_KEY + b" 0 0 1\r\nx\r\n",
@@ -127,6 +129,17 @@ def test_big_values(mc_pair: McPair) -> None:
     mc_pair.check(b"set huge 0 0 %d\r\n%b\r\nget huge\r\n" % (len(huge), huge))
     mc_pair.check(b"ms huge %d\r\n%b\r\nmg huge v\r\n" % (len(huge), huge))
     mc_pair.check(b"set huge 0 0 %d noreply\r\n%b\r\nget huge\r\n" % (len(huge), huge))
+    mc_pair.check(b"ms huge %d t gets\r\n%b\r\nms huge %d MZ\r\n%b\r\n" % (len(huge), huge, len(huge), huge))
+
+
+def test_too_large_is_answered_once_skipped(mc_pair: McPair) -> None:
+    for conn in (mc_pair.ours, mc_pair.real):
+        conn.send(b"set huge 0 0 %d\r\n" % (3 * 1024 * 1024))
+        conn.sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            conn.sock.recv(100)  # nothing yet: memcached answers after the data
+        conn.sock.settimeout(5)
+        assert conn.call(b"x" * (3 * 1024 * 1024) + b"\r\n") == b"SERVER_ERROR object too large for cache\r\n"
     # Appending past the limit: the item stays as it was.
     half = b"y" * (1536 * 1024)
     mc_pair.check(

@@ -555,8 +555,8 @@ def _ms(session: Session, request: Request) -> bytes:
     if mode is None:
         return b"CLIENT_ERROR invalid mode for ms M token\r\n"
     data = request.data
-    if data is None:  # the parser found a bad data chunk; the flags' errors came first
-        return b"CLIENT_ERROR bad data chunk\r\n"
+    if data is None:  # the parser refused the data block; the flags' errors come first
+        return request.error
     _count(session, "cmd_set")
     _count(session, "cmd_meta")
     items = session.items

@@ -16,8 +16,8 @@ memcached in tests/server/test_memcache_pair.py):
   the length its line gives, which must end with ``\\r\\n`` (else ``CLIENT_ERROR bad data
   chunk``, the block's bytes consumed); a malformed storage line is refused before any data is
   read (its data then arrives as a command line of its own, as with memcached);
-* a data block over the item size limit is answered ``SERVER_ERROR object too large for
-  cache`` and skipped (swallowed) as it arrives, never buffered whole.
+* a data block over the item size limit is skipped (swallowed) as it arrives, never
+  buffered whole, then answered ``SERVER_ERROR object too large for cache``.
 """
 
 from __future__ import annotations
@@ -64,13 +64,16 @@ _U64 = 1 << 64
 
 
 class Request:
-    """One command: its tokens (the name first) and, for a storage command, its data."""
+    """One command: its tokens (the name first) and, for a storage command, its data. An
+    ``ms`` whose data block was refused has ``data`` None and ``error`` the framing error
+    line, which its handler answers unless its flags are wrong (memcached checks them first)."""
 
-    __slots__ = ("data", "tokens")
+    __slots__ = ("data", "error", "tokens")
 
-    def __init__(self, tokens: list[bytes], data: bytes | None = None) -> None:
+    def __init__(self, tokens: list[bytes], data: bytes | None = None, error: bytes = b"") -> None:
         self.tokens = tokens
         self.data = data
+        self.error = error
 
     def __repr__(self) -> str:
         return f"Request({self.tokens!r}, {self.data!r})"
@@ -115,7 +118,9 @@ def strtoul(text: bytes) -> int | None:
 
 
 def strtol(text: bytes) -> int | None:
-    """``safe_strtol``: a signed 32-bit integer (exptimes, TTL tokens). None when invalid."""
+    """``safe_strtol``: a signed 32-bit integer (exptimes, lengths, TTL tokens). As memcached:
+    any 64-bit number is read, then truncated to 32 bits (4294967295 is -1). None when
+    invalid."""
     if len(text) < 10 and text.isdigit():  # the common case, without the scan
         return int(text)
     index = 0
@@ -131,20 +136,22 @@ def strtol(text: bytes) -> int | None:
     if index == digits or (index < size and text[index] not in _SPACES):
         return None
     value = int(text[start:index])
-    if not -(1 << 31) <= value < 1 << 31:
+    if not -(1 << 63) <= value < 1 << 63:
         return None
-    return value
+    return ((value + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
 class RequestParser:
     """Memcached requests out of a byte stream (see the module docstring)."""
 
-    __slots__ = ("_buf", "_pos", "_swallow", "max_item_size")
+    __slots__ = ("_after_swallow", "_buf", "_pos", "_swallow", "max_item_size")
 
     def __init__(self, max_item_size: int) -> None:
         self._buf = bytearray()
         self._pos = 0
         self._swallow = 0
+        # What a refused data block answers once it has been skipped (memcached's timing).
+        self._after_swallow: Request | bytes = b""
         self.max_item_size = max_item_size
 
     @property
@@ -170,6 +177,8 @@ class RequestParser:
             self._pos = pos
             if self._swallow:
                 return None
+            after, self._after_swallow = self._after_swallow, b""
+            return after
         newline = buf.find(b"\n", pos)
         if newline < 0:
             pending = len(buf) - pos
@@ -223,17 +232,22 @@ class RequestParser:
             self._pos = start
             return b"" if quiet else length
         if length > self.max_item_size:
-            # Refused at once, its data skipped as it comes (never buffered whole).
+            # Refused, its data skipped as it comes (never buffered whole); the answer goes
+            # out once it is skipped, as memcached's.
             self._pos = start
             self._swallow = length + 2
-            return b"" if quiet else _TOO_LARGE
+            if name == b"ms":
+                self._after_swallow = Request(tokens, None, _TOO_LARGE)
+            else:
+                self._after_swallow = b"" if quiet else _TOO_LARGE
+            return self.next()
         stop = start + length + 2
         if len(buf) < stop:
             return None
         self._pos = stop
         if buf[stop - 2 : stop] != b"\r\n":
             if name == b"ms":  # its flags are checked first: the handler says which error
-                return Request(tokens, None)
+                return Request(tokens, None, _BAD_CHUNK)
             return b"" if quiet else _BAD_CHUNK
         return Request(tokens, bytes(buf[start : stop - 2]))
 
