@@ -598,3 +598,24 @@ def test_output_buffer_limit_closes_a_client_that_does_not_read(own_servers: lis
     fresh = McConn(mc_port(running))
     assert fresh.call(b"get nothing\r\n") == b"END\r\n"
     fresh.close()
+
+
+def test_side_table_is_charged_to_the_pool(mc: ServerThread, mc_conn: McConn) -> None:
+    from stratacache.server.memcache.items import ENTRY_COST
+
+    assert mc.server is not None
+    pool = mc.server.pool
+    items = mc.server.extra["memcache"].items
+    mc_conn.call(b"".join(b"set k%d 0 0 1\r\nx\r\n" % i for i in range(300)))
+    mc_conn.call(b"set flagged 7 0 1\r\nx\r\n")
+    mc.call(items.account)
+    before = pool.used
+    mc_conn.call(b"get " + b" ".join(b"k%d" % i for i in range(300)) + b"\r\n")  # 300 fetch entries
+    mc.call(items.account)
+    assert pool.used - before == 300 * ENTRY_COST
+    # Relief drops the entries that hold only fetch state; the flags stay.
+    freed: list[int] = []
+    mc.call(lambda: freed.append(items.evict_bytes(10**9)))
+    assert freed == [300 * ENTRY_COST]
+    assert list(items.meta) == ["flagged"]
+    assert mc_conn.call(b"mg flagged f\r\nmg k1 h\r\n") == b"HD f7\r\nHD h0\r\n"

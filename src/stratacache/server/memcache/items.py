@@ -65,8 +65,19 @@ class Meta:
         self.token_sent = False
 
 
+ENTRY_COST = 160
+"""Bytes a side-table entry costs (its :class:`Meta`, key string and dict slot), as charged
+to the server's memory pool."""
+
+
 class ItemStore:
-    """The items of one database (``memcached-db``) and their side table."""
+    """The items of one database (``memcached-db``) and their side table.
+
+    The side table is a member of the server's memory pool: :meth:`account` (each sweep
+    tick) charges :data:`ENTRY_COST` per entry, so ``maxmemory`` covers it, and under
+    pressure :meth:`evict_bytes` drops the entries that only hold fetch state or a CAS (the
+    item then answers ``h0`` and shows a new CAS; flags and stale marks are kept).
+    """
 
     def __init__(self, server: Server, index: int) -> None:
         self.server = server
@@ -74,12 +85,53 @@ class ItemStore:
         self.meta: dict[str, Meta] = {}
         self._cas = 0
         self._sweep_keys: list[str] = []
+        self._charged = 0
         server.change_listeners.append(self._changed)
+        server.pool.register(self)
 
     def detach(self) -> None:
-        """Stop listening to the server's changes (the listener closed)."""
+        """Stop listening to the server's changes and leave the pool (the listener closed)."""
         if self._changed in self.server.change_listeners:
             self.server.change_listeners.remove(self._changed)
+        self.server.pool.unregister(self)
+        self._charged = 0
+
+    # ------------------------------------------------------------------- pool
+
+    @property
+    def name(self) -> str:
+        """The pool member's name."""
+        return f"memcached-items.db{self.db.index}"
+
+    @property
+    def pool_bytes(self) -> int:
+        """The bytes charged to the pool."""
+        return self._charged
+
+    def account(self) -> None:
+        """Charge the pool for the side table as it is now."""
+        delta = len(self.meta) * ENTRY_COST - self._charged
+        if delta:
+            self._charged += delta
+            self.server.pool.charge(self, delta)
+
+    def evict_bytes(self, nbytes: int) -> int:
+        """Pool relief: drop entries holding only fetch state or a CAS until ``nbytes`` are
+        freed (or none is left); returns the bytes freed."""
+        meta = self.meta
+        wanted = -(-nbytes // ENTRY_COST)
+        dropped = 0
+        for key, entry in list(meta.items()):
+            if dropped >= wanted:
+                break
+            if not (entry.flags or entry.stale or entry.token_sent):
+                del meta[key]
+                dropped += 1
+        freed = min(dropped * ENTRY_COST, self._charged)
+        if freed:
+            self._charged -= freed
+            self.server.pool.charge(self, -freed)
+        return freed
 
     def _changed(self, db: Database, key: str) -> None:
         if db is self.db and self.meta:

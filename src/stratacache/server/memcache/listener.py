@@ -179,6 +179,7 @@ class MemcacheListener:
         while True:
             await asyncio.sleep(_SWEEP_INTERVAL)
             self.items.sweep()
+            self.items.account()
 
     async def close(self) -> None:
         """Stop listening, close every connection (their pending replies go out first)."""
