@@ -619,3 +619,16 @@ def test_side_table_is_charged_to_the_pool(mc: ServerThread, mc_conn: McConn) ->
     assert freed == [300 * ENTRY_COST]
     assert list(items.meta) == ["flagged"]
     assert mc_conn.call(b"mg flagged f\r\nmg k1 h\r\n") == b"HD f7\r\nHD h0\r\n"
+
+
+def test_maxclients_refuses_a_connection(own_servers: list[ServerThread]) -> None:
+    running = start_listener(maxclients=1)
+    own_servers.append(running)
+    first = McConn(mc_port(running))
+    assert first.call(b"version\r\n") == b"VERSION 1.6.18\r\n"
+    second = McConn(mc_port(running))
+    assert second.read_until(b"\r\n") == b"ERROR Too many open connections"
+    assert second.closed()
+    second.close()
+    assert first.call(b"version\r\n") == b"VERSION 1.6.18\r\n"
+    first.close()

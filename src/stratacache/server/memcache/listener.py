@@ -60,7 +60,7 @@ class McConnection(asyncio.Protocol):
         listener.counters["total_connections"] += 1
         if len(listener.connections) > listener.server.config.maxclients:
             listener.counters["rejected_connections"] += 1
-            transport.write(b"SERVER_ERROR Too many open connections\r\n")  # type: ignore[attr-defined]
+            transport.write(b"ERROR Too many open connections\r\n")  # type: ignore[attr-defined]  # memcached's
             transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
