@@ -220,8 +220,10 @@ def _command(draw: st.DrawFn) -> bytes:
     if kind == "touch":
         return b"touch %b %b%b\r\n" % (key, draw(_EXP), draw(_NOREPLY))
     if kind == "mg":
+        # No h here: after an incr, memcached's h depends on whether the item was rewritten in
+        # place (another thread holding it forces a new item); SCRIPTS check h deterministically.
         flags = draw(
-            st.lists(st.sampled_from([b"v", b"f", b"s", b"k", b"q", b"c", b"t", b"O9", b"h"]), unique=True)
+            st.lists(st.sampled_from([b"v", b"f", b"s", b"k", b"q", b"c", b"t", b"O9"]), unique=True)
         )
         return b"mg %b %b\r\n" % (key, b" ".join(flags))
     if kind == "ms":
@@ -234,10 +236,10 @@ def _command(draw: st.DrawFn) -> bytes:
                 unique_by=lambda flag: flag[:1],
             )
         )
-        return b"ms %b %d %b\r\n%b\r\n" % (key, len(value), b" ".join(flags), value)
+        return b"ms %b %d %b\r\n%b\r\n" % (key, len(value), b" ".join(_stale_only_on_a(key, flags)), value)
     if kind == "md":
         flags = draw(st.lists(st.sampled_from([b"q", b"k", b"O1"]), unique=True))
-        return b"md %b %b\r\n" % (key, b" ".join(flags))
+        return b"md %b %b\r\n" % (key, b" ".join(_stale_only_on_a(key, flags)))
     if kind == "ma":
         flags = draw(
             st.lists(
@@ -261,6 +263,13 @@ def test_random_sequences(mc_pair: McPair, commands: list[bytes]) -> None:
         mc_pair.check(command)
 
 
+def _stale_only_on_a(key: bytes, flags: list[bytes]) -> list[bytes]:
+    """Only key ``a`` is ever marked stale, and ma never touches ``a``: an incr of a stale item
+    keeps or clears its stale mark in memcached depending on whether another thread holds
+    the item at that moment (in place, or a new item), so no reply can be expected there."""
+    return flags if key == b"a" else [flag for flag in flags if flag != b"I"]
+
+
 @st.composite
 def _meta_command(draw: st.DrawFn) -> bytes:
     """Meta commands with the flags that keep per-item state: stale, win tokens, CAS."""
@@ -269,9 +278,7 @@ def _meta_command(draw: st.DrawFn) -> bytes:
     if kind == "mg":
         flags = draw(
             st.lists(
-                st.sampled_from(
-                    [b"v", b"c", b"f", b"t", b"h", b"k", b"q", b"N30", b"R30", b"T40", b"s", b"O1"]
-                ),
+                st.sampled_from([b"v", b"c", b"f", b"t", b"k", b"q", b"N30", b"R30", b"T40", b"s", b"O1"]),
                 unique_by=lambda flag: flag[:1],
             )
         )
@@ -289,7 +296,7 @@ def _meta_command(draw: st.DrawFn) -> bytes:
                 unique_by=lambda flag: flag[:1],
             )
         )
-        return b"ms %b %d %b\r\n%b\r\n" % (key, len(value), b" ".join(flags), value)
+        return b"ms %b %d %b\r\n%b\r\n" % (key, len(value), b" ".join(_stale_only_on_a(key, flags)), value)
     if kind == "md":
         flags = draw(
             st.lists(
@@ -297,7 +304,7 @@ def _meta_command(draw: st.DrawFn) -> bytes:
                 unique_by=lambda flag: flag[:1],
             )
         )
-        return b"md %b %b\r\n" % (key, b" ".join(flags))
+        return b"md %b %b\r\n" % (key, b" ".join(_stale_only_on_a(key, flags)))
     if kind == "ma":
         flags = draw(
             st.lists(
@@ -305,7 +312,7 @@ def _meta_command(draw: st.DrawFn) -> bytes:
                 unique_by=lambda flag: flag[:1],
             )
         )
-        return b"ma %b %b\r\n" % (key, b" ".join(flags))
+        return b"ma %b %b\r\n" % (key.replace(b"a", b"n"), b" ".join(flags))
     if kind == "get":
         return draw(st.sampled_from([b"gets %b\r\n", b"gat 60 %b\r\n", b"touch %b 70\r\n"])) % key
     return b"cas %b 0 0 1 {cas}\r\nz\r\n" % key
