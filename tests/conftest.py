@@ -88,6 +88,14 @@ SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
         "stratacache_server",
         lambda running: {"backend": f"redis://127.0.0.1:{running.port}/0"},
     ),
+    # The same server's Memcached listener (memcached-port), through the memcached backend.
+    "stratacache-memcached": (
+        "stratacache_memcached",
+        lambda running: {
+            "backend": f"memcached://127.0.0.1:{running.server.extra['memcache'].ports[0]}",
+            "max_value_size": running.config.memcached_max_item_size,
+        },
+    ),
 }
 
 
@@ -106,6 +114,29 @@ def stratacache_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iter
 def stratacache_server(stratacache_server_session: Any) -> Any:
     """The session's ``stratacache serve``, every database flushed."""
     running = stratacache_server_session
+    for db in running.server.databases:
+        running.call(db.flush)
+    return running
+
+
+@pytest.fixture(scope="session")
+def stratacache_memcached_session() -> Iterator[Any]:
+    """``stratacache serve`` with a Memcached listener on a thread, shared by the session."""
+    from servers import DEFAULT_MEMCACHED_ITEM_SIZE_LIMIT, free_port
+    from stratacache.server import ServerConfig, ServerThread
+
+    # The item size limit of the real memcached fixtures (-I), so the same values fit.
+    config = ServerConfig(
+        port=0, memcached_port=free_port(), memcached_max_item_size=DEFAULT_MEMCACHED_ITEM_SIZE_LIMIT
+    )
+    with ServerThread(config) as running:
+        yield running
+
+
+@pytest.fixture
+def stratacache_memcached(stratacache_memcached_session: Any) -> Any:
+    """The session's ``stratacache serve`` with a Memcached listener, every database flushed."""
+    running = stratacache_memcached_session
     for db in running.server.databases:
         running.call(db.flush)
     return running

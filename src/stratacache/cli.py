@@ -79,6 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
             "loglevel": args.loglevel,
             "admin-port": args.admin_port,
             "admin-bind": args.admin_bind,
+            "memcached-port": args.memcached_port,
         }
         for name, value in overrides.items():
             if value is not None:
@@ -155,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument("--requirepass", metavar="PASSWORD", help="password clients must AUTH with")
     serve.add_argument("--loglevel", metavar="LEVEL", help="debug, verbose, notice (default), warning")
+    serve.add_argument(
+        "--memcached-port", type=int, metavar="PORT", help="also serve the Memcached protocol on PORT"
+    )
     serve.add_argument(
         "--admin-port", type=int, metavar="PORT", help="HTTP port of /metrics, /health, /stats (default: off)"
     )

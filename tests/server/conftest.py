@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+from mcclient import mc, mc_conn, mc_pair, mc_thread  # noqa: F401 - the memcached listener's fixtures
 from respclient import HOST, Pair, RespConn
 
 from stratacache.server import ServerConfig, ServerThread

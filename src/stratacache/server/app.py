@@ -347,6 +347,11 @@ class Server:
         snapshot.start(self)  # loads dir/dbfilename (a corrupt file stops the start)
         # Before any listener: a bad TLS setting must not leave a socket open behind it.
         context = self.ssl_context()
+        memcache = None
+        if config.memcached_port:
+            from .memcache import MemcacheListener
+
+            memcache = MemcacheListener(self)  # checks its options before any socket opens
         if config.port or ephemeral:
             for host in config.bind:
                 self._servers.append(
@@ -381,6 +386,14 @@ class Server:
                     srv.close()
                 raise
             logger.info("admin HTTP on http://%s:%d/", config.admin_bind, self.admin.port)
+        if memcache is not None:
+            self.extra["memcache"] = memcache
+            try:
+                await memcache.start()
+            except BaseException:  # its port taken: no socket left open behind it
+                for srv in self._servers + self.tls_servers:
+                    srv.close()
+                raise
         self._tasks.append(loop.create_task(self._cron()))
 
     @property
@@ -438,6 +451,9 @@ class Server:
             rewriter.close()  # a BGREWRITEAOF child with appendonly no must not outlive us
         if self.admin is not None:
             await self.admin.close()
+        memcache = self.extra.get("memcache")
+        if memcache is not None:
+            await memcache.close()
         for client in list(self.clients.values()):
             transport = client.transport
             if transport is not None:
@@ -516,7 +532,8 @@ def run(config: ServerConfig, *, announce: Callable[[str], None] | None = None) 
             host = config.bind[0]
             announce(
                 f"stratacache serve: Redis protocol on {host}:{config.port} "
-                f"(maxmemory {config.maxmemory} bytes, policy {config.maxmemory_policy})\n"
+                + _memcached_banner(config)
+                + f"(maxmemory {config.maxmemory} bytes, policy {config.maxmemory_policy})\n"
                 f"connect with: redis-cli -h {host} -p {config.port}    "
                 f"or: stratacache.Cache('redis://{host}:{config.port}/0')"
             )
@@ -524,6 +541,14 @@ def run(config: ServerConfig, *, announce: Callable[[str], None] | None = None) 
 
     runner(main())
     return 0
+
+
+def _memcached_banner(config: ServerConfig) -> str:
+    """The banner's mention of the Memcached listener (empty when it is off)."""
+    if not config.memcached_port:
+        return ""
+    host = (config.memcached_bind or config.bind)[0]
+    return f"and Memcached protocol on {host}:{config.memcached_port} "
 
 
 def _on_signal(server: Server, sig: signal.Signals) -> None:

@@ -162,6 +162,16 @@ def _bind(value: Any) -> tuple[str, ...]:
     return hosts
 
 
+def _optional_bind(value: Any) -> tuple[str, ...] | None:
+    if value is None or value in ("", b""):
+        return None
+    return _bind(value)
+
+
+def _show_bind(value: Any) -> str:
+    return "" if value is None else " ".join(value)
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """The store behind one database: its type and policy, optional limits of its own."""
@@ -221,6 +231,10 @@ class ServerConfig:
     auto_aof_rewrite_min_size: int = 64 * 1024 * 1024
     admin_port: int = 0
     admin_bind: str = "127.0.0.1"
+    memcached_port: int = 0
+    memcached_bind: tuple[str, ...] | None = None
+    memcached_db: int = 0
+    memcached_max_item_size: int = 1024 * 1024
     stores: dict[int, StoreConfig] = field(default_factory=dict)
     users: dict[str, UserConfig] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -309,6 +323,10 @@ OPTIONS: dict[str, Option] = {
         Option("auto-aof-rewrite-min-size", "auto_aof_rewrite_min_size", parse_size),
         Option("admin-port", "admin_port", _int(0, 65535), mutable=False),
         Option("admin-bind", "admin_bind", _str, mutable=False),
+        Option("memcached-port", "memcached_port", _int(0, 65535), mutable=False),
+        Option("memcached-bind", "memcached_bind", _optional_bind, _show_bind, mutable=False),
+        Option("memcached-db", "memcached_db", _int(0, 1023), mutable=False),
+        Option("memcached-max-item-size", "memcached_max_item_size", parse_size, mutable=False),
     )
 }
 
