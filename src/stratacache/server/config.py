@@ -15,9 +15,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from .cluster import ClusterLayout
 
 __all__ = [
     "DEFAULT_MAXMEMORY",
@@ -192,6 +195,8 @@ class ServerConfig:
     tls_ca_cert_file: str | None = None
     tls_auth_clients: str = "no"
     lua_time_limit: int = 5000
+    cluster_enabled: bool = False
+    cluster: ClusterLayout | None = None
     stores: dict[int, StoreConfig] = field(default_factory=dict)
     users: dict[str, UserConfig] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -266,6 +271,7 @@ OPTIONS: dict[str, Option] = {
         Option("tls-ca-cert-file", "tls_ca_cert_file", _optional_str, _show_optional, mutable=False),
         Option("tls-auth-clients", "tls_auth_clients", _choice("yes", "no", "optional"), mutable=False),
         Option("lua-time-limit", "lua_time_limit", _int(0, 2**31 - 1)),
+        Option("cluster-enabled", "cluster_enabled", _bool, _show_bool, mutable=False),
     )
 }
 
@@ -360,10 +366,16 @@ def config_from_mapping(data: Mapping[str, Any], where: str = "<config>") -> Ser
             config.stores = _stores(value, where)
         elif name == "users":
             config.users = _users(value, where)
+        elif name == "cluster":
+            from .cluster import parse_layout
+
+            config.cluster = parse_layout(value, where)
         elif name in OPTIONS:
             config.set(name, value, where=where)
         else:
             raise ConfigurationError(f"{where}: unknown option {key!r} (value {value!r})")
+    if config.cluster_enabled and "databases" not in data:
+        config.databases = 1  # cluster mode has database 0 only (see server/cluster.py)
     for index in config.stores:
         if not 0 <= index < config.databases:
             raise ConfigurationError(

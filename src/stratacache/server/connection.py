@@ -311,6 +311,7 @@ class Client(asyncio.Protocol):
             or self.patterns
             or self.shard_channels
             or self.closing
+            or self.server.cluster is not None  # every keyed command needs its slot checked
         ):
             return None
         return _CHECK_OOM if self.server.config.maxmemory_policy == "noeviction" else True
@@ -384,6 +385,18 @@ class Client(asyncio.Protocol):
             return wrong_arity(cmd.name)
         if self.user is None and not cmd.no_auth:
             return ErrorReply(NOAUTH)
+        cluster = self.server.cluster
+        if cluster is not None:
+            redirect = cluster.redirect(self, cmd, args)
+            if redirect is not None:
+                if name == b"exec":
+                    # Redis discards the transaction and answers the redirect itself.
+                    self.multi = None
+                    self.multi_error = False
+                    self.server.unwatch(self)
+                elif self.multi is not None:
+                    self.multi_error = True  # EXEC aborts, as for any refused command
+                return redirect
         if self.multi is not None and name not in _MULTI_NOW:
             return self.queue(cmd, args)
         if (

@@ -69,6 +69,8 @@ def select(client: Client, args: list[bytes]) -> Any:
         index = int(args[1])
     except ValueError:
         raise ErrorReply("ERR value is not an integer or out of range") from None
+    if index != 0 and client.server.cluster is not None:
+        raise ErrorReply("ERR SELECT is not allowed in cluster mode")
     if not 0 <= index < len(client.server.databases):
         raise ErrorReply("ERR DB index is out of range")
     client.db = client.server.databases[index]

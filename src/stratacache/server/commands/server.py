@@ -225,7 +225,7 @@ def _section(server: Server, name: str) -> list[str]:
                 )
         return lines
     if name == "cluster":
-        return ["cluster_enabled:0"]
+        return [f"cluster_enabled:{int(server.config.cluster_enabled)}"]
     if name == "keyspace":
         return [line for i in range(len(server.databases)) if (line := _keyspace_line(server, i))]
     raise KeyError(name)
@@ -492,7 +492,6 @@ _FIXED = {
     "save": "",
     "appendonly": "no",
     "maxmemory-samples": "5",
-    "cluster-enabled": "no",
     "notify-keyspace-events": "",
 }
 
