@@ -406,9 +406,11 @@ def test_layout_replies_have_redis_s_shape(
 # ------------------------------------------------------------------ the fast path
 
 
-def test_pipelined_plain_commands_are_checked_too(cluster: list[ServerThread]) -> None:
+def test_pipelined_plain_commands_are_checked_too(cluster: list[ServerThread], rclient: redis.Redis) -> None:
     """The connection's fast path runs data commands of plain clients without execute()'s
     checks: in cluster mode it must not run a foreign key's command."""
+    for _ in range(2):
+        rclient.execute_command("SET", "warm", "1")  # the fast path (of every server) knows SET
     other = key_on(1)
     conn = RespConn(cluster[0].port)
     conn.send_raw(
@@ -418,9 +420,20 @@ def test_pipelined_plain_commands_are_checked_too(cluster: list[ServerThread]) -
     )
     replies = [conn.read() for _ in range(20)]
     assert replies == [Err(f"MOVED {keyslot(other.encode())} {HOST}:{cluster[1].port}")] * 20
-    conn.close()
     assert cluster[0].server is not None
     assert cluster[0].server.databases[0].keys() == []
+    # This node's own keys run (on the fast path), and are counted as Redis counts them.
+    r = redis.Redis(host=HOST, port=cluster[0].port)
+    before = r.info("commandstats").get("cmdstat_set", {"calls": 0})["calls"]
+    mine = key_on(0).encode()
+    conn.send_raw(
+        b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$1\r\n%d\r\n" % (len(mine), mine, i) for i in range(10))
+    )
+    assert [conn.read() for _ in range(10)] == ["OK"] * 10
+    assert conn.call("GET", mine) == b"9"
+    conn.close()
+    assert r.info("commandstats")["cmdstat_set"]["calls"] == before + 10
+    r.close()
 
 
 # --------------------------------------------------------------- redis-py's clients

@@ -20,7 +20,7 @@ import re
 import time
 from binascii import crc_hqx
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
@@ -294,6 +294,8 @@ class ClusterState:
                     self.owner[slot] = node
         # The error reply for each other node's slot is built on first use.
         self._moved: dict[int, ErrorReply] = {}
+        # The connection's fast path table in cluster mode (see learn_fast).
+        self.fast: dict[bytes, Command] = {}
 
     # ------------------------------------------------------------- redirects
 
@@ -324,6 +326,42 @@ class ClusterState:
         if self.owner[slot] is self.myself:
             return None
         return self.moved(slot)
+
+    def learn_fast(self, name: bytes, cmd: Command) -> None:
+        """Add ``cmd`` to :attr:`fast` (the connection's fast path in cluster mode, by the
+        name as spelled): a copy whose handler checks the slots first, answering the
+        redirect instead of running (a single-key command with one CRC16 and one lookup).
+        The copy counts its calls and failures on the table's entry, as INFO reads them."""
+        handler = cmd.handler
+        owner, myself, moved = self.owner, self.myself, self.moved
+        if cmd.first_key == 1 and cmd.last_key == 1 and cmd.name.encode() not in _MOVABLE:
+
+            def checked(client: Client, args: list[bytes]) -> Any:
+                slot = keyslot(args[1])
+                if owner[slot] is not myself:
+                    return moved(slot)
+                cmd.calls += 1
+                try:
+                    return handler(client, args)
+                except ErrorReply:
+                    cmd.failed += 1
+                    raise
+
+        else:
+            redirect = self.redirect
+
+            def checked(client: Client, args: list[bytes]) -> Any:
+                refused = redirect(client, cmd, args)
+                if refused is not None:
+                    return refused
+                cmd.calls += 1
+                try:
+                    return handler(client, args)
+                except ErrorReply:
+                    cmd.failed += 1
+                    raise
+
+        self.fast[name] = replace(cmd, handler=checked)
 
     def moved(self, slot: int) -> ErrorReply:
         """``MOVED <slot> <host>:<port>`` for a slot of another node."""
