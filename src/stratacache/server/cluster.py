@@ -337,7 +337,8 @@ class ClusterState:
         if cmd.first_key == 1 and cmd.last_key == 1 and cmd.name.encode() not in _MOVABLE:
 
             def checked(client: Client, args: list[bytes]) -> Any:
-                slot = keyslot(args[1])
+                key = args[1]
+                slot = keyslot(key) if b"{" in key else crc_hqx(key, 0) & 0x3FFF
                 if owner[slot] is not myself:
                     return moved(slot)
                 cmd.calls += 1
