@@ -67,6 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from stratacache._exceptions import ConfigurationError
     from stratacache.server import ServerConfig, load_config, run
+    from stratacache.server.cluster import make_cluster
 
     try:
         config = load_config(args.config) if args.config else ServerConfig()
@@ -81,6 +82,8 @@ def _serve(args: argparse.Namespace) -> int:
         for name, value in overrides.items():
             if value is not None:
                 config.set(name, value, where="command line")
+        # Cluster mode: this node must be in the layout (found by the final port).
+        make_cluster(config)
     except ConfigurationError as exc:
         print(f"stratacache serve: {exc}", file=sys.stderr)
         return 2

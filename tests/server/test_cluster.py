@@ -4,12 +4,16 @@ real Redis Cluster of the same layout, and redis-py's cluster clients over three
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import redis.asyncio
+import yaml
 from clusternodes import HOST, RANGES, layout, node_configs, start_threads, stop_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -506,3 +510,21 @@ def test_keys_scan_and_dbsize_are_node_local(cluster: list[ServerThread]) -> Non
 
 def test_layout_helper_matches_the_standard_ranges() -> None:
     assert [node["slots"] for node in layout([1, 2, 3])["nodes"]] == list(RANGES)
+
+
+def test_serve_refuses_a_node_missing_from_the_layout(tmp_path: Path) -> None:
+    """``stratacache serve`` names the fault and exits 2 (the port comes last, from --port)."""
+    path = tmp_path / "node.yaml"
+    path.write_text(yaml.safe_dump(node_configs([7001, 7002, 7003])[0]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "stratacache.cli", "serve", "--config", str(path), "--port", "7004"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"stratacache serve: {path}: cluster: no node of cluster.nodes has port 7004; "
+        "set cluster.myself to this node's id"
+    )
