@@ -528,3 +528,39 @@ def test_serve_refuses_a_node_missing_from_the_layout(tmp_path: Path) -> None:
         f"stratacache serve: {path}: cluster: no node of cluster.nodes has port 7004; "
         "set cluster.myself to this node's id"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("GET", "a"),
+        ("MSET", "a", "1", "b", "2"),
+        ("MGET", "a", "b", "c"),
+        ("BLPOP", "a", "b", "0"),
+        ("RENAME", "a", "b"),
+        ("EVAL", "return 1", "2", "a", "b", "argv"),
+        ("EVALSHA_RO", "x" * 40, "1", "a", "argv"),
+        ("LMPOP", "2", "a", "b", "LEFT", "COUNT", "2"),
+        ("BLMPOP", "0", "2", "a", "b", "RIGHT"),
+        ("SINTERCARD", "2", "a", "b", "LIMIT", "1"),
+        ("ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"),
+        ("ZDIFFSTORE", "d", "1", "a"),
+        ("ZINTER", "2", "a", "b", "WITHSCORES"),
+        ("ZINTERCARD", "3", "a", "b", "c"),
+        ("MEMORY", "USAGE", "a"),
+        ("OBJECT", "ENCODING", "a"),
+        ("SMOVE", "a", "b", "m"),
+        ("LMOVE", "a", "b", "LEFT", "RIGHT"),
+        ("WATCH", "a", "b"),
+    ],
+)
+def test_keys_found_are_redis_s(real: Any, args: tuple[str, ...]) -> None:
+    """The keys the slot check reads are those Redis's COMMAND GETKEYS names."""
+    from stratacache.server.cluster import command_keys
+    from stratacache.server.commands import load
+
+    conn = RespConn(real.port)
+    expected = conn.call("COMMAND", "GETKEYS", *args)
+    conn.close()
+    cmd = load()[args[0].lower().encode()]
+    assert command_keys(cmd, [arg.encode() for arg in args]) == expected
