@@ -227,6 +227,11 @@ def test_info_and_config_report_cluster_mode(cluster: list[ServerThread], rclien
     r = redis.Redis(host=HOST, port=cluster[0].port)
     assert r.info("cluster") == {"cluster_enabled": 1}
     assert r.config_get("cluster-enabled") == {"cluster-enabled": "yes"}
+    assert r.info("server")["redis_mode"] == "cluster"
+    conn = RespConn(cluster[0].port)
+    assert conn.call("HELLO", "3")[b"mode"] == b"cluster"
+    conn.close()
+    assert rclient.info("server")["redis_mode"] == "standalone"
     r.close()
 
 

@@ -174,7 +174,7 @@ def hello(client: Client, args: list[bytes]) -> Any:
         b"version": app.VERSION.encode(),
         b"proto": 3 if client.resp3 else 2,
         b"id": client.id,
-        b"mode": b"standalone",
+        b"mode": b"standalone" if client.server.cluster is None else b"cluster",
         b"role": b"master",
         b"modules": [],
     }

@@ -104,7 +104,7 @@ def _section(server: Server, name: str) -> list[str]:
             "redis_git_sha1:00000000",
             "redis_git_dirty:0",
             "redis_build_id:0",
-            "redis_mode:standalone",
+            f"redis_mode:{'standalone' if server.cluster is None else 'cluster'}",
             f"os:{uname.system} {uname.release} {uname.machine}",
             f"arch_bits:{64 if sys.maxsize > 2**32 else 32}",
             "monotonic_clock:POSIX clock_gettime",
