@@ -67,6 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from stratacache._exceptions import ConfigurationError, SnapshotError
     from stratacache.server import ServerConfig, load_config, run
+    from stratacache.server.cluster import make_cluster
 
     try:
         config = load_config(args.config) if args.config else ServerConfig()
@@ -85,6 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
             if value is not None:
                 config.set(name, value, where="command line")
                 config.overrides[name] = value  # kept over the file on a SIGHUP reload
+        # Cluster mode: this node must be in the layout (found by the final port).
+        make_cluster(config)
     except ConfigurationError as exc:
         print(f"stratacache serve: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from ..core.engine import Engine
 from ..core.pool import MemoryPool
 from . import snapshot
 from .aof import AppendOnlyLog, load_log
+from .cluster import ClusterState, make_cluster
 from .commands import Command, load
 from .config import ServerConfig, UserConfig
 from .connection import Client
@@ -48,6 +49,8 @@ class Server:
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
         load()
+        # Cluster mode's slot table and this node (None when cluster-enabled is no).
+        self.cluster: ClusterState | None = make_cluster(self.config)
         self.started = time.time()
         self.run_id = os.urandom(20).hex()
         self.pool = MemoryPool(_pool_budget(self.config.maxmemory), name="server")

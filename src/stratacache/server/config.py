@@ -15,9 +15,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from .cluster import ClusterLayout
 
 __all__ = [
     "DEFAULT_MAXMEMORY",
@@ -235,6 +238,8 @@ class ServerConfig:
     memcached_bind: tuple[str, ...] | None = None
     memcached_db: int = 0
     memcached_max_item_size: int = 1024 * 1024
+    cluster_enabled: bool = False
+    cluster: ClusterLayout | None = None
     stores: dict[int, StoreConfig] = field(default_factory=dict)
     users: dict[str, UserConfig] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -327,6 +332,7 @@ OPTIONS: dict[str, Option] = {
         Option("memcached-bind", "memcached_bind", _optional_bind, _show_bind, mutable=False),
         Option("memcached-db", "memcached_db", _int(0, 1023), mutable=False),
         Option("memcached-max-item-size", "memcached_max_item_size", parse_size, mutable=False),
+        Option("cluster-enabled", "cluster_enabled", _bool, _show_bool, mutable=False),
     )
 }
 
@@ -421,10 +427,16 @@ def config_from_mapping(data: Mapping[str, Any], where: str = "<config>") -> Ser
             config.stores = _stores(value, where)
         elif name == "users":
             config.users = _users(value, where)
+        elif name == "cluster":
+            from .cluster import parse_layout
+
+            config.cluster = parse_layout(value, where)
         elif name in OPTIONS:
             config.set(name, value, where=where)
         else:
             raise ConfigurationError(f"{where}: unknown option {key!r} (value {value!r})")
+    if config.cluster_enabled and "databases" not in data:
+        config.databases = 1  # cluster mode has database 0 only (see server/cluster.py)
     for index in config.stores:
         if not 0 <= index < config.databases:
             raise ConfigurationError(

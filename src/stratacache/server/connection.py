@@ -32,6 +32,7 @@ from .resp import NULL_ARRAY, ErrorReply, ProtocolViolation, encode_into, error_
 
 if TYPE_CHECKING:
     from .app import Server
+    from .cluster import ClusterState
     from .keyspace import Database
 
 __all__ = ["Client", "Deferred"]
@@ -86,11 +87,16 @@ _FAST_MAX = 4096  # spellings remembered (a client sending random case must not 
 _CHECK_OOM = 1
 
 
-def _learn(name: bytes) -> None:
-    """Remember how a client spelled a neutral command, for the fast path."""
+def _learn(name: bytes, cluster: ClusterState | None = None) -> None:
+    """Remember how a client spelled a neutral command, for the fast path (in cluster mode,
+    in the cluster's own table, as a command that checks its slots first)."""
     cmd = COMMANDS.get(name.lower())
-    if cmd is not None and cmd.group in _NEUTRAL_GROUPS and len(_FAST) < _FAST_MAX:
-        _FAST[name] = cmd
+    table = _FAST if cluster is None else cluster.fast
+    if cmd is not None and cmd.group in _NEUTRAL_GROUPS and len(table) < _FAST_MAX:
+        if cluster is None:
+            _FAST[name] = cmd
+        else:
+            cluster.learn_fast(name, cmd)
 
 
 class Deferred:
@@ -214,7 +220,7 @@ class Client(asyncio.Protocol):
         # without a call; the same list for this whole run (it is replaced only on a read).
         ready: list[list[bytes]] = getattr(self.parser, "ready", None) or []
         server = self.server
-        fast = _FAST
+        fast = _FAST if server.cluster is None else server.cluster.fast
         resp3 = self.resp3
         plain = self._plain()
         processed = 0  # commands of the fast path not yet added to the server's counter
@@ -291,7 +297,7 @@ class Client(asyncio.Protocol):
                     # RESET: what this read still holds was parsed as for a logged-in client.
                     self.parser.lost_authentication()
                 if args[0] not in fast:
-                    _learn(args[0])
+                    _learn(args[0], server.cluster)
         finally:
             self._out = None
             if processed:
@@ -403,6 +409,18 @@ class Client(asyncio.Protocol):
             return ErrorReply(NOAUTH)
         if self.server.loading and "loading" not in cmd.flags:
             return ErrorReply(LOADING)
+        cluster = self.server.cluster
+        if cluster is not None:
+            redirect = cluster.redirect(self, cmd, args)
+            if redirect is not None:
+                if name == b"exec":
+                    # Redis discards the transaction and answers the redirect itself.
+                    self.multi = None
+                    self.multi_error = False
+                    self.server.unwatch(self)
+                elif self.multi is not None:
+                    self.multi_error = True  # EXEC aborts, as for any refused command
+                return redirect
         if self.multi is not None and name not in _MULTI_NOW:
             return self.queue(cmd, args)
         if (

@@ -69,6 +69,8 @@ def select(client: Client, args: list[bytes]) -> Any:
         index = int(args[1])
     except ValueError:
         raise ErrorReply("ERR value is not an integer or out of range") from None
+    if index != 0 and client.server.cluster is not None:
+        raise ErrorReply("ERR SELECT is not allowed in cluster mode")
     if not 0 <= index < len(client.server.databases):
         raise ErrorReply("ERR DB index is out of range")
     client.db = client.server.databases[index]
@@ -172,7 +174,7 @@ def hello(client: Client, args: list[bytes]) -> Any:
         b"version": app.VERSION.encode(),
         b"proto": 3 if client.resp3 else 2,
         b"id": client.id,
-        b"mode": b"standalone",
+        b"mode": b"standalone" if client.server.cluster is None else b"cluster",
         b"role": b"master",
         b"modules": [],
     }

@@ -107,7 +107,7 @@ def _section(server: Server, name: str) -> list[str]:
             "redis_git_sha1:00000000",
             "redis_git_dirty:0",
             "redis_build_id:0",
-            "redis_mode:standalone",
+            f"redis_mode:{'standalone' if server.cluster is None else 'cluster'}",
             f"os:{uname.system} {uname.release} {uname.machine}",
             f"arch_bits:{64 if sys.maxsize > 2**32 else 32}",
             "monotonic_clock:POSIX clock_gettime",
@@ -220,7 +220,7 @@ def _section(server: Server, name: str) -> list[str]:
                 )
         return lines
     if name == "cluster":
-        return ["cluster_enabled:0"]
+        return [f"cluster_enabled:{int(server.config.cluster_enabled)}"]
     if name == "keyspace":
         return [line for i in range(len(server.databases)) if (line := _keyspace_line(server, i))]
     raise KeyError(name)
@@ -485,7 +485,6 @@ def command_help(client: Client, args: list[bytes]) -> Any:
 # Options clients commonly read that have one fixed value here (no persistence, no modules).
 _FIXED = {
     "maxmemory-samples": "5",
-    "cluster-enabled": "no",
     "notify-keyspace-events": "",
 }
 
