@@ -8,6 +8,7 @@ free loopback ports, never mocks).
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -97,6 +98,17 @@ SERVER_BACKENDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
         },
     ),
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scratch_session_cwd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The whole session runs in a scratch directory: a server started without ``dir`` by a
+    module- or session-scoped fixture writes ``./dump.scs`` (its default save schedule) at
+    shutdown, which must land neither in the checkout nor where a later test loads it."""
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("session-cwd"))
+    yield
+    os.chdir(previous)
 
 
 @pytest.fixture(scope="session")

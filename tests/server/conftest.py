@@ -25,6 +25,14 @@ from stratacache.server import ServerConfig, ServerThread
 from stratacache.server.config import config_from_mapping
 
 
+@pytest.fixture(autouse=True)
+def _scratch_cwd(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in an empty directory of its own: a server started without ``dir``
+    (in process or as a subprocess) writes and loads ``./dump.scs`` and ``./appendonly.aof``
+    there, never in the repository nor across tests."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture(scope="session")
 def ours_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     # A scratch dir and save "": no snapshot is loaded from, or left in, the working directory.

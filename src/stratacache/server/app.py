@@ -344,6 +344,17 @@ class Server:
         "a port the OS picks" instead (tests, :class:`~.embedded.ServerThread`), and the
         configuration then reports the port taken.
         """
+        try:
+            await self._start(ephemeral)
+        except BaseException:
+            # A failed start (a port taken, a bad log) leaves no background task behind.
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+            raise
+
+    async def _start(self, ephemeral: bool) -> None:
         loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         config = self.config
