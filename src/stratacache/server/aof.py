@@ -47,6 +47,7 @@ from .commands import COMMANDS, Command
 from .connection import Deferred
 from .keyspace import bkey, skey
 from .resp import ErrorReply, NullArray
+from .snapshot import fsync_directory
 
 if TYPE_CHECKING:
     from .app import Server
@@ -677,7 +678,7 @@ class AppendOnlyLog:
             finally:
                 os.close(fd)
             os.replace(temp, self.path)
-            _fsync_dir(os.path.dirname(self.path) or ".")
+            fsync_directory(os.path.dirname(self.path) or ".")
             new_fd = -1 if self.detached else _open_append(self.path)
         except (OSError, AofLoadError) as exc:
             self.queue = queue + self.queue  # the old file still gets them
@@ -730,14 +731,6 @@ def _write_and_sync(fd: int, data: bytes, sync: bool) -> None:
     _write_all(fd, data)
     if sync:
         os.fsync(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------- the rewrite base

@@ -181,11 +181,12 @@ def write_file(server: Server, path: str, temp: str) -> int:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    _fsync_dir(os.path.dirname(path) or ".")
+    fsync_directory(os.path.dirname(path) or ".")
     return count
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_directory(directory: str) -> None:
+    """fsync ``directory``, so a rename into it survives a crash (snapshots and the log)."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -618,7 +618,8 @@ def _ms_store(session: Session, flags: MetaFlags, key: str, data: bytes, mode: b
     return b"HD"
 
 
-def _md(session: Session, request: Request) -> bytes:
+def _key_request(request: Request) -> bytes | tuple[MetaFlags, bytes, str]:
+    """md's and ma's common start: (flags, the key as sent, the key), or the error line."""
     tokens = request.tokens
     if len(tokens) < 2:
         return _ERROR
@@ -632,6 +633,14 @@ def _md(session: Session, request: Request) -> bytes:
         raw, key = _meta_key(request, flags)
     except MetaError:
         return _META_INVALID
+    return flags, raw, key
+
+
+def _md(session: Session, request: Request) -> bytes:
+    parsed = _key_request(request)
+    if isinstance(parsed, bytes):
+        return parsed
+    flags, raw, key = parsed
     _count(session, "cmd_meta")
     items = session.items
     if items.value(key) is None:
@@ -659,19 +668,10 @@ def _md(session: Session, request: Request) -> bytes:
 
 
 def _ma(session: Session, request: Request) -> bytes:
-    tokens = request.tokens
-    if len(tokens) < 2:
-        return _ERROR
-    if len(tokens[1]) > KEY_MAX_LENGTH:
-        return _BAD_FORMAT
-    flags = _meta_flags(request, 2, _META_INVALID)
-    if type(flags) is bytes:
-        return flags
-    assert isinstance(flags, MetaFlags)
-    try:
-        raw, key = _meta_key(request, flags)
-    except MetaError:
-        return _META_INVALID
+    parsed = _key_request(request)
+    if isinstance(parsed, bytes):
+        return parsed
+    flags, raw, key = parsed
     mode = flags.mode
     if mode is None or mode in b"I+":
         incr = True
