@@ -247,12 +247,15 @@ def test_a_big_expiry_batch_does_not_block_ping(server_factory: Callable[..., Se
     conn = RespConn(running.port)
     try:
         latencies = []
-        deadline = end + 5
+        # The purge gets a quarter of each 10 ms tick, so on a shared CI machine that is also
+        # running this ping loop 100,000 keys can take several seconds; the loop ends as soon
+        # as they are gone, so a generous bound costs nothing when the machine is quiet.
+        deadline = end + 20
         while time.time() < deadline and db.store.pool_bytes:
             start = time.perf_counter()
             assert conn.call("PING") == "PONG"
             latencies.append(time.perf_counter() - start)
-        assert db.store.pool_bytes == 0, "the keys did not all expire within 5 s of their deadline"
+        assert db.store.pool_bytes == 0, "the keys did not all expire within 20 s of their deadline"
         latencies.sort()
         # The loop purges in slices of ~2.5 ms: here p99 0.3 ms, max 13 ms (the janitor
         # thread's GIL share); one unbounded purge stalled a PING for 665 ms. The bounds
