@@ -469,6 +469,9 @@ def test_cjson_syntax_errors_name_the_position(client: RespConn) -> None:
 
 def test_resp3_client_gets_resp3_conversions(ours: ServerThread) -> None:
     # HELLO belongs to another command family; a RESP3 client is a Client with resp3 set.
+    # Maps, sets and doubles follow the caller's protocol; booleans follow the script's
+    # (redis.setresp), as redis-server 7.0 does: `redis-cli -3 eval "return {true,false}" 0`
+    # answers 1 and nil, and the same after redis.setresp(3) answers true and false.
     from stratacache.server.connection import Client
     from stratacache.server.lua import engine_for
     from stratacache.server.resp import Boolean, encode
@@ -483,17 +486,22 @@ def test_resp3_client_gets_resp3_conversions(ours: ServerThread) -> None:
         client = Client(server)
         client.resp3 = True
         out.append(engine.run(client, engine.load(body), [], [], False))
+        out.append(engine.run(client, engine.load(b"redis.setresp(3); " + body), [], [], False))
         out.append(engine.run(client, engine.load(b"return false"), [], [], False))
         client.resp3 = False
         out.append(engine.run(client, engine.load(b"return false"), [], [], False))
+        out.append(engine.run(client, engine.load(b"redis.setresp(3); return {true, false}"), [], [], False))
 
     ours.call(run)
-    first, second, third = out
-    assert isinstance(first[0], Boolean)
-    assert first[0].value is True
-    assert isinstance(first[1], Boolean)
-    assert first[1].value is False
-    assert first[2:] == [1.5, {b"a": 1}, {b"x"}]
-    assert encode(first, resp3=True) == b"*5\r\n#t\r\n#f\r\n,1.5\r\n%1\r\n$1\r\na\r\n:1\r\n~1\r\n$1\r\nx\r\n"
-    assert encode(second, resp3=True) == b"#f\r\n"
+    plain, scripted, lone, third, resp2 = out
+    assert plain[:2] == [1, None]
+    assert plain[2:] == [1.5, {b"a": 1}, {b"x"}]
+    assert encode(plain, resp3=True) == b"*5\r\n:1\r\n_\r\n,1.5\r\n%1\r\n$1\r\na\r\n:1\r\n~1\r\n$1\r\nx\r\n"
+    assert isinstance(scripted[0], Boolean)
+    assert scripted[0].value is True
+    assert isinstance(scripted[1], Boolean)
+    assert scripted[1].value is False
+    assert encode(scripted[:2], resp3=True) == b"*2\r\n#t\r\n#f\r\n"
+    assert lone is None
     assert third is None  # RESP2: false is the null bulk string
+    assert encode(resp2, resp3=False) == b"*2\r\n:1\r\n:0\r\n"

@@ -700,9 +700,11 @@ class LuaEngine:
         if kind is int or kind is float:
             return _to_integer(value)
         if kind is bool:
-            if value:
-                return Boolean(True)
-            return Boolean(False) if resp3 else None
+            # Booleans follow the script's protocol (redis.setresp), not the caller's: by
+            # default true is the integer 1 and false is null, even for a RESP3 client.
+            if self._resp3:
+                return Boolean(value)
+            return 1 if value else None
         if value is None:
             return None
         if self._lua_type(value) != "table":
