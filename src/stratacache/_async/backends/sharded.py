@@ -263,7 +263,8 @@ class AsyncShardedBackend(AsyncBackend):
 
     async def get_item(self, key: str) -> Item | Missing:
         """GET_ITEM on the key's node, its version tagged with the node."""
-        node, item = await self._routed(key, "get_item")
+        routed: tuple[str, Item | Missing] = await self._routed(key, "get_item")
+        node, item = routed
         if item is MISSING:
             return MISSING
         return Item(

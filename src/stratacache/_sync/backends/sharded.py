@@ -264,7 +264,8 @@ class ShardedBackend(Backend):
 
     def get_item(self, key: str) -> Item | Missing:
         """GET_ITEM on the key's node, its version tagged with the node."""
-        node, item = self._routed(key, "get_item")
+        routed: tuple[str, Item | Missing] = self._routed(key, "get_item")
+        node, item = routed
         if item is MISSING:
             return MISSING
         return Item(
