@@ -1008,11 +1008,12 @@ def test_fused_set_through_the_facade(policy: str, clock: FakeClock) -> None:
     assert stats.set_latency.count == 2  # one write in four is timed by the full path
     cache.set("t", "v", ttl=5)
     assert cache.ttl("t") == 5
+    first_version = store.entry_info("t").version  # type: ignore[union-attr]
     cache.set("t", "w")  # no ttl: the default (none) replaces the old one
     assert cache.ttl("t") is None
     info = store.entry_info("t")
     assert info is not None
-    assert info.version == 2
+    assert info.version > first_version  # the fused set is a write like any other
     seen: list[Any] = []
     cache.hooks.add("after_set", seen.append)
     cache.set("h", 1)
@@ -1315,10 +1316,11 @@ def test_reweigh_counts_an_in_place_change_and_evicts_to_stay_within_max_bytes()
     grows = _Grows()
     store.set("g", grows, None)
     assert store.pool_bytes == 20
+    before = store.entry_info("g").version  # type: ignore[union-attr]
     grows.items.extend(range(8))  # now weighs 90: with "old" (10) the store holds 100
     assert store.reweigh("g") is True
     assert store.pool_bytes == 100
-    assert store.entry_info("g").version == 2  # type: ignore[union-attr]
+    assert store.entry_info("g").version > before  # type: ignore[union-attr]
     grows.items.append(8)  # 100 on its own: "old", the least recently used, must go
     assert store.reweigh("g") is True
     assert store.get("old") is MISSING

@@ -39,7 +39,7 @@ from ._sync.backends.base import Backend
 from ._sync.backends.memory import MemoryBackend
 from ._sync.backends.null import NullBackend
 from ._sync.cache import Cache
-from ._types import MISSING, UNSET, Missing, Unset
+from ._types import MISSING, UNSET, Item, Missing, Unset
 from .core.hooks import HOOK_NAMES, HookEvent
 from .core.stats import LatencySummary, Stats
 from .decorators import cached
@@ -102,6 +102,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidKey",
     "InvalidTTL",
+    "Item",
     "LatencySummary",
     "MemoryBackend",
     "Missing",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import enum
 import math
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from ._exceptions import InvalidKey, InvalidTTL
 
 __all__ = [
     "MAX_TTL",
+    "Item",
     "MISSING",
     "UNSET",
     "Missing",
@@ -139,3 +141,26 @@ def check_key(key: object) -> str:
         # compare otherwise; every path and backend must see the content alone.
         return check_text(str.__str__(key), "cache keys")
     raise InvalidKey(f"cache keys must be str, not {type(key).__name__}: {key!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One entry with its metadata, as ``get_item`` returns it.
+
+    ``key`` is the caller's key (without namespace); ``value`` the decoded value;
+    ``version`` an opaque token that compares equal only while the entry is unchanged:
+    pass it back as ``set(..., if_version=...)`` or ``delete(..., if_version=...)`` for a
+    compare-and-set. Its kind depends on the backend (an ``int`` counter in memory, a CAS
+    unique on Memcached, a SHA-1 of the stored bytes on Redis). ``created`` is the unix time
+    of the write that made the entry (None where the backend cannot know); ``expires_at``
+    the unix time it expires (None: never); ``tags`` the tags it was stored with (empty
+    without tags); ``size`` its stored bytes (None where unknown, e.g. objects in memory).
+    """
+
+    key: str
+    value: Any
+    version: int | str
+    created: float | None = None
+    expires_at: float | None = None
+    tags: tuple[str, ...] = ()
+    size: int | None = None

@@ -21,7 +21,7 @@ from typing import Any, Self
 from .._build import make_backend
 from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
 from .._exceptions import CacheError, ConfigurationError, InvalidArgument, InvalidKey
-from .._types import MISSING, UNSET, Missing, Unset, check_key, check_text, normalize_ttl
+from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text, normalize_ttl
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stats import Stats, StatsRecorder
@@ -71,6 +71,16 @@ def _check_amount(amount: object, name: str = "amount") -> int:
     if type(amount) is not int or not _INT64_MIN <= amount <= _INT64_MAX:
         raise InvalidArgument(f"{name} must be a 64-bit int, got {amount!r}")
     return amount
+
+
+def _check_version(version: object, operation: str, key: object) -> int | str:
+    # bool is an int: True would silently compare as version 1.
+    if isinstance(version, bool) or not isinstance(version, (int, str)):
+        raise InvalidArgument(
+            f"{operation} on key {key!r}: if_version must be a version from get_item() "
+            f"(an int or str), not {type(version).__name__} {version!r}"
+        )
+    return version
 
 
 def _check_field(field: object) -> str:
@@ -384,8 +394,15 @@ class Cache:
             hooks.fire("after_get", HookEvent("get", key, result=value))
         return value
 
-    def set(self, key: str, value: Any, ttl: Any = UNSET) -> None:
-        """Store ``value`` at ``key``. ``ttl``: seconds or timedelta; None = never; omitted = default."""
+    def set(self, key: str, value: Any, ttl: Any = UNSET, *, if_version: Any = UNSET) -> bool:
+        """Store ``value`` at ``key``. ``ttl``: seconds or timedelta; None = never; omitted = default.
+
+        Returns True. With ``if_version`` (a version from :meth:`get_item`) it is a
+        compare-and-set: stored only if the entry is still that version, atomically, and
+        False otherwise (an absent key never matches).
+        """
+        if if_version is not UNSET:
+            return self._set_if_version(key, value, ttl, if_version)
         k = self._prefix + key if type(key) is str and key.isascii() else self._key(key)
         seconds = self.default_ttl if ttl is UNSET else normalize_ttl(ttl)
         hooks = self._hooks
@@ -408,6 +425,7 @@ class Cache:
         self._stats.sets += 1
         if hooks.active:
             hooks.fire("after_set", HookEvent("set", key, value))
+        return True
 
     def add(self, key: str, value: Any, ttl: Any = UNSET) -> bool:
         """Store only if ``key`` is absent (atomic); True when stored."""
@@ -423,8 +441,11 @@ class Cache:
             self._stats.sets += 1
         return stored
 
-    def delete(self, key: str) -> bool:
-        """Remove ``key``; True when it existed."""
+    def delete(self, key: str, *, if_version: Any = UNSET) -> bool:
+        """Remove ``key``; True when it existed. With ``if_version`` (from :meth:`get_item`),
+        only if the entry is still that version, atomically (compare-and-delete)."""
+        if if_version is not UNSET:
+            return self._delete_if_version(key, if_version)
         existed: bool = self._call("delete", key, self._backend.delete, self._key(key))
         if existed:
             self._stats.deletes += 1
@@ -573,6 +594,81 @@ class Cache:
             return result
 
         return self._flights.run(self._key(key), fill)
+
+    # ---- verbs: get_item, compare-and-set/delete, pull, replace (docs/patterns/verbs.md)
+
+    def get_item(self, key: str) -> Item | None:
+        """The entry at ``key`` with its metadata (:class:`~stratacache.Item`), or None on a miss.
+
+        Its ``version`` is what ``set(..., if_version=)`` and ``delete(..., if_version=)``
+        compare against. UnsupportedOperation on a backend without versions.
+        """
+        user_key = check_key(key)
+        k = self._prefix + user_key
+        raw: Item | Missing = self._call("get_item", key, self._backend.get_item, k)
+        if raw is MISSING:
+            self._stats.misses += 1
+            return None
+        try:
+            value = self._decode(raw.value, k)
+        except CacheError as exc:
+            self._failed("get_item", key, exc)
+            raise
+        self._stats.hits += 1
+        return Item(user_key, value, raw.version, raw.created, raw.expires_at, raw.tags, raw.size)
+
+    def _set_if_version(self, key: str, value: Any, ttl: Any, version: Any) -> bool:
+        k = self._key(key)
+        seconds = self._ttl(ttl)
+        expected = _check_version(version, "set", key)
+        try:
+            encoded = self._encode(value, k)
+        except CacheError as exc:
+            self._failed("set", key, exc)
+            raise
+        cas = self._backend.set_if_version
+        stored: bool = self._call("set", key, cas, k, encoded, seconds, expected)
+        if stored:
+            self._stats.sets += 1
+        return stored
+
+    def _delete_if_version(self, key: str, version: Any) -> bool:
+        k = self._key(key)
+        expected = _check_version(version, "delete", key)
+        removed: bool = self._call("delete", key, self._backend.delete_if_version, k, expected)
+        if removed:
+            self._stats.deletes += 1
+        return removed
+
+    def pull(self, key: str, default: Any = None) -> Any:
+        """Remove ``key`` and return its value, atomically: of concurrent pullers only one
+        gets it. ``default`` when the key is absent (GETDEL on Redis)."""
+        k = self._key(key)
+        raw = self._call("pull", key, self._backend.pull, k)
+        if raw is MISSING:
+            self._stats.misses += 1
+            return default
+        self._stats.hits += 1
+        self._stats.deletes += 1
+        try:
+            return self._decode(raw, k)
+        except CacheError as exc:
+            self._failed("pull", key, exc)
+            raise
+
+    def replace(self, key: str, value: Any, ttl: Any = UNSET) -> bool:
+        """Store ``value`` only if ``key`` holds a value, atomically; True when stored."""
+        k = self._key(key)
+        seconds = self._ttl(ttl)
+        try:
+            encoded = self._encode(value, k)
+        except CacheError as exc:
+            self._failed("replace", key, exc)
+            raise
+        stored: bool = self._call("replace", key, self._backend.replace, k, encoded, seconds)
+        if stored:
+            self._stats.sets += 1
+        return stored
 
     # ---------------------------------------------------------------------- lists
 

@@ -14,8 +14,11 @@ are then decimal ASCII bytes, which :meth:`MemoryStore.incr` understands as well
   touched, and reclaimed in bounded batches from a heap of deadlines by
   :meth:`purge_expired`, which the process-wide janitor thread calls (see
   :mod:`stratacache._io.janitor`) — no thread per store.
-* **Metadata**: every entry keeps a version (incremented on each write), its creation and
-  update times and its expiry (:meth:`entry_info`).
+* **Metadata**: every entry keeps a version (a fresh number from the store's one counter on
+  each write, so a version is never reused, even for a key deleted and written again), its
+  creation and update times and its expiry (:meth:`entry_info`, :meth:`item`).
+* **Verbs**: compare-and-set and compare-and-delete on that version, get-and-delete
+  (:meth:`pull`) and store-if-present (:meth:`replace`), each under the lock.
 * **Pools**: a store can share a byte budget with other stores through a
   :class:`~stratacache.core.pool.MemoryPool`; under pressure the pool asks it to evict by
   its own policy (:meth:`evict_bytes`).
@@ -24,6 +27,7 @@ are then decimal ASCII bytes, which :meth:`MemoryStore.incr` understands as well
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
 import time
 from collections import OrderedDict, deque
@@ -258,6 +262,10 @@ class MemoryStore(CollectionsMixin):
         self._doomed: list[Any] = []
         self._guard = _Guard(self)
         self._heap: list[tuple[float, str]] = []
+        # One counter for every entry's version (next() is one atomic C call): a per-entry
+        # count would restart at 1 for a key deleted and written again, and a compare-and-set
+        # holding the old entry's version would then wrongly match the new one (ABA).
+        self._next_version: Callable[[], int] = itertools.count(1).__next__
         self._bytes = 0
         self.evictions = 0
         self.expirations = 0
@@ -495,7 +503,7 @@ class MemoryStore(CollectionsMixin):
             entry.value = value
             entry.expires = expires
             entry.weight = weight
-            entry.version = 1
+            entry.version = self._next_version()
             entry.created = entry.updated = now
             data[key] = entry
             if self._tracks_keys:
@@ -510,7 +518,7 @@ class MemoryStore(CollectionsMixin):
             entry.value = value
             entry.expires = expires
             entry.weight = weight
-            entry.version += 1
+            entry.version = self._next_version()
             entry.updated = now
             if window is not None or type(entry) is _SlidingEntry:
                 entry.window = window  # type: ignore[misc]  # a _SlidingEntry here
@@ -535,7 +543,7 @@ class MemoryStore(CollectionsMixin):
     def _reweigh(self, key: str, entry: _Entry, weight: int) -> None:
         """A value changed in place: bump its version, record its new ``weight`` (checked by
         the caller), evict if needed. Lock held."""
-        entry.version += 1
+        entry.version = self._next_version()
         entry.updated = self.clock()
         if not self._weighs:
             return
@@ -905,8 +913,8 @@ class MemoryStore(CollectionsMixin):
         stats: StatsRecorder,
         hooks: Hooks,
         sample_every: int,
-        full_set: Callable[..., None],
-    ) -> Callable[..., None]:
+        full_set: Callable[..., bool],
+    ) -> Callable[..., bool]:
         """A ``Cache.set`` for this store in one Python frame over :meth:`set` (the sync facade installs it).
 
         ``owner`` is the facade (its ``default_ttl`` and ``_closed`` flag are read per call).
@@ -920,9 +928,10 @@ class MemoryStore(CollectionsMixin):
         every = sample_every
         mask = every - 1 if every & (every - 1) == 0 else 0
 
-        def set(key: Any, value: Any, ttl: Any = UNSET) -> None:  # noqa: A001 - the facade's name
-            if hooks.active or owner._closed or type(key) is not str or not key.isascii():
-                return full_set(key, value, ttl)
+        def set(key: Any, value: Any, ttl: Any = UNSET, **options: Any) -> bool:  # noqa: A001 - the facade's name
+            # Keyword options (if_version=, and any the facade grows) take the full path.
+            if options or hooks.active or owner._closed or type(key) is not str or not key.isascii():
+                return full_set(key, value, ttl, **options)
             if ttl is UNSET:
                 seconds = owner.default_ttl
             elif ttl is None:
@@ -941,7 +950,7 @@ class MemoryStore(CollectionsMixin):
                 stats.errors += 1  # as the facade counts it (no hooks are active here)
                 raise
             stats.sets = n
-            return None
+            return True
 
         return set
 
@@ -1047,6 +1056,64 @@ class MemoryStore(CollectionsMixin):
             if expires is None or expires == _FOREVER:
                 return None
             return max(0.0, expires - self.clock())
+
+    # ------------------------------------------------------------------ verbs
+
+    def item(self, key: str) -> tuple[Any, EntryInfo] | None:
+        """The value at ``key`` and its metadata, read together under the lock, or None.
+
+        WrongType if it is a native collection (as :meth:`get`).
+        """
+        with self._guard:
+            entry = self._live(key)
+            if entry is None:
+                self._miss(key)
+                return None
+            if type(entry.value) in _NATIVE_TYPES:
+                raise WrongType(f"get_item on key {key!r}: it holds a {_kind(entry.value)}")
+            self._touch(key)
+            expires = None if entry.expires == _FOREVER else entry.expires
+            return entry.value, EntryInfo(entry.version, entry.created, entry.updated, expires, entry.weight)
+
+    def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        """Store ``value`` only if the live entry at ``key`` has version ``version``; True when stored."""
+        with self._guard:
+            entry = self._live(key)
+            if entry is None or entry.version != version:
+                return False
+            self._put(key, value, ttl)
+        self._relieve_pool()
+        return True
+
+    def delete_if_version(self, key: str, version: int | str) -> bool:
+        """Remove ``key`` only if its live entry has version ``version``; True when removed."""
+        with self._guard:
+            entry = self._live(key)
+            if entry is None or entry.version != version:
+                return False
+            self._remove(key, entry)
+            return True
+
+    def pull(self, key: str) -> Any:
+        """Remove ``key`` and return its value (MISSING when absent); WrongType on a collection."""
+        with self._guard:
+            entry = self._live(key)
+            if entry is None:
+                return MISSING
+            value = entry.value
+            if type(value) in _NATIVE_TYPES:
+                raise WrongType(f"pull on key {key!r}: it holds a {_kind(value)}")
+            self._remove(key, entry)
+            return value
+
+    def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        """Store ``value`` only if ``key`` holds something live; True when stored."""
+        with self._guard:
+            if self._live(key) is None:
+                return False
+            self._put(key, value, ttl)
+        self._relieve_pool()
+        return True
 
     def _items(self) -> list[tuple[str, Any]]:
         """The map's items as a list, made in one C call (no thread switch inside it).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio  # unasync: remove
 import builtins
 import os
+import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..._config import parse_ttl
 from ..._exceptions import ConfigurationError
 from ..._io.store_snapshot import PeriodicSaver, check_path, load_store, save_store
-from ..._types import Missing
+from ..._types import MISSING, Item, Missing
 from ...core.memory_store import MemoryStore
 from .base import AsyncBackend, BackendCounters, Capabilities
 
@@ -30,6 +31,7 @@ _SAME_AS_STORE = (
     "expire", "ttl", "delete_pattern", "clear", "push", "pop", "llen", "lrange",
     "sadd", "srem", "smembers", "sismember", "scard",
     "hset", "hget", "hgetall", "hdel", "hexists", "hlen", "hincrby",
+    "set_if_version", "delete_if_version", "pull", "replace",
 )  # fmt: skip
 
 
@@ -55,7 +57,7 @@ class AsyncMemoryBackend(AsyncBackend):
 
     name: ClassVar[str] = "memory"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        stores_objects=True, delete_pattern=True, collections=True
+        stores_objects=True, delete_pattern=True, collections=True, versions=True
     )
 
     def __init__(
@@ -157,6 +159,31 @@ class AsyncMemoryBackend(AsyncBackend):
 
     async def clear(self, prefix: str | None) -> None:
         self.store.clear(prefix)
+
+    async def get_item(self, key: str) -> Item | Missing:
+        """The store's entry as an Item, its monotonic times turned into unix times."""
+        found = self.store.item(key)
+        if found is None:
+            return MISSING
+        value, info = found
+        # The store runs on its own (monotonic, or a test's fake) clock: shift by the offset.
+        offset = time.time() - self.store.clock()
+        expires = None if info.expires is None else info.expires + offset
+        # Bytes (a cache with a serializer) have a size; objects only a weight, when weighed.
+        size = len(value) if type(value) is bytes else (info.weight or None)
+        return Item(key, value, info.version, info.created + offset, expires, (), size)
+
+    async def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        return self.store.set_if_version(key, value, ttl, version)
+
+    async def delete_if_version(self, key: str, version: int | str) -> bool:
+        return self.store.delete_if_version(key, version)
+
+    async def pull(self, key: str) -> Any:
+        return self.store.pull(key)
+
+    async def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        return self.store.replace(key, value, ttl)
 
     async def push(self, key: str, values: list[Any], left: bool) -> int:
         return self.store.push(key, values, left)

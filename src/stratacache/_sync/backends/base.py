@@ -6,8 +6,9 @@
 connections or threads: about eleven methods make a working backend. **With defaults**: the
 batch methods ``get_many``, ``set_many`` and ``delete_many`` loop over the single-key ones
 (override them when the store has a faster way). **Optional capabilities**, each announced by
-a :class:`Capabilities` flag: ``delete_pattern`` (enumerating keys by glob) and
-``collections`` (lists, sets, hashes). Their default methods raise
+a :class:`Capabilities` flag: ``delete_pattern`` (enumerating keys by glob),
+``collections`` (lists, sets, hashes) and ``versions`` (the verbs ``get_item``,
+``set_if_version``, ``delete_if_version``, ``pull`` and ``replace``, all atomic). Their default methods raise
 :class:`~stratacache.UnsupportedOperation` naming the backend and the operation, so a backend
 without them still gives a clear answer and never a silent wrong one; the conformance suite
 skips what a backend says it cannot do.
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..._exceptions import UnsupportedOperation
-from ..._types import MISSING, Missing
+from ..._types import MISSING, Item, Missing
 
 __all__ = ["Backend", "BackendCounters", "Capabilities", "Decoded"]
 
@@ -65,6 +66,8 @@ class Capabilities:
     ``delete_pattern``: the backend can enumerate keys by glob (``delete_pattern``).
     ``collections``: the backend implements lists, sets and hashes.
     ``ttl_resolution``: the granularity of expiry in seconds (0 = exact; Memcached: 1 s).
+    ``versions``: the backend implements the verbs ``get_item``, ``set_if_version``,
+    ``delete_if_version``, ``pull`` and ``replace``, each atomically (docs/patterns/verbs.md).
 
     The optional capabilities default to False: a backend claims only what it implements.
     """
@@ -74,6 +77,7 @@ class Capabilities:
     delete_pattern: bool = False
     collections: bool = False
     ttl_resolution: float = 0.0
+    versions: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,34 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def clear(self, prefix: str | None) -> None:
         """Delete everything, or only the keys starting with ``prefix``."""
+
+    # -- verbs (capability ``versions``): metadata, compare-and-set, get-and-delete, replace
+    def get_item(self, key: str) -> Item | Missing:
+        """The entry at ``key`` with its metadata, or MISSING.
+
+        The :class:`~stratacache.Item` carries the raw key and the stored value (bytes for a
+        serializing backend); the facade decodes it. ``version`` must change on every write
+        to the entry (at least whenever its stored value changes) and never be reused for a
+        different value while a caller may hold the old one.
+        """
+        raise self._unsupported("get_item", "it keeps no entry versions")
+
+    def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        """Store only if the entry at ``key`` exists and its version is still ``version``,
+        atomically; True when stored (an absent key never matches)."""
+        raise self._unsupported("set_if_version", "it has no atomic compare-and-set")
+
+    def delete_if_version(self, key: str, version: int | str) -> bool:
+        """Remove ``key`` only if its version is still ``version``, atomically; True when removed."""
+        raise self._unsupported("delete_if_version", "it has no atomic compare-and-delete")
+
+    def pull(self, key: str) -> Any:
+        """Remove ``key`` and return its value, atomically (one caller gets it); MISSING when absent."""
+        raise self._unsupported("pull", "it has no atomic get-and-delete")
+
+    def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        """Store only if ``key`` holds a value, atomically; True when stored."""
+        raise self._unsupported("replace", "it has no atomic store-if-present")
 
     # -- collections (capability ``collections``): lists, sets, hashes
     # -- lists

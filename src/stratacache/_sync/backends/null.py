@@ -3,7 +3,9 @@
 
 Useful to switch caching off without changing code. Each write behaves as if it acted
 on an empty key and was then forgotten: ``incr(k, 5)`` returns 5, ``lpush(k, a, b)``
-returns 2, ``sadd`` counts distinct members, and every read finds nothing.
+returns 2, ``sadd`` counts distinct members, and every read finds nothing. The verbs read
+the same way: ``get_item`` and ``pull`` miss, and ``replace`` and the compare-and-set and
+compare-and-delete find no entry to act on, so they answer False.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import builtins
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..._types import MISSING, Missing
+from ..._types import MISSING, Item, Missing
 from .base import Backend, Capabilities
 
 __all__ = ["NullBackend"]
@@ -23,7 +25,7 @@ class NullBackend(Backend):
 
     name: ClassVar[str] = "null"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        stores_objects=True, retains_data=False, delete_pattern=True, collections=True
+        stores_objects=True, retains_data=False, delete_pattern=True, collections=True, versions=True
     )
 
     def get(self, key: str) -> Any:
@@ -47,6 +49,21 @@ class NullBackend(Backend):
 
     def delete_many(self, keys: list[str]) -> int:
         return 0
+
+    def get_item(self, key: str) -> Item | Missing:
+        return MISSING
+
+    def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        return False
+
+    def delete_if_version(self, key: str, version: int | str) -> bool:
+        return False
+
+    def pull(self, key: str) -> Any:
+        return MISSING
+
+    def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        return False
 
     def exists(self, key: str) -> bool:
         return False

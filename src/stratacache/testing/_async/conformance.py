@@ -111,6 +111,12 @@ def retains(acache: AsyncCache) -> bool:
     return acache.backend.capabilities.retains_data
 
 
+def needs_versions(acache: AsyncCache) -> None:
+    """Skip a verbs test (get_item, if_version, pull, replace) on a backend without ``versions``."""
+    if not acache.backend.capabilities.versions:
+        pytest.skip(f"{acache.backend.name} has no entry versions")
+
+
 def needs_collections(acache: AsyncCache) -> None:
     """Skip a lists/sets/hashes test on a backend without the ``collections`` capability."""
     if not acache.backend.capabilities.collections:
@@ -528,8 +534,19 @@ class AsyncCacheConformance:
 
     async def test_missing_capabilities_are_refused_by_name(self, acache: AsyncCache) -> None:
         caps = acache.backend.capabilities
-        if caps.collections and caps.delete_pattern:
+        if caps.collections and caps.delete_pattern and caps.versions:
             pytest.skip(f"{acache.backend.name} has every optional capability")
+        if not caps.versions:
+            verbs: tuple[Callable[[], Any], ...] = (
+                lambda: acache.get_item("k"),
+                lambda: acache.set("k", 1, if_version=1),
+                lambda: acache.delete("k", if_version=1),
+                lambda: acache.pull("k"),
+                lambda: acache.replace("k", 1),
+            )
+            for call in verbs:
+                with pytest.raises(UnsupportedOperation, match=acache.backend.name):
+                    await call()
         if not caps.collections:
             calls: tuple[Callable[[], Any], ...] = (
                 lambda: acache.lpush("l", 1),
@@ -542,6 +559,165 @@ class AsyncCacheConformance:
         if not caps.delete_pattern:
             with pytest.raises(UnsupportedOperation, match="delete_pattern"):
                 await acache.delete_pattern("*")
+
+    # --------------------------------------------- verbs: get_item, CAS, pull, replace
+
+    async def test_get_item_reports_value_and_metadata(self, acache: AsyncCache) -> None:
+        needs_versions(acache)
+        assert await acache.get_item("absent") is None
+        before = time.time()
+        await acache.set("k", {"a": 1}, ttl=60)
+        item = await acache.get_item("k")
+        if not retains(acache):
+            assert item is None
+            return
+        assert item is not None
+        assert (item.key, item.value, item.tags) == ("k", {"a": 1}, ())
+        assert type(item.version) in (int, str)
+        assert item.expires_at is not None
+        assert before + 55 < item.expires_at < time.time() + 65
+        assert item.created is None or before - 5 < item.created < time.time() + 5
+        assert item.size is None or item.size > 0
+        await acache.set("forever", 1, ttl=None)
+        forever = await acache.get_item("forever")
+        assert forever is not None
+        assert forever.expires_at is None
+
+    async def test_version_changes_with_the_value(self, acache: AsyncCache) -> None:
+        needs_versions(acache)
+        if not retains(acache):
+            pytest.skip("the null backend keeps no entries")
+        await acache.set("k", "one")
+        first = await acache.get_item("k")
+        again = await acache.get_item("k")
+        assert first is not None
+        assert again is not None
+        assert again.version == first.version  # reads change nothing
+        await acache.set("k", "two")
+        second = await acache.get_item("k")
+        assert second is not None
+        assert second.version != first.version
+
+    async def test_compare_and_set(self, acache: AsyncCache) -> None:
+        needs_versions(acache)
+        await acache.set("k", 1)
+        item = await acache.get_item("k")
+        if not retains(acache):
+            assert await acache.set("k", 2, if_version=1) is False
+            return
+        assert item is not None
+        assert await acache.set("k", 2, ttl=60, if_version=item.version) is True
+        assert await acache.get("k") == 2
+        remaining = await acache.ttl("k")
+        assert isinstance(remaining, float)
+        assert 50 < remaining <= 60
+        # The old version no longer matches: the entry changed.
+        assert await acache.set("k", 3, if_version=item.version) is False
+        assert await acache.get("k") == 2
+
+    async def test_compare_and_set_loses_to_a_concurrent_change(self, acache: AsyncCache) -> None:
+        needs_versions(acache)
+        if not retains(acache):
+            pytest.skip("the null backend keeps no entries")
+        await acache.set("k", "mine")
+        item = await acache.get_item("k")
+        assert item is not None
+        await acache.set("k", "theirs")  # another writer, between our read and our write
+        assert await acache.set("k", "stale", if_version=item.version) is False
+        assert await acache.delete("k", if_version=item.version) is False
+        assert await acache.get("k") == "theirs"
+        # An absent key never matches, not even a version it once had.
+        await acache.delete("k")
+        assert await acache.set("k", "again", if_version=item.version) is False
+        assert await acache.exists("k") is False
+        # Nor does a made-up version of either kind.
+        await acache.set("k", 1)
+        for made_up in (123456789, "not-a-version"):
+            assert await acache.set("k", 2, if_version=made_up) is False
+            assert await acache.delete("k", if_version=made_up) is False
+        assert await acache.get("k") == 1
+
+    async def test_compare_and_delete(self, acache: AsyncCache) -> None:
+        needs_versions(acache)
+        await acache.set("k", "token")
+        item = await acache.get_item("k")
+        if not retains(acache):
+            assert await acache.delete("k", if_version=1) is False
+            return
+        assert item is not None
+        assert await acache.delete("k", if_version=item.version) is True
+        assert await acache.exists("k") is False
+        assert await acache.delete("k", if_version=item.version) is False
+
+    @pytest.mark.parametrize("bad", [None, 1.5, True, b"v", ["v"]], ids=repr)
+    async def test_bad_if_version_is_refused(self, acache: AsyncCache, bad: Any) -> None:
+        await acache.set("k", 1)
+        with pytest.raises(InvalidArgument, match="if_version"):
+            await acache.set("k", 2, if_version=bad)
+        with pytest.raises(InvalidArgument, match="if_version"):
+            await acache.delete("k", if_version=bad)
+        assert await acache.get("k") == (1 if retains(acache) else None)
+
+    async def test_pull(self, acache: AsyncCache) -> None:
+        needs_versions(acache)
+        await acache.set("k", [1, "two"])
+        assert await acache.pull("k") == ([1, "two"] if retains(acache) else None)
+        assert await acache.exists("k") is False
+        assert await acache.pull("k") is None
+        assert await acache.pull("k", "fallback") == "fallback"
+        await acache.set("none", None)
+        assert await acache.pull("none", "fallback") == (None if retains(acache) else "fallback")
+        if acache.backend.capabilities.collections and retains(acache):
+            await acache.rpush("list", 1)
+            with pytest.raises(WrongType):
+                await acache.pull("list")
+            assert await acache.llen("list") == 1
+
+    async def test_replace(self, acache: AsyncCache) -> None:
+        needs_versions(acache)
+        assert await acache.replace("k", 1) is False
+        assert await acache.exists("k") is False
+        await acache.set("k", 1)
+        if not retains(acache):
+            assert await acache.replace("k", 2) is False
+            return
+        assert await acache.replace("k", 2, ttl=60) is True
+        assert await acache.get("k") == 2
+        remaining = await acache.ttl("k")
+        assert isinstance(remaining, float)
+        assert 50 < remaining <= 60
+        with pytest.raises(InvalidTTL):
+            await acache.replace("k", 3, ttl=0)
+        assert await acache.get("k") == 2
+
+    async def test_concurrent_pulls_hand_the_value_to_one(self, acache: AsyncCache) -> None:
+        needs_versions(acache)
+        await acache.set("k", "prize")
+        got: list[Any] = []
+
+        async def puller() -> None:
+            got.append(await acache.pull("k", MISSING))
+
+        await concurrently([puller for _ in range(8)])
+        winners = [value for value in got if value is not MISSING]
+        assert winners == (["prize"] if retains(acache) else [])
+
+    async def test_concurrent_compare_and_set_increments_add_up(self, acache: AsyncCache) -> None:
+        needs_versions(acache)
+        if not retains(acache):
+            pytest.skip("the null backend keeps no entries")
+        await acache.set("n", 0)
+
+        async def worker() -> None:
+            for _ in range(10):
+                while True:  # the optimistic loop: read, compute, write if unchanged
+                    item = await acache.get_item("n")
+                    assert item is not None
+                    if await acache.set("n", item.value + 1, if_version=item.version):
+                        break
+
+        await concurrently([worker for _ in range(5)])
+        assert await acache.get("n") == 50
 
     # -------------------------------------------------------------- get_or_set
 
@@ -736,6 +912,11 @@ class AsyncCacheConformance:
             lambda: acache.touch(bad, ttl=60),
             lambda: acache.ttl(bad),
             lambda: acache.get_or_set(bad, lambda: 1),
+            lambda: acache.get_item(bad),
+            lambda: acache.set(bad, 1, if_version=1),
+            lambda: acache.delete(bad, if_version=1),
+            lambda: acache.pull(bad),
+            lambda: acache.replace(bad, 1),
             lambda: acache.lpush(bad, 1),
             lambda: acache.rpush(bad, 1),
             lambda: acache.lpop(bad),

@@ -111,6 +111,12 @@ def retains(cache: Cache) -> bool:
     return cache.backend.capabilities.retains_data
 
 
+def needs_versions(cache: Cache) -> None:
+    """Skip a verbs test (get_item, if_version, pull, replace) on a backend without ``versions``."""
+    if not cache.backend.capabilities.versions:
+        pytest.skip(f"{cache.backend.name} has no entry versions")
+
+
 def needs_collections(cache: Cache) -> None:
     """Skip a lists/sets/hashes test on a backend without the ``collections`` capability."""
     if not cache.backend.capabilities.collections:
@@ -528,8 +534,19 @@ class CacheConformance:
 
     def test_missing_capabilities_are_refused_by_name(self, cache: Cache) -> None:
         caps = cache.backend.capabilities
-        if caps.collections and caps.delete_pattern:
+        if caps.collections and caps.delete_pattern and caps.versions:
             pytest.skip(f"{cache.backend.name} has every optional capability")
+        if not caps.versions:
+            verbs: tuple[Callable[[], Any], ...] = (
+                lambda: cache.get_item("k"),
+                lambda: cache.set("k", 1, if_version=1),
+                lambda: cache.delete("k", if_version=1),
+                lambda: cache.pull("k"),
+                lambda: cache.replace("k", 1),
+            )
+            for call in verbs:
+                with pytest.raises(UnsupportedOperation, match=cache.backend.name):
+                    call()
         if not caps.collections:
             calls: tuple[Callable[[], Any], ...] = (
                 lambda: cache.lpush("l", 1),
@@ -542,6 +559,165 @@ class CacheConformance:
         if not caps.delete_pattern:
             with pytest.raises(UnsupportedOperation, match="delete_pattern"):
                 cache.delete_pattern("*")
+
+    # --------------------------------------------- verbs: get_item, CAS, pull, replace
+
+    def test_get_item_reports_value_and_metadata(self, cache: Cache) -> None:
+        needs_versions(cache)
+        assert cache.get_item("absent") is None
+        before = time.time()
+        cache.set("k", {"a": 1}, ttl=60)
+        item = cache.get_item("k")
+        if not retains(cache):
+            assert item is None
+            return
+        assert item is not None
+        assert (item.key, item.value, item.tags) == ("k", {"a": 1}, ())
+        assert type(item.version) in (int, str)
+        assert item.expires_at is not None
+        assert before + 55 < item.expires_at < time.time() + 65
+        assert item.created is None or before - 5 < item.created < time.time() + 5
+        assert item.size is None or item.size > 0
+        cache.set("forever", 1, ttl=None)
+        forever = cache.get_item("forever")
+        assert forever is not None
+        assert forever.expires_at is None
+
+    def test_version_changes_with_the_value(self, cache: Cache) -> None:
+        needs_versions(cache)
+        if not retains(cache):
+            pytest.skip("the null backend keeps no entries")
+        cache.set("k", "one")
+        first = cache.get_item("k")
+        again = cache.get_item("k")
+        assert first is not None
+        assert again is not None
+        assert again.version == first.version  # reads change nothing
+        cache.set("k", "two")
+        second = cache.get_item("k")
+        assert second is not None
+        assert second.version != first.version
+
+    def test_compare_and_set(self, cache: Cache) -> None:
+        needs_versions(cache)
+        cache.set("k", 1)
+        item = cache.get_item("k")
+        if not retains(cache):
+            assert cache.set("k", 2, if_version=1) is False
+            return
+        assert item is not None
+        assert cache.set("k", 2, ttl=60, if_version=item.version) is True
+        assert cache.get("k") == 2
+        remaining = cache.ttl("k")
+        assert isinstance(remaining, float)
+        assert 50 < remaining <= 60
+        # The old version no longer matches: the entry changed.
+        assert cache.set("k", 3, if_version=item.version) is False
+        assert cache.get("k") == 2
+
+    def test_compare_and_set_loses_to_a_concurrent_change(self, cache: Cache) -> None:
+        needs_versions(cache)
+        if not retains(cache):
+            pytest.skip("the null backend keeps no entries")
+        cache.set("k", "mine")
+        item = cache.get_item("k")
+        assert item is not None
+        cache.set("k", "theirs")  # another writer, between our read and our write
+        assert cache.set("k", "stale", if_version=item.version) is False
+        assert cache.delete("k", if_version=item.version) is False
+        assert cache.get("k") == "theirs"
+        # An absent key never matches, not even a version it once had.
+        cache.delete("k")
+        assert cache.set("k", "again", if_version=item.version) is False
+        assert cache.exists("k") is False
+        # Nor does a made-up version of either kind.
+        cache.set("k", 1)
+        for made_up in (123456789, "not-a-version"):
+            assert cache.set("k", 2, if_version=made_up) is False
+            assert cache.delete("k", if_version=made_up) is False
+        assert cache.get("k") == 1
+
+    def test_compare_and_delete(self, cache: Cache) -> None:
+        needs_versions(cache)
+        cache.set("k", "token")
+        item = cache.get_item("k")
+        if not retains(cache):
+            assert cache.delete("k", if_version=1) is False
+            return
+        assert item is not None
+        assert cache.delete("k", if_version=item.version) is True
+        assert cache.exists("k") is False
+        assert cache.delete("k", if_version=item.version) is False
+
+    @pytest.mark.parametrize("bad", [None, 1.5, True, b"v", ["v"]], ids=repr)
+    def test_bad_if_version_is_refused(self, cache: Cache, bad: Any) -> None:
+        cache.set("k", 1)
+        with pytest.raises(InvalidArgument, match="if_version"):
+            cache.set("k", 2, if_version=bad)
+        with pytest.raises(InvalidArgument, match="if_version"):
+            cache.delete("k", if_version=bad)
+        assert cache.get("k") == (1 if retains(cache) else None)
+
+    def test_pull(self, cache: Cache) -> None:
+        needs_versions(cache)
+        cache.set("k", [1, "two"])
+        assert cache.pull("k") == ([1, "two"] if retains(cache) else None)
+        assert cache.exists("k") is False
+        assert cache.pull("k") is None
+        assert cache.pull("k", "fallback") == "fallback"
+        cache.set("none", None)
+        assert cache.pull("none", "fallback") == (None if retains(cache) else "fallback")
+        if cache.backend.capabilities.collections and retains(cache):
+            cache.rpush("list", 1)
+            with pytest.raises(WrongType):
+                cache.pull("list")
+            assert cache.llen("list") == 1
+
+    def test_replace(self, cache: Cache) -> None:
+        needs_versions(cache)
+        assert cache.replace("k", 1) is False
+        assert cache.exists("k") is False
+        cache.set("k", 1)
+        if not retains(cache):
+            assert cache.replace("k", 2) is False
+            return
+        assert cache.replace("k", 2, ttl=60) is True
+        assert cache.get("k") == 2
+        remaining = cache.ttl("k")
+        assert isinstance(remaining, float)
+        assert 50 < remaining <= 60
+        with pytest.raises(InvalidTTL):
+            cache.replace("k", 3, ttl=0)
+        assert cache.get("k") == 2
+
+    def test_concurrent_pulls_hand_the_value_to_one(self, cache: Cache) -> None:
+        needs_versions(cache)
+        cache.set("k", "prize")
+        got: list[Any] = []
+
+        def puller() -> None:
+            got.append(cache.pull("k", MISSING))
+
+        concurrently([puller for _ in range(8)])
+        winners = [value for value in got if value is not MISSING]
+        assert winners == (["prize"] if retains(cache) else [])
+
+    def test_concurrent_compare_and_set_increments_add_up(self, cache: Cache) -> None:
+        needs_versions(cache)
+        if not retains(cache):
+            pytest.skip("the null backend keeps no entries")
+        cache.set("n", 0)
+
+        def worker() -> None:
+            for _ in range(10):
+                while True:  # the optimistic loop: read, compute, write if unchanged
+                    item = cache.get_item("n")
+                    assert item is not None
+                    if cache.set("n", item.value + 1, if_version=item.version):
+                        break
+
+        concurrently([worker for _ in range(5)])
+        assert cache.get("n") == 50
 
     # -------------------------------------------------------------- get_or_set
 
@@ -736,6 +912,11 @@ class CacheConformance:
             lambda: cache.touch(bad, ttl=60),
             lambda: cache.ttl(bad),
             lambda: cache.get_or_set(bad, lambda: 1),
+            lambda: cache.get_item(bad),
+            lambda: cache.set(bad, 1, if_version=1),
+            lambda: cache.delete(bad, if_version=1),
+            lambda: cache.pull(bad),
+            lambda: cache.replace(bad, 1),
             lambda: cache.lpush(bad, 1),
             lambda: cache.rpush(bad, 1),
             lambda: cache.lpop(bad),
