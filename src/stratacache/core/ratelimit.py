@@ -95,12 +95,16 @@ def make_spec(limit: object, period: object, algorithm: object) -> RateSpec:
     else:
         raise InvalidArgument(f"parameter 'period' must be seconds (a number) or a timedelta, got {period!r}")
     if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidArgument(f"parameter 'period' must be a positive finite number of seconds, got {period!r}")
+        raise InvalidArgument(
+            f"parameter 'period' must be a positive finite number of seconds, got {period!r}"
+        )
     period_ms = round(seconds * 1000)
     if period_ms < 1:
         raise InvalidArgument(f"parameter 'period' must be at least one millisecond, got {period!r}")
     if algorithm not in ALGORITHMS:
-        raise InvalidArgument(f"parameter 'algorithm' must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
+        raise InvalidArgument(
+            f"parameter 'algorithm' must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}"
+        )
     if limit * period_ms > _MAX_SCALE:
         raise InvalidArgument(
             f"parameter 'limit': {limit} hits per {period_ms} ms is out of range "
@@ -112,7 +116,9 @@ def make_spec(limit: object, period: object, algorithm: object) -> RateSpec:
 def check_cost(spec: RateSpec, cost: object) -> int:
     """A hit's cost: an int from 1 to the limit (a larger one could never be allowed)."""
     if type(cost) is not int or not 1 <= cost <= spec.limit:
-        raise InvalidArgument(f"parameter 'cost' must be an int from 1 to the limit {spec.limit}, got {cost!r}")
+        raise InvalidArgument(
+            f"parameter 'cost' must be an int from 1 to the limit {spec.limit}, got {cost!r}"
+        )
     return cost
 
 
