@@ -147,9 +147,12 @@ class AsyncTypedCache(Generic[T]):
         """
         if not callable(factory):
             raise InvalidArgument(f"factory must be callable, got {type(factory).__name__}")
-        found = await self.get(key, MISSING)
-        if found is not MISSING:
-            return found
+        stored = await self.cache.get(key, MISSING)
+        if stored is not MISSING:
+            found = self._in(stored, key)
+            if found is not _INVALID:
+                result: T = found
+                return result
 
         async def produce() -> Any:
             made = factory()
@@ -157,10 +160,16 @@ class AsyncTypedCache(Generic[T]):
                 made = await made
             return self._out(made, key)
 
+        if stored is not MISSING:
+            # An invalid entry read as a miss ("miss"/"delete"): replace it with the
+            # factory's value (the cache's get_or_set would hand the invalid one back).
+            stored = await produce()
+            await self.cache.set(key, stored, ttl)
+            return self.adapter.load(stored)
         stored = await self.cache.get_or_set(key, produce, ttl)
         value = self._in(stored, key)
         if value is _INVALID:
             # Someone else stored something invalid between our read and our flight.
             raise SerializationError(f"key {key!r}: the stored value is not a valid {self.adapter.name}")
-        result: T = value
-        return result
+        loaded: T = value
+        return loaded

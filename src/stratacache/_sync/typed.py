@@ -148,9 +148,12 @@ class TypedCache(Generic[T]):
         """
         if not callable(factory):
             raise InvalidArgument(f"factory must be callable, got {type(factory).__name__}")
-        found = self.get(key, MISSING)
-        if found is not MISSING:
-            return found
+        stored = self.cache.get(key, MISSING)
+        if stored is not MISSING:
+            found = self._in(stored, key)
+            if found is not _INVALID:
+                result: T = found
+                return result
 
         def produce() -> Any:
             made = factory()
@@ -158,10 +161,16 @@ class TypedCache(Generic[T]):
                 made = made
             return self._out(made, key)
 
+        if stored is not MISSING:
+            # An invalid entry read as a miss ("miss"/"delete"): replace it with the
+            # factory's value (the cache's get_or_set would hand the invalid one back).
+            stored = produce()
+            self.cache.set(key, stored, ttl)
+            return self.adapter.load(stored)
         stored = self.cache.get_or_set(key, produce, ttl)
         value = self._in(stored, key)
         if value is _INVALID:
             # Someone else stored something invalid between our read and our flight.
             raise SerializationError(f"key {key!r}: the stored value is not a valid {self.adapter.name}")
-        result: T = value
-        return result
+        loaded: T = value
+        return loaded
