@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _servers, next to this file
 
-from _servers import start_memcached, start_redis  # noqa: E402
+from _servers import start_memcached, start_redis
 
-import stratacache as sc  # noqa: E402
+import stratacache as sc
 
 ALGORITHMS = ("fixed_window", "sliding_window", "token_bucket")
 

@@ -185,3 +185,16 @@ def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "msgspec", None)
     with Cache("memory://") as cache, pytest.raises(sc.ConfigurationError, match=r"stratacache\[typed\]"):
         cache.typed(Address)
+
+
+async def test_layered_stores_the_builtin_form(redis_server: Any) -> None:
+    """Memory over Redis: the cache serializes, so both tiers hold the builtin form and a
+    second cache (another process's view) validates it on read."""
+    tiers = ["memory://", redis_server.url]
+    async with AsyncCache(backend="layered", tiers=tiers) as one, AsyncCache(redis_server.url) as plain:
+        await one.clear()
+        account = SAMPLES[1][1]
+        await one.typed(Account).set("acct", account)
+        assert await plain.get("acct") == SAMPLES[1][2]
+        assert await plain.typed(Account).get("acct") == account
+        assert await one.typed(Account).get("acct") == account
