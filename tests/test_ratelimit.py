@@ -232,3 +232,22 @@ def test_processes_never_over_admit(shared_urls: list[tuple[str, bool]]) -> None
                 _check_total(sum(results), url, algorithm, scripted)
                 with Cache(url) as cache:
                     cache.clear()
+
+
+def test_run_script_failures(redis_server: Any) -> None:
+    """run_script translates errors (naming the key, not the script); a sharded cache runs
+    scripts only when every node can."""
+    with Cache(redis_server.url) as cache:
+        cache.clear()
+        cache.lpush("ratelimit:fw:busy", 1)
+        with pytest.raises(sc.WrongType, match="run_script on key 'ratelimit:fw:busy'"):
+            RateLimiter(cache, 3, 1).hit("busy")
+        backend: Any = cache.backend
+        assert backend.run_script("return ARGV[1] + 1", ["k"], [41]) == 42
+    with Cache(backend="sharded", nodes=["memory://", redis_server.url]) as mixed:
+        sharded: Any = mixed.backend
+        assert sharded.can_run_scripts is False
+        with pytest.raises(sc.UnsupportedOperation, match="not every node can run scripts"):
+            sharded.run_script("return 1", ["k"], [])
+        # The limiter then counts through the sharded cache's incr instead.
+        assert RateLimiter(mixed, 1, 1).hit("k").allowed
