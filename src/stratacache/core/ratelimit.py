@@ -32,6 +32,7 @@ __all__ = [
     "LUA_SCRIPTS",
     "Outcome",
     "RateLimitDecision",
+    "STATE_SIZES",
     "RateSpec",
     "check_cost",
     "fixed_window",
@@ -239,6 +240,7 @@ def token_bucket(spec: RateSpec, state: tuple[int, ...] | None, now: int, cost: 
 _STEPS = {"fixed_window": fixed_window, "sliding_window": sliding_window, "token_bucket": token_bucket}
 
 STATE_SIZES: Final = {"fixed_window": 2, "sliding_window": 3, "token_bucket": 2}
+"""Algorithm name -> how many integers its state holds."""
 
 
 def step(spec: RateSpec, state: tuple[int, ...] | None, now: int, cost: int) -> Outcome:
