@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from .._build import make_backend
 from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
@@ -23,18 +23,16 @@ from .._exceptions import CacheError, ConfigurationError, InvalidArgument, Inval
 from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text, normalize_ttl
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
-from ..core.models import adapter_for
 from ..core.stats import Stats, StatsRecorder
 from ..serializers import Codec, Serializer
 from .backends.base import AsyncBackend, Decoded
 from .backends.closed import AsyncClosedBackend
 from .patterns import AsyncFlightGroup
-from .typed import AsyncTypedCache
+from .typed import AsyncTypedCache, T
 
 __all__ = ["AsyncCache", "HealthReport", "namespace_prefix"]
 
 _IS_ASYNC = True
-_T = TypeVar("_T")
 _ASYNC_HINT = "use AsyncCache for async factories"  # unasync: keep
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -720,6 +718,18 @@ class AsyncCache:
         values: list[Any] = await self._call("lrange", key, self._backend.lrange, k, start, stop)
         return [self._decode(v, k) for v in values]
 
+    # ---- limits: typed views (docs/patterns/typed.md)
+
+    def typed(self, model: type[T], *, on_invalid: str = "raise") -> AsyncTypedCache[T]:
+        """A view of this cache that stores and returns instances of ``model``.
+
+        ``model`` is a dataclass, a pydantic (v2) BaseModel, a msgspec Struct or an attrs
+        class. Reads validate: a stored value that does not fit raises SerializationError
+        naming the key and the model (``on_invalid="miss"``: a miss; ``"delete"``: a miss
+        that deletes it). ``get``'s result is typed ``model | None`` for mypy.
+        """
+        return AsyncTypedCache(self, model, on_invalid=on_invalid)
+
     # ----------------------------------------------------------------------- sets
 
     def _members(self, operation: str, key: str, k: str, members: tuple[Any, ...]) -> list[Any]:
@@ -839,18 +849,6 @@ class AsyncCache:
         name = _check_field(field)
         result: int = await self._call("hincrby", key, self._backend.hincrby, k, name, _check_amount(amount))
         return result
-
-    # ---- limits: typed views (docs/patterns/typed.md)
-
-    def typed(self, model: type[_T], *, on_invalid: str = "raise") -> AsyncTypedCache[_T]:
-        """A view of this cache that stores and returns instances of ``model``.
-
-        ``model`` is a dataclass, a pydantic (v2) BaseModel, a msgspec Struct or an attrs
-        class. Reads validate: a stored value that does not fit raises SerializationError
-        naming the key and the model (``on_invalid="miss"``: a miss; ``"delete"``: a miss
-        that deletes it). ``get``'s result is typed ``model | None`` for mypy.
-        """
-        return AsyncTypedCache(self, adapter_for(model), on_invalid=on_invalid)
 
     # ------------------------------------------------------- observability, lifecycle
 

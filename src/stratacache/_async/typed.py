@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .._exceptions import InvalidArgument, SerializationError
 from .._types import MISSING, UNSET
-from ..core.models import ModelAdapter
+from ..core.models import ModelAdapter, adapter_for
 
 if TYPE_CHECKING:
     from .cache import AsyncCache
 
-__all__ = ["AsyncTypedCache"]
+__all__ = ["AsyncTypedCache", "T"]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -35,15 +35,18 @@ _INVALID = object()
 
 
 class AsyncTypedCache(Generic[T]):
-    """``cache`` seen through ``model``: reads validate, writes take instances of it."""
+    """``cache`` seen through ``model``: reads validate, writes take instances of it.
 
-    def __init__(self, cache: AsyncCache, adapter: ModelAdapter[T], *, on_invalid: str = "raise") -> None:
+    Usually made by ``cache.typed(model)``; ``AsyncTypedCache(cache, model)`` is the same.
+    """
+
+    def __init__(self, cache: AsyncCache, model: type[T], *, on_invalid: str = "raise") -> None:
         if on_invalid not in ON_INVALID:
             raise InvalidArgument(
                 f"parameter 'on_invalid' must be one of {', '.join(ON_INVALID)}; got {on_invalid!r}"
             )
         self.cache = cache
-        self.adapter = adapter
+        self.adapter: ModelAdapter[T] = adapter_for(model)
         self.on_invalid = on_invalid
         # Only a cache without a codec keeps Python objects as they are.
         self._keeps_objects = cache._codec is None

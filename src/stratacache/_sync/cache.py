@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from .._build import make_backend
 from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
@@ -24,18 +24,16 @@ from .._exceptions import CacheError, ConfigurationError, InvalidArgument, Inval
 from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text, normalize_ttl
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
-from ..core.models import adapter_for
 from ..core.stats import Stats, StatsRecorder
 from ..serializers import Codec, Serializer
 from .backends.base import Backend, Decoded
 from .backends.closed import ClosedBackend
 from .patterns import FlightGroup
-from .typed import TypedCache
+from .typed import TypedCache, T
 
 __all__ = ["Cache", "HealthReport", "namespace_prefix"]
 
 _IS_ASYNC = False
-_T = TypeVar("_T")
 _ASYNC_HINT = "use AsyncCache for async factories"  # unasync: keep
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -721,6 +719,18 @@ class Cache:
         values: list[Any] = self._call("lrange", key, self._backend.lrange, k, start, stop)
         return [self._decode(v, k) for v in values]
 
+    # ---- limits: typed views (docs/patterns/typed.md)
+
+    def typed(self, model: type[T], *, on_invalid: str = "raise") -> TypedCache[T]:
+        """A view of this cache that stores and returns instances of ``model``.
+
+        ``model`` is a dataclass, a pydantic (v2) BaseModel, a msgspec Struct or an attrs
+        class. Reads validate: a stored value that does not fit raises SerializationError
+        naming the key and the model (``on_invalid="miss"``: a miss; ``"delete"``: a miss
+        that deletes it). ``get``'s result is typed ``model | None`` for mypy.
+        """
+        return TypedCache(self, model, on_invalid=on_invalid)
+
     # ----------------------------------------------------------------------- sets
 
     def _members(self, operation: str, key: str, k: str, members: tuple[Any, ...]) -> list[Any]:
@@ -840,18 +850,6 @@ class Cache:
         name = _check_field(field)
         result: int = self._call("hincrby", key, self._backend.hincrby, k, name, _check_amount(amount))
         return result
-
-    # ---- limits: typed views (docs/patterns/typed.md)
-
-    def typed(self, model: type[_T], *, on_invalid: str = "raise") -> TypedCache[_T]:
-        """A view of this cache that stores and returns instances of ``model``.
-
-        ``model`` is a dataclass, a pydantic (v2) BaseModel, a msgspec Struct or an attrs
-        class. Reads validate: a stored value that does not fit raises SerializationError
-        naming the key and the model (``on_invalid="miss"``: a miss; ``"delete"``: a miss
-        that deletes it). ``get``'s result is typed ``model | None`` for mypy.
-        """
-        return TypedCache(self, adapter_for(model), on_invalid=on_invalid)
 
     # ------------------------------------------------------- observability, lifecycle
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .._exceptions import InvalidArgument, SerializationError
 from .._types import MISSING, UNSET
-from ..core.models import ModelAdapter
+from ..core.models import ModelAdapter, adapter_for
 
 if TYPE_CHECKING:
     from .cache import Cache
 
-__all__ = ["TypedCache"]
+__all__ = ["TypedCache", "T"]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -36,15 +36,18 @@ _INVALID = object()
 
 
 class TypedCache(Generic[T]):
-    """``cache`` seen through ``model``: reads validate, writes take instances of it."""
+    """``cache`` seen through ``model``: reads validate, writes take instances of it.
 
-    def __init__(self, cache: Cache, adapter: ModelAdapter[T], *, on_invalid: str = "raise") -> None:
+    Usually made by ``cache.typed(model)``; ``TypedCache(cache, model)`` is the same.
+    """
+
+    def __init__(self, cache: Cache, model: type[T], *, on_invalid: str = "raise") -> None:
         if on_invalid not in ON_INVALID:
             raise InvalidArgument(
                 f"parameter 'on_invalid' must be one of {', '.join(ON_INVALID)}; got {on_invalid!r}"
             )
         self.cache = cache
-        self.adapter = adapter
+        self.adapter: ModelAdapter[T] = adapter_for(model)
         self.on_invalid = on_invalid
         # Only a cache without a codec keeps Python objects as they are.
         self._keeps_objects = cache._codec is None
