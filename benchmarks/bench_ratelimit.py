@@ -1,6 +1,8 @@
-"""Micro-benchmark: RateLimiter.hit() per second, one client, on memory, Redis and Memcached.
+"""Micro-benchmark: RateLimiter.hit() per second, one client, on memory, Redis, Memcached and
+``stratacache serve``.
 
-Run from the repository root (redis-server and memcached must be on PATH)::
+Run from the repository root (redis-server, memcached and the ``stratacache`` command of
+this checkout must be on PATH)::
 
     PYTHONPATH=src python benchmarks/bench_ratelimit.py          # about 15 seconds
     PYTHONPATH=src python benchmarks/bench_ratelimit.py --quick  # about 5 seconds
@@ -21,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _servers, next to this file
 
-from _servers import start_memcached, start_redis
+from _servers import start_memcached, start_redis, start_server
 
 import stratacache as sc
 
@@ -46,11 +48,13 @@ def main() -> None:
     parser.add_argument("--hits", type=int, default=None)
     args = parser.parse_args()
     hits = args.hits or (2000 if args.quick else 10000)
-    with start_redis(pin=False) as redis, start_memcached(pin=False) as memcached:
+    ours = start_server("stratacache", lambda exe, port, _: [exe, "serve", "--port", str(port)], pin=False)
+    with start_redis(pin=False) as redis, start_memcached(pin=False) as memcached, ours:
         urls = {
             "memory": "memory://",
             "redis": f"redis://127.0.0.1:{redis.port}/0",
             "memcached": f"memcached://127.0.0.1:{memcached.port}",
+            "serve": f"redis://127.0.0.1:{ours.port}/0",
         }
         print(f"{'backend':<10} " + " ".join(f"{a:>15}" for a in ALGORITHMS) + "   (hits/s)")
         for name, url in urls.items():

@@ -76,6 +76,14 @@ def test_burst_allows_exactly_the_limit_sync(cache: Cache) -> None:
         assert not limiter.hit("user:1").allowed
         clock.advance(2 * PERIOD)
         assert limiter.hit("user:1", cost=5).allowed
+        # Halfway into the next window: the sliding window still weighs the last one's 5
+        # hits at one half (2.5), so 2 more fit and a third does not; the others are fresh.
+        clock.advance(1.5 * PERIOD)
+        if algorithm == "sliding_window":
+            assert limiter.hit("user:1", cost=2).allowed
+            assert not limiter.hit("user:1").allowed
+        else:
+            assert limiter.hit("user:1", cost=5).allowed
 
 
 def test_layered_counts_in_the_shared_tier(redis_server: Any) -> None:
@@ -254,3 +262,18 @@ def test_run_script_failures(redis_server: Any) -> None:
             sharded.run_script("return 1", ["k"], [])
         # The limiter then counts through the sharded cache's incr instead.
         assert RateLimiter(mixed, 1, 1).hit("k").allowed
+
+
+async def test_backend_without_compare_and_set() -> None:
+    """A third-party backend with only the required core: windows count through incr; the
+    token bucket needs compare-and-set, so it is refused naming the backend and why."""
+    from test_backend_contract import MinimalAsyncBackend
+
+    clock = FakeClock(START)
+    async with AsyncCache(MinimalAsyncBackend(clock)) as cache:
+        for algorithm in ("fixed_window", "sliding_window"):
+            limiter = AsyncRateLimiter(cache, 2, PERIOD, algorithm=algorithm, clock=clock)
+            assert [(await limiter.hit("k")).allowed for _ in range(3)] == [True, True, False]
+        bucket = AsyncRateLimiter(cache, 2, PERIOD, algorithm="token_bucket", clock=clock)
+        with pytest.raises(sc.UnsupportedOperation, match=r"'minimal'.*token_bucket.*compare-and-set"):
+            await bucket.hit("k")
