@@ -17,6 +17,8 @@ from ._async.backends.base import AsyncBackend, BackendCounters, Capabilities
 from ._async.backends.memory import AsyncMemoryBackend
 from ._async.backends.null import AsyncNullBackend
 from ._async.cache import AsyncCache, HealthReport
+from ._async.ratelimit import AsyncRateLimiter
+from ._async.typed import AsyncTypedCache
 from ._exceptions import (
     AccessDenied,
     BackendUnavailable,
@@ -28,6 +30,7 @@ from ._exceptions import (
     InvalidKey,
     InvalidTTL,
     ProtocolError,
+    RateLimitExceeded,
     SerializationError,
     SnapshotError,
     UnsupportedOperation,
@@ -39,8 +42,11 @@ from ._sync.backends.base import Backend
 from ._sync.backends.memory import MemoryBackend
 from ._sync.backends.null import NullBackend
 from ._sync.cache import Cache
+from ._sync.ratelimit import RateLimiter
+from ._sync.typed import TypedCache
 from ._types import MISSING, UNSET, Item, Missing, Unset
 from .core.hooks import HOOK_NAMES, HookEvent
+from .core.ratelimit import RateLimitDecision
 from .core.stats import LatencySummary, Stats
 from .decorators import cached
 from .serializers import Codec, Serializer
@@ -108,6 +114,12 @@ __all__ = [
     "Missing",
     "NullBackend",
     "ProtocolError",
+    "RateLimitDecision",
+    "RateLimitExceeded",
+    "RateLimiter",
+    "AsyncRateLimiter",
+    "TypedCache",
+    "AsyncTypedCache",
     "SerializationError",
     "Serializer",
     "SnapshotError",

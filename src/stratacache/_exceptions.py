@@ -13,6 +13,7 @@ and chained with ``raise ... from exc``, so the original stays on ``__cause__``:
     ├── CacheClosed             the cache was closed
     ├── ProtocolError           malformed data on a wire protocol
     ├── SnapshotError           a snapshot file is truncated/corrupt (names file and offset)
+    ├── RateLimitExceeded       a rate limiter refused a call (names the key and retry_after)
     ├── InvalidArgument         (also ValueError) a bad argument to an operation
     │   ├── InvalidKey          a key that is not a str, or that a backend cannot hold
     │   ├── InvalidTTL          a ttl that is not a positive finite number / timedelta / None
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidKey",
     "InvalidTTL",
     "ProtocolError",
+    "RateLimitExceeded",
     "SerializationError",
     "SnapshotError",
     "UnsupportedOperation",
@@ -112,6 +114,20 @@ class SnapshotError(CacheError):
         self.offset = offset
         where = path if offset is None else f"{path} at offset {offset}"
         super().__init__(f"{where}: {message}")
+
+
+class RateLimitExceeded(CacheError):
+    """A rate limiter refused a call: ``key`` is over its limit for ``retry_after`` seconds.
+
+    ``decision`` is the limiter's full :class:`~stratacache.RateLimitDecision` (remaining,
+    reset_after), when the limiter gave one.
+    """
+
+    def __init__(self, key: str, retry_after: float, decision: object = None) -> None:
+        self.key = key
+        self.retry_after = retry_after
+        self.decision = decision
+        super().__init__(f"rate limit exceeded for key {key!r}: retry after {retry_after:g} s")
 
 
 class InvalidArgument(CacheError, ValueError):

@@ -29,6 +29,7 @@ from ..serializers import Codec, Serializer
 from .backends.base import Backend, Decoded
 from .backends.closed import ClosedBackend
 from .patterns import FlightGroup
+from .typed import TypedCache, T
 
 __all__ = ["Cache", "HealthReport", "namespace_prefix"]
 
@@ -717,6 +718,18 @@ class Cache:
         k = self._key(key)
         values: list[Any] = self._call("lrange", key, self._backend.lrange, k, start, stop)
         return [self._decode(v, k) for v in values]
+
+    # ---- limits: typed views (docs/patterns/typed.md)
+
+    def typed(self, model: type[T], *, on_invalid: str = "raise") -> TypedCache[T]:
+        """A view of this cache that stores and returns instances of ``model``.
+
+        ``model`` is a dataclass, a pydantic (v2) BaseModel, a msgspec Struct or an attrs
+        class. Reads validate: a stored value that does not fit raises SerializationError
+        naming the key and the model (``on_invalid="miss"``: a miss; ``"delete"``: a miss
+        that deletes it). ``get``'s result is typed ``model | None`` for mypy.
+        """
+        return TypedCache(self, model, on_invalid=on_invalid)
 
     # ----------------------------------------------------------------------- sets
 

@@ -610,6 +610,28 @@ class RedisBackend(Backend):
         except _DRIVER_ERRORS:  # closing a pool whose server is gone is not an error
             pass
 
+    # ---- limits: server-side scripts (the rate limiter's atomic steps)
+
+    can_run_scripts: ClassVar[bool] = True
+    """Scripts run atomically here (Redis, Cluster, Sentinel, and ``stratacache serve``)."""
+
+    def run_script(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """Run a Lua ``script`` atomically with ``KEYS`` and ``ARGV``; its reply.
+
+        EVALSHA first (the script's body travels once per server), EVAL when the server
+        does not know the script yet (which also caches it there). On a cluster every key
+        must hash to one slot (one key always does). Errors name the first key, not the
+        script.
+        """
+        digest = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+        try:
+            try:
+                return self._client.evalsha(digest, len(keys), *keys, *args)
+            except rexc.NoScriptError:
+                return self._client.eval(script, len(keys), *keys, *args)
+        except _DRIVER_ERRORS as exc:
+            raise self._translate(exc, "run_script", keys[0] if keys else None) from exc
+
 
 def _describe_where(  # noqa: PLR0917 - private, called once with every part
     mode: str,

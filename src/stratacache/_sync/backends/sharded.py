@@ -447,3 +447,27 @@ class ShardedBackend(Backend):
         """Close every node. Idempotent."""
         for backend in self._nodes.values():
             backend.close()
+
+    # ---- limits: server-side scripts, run on the node that serves the first key
+
+    @property
+    def can_run_scripts(self) -> bool:
+        """True when every node runs scripts, so each key's choice is the same in every process."""
+        return all(getattr(backend, "can_run_scripts", False) for backend in self._nodes.values())
+
+    def run_script(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """Run ``script`` on the node of ``keys[0]`` (every key must live there), with failover."""
+        if not self.can_run_scripts:
+            raise self._unsupported("run_script", "not every node can run scripts")
+        while True:
+            node = self.node_for(keys[0])
+            try:
+                result = self._nodes[node].run_script(script, keys, args)  # type: ignore[attr-defined]
+            except _UNAVAILABLE:
+                if not self._health.record_failure(node):
+                    raise
+                self._reroutes += 1
+                continue
+            if self._health.failures:
+                self._health.record_success(node)
+            return result
