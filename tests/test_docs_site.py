@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -88,13 +89,21 @@ def test_cli_page_lists_every_command() -> None:
 # ------------------------------------------------------------------ the mkdocs hooks
 
 
-def _hooks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "scripts" / "mkdocs_hooks.py")
+def _script(name: str) -> ModuleType:
+    """scripts/<name>.py as a module (registered: its dataclasses look their module up)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _hooks() -> ModuleType:
+    return _script("mkdocs_hooks")
 
 
 class _Page:
@@ -136,3 +145,40 @@ def test_hook_lists_the_pages_of_a_folder(tmp_path: Path) -> None:
         "Pages:\n\n- [Rate limiting](../patterns/rate-limiting.md)\n"
         "- [Tags and invalidate_tags](../patterns/tags.md)\n\n*(No pages yet.)*\n"
     )
+
+
+# ------------------------------------------------------------------ benchmark plots
+
+
+def _plot_script() -> ModuleType:
+    return _script("plot_benchmarks")
+
+
+def test_benchmark_plots_are_committed_and_shown() -> None:
+    plots = _plot_script()
+    assert plots.main(["--check"]) == 0
+    page = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    for chart in plots.CHARTS:
+        assert f"(img/{chart.name}.png)" in page
+
+
+def test_benchmark_plots_draw(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plots = _plot_script()
+    page = tmp_path / "benchmarks.md"
+    page.write_text(
+        "# B\n\n## Server (issue 14): x\n\n| measure | ours | redis | ratio |\n|---|--:|--:|--:|\n"
+        "| SET rps | 50 | 100 | 0.50x |\n| p50 ms, lru / tinylfu | 1 | 2 | 0.5x / 2.0x |\n"
+        "| no ratio | 1 | 1 | |\n\n## Next\n\n| a | ratio |\n|---|---|\n| b | 9x |\n"
+    )
+    server = plots.CHARTS[0]
+    assert plots.bars(server, page.read_text()) == [
+        ("SET rps", 2.0),
+        ("p50 ms, lru", 0.5),
+        ("p50 ms, tinylfu", 2.0),
+    ]
+    assert plots.main(["--page", str(page), "--out", str(tmp_path / "img")]) == 1  # the other charts' tables
+    err = capsys.readouterr().err
+    assert "bench-memcached-listener: no table 0 under '## Memcached listener'" in err
+    assert (tmp_path / "img" / "bench-server.png").read_bytes()[:4] == b"\x89PNG"
+    assert plots.main(["--page", str(page), "--out", str(tmp_path / "none"), "--check"]) == 1
+    assert "is missing" in capsys.readouterr().err
