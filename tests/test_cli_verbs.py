@@ -352,3 +352,19 @@ def test_tqdm_progress() -> None:
         assert bar._bar.n == 3
         assert bar._bar.total == 3
     assert "bench" in tty.getvalue()
+
+
+def test_simulate_keeps_working_with_a_progress_bar(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text("a\nb\na\nc\na\n")
+    code, out, err = run(
+        capsys, "simulate", "--trace", str(trace), "--policy", "lru", "--size", "2", "--progress", "on"
+    )
+    assert code == 0
+    assert "| lru | 2 | 5 | 2 | 40.00 |" in out
+    assert "simulate" in err  # the bar, drawn on stderr
+    code, out, err = run(capsys, "simulate", "--trace", str(trace), "--policy", "lru", "--size", "2")
+    assert code == 0
+    assert err == ""  # not a terminal: no bar
