@@ -64,8 +64,8 @@ def check_source(source: object, methods: tuple[str, ...], parameter: str = "sou
     lacking = [name for name in methods if not callable(getattr(source, name, None))]
     if lacking:
         raise InvalidArgument(
-            f"{parameter} must be a data source with {', '.join(methods)}(); "
-            f"{type(source).__name__} has no {', '.join(lacking)}()"
+            f"{parameter} must be a data source with {', '.join(m + '()' for m in methods)}; "
+            f"{type(source).__name__} has no {', '.join(m + '()' for m in lacking)}"
         )
 
 
@@ -73,6 +73,8 @@ async def resolve(result: Any, what: str) -> Any:
     """``result``, awaited when it is an awaitable (async flavour only)."""
     if inspect.isawaitable(result):
         if not _IS_ASYNC:
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited: close it, or Python warns at collection
             raise InvalidArgument(f"{what} returned an awaitable; {_ASYNC_HINT}")
         result = await result
     return result

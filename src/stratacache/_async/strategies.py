@@ -401,12 +401,12 @@ class AsyncWriteBehind(AsyncReadThrough):
             batch = await self._next_batch()
             if batch is None:
                 return
-            try:
-                await self._write(batch)
-            finally:
-                with self._lock:
-                    self._inflight = []
-                self._space.notify()
+            await self._write(batch)
+            # Not in a ``finally``: a worker cancelled (or broken) mid-write leaves its batch
+            # in ``_inflight``, where close() finds it and hands it to the dead-letter callback.
+            with self._lock:
+                self._inflight = []
+            self._space.notify()
 
     async def _next_batch(self) -> list[PendingWrite] | None:
         while True:

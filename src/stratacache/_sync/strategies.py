@@ -402,12 +402,12 @@ class WriteBehind(ReadThrough):
             batch = self._next_batch()
             if batch is None:
                 return
-            try:
-                self._write(batch)
-            finally:
-                with self._lock:
-                    self._inflight = []
-                self._space.notify()
+            self._write(batch)
+            # Not in a ``finally``: a worker cancelled (or broken) mid-write leaves its batch
+            # in ``_inflight``, where close() finds it and hands it to the dead-letter callback.
+            with self._lock:
+                self._inflight = []
+            self._space.notify()
 
     def _next_batch(self) -> list[PendingWrite] | None:
         while True:
