@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -647,3 +649,25 @@ async def test_async_write_behind_and_refresh_ahead_on_backends(acache: sc.Async
     assert await ra.drain(10)
     assert await acache.get("r") == "r2"
     await ra.close()
+
+
+async def test_signal_flushes_then_chains_the_previous_handler(flavour: Flavour) -> None:
+    received: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: received.append(signum))
+    try:
+        source = flavour.source()
+        wb = flavour.WriteBehind(flavour.cache, source, flush_interval=30, handle_signals=[signal.SIGUSR1])
+        for i in range(5):
+            await ev(wb.set(f"k{i}", i))
+        assert source.data == {}  # waiting for the 30 s interval
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await flavour.until(lambda: received == [signal.SIGUSR1])
+        assert source.data == {f"k{i}": i for i in range(5)}  # flushed before passing it on
+        assert wb.closed
+        with pytest.raises(sc.CacheClosed):
+            await ev(wb.set("late", 1))
+        # Our handler is gone: the next signal goes straight to the previous one.
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await flavour.until(lambda: len(received) == 2)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
