@@ -17,6 +17,10 @@ from ._async.backends.base import AsyncBackend, BackendCounters, Capabilities
 from ._async.backends.memory import AsyncMemoryBackend
 from ._async.backends.null import AsyncNullBackend
 from ._async.cache import AsyncCache, HealthReport
+
+# ---- sources: data sources, strategies, warming
+from ._async.sources import AsyncDataSource
+from ._async.strategies import AsyncReadThrough, AsyncRefreshAhead, AsyncWriteBehind, AsyncWriteThrough
 from ._exceptions import (
     AccessDenied,
     BackendUnavailable,
@@ -30,8 +34,10 @@ from ._exceptions import (
     ProtocolError,
     SerializationError,
     SnapshotError,
+    SourceError,
     UnsupportedOperation,
     ValueTooLarge,
+    WriteQueueFull,
     WrongType,
 )
 from ._registry import register_backend
@@ -39,9 +45,14 @@ from ._sync.backends.base import Backend
 from ._sync.backends.memory import MemoryBackend
 from ._sync.backends.null import NullBackend
 from ._sync.cache import Cache
+from ._sync.sources import DataSource
+from ._sync.strategies import ReadThrough, RefreshAhead, WriteBehind, WriteThrough
 from ._types import MISSING, UNSET, Missing, Unset
 from .core.hooks import HOOK_NAMES, HookEvent
+from .core.sources import MappingSource
 from .core.stats import LatencySummary, Stats
+from .core.warming import WarmReport
+from .core.write_queue import DeadLetter
 from .decorators import cached
 from .serializers import Codec, Serializer
 
@@ -118,6 +129,22 @@ __all__ = [
     "__version__",
     "cached",
     "register_backend",
+    # ---- sources
+    "AsyncDataSource",
+    "AsyncReadThrough",
+    "AsyncRefreshAhead",
+    "AsyncWriteBehind",
+    "AsyncWriteThrough",
+    "DataSource",
+    "DeadLetter",
+    "MappingSource",
+    "ReadThrough",
+    "RefreshAhead",
+    "SourceError",
+    "WarmReport",
+    "WriteBehind",
+    "WriteQueueFull",
+    "WriteThrough",
     "RedisBackend",
     "AsyncRedisBackend",
     "MemcachedBackend",
