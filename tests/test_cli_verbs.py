@@ -98,6 +98,7 @@ def test_memory_url_is_a_fresh_cache_per_run(capsys: pytest.CaptureFixture[str])
         (["stats", "file://"], "needs a directory"),
         (["set", "memory://", "k", "{oops", "--json"], "not valid JSON"),
         (["bench", "nosuch://", "--ops", "1"], "unknown URL scheme 'nosuch'"),
+        (["get", "redis://:pw@[::1/0", "k"], "bad URL 'redis://:***@[::1/0': Invalid IPv6 URL"),
     ],
 )
 def test_usage_errors_exit_2_naming_the_fault(
@@ -120,6 +121,8 @@ def test_usage_errors_exit_2_naming_the_fault(
         ["get", "memory://", "k", "--json", "--raw"],
         ["warm", "memory://"],
         ["bench", "memory://", "--ops", "0"],
+        ["bench", "memory://", "--ops", "many"],
+        ["set", "memory://", "k", "v", "--ttl", "soon"],
     ],
 )
 def test_argument_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
@@ -288,7 +291,7 @@ def test_read_entries(tmp_path: Path) -> None:
     jsonl.write_text('{"key": "a", "value": {"x": 1}}\n\n["b", [1, 2]]\n["a", 3]\n')
     assert read_entries(jsonl) == {"a": 3, "b": [1, 2]}
     csv_file = tmp_path / "e.csv"
-    csv_file.write_text('key,value\nk1,"one, two"\nk2,2\n')
+    csv_file.write_text('key,value\nk1,"one, two"\n\nk2,2\n')
     assert read_entries(csv_file) == {"k1": "one, two", "k2": "2"}
     other = tmp_path / "e.txt"
     other.write_text("k,v\n")
@@ -368,3 +371,103 @@ def test_simulate_keeps_working_with_a_progress_bar(
     code, out, err = run(capsys, "simulate", "--trace", str(trace), "--policy", "lru", "--size", "2")
     assert code == 0
     assert err == ""  # not a terminal: no bar
+
+
+# ------------------------------------------------------------------ warm
+
+
+def test_warm_from_json_lines_and_csv(
+    capsys: pytest.CaptureFixture[str], file_url: str, tmp_path: Path
+) -> None:
+    jsonl = tmp_path / "entries.jsonl"
+    jsonl.write_text('{"key": "user:1", "value": {"name": "Ada"}}\n["user:2", [1, 2]]\n')
+    code, out, err = run(capsys, "warm", file_url, "--from", str(jsonl), "--ttl", "60", "--concurrency", "2")
+    assert code == 0
+    assert out.startswith("warmed 2 of 2 entries in ")
+    assert out.endswith("(failed 0, skipped 0)\n")
+    assert err == ""  # no bar: stderr is not a terminal
+    with sc.Cache(file_url) as cache:
+        assert cache.get_many(["user:1", "user:2"]) == {"user:1": {"name": "Ada"}, "user:2": [1, 2]}
+        assert 0 < cache.ttl("user:1") <= 60
+    data = tmp_path / "entries.data"
+    data.write_text("key,value\ncity:1,Paris\n")
+    code, out, err = run(capsys, "warm", file_url, "--from", str(data), "--format", "csv", "--progress", "on")
+    assert code == 0
+    assert "warm" in err  # the bar
+    assert run(capsys, "get", file_url, "city:1") == (0, "Paris\n", "")
+
+
+def test_warm_into_redis(capsys: pytest.CaptureFixture[str], redis_server: Any, tmp_path: Path) -> None:
+    url = f"{redis_server.url}?namespace=warmtest"
+    entries = tmp_path / "e.csv"
+    entries.write_text("".join(f"k{i},{i}\n" for i in range(50)))
+    code, out, _ = run(capsys, "warm", url, "--from", str(entries))
+    assert code == 0
+    assert out.startswith("warmed 50 of 50 entries")
+    assert run(capsys, "keys", url, "k4*") == (
+        0,
+        "k4\nk40\nk41\nk42\nk43\nk44\nk45\nk46\nk47\nk48\nk49\n",
+        "",
+    )
+    with sc.Cache(url) as cache:
+        cache.clear()
+
+
+def test_warm_failures_exit_1_and_are_listed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    entries = tmp_path / "big.jsonl"
+    entries.write_text("".join(json.dumps([f"big{i}", "x" * 5000]) + "\n" for i in range(12)))
+    code, out, _ = run(capsys, "warm", f"file://{tmp_path / 'small'}?max_bytes=3000", "--from", str(entries))
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("warmed 0 of 12 entries in ")
+    assert "(failed 12," in lines[0]
+    assert lines[1].startswith("  failed: big0: ")
+    assert "max_bytes=3000" in lines[1]
+    assert lines[-1] == "  ... and 2 more"
+
+
+def test_warm_bad_files_exit_2(capsys: pytest.CaptureFixture[str], file_url: str, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "warm", file_url, "--from", str(tmp_path / "absent.jsonl"))
+    assert (code, out) == (2, "")
+    assert err.startswith("stratacache warm: cannot read ")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"key": 1, "value": 2}\n')
+    code, _, err = run(capsys, "warm", file_url, "--from", str(bad))
+    assert code == 2
+    assert err == f"stratacache warm: {bad}:1: the key must be a string, not int\n"
+
+
+def test_set_nx_stores_when_absent_and_stats_show_the_backend(
+    capsys: pytest.CaptureFixture[str], file_url: str
+) -> None:
+    assert run(capsys, "set", file_url, "fresh", "v", "--nx") == (0, "OK\n", "")
+    code, out, _ = run(capsys, "stats", file_url)
+    assert code == 0
+    assert "items          1\n" in out
+    assert "backend.unsafe_paths 0\n" in out
+    assert "get_latency    count=" in out
+
+
+def test_bench_memcached(capsys: pytest.CaptureFixture[str], memcached_server: Any) -> None:
+    code, out, _ = run(capsys, "bench", memcached_server.url, "--ops", "20", "--rounds", "1")
+    assert code == 0
+    assert "pymemcache µs/op" in out
+    assert "ratio vs pymemcache" in out
+
+
+def test_run_bench_checks_its_arguments() -> None:
+    from stratacache._cli_bench import run_bench
+
+    with pytest.raises(sc.ConfigurationError, match="--value-size >= 0"):
+        run_bench("memory://", value_size=-1)
+
+
+def test_plain_progress_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # an import of it now fails
+    tty = _Tty()
+    with Progress("warm", 0, stream=tty) as bar:
+        assert bar._bar is None
+        bar.update(0)
+    assert tty.getvalue() == "\rwarm [##############################] 0/0\n"

@@ -194,12 +194,13 @@ def run_bench(
     if ops < 1 or rounds < 1 or value_size < 0:
         raise ConfigurationError("bench needs --ops >= 1, --rounds >= 1 and --value-size >= 0")
     token = uuid.uuid4().hex[:12]
-    keys = [f"scbench:{token}:{i}" for i in range(ops)]
-    misses = [f"scbench:{token}:absent:{i}" for i in range(ops)]
     value = os.urandom(value_size)
     missing: dict[str, str] = {}
     with _contenders(url, missing) as contenders:
-        loops = {c.name: _loops(c, keys, misses, value) for c in contenders}
+        # Keys of their own per contender: on a shared server one must not read the other's bytes.
+        keys = {c.name: [f"scbench:{token}:{n}:{i}" for i in range(ops)] for n, c in enumerate(contenders)}
+        misses = [f"scbench:{token}:absent:{i}" for i in range(ops)]
+        loops = {c.name: _loops(c, keys[c.name], misses, value) for c in contenders}
         total = len(OPERATIONS) * (rounds + 1) * len(contenders)
         try:
             with Progress("bench", total, enabled=progress) as bar:
@@ -218,7 +219,7 @@ def run_bench(
                             bar.update(done)
         finally:
             for c in contenders:
-                c.cleanup(keys)
+                c.cleanup(keys[c.name])
     return BenchResult(redact_url(url), ops, rounds, value_size, contenders, missing)
 
 

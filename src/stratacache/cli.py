@@ -385,13 +385,27 @@ _CACHE_COMMANDS = {
 }
 
 
+def _open(url: str) -> Any:
+    import stratacache as sc
+    from stratacache._redact import redact_url
+
+    try:
+        return sc.Cache(url)
+    except sc.CacheError:
+        raise
+    except ValueError as exc:
+        # urllib's own complaints (an unclosed IPv6 bracket) pass through the URL parser.
+        raise sc.ConfigurationError(f"bad URL {redact_url(url)!r}: {exc}") from exc
+
+
 def _run_cache_command(args: argparse.Namespace) -> int:
     import stratacache as sc
 
     try:
         if args.command == "bench":
+            _open(args.url).close()  # a bad URL is a usage error before anything is timed
             return _bench(args)
-        with sc.Cache(args.url) as cache:
+        with _open(args.url) as cache:
             return _CACHE_COMMANDS[args.command](cache, args)
     except (sc.ConfigurationError, sc.InvalidArgument, sc.InvalidKey, sc.InvalidTTL) as exc:
         return _fail(args, str(exc), EXIT_USAGE)
