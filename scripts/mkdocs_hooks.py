@@ -9,7 +9,10 @@ The pages under ``docs/`` are also read on the repository's web view, where a li
   server reference) is escaped, so that it is not read as a reference link;
 * a line ``<!-- pages: patterns -->`` becomes a list of links to the pages that exist in
   ``docs/patterns/`` (each titled by its first heading), so an index page never links to a
-  page that is not there; the same for any other folder of ``docs/``.
+  page that is not there; the same for any other folder of ``docs/``;
+* a line ``<!-- api: rest -->`` becomes a mkdocstrings ``:::`` entry for every name of
+  ``stratacache.__all__`` that no other page of ``docs/api/`` documents, so a public name
+  added later is in the API reference even before someone gives it a place.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ __all__ = ["on_page_markdown"]
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 _BRACKETS = re.compile(r"(?<![\\!\]])\[([^\]\[]*)\](?![(\[:])")
 _PAGES = re.compile(r"^<!-- pages: ([\w./-]+) -->$", re.MULTILINE)
+_API_REST = "<!-- api: rest -->"
+# "::: stratacache.x.Name" entries, and the names listed under a "members:" option.
+_DOCUMENTED = re.compile(r"^:::\s*[\w.]*?(\w+)\s*$|^\s+- (\w+)\s*$", re.MULTILINE)
 
 
 def _outside_links(markdown: str, page_path: str) -> str:
@@ -76,9 +82,35 @@ def _page_lists(markdown: str, page_path: str, docs_dir: Path) -> str:
     return _PAGES.sub(replace, markdown)
 
 
+def undocumented_names(api_dir: Path, exclude: Path | None = None) -> list[str]:
+    """The names of ``stratacache.__all__`` that no ``:::`` entry of ``api_dir``'s pages names."""
+    import stratacache
+
+    documented: set[str] = set()
+    for page in api_dir.glob("*.md"):
+        if page != exclude:
+            for entry, member in _DOCUMENTED.findall(page.read_text(encoding="utf-8")):
+                documented.add(entry or member)
+    return sorted(n for n in stratacache.__all__ if not n.startswith("__") and n not in documented)
+
+
+def _api_rest(markdown: str, page_path: str, docs_dir: Path) -> str:
+    if _API_REST not in markdown:
+        return markdown
+    import stratacache
+
+    lazy: dict[str, str] = getattr(stratacache, "_LAZY", {})
+    entries = [
+        f"::: {lazy.get(name, 'stratacache')}.{name}"
+        for name in undocumented_names(docs_dir / "api", exclude=docs_dir / page_path)
+    ]
+    return markdown.replace(_API_REST, "\n\n".join(entries) or "*(Every public name has its page.)*")
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Rewrite one page's Markdown before it is rendered (see the module docstring)."""
     path = page.file.src_uri
     markdown = _page_lists(markdown, path, Path(config["docs_dir"]))
+    markdown = _api_rest(markdown, path, Path(config["docs_dir"]))
     markdown = _outside_links(markdown, path)
     return _escape_table_brackets(markdown)

@@ -147,6 +147,30 @@ def test_hook_lists_the_pages_of_a_folder(tmp_path: Path) -> None:
     )
 
 
+def test_hook_puts_every_other_public_name_in_the_api_reference(tmp_path: Path) -> None:
+    import stratacache
+
+    hooks = _hooks()
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "cache.md").write_text(
+        "::: stratacache.Cache\n\n::: stratacache._exceptions\n"
+        "    options:\n      members:\n        - CacheError\n"
+    )
+    (tmp_path / "api" / "more.md").write_text("<!-- api: rest -->\n")
+    out = hooks.on_page_markdown(
+        "# More\n<!-- api: rest -->\n", _Page("api/more.md"), {"docs_dir": str(tmp_path)}, None
+    )
+    entries = re.findall(r"^::: (\S+)$", out, re.MULTILINE)
+    names = {entry.rpartition(".")[2] for entry in entries}
+    assert names == {n for n in stratacache.__all__ if not n.startswith("__")} - {"Cache", "CacheError"}
+    assert "stratacache._sync.backends.redis.RedisBackend" in entries  # a lazily exported name
+    assert "stratacache.MISSING" in entries
+    # On the real pages: everything is documented somewhere, so the reference is complete.
+    real = hooks.undocumented_names(DOCS / "api", exclude=DOCS / "api" / "more.md")
+    assert "<!-- api: rest -->" in (DOCS / "api" / "more.md").read_text(encoding="utf-8")
+    assert "Cache" not in real
+
+
 # ------------------------------------------------------------------ benchmark plots
 
 
