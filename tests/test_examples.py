@@ -33,6 +33,10 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("delete_pattern -> backend 'memcached'", "after clear -> <miss>"),
     ),
     "layered.py": (("redis",), ("in Redis    -> {'feature': True}", "layered get -> {'feature': True}")),
+    "data_sources.py": (
+        ("redis",),
+        ("warm        -> loaded 20, failed 0, skipped 0", "source after -> {'id': 3, 'name': 'renamed 3'}"),
+    ),
     "server_embedded.py": ((), ("stratacache get -> hello", "redis-py get    -> b'set by redis-py'")),
 }
 
