@@ -426,7 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stratacache.core.simulate import main as simulate_main
 
         return simulate_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="stratacache", description="stratacache command line")
+    parser = argparse.ArgumentParser(
+        prog="stratacache",
+        description="stratacache command line",
+        epilog="exit status of the cache commands: 0 done, 1 a miss or nothing found, "
+        "2 a usage error, 3 the cache failed",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="show the library at work on the embedded memory backend")
     serve = sub.add_parser(
