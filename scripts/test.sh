@@ -40,6 +40,12 @@ mypy
 echo "== generated sync code in step with its async source"
 python scripts/unasync.py --check
 
+echo "== the docs site builds (mkdocs build --strict, API reference from the docstrings)"
+# Into a temporary directory: the built site is never part of the checkout.
+site_dir=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$site_dir"
+rm -rf "$site_dir"
+
 echo "== the engine's tests on the pure-Python package (no extension built)"
 bash scripts/pure.sh
 

@@ -19,6 +19,9 @@ from ._async.backends.null import AsyncNullBackend
 from ._async.cache import AsyncCache, HealthReport
 from ._async.ratelimit import AsyncRateLimiter
 from ._async.typed import AsyncTypedCache
+
+from ._async.sources import AsyncDataSource
+from ._async.strategies import AsyncReadThrough, AsyncRefreshAhead, AsyncWriteBehind, AsyncWriteThrough
 from ._exceptions import (
     AccessDenied,
     BackendUnavailable,
@@ -33,8 +36,10 @@ from ._exceptions import (
     RateLimitExceeded,
     SerializationError,
     SnapshotError,
+    SourceError,
     UnsupportedOperation,
     ValueTooLarge,
+    WriteQueueFull,
     WrongType,
 )
 from ._registry import register_backend
@@ -47,7 +52,12 @@ from ._sync.typed import TypedCache
 from ._types import MISSING, UNSET, Item, Missing, Unset
 from .core.hooks import HOOK_NAMES, HookEvent
 from .core.ratelimit import RateLimitDecision
+from ._sync.sources import DataSource
+from ._sync.strategies import ReadThrough, RefreshAhead, WriteBehind, WriteThrough
+from .core.sources import MappingSource
 from .core.stats import LatencySummary, Stats
+from .core.warming import WarmReport
+from .core.write_queue import DeadLetter
 from .decorators import cached
 from .serializers import Codec, Serializer
 
@@ -131,6 +141,22 @@ __all__ = [
     "__version__",
     "cached",
     "register_backend",
+    # ---- sources
+    "AsyncDataSource",
+    "AsyncReadThrough",
+    "AsyncRefreshAhead",
+    "AsyncWriteBehind",
+    "AsyncWriteThrough",
+    "DataSource",
+    "DeadLetter",
+    "MappingSource",
+    "ReadThrough",
+    "RefreshAhead",
+    "SourceError",
+    "WarmReport",
+    "WriteBehind",
+    "WriteQueueFull",
+    "WriteThrough",
     "RedisBackend",
     "AsyncRedisBackend",
     "MemcachedBackend",

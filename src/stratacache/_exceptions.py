@@ -14,6 +14,8 @@ and chained with ``raise ... from exc``, so the original stays on ``__cause__``:
     ├── ProtocolError           malformed data on a wire protocol
     ├── SnapshotError           a snapshot file is truncated/corrupt (names file and offset)
     ├── RateLimitExceeded       a rate limiter refused a call (names the key and retry_after)
+    ├── SourceError             a data source failed to load/store/delete a key (names both)
+    ├── WriteQueueFull          a write-behind queue is full (backpressure: raise mode / timeout)
     ├── InvalidArgument         (also ValueError) a bad argument to an operation
     │   ├── InvalidKey          a key that is not a str, or that a backend cannot hold
     │   ├── InvalidTTL          a ttl that is not a positive finite number / timedelta / None
@@ -43,9 +45,11 @@ __all__ = [
     "RateLimitExceeded",
     "SerializationError",
     "SnapshotError",
+    "SourceError",
     "UnsupportedOperation",
     "ValueTooLarge",
     "WrongType",
+    "WriteQueueFull",
 ]
 
 
@@ -151,4 +155,28 @@ class WrongType(CacheError, TypeError):
 
     For example ``incr`` on a key that holds a string, or ``lpush`` on a key that holds a
     plain value. The stored value is left unchanged.
+    """
+
+
+# ---- sources: errors of the data-source strategies (read/write-through, write-behind)
+
+
+class SourceError(CacheError):
+    """A data source failed to ``load``/``store``/``delete`` a key.
+
+    ``key``, ``source`` (a description of the data source) and ``operation`` are
+    attributes and in the message; the source's own exception is chained as ``__cause__``.
+    """
+
+    def __init__(self, operation: str, key: object, source: str) -> None:
+        self.operation = operation
+        self.key = key
+        self.source = source
+        super().__init__(f"data source {source} failed to {operation} key {key!r}")
+
+
+class WriteQueueFull(CacheError):
+    """A write-behind queue has no room: raised at once (``on_full="raise"``) or after waiting.
+
+    The write was not acknowledged: neither the cache nor the queue holds it.
     """

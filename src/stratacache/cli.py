@@ -1,4 +1,18 @@
-"""The ``stratacache`` command line: ``stratacache demo`` (and later ``serve``, ``simulate``)."""
+"""The ``stratacache`` command line.
+
+* ``demo``, ``serve``, ``check-log``, ``simulate``: the library's demo, the cache server, the
+  append-only log checker and the eviction-policy simulator;
+* ``get``, ``set``, ``del``, ``ttl``, ``keys``, ``stats``: one operation on the cache a URL
+  names (``stratacache get redis://localhost:6379/0 user:1``);
+* ``warm URL --from FILE``: load a file of entries into the cache (``Cache.warm``);
+* ``bench URL``: stratacache beside the library a user would pick for that URL.
+
+Exit status: 0 done; 1 a miss or nothing found (``get``/``ttl`` of an absent key, ``del``
+that deleted nothing, ``set --nx`` of a present key, ``warm`` with failed entries); 2 a usage
+error (unknown option, bad URL or parameter: one line naming it); 3 the cache failed
+(unreachable server, an operation the backend cannot do). Passwords and secret parameters
+of URLs are masked in everything printed.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +20,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -126,6 +141,278 @@ def _check_log(args: argparse.Namespace) -> int:
     return check_log(args.file, fix=args.fix, truncate_at_corruption=args.truncate_at_corruption, out=print)
 
 
+# ----------------------------------------------------------------- cache commands
+# get/set/del/ttl/keys/stats/warm/bench: one cache, named by a URL, per run.
+
+EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    """The secrets a URL carries (its password, secret query values), to scrub from messages."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    from stratacache._redact import is_secret
+
+    found: list[str] = []
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            found += [parts.password, unquote(parts.password)]
+        found += [v for k, v in parse_qsl(parts.query) if is_secret(k)]
+    except ValueError:
+        pass
+    return tuple(s for s in found if s)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    from stratacache._redact import scrub
+
+    url = getattr(args, "url", "")
+    text = scrub(message, _url_secrets(url)).replace("\n", " ")
+    print(f"stratacache {args.command}: {text}", file=sys.stderr)
+    return code
+
+
+def _ttl_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number), got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _progress_flag(args: argparse.Namespace) -> bool | None:
+    # None: shown when stderr is a terminal.
+    return {"auto": None, "on": True, "off": False}[args.progress]
+
+
+def _add_cache_commands(sub: Any) -> None:
+    def command(name: str, help_text: str, *, key: bool = True) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("url", metavar="URL", help="the cache, e.g. redis://localhost:6379/0?namespace=app")
+        if key:
+            p.add_argument("key", metavar="KEY")
+        return p
+
+    get = command("get", "print the value at KEY (exit 1 on a miss)")
+    get_mode = get.add_mutually_exclusive_group()
+    get_mode.add_argument("--json", action="store_true", help="print the value as JSON")
+    get_mode.add_argument("--raw", action="store_true", help="write the stored text/bytes exactly")
+
+    set_ = command("set", "store VALUE at KEY")
+    set_.add_argument("value", metavar="VALUE", help="the value; - reads it from stdin")
+    set_mode = set_.add_mutually_exclusive_group()
+    set_mode.add_argument("--json", action="store_true", help="parse VALUE as JSON (numbers, lists, ...)")
+    set_mode.add_argument("--raw", action="store_true", help="store VALUE as bytes")
+    set_.add_argument("--ttl", type=_ttl_arg, metavar="SECONDS", help="expire after SECONDS")
+    set_.add_argument("--nx", action="store_true", help="only if KEY is absent (exit 1 if present)")
+
+    delete = command("del", "delete KEY... (exit 1 if none existed)", key=False)
+    delete.add_argument("keys", metavar="KEY", nargs="+")
+
+    ttl = command("ttl", "print KEY's seconds to live, or none (exit 1 if absent)")
+    ttl.add_argument("--json", action="store_true", help="print a number, or null for no expiry")
+
+    keys = command("keys", "list the keys matching a glob (SCAN on Redis; not on Memcached)", key=False)
+    keys.add_argument("pattern", metavar="PATTERN", nargs="?", default="*", help="a glob (default *)")
+    keys.add_argument("--json", action="store_true", help="print a JSON list")
+
+    stats = command("stats", "print the cache's statistics (items, bytes, the backend's own)", key=False)
+    stats.add_argument("--json", action="store_true", help="print JSON")
+
+    warm = command("warm", "load a file of key,value entries into the cache (Cache.warm)", key=False)
+    warm.add_argument("--from", dest="source", required=True, metavar="FILE", help="JSON lines or CSV")
+    warm.add_argument("--format", choices=["jsonl", "csv"], help="the file's format (default: by extension)")
+    warm.add_argument("--ttl", type=_ttl_arg, metavar="SECONDS", help="expire the entries after SECONDS")
+    warm.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="writes at once (8)")
+
+    bench = command("bench", "time stratacache beside the library you would use for URL", key=False)
+    bench.add_argument("--ops", type=_positive, default=2000, metavar="N", help="operations per round (2000)")
+    bench.add_argument("--rounds", type=_positive, default=5, metavar="N", help="timed rounds (5)")
+    bench.add_argument("--value-size", type=_positive, default=100, metavar="BYTES", help="value size (100)")
+    bench.add_argument("--plot", metavar="FILE.png", help="also draw the figures (needs matplotlib)")
+    for p in (warm, bench):
+        p.add_argument(
+            "--progress",
+            choices=["auto", "on", "off"],
+            default="auto",
+            help="progress bar (auto: on a terminal)",
+        )
+
+
+def _get(cache: Any, args: argparse.Namespace) -> int:
+    from stratacache import MISSING
+    from stratacache._cli_values import format_value, raw_bytes
+
+    value = cache.get(args.key, MISSING)
+    if value is MISSING:
+        return _fail(args, f"no such key: {args.key!r}", EXIT_MISS)
+    if args.raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(raw_bytes(value))
+        sys.stdout.buffer.flush()
+    else:
+        print(format_value(value, as_json=args.json))
+    return EXIT_OK
+
+
+def _set(cache: Any, args: argparse.Namespace) -> int:
+    from stratacache import UNSET
+    from stratacache._cli_values import parse_value
+
+    text = sys.stdin.read() if args.value == "-" else args.value
+    value = parse_value(text, as_json=args.json, raw=args.raw)
+    ttl = UNSET if args.ttl is None else args.ttl
+    if args.nx:
+        if not cache.add(args.key, value, ttl):
+            return _fail(args, f"not stored: {args.key!r} is present (--nx)", EXIT_MISS)
+    else:
+        cache.set(args.key, value, ttl)
+    print("OK")
+    return EXIT_OK
+
+
+def _del(cache: Any, args: argparse.Namespace) -> int:
+    deleted = cache.delete_many(args.keys)
+    print(deleted)
+    return EXIT_OK if deleted else EXIT_MISS
+
+
+def _ttl(cache: Any, args: argparse.Namespace) -> int:
+    from stratacache import MISSING
+
+    left = cache.ttl(args.key)
+    if left is MISSING:
+        return _fail(args, f"no such key: {args.key!r}", EXIT_MISS)
+    if args.json:
+        print("null" if left is None else round(left, 3))
+    else:
+        print("none" if left is None else f"{left:.3f}")
+    return EXIT_OK
+
+
+def _keys(cache: Any, args: argparse.Namespace) -> int:
+    import json
+
+    from stratacache._cli_keys import iter_keys
+
+    found = iter_keys(cache, args.pattern)
+    if args.json:
+        print(json.dumps(list(found), ensure_ascii=False))
+    else:
+        for key in found:
+            print(key)
+    return EXIT_OK
+
+
+def _stats(cache: Any, args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from stratacache._cli_values import to_json
+    from stratacache._redact import redact
+
+    fields = redact(dataclasses.asdict(cache.stats()))
+    fields["hit_rate"] = cache.stats().hit_rate
+    if args.json:
+        print(to_json(fields))
+        return EXIT_OK
+    backend = fields.pop("backend", {}) or {}
+    for name, value in fields.items():
+        shown = value
+        if isinstance(value, dict):
+            shown = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
+        print(f"{name:<14} {shown}")
+    for name, value in sorted(backend.items()):
+        print(f"backend.{name:<6} {value}")
+    return EXIT_OK
+
+
+def _warm(cache: Any, args: argparse.Namespace) -> int:
+    from stratacache import UNSET
+    from stratacache._cli_progress import Progress
+    from stratacache._cli_values import read_entries
+
+    entries = read_entries(args.source, args.format)
+    ttl = UNSET if args.ttl is None else args.ttl
+    with Progress("warm", len(entries), enabled=_progress_flag(args)) as bar:
+        report = cache.warm(entries, concurrency=args.concurrency, ttl=ttl, progress=bar.update)
+    print(
+        f"warmed {report.loaded} of {len(entries)} entries in {report.seconds:.2f} s "
+        f"(failed {report.failed}, skipped {report.skipped})"
+    )
+    errors = report.errors
+    shown = list(errors.items()) if isinstance(errors, dict) else list(enumerate(errors))
+    for key, error in shown[:10]:
+        print(f"  failed: {key}: {error}")
+    if len(shown) > 10:
+        print(f"  ... and {len(shown) - 10} more")
+    return EXIT_MISS if report.failed else EXIT_OK
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from stratacache._cli_bench import format_table, plot, run_bench
+
+    result = run_bench(
+        args.url, ops=args.ops, rounds=args.rounds, value_size=args.value_size, progress=_progress_flag(args)
+    )
+    print(format_table(result))
+    if args.plot:
+        plot(result, args.plot)
+        print(f"plot written to {args.plot}")
+    return EXIT_OK
+
+
+_CACHE_COMMANDS = {
+    "get": _get,
+    "set": _set,
+    "del": _del,
+    "ttl": _ttl,
+    "keys": _keys,
+    "stats": _stats,
+    "warm": _warm,
+}
+
+
+def _open(url: str) -> Any:
+    import stratacache as sc
+    from stratacache._redact import redact_url
+
+    try:
+        return sc.Cache(url)
+    except sc.CacheError:
+        raise
+    except ValueError as exc:
+        # urllib's own complaints (an unclosed IPv6 bracket) pass through the URL parser.
+        raise sc.ConfigurationError(f"bad URL {redact_url(url)!r}: {exc}") from exc
+
+
+def _run_cache_command(args: argparse.Namespace) -> int:
+    import stratacache as sc
+
+    try:
+        if args.command == "bench":
+            _open(args.url).close()  # a bad URL is a usage error before anything is timed
+            return _bench(args)
+        with _open(args.url) as cache:
+            return _CACHE_COMMANDS[args.command](cache, args)
+    except (sc.ConfigurationError, sc.InvalidArgument, sc.InvalidKey, sc.InvalidTTL) as exc:
+        return _fail(args, str(exc), EXIT_USAGE)
+    except sc.CacheError as exc:
+        return _fail(args, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
 class _Printer:
     def __call__(self, text: str) -> None:
         print(text)
@@ -139,7 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stratacache.core.simulate import main as simulate_main
 
         return simulate_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="stratacache", description="stratacache command line")
+    parser = argparse.ArgumentParser(
+        prog="stratacache",
+        description="stratacache command line",
+        epilog="exit status of the cache commands: 0 done, 1 a miss or nothing found, "
+        "2 a usage error, 3 the cache failed",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="show the library at work on the embedded memory backend")
     serve = sub.add_parser(
@@ -188,6 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="replay an access trace against eviction policies and print hit ratios "
         "(stratacache simulate --help)",
     )
+    _add_cache_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         _demo(_Printer())
@@ -196,6 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "check-log":
         return _check_log(args)
+    if args.command in _CACHE_COMMANDS or args.command == "bench":
+        return _run_cache_command(args)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects first
     return 2  # pragma: no cover
 

@@ -24,11 +24,13 @@ from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stats import Stats, StatsRecorder
+from ..core.warming import WarmReport
 from ..serializers import Codec, Serializer
 from .backends.base import AsyncBackend, Decoded
 from .backends.closed import AsyncClosedBackend
 from .patterns import AsyncFlightGroup
 from .typed import AsyncTypedCache, T
+from .warming import warm as _warm
 
 __all__ = ["AsyncCache", "HealthReport", "namespace_prefix"]
 
@@ -849,6 +851,38 @@ class AsyncCache:
         name = _check_field(field)
         result: int = await self._call("hincrby", key, self._backend.hincrby, k, name, _check_amount(amount))
         return result
+
+    # ---- sources: cache warming (stratacache._async.warming)
+
+    async def warm(
+        self,
+        source: Any,
+        *,
+        keys: Iterable[str] | None = None,
+        concurrency: int = 8,
+        ttl: Any = UNSET,
+        progress: Callable[[int, int | None], object] | None = None,
+        batch_size: int = 100,
+    ) -> WarmReport:
+        """Load many keys into the cache ahead of traffic; a :class:`WarmReport` of what happened.
+
+        ``source`` is a data source (``load``/``load_many``; ``keys`` required), a mapping
+        (``keys`` optional: a subset) or a loader function ``key -> value | MISSING``
+        (``keys`` required; a coroutine function with AsyncCache). ``concurrency`` workers
+        take ``batch_size`` keys at a time; ``progress(done, total)`` is called after each
+        batch (``total`` is None when ``keys`` has no length). Failures are counted and kept
+        in the report, never raised; bad arguments raise InvalidArgument naming them.
+        """
+        report = _warm(
+            self,
+            source,
+            keys=keys,
+            concurrency=concurrency,
+            ttl=ttl,
+            progress=progress,
+            batch_size=batch_size,
+        )
+        return await report
 
     # ------------------------------------------------------- observability, lifecycle
 

@@ -25,11 +25,13 @@ from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stats import Stats, StatsRecorder
+from ..core.warming import WarmReport
 from ..serializers import Codec, Serializer
 from .backends.base import Backend, Decoded
 from .backends.closed import ClosedBackend
 from .patterns import FlightGroup
 from .typed import TypedCache, T
+from .warming import warm as _warm
 
 __all__ = ["Cache", "HealthReport", "namespace_prefix"]
 
@@ -850,6 +852,38 @@ class Cache:
         name = _check_field(field)
         result: int = self._call("hincrby", key, self._backend.hincrby, k, name, _check_amount(amount))
         return result
+
+    # ---- sources: cache warming (stratacache._sync.warming)
+
+    def warm(
+        self,
+        source: Any,
+        *,
+        keys: Iterable[str] | None = None,
+        concurrency: int = 8,
+        ttl: Any = UNSET,
+        progress: Callable[[int, int | None], object] | None = None,
+        batch_size: int = 100,
+    ) -> WarmReport:
+        """Load many keys into the cache ahead of traffic; a :class:`WarmReport` of what happened.
+
+        ``source`` is a data source (``load``/``load_many``; ``keys`` required), a mapping
+        (``keys`` optional: a subset) or a loader function ``key -> value | MISSING``
+        (``keys`` required; a coroutine function with Cache). ``concurrency`` workers
+        take ``batch_size`` keys at a time; ``progress(done, total)`` is called after each
+        batch (``total`` is None when ``keys`` has no length). Failures are counted and kept
+        in the report, never raised; bad arguments raise InvalidArgument naming them.
+        """
+        report = _warm(
+            self,
+            source,
+            keys=keys,
+            concurrency=concurrency,
+            ttl=ttl,
+            progress=progress,
+            batch_size=batch_size,
+        )
+        return report
 
     # ------------------------------------------------------- observability, lifecycle
 

@@ -171,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
         help="cache size in entries, or a percentage of the trace's distinct keys; repeatable "
         "(default: 2%% and 10%%)",
     )
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="a progress bar on stderr (auto: when it is a terminal)",
+    )
     return parser
 
 
@@ -191,7 +197,16 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         keys = list(read_trace(args.trace))
         distinct = len(set(keys))
         sizes = [resolve_size(spec, distinct) for spec in size_specs]
-        results = [simulate(keys, policy, size) for policy in policies for size in sizes]
+        runs = [(policy, size) for policy in policies for size in sizes]
+        results = []
+        # A replay of a large trace takes seconds per (policy, size): show the count on a terminal.
+        from .._cli_progress import Progress
+
+        shown = {"auto": None, "on": True, "off": False}[args.progress]
+        with Progress("simulate", len(runs), enabled=shown) as bar:
+            for done, (policy, size) in enumerate(runs, 1):
+                results.append(simulate(keys, policy, size))
+                bar.update(done)
     except (ConfigurationError, OSError, EOFError, UnicodeDecodeError) as exc:
         # OSError covers a missing file and a corrupt gzip stream (gzip.BadGzipFile).
         print(f"stratacache simulate: error: {exc}", file=sys.stderr)

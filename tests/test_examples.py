@@ -1,0 +1,67 @@
+"""Every program in examples/ runs, against the test servers, and prints what it promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# example -> (the servers it needs, lines its output must contain)
+EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "quickstart_sync.py": (
+        (),
+        (
+            "get user:1 -> {'name': 'Ada'}",
+            "add lock   -> True False",
+            "get_or_set -> ['report', 'report', 'report']",
+        ),
+    ),
+    "quickstart_async.py": ((), ("10 callers got {'id': 7}; the loader ran 1 time(s)",)),
+    "decorators.py": ((), ("after invalidate: [1, 1, 1]", "async: [16, 16, 16, 16, 16]")),
+    "memory_policies.py": ((), ("tinylfu  hit rate",)),
+    "testing_with_fake_clock.py": ((), ("after 59 s   -> user-for-abc", "after 61 s   -> <expired>")),
+    "file_cache.py": ((), ("another process read -> {'written by': 'parent'}", "100000 bytes; 2 items")),
+    "redis_cache.py": (("redis",), ("deleted    -> 5 keys (SCAN + UNLINK)",)),
+    "memcached_cache.py": (
+        ("memcached",),
+        ("delete_pattern -> backend 'memcached'", "after clear -> <miss>"),
+    ),
+    "layered.py": (("redis",), ("in Redis    -> {'feature': True}", "layered get -> {'feature': True}")),
+    "data_sources.py": (
+        ("redis",),
+        ("warm        -> loaded 20, failed 0, skipped 0", "source after -> {'id': 3, 'name': 'renamed 3'}"),
+    ),
+    "server_embedded.py": ((), ("stratacache get -> hello", "redis-py get    -> b'set by redis-py'")),
+}
+
+
+def test_every_example_is_tested() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    servers, lines = EXPECTED[name]
+    env = {**os.environ}
+    if "redis" in servers:
+        env["STRATACACHE_REDIS_URL"] = request.getfixturevalue("redis_server").url
+    if "memcached" in servers:
+        env["STRATACACHE_MEMCACHED_URL"] = request.getfixturevalue("memcached_server").url
+    result: Any = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,  # anything an example leaves behind lands in the scratch directory
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for line in lines:
+        assert line in result.stdout, result.stdout
