@@ -137,20 +137,24 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d')}  Python {platform.python_version()}  {platform.machine()}")
     print(f"# {args.writes} writes over {args.keys} keys, {args.rounds} round(s), batch_size={args.batch}")
     print(f"# remote source latency {args.latency * 1000:g} ms per call; cache: redis-server on loopback")
-    with sigterm_as_exit(), start_redis(pin=False) as redis, tempfile.TemporaryDirectory() as workdir:  # noqa: SIM117
-        with sc.Cache(f"redis://127.0.0.1:{redis.port}/0") as cache:
-            print(f"{'source':<8} {'strategy':<14} {'ack/s':>10} {'durable/s':>10}")
-            for kind in ("sqlite", "remote"):
-                results: dict[str, tuple[float, float]] = {}
-                for strategy in ("write-through", "write-behind"):
-                    runs = [run_once(kind, strategy, cache, args, workdir) for _ in range(args.rounds)]
-                    ack = statistics.median(r[0] for r in runs)
-                    durable = statistics.median(r[1] for r in runs)
-                    results[strategy] = (ack, durable)
-                    print(f"{kind:<8} {strategy:<14} {ack:>10,.0f} {durable:>10,.0f}")
-                through, behind = results["write-through"], results["write-behind"]
-                ack_ratio, durable_ratio = behind[0] / through[0], behind[1] / through[1]
-                print(f"{kind:<8} {'behind/through':<14} {ack_ratio:>9.1f}x {durable_ratio:>9.1f}x")
+    with (
+        sigterm_as_exit(),
+        start_redis(pin=False) as redis,
+        tempfile.TemporaryDirectory() as workdir,
+        sc.Cache(f"redis://127.0.0.1:{redis.port}/0") as cache,
+    ):
+        print(f"{'source':<8} {'strategy':<14} {'ack/s':>10} {'durable/s':>10}")
+        for kind in ("sqlite", "remote"):
+            results: dict[str, tuple[float, float]] = {}
+            for strategy in ("write-through", "write-behind"):
+                runs = [run_once(kind, strategy, cache, args, workdir) for _ in range(args.rounds)]
+                ack = statistics.median(r[0] for r in runs)
+                durable = statistics.median(r[1] for r in runs)
+                results[strategy] = (ack, durable)
+                print(f"{kind:<8} {strategy:<14} {ack:>10,.0f} {durable:>10,.0f}")
+            through, behind = results["write-through"], results["write-behind"]
+            ack_ratio, durable_ratio = behind[0] / through[0], behind[1] / through[1]
+            print(f"{kind:<8} {'behind/through':<14} {ack_ratio:>9.1f}x {durable_ratio:>9.1f}x")
 
 
 if __name__ == "__main__":
