@@ -381,6 +381,27 @@ async def test_write_behind_coalesces_per_key(flavour: Flavour) -> None:
     assert [arg for name, arg in source.calls if name == "store"] == ["first", "hot", "other"]
 
 
+async def test_write_behind_reads_unwritten_writes_from_its_queue(flavour: Flavour) -> None:
+    source = flavour.source({"k": "old", "gone": "old", "other": "o"})
+    source.gate.clear()  # nothing reaches the source during the test
+    wb = flavour.WriteBehind(flavour.cache, source, ttl=10, batch_size=1, flush_interval=0)
+    await ev(wb.set("first", 1))
+    await flavour.until(source.entered.is_set)  # "first" is in flight, the rest waits
+    await ev(wb.set("k", "new"))
+    await ev(wb.delete("gone"))
+    flavour.clock.advance(11)  # the cached entries expire before their writes land
+    assert await ev(flavour.cache.get("k", MISSING)) is MISSING
+    assert await ev(wb.get("first")) == 1
+    assert await ev(wb.get("k")) == "new"  # not the source's stale "old"
+    assert await ev(wb.get("gone", "d")) == "d"
+    assert await ev(wb.get_many(["k", "gone", "first"])) == {"k": "new", "first": 1}
+    assert source.count("load") + source.count("load_many") == 0  # the source was not asked
+    source.gate.set()
+    assert await ev(wb.get_many(["other"])) == {"other": "o"}
+    await ev(wb.close())
+    assert source.data == {"k": "new", "other": "o", "first": 1}
+
+
 async def test_write_behind_backpressure_raise(flavour: Flavour) -> None:
     source = flavour.source()
     source.gate.clear()

@@ -302,6 +302,45 @@ class AsyncWriteBehind(AsyncReadThrough):
             signals = (signal.SIGTERM,) if handle_signals is True else tuple(handle_signals)
             self.install_signal_handlers(signals)
 
+    # -------------------------------------------------------------------- readers
+
+    def _pending(self, key: str) -> Any:
+        """The value of an unwritten write of ``key`` (MISSING for a delete); UNSET if none."""
+        with self._lock:
+            write = self._queue.get(key)
+            if write is None:
+                write = next((w for w in reversed(self._inflight) if w.key == key), None)
+        if write is None:
+            return UNSET
+        return write.value if write.operation == "store" else MISSING
+
+    async def _fill(self, key: str) -> Any:
+        # A cache miss on a key whose write has not reached the source yet (the entry
+        # expired or was evicted meanwhile): the queue has the latest value, the source not.
+        pending = self._pending(key)
+        if pending is not UNSET:
+            return pending
+        return await super()._fill(key)
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """As ReadThrough.get_many; keys with unwritten writes answer from the queue on a miss."""
+        if isinstance(keys, str):
+            raise InvalidArgument("keys must be an iterable of keys, not a single str")
+        wanted = list(dict.fromkeys(check_key(key) for key in keys))
+        found = await self.cache.get_many(wanted)
+        rest = []
+        for key in wanted:
+            if key in found:
+                continue
+            pending = self._pending(key)
+            if pending is UNSET:
+                rest.append(key)
+            elif pending is not MISSING:
+                found[key] = pending
+        if rest:
+            found.update(await super().get_many(rest))
+        return found
+
     # ------------------------------------------------------------------ producers
 
     @property

@@ -84,8 +84,8 @@ def spawn(fn: Callable[[], Coroutine[Any, Any, Any]], name: str) -> Handle:
 
 
 def alive(handle: Handle) -> bool:
-    """True while the worker runs."""
-    return not handle.done()
+    """True while the worker runs (a task whose event loop was closed never will again)."""
+    return not handle.done() and not handle.get_loop().is_closed()
 
 
 async def finish(handle: Handle, timeout: float | None) -> bool:
