@@ -4,7 +4,7 @@ Most tests run once per flavour on the memory backend with a FakeClock (``flavou
 fixture); the sync strategies run inside the async test too, as plain blocking calls, so
 each test is written once. The per-backend tests at the end run read-through,
 write-through (and, in test_warming.py, warm) over every backend of the suite, and
-write-behind / refresh-ahead over memory, redis and file.
+write-behind / refresh-ahead over memory, redis, file, memcached and our server.
 """
 
 from __future__ import annotations
@@ -627,7 +627,7 @@ async def test_async_read_and_write_through_on_every_backend(
     assert await wt.get("c") is None
 
 
-SOME_BACKENDS = ["memory", "redis", "file"]
+SOME_BACKENDS = ["memory", "redis", "file", "memcached", "stratacache-server"]
 
 
 @pytest.mark.parametrize("backend_name", SOME_BACKENDS)
