@@ -8,7 +8,7 @@ sync twin. docs/patterns/strategies.md says which to pick and what each guarante
 
 from __future__ import annotations
 
-import asyncio
+import asyncio  # unasync: remove
 import logging
 import os
 import random

@@ -9,7 +9,6 @@ sync twin. docs/patterns/strategies.md says which to pick and what each guarante
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
