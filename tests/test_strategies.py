@@ -218,7 +218,7 @@ async def test_read_through_source_failure_names_key_and_source(flavour: Flavour
     assert await ev(flavour.cache.get("a", MISSING)) is MISSING  # nothing cached
     assert await ev(rt.get("a")) == 1  # the source is back
     source.fail = 1
-    with pytest.raises(sc.SourceError, match="load_many"):
+    with pytest.raises(sc.SourceError, match=r"failed to load_many keys \['b'\]"):
         await ev(rt.get_many(["b"]))
     with pytest.raises(sc.InvalidKey):
         await ev(rt.get(3))
@@ -322,6 +322,12 @@ async def test_bad_cache_or_source_is_refused(flavour: Flavour) -> None:
     other = sc.AsyncCache("memory://") if flavour.name == "sync" else sc.Cache("memory://")
     with pytest.raises(sc.InvalidArgument, match="cache must be"):
         flavour.WriteBehind(other, flavour.source())
+
+
+def test_sources_satisfy_the_protocols() -> None:
+    assert isinstance(MappingSource(), sc.DataSource)
+    assert isinstance(AsyncRecorder(), sc.AsyncDataSource)
+    assert not isinstance({"a": 1}, sc.DataSource)
 
 
 def test_sync_strategy_refuses_an_async_source() -> None:
