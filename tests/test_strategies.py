@@ -224,6 +224,47 @@ async def test_read_through_source_failure_names_key_and_source(flavour: Flavour
         await ev(rt.get(3))
 
 
+class LoadOnly:
+    """A source with ``load`` alone; ``load_many`` falls back to one load per key."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.loads: list[str] = []
+
+    def load(self, key: str) -> Any:
+        self.loads.append(key)
+        return self.data.get(key, MISSING)
+
+
+class ListLoader(MappingSource):
+    def load_many(self, keys: Iterable[str]) -> Any:
+        return [1, 2]
+
+
+async def test_read_through_get_many_without_load_many(flavour: Flavour) -> None:
+    source = LoadOnly({"a": 1, "b": None})
+    rt = flavour.ReadThrough(flavour.cache, source)
+    assert await ev(rt.get_many(["a", "b", "c"])) == {"a": 1, "b": None}
+    assert source.loads == ["a", "b", "c"]
+    broken = flavour.ReadThrough(flavour.cache, ListLoader({"x": 1}))
+    with pytest.raises(sc.SourceError, match=r"failed to load_many keys \['x'\]") as info:
+        await ev(broken.get_many(["x"]))
+    assert "must return a dict, got list" in str(info.value.__cause__)
+
+
+async def test_write_through_cache_failure_drops_the_stale_entry(flavour: Flavour) -> None:
+    cache = (sc.AsyncCache if flavour.name == "async" else sc.Cache)("memory://", serializer="msgpack")
+    try:
+        source = flavour.source({"k": "old"})
+        wt = flavour.WriteThrough(cache, source)
+        assert await ev(wt.get("k")) == "old"
+        with pytest.raises(sc.SerializationError):
+            await ev(wt.set("k", object()))  # the source takes it, msgpack cannot
+        assert await ev(cache.get("k", MISSING)) is MISSING  # not left holding "old"
+    finally:
+        await ev(cache.close())
+
+
 async def test_async_read_through_is_single_flight() -> None:
     source = AsyncRecorder({"hot": "value"})
     source.gate.clear()
@@ -360,6 +401,18 @@ async def test_write_behind_acknowledges_then_writes_in_batches(flavour: Flavour
     with pytest.raises(sc.CacheClosed, match="key 'x' not written"):
         await ev(wb.set("x", 1))
     await ev(wb.close())  # idempotent
+
+
+async def test_write_behind_set_many(flavour: Flavour) -> None:
+    source = flavour.source()
+    wb = flavour.WriteBehind(flavour.cache, source, flush_interval=0)
+    await ev(wb.set_many({"a": 1, "b": 2}))
+    with pytest.raises(sc.InvalidArgument, match="mapping"):
+        await ev(wb.set_many([("a", 1)]))
+    with pytest.raises(sc.InvalidArgument, match="single str"):
+        await ev(wb.get_many("ab"))
+    await ev(wb.close())
+    assert source.data == {"a": 1, "b": 2}
 
 
 async def test_write_behind_flushes_by_time(flavour: Flavour) -> None:
