@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import FrameType, TracebackType
 from typing import Any, Literal, Self
 
-from .._drivers.workers_async import Handle, Wakeup, alive, current_loop, detach, finish, spawn
+from .._drivers.workers_async import Handle, Wakeup, alive, at_exit, current_loop, detach, finish, spawn
 from .._exceptions import (
     CacheClosed,
     CacheError,
@@ -238,6 +238,9 @@ class AsyncWriteBehind(AsyncReadThrough):
       closes it the same way and then passes the signal on to the handler that was there
       before (by default: the process ends).
 
+    A sync writer that nobody closed is closed at interpreter exit (atexit); an async one
+    must be closed (or used as ``async with``) before its event loop ends.
+
     Guarantee: every acknowledged write reaches the source or the dead-letter callback
     (at least once), unless the process is killed without a chance to flush (SIGKILL).
     """
@@ -430,6 +433,10 @@ class AsyncWriteBehind(AsyncReadThrough):
     def _start_worker(self) -> None:
         # Called with the lock held, from inside a coroutine in the async flavour.
         if self._worker is None or not alive(self._worker):
+            if self._worker is None:
+                # A sync writer nobody closed is flushed at interpreter exit (the async
+                # flavour registers nothing: no event loop is left to flush on by then).
+                at_exit(self.close)
             self._loop = current_loop()
             self._worker = spawn(self._run, "stratacache-write-behind")
 
@@ -601,6 +608,7 @@ class AsyncWriteBehind(AsyncReadThrough):
                 self._state = "closed"
             self._space.notify()
             self._restore_signal_handlers()
+            at_exit(self.close, register=False)
 
     async def _wait_closed(self, limit: float) -> None:
         # A second close (the user's, during a SIGTERM flush) returns once the first is done.
