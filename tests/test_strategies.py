@@ -4,7 +4,7 @@ Most tests run once per flavour on the memory backend with a FakeClock (``flavou
 fixture); the sync strategies run inside the async test too, as plain blocking calls, so
 each test is written once. The per-backend tests at the end run read-through,
 write-through (and, in test_warming.py, warm) over every backend of the suite, and
-write-behind / refresh-ahead over memory, redis and file.
+write-behind / refresh-ahead over memory, redis, file, memcached and our server.
 """
 
 from __future__ import annotations
@@ -218,10 +218,51 @@ async def test_read_through_source_failure_names_key_and_source(flavour: Flavour
     assert await ev(flavour.cache.get("a", MISSING)) is MISSING  # nothing cached
     assert await ev(rt.get("a")) == 1  # the source is back
     source.fail = 1
-    with pytest.raises(sc.SourceError, match="load_many"):
+    with pytest.raises(sc.SourceError, match=r"failed to load_many keys \['b'\]"):
         await ev(rt.get_many(["b"]))
     with pytest.raises(sc.InvalidKey):
         await ev(rt.get(3))
+
+
+class LoadOnly:
+    """A source with ``load`` alone; ``load_many`` falls back to one load per key."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.loads: list[str] = []
+
+    def load(self, key: str) -> Any:
+        self.loads.append(key)
+        return self.data.get(key, MISSING)
+
+
+class ListLoader(MappingSource):
+    def load_many(self, keys: Iterable[str]) -> Any:
+        return [1, 2]
+
+
+async def test_read_through_get_many_without_load_many(flavour: Flavour) -> None:
+    source = LoadOnly({"a": 1, "b": None})
+    rt = flavour.ReadThrough(flavour.cache, source)
+    assert await ev(rt.get_many(["a", "b", "c"])) == {"a": 1, "b": None}
+    assert source.loads == ["a", "b", "c"]
+    broken = flavour.ReadThrough(flavour.cache, ListLoader({"x": 1}))
+    with pytest.raises(sc.SourceError, match=r"failed to load_many keys \['x'\]") as info:
+        await ev(broken.get_many(["x"]))
+    assert "must return a dict, got list" in str(info.value.__cause__)
+
+
+async def test_write_through_cache_failure_drops_the_stale_entry(flavour: Flavour) -> None:
+    cache = (sc.AsyncCache if flavour.name == "async" else sc.Cache)("memory://", serializer="msgpack")
+    try:
+        source = flavour.source({"k": "old"})
+        wt = flavour.WriteThrough(cache, source)
+        assert await ev(wt.get("k")) == "old"
+        with pytest.raises(sc.SerializationError):
+            await ev(wt.set("k", object()))  # the source takes it, msgpack cannot
+        assert await ev(cache.get("k", MISSING)) is MISSING  # not left holding "old"
+    finally:
+        await ev(cache.close())
 
 
 async def test_async_read_through_is_single_flight() -> None:
@@ -324,6 +365,12 @@ async def test_bad_cache_or_source_is_refused(flavour: Flavour) -> None:
         flavour.WriteBehind(other, flavour.source())
 
 
+def test_sources_satisfy_the_protocols() -> None:
+    assert isinstance(MappingSource(), sc.DataSource)
+    assert isinstance(AsyncRecorder(), sc.AsyncDataSource)
+    assert not isinstance({"a": 1}, sc.DataSource)
+
+
 def test_sync_strategy_refuses_an_async_source() -> None:
     with sc.Cache("memory://") as cache:
         rt = sc.ReadThrough(cache, AsyncRecorder({"a": 1}))
@@ -356,6 +403,18 @@ async def test_write_behind_acknowledges_then_writes_in_batches(flavour: Flavour
     await ev(wb.close())  # idempotent
 
 
+async def test_write_behind_set_many(flavour: Flavour) -> None:
+    source = flavour.source()
+    wb = flavour.WriteBehind(flavour.cache, source, flush_interval=0)
+    await ev(wb.set_many({"a": 1, "b": 2}))
+    with pytest.raises(sc.InvalidArgument, match="mapping"):
+        await ev(wb.set_many([("a", 1)]))
+    with pytest.raises(sc.InvalidArgument, match="single str"):
+        await ev(wb.get_many("ab"))
+    await ev(wb.close())
+    assert source.data == {"a": 1, "b": 2}
+
+
 async def test_write_behind_flushes_by_time(flavour: Flavour) -> None:
     source = flavour.source()
     wb = flavour.WriteBehind(flavour.cache, source, batch_size=100, flush_interval=0.02)
@@ -379,6 +438,27 @@ async def test_write_behind_coalesces_per_key(flavour: Flavour) -> None:
     await ev(wb.close())
     assert source.data == {"first": 0, "hot": "latest", "other": "x"}
     assert [arg for name, arg in source.calls if name == "store"] == ["first", "hot", "other"]
+
+
+async def test_write_behind_reads_unwritten_writes_from_its_queue(flavour: Flavour) -> None:
+    source = flavour.source({"k": "old", "gone": "old", "other": "o"})
+    source.gate.clear()  # nothing reaches the source during the test
+    wb = flavour.WriteBehind(flavour.cache, source, ttl=10, batch_size=1, flush_interval=0)
+    await ev(wb.set("first", 1))
+    await flavour.until(source.entered.is_set)  # "first" is in flight, the rest waits
+    await ev(wb.set("k", "new"))
+    await ev(wb.delete("gone"))
+    flavour.clock.advance(11)  # the cached entries expire before their writes land
+    assert await ev(flavour.cache.get("k", MISSING)) is MISSING
+    assert await ev(wb.get("first")) == 1
+    assert await ev(wb.get("k")) == "new"  # not the source's stale "old"
+    assert await ev(wb.get("gone", "d")) == "d"
+    assert await ev(wb.get_many(["k", "gone", "first"])) == {"k": "new", "first": 1}
+    assert source.count("load") + source.count("load_many") == 0  # the source was not asked
+    source.gate.set()
+    assert await ev(wb.get_many(["other"])) == {"other": "o"}
+    await ev(wb.close())
+    assert source.data == {"k": "new", "other": "o", "first": 1}
 
 
 async def test_write_behind_backpressure_raise(flavour: Flavour) -> None:
@@ -606,7 +686,7 @@ async def test_async_read_and_write_through_on_every_backend(
     assert await wt.get("c") is None
 
 
-SOME_BACKENDS = ["memory", "redis", "file"]
+SOME_BACKENDS = ["memory", "redis", "file", "memcached", "stratacache-server"]
 
 
 @pytest.mark.parametrize("backend_name", SOME_BACKENDS)

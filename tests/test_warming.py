@@ -142,6 +142,33 @@ async def test_async_warm_runs_batches_concurrently() -> None:
             await cache.warm({}, concurrency=1.5)  # type: ignore[arg-type]
 
 
+async def test_async_warm_failures_and_bad_arguments() -> None:
+    async def loader(key: str) -> Any:
+        if key == "bad":
+            raise KeyError(key)
+        return MISSING if key == "none" else key
+
+    async with sc.AsyncCache("memory://") as cache:
+        report = await cache.warm(loader, keys=iter(["a", "none", "bad", 7]), concurrency=2, batch_size=2)
+        assert (report.loaded, report.failed, report.skipped) == (1, 2, 1)
+        assert isinstance(report.errors["bad"].__cause__, KeyError)
+        assert isinstance(report.errors["7"], sc.InvalidKey)
+        report = await cache.warm({"m": 1})
+        assert report.loaded == 1
+        for kwargs, parameter in [
+            ({"source": MappingSource(), "keys": None}, "keys is required"),
+            ({"source": loader}, "keys is required"),
+            ({"source": 42, "keys": ["a"]}, "source must be"),
+            ({"source": {}, "batch_size": 0}, "batch_size"),
+            ({"source": {}, "progress": 1}, "progress"),
+            ({"source": {}, "keys": "ab"}, "single str"),
+            ({"source": {}, "keys": 3}, "iterable"),
+        ]:
+            source = kwargs.pop("source")
+            with pytest.raises(sc.InvalidArgument, match=parameter):
+                await cache.warm(source, **kwargs)
+
+
 def test_sync_warm_refuses_an_async_loader() -> None:
     async def loader(key: str) -> Any:
         return key

@@ -202,3 +202,33 @@ def test_every_acknowledged_write_reaches_the_source_or_the_dead_letters(
             # is in the source or in the dead-letter record.
             assert stored.get(key, -1) >= value or max(dead.get(key, [-1])) >= value, (key, value)
     assert os.path.getsize(db) > 0
+
+
+EXIT_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import stratacache as sc
+
+    class JsonFile(sc.MappingSource):
+        def store_many(self, items):
+            super().store_many(items)
+            with open(sys.argv[1], "w") as f:
+                json.dump(dict(self.data), f)
+
+    wb = sc.WriteBehind(sc.Cache("memory://"), JsonFile(), flush_interval=30, batch_size=1000)
+    for i in range(50):
+        wb.set(f"k{i}", i)
+    print(wb.pending)
+    # No close(): the interpreter's exit flushes.
+    """
+)
+
+
+def test_sync_write_behind_is_flushed_at_interpreter_exit(tmp_path: Path) -> None:
+    out = tmp_path / "source.json"
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_CHILD, str(out)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "50"  # all still queued when the script ended
+    assert json.loads(out.read_text()) == {f"k{i}": i for i in range(50)}

@@ -172,7 +172,8 @@ class SourceError(CacheError):
         self.operation = operation
         self.key = key
         self.source = source
-        super().__init__(f"data source {source} failed to {operation} key {key!r}")
+        what = "keys" if isinstance(key, list) else "key"  # a batch call names all its keys
+        super().__init__(f"data source {source} failed to {operation} {what} {key!r}")
 
 
 class WriteQueueFull(CacheError):

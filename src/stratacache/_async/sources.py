@@ -38,19 +38,15 @@ class AsyncDataSource(Protocol):
 
     async def load(self, key: str) -> Any | Missing:
         """The value at ``key``, or MISSING."""
-        ...
 
     async def load_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys the source has."""
-        ...
 
     async def store(self, key: str, value: Any) -> None:
         """Write ``key``."""
-        ...
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` (absent: nothing to do)."""
-        ...
 
 
 def describe_source(source: object) -> str:

@@ -8,7 +8,7 @@ sync twin. docs/patterns/strategies.md says which to pick and what each guarante
 
 from __future__ import annotations
 
-import asyncio
+import asyncio  # unasync: remove
 import logging
 import os
 import random
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import FrameType, TracebackType
 from typing import Any, Literal, Self
 
-from .._drivers.workers_async import Handle, Wakeup, alive, current_loop, detach, finish, spawn
+from .._drivers.workers_async import Handle, Wakeup, alive, at_exit, current_loop, detach, finish, spawn
 from .._exceptions import (
     CacheClosed,
     CacheError,
@@ -238,6 +238,9 @@ class AsyncWriteBehind(AsyncReadThrough):
       closes it the same way and then passes the signal on to the handler that was there
       before (by default: the process ends).
 
+    A sync writer that nobody closed is closed at interpreter exit (atexit); an async one
+    must be closed (or used as ``async with``) before its event loop ends.
+
     Guarantee: every acknowledged write reaches the source or the dead-letter callback
     (at least once), unless the process is killed without a chance to flush (SIGKILL).
     """
@@ -301,6 +304,45 @@ class AsyncWriteBehind(AsyncReadThrough):
         if handle_signals:
             signals = (signal.SIGTERM,) if handle_signals is True else tuple(handle_signals)
             self.install_signal_handlers(signals)
+
+    # -------------------------------------------------------------------- readers
+
+    def _pending(self, key: str) -> Any:
+        """The value of an unwritten write of ``key`` (MISSING for a delete); UNSET if none."""
+        with self._lock:
+            write = self._queue.get(key)
+            if write is None:
+                write = next((w for w in reversed(self._inflight) if w.key == key), None)
+        if write is None:
+            return UNSET
+        return write.value if write.operation == "store" else MISSING
+
+    async def _fill(self, key: str) -> Any:
+        # A cache miss on a key whose write has not reached the source yet (the entry
+        # expired or was evicted meanwhile): the queue has the latest value, the source not.
+        pending = self._pending(key)
+        if pending is not UNSET:
+            return pending
+        return await super()._fill(key)
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """As ReadThrough.get_many; keys with unwritten writes answer from the queue on a miss."""
+        if isinstance(keys, str):
+            raise InvalidArgument("keys must be an iterable of keys, not a single str")
+        wanted = list(dict.fromkeys(check_key(key) for key in keys))
+        found = await self.cache.get_many(wanted)
+        rest = []
+        for key in wanted:
+            if key in found:
+                continue
+            pending = self._pending(key)
+            if pending is UNSET:
+                rest.append(key)
+            elif pending is not MISSING:
+                found[key] = pending
+        if rest:
+            found.update(await super().get_many(rest))
+        return found
 
     # ------------------------------------------------------------------ producers
 
@@ -391,6 +433,10 @@ class AsyncWriteBehind(AsyncReadThrough):
     def _start_worker(self) -> None:
         # Called with the lock held, from inside a coroutine in the async flavour.
         if self._worker is None or not alive(self._worker):
+            if self._worker is None:
+                # A sync writer nobody closed is flushed at interpreter exit (the async
+                # flavour registers nothing: no event loop is left to flush on by then).
+                at_exit(self.close)
             self._loop = current_loop()
             self._worker = spawn(self._run, "stratacache-write-behind")
 
@@ -562,6 +608,7 @@ class AsyncWriteBehind(AsyncReadThrough):
                 self._state = "closed"
             self._space.notify()
             self._restore_signal_handlers()
+            at_exit(self.close, register=False)
 
     async def _wait_closed(self, limit: float) -> None:
         # A second close (the user's, during a SIGTERM flush) returns once the first is done.

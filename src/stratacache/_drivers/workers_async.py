@@ -15,7 +15,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-__all__ = ["Handle", "Wakeup", "alive", "current_loop", "detach", "finish", "run_all", "spawn"]
+__all__ = ["Handle", "Wakeup", "alive", "at_exit", "current_loop", "detach", "finish", "run_all", "spawn"]
 
 Handle = asyncio.Task[Any]
 
@@ -84,8 +84,8 @@ def spawn(fn: Callable[[], Coroutine[Any, Any, Any]], name: str) -> Handle:
 
 
 def alive(handle: Handle) -> bool:
-    """True while the worker runs."""
-    return not handle.done()
+    """True while the worker runs (a task whose event loop was closed never will again)."""
+    return not handle.done() and not handle.get_loop().is_closed()
 
 
 async def finish(handle: Handle, timeout: float | None) -> bool:
@@ -128,6 +128,11 @@ def detach(loop: asyncio.AbstractEventLoop | None, fn: Callable[[], Coroutine[An
 
     loop.call_soon_threadsafe(start)
     return True
+
+
+def at_exit(fn: Callable[[], object], register: bool = True) -> None:
+    """Nothing in the async flavour: at interpreter exit there is no event loop to run on
+    (``asyncio.run`` has already cancelled its tasks), so async users close explicitly."""
 
 
 def current_loop() -> asyncio.AbstractEventLoop | None:

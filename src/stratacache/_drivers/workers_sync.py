@@ -7,11 +7,12 @@ started from a signal handler to flush is not, so the interpreter waits for the 
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Handle", "Wakeup", "alive", "current_loop", "detach", "finish", "run_all", "spawn"]
+__all__ = ["Handle", "Wakeup", "alive", "at_exit", "current_loop", "detach", "finish", "run_all", "spawn"]
 
 Handle = threading.Thread
 
@@ -87,6 +88,18 @@ def detach(loop: object, fn: Callable[[], Any]) -> bool:
     """Start ``fn()`` in a new non-daemon thread (the interpreter waits for it at exit)."""
     threading.Thread(target=fn, name="stratacache-flush", daemon=False).start()
     return True
+
+
+def at_exit(fn: Callable[[], object], register: bool = True) -> None:
+    """Run ``fn`` at interpreter exit (``register=False``: not any more).
+
+    atexit runs after non-daemon threads were joined but before daemon threads stop, so a
+    daemon worker is still there to finish what ``fn`` waits for.
+    """
+    if register:
+        atexit.register(fn)
+    else:
+        atexit.unregister(fn)
 
 
 def current_loop() -> Any:

@@ -39,19 +39,15 @@ class DataSource(Protocol):
 
     def load(self, key: str) -> Any | Missing:
         """The value at ``key``, or MISSING."""
-        ...
 
     def load_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys the source has."""
-        ...
 
     def store(self, key: str, value: Any) -> None:
         """Write ``key``."""
-        ...
 
     def delete(self, key: str) -> None:
         """Remove ``key`` (absent: nothing to do)."""
-        ...
 
 
 def describe_source(source: object) -> str:

@@ -54,6 +54,10 @@ class WriteQueue:
     def __len__(self) -> int:
         return len(self._items)
 
+    def get(self, key: str) -> PendingWrite | None:
+        """The write waiting for ``key``, if any."""
+        return self._items.get(key)
+
     def has_room_for(self, key: str) -> bool:
         """True when a write to ``key`` fits: it coalesces, or the queue is not full."""
         return key in self._items or len(self._items) < self.maxsize
