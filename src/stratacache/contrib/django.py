@@ -123,11 +123,21 @@ class StratacacheCache(BaseCache):  # type: ignore[misc]  # Django ships no type
                 f"{_BACKEND_PATH}: LOCATION must be one stratacache URL (a str), "
                 f"not {type(location).__name__} {location!r}"
             )
+        self._location = location
+        self._options = options
         try:
-            self._cache: Cache = shared_cache(location, options)
+            self._shared: Cache = shared_cache(location, options)
         except ConfigurationError as exc:
             raise ImproperlyConfigured(f"{_BACKEND_PATH} (LOCATION {location!r}): {exc}") from exc
-        self._inline = self._cache.backend.name in IN_PROCESS_BACKENDS
+        self._inline = self._shared.backend.name in IN_PROCESS_BACKENDS
+
+    @property
+    def _cache(self) -> Cache:
+        cache = self._shared
+        if cache.closed:
+            # close_shared_caches() closed it: the next use reopens (memory:// starts empty).
+            cache = self._shared = shared_cache(self._location, self._options)
+        return cache
 
     @property
     def stratacache(self) -> Cache:

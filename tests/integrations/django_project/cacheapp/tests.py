@@ -20,7 +20,7 @@ from django.test import AsyncClient, Client, SimpleTestCase, TestCase, override_
 
 import stratacache as sc
 from stratacache._types import MAX_TTL
-from stratacache.contrib.django import PickleSerializationError, StratacacheCache
+from stratacache.contrib.django import PickleSerializationError, StratacacheCache, close_shared_caches
 
 
 class Point:
@@ -152,6 +152,19 @@ class BasicOperations(CacheTestCase):
         self.assertEqual(cache.get("k"), 1)
         cache.set("k", 2)
         self.assertEqual(cache.get("k"), 2)
+
+    def test_close_shared_caches_releases_and_reopens(self) -> None:
+        cache.set("k", 1)
+        before = cache.stratacache
+        close_shared_caches()
+        self.assertTrue(before.closed)
+        # The next use reopens; a server keeps the data, memory:// starts empty.
+        self.assertEqual(cache.get("k"), None if settings.IN_PROCESS else 1)
+        self.assertIsNot(cache.stratacache, before)
+        cache.set("k", 2)
+        self.assertEqual(caches["v2"].get("k", version=1), 2)
+        close_shared_caches()
+        close_shared_caches()  # idempotent
 
     def test_every_thread_shares_the_store(self) -> None:
         # Django keeps one backend object per thread; both see one store.
