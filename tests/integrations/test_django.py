@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,7 @@ def django_suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(given)
     version = django.__version__
     cache_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stratacache-tests"
+    cache_root.mkdir(parents=True, exist_ok=True)
     target = cache_root / f"django-{version}-tests"
     if not (target / "cache" / "tests.py").exists():
         download = tmp_path_factory.mktemp("django-sdist")
@@ -115,12 +118,18 @@ def django_suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             reason = proc.stderr[-300:]
             pytest.skip(f"Django {version}'s sdist (its cache tests) could not be fetched: {reason}")
         prefix = f"{archives[0].name.removesuffix('.tar.gz')}/tests/cache/"
-        target.mkdir(parents=True, exist_ok=True)
+        # Extracted beside the target, then renamed: another session extracting at the same
+        # time leaves either no directory or a complete one.
+        staging = Path(tempfile.mkdtemp(prefix=target.name, dir=cache_root))
         with tarfile.open(archives[0]) as archive:
             for member in archive.getmembers():
                 if member.isfile() and member.name.startswith(prefix):
                     member.name = "cache/" + member.name[len(prefix) :]
-                    archive.extract(member, target, filter="data")
+                    archive.extract(member, staging, filter="data")
+        try:
+            staging.rename(target)
+        except OSError:  # another session won the race; its copy is the same
+            shutil.rmtree(staging)
     return target
 
 
