@@ -432,6 +432,15 @@ class Configuration(SimpleTestCase):
         self.assertLessEqual(len(bounded.get_many([f"k{i}" for i in range(20)])), 5)
         bounded.clear()
 
+    def test_set_many_returns_the_keys_too_large_to_store(self) -> None:
+        small_store = self.build("memory://?namespace=sized&max_bytes=2000")
+        failed = small_store.set_many({"big": "x" * 5000, "small": 1, "other": [1, 2]})
+        self.assertEqual(failed, ["big"])
+        self.assertEqual(small_store.get_many(["big", "small", "other"]), {"small": 1, "other": [1, 2]})
+        with self.assertRaises(sc.ValueTooLarge):
+            small_store.set("big", "x" * 5000)
+        small_store.clear()
+
     @override_settings(SECRET_KEY="")
     def test_pickle_needs_a_secret(self) -> None:
         with self.assertRaises(ImproperlyConfigured):
