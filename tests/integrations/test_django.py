@@ -34,6 +34,34 @@ OWN_SUITE_EXPECTED_SKIPS = {
 }
 
 
+def coverage_prefix() -> list[str]:
+    """``python``, or ``python -m coverage run ...`` when this session measures coverage.
+
+    The Django runs are subprocesses, which the session's coverage does not see: under
+    pytest-cov they write parallel data files next to its data file, with the project's
+    settings (branch coverage), and pytest-cov combines them into its report.
+    """
+    coverage = sys.modules.get("coverage")
+    current = coverage.Coverage.current() if coverage is not None else None
+    if current is None:
+        return [sys.executable]
+    # The session's own data file carries a parallel suffix; combining picks up every
+    # "<data_file>.*" beside it.
+    directory = os.path.dirname(current.get_data().data_filename())
+    data_file = os.path.join(directory, os.path.basename(current.config.data_file))
+    rcfile = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    return [
+        sys.executable,
+        "-m",
+        "coverage",
+        "run",
+        "--parallel-mode",
+        f"--rcfile={rcfile}",
+        f"--data-file={data_file}",
+        "--source=stratacache",
+    ]
+
+
 def run_django_tests(location: str, *labels: str, suite_dir: Path | None = None) -> str:
     """Run ``python -m django test <labels> -v 2`` over ``location``; its output."""
     env = dict(os.environ)
@@ -46,7 +74,7 @@ def run_django_tests(location: str, *labels: str, suite_dir: Path | None = None)
     if suite_dir is not None:
         env["DJANGO_SUITE_DIR"] = str(suite_dir)
     proc = subprocess.run(
-        [sys.executable, "-m", "django", "test", *labels, "-v", "2", "--noinput"],
+        [*coverage_prefix(), "-m", "django", "test", *labels, "-v", "2", "--noinput"],
         cwd=PROJECT,
         env=env,
         capture_output=True,
