@@ -1,8 +1,8 @@
 """The Django CACHES backend, tested by Django's own test runner in a subprocess.
 
 ``python -m django test`` (DiscoverRunner) runs the TestCases of
-tests/integrations/django_project/cacheapp/tests.py against memory, a real redis-server and
-``stratacache serve``; the URL reaches the project's settings through
+tests/integrations/django_project/cacheapp/tests.py against memory, a real redis-server, a
+real memcached and ``stratacache serve``; the URL reaches the project's settings through
 ``STRATACACHE_DJANGO_LOCATION``. Django's own cache suite (``BaseCacheTests`` from the
 tests/cache/tests.py of Django's sdist, which is not in the wheel) runs too, over memory
 and redis-server: the sdist of the installed Django is fetched from PyPI once (or read
@@ -95,7 +95,7 @@ def outcomes(output: str) -> dict[str, str]:
     return found
 
 
-@pytest.fixture(params=["memory", "redis", "stratacache-server"])
+@pytest.fixture(params=["memory", "redis", "memcached", "stratacache-server"])
 def django_location(request: pytest.FixtureRequest) -> str:
     """The stratacache URL the Django project's caches point at."""
     if request.param == "memory":
@@ -105,6 +105,11 @@ def django_location(request: pytest.FixtureRequest) -> str:
         server.flush()
         url: str = server.url
         return url
+    if request.param == "memcached":
+        memcached: Any = request.getfixturevalue("memcached_server")
+        memcached.flush()
+        memcached_url: str = memcached.url
+        return memcached_url
     running: Any = request.getfixturevalue("stratacache_server")
     return f"redis://127.0.0.1:{running.port}/0"
 
