@@ -60,6 +60,10 @@ _LAZY: dict[str, str] = {
     "AsyncLayeredBackend": "stratacache._async.backends.layered",
     "ShardedBackend": "stratacache._sync.backends.sharded",
     "AsyncShardedBackend": "stratacache._async.backends.sharded",
+    # Integrations: each imports its optional dependency when first used.
+    "PrometheusCollector": "stratacache.contrib.prometheus",
+    "OpenTelemetryInstrumentation": "stratacache.contrib.opentelemetry",
+    "LoggingInstrumentation": "stratacache.contrib.logging",
 }
 
 
@@ -128,4 +132,7 @@ __all__ = [
     "AsyncLayeredBackend",
     "ShardedBackend",
     "AsyncShardedBackend",
+    "PrometheusCollector",
+    "OpenTelemetryInstrumentation",
+    "LoggingInstrumentation",
 ]

@@ -31,8 +31,13 @@ HOOK_NAMES: frozenset[str] = frozenset(
 class HookEvent:
     """What a hook is told: the operation, the user's key(s), and for ``after_*`` the outcome.
 
-    ``result`` is the operation's return value (for ``after_get``, the value or MISSING);
-    ``error`` is set for ``on_error``.
+    ``result`` is the operation's return value (for ``after_get``, what the caller gets:
+    the value, or the default on a miss); ``error`` is set for ``on_error``.
+    ``duration`` is the seconds the backend call took (set on ``after_*`` and ``on_error``
+    events of operations that reached the backend; None otherwise): the facade reads the
+    clock for it only while some hook is registered, so observers cost nothing when absent.
+    ``hit`` is set on ``after_get`` only: True when the key held a value (a stored value
+    equal to the default is still a hit).
     """
 
     operation: str
@@ -40,6 +45,8 @@ class HookEvent:
     value: Any = None
     result: Any = None
     error: BaseException | None = None
+    duration: float | None = None
+    hit: bool | None = None
 
 
 Hook = Callable[[HookEvent], object]
