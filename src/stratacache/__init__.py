@@ -64,6 +64,9 @@ _LAZY: dict[str, str] = {
     "PrometheusCollector": "stratacache.contrib.prometheus",
     "OpenTelemetryInstrumentation": "stratacache.contrib.opentelemetry",
     "LoggingInstrumentation": "stratacache.contrib.logging",
+    "CacheMiddleware": "stratacache.contrib.starlette",
+    "cache_response": "stratacache.contrib.starlette",
+    "cache_lifespan": "stratacache.contrib.starlette",
 }
 
 
@@ -135,4 +138,7 @@ __all__ = [
     "PrometheusCollector",
     "OpenTelemetryInstrumentation",
     "LoggingInstrumentation",
+    "CacheMiddleware",
+    "cache_response",
+    "cache_lifespan",
 ]
