@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from email.utils import formatdate
 from typing import Any
 
 import pytest
@@ -43,6 +44,8 @@ def make_app(**options: Any) -> tuple[Starlette, dict[str, int]]:
             response.headers["cache-control"] = spec["cc"]
         if "cookie" in spec:
             response.set_cookie("session", "abc")
+        if "expires" in spec:
+            response.headers["expires"] = spec["expires"]
         if "etag" in spec:
             response.headers["etag"] = '"app-etag"'
         return response
@@ -193,6 +196,25 @@ def test_s_maxage_beats_max_age_beats_ttl(
     assert client.get("/headers?cc=max-age=100, s-maxage=3").headers["x-cache"] == "MISS"
     clock.advance(60)  # 65 s: past the middleware's ttl (30), within max-age
     assert client.get("/headers?cc=max-age=100").headers["x-cache"] == "HIT"
+
+
+def test_expires_and_only_if_cached(
+    memory_client: tuple[TestClient, dict[str, int]], clock: FakeClock
+) -> None:
+    client, calls = memory_client
+    in_10s = formatdate(clock() + 10, usegmt=True)
+    client.get("/headers", params={"expires": in_10s})
+    assert client.get("/headers", params={"expires": in_10s}).headers["x-cache"] == "HIT"
+    clock.advance(11)
+    # Expired in the cache; the app's response is already past its Expires: not stored.
+    assert "x-cache" not in client.get("/headers", params={"expires": in_10s}).headers
+    client.get("/headers", params={"expires": "not a date"})  # invalid: already expired
+    assert "x-cache" not in client.get("/headers", params={"expires": "not a date"}).headers
+    assert calls["headers"] == 4
+    assert client.get("/plain", headers={"cache-control": "only-if-cached"}).status_code == 504
+    assert "plain" not in calls
+    client.get("/plain")
+    assert client.get("/plain", headers={"cache-control": "only-if-cached"}).status_code == 200
 
 
 def test_authorized_requests_bypass_by_default(clock: FakeClock) -> None:

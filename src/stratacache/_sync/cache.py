@@ -337,7 +337,8 @@ class Cache:
         hooks = self._hooks
         started = 0.0
         if hooks.active:
-            hooks.fire(f"before_{operation}", HookEvent(operation, key))
+            if hooks.wants_before:
+                hooks.fire(f"before_{operation}", HookEvent(operation, key))
             # Timed only for observers (HookEvent.duration): no clock read without hooks.
             started = time.perf_counter()
         try:
@@ -356,7 +357,7 @@ class Cache:
         """The value at ``key``, or ``default`` on a miss (a stored ``None`` stays ``None``)."""
         k = self._prefix + key if type(key) is str and key.isascii() else self._key(key)
         hooks = self._hooks
-        if hooks.active:
+        if hooks.wants_before:
             hooks.fire("before_get", HookEvent("get", key))
         self._tick += 1
         started = 0.0
@@ -398,7 +399,7 @@ class Cache:
         k = self._prefix + key if type(key) is str and key.isascii() else self._key(key)
         seconds = self.default_ttl if ttl is UNSET else normalize_ttl(ttl)
         hooks = self._hooks
-        if hooks.active:
+        if hooks.wants_before:
             hooks.fire("before_set", HookEvent("set", key, value))
         self._tick += 1
         started = 0.0

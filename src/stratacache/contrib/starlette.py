@@ -8,11 +8,13 @@ What is cached, following RFC 9111 for a shared cache:
 * only ``GET`` responses with status 200, 203, 204, 300, 301, 308 (``HEAD`` is answered from
   a stored ``GET``), and only when the response allows it: ``Cache-Control: no-store``,
   ``no-cache``, ``private`` or ``max-age=0``, a ``Set-Cookie`` header or ``Vary: *`` keep a
-  response out of the cache. Its lifetime is ``s-maxage``, else ``max-age``, else ``ttl``;
+  response out of the cache. Its lifetime is ``s-maxage``, else ``max-age``, else what
+  ``Expires`` leaves, else ``ttl``;
 * requests with ``Authorization`` or ``Cookie`` are neither answered from nor stored in the
   cache unless ``cache_authorized=True`` (their responses usually depend on who asks); a
   request's ``Cache-Control: no-store`` bypasses the cache, ``no-cache`` refetches (and
-  stores the fresh response), ``max-age=N`` accepts only a stored response at most N old;
+  stores the fresh response), ``max-age=N`` accepts only a stored response at most N old,
+  ``only-if-cached`` gets ``504`` instead of reaching the application on a miss;
 * ``Vary``: the response's varied request headers become part of the key, so each variant
   is stored apart (the last response's ``Vary`` list is kept per URL);
 * ETag: a stored response keeps the application's ``ETag`` or gets a strong one computed
@@ -34,6 +36,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 from .._async.cache import AsyncCache
@@ -320,6 +323,11 @@ class CacheMiddleware:
             )
             if served:
                 return
+        if "only-if-cached" in request_cc:
+            # RFC 9111 section 5.2.1.7: the client wants no request to the origin.
+            await send({"type": "http.response.start", "status": 504, "headers": [(b"x-cache", b"MISS")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if scope["method"] == "HEAD":
             # A HEAD response has no body to store; the GET that follows will fill the cache.
             await self.app(scope, receive, send)
@@ -375,12 +383,22 @@ class CacheMiddleware:
         cc = _directives(response_headers.get(b"cache-control"))
         if "no-store" in cc or "no-cache" in cc or "private" in cc:
             return None
-        seconds = _seconds(cc, "s-maxage")
+        seconds: float | None = _seconds(cc, "s-maxage")
         if seconds is None:
             seconds = _seconds(cc, "max-age")
+        if seconds is None and b"expires" in response_headers:
+            seconds = self._expires_in(response_headers)
         if seconds is None:
             return default
         return float(seconds) if seconds > 0 else None
+
+    def _expires_in(self, response_headers: Mapping[bytes, bytes]) -> float:
+        """Seconds until ``Expires`` (RFC 9111 section 5.3); an invalid date means already expired."""
+        try:
+            expires = parsedate_to_datetime(response_headers[b"expires"].decode("latin-1")).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return 0.0
+        return expires - self.clock()
 
     async def _fill(
         self,
