@@ -285,6 +285,28 @@ def test_route_decorator_and_only_marked(clock: FakeClock) -> None:
         assert calls["excluded"] == 2
 
 
+async def test_a_body_sent_another_way_is_passed_on_not_stored(clock: FakeClock) -> None:
+    async def pathsend_app(scope: Any, receive: Any, send: Any) -> None:
+        # What a FileResponse sends under a server with the pathsend extension.
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-app", b"1")]})
+        await send({"type": "http.response.pathsend", "path": "/dev/null"})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    cache = AsyncCache("memory", clock=clock)
+    middleware = CacheMiddleware(pathsend_app, cache=cache, clock=clock)
+    scope = {"type": "http", "method": "GET", "path": "/f", "headers": [], "query_string": b""}
+    await middleware(scope, receive, send)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    assert (await cache.stats()).items == 0
+
+
 def test_a_failing_cache_never_fails_a_request() -> None:
     down = AsyncCache(f"redis://127.0.0.1:{free_port()}/0?timeout=0.5&connect_timeout=0.5&retries=0")
     app, calls = make_app(cache=down)

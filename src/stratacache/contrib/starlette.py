@@ -244,6 +244,8 @@ class CacheMiddleware:
         self.state_key = state_key
         self.statuses = codes
         self.clock = clock
+        self._marked_seen: tuple[int, int] | None = None
+        self._any_marked = False
 
     # ------------------------------------------------------------------ lookup
 
@@ -259,13 +261,23 @@ class CacheMiddleware:
             )
         return found
 
-    @staticmethod
-    def _route_policy(scope: Scope) -> RoutePolicy | None:
+    def _route_policy(self, scope: Scope) -> RoutePolicy | None:
         # Routing happens after middleware, so the marked endpoint is found the way the
         # router will find it: the first route that fully matches.
         app = scope.get("app")
-        router = getattr(app, "router", None)
-        for route in getattr(router, "routes", ()) or ():
+        routes = getattr(getattr(app, "router", None), "routes", None) or ()
+        # Matching costs a regex per route: skip it while no route is marked (remembered per
+        # route list and length, so routes added later are seen).
+        seen = (id(routes), len(routes))
+        if self._marked_seen != seen:
+            self._marked_seen = seen
+            self._any_marked = any(
+                isinstance(getattr(getattr(r, "endpoint", None), POLICY_ATTRIBUTE, None), RoutePolicy)
+                for r in routes
+            )
+        if not self._any_marked:
+            return None
+        for route in routes:
             matches = getattr(route, "matches", None)
             if matches is None:
                 continue
@@ -433,6 +445,12 @@ class CacheMiddleware:
                 )
                 return  # held back until the first body chunk: a one-chunk body gets an ETag
             if message["type"] != "http.response.body" or start is None:
+                if start is not None and not started:
+                    # Another way to send the body (an ASGI extension such as pathsend):
+                    # the held-back head goes first, and nothing is stored.
+                    started = True
+                    lifetime = None
+                    await send(start)
                 await send(message)
                 return
             body = bytes(message.get("body", b""))
