@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -100,6 +101,38 @@ def test_prometheus_evictions_and_a_layered_tier_circuit(redis_server: RedisServ
     assert value(samples, "stratacache_backend_up", cache="layered", backend="layered") == 1
     small.close()
     layered.close()
+
+
+def test_prometheus_open_circuit_of_a_down_tier() -> None:
+    registry = CollectorRegistry()
+    collector = PrometheusCollector(registry)
+    down = down_redis_url().replace("&", "%26")  # a nested URL inside the layered URL's query
+    cache = collector.instrument(
+        Cache(f"layered://?tier=memory://&tier={down}&failure_threshold=1&reset_timeout=60"), name="l"
+    )
+    for key in ("a", "b"):
+        # Whether a read with its source down raises is the layered backend's business.
+        with contextlib.suppress(sc.CacheError):
+            cache.get(key)
+    samples = scrape(registry)
+    assert value(samples, "stratacache_tier_circuit_state", cache="l", tier="1", state="open") == 1
+    assert value(samples, "stratacache_tier_circuit_state", cache="l", tier="0", state="closed") == 1
+    assert value(samples, "stratacache_backend_up", cache="l") == 0
+    cache.close()
+
+
+def test_prometheus_sharded_node_states() -> None:
+    registry = CollectorRegistry()
+    collector = PrometheusCollector(registry)
+    nodes = {f"m{i}": sc.MemoryBackend() for i in range(2)}
+    cache = collector.instrument(Cache("sharded", nodes=nodes), name="ring")
+    cache.set("k", 1)
+    samples = scrape(registry)
+    for node in nodes:
+        assert value(samples, "stratacache_node_state", cache="ring", node=node, state="alive") == 1
+        assert value(samples, "stratacache_node_state", cache="ring", node=node, state="dead") == 0
+    assert value(samples, "stratacache_items", cache="ring", backend="sharded") == 1
+    cache.close()
 
 
 def test_prometheus_down_backend_is_reported_not_raised() -> None:
