@@ -356,6 +356,7 @@ def test_logging_records_fields_never_values(caplog: pytest.LogCaptureFixture) -
     cache.set("n", "text")
     with pytest.raises(sc.WrongType):
         cache.incr("n")
+    assert instrumentation.logger_for("sessions").name == "stratacache.ops.sessions"
     records = [r for r in caplog.records if r.name == "stratacache.ops.sessions"]
     outcomes = [(r.operation, getattr(r, "key", None), r.outcome) for r in records]  # type: ignore[attr-defined]
     assert outcomes == [
