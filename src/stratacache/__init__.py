@@ -76,6 +76,13 @@ _LAZY: dict[str, str] = {
     "AsyncLayeredBackend": "stratacache._async.backends.layered",
     "ShardedBackend": "stratacache._sync.backends.sharded",
     "AsyncShardedBackend": "stratacache._async.backends.sharded",
+    # Integrations: each imports its optional dependency when first used.
+    "PrometheusCollector": "stratacache.contrib.prometheus",
+    "OpenTelemetryInstrumentation": "stratacache.contrib.opentelemetry",
+    "LoggingInstrumentation": "stratacache.contrib.logging",
+    "CacheMiddleware": "stratacache.contrib.starlette",
+    "cache_response": "stratacache.contrib.starlette",
+    "cache_lifespan": "stratacache.contrib.starlette",
 }
 
 
@@ -167,4 +174,10 @@ __all__ = [
     "AsyncLayeredBackend",
     "ShardedBackend",
     "AsyncShardedBackend",
+    "PrometheusCollector",
+    "OpenTelemetryInstrumentation",
+    "LoggingInstrumentation",
+    "CacheMiddleware",
+    "cache_response",
+    "cache_lifespan",
 ]

@@ -339,23 +339,29 @@ class Cache:
             return value.value
         return codec.decode(value, key)
 
-    def _failed(self, operation: str, key: object, exc: CacheError) -> None:
+    def _failed(self, operation: str, key: object, exc: CacheError, started: float = 0.0) -> None:
         self._stats.errors += 1
         if self._hooks.active:
-            self._hooks.fire("on_error", HookEvent(operation, key, error=exc))
+            duration = time.perf_counter() - started if started else None
+            self._hooks.fire("on_error", HookEvent(operation, key, error=exc, duration=duration))
 
     def _call(self, operation: str, key: object, fn: Callable[..., Any], *args: Any) -> Any:
         """Run one backend call with hooks and error accounting."""
         hooks = self._hooks
+        started = 0.0
         if hooks.active:
-            hooks.fire(f"before_{operation}", HookEvent(operation, key))
+            if hooks.wants_before:
+                hooks.fire(f"before_{operation}", HookEvent(operation, key))
+            # Timed only for observers (HookEvent.duration): no clock read without hooks.
+            started = time.perf_counter()
         try:
             result = fn(*args)
         except CacheError as exc:
-            self._failed(operation, key, exc)
+            self._failed(operation, key, exc, started)
             raise
         if hooks.active:
-            hooks.fire(f"after_{operation}", HookEvent(operation, key, result=result))
+            duration = time.perf_counter() - started if started else None
+            hooks.fire(f"after_{operation}", HookEvent(operation, key, result=result, duration=duration))
         return result
 
     # -------------------------------------------------------------- plain values
@@ -364,11 +370,12 @@ class Cache:
         """The value at ``key``, or ``default`` on a miss (a stored ``None`` stays ``None``)."""
         k = self._prefix + key if type(key) is str and key.isascii() else self._key(key)
         hooks = self._hooks
-        if hooks.active:
+        if hooks.wants_before:
             hooks.fire("before_get", HookEvent("get", key))
         self._tick += 1
         started = 0.0
-        if self._tick >= self._sample_every:
+        # Hooks see every call's duration (HookEvent.duration), so every call is timed then.
+        if self._tick >= self._sample_every or hooks.active:
             self._tick = 0
             started = time.perf_counter()
         try:
@@ -384,17 +391,20 @@ class Cache:
                     except Exception:  # decoded again, which raises the precise error
                         value = self._decode(value, k)
         except CacheError as exc:
-            self._failed("get", key, exc)
+            self._failed("get", key, exc, started)
             raise
         if started:
-            self._stats.get_latency.add(time.perf_counter() - started)
+            started = time.perf_counter() - started  # from here on: the call's duration
+            self._stats.get_latency.add(started)
         if value is MISSING:
             self._stats.misses += 1
             value = default
+            hit = False
         else:
             self._stats.hits += 1
+            hit = True
         if hooks.active:
-            hooks.fire("after_get", HookEvent("get", key, result=value))
+            hooks.fire("after_get", HookEvent("get", key, result=value, duration=started or None, hit=hit))
         return value
 
     def set(self, key: str, value: Any, ttl: Any = UNSET, *, if_version: Any = UNSET) -> bool:
@@ -409,11 +419,12 @@ class Cache:
         k = self._prefix + key if type(key) is str and key.isascii() else self._key(key)
         seconds = self.default_ttl if ttl is UNSET else normalize_ttl(ttl)
         hooks = self._hooks
-        if hooks.active:
+        if hooks.wants_before:
             hooks.fire("before_set", HookEvent("set", key, value))
         self._tick += 1
         started = 0.0
-        if self._tick >= self._sample_every:
+        # Hooks see every call's duration (HookEvent.duration), so every call is timed then.
+        if self._tick >= self._sample_every or hooks.active:
             self._tick = 0
             started = time.perf_counter()
         try:
@@ -421,13 +432,14 @@ class Cache:
                 value = self._codec.encode(value, k)
             self._backend.set(k, value, seconds)
         except CacheError as exc:
-            self._failed("set", key, exc)
+            self._failed("set", key, exc, started)
             raise
         if started:
-            self._stats.set_latency.add(time.perf_counter() - started)
+            started = time.perf_counter() - started  # from here on: the call's duration
+            self._stats.set_latency.add(started)
         self._stats.sets += 1
         if hooks.active:
-            hooks.fire("after_set", HookEvent("set", key, value))
+            hooks.fire("after_set", HookEvent("set", key, value, duration=started or None))
         return True
 
     def add(self, key: str, value: Any, ttl: Any = UNSET) -> bool:

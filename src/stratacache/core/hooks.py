@@ -32,8 +32,13 @@ HOOK_NAMES: frozenset[str] = frozenset(
 class HookEvent:
     """What a hook is told: the operation, the user's key(s), and for ``after_*`` the outcome.
 
-    ``result`` is the operation's return value (for ``after_get``, the value or MISSING);
-    ``error`` is set for ``on_error``.
+    ``result`` is the operation's return value (for ``after_get``, what the caller gets:
+    the value, or the default on a miss); ``error`` is set for ``on_error``.
+    ``duration`` is the seconds the backend call took (set on ``after_*`` and ``on_error``
+    events of operations that reached the backend; None otherwise): the facade reads the
+    clock for it only while some hook is registered, so observers cost nothing when absent.
+    ``hit`` is set on ``after_get`` only: True when the key held a value (a stored value
+    equal to the default is still a hit).
     """
 
     operation: str
@@ -41,6 +46,8 @@ class HookEvent:
     value: Any = None
     result: Any = None
     error: BaseException | None = None
+    duration: float | None = None
+    hit: bool | None = None
 
 
 Hook = Callable[[HookEvent], object]
@@ -49,13 +56,16 @@ Hook = Callable[[HookEvent], object]
 class Hooks:
     """Named lists of callbacks. Exceptions inside a callback are logged and swallowed."""
 
-    __slots__ = ("_hooks", "active")
+    __slots__ = ("_hooks", "active", "wants_before")
 
     def __init__(self) -> None:
         self._hooks: dict[str, list[Hook]] = {}
         # A plain attribute, not __bool__: the facade tests it on every operation, and a
         # Python-level __bool__ call costs more than the rest of a cache hit's bookkeeping.
         self.active = False
+        # Whether any before_* hook is registered: observers (metrics, tracing, logging) use
+        # only after_*/on_error, and building a frozen HookEvent nobody reads costs ~0.5 us.
+        self.wants_before = False
 
     def __bool__(self) -> bool:
         return self.active
@@ -68,6 +78,7 @@ class Hooks:
             raise ConfigurationError(f"hook {name!r} must be callable, got {type(hook).__name__}")
         self._hooks.setdefault(name, []).append(hook)
         self.active = True
+        self.wants_before = self.wants_before or name.startswith("before_")
 
     def remove(self, name: str, hook: Hook) -> None:
         """Unregister ``hook``; a hook that was never added is ignored."""
@@ -77,6 +88,7 @@ class Hooks:
             if not hooks:
                 del self._hooks[name]
             self.active = bool(self._hooks)
+            self.wants_before = any(n.startswith("before_") for n in self._hooks)
 
     def fire(self, name: str, event: HookEvent) -> None:
         """Call every hook for ``name``; a failing hook is logged, never raised."""

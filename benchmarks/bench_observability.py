@@ -1,0 +1,101 @@
+"""What observing a cache costs: ns per memory-backend ``get`` hit, with each integration.
+
+    python benchmarks/bench_observability.py [--calls 200000] [--rounds 5]
+
+Contenders, each a sync ``Cache("memory")`` holding the key read:
+
+* ``none``: no hook registered (the facade's fast path);
+* ``hook``: one no-op ``after_get`` hook (the hook machinery alone);
+* ``logging``: LoggingInstrumentation, its logger not enabled for DEBUG (the default);
+* ``prometheus``: PrometheusCollector;
+* ``otel-api``: OpenTelemetryInstrumentation with only opentelemetry-api (no SDK: no-op);
+* ``otel-sdk``: with the SDK, spans to a SimpleSpanProcessor whose exporter drops them,
+  metrics to an in-memory reader.
+
+Rounds are interleaved (the order rotated each round); the median round is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from prometheus_client import CollectorRegistry
+
+from stratacache import Cache
+from stratacache.contrib.logging import LoggingInstrumentation
+from stratacache.contrib.opentelemetry import OpenTelemetryInstrumentation
+from stratacache.contrib.prometheus import PrometheusCollector
+
+
+class _Drop(SpanExporter):
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def _caches() -> tuple[dict[str, Cache], TracerProvider]:
+    caches: dict[str, Cache] = {"none": Cache("memory")}
+    hooked = Cache("memory")
+    hooked.hooks.add("after_get", lambda event: None)
+    caches["hook"] = hooked
+    caches["logging"] = LoggingInstrumentation().instrument(Cache("memory"), name="bench")
+    caches["prometheus"] = PrometheusCollector(CollectorRegistry()).instrument(Cache("memory"))
+    caches["otel-api"] = OpenTelemetryInstrumentation().instrument(Cache("memory"))
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(_Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    sdk = OpenTelemetryInstrumentation(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    caches["otel-sdk"] = sdk.instrument(Cache("memory"))
+    for cache in caches.values():
+        cache.set("key", "value")
+    return caches, tracer_provider
+
+
+def _time(get: Callable[[str], Any], calls: int) -> float:
+    gc.disable()
+    try:
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            get("key")
+        return (time.perf_counter_ns() - started) / calls
+    finally:
+        gc.enable()
+
+
+def main() -> None:
+    """Print the median ns per get of each contender."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    caches, tracer_provider = _caches()
+    names = list(caches)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(args.rounds):
+        order = names[round_index % len(names) :] + names[: round_index % len(names)]
+        for name in order:
+            samples[name].append(_time(caches[name].get, args.calls))
+    base = statistics.median(samples["none"])
+    print(f"python {sys.version.split()[0]}, {args.calls} calls x {args.rounds} rounds, median")
+    print(f"{'contender':<12} {'ns/get':>8} {'x none':>7}")
+    for name in names:
+        median = statistics.median(samples[name])
+        print(f"{name:<12} {median:8.0f} {median / base:7.1f}")
+    tracer_provider.shutdown()
+    tracer_provider.shutdown()
+
+
+if __name__ == "__main__":
+    main()
