@@ -18,10 +18,9 @@ from ._async.backends.memory import AsyncMemoryBackend
 from ._async.backends.null import AsyncNullBackend
 from ._async.cache import AsyncCache, HealthReport
 from ._async.ratelimit import AsyncRateLimiter
-from ._async.typed import AsyncTypedCache
-
 from ._async.sources import AsyncDataSource
 from ._async.strategies import AsyncReadThrough, AsyncRefreshAhead, AsyncWriteBehind, AsyncWriteThrough
+from ._async.typed import AsyncTypedCache
 from ._exceptions import (
     AccessDenied,
     BackendUnavailable,
@@ -48,12 +47,12 @@ from ._sync.backends.memory import MemoryBackend
 from ._sync.backends.null import NullBackend
 from ._sync.cache import Cache
 from ._sync.ratelimit import RateLimiter
+from ._sync.sources import DataSource
+from ._sync.strategies import ReadThrough, RefreshAhead, WriteBehind, WriteThrough
 from ._sync.typed import TypedCache
 from ._types import MISSING, UNSET, Item, Missing, Unset
 from .core.hooks import HOOK_NAMES, HookEvent
 from .core.ratelimit import RateLimitDecision
-from ._sync.sources import DataSource
-from ._sync.strategies import ReadThrough, RefreshAhead, WriteBehind, WriteThrough
 from .core.sources import MappingSource
 from .core.stats import LatencySummary, Stats
 from .core.warming import WarmReport
