@@ -31,15 +31,16 @@ def writer(options: dict[str, Any], db: Any, floor: Any, stop: Any, counters: An
     rng = random.Random(seed)
     reads = stale = late = loads = 0
     with Cache(**options) as cache:
+        loaded: list[int] = []
+
+        def load() -> int:
+            generation = int(db.value)
+            time.sleep(rng.uniform(0.001, 0.02))
+            loaded.append(generation)
+            return generation
+
         while not stop.is_set():
-            loaded: list[int] = []
-
-            def load() -> int:
-                generation = int(db.value)
-                time.sleep(rng.uniform(0.001, 0.02))
-                loaded.append(generation)
-                return generation
-
+            loaded.clear()
             cache.get_or_set("page", load, ttl=60, tags=["t"])
             if loaded:
                 loads += 1

@@ -138,7 +138,8 @@ def test_bad_tags_are_refused_naming_the_parameter(tags: Any, match: str) -> Non
 
 
 def test_invalidate_tags_takes_names_not_a_list() -> None:
-    with Cache("memory://") as cache, pytest.raises(InvalidArgument, match="every tag must be a str, not list"):
+    match = "every tag must be a str, not list"
+    with Cache("memory://") as cache, pytest.raises(InvalidArgument, match=match):
         cache.invalidate_tags(["a", "b"])  # type: ignore[arg-type]
 
 
