@@ -63,7 +63,7 @@ async def test_tags_on_every_backend_async(acache: AsyncCache, backend_name: str
         calls.append(1)
         return f"loaded{len(calls)}"
 
-    assert await acache.get_or_set("g", load, ttl=60, tags=["t4"]) == "loaded1"
+    assert await acache.get_or_set("g", load, ttl=60, tags=(t for t in ["t4"])) == "loaded1"
     assert await acache.get_or_set("g", load, ttl=60, tags=["t4"]) == "loaded1"
     await acache.invalidate_tags("t4")
     assert await acache.get_or_set("g", load, ttl=60, tags=["t4"]) == "loaded2"

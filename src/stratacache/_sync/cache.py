@@ -767,7 +767,7 @@ class Cache:
         self, key: str, factory: Callable[[], Any], seconds: float | None, tags: Iterable[str]
     ) -> Any:
         k = self._key(key)
-        check_tags(tags)  # bad tags fail on hits too
+        names = check_tags(tags)  # bad tags fail on hits too; a generator is read once
         value = self.get(key, MISSING)
         if value is not MISSING:
             return value
@@ -776,9 +776,9 @@ class Cache:
             again = self._read_value(k)
             if again is not MISSING:
                 return again
-            # Read again now, right before the factory runs: an invalidation after this
-            # point makes the value we are about to compute read as a miss.
-            seen = self._tag_versions(tags)
+            # The versions are read right before the factory runs: an invalidation from
+            # here on makes the value it computes read as a miss (no resurrection).
+            seen = self._tag_versions(names)
             result = factory()
             if inspect.isawaitable(result):
                 if not _IS_ASYNC:
