@@ -155,6 +155,11 @@ def test_raw_serializer_cannot_carry_tags() -> None:
     with Cache("memory://", serializer="raw") as cache:
         with pytest.raises(UnsupportedOperation, match="'raw' serializer stores bytes exactly as given"):
             cache.set("k", b"v", tags=["t"])
+        with pytest.raises(UnsupportedOperation, match=r"does not support tags and stampede metadata\(\)"):
+            cache.get_or_set("k", lambda: b"v", tags=["t"])
+        with pytest.raises(UnsupportedOperation, match="'raw' serializer"):
+            cache._write_envelope("k", Envelope(b"v", fresh_until=1.0), 60)
+        assert not cache.exists(TAG_RECORD_PREFIX + "t")  # refused before touching a record
         cache.set("k", b"v")  # untagged raw values are unaffected
         assert cache.get("k") == b"v"
 

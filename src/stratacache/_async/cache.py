@@ -633,7 +633,19 @@ class AsyncCache:
         value); None for ``tags=None``. InvalidArgument naming ``tags`` for bad tags."""
         if tags is None:
             return None
+        codec = self._codec
+        if codec is not None and codec.serializer.format_id == 0:
+            # Before any record is touched: the value could not be stored anyway.
+            raise self._no_envelopes(codec)
         return await current_versions(self, tags) or None
+
+    def _no_envelopes(self, codec: Codec) -> UnsupportedOperation:
+        return UnsupportedOperation(
+            self._backend.describe(),
+            "tags and stampede metadata",
+            f"the {codec.serializer.name!r} serializer stores bytes exactly as given, with no header "
+            "to mark a value that carries them; use msgpack, json or pickle",
+        )
 
     async def _open_envelope(self, k: str, envelope: Envelope) -> Any:
         """The value inside ``envelope`` stored at raw key ``k``, or MISSING when one of its
@@ -703,12 +715,7 @@ class AsyncCache:
         except SerializationError as exc:
             if codec.serializer.format_id != 0:
                 raise
-            raise UnsupportedOperation(
-                self._backend.describe(),
-                "tags and stampede metadata",
-                f"the {codec.serializer.name!r} serializer stores bytes exactly as given, with no header "
-                "to mark a value that carries them; use msgpack, json or pickle",
-            ) from exc
+            raise self._no_envelopes(codec) from exc
 
     async def _write_envelope(self, key: str, envelope: Envelope, ttl: Any = UNSET) -> None:
         """Store ``envelope`` at ``key`` (``ttl`` as for :meth:`set`); counted as a set."""
