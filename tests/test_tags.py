@@ -14,6 +14,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tag_race_workers
 from servers import MemcachedServer, RedisServer
@@ -212,6 +214,58 @@ def test_invalidated_entries_are_dropped_when_read() -> None:
         assert not cache.exists("k")
         stats = cache.stats()
         assert stats.misses == 1
+
+
+# ------------------------------------------------------------------ model check
+
+_KEYS = st.sampled_from(["a", "b", "c"])
+_TAG_SETS = st.lists(st.sampled_from(["x", "y", "z"]), max_size=3)
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), _KEYS, st.integers(0, 9), _TAG_SETS),
+        st.tuples(st.just("set_many"), st.lists(_KEYS, min_size=1, max_size=3), st.integers(0, 9), _TAG_SETS),
+        st.tuples(st.just("add"), _KEYS, st.integers(0, 9), _TAG_SETS),
+        st.tuples(st.just("invalidate"), st.lists(st.sampled_from(["x", "y", "z"]), min_size=1, max_size=2)),
+        st.tuples(st.just("drop_record"), st.sampled_from(["x", "y", "z"])),
+        st.tuples(st.just("get_many")),
+    ),
+    max_size=25,
+)
+
+
+@pytest.mark.parametrize("serializer", [None, "msgpack"])
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS)
+def test_tags_follow_a_model(serializer: str | None, ops: list[Any]) -> None:
+    """Random writes, invalidations and lost records against a dict model: an entry is
+    visible exactly while none of its tags was invalidated (or lost its record) after it
+    was written."""
+    model: dict[str, tuple[int, frozenset[str]]] = {}
+    with Cache("memory://", serializer=serializer) as cache:
+        for op in ops:
+            if op[0] == "set":
+                _, key, value, tags = op
+                cache.set(key, value, tags=tags)
+                model[key] = (value, frozenset(tags))
+            elif op[0] == "set_many":
+                _, keys, value, tags = op
+                cache.set_many(dict.fromkeys(keys, value), tags=tags)
+                model.update(dict.fromkeys(keys, (value, frozenset(tags))))
+            elif op[0] == "add":
+                _, key, value, tags = op
+                assert cache.add(key, value, tags=tags) is (key not in model)
+                model.setdefault(key, (value, frozenset(tags)))
+            elif op[0] == "invalidate":
+                cache.invalidate_tags(*op[1])
+                model = {k: v for k, v in model.items() if not v[1] & set(op[1])}
+            elif op[0] == "drop_record":
+                cache.delete(TAG_RECORD_PREFIX + op[1])
+                model = {k: v for k, v in model.items() if op[1] not in v[1]}
+            else:
+                expected = {k: v[0] for k, v in model.items()}
+                assert cache.get_many(["a", "b", "c"]) == expected
+        for key in ("a", "b", "c"):
+            assert cache.get(key, "miss") == (model[key][0] if key in model else "miss")
 
 
 # ------------------------------------------------------------------------ layered

@@ -925,7 +925,7 @@ class MemoryStore(CollectionsMixin):
         mask = every - 1 if every & (every - 1) == 0 else 0
 
         def set(key: Any, value: Any, ttl: Any = UNSET, **options: Any) -> None:  # noqa: A001 - the facade's name
-            # ``options`` (tags=...) take the full path.
+            # Keyword options (tags=, and any the facade grows) take the full path.
             if options or hooks.active or owner._closed or type(key) is not str or not key.isascii():
                 return full_set(key, value, ttl, **options)
             if ttl is UNSET:
