@@ -81,6 +81,14 @@ async def test_tags_on_every_backend_async(acache: AsyncCache, backend_name: str
     assert list(envelope.tags or {}) == ["t5"]
     plain = await acache._read_envelope("plain")
     assert plain == Envelope(3)
+    # Versions read before a load: an invalidation in between makes the write a miss.
+    seen = await acache.tag_versions("t6", "t7")
+    assert seen.tags == ("t6", "t7")
+    await acache.invalidate_tags("t7")
+    await acache.set("s", "stale", tags=seen)
+    assert await acache.get("s") is None
+    await acache.set("s", "fresh", tags=await acache.tag_versions("t6", "t7"))
+    assert await acache.get("s") == "fresh"
 
 
 def test_tags_on_every_backend_sync(cache: Cache, backend_name: str) -> None:
@@ -151,6 +159,25 @@ async def test_bad_tags_are_refused_async() -> None:
             await cache.set("k", 1, tags="t")
         with pytest.raises(InvalidArgument, match="every tag must be a str"):
             await cache.invalidate_tags(None)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument, match=r"tags: a tag must be 1\.\.200"):
+            await cache.tag_versions("")
+        with pytest.raises(InvalidArgument, match="every tag must be a str, not list"):
+            await cache.tag_versions(["a"])  # type: ignore[arg-type]
+
+
+def test_tag_versions_value() -> None:
+    with Cache("memory://") as cache:
+        seen = cache.tag_versions("a", "b", "a")
+        assert seen.tags == ("a", "b")
+        assert seen == cache.tag_versions("a", "b")
+        assert repr(seen) == "TagVersions('a', 'b')"
+        assert set(seen.as_dict()) == {"a", "b"}
+        cache.set_many({"x": 1, "y": 2}, tags=seen)
+        assert cache.add("z", 3, tags=seen) is True
+        assert cache.get_or_set("w", lambda: 4, tags=seen) == 4
+        cache.invalidate_tags("b")
+        assert cache.get_many(["x", "y", "z", "w"]) == {}
+        assert seen != cache.tag_versions("a", "b")
 
 
 def test_raw_serializer_cannot_carry_tags() -> None:
@@ -161,6 +188,8 @@ def test_raw_serializer_cannot_carry_tags() -> None:
             cache.get_or_set("k", lambda: b"v", tags=["t"])
         with pytest.raises(UnsupportedOperation, match="'raw' serializer"):
             cache._write_envelope("k", Envelope(b"v", fresh_until=1.0), 60)
+        with pytest.raises(UnsupportedOperation, match="'raw' serializer"):
+            cache.tag_versions("t")
         assert not cache.exists(TAG_RECORD_PREFIX + "t")  # refused before touching a record
         cache.set("k", b"v")  # untagged raw values are unaffected
         assert cache.get("k") == b"v"
@@ -321,7 +350,10 @@ def test_no_stale_value_after_invalidation_across_processes(race_backend: dict[s
     counters = ctx.Array("q", 4)  # reads, stale reads, late writes, loads
     stop = ctx.Event()
     procs = [
-        ctx.Process(target=tag_race_workers.writer, args=(race_backend, db, floor, stop, counters, seed))
+        ctx.Process(
+            target=tag_race_workers.writer,
+            args=(race_backend, db, floor, stop, counters, seed, seed == 2),
+        )
         for seed in range(3)
     ]
     procs.append(ctx.Process(target=tag_race_workers.invalidator, args=(race_backend, db, floor, stop, 25)))

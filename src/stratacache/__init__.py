@@ -40,6 +40,7 @@ from ._sync.backends.memory import MemoryBackend
 from ._sync.backends.null import NullBackend
 from ._sync.cache import Cache
 from ._types import MISSING, UNSET, Missing, Unset
+from .core.envelope import TagVersions
 from .core.hooks import HOOK_NAMES, HookEvent
 from .core.stats import LatencySummary, Stats
 from .decorators import cached
@@ -111,6 +112,7 @@ __all__ = [
     "Serializer",
     "SnapshotError",
     "Stats",
+    "TagVersions",
     "UnsupportedOperation",
     "Unset",
     "ValueTooLarge",

@@ -28,7 +28,7 @@ from .._exceptions import (
     UnsupportedOperation,
 )
 from .._types import MISSING, UNSET, Missing, Unset, check_key, check_text, normalize_ttl
-from ..core.envelope import Envelope, check_tags
+from ..core.envelope import Envelope, TagVersions, check_tags
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stats import Stats, StatsRecorder
@@ -394,10 +394,14 @@ class AsyncCache:
             hooks.fire("after_get", HookEvent("get", key, result=value))
         return value
 
-    async def set(self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | None = None) -> None:
+    async def set(
+        self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | TagVersions | None = None
+    ) -> None:
         """Store ``value`` at ``key``. ``ttl``: seconds or timedelta; None = never; omitted = default.
 
-        ``tags``: names this entry can be invalidated by (:meth:`invalidate_tags`).
+        ``tags``: names this entry can be invalidated by (:meth:`invalidate_tags`); their
+        versions are read now. For a value computed earlier, pass the :class:`TagVersions`
+        that :meth:`tag_versions` returned before computing it.
         """
         if tags is not None:
             await self._set_tagged(key, value, ttl, tags)
@@ -425,7 +429,9 @@ class AsyncCache:
         if hooks.active:
             hooks.fire("after_set", HookEvent("set", key, value))
 
-    async def add(self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | None = None) -> bool:
+    async def add(
+        self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | TagVersions | None = None
+    ) -> bool:
         """Store only if ``key`` is absent (atomic); True when stored. ``tags`` as for :meth:`set`."""
         if tags is not None:
             return await self._add_tagged(key, value, ttl, tags)
@@ -507,7 +513,11 @@ class AsyncCache:
         return result
 
     async def set_many(
-        self, mapping: Mapping[str, Any], ttl: Any = UNSET, *, tags: Iterable[str] | None = None
+        self,
+        mapping: Mapping[str, Any],
+        ttl: Any = UNSET,
+        *,
+        tags: Iterable[str] | TagVersions | None = None,
     ) -> None:
         """Store every item with one ttl (and the same ``tags``, as for :meth:`set`)."""
         if not isinstance(mapping, Mapping):
@@ -581,7 +591,12 @@ class AsyncCache:
         await self._call("clear", None, self._backend.clear, self._prefix or None)
 
     async def get_or_set(
-        self, key: str, factory: Callable[[], Any], ttl: Any = UNSET, *, tags: Iterable[str] | None = None
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: Any = UNSET,
+        *,
+        tags: Iterable[str] | TagVersions | None = None,
     ) -> Any:
         """The value at ``key``; on a miss, ``factory()``'s result, stored with ``ttl``.
 
@@ -628,16 +643,33 @@ class AsyncCache:
         """
         await invalidate(self, tags)
 
-    async def _tag_versions(self, tags: Iterable[str] | None) -> dict[str, int | str] | None:
+    async def tag_versions(self, *tags: str) -> TagVersions:
+        """The current versions of ``tags``, to read *before* computing a value.
+
+        Pass the result as ``tags=`` to :meth:`set`, :meth:`set_many` or :meth:`add`: the
+        value is stored with these versions, so it reads as a miss if any of the tags was
+        invalidated in between (``get_or_set(..., tags=...)`` does this by itself).
+        Raises InvalidArgument for a tag that is not a non-empty str.
+        """
+        self._check_envelopes()
+        return TagVersions(await current_versions(self, tags))
+
+    async def _tag_versions(self, tags: Iterable[str] | TagVersions | None) -> dict[str, int | str] | None:
         """``{tag: version}`` to put in an Envelope, read now (call it before computing the
-        value); None for ``tags=None``. InvalidArgument naming ``tags`` for bad tags."""
+        value), or as given by a TagVersions; None for ``tags=None``. InvalidArgument naming
+        ``tags`` for bad tags."""
         if tags is None:
             return None
+        self._check_envelopes()
+        if type(tags) is TagVersions:
+            return tags.as_dict() or None
+        return await current_versions(self, tags) or None
+
+    def _check_envelopes(self) -> None:
         codec = self._codec
         if codec is not None and codec.serializer.format_id == 0:
             # Before any record is touched: the value could not be stored anyway.
             raise self._no_envelopes(codec)
-        return await current_versions(self, tags) or None
 
     def _no_envelopes(self, codec: Codec) -> UnsupportedOperation:
         return UnsupportedOperation(
@@ -729,13 +761,13 @@ class AsyncCache:
         await self._call("set", key, self._backend.set, k, stored, seconds)
         self._stats.sets += 1
 
-    async def _set_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str]) -> None:
+    async def _set_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str] | TagVersions) -> None:
         self._key(key)  # a bad key fails before the tag records are touched
         seconds = self._ttl(ttl)
         versions = await self._tag_versions(tags)
         await self._write_envelope(key, Envelope(value, versions), seconds)
 
-    async def _add_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str]) -> bool:
+    async def _add_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str] | TagVersions) -> bool:
         k = self._key(key)
         seconds = self._ttl(ttl)
         versions = await self._tag_versions(tags)
@@ -753,7 +785,9 @@ class AsyncCache:
             self._stats.sets += 1
         return added
 
-    async def _set_many_tagged(self, mapping: Mapping[str, Any], ttl: Any, tags: Iterable[str]) -> None:
+    async def _set_many_tagged(
+        self, mapping: Mapping[str, Any], ttl: Any, tags: Iterable[str] | TagVersions
+    ) -> None:
         seconds = self._ttl(ttl)
         full = [self._key(key) for key in mapping]
         versions = await self._tag_versions(tags)
@@ -770,10 +804,11 @@ class AsyncCache:
         self._stats.sets += len(items)
 
     async def _get_or_set_tagged(
-        self, key: str, factory: Callable[[], Any], seconds: float | None, tags: Iterable[str]
+        self, key: str, factory: Callable[[], Any], seconds: float | None, tags: Iterable[str] | TagVersions
     ) -> Any:
         k = self._key(key)
-        names = check_tags(tags)  # bad tags fail on hits too; a generator is read once
+        # Bad tags fail on hits too; a generator is read once.
+        names = tags if type(tags) is TagVersions else check_tags(tags)
         value = await self.get(key, MISSING)
         if value is not MISSING:
             return value
