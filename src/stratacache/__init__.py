@@ -51,6 +51,7 @@ from ._sync.sources import DataSource
 from ._sync.strategies import ReadThrough, RefreshAhead, WriteBehind, WriteThrough
 from ._sync.typed import TypedCache
 from ._types import MISSING, UNSET, Item, Missing, Unset
+from .core.envelope import TagVersions
 from .core.hooks import HOOK_NAMES, HookEvent
 from .core.ratelimit import RateLimitDecision
 from .core.sources import MappingSource
@@ -140,6 +141,7 @@ __all__ = [
     "Serializer",
     "SnapshotError",
     "Stats",
+    "TagVersions",
     "UnsupportedOperation",
     "Unset",
     "ValueTooLarge",

@@ -20,8 +20,16 @@ from typing import Any, Self
 
 from .._build import make_backend
 from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
-from .._exceptions import CacheError, ConfigurationError, InvalidArgument, InvalidKey
+from .._exceptions import (
+    CacheError,
+    ConfigurationError,
+    InvalidArgument,
+    InvalidKey,
+    SerializationError,
+    UnsupportedOperation,
+)
 from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text, normalize_ttl
+from ..core.envelope import Envelope, TagVersions, check_tags, envelope_tags
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stats import Stats, StatsRecorder
@@ -30,6 +38,7 @@ from ..serializers import Codec, Serializer
 from .backends.base import Backend, Decoded
 from .backends.closed import ClosedBackend
 from .patterns import FlightGroup
+from .tags import current_versions, invalidate, valid_envelopes
 from .typed import TypedCache, T
 from .warming import warm as _warm
 
@@ -390,6 +399,8 @@ class Cache:
                         value = loads(value[4:])
                     except Exception:  # decoded again, which raises the precise error
                         value = self._decode(value, k)
+            if type(value) is Envelope:
+                value = self._open_envelope(k, value)
         except CacheError as exc:
             self._failed("get", key, exc, started)
             raise
@@ -407,15 +418,30 @@ class Cache:
             hooks.fire("after_get", HookEvent("get", key, result=value, duration=started or None, hit=hit))
         return value
 
-    def set(self, key: str, value: Any, ttl: Any = UNSET, *, if_version: Any = UNSET) -> bool:
+    def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: Any = UNSET,
+        *,
+        tags: Iterable[str] | TagVersions | None = None,
+        if_version: Any = UNSET,
+    ) -> bool:
         """Store ``value`` at ``key``. ``ttl``: seconds or timedelta; None = never; omitted = default.
+
+        ``tags``: names this entry can be invalidated by (:meth:`invalidate_tags`); their
+        versions are read now. For a value computed earlier, pass the :class:`TagVersions`
+        that :meth:`tag_versions` returned before computing it.
 
         Returns True. With ``if_version`` (a version from :meth:`get_item`) it is a
         compare-and-set: stored only if the entry is still that version, atomically, and
         False otherwise (an absent key never matches).
         """
         if if_version is not UNSET:
-            return self._set_if_version(key, value, ttl, if_version)
+            return self._set_if_version(key, value, ttl, if_version, tags)
+        if tags is not None:
+            self._set_tagged(key, value, ttl, tags)
+            return True
         k = self._prefix + key if type(key) is str and key.isascii() else self._key(key)
         seconds = self.default_ttl if ttl is UNSET else normalize_ttl(ttl)
         hooks = self._hooks
@@ -442,8 +468,12 @@ class Cache:
             hooks.fire("after_set", HookEvent("set", key, value, duration=started or None))
         return True
 
-    def add(self, key: str, value: Any, ttl: Any = UNSET) -> bool:
-        """Store only if ``key`` is absent (atomic); True when stored."""
+    def add(
+        self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | TagVersions | None = None
+    ) -> bool:
+        """Store only if ``key`` is absent (atomic); True when stored. ``tags`` as for :meth:`set`."""
+        if tags is not None:
+            return self._add_tagged(key, value, ttl, tags)
         k = self._key(key)
         seconds = self._ttl(ttl)
         try:
@@ -481,10 +511,16 @@ class Cache:
         found: dict[str, Any] = self._call("get_many", user_keys, self._backend.get_many, list(full))
         result: dict[str, Any] = {}
         codec = self._codec
+        # Entries stored as envelopes (tags, freshness metadata), by stored key: validated
+        # in one batch below. Only the non-plain decode paths can produce one.
+        wrapped: dict[str, Envelope] = {}
         try:
             if codec is None:
                 for k, value in found.items():
-                    result[full[k]] = value
+                    if type(value) is Envelope:
+                        wrapped[k] = value
+                    else:
+                        result[full[k]] = value
             else:
                 # Codec.decode's fast path inlined (header -> loader, no frame): this loop
                 # runs once per key of every batch read. Anything else takes codec.decode.
@@ -500,11 +536,17 @@ class Cache:
                                 continue
                             except Exception:  # decoded again below, which raises the precise error
                                 pass
-                        result[full[k]] = decode(raw, k)
+                        value = decode(raw, k)
                     elif kind is Decoded:
-                        result[full[k]] = raw.value
+                        value = raw.value
                     else:
-                        result[full[k]] = self._decode(raw, k)
+                        value = self._decode(raw, k)
+                    if type(value) is Envelope:
+                        wrapped[k] = value
+                    else:
+                        result[full[k]] = value
+            if wrapped:
+                self._open_envelopes(wrapped, full, result)
         except CacheError as exc:
             self._failed("get_many", user_keys, exc)
             raise
@@ -512,10 +554,19 @@ class Cache:
         self._stats.misses += len(full) - len(result)
         return result
 
-    def set_many(self, mapping: Mapping[str, Any], ttl: Any = UNSET) -> None:
-        """Store every item with one ttl."""
+    def set_many(
+        self,
+        mapping: Mapping[str, Any],
+        ttl: Any = UNSET,
+        *,
+        tags: Iterable[str] | TagVersions | None = None,
+    ) -> None:
+        """Store every item with one ttl (and the same ``tags``, as for :meth:`set`)."""
         if not isinstance(mapping, Mapping):
             raise InvalidArgument(f"set_many takes a mapping of key -> value, not {type(mapping).__name__}")
+        if tags is not None:
+            self._set_many_tagged(mapping, ttl, tags)
+            return
         seconds = self._ttl(ttl)
         try:
             items = {}
@@ -581,25 +632,36 @@ class Cache:
         """Delete every key of this cache's namespace (everything, when it has none)."""
         self._call("clear", None, self._backend.clear, self._prefix or None)
 
-    def get_or_set(self, key: str, factory: Callable[[], Any], ttl: Any = UNSET) -> Any:
+    def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: Any = UNSET,
+        *,
+        tags: Iterable[str] | TagVersions | None = None,
+    ) -> Any:
         """The value at ``key``; on a miss, ``factory()``'s result, stored with ``ttl``.
 
         Single-flight: concurrent misses for one key in this process call ``factory`` once
         and all receive its result; if it raises, they all receive the exception and
         nothing is stored. ``factory`` may be a coroutine function with Cache.
+        ``tags``: stored with the value as by :meth:`set`; their versions are read before
+        ``factory`` runs, so a value computed across an invalidation reads as a miss.
         """
         if not callable(factory):
             raise InvalidArgument(f"factory must be callable, got {type(factory).__name__}")
         seconds = self._ttl(ttl)
+        if tags is not None:
+            return self._get_or_set_tagged(key, factory, seconds, tags)
         value = self.get(key, MISSING)
         if value is not MISSING:
             return value
 
         def fill() -> Any:
             # Another flight may have stored the value between our miss and our leadership.
-            again = self._backend.get(self._key(key))
+            again = self._read_value(self._key(key))
             if again is not MISSING:
-                return self._decode(again, self._key(key))
+                return again
             result = factory()
             if inspect.isawaitable(result):
                 if not _IS_ASYNC:
@@ -626,18 +688,28 @@ class Cache:
             return None
         try:
             value = self._decode(raw.value, k)
+            tags = raw.tags
+            if type(value) is Envelope:
+                tags = envelope_tags(value)
+                value = self._open_envelope(k, value)
         except CacheError as exc:
             self._failed("get_item", key, exc)
             raise
+        if value is MISSING:  # one of its tags was invalidated: the entry is gone
+            self._stats.misses += 1
+            return None
         self._stats.hits += 1
-        return Item(user_key, value, raw.version, raw.created, raw.expires_at, raw.tags, raw.size)
+        return Item(user_key, value, raw.version, raw.created, raw.expires_at, tags, raw.size)
 
-    def _set_if_version(self, key: str, value: Any, ttl: Any, version: Any) -> bool:
+    def _set_if_version(
+        self, key: str, value: Any, ttl: Any, version: Any, tags: Iterable[str] | TagVersions | None = None
+    ) -> bool:
         k = self._key(key)
         seconds = self._ttl(ttl)
         expected = _check_version(version, "set", key)
+        versions = self._tag_versions(tags)
         try:
-            encoded = self._encode(value, k)
+            encoded = self._wrap(Envelope(value, versions), k)
         except CacheError as exc:
             self._failed("set", key, exc)
             raise
@@ -663,13 +735,19 @@ class Cache:
         if raw is MISSING:
             self._stats.misses += 1
             return default
-        self._stats.hits += 1
         self._stats.deletes += 1
         try:
-            return self._decode(raw, k)
+            value = self._decode(raw, k)
+            if type(value) is Envelope:
+                value = self._open_envelope(k, value)
         except CacheError as exc:
             self._failed("pull", key, exc)
             raise
+        if value is MISSING:  # pulled an entry whose tags were invalidated: a miss
+            self._stats.misses += 1
+            return default
+        self._stats.hits += 1
+        return value
 
     def replace(self, key: str, value: Any, ttl: Any = UNSET) -> bool:
         """Store ``value`` only if ``key`` holds a value, atomically; True when stored."""
@@ -684,6 +762,206 @@ class Cache:
         if stored:
             self._stats.sets += 1
         return stored
+
+    # ---- tags: the value envelope, tagged writes, invalidate_tags (docs/patterns/tags.md)
+
+    def invalidate_tags(self, *tags: str) -> None:
+        """Invalidate every entry written with any of ``tags``, in every process sharing the backend.
+
+        One atomic write per tag (its version record gets a fresh version), whatever the
+        number of entries: those entries read as misses from then on and their space is
+        reclaimed by their ttl or by eviction. A value computed before this call and
+        written after it (``get_or_set``, or ``set`` with versions read earlier) reads as
+        a miss too. Raises InvalidArgument for a tag that is not a non-empty str.
+        """
+        invalidate(self, tags)
+
+    def tag_versions(self, *tags: str) -> TagVersions:
+        """The current versions of ``tags``, to read *before* computing a value.
+
+        Pass the result as ``tags=`` to :meth:`set`, :meth:`set_many` or :meth:`add`: the
+        value is stored with these versions, so it reads as a miss if any of the tags was
+        invalidated in between (``get_or_set(..., tags=...)`` does this by itself).
+        Raises InvalidArgument for a tag that is not a non-empty str.
+        """
+        self._check_envelopes()
+        return TagVersions(current_versions(self, tags))
+
+    def _tag_versions(self, tags: Iterable[str] | TagVersions | None) -> dict[str, int | str] | None:
+        """``{tag: version}`` to put in an Envelope, read now (call it before computing the
+        value), or as given by a TagVersions; None for ``tags=None``. InvalidArgument naming
+        ``tags`` for bad tags."""
+        if tags is None:
+            return None
+        self._check_envelopes()
+        if type(tags) is TagVersions:
+            return tags.as_dict() or None
+        return current_versions(self, tags) or None
+
+    def _check_envelopes(self) -> None:
+        codec = self._codec
+        if codec is not None and codec.serializer.format_id == 0:
+            # Before any record is touched: the value could not be stored anyway.
+            raise self._no_envelopes(codec)
+
+    def _no_envelopes(self, codec: Codec) -> UnsupportedOperation:
+        return UnsupportedOperation(
+            self._backend.describe(),
+            "tags and stampede metadata",
+            f"the {codec.serializer.name!r} serializer stores bytes exactly as given, with no header "
+            "to mark a value that carries them; use msgpack, json or pickle",
+        )
+
+    def _open_envelope(self, k: str, envelope: Envelope) -> Any:
+        """The value inside ``envelope`` stored at raw key ``k``, or MISSING when one of its
+        tags was invalidated since it was written (the entry is then deleted)."""
+        if envelope.tags and not valid_envelopes(self, {k: envelope}):
+            # Dropped on read: it frees the space now and lets add() take the key. Racing a
+            # writer, this may delete a fresh value: a spurious miss, never a stale hit.
+            self._backend.delete(k)
+            return MISSING
+        return envelope.value
+
+    def _open_envelopes(
+        self, wrapped: dict[str, Envelope], full: dict[str, str], into: dict[str, Any]
+    ) -> None:
+        """get_many's :meth:`_open_envelope`: put each valid one's value in ``into`` under its
+        caller's key (``full`` maps raw keys to them); delete the invalidated ones."""
+        valid = valid_envelopes(self, wrapped)
+        for k, envelope in wrapped.items():
+            if k in valid:
+                into[full[k]] = envelope.value
+        stale = [k for k in wrapped if k not in valid]
+        if stale:
+            self._backend.delete_many(stale)
+
+    def _read_value(self, k: str) -> Any:
+        """The decoded, tag-checked value at raw key ``k``, or MISSING (no stats, no hooks)."""
+        raw = self._backend.get(k)
+        if raw is MISSING:
+            return MISSING
+        value = self._decode(raw, k)
+        if type(value) is Envelope:
+            return self._open_envelope(k, value)
+        return value
+
+    def _read_envelope(self, key: str) -> Envelope | Missing:
+        """The entry at ``key`` as an Envelope (a plain value comes back as ``Envelope(value)``),
+        or MISSING on a miss or when a tag of it was invalidated. Counts a hit or a miss."""
+        k = self._key(key)
+        try:
+            raw = self._backend.get(k)
+            value = MISSING if raw is MISSING else self._decode(raw, k)
+            envelope: Envelope | Missing = MISSING
+            if type(value) is Envelope:
+                if self._open_envelope(k, value) is not MISSING:
+                    envelope = value
+            elif value is not MISSING:
+                envelope = Envelope(value)
+        except CacheError as exc:
+            self._failed("get", key, exc)
+            raise
+        if envelope is MISSING:
+            self._stats.misses += 1
+        else:
+            self._stats.hits += 1
+        return envelope
+
+    def _wrap(self, envelope: Envelope, k: str) -> Any:
+        """What to hand the backend for ``envelope`` at raw key ``k``: the plain value when it
+        carries no metadata; else the object itself (in-process store) or its encoding."""
+        if envelope.bare:
+            return self._encode(envelope.value, k)
+        codec = self._codec
+        if codec is None:
+            return envelope
+        try:
+            return codec.encode_envelope(envelope, k)
+        except SerializationError as exc:
+            if codec.serializer.format_id != 0:
+                raise
+            raise self._no_envelopes(codec) from exc
+
+    def _write_envelope(self, key: str, envelope: Envelope, ttl: Any = UNSET) -> None:
+        """Store ``envelope`` at ``key`` (``ttl`` as for :meth:`set`); counted as a set."""
+        k = self._key(key)
+        seconds = self._ttl(ttl)
+        try:
+            stored = self._wrap(envelope, k)
+        except CacheError as exc:
+            self._failed("set", key, exc)
+            raise
+        self._call("set", key, self._backend.set, k, stored, seconds)
+        self._stats.sets += 1
+
+    def _set_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str] | TagVersions) -> None:
+        self._key(key)  # a bad key fails before the tag records are touched
+        seconds = self._ttl(ttl)
+        versions = self._tag_versions(tags)
+        self._write_envelope(key, Envelope(value, versions), seconds)
+
+    def _add_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str] | TagVersions) -> bool:
+        k = self._key(key)
+        seconds = self._ttl(ttl)
+        versions = self._tag_versions(tags)
+        try:
+            stored = self._wrap(Envelope(value, versions), k)
+        except CacheError as exc:
+            self._failed("add", key, exc)
+            raise
+        added: bool = self._call("add", key, self._backend.add, k, stored, seconds)
+        if not added and self._read_value(k) is MISSING:
+            # The key held an entry whose tags were invalidated (now deleted by the read), or
+            # it expired: the key is free, so try once more.
+            added = self._call("add", key, self._backend.add, k, stored, seconds)
+        if added:
+            self._stats.sets += 1
+        return added
+
+    def _set_many_tagged(
+        self, mapping: Mapping[str, Any], ttl: Any, tags: Iterable[str] | TagVersions
+    ) -> None:
+        seconds = self._ttl(ttl)
+        full = [self._key(key) for key in mapping]
+        versions = self._tag_versions(tags)
+        try:
+            items = {
+                k: self._wrap(Envelope(value, versions), k)
+                for k, value in zip(full, mapping.values(), strict=True)
+            }
+        except CacheError as exc:
+            self._failed("set_many", list(mapping), exc)
+            raise
+        if items:
+            self._call("set_many", list(mapping), self._backend.set_many, items, seconds)
+        self._stats.sets += len(items)
+
+    def _get_or_set_tagged(
+        self, key: str, factory: Callable[[], Any], seconds: float | None, tags: Iterable[str] | TagVersions
+    ) -> Any:
+        k = self._key(key)
+        # Bad tags fail on hits too; a generator is read once.
+        names = tags if type(tags) is TagVersions else check_tags(tags)
+        value = self.get(key, MISSING)
+        if value is not MISSING:
+            return value
+
+        def fill() -> Any:
+            again = self._read_value(k)
+            if again is not MISSING:
+                return again
+            # The versions are read right before the factory runs: an invalidation from
+            # here on makes the value it computes read as a miss (no resurrection).
+            seen = self._tag_versions(names)
+            result = factory()
+            if inspect.isawaitable(result):
+                if not _IS_ASYNC:
+                    raise InvalidArgument(f"factory for key {key!r} returned an awaitable; {_ASYNC_HINT}")
+                result = result
+            self._write_envelope(key, Envelope(result, seen), seconds)
+            return result
+
+        return self._flights.run(k, fill)
 
     # ---------------------------------------------------------------------- lists
 
