@@ -1336,3 +1336,22 @@ def test_reweigh_of_an_absent_key_is_false_and_a_bad_weight_changes_nothing() ->
     with pytest.raises(ValueTooLarge):
         store.reweigh("g")
     assert store.pool_bytes == 10  # the recorded weight is unchanged
+
+
+def test_absolute_deadlines_are_kept_exactly(clock: FakeClock) -> None:
+    # The server's store runs on the wall clock; a deadline turned into a ttl and back
+    # drifted by whatever ran between the two clock readings (8 ms seen on a loaded CI).
+    store = MemoryStore(clock=clock)
+    deadline = clock() + 12.345678
+    store.set_until("k", b"v", deadline)
+    info = store.entry_info("k")
+    assert info is not None and info.expires == deadline
+    clock.advance(3)
+    assert store.expire_until("k", deadline + 1) is True
+    info = store.entry_info("k")
+    assert info is not None and info.expires == deadline + 1
+    assert store.expire_until("absent", deadline) is False
+    clock.advance(10)  # 13 s in: alive until 13.345678
+    assert store.get("k") == b"v"
+    clock.advance(0.5)
+    assert store.get("k") is MISSING

@@ -467,10 +467,13 @@ class MemoryStore(CollectionsMixin):
 
             janitor.watch(self)
 
-    def _put(self, key: str, value: Any, ttl: float | None, weight: int | None = None) -> _Entry:
+    def _put(
+        self, key: str, value: Any, ttl: float | None, weight: int | None = None, at: float | None = None
+    ) -> _Entry:
         """Insert or replace ``key``, then evict to stay within every limit. Lock held.
 
         The one definition of a write. ``weight``: already computed by :meth:`_weigh`.
+        ``at``: an absolute deadline on the store's clock, used instead of ``ttl``.
         """
         if self._reads:
             self._drain_reads()
@@ -482,7 +485,11 @@ class MemoryStore(CollectionsMixin):
             # A write reclaims a few expired entries too, so a store nobody reads from does
             # not wait for the janitor to give memory back.
             self._purge_locked(now, 8)
-        if ttl is None and self.expire_after_access is None:
+        expires: float | None
+        window: float | None
+        if at is not None:
+            expires, window = at, None
+        elif ttl is None and self.expire_after_access is None:
             expires = window = None  # the common case, without a call
         else:
             expires, window = self._deadline(ttl, now)
@@ -1035,13 +1042,31 @@ class MemoryStore(CollectionsMixin):
         self._relieve_pool()
         return True
 
-    def expire(self, key: str, ttl: float | None) -> bool:
-        """Set the remaining life of ``key`` (None: never expire); False when absent."""
+    def set_until(self, key: str, value: Any, expires: float) -> None:
+        """:meth:`set` with an absolute deadline on the store's clock (a Unix time when the
+        clock is the wall clock, as the server's is), kept exactly: a ttl worked out from a
+        deadline by the caller would drift by the time between two clock readings."""
+        with self._guard:
+            self._put(key, value, None, at=expires)
+        self._relieve_pool()
+
+    def expire_until(self, key: str, expires: float) -> bool:
+        """:meth:`expire` with an absolute deadline on the store's clock; False when absent."""
+        return self.expire(key, None, at=expires)
+
+    def expire(self, key: str, ttl: float | None, *, at: float | None = None) -> bool:
+        """Set the remaining life of ``key`` (None: never expire); False when absent.
+        ``at``: an absolute deadline on the store's clock instead (:meth:`expire_until`)."""
         with self._guard:
             entry = self._live(key)
             if entry is None:
                 return False
-            expires, window = self._deadline(ttl, self.clock())
+            expires: float | None
+            window: float | None
+            if at is not None:
+                expires, window = at, None
+            else:
+                expires, window = self._deadline(ttl, self.clock())
             if expires is None and type(entry.value) in _NATIVE:
                 expires = _FOREVER
             entry.expires = expires

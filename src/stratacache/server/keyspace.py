@@ -199,11 +199,22 @@ class Database:
         if on_change is not None:
             on_change(self, key)
 
+    def set_at(self, key: str, value: Any, when: float) -> None:
+        """Store ``value`` at ``key`` expiring at Unix time ``when`` exactly (SET PXAT, a log
+        or snapshot being loaded): the store's clock is the wall clock, so the deadline is
+        kept as given rather than turned into a ttl and back. ``when`` must be ahead."""
+        self.store.set_until(key, value, when)
+        on_change = self.on_change
+        if on_change is not None:
+            on_change(self, key)
+
     def set_keep_ttl(self, key: str, value: Any) -> None:
         """Store ``value`` at ``key``, keeping the key's current expiry (KEEPTTL, APPEND, ...)."""
         deadline = self.deadline(key)
-        ttl = None if deadline is None else max(deadline - time.time(), 1e-6)
-        self.set(key, value, ttl)
+        if deadline is None:
+            self.set(key, value)
+        else:
+            self.set_at(key, value, deadline)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when it existed."""
@@ -224,10 +235,9 @@ class Database:
 
     def expire_at(self, key: str, when: float) -> bool:
         """Expire ``key`` at Unix time ``when`` (in the past: delete it); False when absent."""
-        ttl = when - time.time()
-        if ttl <= 0:
+        if when <= time.time():
             return self.delete(key)
-        done = self.store.expire(key, ttl)
+        done = self.store.expire_until(key, when)
         if done and self.on_change is not None:
             self.on_change(self, key)
         return done

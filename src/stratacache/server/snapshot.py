@@ -418,12 +418,9 @@ def load_file(server: Server, path: str) -> int:
                         "(raise 'databases')",
                         path=path,
                     )
-                ttl: float | None = None
-                if deadline is not None:
-                    if deadline <= now_ms:
-                        expired += 1
-                        continue
-                    ttl = (deadline - now_ms) / 1000
+                if deadline is not None and deadline <= now_ms:
+                    expired += 1
+                    continue
                 obj: Any
                 if kind == STRING:
                     obj = value
@@ -445,7 +442,12 @@ def load_file(server: Server, path: str) -> int:
                     continue  # Redis never holds an empty collection
                 # The store's own set: no client, watcher or tracker exists yet to be told
                 # (Database.set's change hooks cost a fifth of the load time).
-                databases[db_index].store.set(key.decode("latin-1"), obj, ttl)
+                # Deadlines are kept as stored (the store's clock is the wall clock).
+                store = databases[db_index].store
+                if deadline is None:
+                    store.set(key.decode("latin-1"), obj, None)
+                else:
+                    store.set_until(key.decode("latin-1"), obj, deadline / 1000)
                 loaded += 1
             if batch:
                 loaded += len(batch)

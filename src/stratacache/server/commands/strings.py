@@ -117,11 +117,11 @@ def _store(db: Database, key: str, value: bytes, when_ms: int | None) -> None:
     if when_ms is None:
         db.set(key, value)
         return
-    left = when_ms / 1000 - time.time()
-    if left <= 0:
+    when = when_ms / 1000
+    if when <= time.time():
         db.delete(key)
     else:
-        db.set(key, value, left)
+        db.set_at(key, value, when)
 
 
 @command("set", arity=-3, flags="write denyoom", keys=(1, 1, 1), group="string")
