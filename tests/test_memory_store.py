@@ -1345,11 +1345,13 @@ def test_absolute_deadlines_are_kept_exactly(clock: FakeClock) -> None:
     deadline = clock() + 12.345678
     store.set_until("k", b"v", deadline)
     info = store.entry_info("k")
-    assert info is not None and info.expires == deadline
+    assert info is not None
+    assert info.expires == deadline
     clock.advance(3)
     assert store.expire_until("k", deadline + 1) is True
     info = store.entry_info("k")
-    assert info is not None and info.expires == deadline + 1
+    assert info is not None
+    assert info.expires == deadline + 1
     assert store.expire_until("absent", deadline) is False
     clock.advance(10)  # 13 s in: alive until 13.345678
     assert store.get("k") == b"v"
