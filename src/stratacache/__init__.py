@@ -41,6 +41,7 @@ from ._sync.backends.null import NullBackend
 from ._sync.cache import Cache
 from ._types import MISSING, UNSET, Item, Missing, Unset
 from .core.hooks import HOOK_NAMES, HookEvent
+from .core.stampede import StampedePolicy
 from .core.stats import LatencySummary, Stats
 from .decorators import cached
 from .serializers import Codec, Serializer
@@ -111,6 +112,7 @@ __all__ = [
     "SerializationError",
     "Serializer",
     "SnapshotError",
+    "StampedePolicy",
     "Stats",
     "UnsupportedOperation",
     "Unset",

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from .._build import make_backend
 from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
@@ -23,11 +23,12 @@ from .._exceptions import CacheError, ConfigurationError, InvalidArgument, Inval
 from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text, normalize_ttl
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
+from ..core.stampede import StampedePolicy
 from ..core.stats import Stats, StatsRecorder
 from ..serializers import Codec, Serializer
 from .backends.base import AsyncBackend, Decoded
 from .backends.closed import AsyncClosedBackend
-from .patterns import AsyncFlightGroup
+from .patterns import AsyncFlightGroup, get_or_set_with_policy
 
 __all__ = ["AsyncCache", "HealthReport", "namespace_prefix"]
 
@@ -122,6 +123,9 @@ class AsyncCache:
       written before that, during a migration (docs/serialization.md).
     * ``hooks``: ``{"after_get": fn, ...}``; see :data:`stratacache.HOOK_NAMES`.
     * ``latency_sample``: time one operation in this many (default 64) for ``stats()``.
+    * ``stampede``: a :class:`~stratacache.StampedePolicy` that ``get_or_set`` (and
+      ``@cached``) use unless a call passes its own; None (the default) is in-process
+      single-flight only. URLs take ``stampede=on`` or ``stampede=lease_ttl:5,...``.
     """
 
     def __init__(
@@ -137,6 +141,7 @@ class AsyncCache:
         encryption_keys: list[str | bytes] | Unset | None = UNSET,
         accept_unbound_values: bool | Unset = UNSET,
         latency_sample: int | Unset = UNSET,
+        stampede: StampedePolicy | Unset | None = UNSET,
         hooks: Mapping[str, Hook | Iterable[Hook]] | None = None,
         **backend_options: Any,
     ) -> None:
@@ -150,6 +155,7 @@ class AsyncCache:
             "encryption_keys": encryption_keys,
             "accept_unbound_values": accept_unbound_values,
             "latency_sample": latency_sample,
+            "stampede": stampede,
         }
         options: dict[str, Any] = {}
         if isinstance(backend, AsyncBackend):
@@ -226,6 +232,7 @@ class AsyncCache:
         self._tick = 0
         self._stats = StatsRecorder()
         self._flights = AsyncFlightGroup()
+        self._stampede: StampedePolicy | None = options.get("stampede")  # ---- stampede
         self._closed = False
         # With a codec, only a backend whose fused get returns decoded objects may use it
         # (a layered cache's in-process top tier).
@@ -565,16 +572,37 @@ class AsyncCache:
         """Delete every key of this cache's namespace (everything, when it has none)."""
         await self._call("clear", None, self._backend.clear, self._prefix or None)
 
-    async def get_or_set(self, key: str, factory: Callable[[], Any], ttl: Any = UNSET) -> Any:
+    # ---- stampede: get_or_set, single-flight and StampedePolicy (docs/patterns/stampede.md)
+
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: Any = UNSET,
+        *,
+        policy: StampedePolicy | Literal[False] | None = None,
+    ) -> Any:
         """The value at ``key``; on a miss, ``factory()``'s result, stored with ``ttl``.
 
         Single-flight: concurrent misses for one key in this process call ``factory`` once
         and all receive its result; if it raises, they all receive the exception and
         nothing is stored. ``factory`` may be a coroutine function with AsyncCache.
+
+        ``policy`` (default: the cache's ``stampede=`` policy; ``False``: none for this
+        call) adds stampede control across processes: a distributed lease so that one
+        caller among all processes loads, stale-while-revalidate, stale-if-error, XFetch
+        early refresh and ttl jitter (:class:`~stratacache.StampedePolicy`).
         """
         if not callable(factory):
             raise InvalidArgument(f"factory must be callable, got {type(factory).__name__}")
         seconds = self._ttl(ttl)
+        chosen = self._stampede if policy is None else policy
+        if chosen is not False and chosen is not None:
+            if not isinstance(chosen, StampedePolicy):
+                raise InvalidArgument(
+                    f"get_or_set policy must be a StampedePolicy, False or None, not {type(chosen).__name__}"
+                )
+            return await get_or_set_with_policy(self, key, factory, seconds, chosen)
         value = await self.get(key, MISSING)
         if value is not MISSING:
             return value
@@ -893,3 +921,4 @@ class AsyncCache:
     def __repr__(self) -> str:
         namespace = "" if self.namespace is None else f" namespace={self.namespace!r}"
         return f"<{type(self).__name__} {self._backend.describe()}{namespace}>"
+
