@@ -938,7 +938,7 @@ def test_unknown_format(fmt: int) -> None:
         Codec().decode(header(fmt) + b"\xc0")
 
 
-@pytest.mark.parametrize("flags", [0x08, 0x10, 0x80, 0xFF])
+@pytest.mark.parametrize("flags", [0x10, 0x20, 0x80, 0xFF])
 def test_unknown_flags(flags: int) -> None:
     with pytest.raises(SerializationError, match="unknown flags"):
         Codec().decode(header(1, flags) + b"\xc0")

@@ -20,7 +20,9 @@ Stored layout
       byte 1  VERSION  1 plain; 2 (BOUND_VERSION) bound to its key: encrypted or signed pickle
       byte 2  format   1 msgpack, 2 json, 3 pickle (a custom serializer's format_id)
       byte 3  flags    bits 0-1 compression: 0 none, 1 zlib, 2 lz4 (lz4.frame), 3 zstd;
-                       bit 2 encrypted; bits 3-7 must be 0
+                       bit 2 encrypted; bit 3 envelope (the payload is the serializer's
+                       encoding of ``[value, tags, fresh_until, delta, created]``, see
+                       :mod:`stratacache.core.envelope`); bits 4-7 must be 0
 
   When encrypted, the payload is ``key id (4) + nonce (12) + AES-GCM ciphertext+tag``,
   with the 4 header bytes and then the stored key (UTF-8) as associated data. A signed
@@ -99,6 +101,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from ._exceptions import ConfigurationError, SerializationError
+from .core.envelope import FLAG_ENVELOPE, Envelope, from_wire, to_wire
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -142,7 +145,8 @@ _INT_FIRST_BYTES: Final = frozenset(b"-0123456789")
 
 _FLAG_COMPRESSION_MASK: Final = 0x03
 _FLAG_ENCRYPTED: Final = 0x04
-_FLAG_KNOWN: Final = _FLAG_COMPRESSION_MASK | _FLAG_ENCRYPTED
+# Bit 3 marks a value envelope (stratacache.core.envelope): tags and freshness metadata.
+_FLAG_KNOWN: Final = _FLAG_COMPRESSION_MASK | _FLAG_ENCRYPTED | FLAG_ENVELOPE
 
 _COMPRESSION_IDS: Final = {"zlib": 1, "lz4": 2, "zstd": 3}
 _COMPRESSION_NAMES: Final = {v: k for k, v in _COMPRESSION_IDS.items()}
@@ -1174,7 +1178,25 @@ class Codec:
         payload = self._serialize(value, key)
         if self._headerless:
             return payload
-        flags = 0
+        return self._frame(payload, key, 0)
+
+    def encode_envelope(self, envelope: Envelope, key: str | None = None) -> bytes:
+        """The bytes to store for ``envelope`` (see :mod:`stratacache.core.envelope`).
+
+        The header's envelope flag marks them, so :meth:`decode` returns an
+        :class:`~stratacache.core.envelope.Envelope`; compression and encryption apply as
+        for any value. The raw serializer has no header to carry the flag: it raises
+        :class:`SerializationError` saying so.
+        """
+        if self._headerless:
+            raise SerializationError(
+                f"the {getattr(self._serializer, 'name', 'raw')!r} serializer stores bytes exactly as "
+                f"given, with no header to mark a value carrying tags or freshness metadata{_for_key(key)}"
+            )
+        return self._frame(self._serialize(to_wire(envelope), key), key, FLAG_ENVELOPE)
+
+    def _frame(self, payload: bytes, key: str | None, flags: int) -> bytes:
+        """Header + ``payload``, compressed and encrypted as configured; ``flags`` preset."""
         compress = self._compress
         if compress is not None and len(payload) >= self._threshold:
             try:
@@ -1184,7 +1206,7 @@ class Codec:
             # Incompressible data (already compressed, random) would only grow: keep it plain.
             if len(packed) < len(payload):
                 payload = packed
-                flags = self._compression_id
+                flags |= self._compression_id
         aead = self._aead
         if aead is None:
             headers = self._bound_headers if self._pickle is self._serializer else self._headers
@@ -1281,6 +1303,8 @@ class Codec:
         flags = data[3]
         if flags & ~_FLAG_KNOWN:
             raise SerializationError(f"unknown flags 0x{flags:02x} in stratacache header{_for_key(key)}")
+        if flags & FLAG_ENVELOPE and member:
+            raise SerializationError(f"a value envelope cannot be a set member{_for_key(key)}")
         fmt = data[2]
         bound = version == BOUND_VERSION
         if fmt == 3:
@@ -1315,6 +1339,8 @@ class Codec:
             payload = self._decompress(compression_id, memoryview(data)[4:], key)
         else:
             payload = data[4:]
+        if flags & FLAG_ENVELOPE:
+            return from_wire(self._deserialize(loads, payload, key), key)
         return self._deserialize(loads, payload, key)
 
     def _pickle_loader(self, bound: bool, key: str | None) -> Callable[[bytes], Any]:

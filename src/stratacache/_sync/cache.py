@@ -20,8 +20,16 @@ from typing import Any, Literal, Self
 
 from .._build import make_backend
 from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
-from .._exceptions import CacheError, ConfigurationError, InvalidArgument, InvalidKey
+from .._exceptions import (
+    CacheError,
+    ConfigurationError,
+    InvalidArgument,
+    InvalidKey,
+    SerializationError,
+    UnsupportedOperation,
+)
 from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text, normalize_ttl
+from ..core.envelope import Envelope, check_tags
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stampede import StampedePolicy
@@ -30,6 +38,7 @@ from ..serializers import Codec, Serializer
 from .backends.base import Backend, Decoded
 from .backends.closed import ClosedBackend
 from .patterns import FlightGroup, get_or_set_with_policy
+from .tags import current_versions, invalidate, valid_envelopes
 
 __all__ = ["Cache", "HealthReport", "namespace_prefix"]
 
@@ -387,6 +396,8 @@ class Cache:
                         value = loads(value[4:])
                     except Exception:  # decoded again, which raises the precise error
                         value = self._decode(value, k)
+            if type(value) is Envelope:
+                value = self._open_envelope(k, value)
         except CacheError as exc:
             self._failed("get", key, exc)
             raise
@@ -401,15 +412,30 @@ class Cache:
             hooks.fire("after_get", HookEvent("get", key, result=value))
         return value
 
-    def set(self, key: str, value: Any, ttl: Any = UNSET, *, if_version: Any = UNSET) -> bool:
+    def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: Any = UNSET,
+        *,
+        if_version: Any = UNSET,
+        tags: Iterable[str] | None = None,
+    ) -> bool:
         """Store ``value`` at ``key``. ``ttl``: seconds or timedelta; None = never; omitted = default.
 
         Returns True. With ``if_version`` (a version from :meth:`get_item`) it is a
         compare-and-set: stored only if the entry is still that version, atomically, and
         False otherwise (an absent key never matches).
+
+        ``tags``: names this entry can be invalidated by (:meth:`invalidate_tags`).
         """
         if if_version is not UNSET:
+            if tags is not None:
+                raise InvalidArgument(f"set on key {key!r}: if_version and tags cannot be combined")
             return self._set_if_version(key, value, ttl, if_version)
+        if tags is not None:
+            self._set_tagged(key, value, ttl, tags)
+            return True
         k = self._prefix + key if type(key) is str and key.isascii() else self._key(key)
         seconds = self.default_ttl if ttl is UNSET else normalize_ttl(ttl)
         hooks = self._hooks
@@ -434,8 +460,10 @@ class Cache:
             hooks.fire("after_set", HookEvent("set", key, value))
         return True
 
-    def add(self, key: str, value: Any, ttl: Any = UNSET) -> bool:
-        """Store only if ``key`` is absent (atomic); True when stored."""
+    def add(self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | None = None) -> bool:
+        """Store only if ``key`` is absent (atomic); True when stored. ``tags`` as for :meth:`set`."""
+        if tags is not None:
+            return self._add_tagged(key, value, ttl, tags)
         k = self._key(key)
         seconds = self._ttl(ttl)
         try:
@@ -473,10 +501,16 @@ class Cache:
         found: dict[str, Any] = self._call("get_many", user_keys, self._backend.get_many, list(full))
         result: dict[str, Any] = {}
         codec = self._codec
+        # Entries stored as envelopes (tags, freshness metadata), by stored key: validated
+        # in one batch below. Only the non-plain decode paths can produce one.
+        wrapped: dict[str, Envelope] = {}
         try:
             if codec is None:
                 for k, value in found.items():
-                    result[full[k]] = value
+                    if type(value) is Envelope:
+                        wrapped[k] = value
+                    else:
+                        result[full[k]] = value
             else:
                 # Codec.decode's fast path inlined (header -> loader, no frame): this loop
                 # runs once per key of every batch read. Anything else takes codec.decode.
@@ -492,11 +526,18 @@ class Cache:
                                 continue
                             except Exception:  # decoded again below, which raises the precise error
                                 pass
-                        result[full[k]] = decode(raw, k)
+                        value = decode(raw, k)
                     elif kind is Decoded:
-                        result[full[k]] = raw.value
+                        value = raw.value
                     else:
-                        result[full[k]] = self._decode(raw, k)
+                        value = self._decode(raw, k)
+                    if type(value) is Envelope:
+                        wrapped[k] = value
+                    else:
+                        result[full[k]] = value
+            if wrapped:
+                for k in valid_envelopes(self, wrapped):
+                    result[full[k]] = wrapped[k].value
         except CacheError as exc:
             self._failed("get_many", user_keys, exc)
             raise
@@ -504,10 +545,15 @@ class Cache:
         self._stats.misses += len(full) - len(result)
         return result
 
-    def set_many(self, mapping: Mapping[str, Any], ttl: Any = UNSET) -> None:
-        """Store every item with one ttl."""
+    def set_many(
+        self, mapping: Mapping[str, Any], ttl: Any = UNSET, *, tags: Iterable[str] | None = None
+    ) -> None:
+        """Store every item with one ttl (and the same ``tags``, as for :meth:`set`)."""
         if not isinstance(mapping, Mapping):
             raise InvalidArgument(f"set_many takes a mapping of key -> value, not {type(mapping).__name__}")
+        if tags is not None:
+            self._set_many_tagged(mapping, ttl, tags)
+            return
         seconds = self._ttl(ttl)
         try:
             items = {}
@@ -582,6 +628,7 @@ class Cache:
         ttl: Any = UNSET,
         *,
         policy: StampedePolicy | Literal[False] | None = None,
+        tags: Iterable[str] | None = None,
     ) -> Any:
         """The value at ``key``; on a miss, ``factory()``'s result, stored with ``ttl``.
 
@@ -593,6 +640,9 @@ class Cache:
         call) adds stampede control across processes: a distributed lease so that one
         caller among all processes loads, stale-while-revalidate, stale-if-error, XFetch
         early refresh and ttl jitter (:class:`~stratacache.StampedePolicy`).
+
+        ``tags``: stored with the value as by :meth:`set`; their versions are read before
+        ``factory`` runs, so a value computed across an invalidation reads as a miss.
         """
         if not callable(factory):
             raise InvalidArgument(f"factory must be callable, got {type(factory).__name__}")
@@ -603,16 +653,18 @@ class Cache:
                 raise InvalidArgument(
                     f"get_or_set policy must be a StampedePolicy, False or None, not {type(chosen).__name__}"
                 )
-            return get_or_set_with_policy(self, key, factory, seconds, chosen)
+            return get_or_set_with_policy(self, key, factory, seconds, chosen, tags=tags)
+        if tags is not None:
+            return self._get_or_set_tagged(key, factory, seconds, tags)
         value = self.get(key, MISSING)
         if value is not MISSING:
             return value
 
         def fill() -> Any:
             # Another flight may have stored the value between our miss and our leadership.
-            again = self._backend.get(self._key(key))
+            again = self._read_value(self._key(key))
             if again is not MISSING:
-                return self._decode(again, self._key(key))
+                return again
             result = factory()
             if inspect.isawaitable(result):
                 if not _IS_ASYNC:
@@ -697,6 +749,159 @@ class Cache:
         if stored:
             self._stats.sets += 1
         return stored
+
+    # ---- tags: the value envelope, tagged writes, invalidate_tags (docs/patterns/tags.md)
+
+    def invalidate_tags(self, *tags: str) -> None:
+        """Invalidate every entry written with any of ``tags``, in every process sharing the backend.
+
+        One atomic write per tag (its version record gets a fresh version), whatever the
+        number of entries: those entries read as misses from then on and their space is
+        reclaimed by their ttl or by eviction. A value computed before this call and
+        written after it (``get_or_set``, or ``set`` with versions read earlier) reads as
+        a miss too. Raises InvalidArgument for a tag that is not a non-empty str.
+        """
+        invalidate(self, tags)
+
+    def _tag_versions(self, tags: Iterable[str] | None) -> dict[str, int | str] | None:
+        """``{tag: version}`` to put in an Envelope, read now (call it before computing the
+        value); None for ``tags=None``. InvalidArgument naming ``tags`` for bad tags."""
+        if tags is None:
+            return None
+        return current_versions(self, tags) or None
+
+    def _open_envelope(self, k: str, envelope: Envelope) -> Any:
+        """The value inside ``envelope`` stored at raw key ``k``, or MISSING when one of its
+        tags was invalidated since it was written."""
+        if envelope.tags and not valid_envelopes(self, {k: envelope}):
+            return MISSING
+        return envelope.value
+
+    def _read_value(self, k: str) -> Any:
+        """The decoded, tag-checked value at raw key ``k``, or MISSING (no stats, no hooks)."""
+        raw = self._backend.get(k)
+        if raw is MISSING:
+            return MISSING
+        value = self._decode(raw, k)
+        if type(value) is Envelope:
+            return self._open_envelope(k, value)
+        return value
+
+    def _read_envelope(self, key: str) -> Envelope | Missing:
+        """The entry at ``key`` as an Envelope (a plain value comes back as ``Envelope(value)``),
+        or MISSING on a miss or when a tag of it was invalidated. Counts a hit or a miss."""
+        k = self._key(key)
+        try:
+            raw = self._backend.get(k)
+            value = MISSING if raw is MISSING else self._decode(raw, k)
+            envelope: Envelope | Missing = MISSING
+            if type(value) is Envelope:
+                if not value.tags or valid_envelopes(self, {k: value}):
+                    envelope = value
+            elif value is not MISSING:
+                envelope = Envelope(value)
+        except CacheError as exc:
+            self._failed("get", key, exc)
+            raise
+        if envelope is MISSING:
+            self._stats.misses += 1
+        else:
+            self._stats.hits += 1
+        return envelope
+
+    def _wrap(self, envelope: Envelope, k: str) -> Any:
+        """What to hand the backend for ``envelope`` at raw key ``k``: the plain value when it
+        carries no metadata; else the object itself (in-process store) or its encoding."""
+        if envelope.bare:
+            return self._encode(envelope.value, k)
+        codec = self._codec
+        if codec is None:
+            return envelope
+        try:
+            return codec.encode_envelope(envelope, k)
+        except SerializationError as exc:
+            if codec.serializer.format_id != 0:
+                raise
+            raise UnsupportedOperation(
+                self._backend.describe(),
+                "tags and stampede metadata",
+                f"the {codec.serializer.name!r} serializer stores bytes exactly as given, with no header "
+                "to mark a value that carries them; use msgpack, json or pickle",
+            ) from exc
+
+    def _write_envelope(self, key: str, envelope: Envelope, ttl: Any = UNSET) -> None:
+        """Store ``envelope`` at ``key`` (``ttl`` as for :meth:`set`); counted as a set."""
+        k = self._key(key)
+        seconds = self._ttl(ttl)
+        try:
+            stored = self._wrap(envelope, k)
+        except CacheError as exc:
+            self._failed("set", key, exc)
+            raise
+        self._call("set", key, self._backend.set, k, stored, seconds)
+        self._stats.sets += 1
+
+    def _set_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str]) -> None:
+        self._key(key)  # a bad key fails before the tag records are touched
+        seconds = self._ttl(ttl)
+        versions = self._tag_versions(tags)
+        self._write_envelope(key, Envelope(value, versions), seconds)
+
+    def _add_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str]) -> bool:
+        k = self._key(key)
+        seconds = self._ttl(ttl)
+        versions = self._tag_versions(tags)
+        try:
+            stored = self._wrap(Envelope(value, versions), k)
+        except CacheError as exc:
+            self._failed("add", key, exc)
+            raise
+        added: bool = self._call("add", key, self._backend.add, k, stored, seconds)
+        if added:
+            self._stats.sets += 1
+        return added
+
+    def _set_many_tagged(self, mapping: Mapping[str, Any], ttl: Any, tags: Iterable[str]) -> None:
+        seconds = self._ttl(ttl)
+        full = [self._key(key) for key in mapping]
+        versions = self._tag_versions(tags)
+        try:
+            items = {
+                k: self._wrap(Envelope(value, versions), k)
+                for k, value in zip(full, mapping.values(), strict=True)
+            }
+        except CacheError as exc:
+            self._failed("set_many", list(mapping), exc)
+            raise
+        if items:
+            self._call("set_many", list(mapping), self._backend.set_many, items, seconds)
+        self._stats.sets += len(items)
+
+    def _get_or_set_tagged(
+        self, key: str, factory: Callable[[], Any], seconds: float | None, tags: Iterable[str]
+    ) -> Any:
+        k = self._key(key)
+        check_tags(tags)  # bad tags fail on hits too
+        value = self.get(key, MISSING)
+        if value is not MISSING:
+            return value
+
+        def fill() -> Any:
+            again = self._read_value(k)
+            if again is not MISSING:
+                return again
+            # Read again now, right before the factory runs: an invalidation after this
+            # point makes the value we are about to compute read as a miss.
+            seen = self._tag_versions(tags)
+            result = factory()
+            if inspect.isawaitable(result):
+                if not _IS_ASYNC:
+                    raise InvalidArgument(f"factory for key {key!r} returned an awaitable; {_ASYNC_HINT}")
+                result = result
+            self._write_envelope(key, Envelope(result, seen), seconds)
+            return result
+
+        return self._flights.run(k, fill)
 
     # ---------------------------------------------------------------------- lists
 
@@ -922,4 +1127,3 @@ class Cache:
     def __repr__(self) -> str:
         namespace = "" if self.namespace is None else f" namespace={self.namespace!r}"
         return f"<{type(self).__name__} {self._backend.describe()}{namespace}>"
-

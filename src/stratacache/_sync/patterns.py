@@ -16,14 +16,14 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .._concurrency import Event
 from .._exceptions import CacheTimeout, InvalidArgument
 from .._types import MISSING, Missing
-from ..core.envelope import Envelope
+from ..core.envelope import Envelope, check_tags
 from ..core.stampede import Freshness, StampedePolicy, backoff_delay, classify, jittered_ttl, storage_ttl
 from .lease import Lease
 
@@ -134,6 +134,8 @@ def get_or_set_with_policy(
     factory: Callable[[], Any],
     ttl: float | None,
     policy: StampedePolicy,
+    *,
+    tags: Iterable[str] | None = None,
 ) -> Any:
     """``cache.get_or_set`` under ``policy`` (see :class:`~stratacache.StampedePolicy`).
 
@@ -141,10 +143,13 @@ def get_or_set_with_policy(
     stale-while-revalidate is refreshed by one caller, which returns the new value, while
     every caller that finds the refresh taken serves the stored one without waiting. A
     miss (or a value only good for stale-if-error) is loaded under the in-process flight
-    and then the distributed lease.
+    and then the distributed lease. ``tags`` are stored with the value, their versions
+    read before the factory runs (no resurrection across an invalidation).
     """
+    if tags is not None:
+        tags = check_tags(tags)  # bad tags fail on hits too
     envelope = cache._read_envelope(key)
-    fill = _Fill(cache, key, factory, ttl, policy)
+    fill = _Fill(cache, key, factory, ttl, policy, tags=tags)
     stale: Envelope | Missing = MISSING
     if envelope is not MISSING:
         u = 1.0 - policy.random().random()  # in (0, 1]: ln(u) is finite
@@ -175,7 +180,7 @@ def _within_stale_if_error(stale: Envelope, policy: StampedePolicy) -> bool:
 class _Fill:
     """One caller's load or refresh of one key under a policy."""
 
-    __slots__ = ("cache", "factory", "key", "policy", "ttl")
+    __slots__ = ("cache", "factory", "key", "policy", "tags", "ttl")
 
     def __init__(
         self,
@@ -184,8 +189,11 @@ class _Fill:
         factory: Callable[[], Any],
         ttl: float | None,
         policy: StampedePolicy,
+        *,
+        tags: Iterable[str] | None,
     ) -> None:
         self.cache = cache
+        self.tags = tags
         self.key = key
         self.factory = factory
         self.ttl = ttl
@@ -263,6 +271,9 @@ class _Fill:
         """
         policy = self.policy
         clock = policy.clock
+        # Tag versions are read before the factory runs: an invalidation from here on makes
+        # the value computed below read as a miss.
+        seen = self.cache._tag_versions(self.tags)
         started = clock()
         awaitable = False
         try:
@@ -283,11 +294,13 @@ class _Fill:
         finished = clock()
         seconds = jittered_ttl(self.ttl, policy.ttl_jitter, policy.random().random())
         if seconds is None or not policy.needs_envelope:
-            self.cache.set(self.key, result, ttl=seconds)
+            # No freshness metadata: a bare envelope is stored as the plain value.
+            envelope = Envelope(result, seen)
+            self.cache._write_envelope(self.key, envelope, seconds)
         else:
             envelope = Envelope(
                 result,
-                None,
+                seen,
                 fresh_until=finished + seconds,
                 delta=max(finished - started, 0.0),
                 created=finished,

@@ -53,6 +53,7 @@ from .entries import (
     _SlidingEntry,
     default_weigher,
 )
+from .envelope import Envelope
 from .glob import compile_glob
 from .policies import Policy, make_policy
 from .policies.fifo import FIFOPolicy
@@ -856,6 +857,8 @@ class MemoryStore(CollectionsMixin):
                 value = store_get(prefix + key, miss_is_final and not timing)
             except CacheError:
                 return full_get(key, default)  # which raises it again, counted
+            if type(value) is Envelope:  # tags / freshness metadata: the facade unwraps it
+                return full_get(key, default)
             if value is not MISSING:
                 h = stats.hits + 1
                 # ``h & mask`` is nonzero on all calls but one in ``every`` (a power of two).
@@ -929,7 +932,7 @@ class MemoryStore(CollectionsMixin):
         mask = every - 1 if every & (every - 1) == 0 else 0
 
         def set(key: Any, value: Any, ttl: Any = UNSET, **options: Any) -> bool:  # noqa: A001 - the facade's name
-            # Keyword options (if_version=, and any the facade grows) take the full path.
+            # Keyword options (if_version=, tags=, and any the facade grows) take the full path.
             if options or hooks.active or owner._closed or type(key) is not str or not key.isascii():
                 return full_set(key, value, ttl, **options)
             if ttl is UNSET:
