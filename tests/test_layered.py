@@ -635,6 +635,77 @@ def test_atomic_operations_run_on_the_source_and_drop_copies(clock: FakeClock) -
         cache.get("l")  # a collection in the source of truth is not a plain value
 
 
+def test_verbs_run_on_the_source_and_keep_l1_coherent(clock: FakeClock) -> None:
+    cache, top, bottom = two_tiers(clock)
+    top.store.set("other", 0, None)  # the tiers' version counters now differ
+    cache.set("k", "one")
+    assert top.store.get("k") == "one"
+    # The version is the source of truth's: L1's copy has a version of its own.
+    item = cache.get_item("k")
+    assert item is not None
+    assert item.version == bottom.inner.store.entry_info("k").version
+    assert item.version != top.store.entry_info("k").version
+    assert cache.set("k", "two", if_version=item.version) is True
+    assert top.store.get("k") is MISSING  # the copy is dropped, not left stale
+    assert cache.get("k") == "two"
+    assert cache.set("k", "three", if_version=item.version) is False
+    assert cache.get("k") == "two"
+    assert top.store.get("k") == "two"  # filled again by the read
+    assert cache.replace("k", "four") is True
+    assert top.store.get("k") is MISSING
+    assert cache.get("k") == "four"
+    assert cache.pull("k") == "four"
+    assert (top.store.get("k"), bottom.inner.store.get("k")) == (MISSING, MISSING)
+    assert cache.get("k") is None
+    cache.set("lease", "token")
+    lease = cache.get_item("lease")
+    assert lease is not None
+    assert cache.delete("lease", if_version=lease.version) is True
+    assert (top.store.get("lease"), cache.get("lease")) == (MISSING, None)
+
+
+def test_verbs_never_degrade(clock: FakeClock) -> None:
+    cache, _top, bottom = flaky(clock, on_write_failure="degrade")
+    cache.set("k", 1)
+    item = cache.get_item("k")
+    assert item is not None
+    bottom.down = True
+    for call in (
+        lambda: cache.get_item("k"),
+        lambda: cache.set("k", 2, if_version=item.version),
+        lambda: cache.delete("k", if_version=item.version),
+        lambda: cache.pull("k"),
+        lambda: cache.replace("k", 2),
+    ):
+        with pytest.raises(BackendUnavailable):
+            call()
+    bottom.down = False
+    assert cache.get("k") == 1
+
+
+def test_verbs_invalidate_other_caches_l1(redis_server: RedisServer) -> None:
+    redis_server.flush()
+    with (
+        Cache(backend="layered", tiers=["memory", redis_server.url]) as a,
+        Cache(backend="layered", tiers=["memory", redis_server.url]) as b,
+    ):
+        assert a.backend.wait_listening()  # type: ignore[attr-defined]
+        assert b.backend.wait_listening()  # type: ignore[attr-defined]
+        received = invalidation(b)["received"]
+        a.set_many({"cas": 1, "pulled": 1, "replaced": 1})
+        wait_until(lambda: invalidation(b)["received"] > received)
+        for key in ("cas", "pulled", "replaced"):
+            assert b.get(key) == 1
+            assert l1(b).get(key) is not MISSING
+        item = a.get_item("cas")
+        assert item is not None
+        assert a.set("cas", 2, if_version=item.version) is True
+        assert a.pull("pulled") == 1
+        assert a.replace("replaced", 2) is True
+        wait_until(lambda: all(l1(b).get(key) is MISSING for key in ("cas", "pulled", "replaced")))
+        assert (b.get("cas"), b.get("pulled"), b.get("replaced")) == (2, None, 2)
+
+
 def test_collection_write_drops_a_stale_plain_copy(clock: FakeClock) -> None:
     cache, top, _bottom = two_tiers(clock)
     top.store.set("k", "stale plain value", None)  # e.g. left by a degraded write

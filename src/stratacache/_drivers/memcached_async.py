@@ -304,6 +304,11 @@ class AsyncMemcachedNode(NodeSettings):
         event = await self._one(encode_storage(b"add", key, data, flags, exptime), "add")
         return type(event) is Line and event.text == b"STORED"
 
+    async def replace(self, key: bytes, data: bytes, exptime: int, flags: int = 0) -> bool:
+        """``replace``: True when stored (False when the key is absent)."""
+        event = await self._one(encode_storage(b"replace", key, data, flags, exptime), "replace")
+        return type(event) is Line and event.text == b"STORED"
+
     async def cas(self, key: bytes, data: bytes, exptime: int, flags: int, cas: int) -> bool:
         """``cas``: True when stored (False when changed or gone since it was read)."""
         event = await self._one(encode_storage(b"cas", key, data, flags, exptime, cas=cas), "cas")

@@ -281,6 +281,10 @@ class MemcachedNode(NodeSettings):
         """``add``: True when stored."""
         return bool(self._run("add", Client.add, key, data, exptime, False, flags))
 
+    def replace(self, key: bytes, data: bytes, exptime: int, flags: int = 0) -> bool:
+        """``replace``: True when stored (False when the key is absent)."""
+        return bool(self._run("replace", Client.replace, key, data, exptime, False, flags))
+
     def cas(self, key: bytes, data: bytes, exptime: int, flags: int, cas: int) -> bool:
         """``cas``: True when stored (False when changed or gone since it was read)."""
         return self._run("cas", Client.cas, key, data, cas, exptime, False, flags) is True

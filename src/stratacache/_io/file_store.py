@@ -46,6 +46,11 @@ Design decisions, and why:
 * **The directory is not trusted**: value files are reached through directory fds without
   following symbolic links, and every name read from the index must have the shape the store
   writes; a damaged index is latched, reported by ``ping()`` and rebuilt by ``clear()``.
+* **Versions for compare-and-set come from the row's content, not a new column** (no schema
+  change): the SHA-1 of an inline value, or the name of a value file (a fresh random name on
+  every write). Each verb (``set_if_version``, ``delete_if_version``, ``pull``, ``replace``)
+  reads, compares and writes inside one IMMEDIATE transaction, so it is atomic across threads
+  and processes.
 * **Access order for ``lru``/``lfu`` is recorded lazily**: a hit is noted in memory and written
   in one batch (every ``_READ_FLUSH`` hits, before an eviction and at each janitor sweep), so a
   read stays a read and never takes the write lock. Recency across processes is therefore
@@ -59,6 +64,7 @@ import contextlib
 import errno
 import fcntl
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -83,7 +89,7 @@ from .._exceptions import (
     ValueTooLarge,
     WrongType,
 )
-from .._types import MISSING, Missing
+from .._types import MISSING, Item, Missing
 from ..core.glob import compile_glob
 from .janitor import janitor
 
@@ -1306,6 +1312,122 @@ class FileStore:
                 count += sum(1 for (expires,) in conn.execute(sql, chunk).fetchall() if _alive(expires, now))
         self._empty_trash(conn)
         return count
+
+    # ------------------------------------------------------------------ verbs
+
+    _ROW = "SELECT id, kind, value, file, crc, size, expires FROM entries WHERE key = ?"
+
+    def _live_plain(self, conn: sqlite3.Connection, key: str, op: str, now: float) -> tuple[Any, ...] | None:
+        """``(id, kind, value, file, crc, size, expires)`` of the live entry at ``key``, or None.
+
+        WrongType when it holds a collection.
+        """
+        row: tuple[Any, ...] | None = conn.execute(self._ROW, (key,)).fetchone()
+        if row is None or not _alive(row[6], now):
+            return None
+        if row[1]:
+            raise WrongType(f"{op} on key {_short(key)}: it holds a {_KIND_NAMES[row[1]]}")
+        return row
+
+    @staticmethod
+    def _version(value: bytes | None, file: str | None) -> str:
+        # A value file's name is fresh on every write; an inline value is named by its bytes.
+        if file is not None:
+            return "f:" + file
+        return hashlib.sha1(value or b"", usedforsecurity=False).hexdigest()
+
+    @_guarded
+    def get_item(self, key: str) -> Item | Missing:
+        """The live plain entry at ``key`` with its version, expiry (unix time) and size."""
+        conn = self._conn()
+        now = self.clock()
+        try:
+            row = self._live_plain(conn, key, "get_item", now)
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise self._fail("get_item", key, exc) from exc
+        if row is None:
+            return MISSING
+        _, _, value, file, crc, size, expires = row
+        if file is not None:
+            value = self._read_file(conn, key, file, crc)
+            if value is MISSING:
+                return MISSING
+        if self._reads is not None:
+            self._note_read(self._reads, key)
+        # The store's clock is wall-clock time by default; a test's clock is shifted onto it.
+        expires_at = None if expires is None else expires + (time.time() - now)
+        return Item(key, value, self._version(value, file), None, expires_at, (), size - len(key))
+
+    @_guarded
+    def set_if_version(self, key: str, value: bytes, ttl: float | None, version: int | str) -> bool:
+        """Store only if the live entry at ``key`` still has ``version``, in one transaction."""
+        now = self.clock()
+        params = self._prepare(key, value, now, ttl)
+        stored = False
+        try:
+            with self._writing("set_if_version", key) as conn:
+                row = self._live_plain(conn, key, "set_if_version", now)
+                if row is not None and self._version(row[2], row[3]) == version:
+                    conn.execute(_SET, params)
+                    stored = True
+        finally:
+            if not stored:
+                self._discard_files((params,))
+        if stored:
+            self._empty_trash(conn)
+            if self.max_bytes is not None:
+                self._enforce_limit(conn, (key,))
+        return stored
+
+    @_guarded
+    def delete_if_version(self, key: str, version: int | str) -> bool:
+        """Remove ``key`` only if its live entry still has ``version``, in one transaction."""
+        now = self.clock()
+        with self._writing("delete_if_version", key) as conn:
+            row = self._live_plain(conn, key, "delete_if_version", now)
+            if row is None or self._version(row[2], row[3]) != version:
+                return False
+            conn.execute("DELETE FROM entries WHERE id = ?", (row[0],))
+        self._empty_trash(conn)
+        return True
+
+    @_guarded
+    def pull(self, key: str) -> Any:
+        """Remove ``key`` and return its value (MISSING when absent), in one transaction."""
+        now = self.clock()
+        with self._writing("pull", key) as conn:
+            row = self._live_plain(conn, key, "pull", now)
+            if row is None:
+                return MISSING
+            row_id, _, value, file, crc, _, _ = row
+            if file is not None:
+                value = self._load_file("pull", key, file)
+                if value is None or zlib.crc32(value) != crc:
+                    value = MISSING  # gone or damaged: a miss, and the row goes anyway
+            conn.execute("DELETE FROM entries WHERE id = ?", (row_id,))
+        self._empty_trash(conn)
+        return value
+
+    @_guarded
+    def replace(self, key: str, value: bytes, ttl: float | None) -> bool:
+        """Store only if ``key`` holds something live (a collection included), in one transaction."""
+        now = self.clock()
+        params = self._prepare(key, value, now, ttl)
+        stored = False
+        try:
+            with self._writing("replace", key) as conn:
+                row = conn.execute("SELECT expires FROM entries WHERE key = ?", (key,)).fetchone()
+                if row is not None and _alive(row[0], now):
+                    conn.execute(_SET, params)
+                    stored = True
+        finally:
+            if not stored:
+                self._discard_files((params,))
+        if stored:
+            self._empty_trash(conn)
+            if self.max_bytes is not None:
+                self._enforce_limit(conn, (key,))
+        return stored
 
     @_guarded
     def exists(self, key: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from ..._drivers.offload_async import run
 from ..._exceptions import ConfigurationError
 from ..._io.file_store import FileStore
-from ..._types import Missing
+from ..._types import Item, Missing
 from .base import AsyncBackend, BackendCounters, Capabilities
 
 __all__ = ["AsyncFileBackend"]
@@ -30,6 +30,7 @@ _SAME_AS_STORE = (
     "expire", "ttl", "delete_pattern", "clear", "push", "pop", "llen", "lrange",
     "sadd", "srem", "smembers", "sismember", "scard",
     "hset", "hget", "hgetall", "hdel", "hexists", "hlen", "hincrby", "ping",
+    "get_item", "set_if_version", "delete_if_version", "pull", "replace",
 )  # fmt: skip
 
 
@@ -48,7 +49,7 @@ class AsyncFileBackend(AsyncBackend):
 
     name: ClassVar[str] = "file"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        stores_objects=False, delete_pattern=True, collections=True
+        stores_objects=False, delete_pattern=True, collections=True, versions=True
     )
 
     def __init__(
@@ -118,6 +119,21 @@ class AsyncFileBackend(AsyncBackend):
 
     async def delete_many(self, keys: list[str]) -> int:
         return await run(self.store.delete_many, keys)
+
+    async def get_item(self, key: str) -> Item | Missing:
+        return await run(self.store.get_item, key)
+
+    async def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        return await run(self.store.set_if_version, key, value, ttl, version)
+
+    async def delete_if_version(self, key: str, version: int | str) -> bool:
+        return await run(self.store.delete_if_version, key, version)
+
+    async def pull(self, key: str) -> Any:
+        return await run(self.store.pull, key)
+
+    async def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        return await run(self.store.replace, key, value, ttl)
 
     async def exists(self, key: str) -> bool:
         return await run(self.store.exists, key)

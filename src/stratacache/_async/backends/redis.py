@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio  # unasync: remove
 import builtins
 import functools
+import hashlib
 import math
+import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -42,7 +45,7 @@ from ..._exceptions import (
     WrongType,
 )
 from ..._redact import scrub
-from ..._types import MISSING, Missing
+from ..._types import MISSING, Item, Missing
 from ...core.glob import escape_glob
 from .base import AsyncBackend, BackendCounters, Capabilities
 
@@ -64,6 +67,34 @@ if redis.call('exists', KEYS[1]) == 0 then return 0 end
 redis.call('persist', KEYS[1])
 return 1
 """
+
+# The verbs' versions are the SHA-1 of the stored bytes (hex), computed by the server
+# (redis.sha1hex, which our own server implements too) inside each compare script, so the
+# compare and the write are one atomic step on a standalone server, a cluster's shard or a
+# Sentinel's primary. get_item reads the value and its PTTL in one script and hashes the
+# bytes client-side (the same digest: hashlib.sha1(value).hexdigest()).
+_GET_ITEM = """
+local value = redis.call('get', KEYS[1])
+if not value then return false end
+return {value, redis.call('pttl', KEYS[1])}
+"""
+_SET_IF_VERSION = """
+local value = redis.call('get', KEYS[1])
+if not value or redis.sha1hex(value) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then
+  redis.call('set', KEYS[1], ARGV[2])
+else
+  redis.call('set', KEYS[1], ARGV[2], 'px', ARGV[3])
+end
+return 1
+"""
+_DELETE_IF_VERSION = """
+local value = redis.call('get', KEYS[1])
+if not value or redis.sha1hex(value) ~= ARGV[1] then return 0 end
+redis.call('del', KEYS[1])
+return 1
+"""
+_SHA1_HEX = re.compile(r"[0-9a-f]{40}")
 
 # Largest PX sent: 2**62 ms (~146 million years) leaves room for the server's clock in 2**63.
 _PX_MAX = 2**62
@@ -122,7 +153,7 @@ class AsyncRedisBackend(AsyncBackend):
 
     name: ClassVar[str] = "redis"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        stores_objects=False, delete_pattern=True, collections=True
+        stores_objects=False, delete_pattern=True, collections=True, versions=True
     )
 
     def __init__(
@@ -419,6 +450,45 @@ class AsyncRedisBackend(AsyncBackend):
             await self._client.flushdb()
         else:
             await self._scan_delete(escape_glob(prefix) + "*")
+
+    # ------------------------------------------------------------------ verbs
+
+    @_translating("get_item")
+    async def get_item(self, key: str) -> Item | Missing:
+        """One script: GET and PTTL together; the version is the SHA-1 of the bytes."""
+        found = await self._client.eval(_GET_ITEM, 1, key)
+        if not found:  # Lua's false: a nil reply (a RESP3 false from some servers)
+            return MISSING
+        value, remaining = found[0], int(found[1])
+        expires_at = None if remaining < 0 else time.time() + remaining / 1000.0
+        version = hashlib.sha1(value, usedforsecurity=False).hexdigest()
+        return Item(key, value, version, None, expires_at, (), len(value))
+
+    @_translating("set_if_version")
+    async def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        """A script: SET [PX] only if the SHA-1 of the stored bytes is still ``version``."""
+        if type(version) is not str or _SHA1_HEX.fullmatch(version) is None:
+            return False  # no stored value has that version
+        px = "" if ttl is None else str(_ms(ttl))
+        return bool(await self._client.eval(_SET_IF_VERSION, 1, key, version, value, px))
+
+    @_translating("delete_if_version")
+    async def delete_if_version(self, key: str, version: int | str) -> bool:
+        """A script: DEL only if the SHA-1 of the stored bytes is still ``version``."""
+        if type(version) is not str or _SHA1_HEX.fullmatch(version) is None:
+            return False
+        return bool(await self._client.eval(_DELETE_IF_VERSION, 1, key, version))
+
+    @_translating("pull")
+    async def pull(self, key: str) -> Any:
+        """GETDEL (Redis 6.2+): one atomic command."""
+        value = await self._client.getdel(key)
+        return MISSING if value is None else value
+
+    @_translating("replace")
+    async def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        """SET XX [PX]."""
+        return bool(await self._client.set(key, value, xx=True, px=None if ttl is None else _ms(ttl)))
 
     # ------------------------------------------------------------------ lists
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from ..._build import build_backend
 from ..._exceptions import BackendUnavailable, CacheTimeout, ConfigurationError
 from ..._redact import redact, redact_url
-from ..._types import Missing
+from ..._types import MISSING, Item, Missing
 from ...core.hashring import HashRing
 from ...core.health import NodeHealth
 from .base import AsyncBackend, BackendCounters, Capabilities
@@ -115,6 +115,7 @@ class AsyncShardedBackend(AsyncBackend):
             delete_pattern=all(b.capabilities.delete_pattern for b in backends),
             collections=all(b.capabilities.collections for b in backends),
             ttl_resolution=max(b.capabilities.ttl_resolution for b in backends),
+            versions=all(b.capabilities.versions for b in backends),
         )
 
     def _close_built(self) -> None:
@@ -146,6 +147,10 @@ class AsyncShardedBackend(AsyncBackend):
     async def _on(self, key: str, method: str, *args: Any) -> Any:
         """Run ``method(key, *args)`` on the key's node; on its failure, count it, and once
         the node is marked down, run it again on the key's next node."""
+        return (await self._routed(key, method, *args))[1]
+
+    async def _routed(self, key: str, method: str, *args: Any) -> tuple[str, Any]:
+        """:meth:`_on`, also naming the node that answered."""
         while True:
             node = self.node_for(key)
             try:
@@ -157,7 +162,7 @@ class AsyncShardedBackend(AsyncBackend):
                 continue  # marked down: the ring now sends the key to its successor
             if self._health.failures:
                 self._health.record_success(node)
-            return result
+            return node, result
 
     def _group(self, keys: Sequence[str]) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}
@@ -233,6 +238,63 @@ class AsyncShardedBackend(AsyncBackend):
         for node, group in self._group(keys).items():
             deleted += await self._batch(node, "delete_many", group)
         return deleted
+
+    # ------------------------------------------------------------------ verbs
+    # A version names the node that issued it ("<node>\n<i|s><node's version>"): after a
+    # failover the key's successor may hold an entry whose own version happens to be equal
+    # (memory nodes count from 1 each), and a compare-and-set must not match it.
+
+    @staticmethod
+    def _wrap(node: str, version: int | str) -> str:
+        return f"{node}\n{'i' if type(version) is int else 's'}{version}"
+
+    def _unwrap(self, key: str, version: int | str) -> tuple[str, int | str] | None:
+        """(node, the node's version) if ``version`` came from the node now serving ``key``."""
+        if type(version) is not str:
+            return None
+        node, _, tagged = version.rpartition("\n")
+        if node not in self._nodes or node != self.node_for(key) or not tagged:
+            return None
+        if tagged[0] == "s":
+            return node, tagged[1:]
+        if tagged[0] == "i" and tagged[1:].isdigit():
+            return node, int(tagged[1:])
+        return None
+
+    async def get_item(self, key: str) -> Item | Missing:
+        """GET_ITEM on the key's node, its version tagged with the node."""
+        routed: tuple[str, Item | Missing] = await self._routed(key, "get_item")
+        node, item = routed
+        if item is MISSING:
+            return MISSING
+        return Item(
+            key, item.value, self._wrap(node, item.version), item.created, item.expires_at, (), item.size
+        )
+
+    async def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        """Compare-and-set on the key's node, only with a version that node issued."""
+        target = self._unwrap(key, version)
+        if target is None:
+            return False
+        result: bool = await self._batch(target[0], "set_if_version", key, value, ttl, target[1])
+        return result
+
+    async def delete_if_version(self, key: str, version: int | str) -> bool:
+        """Compare-and-delete on the key's node, only with a version that node issued."""
+        target = self._unwrap(key, version)
+        if target is None:
+            return False
+        result: bool = await self._batch(target[0], "delete_if_version", key, target[1])
+        return result
+
+    async def pull(self, key: str) -> Any:
+        """PULL on the key's node."""
+        return await self._on(key, "pull")
+
+    async def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        """REPLACE on the key's node."""
+        result: bool = await self._on(key, "replace", value, ttl)
+        return result
 
     async def exists(self, key: str) -> bool:
         """EXISTS on the key's node."""

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from ..._drivers.offload_sync import run
 from ..._exceptions import ConfigurationError
 from ..._io.file_store import FileStore
-from ..._types import Missing
+from ..._types import Item, Missing
 from .base import Backend, BackendCounters, Capabilities
 
 __all__ = ["FileBackend"]
@@ -31,6 +31,7 @@ _SAME_AS_STORE = (
     "expire", "ttl", "delete_pattern", "clear", "push", "pop", "llen", "lrange",
     "sadd", "srem", "smembers", "sismember", "scard",
     "hset", "hget", "hgetall", "hdel", "hexists", "hlen", "hincrby", "ping",
+    "get_item", "set_if_version", "delete_if_version", "pull", "replace",
 )  # fmt: skip
 
 
@@ -49,7 +50,7 @@ class FileBackend(Backend):
 
     name: ClassVar[str] = "file"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        stores_objects=False, delete_pattern=True, collections=True
+        stores_objects=False, delete_pattern=True, collections=True, versions=True
     )
 
     def __init__(
@@ -119,6 +120,21 @@ class FileBackend(Backend):
 
     def delete_many(self, keys: list[str]) -> int:
         return run(self.store.delete_many, keys)
+
+    def get_item(self, key: str) -> Item | Missing:
+        return run(self.store.get_item, key)
+
+    def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        return run(self.store.set_if_version, key, value, ttl, version)
+
+    def delete_if_version(self, key: str, version: int | str) -> bool:
+        return run(self.store.delete_if_version, key, version)
+
+    def pull(self, key: str) -> Any:
+        return run(self.store.pull, key)
+
+    def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        return run(self.store.replace, key, value, ttl)
 
     def exists(self, key: str) -> bool:
         return run(self.store.exists, key)

@@ -7,8 +7,10 @@ Reads go down the tiers; a hit in a lower tier fills the tiers above it with the
 remaining ttl (asked of the lower tier), capped by ``l1_ttl``. Writes, deletes, expire,
 clear and delete_pattern go through every tier, the source of truth first, so that a
 failure there is known before any copy changes. Atomic operations (``incr``, ``add``,
-lists, sets, hashes) run on the source of truth only and the upper tiers' copies of the
-key are dropped: atomicity exists in one place, never in copies.
+lists, sets, hashes, and the verbs ``set_if_version``, ``delete_if_version``, ``pull`` and
+``replace``) run on the source of truth only and the upper tiers' copies of the key are
+dropped: atomicity exists in one place, never in copies. ``get_item`` reads the source of
+truth too, since versions are its own (an upper tier's copy has another version).
 
 Consistency across processes (the upper tiers are private to a process, the source of
 truth is shared):
@@ -49,7 +51,7 @@ from typing import Any, ClassVar
 
 from ..._build import build_backend
 from ..._exceptions import BackendUnavailable, CacheError, CacheTimeout, ConfigurationError, InvalidTTL
-from ..._types import MISSING, UNSET, Missing, Unset, normalize_ttl
+from ..._types import MISSING, UNSET, Item, Missing, Unset, normalize_ttl
 from ...core.breaker import CircuitBreaker
 from ...core.invalidation import Clear, Invalidation, Keys, Pattern
 from .base import Backend, BackendCounters, Capabilities, Decoded
@@ -155,6 +157,8 @@ class LayeredBackend(Backend):
                 delete_pattern=all(t.capabilities.delete_pattern for t in built),
                 collections=all(t.capabilities.collections for t in built),
                 ttl_resolution=max(t.capabilities.ttl_resolution for t in built),
+                # The verbs run on the source of truth alone (it issues the versions).
+                versions=built[-1].capabilities.versions,
             ),
         )
 
@@ -749,6 +753,32 @@ class LayeredBackend(Backend):
     def hincrby(self, key: str, field: str, delta: int) -> int:
         """On the source of truth."""
         result: int = self._atomic(self._source.hincrby, key, field, delta, notify=False)
+        return result
+
+    # -- verbs: on the source of truth, which issues the versions
+
+    def get_item(self, key: str) -> Item | Missing:
+        """From the source of truth: an upper tier's copy carries a version of its own."""
+        item: Item | Missing = self._read_source(self._source.get_item, key)
+        return item
+
+    def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        """Compare-and-set on the source of truth; every copy of the key is dropped."""
+        result: bool = self._atomic(self._source.set_if_version, key, value, ttl, version, notify=True)
+        return result
+
+    def delete_if_version(self, key: str, version: int | str) -> bool:
+        """Compare-and-delete on the source of truth; every copy of the key is dropped."""
+        result: bool = self._atomic(self._source.delete_if_version, key, version, notify=True)
+        return result
+
+    def pull(self, key: str) -> Any:
+        """Get-and-delete on the source of truth; every copy of the key is dropped."""
+        return self._atomic(self._source.pull, key, notify=True)
+
+    def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        """Store-if-present on the source of truth; every copy of the key is dropped."""
+        result: bool = self._atomic(self._source.replace, key, value, ttl, notify=True)
         return result
 
     # -- collection reads: collections live only in the source of truth

@@ -62,7 +62,7 @@ from ..._exceptions import (
     WrongType,
 )
 from ..._redact import redact
-from ..._types import MISSING, Missing
+from ..._types import MISSING, Item, Missing
 from ...core.hashring import HashRing
 from ...core.health import NodeHealth
 from ...core.memcached_keys import (
@@ -98,6 +98,8 @@ _DECIMAL = re.compile(rb"-?[0-9]{1,20}").fullmatch
 
 # Compare-and-swap loops: attempts before giving up, and the cap of the jittered backoff.
 _CAS_ATTEMPTS = 200
+# CAS uniques are unsigned 64-bit and never 0 (0 means "no cas" in the meta protocol).
+_CAS_MAX = 2**64
 _BACKOFF_CAP = 0.02
 # Native incr racing its own "add" (another client created the counter in between).
 _CREATE_RACES = 10
@@ -169,7 +171,7 @@ class MemcachedBackend(Backend):
 
     name: ClassVar[str] = "memcached"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        stores_objects=False, delete_pattern=False, collections=True, ttl_resolution=1.0
+        stores_objects=False, delete_pattern=False, collections=True, ttl_resolution=1.0, versions=True
     )
 
     def __init__(
@@ -634,6 +636,61 @@ class MemcachedBackend(Backend):
             for address, wire in groups.items()
         ]
         return sum(gather(calls))
+
+    # ------------------------------------------------------------------ verbs
+
+    def get_item(self, key: str) -> Item | Missing:
+        """``mg <key> v f c t``: the value, its CAS unique (the version) and its ttl at once."""
+        wk, node = self._locate(key)
+        item = self._guard(node, "get_item", key, node.get_for_update, wk)
+        if item is None:
+            return MISSING
+        data, flags, cas, remaining = item
+        if flags in _KIND:
+            raise WrongType(f"get_item on key {key!r}: the key holds {_KIND[flags]}, not a plain value")
+        expires_at = None if remaining < 0 else time.time() + remaining
+        return Item(key, data, cas, None, expires_at, (), len(data))
+
+    def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        """``cas`` with the version as the CAS unique: NOT_FOUND and EXISTS both answer False."""
+        if type(version) is not int or not 0 < version < _CAS_MAX:
+            return False  # no item has that CAS unique
+        self._check_size(key, value)
+        wk, node = self._locate(key)
+        expiry = _expiry("set", key, ttl)
+        return bool(self._guard(node, "set_if_version", key, node.cas, wk, value, expiry, 0, version))
+
+    def delete_if_version(self, key: str, version: int | str) -> bool:
+        """``md <key> C<version>``: deleted only while the CAS unique is still ``version``."""
+        if type(version) is not int or not 0 < version < _CAS_MAX:
+            return False
+        wk, node = self._locate(key)
+        return bool(self._guard(node, "delete_if_version", key, node.delete_cas, wk, version))
+
+    def pull(self, key: str) -> Any:
+        """Read with the CAS unique, then ``md`` with it: the one caller whose delete wins gets
+        the value; a caller that loses to a change reads again (bounded, with backoff)."""
+        wk, node = self._locate(key)
+        for attempt in range(_CAS_ATTEMPTS):
+            item = self._guard(node, "pull", key, node.get_for_update, wk)
+            if item is None:
+                return MISSING
+            data, flags, cas, _ = item
+            if flags in _KIND:
+                raise WrongType(f"pull on key {key!r}: the key holds {_KIND[flags]}, not a plain value")
+            if self._guard(node, "pull", key, node.delete_cas, wk, cas):
+                return data
+            time.sleep(random.random() * min(_BACKOFF_CAP, 0.0005 * 2**attempt))
+        raise CacheTimeout(
+            f"memcached: pull on key {key!r} gave up after {_CAS_ATTEMPTS} attempts under contention"
+        )
+
+    def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        """``replace``: stored only if the key exists (a collection included, as Redis SET XX)."""
+        self._check_size(key, value)
+        wk, node = self._locate(key)
+        expiry = _expiry("replace", key, ttl)
+        return bool(self._guard(node, "replace", key, node.replace, wk, value, expiry, 0))
 
     def exists(self, key: str) -> bool:
         """``mg <key>``: presence without fetching the value."""

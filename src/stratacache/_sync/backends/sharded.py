@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from ..._build import build_backend
 from ..._exceptions import BackendUnavailable, CacheTimeout, ConfigurationError
 from ..._redact import redact, redact_url
-from ..._types import Missing
+from ..._types import MISSING, Item, Missing
 from ...core.hashring import HashRing
 from ...core.health import NodeHealth
 from .base import Backend, BackendCounters, Capabilities
@@ -116,6 +116,7 @@ class ShardedBackend(Backend):
             delete_pattern=all(b.capabilities.delete_pattern for b in backends),
             collections=all(b.capabilities.collections for b in backends),
             ttl_resolution=max(b.capabilities.ttl_resolution for b in backends),
+            versions=all(b.capabilities.versions for b in backends),
         )
 
     def _close_built(self) -> None:
@@ -147,6 +148,10 @@ class ShardedBackend(Backend):
     def _on(self, key: str, method: str, *args: Any) -> Any:
         """Run ``method(key, *args)`` on the key's node; on its failure, count it, and once
         the node is marked down, run it again on the key's next node."""
+        return (self._routed(key, method, *args))[1]
+
+    def _routed(self, key: str, method: str, *args: Any) -> tuple[str, Any]:
+        """:meth:`_on`, also naming the node that answered."""
         while True:
             node = self.node_for(key)
             try:
@@ -158,7 +163,7 @@ class ShardedBackend(Backend):
                 continue  # marked down: the ring now sends the key to its successor
             if self._health.failures:
                 self._health.record_success(node)
-            return result
+            return node, result
 
     def _group(self, keys: Sequence[str]) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}
@@ -234,6 +239,63 @@ class ShardedBackend(Backend):
         for node, group in self._group(keys).items():
             deleted += self._batch(node, "delete_many", group)
         return deleted
+
+    # ------------------------------------------------------------------ verbs
+    # A version names the node that issued it ("<node>\n<i|s><node's version>"): after a
+    # failover the key's successor may hold an entry whose own version happens to be equal
+    # (memory nodes count from 1 each), and a compare-and-set must not match it.
+
+    @staticmethod
+    def _wrap(node: str, version: int | str) -> str:
+        return f"{node}\n{'i' if type(version) is int else 's'}{version}"
+
+    def _unwrap(self, key: str, version: int | str) -> tuple[str, int | str] | None:
+        """(node, the node's version) if ``version`` came from the node now serving ``key``."""
+        if type(version) is not str:
+            return None
+        node, _, tagged = version.rpartition("\n")
+        if node not in self._nodes or node != self.node_for(key) or not tagged:
+            return None
+        if tagged[0] == "s":
+            return node, tagged[1:]
+        if tagged[0] == "i" and tagged[1:].isdigit():
+            return node, int(tagged[1:])
+        return None
+
+    def get_item(self, key: str) -> Item | Missing:
+        """GET_ITEM on the key's node, its version tagged with the node."""
+        routed: tuple[str, Item | Missing] = self._routed(key, "get_item")
+        node, item = routed
+        if item is MISSING:
+            return MISSING
+        return Item(
+            key, item.value, self._wrap(node, item.version), item.created, item.expires_at, (), item.size
+        )
+
+    def set_if_version(self, key: str, value: Any, ttl: float | None, version: int | str) -> bool:
+        """Compare-and-set on the key's node, only with a version that node issued."""
+        target = self._unwrap(key, version)
+        if target is None:
+            return False
+        result: bool = self._batch(target[0], "set_if_version", key, value, ttl, target[1])
+        return result
+
+    def delete_if_version(self, key: str, version: int | str) -> bool:
+        """Compare-and-delete on the key's node, only with a version that node issued."""
+        target = self._unwrap(key, version)
+        if target is None:
+            return False
+        result: bool = self._batch(target[0], "delete_if_version", key, target[1])
+        return result
+
+    def pull(self, key: str) -> Any:
+        """PULL on the key's node."""
+        return self._on(key, "pull")
+
+    def replace(self, key: str, value: Any, ttl: float | None) -> bool:
+        """REPLACE on the key's node."""
+        result: bool = self._on(key, "replace", value, ttl)
+        return result
 
     def exists(self, key: str) -> bool:
         """EXISTS on the key's node."""

@@ -649,13 +649,13 @@ class AsyncCacheConformance:
         assert await acache.exists("k") is False
         assert await acache.delete("k", if_version=item.version) is False
 
-    @pytest.mark.parametrize("bad", [None, 1.5, True, b"v", ["v"]], ids=repr)
-    async def test_bad_if_version_is_refused(self, acache: AsyncCache, bad: Any) -> None:
+    async def test_bad_if_version_is_refused(self, acache: AsyncCache) -> None:
         await acache.set("k", 1)
-        with pytest.raises(InvalidArgument, match="if_version"):
-            await acache.set("k", 2, if_version=bad)
-        with pytest.raises(InvalidArgument, match="if_version"):
-            await acache.delete("k", if_version=bad)
+        for bad in (None, 1.5, True, b"v", ["v"]):
+            with pytest.raises(InvalidArgument, match="if_version"):
+                await acache.set("k", 2, if_version=bad)
+            with pytest.raises(InvalidArgument, match="if_version"):
+                await acache.delete("k", if_version=bad)
         assert await acache.get("k") == (1 if retains(acache) else None)
 
     async def test_pull(self, acache: AsyncCache) -> None:

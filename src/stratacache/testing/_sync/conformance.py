@@ -649,13 +649,13 @@ class CacheConformance:
         assert cache.exists("k") is False
         assert cache.delete("k", if_version=item.version) is False
 
-    @pytest.mark.parametrize("bad", [None, 1.5, True, b"v", ["v"]], ids=repr)
-    def test_bad_if_version_is_refused(self, cache: Cache, bad: Any) -> None:
+    def test_bad_if_version_is_refused(self, cache: Cache) -> None:
         cache.set("k", 1)
-        with pytest.raises(InvalidArgument, match="if_version"):
-            cache.set("k", 2, if_version=bad)
-        with pytest.raises(InvalidArgument, match="if_version"):
-            cache.delete("k", if_version=bad)
+        for bad in (None, 1.5, True, b"v", ["v"]):
+            with pytest.raises(InvalidArgument, match="if_version"):
+                cache.set("k", 2, if_version=bad)
+            with pytest.raises(InvalidArgument, match="if_version"):
+                cache.delete("k", if_version=bad)
         assert cache.get("k") == (1 if retains(cache) else None)
 
     def test_pull(self, cache: Cache) -> None:
