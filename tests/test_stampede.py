@@ -293,8 +293,8 @@ def test_bad_policy_argument(clock: FakeClock) -> None:
     with Cache("memory", clock=clock) as cache:
         with pytest.raises(sc.InvalidArgument, match="policy must be a StampedePolicy"):
             cache.get_or_set("k", Loader(), policy="lease")  # type: ignore[arg-type]
-    with pytest.raises(sc.ConfigurationError, match="policy must be a StampedePolicy"):
-        sc.cached(Cache("memory"), policy={"lease": True})  # type: ignore[arg-type]
+        with pytest.raises(sc.ConfigurationError, match="policy must be a StampedePolicy"):
+            sc.cached(cache, policy={"lease": True})  # type: ignore[arg-type]
 
 
 def test_cached_decorator_takes_a_policy(clock: FakeClock) -> None:

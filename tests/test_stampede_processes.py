@@ -1,0 +1,169 @@
+"""Stampede control across real OS processes (the issue's figure), on four shared backends.
+
+32 child processes (16 with Cache, 16 with AsyncCache) miss one cold key at the same
+moment on Redis, Memcached, the file backend and our own server (``stratacache serve``):
+the loader must run once (at most twice). Loader calls are counted in a file that every
+child appends to, never in a process's memory. A second test kills a lease holder with
+SIGKILL mid-load and checks that another caller takes over once the lease expires.
+
+One zygote process imports everything and forks the 32 workers, which serve the four
+rounds: interpreter start-ups and imports cost far more than the rounds themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stratacache as sc
+from stratacache._async.lease import lease_key
+
+CHILD = Path(__file__).with_name("stampede_child.py")
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the workers are forked (POSIX)")
+PROCESSES = 32
+LOAD_SECONDS = 0.3
+BACKENDS = ("redis", "memcached", "file", "stratacache-server")
+
+
+@pytest.fixture
+def backend_urls(
+    redis_server: Any, memcached_server: Any, stratacache_server: Any, tmp_path: Path
+) -> dict[str, str]:
+    return {
+        "redis": redis_server.url,
+        "memcached": memcached_server.url,
+        "file": f"file://{tmp_path / 'file-cache'}",
+        "stratacache-server": f"redis://127.0.0.1:{stratacache_server.port}/0",
+    }
+
+
+def _spawn(config: dict[str, Any]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), json.dumps(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+
+
+@pytest.fixture
+def zygote(backend_urls: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """The process that forks the 32 workers and relays rounds to them (stampede_child.py)."""
+    counters = tmp_path / "counters"
+    counters.mkdir()
+    proc = _spawn(
+        {
+            "caches": backend_urls,
+            "counters": str(counters),
+            "lease_ttl": 10,
+            "load_seconds": LOAD_SECONDS,
+            "mode": "rounds",
+            "processes": PROCESSES,
+        }
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def _values(proc: subprocess.Popen[str]) -> list[str]:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        assert proc.stderr is not None
+        raise AssertionError(f"stampede_child exited {proc.wait()}: {proc.stderr.read()[-2000:]}")
+    values: list[str] = json.loads(line)
+    return values
+
+
+def test_32_processes_call_the_loader_once(zygote: subprocess.Popen[str], tmp_path: Path) -> None:
+    assert zygote.stdin is not None
+    assert _values(zygote) == ["ready"] * PROCESSES
+    figures = {}
+    for name in BACKENDS:
+        key = f"cold-{uuid.uuid4().hex}"
+        started = time.perf_counter()
+        # Every worker is blocked on its own pipe: one write each releases them together.
+        zygote.stdin.write(f"{name} {key}\n")
+        zygote.stdin.flush()
+        values = _values(zygote)
+        elapsed = time.perf_counter() - started
+        calls = (tmp_path / "counters" / name).stat().st_size
+        assert 1 <= calls <= 2, f"{name}: the loader ran {calls} times for {PROCESSES} processes"
+        # Everybody got a loader's result: the one holder's (or, with 2 calls, one of two).
+        assert len(set(values)) == calls, f"{name}: {sorted(set(values))}"
+        assert all(v.startswith("loaded-by-") for v in values), values
+        figures[name] = {"processes": PROCESSES, "loader_calls": calls, "seconds": round(elapsed, 3)}
+    zygote.stdin.write("quit\n")
+    zygote.stdin.flush()
+    assert zygote.wait(timeout=60) == 0
+    report = os.environ.get("STRATACACHE_STAMPEDE_REPORT")
+    if report:  # docs/patterns/stampede.md's table comes from runs with this set
+        with open(report, "a", encoding="utf-8") as out:
+            out.write(json.dumps(figures) + "\n")
+
+
+def test_killed_lease_holder_is_taken_over(backend_urls: dict[str, str], tmp_path: Path) -> None:
+    """SIGKILL the process holding the lease mid-load (on all four backends at once): a
+    caller in another process waits, takes the lease once it expires, and loads."""
+    counters = tmp_path / "counters"
+    counters.mkdir()
+    key = f"orphan-{uuid.uuid4().hex}"
+    lease_ttl = 2.0  # whole seconds: Memcached rounds expiries up to them
+    holder = _spawn(
+        {
+            "caches": backend_urls,
+            "counters": str(counters),
+            "lease_ttl": lease_ttl,
+            "mode": "hang",
+            "key": key,
+        }
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not all((counters / name).exists() for name in BACKENDS):  # every load started
+            assert holder.poll() is None, holder.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the holder never started loading"
+            time.sleep(0.01)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.communicate()
+    policy = sc.StampedePolicy(lease_ttl=lease_ttl, wait_timeout=20, backoff_initial=0.01, backoff_max=0.1)
+    caches = {name: sc.Cache(url, namespace="stampede") for name, url in backend_urls.items()}
+    try:
+        for name, cache in caches.items():
+            assert cache.get(lease_key(key)) is not None, name  # the dead holder's lease is there
+
+        for name, cache in caches.items():
+            counter = counters / name
+
+            def load(counter: Path = counter) -> str:
+                with counter.open("ab") as out:
+                    out.write(b"x")
+                return "taken-over"
+
+            assert cache.get_or_set(key, load, ttl=60, policy=policy) == "taken-over", name
+            assert cache.get(key) == "taken-over", name
+            assert cache.get(lease_key(key)) is None, name  # released by the new holder
+            assert counter.stat().st_size == 2, name  # the dead holder's call and ours
+    finally:
+        for cache in caches.values():
+            cache.close()
