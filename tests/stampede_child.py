@@ -61,6 +61,8 @@ def _policy(config: dict[str, Any]) -> sc.StampedePolicy:
 def _sync_worker(config: dict[str, Any], commands: Any, report: Any) -> None:
     policy = _policy(config)
     caches = {name: sc.Cache(url, namespace="stampede") for name, url in config["caches"].items()}
+    for cache in caches.values():
+        cache.ping()  # connect now: the rounds measure the stampede, not connection set-up
     report("ready")
     for line in commands:
         if line.strip() == "quit":
@@ -75,6 +77,8 @@ def _sync_worker(config: dict[str, Any], commands: Any, report: Any) -> None:
 async def _async_worker(config: dict[str, Any], commands: Any, report: Any) -> None:
     policy = _policy(config)
     caches = {name: sc.AsyncCache(url, namespace="stampede") for name, url in config["caches"].items()}
+    for cache in caches.values():
+        await cache.ping()
     loop = asyncio.get_running_loop()
     report("ready")
     while True:
