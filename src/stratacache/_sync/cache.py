@@ -536,8 +536,7 @@ class Cache:
                     else:
                         result[full[k]] = value
             if wrapped:
-                for k in valid_envelopes(self, wrapped):
-                    result[full[k]] = wrapped[k].value
+                self._open_envelopes(wrapped, full, result)
         except CacheError as exc:
             self._failed("get_many", user_keys, exc)
             raise
@@ -772,10 +771,26 @@ class Cache:
 
     def _open_envelope(self, k: str, envelope: Envelope) -> Any:
         """The value inside ``envelope`` stored at raw key ``k``, or MISSING when one of its
-        tags was invalidated since it was written."""
+        tags was invalidated since it was written (the entry is then deleted)."""
         if envelope.tags and not valid_envelopes(self, {k: envelope}):
+            # Dropped on read: it frees the space now and lets add() take the key. Racing a
+            # writer, this may delete a fresh value: a spurious miss, never a stale hit.
+            self._backend.delete(k)
             return MISSING
         return envelope.value
+
+    def _open_envelopes(
+        self, wrapped: dict[str, Envelope], full: dict[str, str], into: dict[str, Any]
+    ) -> None:
+        """get_many's :meth:`_open_envelope`: put each valid one's value in ``into`` under its
+        caller's key (``full`` maps raw keys to them); delete the invalidated ones."""
+        valid = valid_envelopes(self, wrapped)
+        for k, envelope in wrapped.items():
+            if k in valid:
+                into[full[k]] = envelope.value
+        stale = [k for k in wrapped if k not in valid]
+        if stale:
+            self._backend.delete_many(stale)
 
     def _read_value(self, k: str) -> Any:
         """The decoded, tag-checked value at raw key ``k``, or MISSING (no stats, no hooks)."""
@@ -796,7 +811,7 @@ class Cache:
             value = MISSING if raw is MISSING else self._decode(raw, k)
             envelope: Envelope | Missing = MISSING
             if type(value) is Envelope:
-                if not value.tags or valid_envelopes(self, {k: value}):
+                if self._open_envelope(k, value) is not MISSING:
                     envelope = value
             elif value is not MISSING:
                 envelope = Envelope(value)
@@ -857,6 +872,10 @@ class Cache:
             self._failed("add", key, exc)
             raise
         added: bool = self._call("add", key, self._backend.add, k, stored, seconds)
+        if not added and self._read_value(k) is MISSING:
+            # The key held an entry whose tags were invalidated (now deleted by the read), or
+            # it expired: the key is free, so try once more.
+            added = self._call("add", key, self._backend.add, k, stored, seconds)
         if added:
             self._stats.sets += 1
         return added
