@@ -235,6 +235,35 @@ async def test_stale_if_error_on_wait_timeout(any_cache: Cache | AsyncCache, clo
     assert await aw(any_cache.get_or_set("k", Loader(), ttl=10, policy=policy)) == "v1"
 
 
+async def test_stale_if_error_waiter_serves_stale_when_the_holder_fails(
+    any_cache: Cache | AsyncCache, clock: FakeClock
+) -> None:
+    """The holder we waited for gave the lease back without storing (its load failed):
+    we serve the stale value too, instead of calling the failing source in our turn."""
+    policy = policy_for(clock, stale_if_error=60, backoff_initial=0.005, backoff_max=0.01)
+    loader = Loader()
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
+    clock.advance(20)
+    assert await aw(any_cache.add(lease_key("k"), "failing-process", ttl=30))
+    if isinstance(any_cache, Cache):
+        thread = threading.Timer(0.05, any_cache.delete, args=(lease_key("k"),))
+        thread.start()
+        assert any_cache.get_or_set("k", loader, ttl=10, policy=policy) == "v1"
+        thread.join()
+    else:
+
+        async def give_up_later() -> None:
+            await asyncio.sleep(0.05)
+            await any_cache.delete(lease_key("k"))
+
+        task = asyncio.create_task(give_up_later())
+        assert await any_cache.get_or_set("k", loader, ttl=10, policy=policy) == "v1"
+        await task
+    assert loader.calls == 1
+    # A later caller that finds the lease free (it waited for nobody) does try the source.
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v2"
+
+
 async def test_xfetch_refreshes_early_more_often_near_expiry(
     any_cache: Cache | AsyncCache, clock: FakeClock
 ) -> None:

@@ -237,15 +237,22 @@ class _Fill:
         # caller blocks, not a freshness question.
         deadline = time.monotonic() + policy.wait_timeout
         attempt = 0
+        waited = False
         while True:
             if await lease.acquire():
                 try:
                     current = await self._fresh()
                     if current is not MISSING:
                         return current.value  # the previous holder stored it just before releasing
+                    if waited and stale is not MISSING and _within_stale_if_error(stale, policy):
+                        # The holder we waited for stored nothing: its load failed (or it
+                        # died), and it served the stale value. So do we, rather than each
+                        # waiter calling a failing source in turn.
+                        return stale.value
                     return await self.call_and_store(stale, serve_on_error=False)
                 finally:
                     await lease.release()
+            waited = True
             current = await self._fresh()
             if current is not MISSING:
                 return current.value
