@@ -192,3 +192,26 @@ def test_verbs_fire_hooks_and_count_stats() -> None:
         assert seen == ["get_item", "get_item", "replace", "pull"]
         stats = cache.stats()
         assert (stats.hits, stats.misses, stats.sets, stats.deletes) == (2, 1, 2, 1)
+
+
+def test_file_verbs_on_values_kept_in_their_own_files(tmp_path: Path) -> None:
+    # Above inline_threshold a value lives in a file; its version is the file's fresh name,
+    # and pull reads the file before the row goes (the file is then trashed and removed).
+    big = b"x" * 4096
+    with sc.Cache(f"file://{tmp_path}?inline_threshold=1024", serializer="raw") as cache:
+        cache.set("big", big)
+        item = cache.get_item("big")
+        assert item is not None
+        assert (item.value, item.size) == (big, len(big))
+        assert isinstance(item.version, str)
+        assert item.version.startswith("f:")
+        cache.set("big", big)  # the same bytes, a new file: a new version
+        again = cache.get_item("big")
+        assert again is not None
+        assert again.version != item.version
+        assert cache.set("big", b"y" * 4096, if_version=item.version) is False
+        assert cache.set("big", b"y" * 4096, if_version=again.version) is True
+        assert cache.replace("big", b"z" * 4096) is True
+        assert cache.pull("big") == b"z" * 4096
+        assert cache.get("big") is None
+        assert sorted(p.name for p in tmp_path.rglob("*.val")) == []
