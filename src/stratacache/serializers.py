@@ -1001,6 +1001,7 @@ class Codec:
         "_loaders",
         "_max_size",
         "_pickle",
+        "_plain_envelopes",
         "_plain_members",
         "_plain_values",
         "_serializer",
@@ -1048,6 +1049,8 @@ class Codec:
         self._loaders: dict[int, Callable[[bytes], Any]] = {}
         self._plain_members: dict[bytes, Callable[[bytes], Any]] = {}
         self._plain_values = self._plain_members
+        # The same fast path for envelopes (header flag FLAG_ENVELOPE): header -> loader.
+        self._plain_envelopes: dict[bytes, Callable[[bytes], Any]] = {}
         # Signed pickle is decoded apart from the other formats (it needs the key), never
         # through the header -> loader fast path.
         self._pickle: PickleSerializer | None = None
@@ -1124,6 +1127,7 @@ class Codec:
             aeads.setdefault(hashlib.sha256(key).digest()[:_KEY_ID_SIZE], []).append(AESGCM(key))
         self._aeads = aeads
         self._plain_values = {}  # unencrypted values are refused, so no plain fast path
+        self._plain_envelopes = {}
         self._aead = AESGCM(keys[0])
         self._key_id = hashlib.sha256(keys[0]).digest()[:_KEY_ID_SIZE]
         self._invalid_tag = InvalidTag
@@ -1255,6 +1259,14 @@ class Codec:
                 return loads(data[4:])
             except Exception:  # decoded again below, which raises the precise error
                 pass
+        elif type(data) is bytes:
+            # A plain (uncompressed, unencrypted, unsigned) envelope: tagged values' hit path.
+            loads = self._plain_envelopes.get(data[:4])
+            if loads is not None:
+                try:
+                    return from_wire(loads(data[4:]), key)
+                except Exception:  # decoded again below, which raises the precise error
+                    pass
         return self._decode(data, key, False)
 
     def decode_member(self, data: bytes, key: str | None = None) -> Any:
@@ -1378,6 +1390,8 @@ class Codec:
         # retries through the full path, which reports them precisely.
         self._plain_members[bytes((MAGIC, VERSION, fmt, 0))] = fast or loads
         # _plain_values is the same dict unless encryption is required (then it stays empty).
+        if self._plain_values is self._plain_members:
+            self._plain_envelopes[bytes((MAGIC, VERSION, fmt, FLAG_ENVELOPE))] = fast or loads
 
     def _decrypt(self, data: bytes, key: str | None, bound: bool) -> bytes:
         aeads = self._aeads

@@ -93,8 +93,11 @@ def valid_envelopes(cache: Cache, envelopes: Mapping[str, Envelope]) -> set[str]
     current = {tag: _version(cache, found.get(key, MISSING), key) for key, tag in needed.items()}
     valid = set()
     for key, envelope in envelopes.items():
-        tags = envelope.tags or {}
-        if all(current[tag] is not MISSING and current[tag] == version for tag, version in tags.items()):
+        for tag, version in (envelope.tags or {}).items():
+            seen = current[tag]
+            if seen is MISSING or seen != version:
+                break
+        else:
             valid.add(key)
     return valid
 

@@ -834,6 +834,7 @@ class MemoryStore(CollectionsMixin):
         mask = every - 1 if every & (every - 1) == 0 else 0
         perf_counter = time.perf_counter
         timing = False  # a timed run is under way (in any thread): do not nest another
+        envelope = Envelope  # a closure cell: cheaper than the global on every hit
 
         def timed(key: Any, default: Any) -> Any:
             # The call is made again under the timer, and counted then. Its first run was a
@@ -857,7 +858,7 @@ class MemoryStore(CollectionsMixin):
                 value = store_get(prefix + key, miss_is_final and not timing)
             except CacheError:
                 return full_get(key, default)  # which raises it again, counted
-            if type(value) is Envelope:  # tags / freshness metadata: the facade unwraps it
+            if type(value) is envelope:  # tags / freshness metadata: the facade unwraps it
                 return full_get(key, default)
             if value is not MISSING:
                 h = stats.hits + 1
