@@ -9,7 +9,8 @@
   AsyncCache). It prints ``ready`` when every worker has opened its caches; then for each
   stdin line ``NAME KEY`` it wakes every worker at once (one pipe write each), and each
   calls ``get_or_set(KEY, loader)`` on cache NAME; it prints the N values as one JSON
-  line. ``quit`` ends. Forking from one process that has imported everything keeps 32
+  line. ``NAME KEY swr`` does the same with a 1 s ttl and a 30 s stale-while-revalidate
+  window. ``quit`` ends. Forking from one process that has imported everything keeps 32
   processes from paying for 32 interpreter start-ups.
 * ``hang`` (with ``"key"``): on every cache at once, take the lease for KEY, start
   loading, and hang there (the test kills the process with SIGKILL mid-load).
@@ -44,10 +45,11 @@ def _loader(counters: str, name: str, seconds: float) -> Any:
         fd = os.open(os.path.join(counters, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, b"x")
+            call = os.fstat(fd).st_size  # this call's number, give or take a concurrent one
         finally:
             os.close(fd)
         time.sleep(seconds)
-        return f"loaded-by-{os.getpid()}"
+        return f"loaded-by-{os.getpid()}-call-{call}"
 
     return load
 
@@ -56,6 +58,25 @@ def _policy(config: dict[str, Any]) -> sc.StampedePolicy:
     return sc.StampedePolicy(
         lease_ttl=config["lease_ttl"], wait_timeout=20, backoff_initial=0.01, backoff_max=0.1
     )
+
+
+def _round(line: str) -> tuple[str, str, float, sc.StampedePolicy | None]:
+    """``NAME KEY [swr]``: the cache, the key, the ttl and the policy override of one round."""
+    name, key, *mode = line.split()
+    if mode == ["swr"]:  # a short ttl, then a 30 s stale-while-revalidate window
+        return (
+            name,
+            key,
+            1.0,
+            sc.StampedePolicy(
+                lease_ttl=10,
+                wait_timeout=20,
+                backoff_initial=0.01,
+                backoff_max=0.1,
+                stale_while_revalidate=30,
+            ),
+        )
+    return name, key, 60.0, None
 
 
 def _sync_worker(config: dict[str, Any], commands: Any, report: Any) -> None:
@@ -67,9 +88,9 @@ def _sync_worker(config: dict[str, Any], commands: Any, report: Any) -> None:
     for line in commands:
         if line.strip() == "quit":
             break
-        name, key = line.split()
+        name, key, ttl, override = _round(line)
         load = _loader(config["counters"], name, config["load_seconds"])
-        report(caches[name].get_or_set(key, load, ttl=60, policy=policy))
+        report(caches[name].get_or_set(key, load, ttl=ttl, policy=override or policy))
     for cache in caches.values():
         cache.close()
 
@@ -85,9 +106,9 @@ async def _async_worker(config: dict[str, Any], commands: Any, report: Any) -> N
         line = await loop.run_in_executor(None, commands.readline)
         if not line or line.strip() == "quit":
             break
-        name, key = line.split()
+        name, key, ttl, override = _round(line)
         load = _loader(config["counters"], name, config["load_seconds"])
-        report(await caches[name].get_or_set(key, load, ttl=60, policy=policy))
+        report(await caches[name].get_or_set(key, load, ttl=ttl, policy=override or policy))
     for cache in caches.values():
         await cache.close()
 

@@ -2,12 +2,14 @@
 
 32 child processes (16 with Cache, 16 with AsyncCache) miss one cold key at the same
 moment on Redis, Memcached, the file backend and our own server (``stratacache serve``):
-the loader must run once (at most twice). Loader calls are counted in a file that every
-child appends to, never in a process's memory. A second test kills a lease holder with
-SIGKILL mid-load and checks that another caller takes over once the lease expires.
+the loader must run once (at most twice). Then a value past its ttl, inside its
+stale-while-revalidate window, must be refreshed once while the others are served
+stale. Loader calls are counted in a file that every child appends to, never in a
+process's memory. A second test kills a lease holder with SIGKILL mid-load and checks
+that another caller takes over once the lease expires.
 
-One zygote process imports everything and forks the 32 workers, which serve the four
-rounds: interpreter start-ups and imports cost far more than the rounds themselves.
+One zygote process imports everything and forks the 32 workers, which serve every round:
+interpreter start-ups and imports cost far more than the rounds themselves.
 """
 
 from __future__ import annotations
@@ -109,6 +111,32 @@ def test_32_processes_call_the_loader_once(zygote: subprocess.Popen[str], tmp_pa
         assert len(set(values)) == calls, f"{name}: {sorted(set(values))}"
         assert all(v.startswith("loaded-by-") for v in values), values
         figures[name] = {"processes": PROCESSES, "loader_calls": calls, "seconds": round(elapsed, 3)}
+    # Stale-while-revalidate across processes: a value past its ttl is refreshed once, by
+    # one process, while the others are served the stale value.
+    keys = {name: f"swr-{uuid.uuid4().hex}" for name in BACKENDS}
+    first = {}
+    for name in BACKENDS:
+        zygote.stdin.write(f"{name} {keys[name]} swr\n")
+        zygote.stdin.flush()
+        first[name] = set(_values(zygote))
+        assert len(first[name]) == 1, first[name]
+    before = {name: (tmp_path / "counters" / name).stat().st_size for name in BACKENDS}
+    time.sleep(1.1)  # past the 1 s ttl, inside the 30 s window
+    for name in BACKENDS:
+        started = time.perf_counter()
+        zygote.stdin.write(f"{name} {keys[name]} swr\n")
+        zygote.stdin.flush()
+        values = _values(zygote)
+        elapsed = time.perf_counter() - started
+        refreshes = (tmp_path / "counters" / name).stat().st_size - before[name]
+        assert refreshes == 1, f"{name}: {refreshes} refreshes by {PROCESSES} processes"
+        stale = sum(value in first[name] for value in values)
+        assert stale >= 1, f"{name}: nobody was served the stale value"
+        assert all(value in first[name] or value.startswith("loaded-by-") for value in values)
+        assert len(set(values)) == 2, f"{name}: {sorted(set(values))}"  # the stale and the refreshed one
+        figures[name].update(
+            {"swr_refreshes": refreshes, "swr_served_stale": stale, "swr_seconds": round(elapsed, 3)}
+        )
     zygote.stdin.write("quit\n")
     zygote.stdin.flush()
     assert zygote.wait(timeout=60) == 0
