@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stratacache as sc
 from stratacache import AsyncCache, Cache, StampedePolicy
@@ -383,3 +385,50 @@ async def test_lease_release_checks_the_token(flavour: str, clock: FakeClock) ->
     assert await aw(cache.get(lease_key("k"))) is None
     assert not await aw(theirs.release())  # twice: nothing to do
     await aw(cache.close())
+
+
+async def test_policy_with_tags(any_cache: Cache | AsyncCache, clock: FakeClock) -> None:
+    """Tags ride in the same envelope as the freshness metadata; an invalidation is a miss."""
+    loader = Loader()
+    policy = policy_for(clock, stale_while_revalidate=30)
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy, tags=["t"])) == "v1"
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy, tags=["t"])) == "v1"
+    await aw(any_cache.invalidate_tags("t"))
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy, tags=["t"])) == "v2"
+    assert loader.calls == 2
+    with pytest.raises(sc.InvalidArgument, match="tags"):
+        await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy, tags="t"))
+
+
+@given(steps=st.lists(st.tuples(st.integers(0, 60), st.booleans()), min_size=1, max_size=12))
+@settings(max_examples=40, deadline=None)
+def test_freshness_windows_follow_a_model(steps: list[tuple[int, bool]]) -> None:
+    """Random waits and loader failures against a model of ttl, SWR and stale-if-error."""
+    ttl, swr, sie = 20.0, 10.0, 30.0
+    clock = FakeClock()
+    policy = policy_for(clock, stale_while_revalidate=swr, stale_if_error=sie)
+    loader = Loader()
+    stored: str | None = None
+    fresh_until = 0.0
+    with Cache("memory", clock=clock) as cache:
+        for wait, fail in steps:
+            clock.advance(wait)
+            loader.fail = fail
+            now = clock()
+            late = now - fresh_until
+            if stored is not None and late < 0:
+                expected: str | None = stored  # fresh: no load
+                calls = loader.calls
+            else:
+                calls = loader.calls + 1
+                servable = stored is not None and late < max(swr, sie)
+                expected = stored if fail and servable else (None if fail else f"v{calls}")
+            if expected is None:
+                with pytest.raises(RuntimeError):
+                    cache.get_or_set("k", loader, ttl=ttl, policy=policy)
+                stored = None if late >= max(swr, sie) else stored
+            else:
+                assert cache.get_or_set("k", loader, ttl=ttl, policy=policy) == expected
+                if not fail and expected != stored:
+                    stored, fresh_until = expected, now + ttl
+            assert loader.calls == calls
