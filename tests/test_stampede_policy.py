@@ -199,10 +199,16 @@ def test_parse_policy_failures(value: object, match: str) -> None:
 
 def test_cache_option_from_url_dict_and_keyword() -> None:
     with sc.Cache("memory://?stampede=lease_ttl:4") as cache:
-        assert cache._stampede == StampedePolicy(lease_ttl=4)
+        assert cache.stampede == StampedePolicy(lease_ttl=4)
     with sc.Cache.from_config({"backend": "memory", "stampede": {"stale_if_error": 9}}) as cache:
-        assert cache._stampede == StampedePolicy(stale_if_error=9)
+        assert cache.stampede == StampedePolicy(stale_if_error=9)
     with sc.Cache("memory", stampede=StampedePolicy(ttl_jitter=0.5)) as cache:
-        assert cache._stampede == StampedePolicy(ttl_jitter=0.5)
+        assert cache.stampede == StampedePolicy(ttl_jitter=0.5)
+    with sc.Cache.from_env({"STRATACACHE_URL": "memory://", "STRATACACHE_STAMPEDE": "on"}) as cache:
+        assert cache.stampede == StampedePolicy()
+    with sc.Cache("memory://?stampede=lease_ttl:5,stale_while_revalidate:30") as cache:
+        assert cache.stampede == StampedePolicy(lease_ttl=5, stale_while_revalidate=30)
+    with sc.Cache("memory") as cache:
+        assert cache.stampede is None
     with pytest.raises(sc.ConfigurationError, match="stampede"):
         sc.Cache("memory://?stampede=bogus")

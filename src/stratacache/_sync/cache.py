@@ -620,6 +620,11 @@ class Cache:
 
     # ---- stampede: get_or_set, single-flight and StampedePolicy (docs/patterns/stampede.md)
 
+    @property
+    def stampede(self) -> StampedePolicy | None:
+        """The cache's :class:`~stratacache.StampedePolicy` (the ``stampede=`` option), or None."""
+        return self._stampede
+
     def get_or_set(
         self,
         key: str,
