@@ -3,11 +3,13 @@
 The "database" is a shared integer ``db`` (its generation). The invalidator, in a loop:
 bumps ``db`` to ``g``, calls ``invalidate_tags("t")``, then publishes ``floor = g``. Writers
 loop on ``get_or_set("page", load, tags=["t"])`` whose ``load`` reads ``db`` and sleeps
-(a slow query), then read ``floor`` and ``get("page")``. Since get_or_set reads the tag's
-version before ``load`` runs, a value loaded from generation ``< g`` carries a version
-older than invalidation ``g``: once ``floor`` is ``g``, reading such a value is a stale
-read, which must never happen. A *late write* (a value loaded before an invalidation and
-written after it) is counted to show the race was exercised.
+(a slow query), then read ``floor`` and ``get("page")``; one writer does the same by hand
+(``tag_versions("t")``, ``load()``, ``set(..., tags=versions)``) and overwrites the entry
+every round. Since the tag's version is read before ``load`` runs, a value loaded from
+generation ``< g`` carries a version older than invalidation ``g``: once ``floor`` is
+``g``, reading such a value is a stale read, which must never happen. A *late write* (a
+value loaded before an invalidation and written after it) is counted to show the race
+was exercised.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ def _add(counters: Any, index: int, amount: int = 1) -> None:
         counters[index] += amount
 
 
-def writer(options: dict[str, Any], db: Any, floor: Any, stop: Any, counters: Any, seed: int) -> None:
-    """Load-and-write through get_or_set, and check every read against the floor, until stopped."""
+def writer(
+    options: dict[str, Any], db: Any, floor: Any, stop: Any, counters: Any, seed: int, explicit: bool
+) -> None:
+    """Load-and-write through get_or_set (``explicit``: tag_versions, load, set), and check
+    every read against the floor, until stopped."""
     rng = random.Random(seed)
     reads = stale = late = loads = 0
     with Cache(**options) as cache:
@@ -41,7 +46,12 @@ def writer(options: dict[str, Any], db: Any, floor: Any, stop: Any, counters: An
 
         while not stop.is_set():
             loaded.clear()
-            cache.get_or_set("page", load, ttl=60, tags=["t"])
+            if explicit:
+                # The same ordering by hand: versions first, then the slow load, then set.
+                seen = cache.tag_versions("t")
+                cache.set("page", load(), ttl=60, tags=seen)
+            else:
+                cache.get_or_set("page", load, ttl=60, tags=["t"])
             if loaded:
                 loads += 1
                 if floor.value > loaded[0]:

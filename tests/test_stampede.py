@@ -398,6 +398,11 @@ async def test_policy_with_tags(any_cache: Cache | AsyncCache, clock: FakeClock)
     assert loader.calls == 2
     with pytest.raises(sc.InvalidArgument, match="tags"):
         await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy, tags="t"))
+    # Versions read earlier (TagVersions): an invalidation in between makes the value a miss.
+    seen = await aw(any_cache.tag_versions("t"))
+    await aw(any_cache.invalidate_tags("t"))
+    assert await aw(any_cache.get_or_set("j", loader, ttl=10, policy=policy, tags=seen)) == "v3"
+    assert await aw(any_cache.get("j")) is None
 
 
 @given(steps=st.lists(st.tuples(st.integers(0, 60), st.booleans()), min_size=1, max_size=12))

@@ -14,6 +14,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tag_race_workers
 from servers import MemcachedServer, RedisServer
@@ -63,7 +65,7 @@ async def test_tags_on_every_backend_async(acache: AsyncCache, backend_name: str
         calls.append(1)
         return f"loaded{len(calls)}"
 
-    assert await acache.get_or_set("g", load, ttl=60, tags=["t4"]) == "loaded1"
+    assert await acache.get_or_set("g", load, ttl=60, tags=(t for t in ["t4"])) == "loaded1"
     assert await acache.get_or_set("g", load, ttl=60, tags=["t4"]) == "loaded1"
     await acache.invalidate_tags("t4")
     assert await acache.get_or_set("g", load, ttl=60, tags=["t4"]) == "loaded2"
@@ -79,6 +81,14 @@ async def test_tags_on_every_backend_async(acache: AsyncCache, backend_name: str
     assert list(envelope.tags or {}) == ["t5"]
     plain = await acache._read_envelope("plain")
     assert plain == Envelope(3)
+    # Versions read before a load: an invalidation in between makes the write a miss.
+    seen = await acache.tag_versions("t6", "t7")
+    assert seen.tags == ("t6", "t7")
+    await acache.invalidate_tags("t7")
+    await acache.set("s", "stale", tags=seen)
+    assert await acache.get("s") is None
+    await acache.set("s", "fresh", tags=await acache.tag_versions("t6", "t7"))
+    assert await acache.get("s") == "fresh"
 
 
 def test_tags_on_every_backend_sync(cache: Cache, backend_name: str) -> None:
@@ -149,12 +159,38 @@ async def test_bad_tags_are_refused_async() -> None:
             await cache.set("k", 1, tags="t")
         with pytest.raises(InvalidArgument, match="every tag must be a str"):
             await cache.invalidate_tags(None)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument, match=r"tags: a tag must be 1\.\.200"):
+            await cache.tag_versions("")
+        with pytest.raises(InvalidArgument, match="every tag must be a str, not list"):
+            await cache.tag_versions(["a"])  # type: ignore[arg-type]
+
+
+def test_tag_versions_value() -> None:
+    with Cache("memory://") as cache:
+        seen = cache.tag_versions("a", "b", "a")
+        assert seen.tags == ("a", "b")
+        assert seen == cache.tag_versions("a", "b")
+        assert repr(seen) == "TagVersions('a', 'b')"
+        assert set(seen.as_dict()) == {"a", "b"}
+        cache.set_many({"x": 1, "y": 2}, tags=seen)
+        assert cache.add("z", 3, tags=seen) is True
+        assert cache.get_or_set("w", lambda: 4, tags=seen) == 4
+        cache.invalidate_tags("b")
+        assert cache.get_many(["x", "y", "z", "w"]) == {}
+        assert seen != cache.tag_versions("a", "b")
 
 
 def test_raw_serializer_cannot_carry_tags() -> None:
     with Cache("memory://", serializer="raw") as cache:
         with pytest.raises(UnsupportedOperation, match="'raw' serializer stores bytes exactly as given"):
             cache.set("k", b"v", tags=["t"])
+        with pytest.raises(UnsupportedOperation, match=r"does not support tags and stampede metadata\(\)"):
+            cache.get_or_set("k", lambda: b"v", tags=["t"])
+        with pytest.raises(UnsupportedOperation, match="'raw' serializer"):
+            cache._write_envelope("k", Envelope(b"v", fresh_until=1.0), 60)
+        with pytest.raises(UnsupportedOperation, match="'raw' serializer"):
+            cache.tag_versions("t")
+        assert not cache.exists(TAG_RECORD_PREFIX + "t")  # refused before touching a record
         cache.set("k", b"v")  # untagged raw values are unaffected
         assert cache.get("k") == b"v"
 
@@ -207,6 +243,58 @@ def test_invalidated_entries_are_dropped_when_read() -> None:
         assert not cache.exists("k")
         stats = cache.stats()
         assert stats.misses == 1
+
+
+# ------------------------------------------------------------------ model check
+
+_KEYS = st.sampled_from(["a", "b", "c"])
+_TAG_SETS = st.lists(st.sampled_from(["x", "y", "z"]), max_size=3)
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), _KEYS, st.integers(0, 9), _TAG_SETS),
+        st.tuples(st.just("set_many"), st.lists(_KEYS, min_size=1, max_size=3), st.integers(0, 9), _TAG_SETS),
+        st.tuples(st.just("add"), _KEYS, st.integers(0, 9), _TAG_SETS),
+        st.tuples(st.just("invalidate"), st.lists(st.sampled_from(["x", "y", "z"]), min_size=1, max_size=2)),
+        st.tuples(st.just("drop_record"), st.sampled_from(["x", "y", "z"])),
+        st.tuples(st.just("get_many")),
+    ),
+    max_size=25,
+)
+
+
+@pytest.mark.parametrize("serializer", [None, "msgpack"])
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS)
+def test_tags_follow_a_model(serializer: str | None, ops: list[Any]) -> None:
+    """Random writes, invalidations and lost records against a dict model: an entry is
+    visible exactly while none of its tags was invalidated (or lost its record) after it
+    was written."""
+    model: dict[str, tuple[int, frozenset[str]]] = {}
+    with Cache("memory://", serializer=serializer) as cache:
+        for op in ops:
+            if op[0] == "set":
+                _, key, value, tags = op
+                cache.set(key, value, tags=tags)
+                model[key] = (value, frozenset(tags))
+            elif op[0] == "set_many":
+                _, keys, value, tags = op
+                cache.set_many(dict.fromkeys(keys, value), tags=tags)
+                model.update(dict.fromkeys(keys, (value, frozenset(tags))))
+            elif op[0] == "add":
+                _, key, value, tags = op
+                assert cache.add(key, value, tags=tags) is (key not in model)
+                model.setdefault(key, (value, frozenset(tags)))
+            elif op[0] == "invalidate":
+                cache.invalidate_tags(*op[1])
+                model = {k: v for k, v in model.items() if not v[1] & set(op[1])}
+            elif op[0] == "drop_record":
+                cache.delete(TAG_RECORD_PREFIX + op[1])
+                model = {k: v for k, v in model.items() if op[1] not in v[1]}
+            else:
+                expected = {k: v[0] for k, v in model.items()}
+                assert cache.get_many(["a", "b", "c"]) == expected
+        for key in ("a", "b", "c"):
+            assert cache.get(key, "miss") == (model[key][0] if key in model else "miss")
 
 
 # ------------------------------------------------------------------------ layered
@@ -262,7 +350,10 @@ def test_no_stale_value_after_invalidation_across_processes(race_backend: dict[s
     counters = ctx.Array("q", 4)  # reads, stale reads, late writes, loads
     stop = ctx.Event()
     procs = [
-        ctx.Process(target=tag_race_workers.writer, args=(race_backend, db, floor, stop, counters, seed))
+        ctx.Process(
+            target=tag_race_workers.writer,
+            args=(race_backend, db, floor, stop, counters, seed, seed == 2),
+        )
         for seed in range(3)
     ]
     procs.append(ctx.Process(target=tag_race_workers.invalidator, args=(race_backend, db, floor, stop, 25)))

@@ -40,6 +40,7 @@ from ._sync.backends.memory import MemoryBackend
 from ._sync.backends.null import NullBackend
 from ._sync.cache import Cache
 from ._types import MISSING, UNSET, Item, Missing, Unset
+from .core.envelope import TagVersions
 from .core.hooks import HOOK_NAMES, HookEvent
 from .core.stampede import StampedePolicy
 from .core.stats import LatencySummary, Stats
@@ -114,6 +115,7 @@ __all__ = [
     "SnapshotError",
     "StampedePolicy",
     "Stats",
+    "TagVersions",
     "UnsupportedOperation",
     "Unset",
     "ValueTooLarge",

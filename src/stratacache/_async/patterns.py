@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .._concurrency import AsyncEvent
 from .._exceptions import CacheTimeout, InvalidArgument
 from .._types import MISSING, Missing
-from ..core.envelope import Envelope, check_tags
+from ..core.envelope import Envelope, TagVersions, check_tags
 from ..core.stampede import Freshness, StampedePolicy, backoff_delay, classify, jittered_ttl, storage_ttl
 from .lease import AsyncLease
 
@@ -134,7 +134,7 @@ async def get_or_set_with_policy(
     ttl: float | None,
     policy: StampedePolicy,
     *,
-    tags: Iterable[str] | None = None,
+    tags: Iterable[str] | TagVersions | None = None,
 ) -> Any:
     """``cache.get_or_set`` under ``policy`` (see :class:`~stratacache.StampedePolicy`).
 
@@ -145,8 +145,8 @@ async def get_or_set_with_policy(
     and then the distributed lease. ``tags`` are stored with the value, their versions
     read before the factory runs (no resurrection across an invalidation).
     """
-    if tags is not None:
-        tags = check_tags(tags)  # bad tags fail on hits too
+    if tags is not None and type(tags) is not TagVersions:
+        tags = check_tags(tags)  # bad tags fail on hits too; a generator is read once
     envelope = await cache._read_envelope(key)
     fill = _Fill(cache, key, factory, ttl, policy, tags=tags)
     stale: Envelope | Missing = MISSING
@@ -189,7 +189,7 @@ class _Fill:
         ttl: float | None,
         policy: StampedePolicy,
         *,
-        tags: Iterable[str] | None,
+        tags: Iterable[str] | TagVersions | None,
     ) -> None:
         self.cache = cache
         self.tags = tags

@@ -29,7 +29,7 @@ from .._exceptions import (
     UnsupportedOperation,
 )
 from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text, normalize_ttl
-from ..core.envelope import Envelope, check_tags
+from ..core.envelope import Envelope, TagVersions, check_tags
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stampede import StampedePolicy
@@ -419,7 +419,7 @@ class Cache:
         ttl: Any = UNSET,
         *,
         if_version: Any = UNSET,
-        tags: Iterable[str] | None = None,
+        tags: Iterable[str] | TagVersions | None = None,
     ) -> bool:
         """Store ``value`` at ``key``. ``ttl``: seconds or timedelta; None = never; omitted = default.
 
@@ -427,7 +427,9 @@ class Cache:
         compare-and-set: stored only if the entry is still that version, atomically, and
         False otherwise (an absent key never matches).
 
-        ``tags``: names this entry can be invalidated by (:meth:`invalidate_tags`).
+        ``tags``: names this entry can be invalidated by (:meth:`invalidate_tags`); their
+        versions are read now. For a value computed earlier, pass the :class:`TagVersions`
+        that :meth:`tag_versions` returned before computing it.
         """
         if if_version is not UNSET:
             if tags is not None:
@@ -460,7 +462,9 @@ class Cache:
             hooks.fire("after_set", HookEvent("set", key, value))
         return True
 
-    def add(self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | None = None) -> bool:
+    def add(
+        self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | TagVersions | None = None
+    ) -> bool:
         """Store only if ``key`` is absent (atomic); True when stored. ``tags`` as for :meth:`set`."""
         if tags is not None:
             return self._add_tagged(key, value, ttl, tags)
@@ -545,7 +549,11 @@ class Cache:
         return result
 
     def set_many(
-        self, mapping: Mapping[str, Any], ttl: Any = UNSET, *, tags: Iterable[str] | None = None
+        self,
+        mapping: Mapping[str, Any],
+        ttl: Any = UNSET,
+        *,
+        tags: Iterable[str] | TagVersions | None = None,
     ) -> None:
         """Store every item with one ttl (and the same ``tags``, as for :meth:`set`)."""
         if not isinstance(mapping, Mapping):
@@ -632,7 +640,7 @@ class Cache:
         ttl: Any = UNSET,
         *,
         policy: StampedePolicy | Literal[False] | None = None,
-        tags: Iterable[str] | None = None,
+        tags: Iterable[str] | TagVersions | None = None,
     ) -> Any:
         """The value at ``key``; on a miss, ``factory()``'s result, stored with ``ttl``.
 
@@ -767,12 +775,41 @@ class Cache:
         """
         invalidate(self, tags)
 
-    def _tag_versions(self, tags: Iterable[str] | None) -> dict[str, int | str] | None:
+    def tag_versions(self, *tags: str) -> TagVersions:
+        """The current versions of ``tags``, to read *before* computing a value.
+
+        Pass the result as ``tags=`` to :meth:`set`, :meth:`set_many` or :meth:`add`: the
+        value is stored with these versions, so it reads as a miss if any of the tags was
+        invalidated in between (``get_or_set(..., tags=...)`` does this by itself).
+        Raises InvalidArgument for a tag that is not a non-empty str.
+        """
+        self._check_envelopes()
+        return TagVersions(current_versions(self, tags))
+
+    def _tag_versions(self, tags: Iterable[str] | TagVersions | None) -> dict[str, int | str] | None:
         """``{tag: version}`` to put in an Envelope, read now (call it before computing the
-        value); None for ``tags=None``. InvalidArgument naming ``tags`` for bad tags."""
+        value), or as given by a TagVersions; None for ``tags=None``. InvalidArgument naming
+        ``tags`` for bad tags."""
         if tags is None:
             return None
+        self._check_envelopes()
+        if type(tags) is TagVersions:
+            return tags.as_dict() or None
         return current_versions(self, tags) or None
+
+    def _check_envelopes(self) -> None:
+        codec = self._codec
+        if codec is not None and codec.serializer.format_id == 0:
+            # Before any record is touched: the value could not be stored anyway.
+            raise self._no_envelopes(codec)
+
+    def _no_envelopes(self, codec: Codec) -> UnsupportedOperation:
+        return UnsupportedOperation(
+            self._backend.describe(),
+            "tags and stampede metadata",
+            f"the {codec.serializer.name!r} serializer stores bytes exactly as given, with no header "
+            "to mark a value that carries them; use msgpack, json or pickle",
+        )
 
     def _open_envelope(self, k: str, envelope: Envelope) -> Any:
         """The value inside ``envelope`` stored at raw key ``k``, or MISSING when one of its
@@ -842,12 +879,7 @@ class Cache:
         except SerializationError as exc:
             if codec.serializer.format_id != 0:
                 raise
-            raise UnsupportedOperation(
-                self._backend.describe(),
-                "tags and stampede metadata",
-                f"the {codec.serializer.name!r} serializer stores bytes exactly as given, with no header "
-                "to mark a value that carries them; use msgpack, json or pickle",
-            ) from exc
+            raise self._no_envelopes(codec) from exc
 
     def _write_envelope(self, key: str, envelope: Envelope, ttl: Any = UNSET) -> None:
         """Store ``envelope`` at ``key`` (``ttl`` as for :meth:`set`); counted as a set."""
@@ -861,13 +893,13 @@ class Cache:
         self._call("set", key, self._backend.set, k, stored, seconds)
         self._stats.sets += 1
 
-    def _set_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str]) -> None:
+    def _set_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str] | TagVersions) -> None:
         self._key(key)  # a bad key fails before the tag records are touched
         seconds = self._ttl(ttl)
         versions = self._tag_versions(tags)
         self._write_envelope(key, Envelope(value, versions), seconds)
 
-    def _add_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str]) -> bool:
+    def _add_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str] | TagVersions) -> bool:
         k = self._key(key)
         seconds = self._ttl(ttl)
         versions = self._tag_versions(tags)
@@ -885,7 +917,9 @@ class Cache:
             self._stats.sets += 1
         return added
 
-    def _set_many_tagged(self, mapping: Mapping[str, Any], ttl: Any, tags: Iterable[str]) -> None:
+    def _set_many_tagged(
+        self, mapping: Mapping[str, Any], ttl: Any, tags: Iterable[str] | TagVersions
+    ) -> None:
         seconds = self._ttl(ttl)
         full = [self._key(key) for key in mapping]
         versions = self._tag_versions(tags)
@@ -902,10 +936,11 @@ class Cache:
         self._stats.sets += len(items)
 
     def _get_or_set_tagged(
-        self, key: str, factory: Callable[[], Any], seconds: float | None, tags: Iterable[str]
+        self, key: str, factory: Callable[[], Any], seconds: float | None, tags: Iterable[str] | TagVersions
     ) -> Any:
         k = self._key(key)
-        check_tags(tags)  # bad tags fail on hits too
+        # Bad tags fail on hits too; a generator is read once.
+        names = tags if type(tags) is TagVersions else check_tags(tags)
         value = self.get(key, MISSING)
         if value is not MISSING:
             return value
@@ -914,9 +949,9 @@ class Cache:
             again = self._read_value(k)
             if again is not MISSING:
                 return again
-            # Read again now, right before the factory runs: an invalidation after this
-            # point makes the value we are about to compute read as a miss.
-            seen = self._tag_versions(tags)
+            # The versions are read right before the factory runs: an invalidation from
+            # here on makes the value it computes read as a miss (no resurrection).
+            seen = self._tag_versions(names)
             result = factory()
             if inspect.isawaitable(result):
                 if not _IS_ASYNC:

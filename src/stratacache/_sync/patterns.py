@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .._concurrency import Event
 from .._exceptions import CacheTimeout, InvalidArgument
 from .._types import MISSING, Missing
-from ..core.envelope import Envelope, check_tags
+from ..core.envelope import Envelope, TagVersions, check_tags
 from ..core.stampede import Freshness, StampedePolicy, backoff_delay, classify, jittered_ttl, storage_ttl
 from .lease import Lease
 
@@ -135,7 +135,7 @@ def get_or_set_with_policy(
     ttl: float | None,
     policy: StampedePolicy,
     *,
-    tags: Iterable[str] | None = None,
+    tags: Iterable[str] | TagVersions | None = None,
 ) -> Any:
     """``cache.get_or_set`` under ``policy`` (see :class:`~stratacache.StampedePolicy`).
 
@@ -146,8 +146,8 @@ def get_or_set_with_policy(
     and then the distributed lease. ``tags`` are stored with the value, their versions
     read before the factory runs (no resurrection across an invalidation).
     """
-    if tags is not None:
-        tags = check_tags(tags)  # bad tags fail on hits too
+    if tags is not None and type(tags) is not TagVersions:
+        tags = check_tags(tags)  # bad tags fail on hits too; a generator is read once
     envelope = cache._read_envelope(key)
     fill = _Fill(cache, key, factory, ttl, policy, tags=tags)
     stale: Envelope | Missing = MISSING
@@ -190,7 +190,7 @@ class _Fill:
         ttl: float | None,
         policy: StampedePolicy,
         *,
-        tags: Iterable[str] | None,
+        tags: Iterable[str] | TagVersions | None,
     ) -> None:
         self.cache = cache
         self.tags = tags

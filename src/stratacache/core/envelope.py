@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,6 +44,7 @@ __all__ = [
     "MAX_TAG_LENGTH",
     "TAG_RECORD_PREFIX",
     "Envelope",
+    "TagVersions",
     "check_tags",
     "envelope_tags",
     "from_wire",
@@ -135,6 +136,38 @@ TAG_RECORD_PREFIX: Final = "stratacache:tag:"
 with it are reserved: a user value written there only makes the tag's entries read as misses."""
 
 MAX_TAG_LENGTH: Final = 200
+
+
+class TagVersions:
+    """The versions of some tags at one moment, from ``cache.tag_versions(*tags)``.
+
+    Read them *before* computing a value and pass them as ``tags=`` to ``set``,
+    ``set_many`` or ``add``: the value is then stored with those versions, so if any of
+    the tags was invalidated in between, it reads as a miss (the write cannot resurrect
+    data loaded before the invalidation). Valid for the cache (namespace) that read them.
+    """
+
+    __slots__ = ("_versions",)
+
+    def __init__(self, versions: Mapping[str, int | str]) -> None:
+        self._versions = dict(versions)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The tag names, in the order they were given."""
+        return tuple(self._versions)
+
+    def as_dict(self) -> dict[str, int | str]:
+        """A copy of ``{tag: version}``."""
+        return dict(self._versions)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is TagVersions and other._versions == self._versions
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TagVersions({', '.join(map(repr, self._versions))})"
 
 
 def check_tags(tags: object, parameter: str = "tags") -> tuple[str, ...]:
