@@ -113,7 +113,7 @@ async def _async_worker(config: dict[str, Any], commands: Any, report: Any) -> N
         await cache.close()
 
 
-def _fork_worker(index: int, config: dict[str, Any], result_w: int) -> tuple[int, int]:
+def _fork_worker(index: int, config: dict[str, Any], result_w: int, others: list[int]) -> tuple[int, int]:
     command_r, command_w = os.pipe()
     pid = os.fork()
     if pid:
@@ -121,7 +121,10 @@ def _fork_worker(index: int, config: dict[str, Any], result_w: int) -> tuple[int
         return pid, command_w
     code = 0
     try:
-        os.close(command_w)
+        # Keep no write end of any command pipe, ours or earlier workers': if the zygote
+        # dies, every worker then reads end-of-file and exits instead of waiting forever.
+        for fd in [command_w, *others]:
+            os.close(fd)
         commands = os.fdopen(command_r, "r")
 
         def report(value: str) -> None:
@@ -142,9 +145,9 @@ def _fork_worker(index: int, config: dict[str, Any], result_w: int) -> tuple[int
 def run_rounds(config: dict[str, Any]) -> None:
     count = config["processes"]
     result_r, result_w = os.pipe()
-    workers = [_fork_worker(i, config, result_w) for i in range(count)]
-    # Later workers inherited the write ends of earlier workers' command pipes: harmless,
-    # they never write to them, and every worker stops on an explicit "quit".
+    workers: list[tuple[int, int]] = []
+    for i in range(count):
+        workers.append(_fork_worker(i, config, result_w, [w for _, w in workers]))
     os.close(result_w)
     results = os.fdopen(result_r, "r")
 
