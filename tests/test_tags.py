@@ -374,3 +374,28 @@ def test_no_stale_value_after_invalidation_across_processes(race_backend: dict[s
     # The race really happened: values loaded before an invalidation were written after it.
     assert late > 0, f"no write raced an invalidation ({loads} loads, {reads} reads)"
     assert reads > 0
+
+
+@pytest.mark.parametrize("serializer", [None, "msgpack"])
+def test_verbs_see_tags_and_compare_and_set_keeps_them(serializer: str | None) -> None:
+    # get_item reports an entry's tags and treats an invalidated one as absent; a
+    # compare-and-set may carry tags; pull of an invalidated entry is a miss.
+    with Cache("memory://", serializer=serializer) as cache:
+        cache.set("k", 1, tags=["a", "b"])
+        item = cache.get_item("k")
+        assert item is not None
+        assert item.value == 1
+        assert sorted(item.tags) == ["a", "b"]
+        assert cache.set("k", 2, if_version=item.version, tags=["c"]) is True
+        again = cache.get_item("k")
+        assert again is not None
+        assert again.value == 2
+        assert again.tags == ("c",)
+        assert cache.set("k", 3, if_version=item.version, tags=["c"]) is False
+        cache.invalidate_tags("c")
+        assert cache.get_item("k") is None
+        cache.set("p", "v", tags=["d"])
+        cache.invalidate_tags("d")
+        assert cache.pull("p", "gone") == "gone"
+        cache.set("q", "v", tags=["e"])
+        assert cache.pull("q") == "v"

@@ -55,6 +55,7 @@ from .core.envelope import TagVersions
 from .core.hooks import HOOK_NAMES, HookEvent
 from .core.ratelimit import RateLimitDecision
 from .core.sources import MappingSource
+from .core.stampede import StampedePolicy
 from .core.stats import LatencySummary, Stats
 from .core.warming import WarmReport
 from .core.write_queue import DeadLetter
@@ -140,6 +141,7 @@ __all__ = [
     "SerializationError",
     "Serializer",
     "SnapshotError",
+    "StampedePolicy",
     "Stats",
     "TagVersions",
     "UnsupportedOperation",

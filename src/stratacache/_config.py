@@ -27,6 +27,7 @@ from ._exceptions import ConfigurationError, InvalidTTL
 from ._redact import authority_end, is_secret, redact, redact_url
 from ._registry import scheme_backend
 from ._types import normalize_ttl
+from .core.stampede import parse_policy
 
 __all__ = [
     "BACKEND_PARAMS",
@@ -233,6 +234,7 @@ CACHE_PARAMS: dict[str, Parser] = {
     "encryption_keys": parse_key_list,
     "accept_unbound_values": parse_bool,
     "latency_sample": parse_positive_int,
+    "stampede": parse_policy,  # stampede control (core/stampede.py)
 }
 
 # Backend parameters, one table per backend. Later backends add their own tables.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ._async import decorators as _async_decorators
 from ._async.cache import AsyncCache
@@ -11,6 +11,7 @@ from ._exceptions import ConfigurationError
 from ._sync import decorators as _sync_decorators
 from ._sync.cache import Cache
 from ._types import UNSET
+from .core.stampede import StampedePolicy
 
 __all__ = ["cached"]
 
@@ -18,7 +19,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def cached(
-    cache: Cache | AsyncCache, *, ttl: Any = UNSET, key: Callable[..., str] | None = None
+    cache: Cache | AsyncCache,
+    *,
+    ttl: Any = UNSET,
+    key: Callable[..., str] | None = None,
+    policy: StampedePolicy | Literal[False] | None = None,
 ) -> Callable[[F], F]:
     """Cache a function's results in ``cache``.
 
@@ -28,15 +33,22 @@ def cached(
     run the function once (single-flight); exceptions are not cached. The wrapper has
     ``cache_key(*args, **kwargs)`` and ``invalidate(*args, **kwargs)`` (awaitable with
     AsyncCache) helpers.
+
+    ``policy`` is a :class:`StampedePolicy` for these calls (default: the cache's
+    ``stampede=`` policy; ``False``: in-process single-flight only), see ``get_or_set``.
     """
     if key is not None and not callable(key):
         raise ConfigurationError(f"key must be a callable returning str, got {type(key).__name__}")
+    if policy is not None and policy is not False and not isinstance(policy, StampedePolicy):
+        raise ConfigurationError(
+            f"policy must be a StampedePolicy, False or None, got {type(policy).__name__}"
+        )
 
     def decorate(func: F) -> F:
         if isinstance(cache, AsyncCache):
-            wrapped = _async_decorators.make_cached(cache, func, ttl=ttl, key=key)
+            wrapped = _async_decorators.make_cached(cache, func, ttl=ttl, key=key, policy=policy)
         elif isinstance(cache, Cache):
-            wrapped = _sync_decorators.make_cached(cache, func, ttl=ttl, key=key)
+            wrapped = _sync_decorators.make_cached(cache, func, ttl=ttl, key=key, policy=policy)
         else:
             raise ConfigurationError(f"@cached needs a Cache or AsyncCache, got {type(cache).__name__}")
         return wrapped  # type: ignore[return-value]

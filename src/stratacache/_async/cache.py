@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from .._build import make_backend
 from .._config import CACHE_PARAMS, ParsedConfig, load_file, parse_env, parse_mapping, parse_url
@@ -31,12 +31,13 @@ from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text
 from ..core.envelope import Envelope, TagVersions, check_tags, envelope_tags
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
+from ..core.stampede import StampedePolicy
 from ..core.stats import Stats, StatsRecorder
 from ..core.warming import WarmReport
 from ..serializers import Codec, Serializer
 from .backends.base import AsyncBackend, Decoded
 from .backends.closed import AsyncClosedBackend
-from .patterns import AsyncFlightGroup
+from .patterns import AsyncFlightGroup, get_or_set_with_policy
 from .tags import current_versions, invalidate, valid_envelopes
 from .typed import AsyncTypedCache, T
 from .warming import warm as _warm
@@ -134,6 +135,9 @@ class AsyncCache:
       written before that, during a migration (docs/serialization.md).
     * ``hooks``: ``{"after_get": fn, ...}``; see :data:`stratacache.HOOK_NAMES`.
     * ``latency_sample``: time one operation in this many (default 64) for ``stats()``.
+    * ``stampede``: a :class:`~stratacache.StampedePolicy` that ``get_or_set`` (and
+      ``@cached``) use unless a call passes its own; None (the default) is in-process
+      single-flight only. URLs take ``stampede=on`` or ``stampede=lease_ttl:5,...``.
     """
 
     def __init__(
@@ -149,6 +153,7 @@ class AsyncCache:
         encryption_keys: list[str | bytes] | Unset | None = UNSET,
         accept_unbound_values: bool | Unset = UNSET,
         latency_sample: int | Unset = UNSET,
+        stampede: StampedePolicy | Unset | None = UNSET,
         hooks: Mapping[str, Hook | Iterable[Hook]] | None = None,
         **backend_options: Any,
     ) -> None:
@@ -162,6 +167,7 @@ class AsyncCache:
             "encryption_keys": encryption_keys,
             "accept_unbound_values": accept_unbound_values,
             "latency_sample": latency_sample,
+            "stampede": stampede,
         }
         options: dict[str, Any] = {}
         if isinstance(backend, AsyncBackend):
@@ -238,6 +244,7 @@ class AsyncCache:
         self._tick = 0
         self._stats = StatsRecorder()
         self._flights = AsyncFlightGroup()
+        self._stampede: StampedePolicy | None = options.get("stampede")  # ---- stampede
         self._closed = False
         # With a codec, only a backend whose fused get returns decoded objects may use it
         # (a layered cache's in-process top tier).
@@ -631,12 +638,20 @@ class AsyncCache:
         """Delete every key of this cache's namespace (everything, when it has none)."""
         await self._call("clear", None, self._backend.clear, self._prefix or None)
 
+    # ---- stampede: get_or_set, single-flight and StampedePolicy (docs/patterns/stampede.md)
+
+    @property
+    def stampede(self) -> StampedePolicy | None:
+        """The cache's :class:`~stratacache.StampedePolicy` (the ``stampede=`` option), or None."""
+        return self._stampede
+
     async def get_or_set(
         self,
         key: str,
         factory: Callable[[], Any],
         ttl: Any = UNSET,
         *,
+        policy: StampedePolicy | Literal[False] | None = None,
         tags: Iterable[str] | TagVersions | None = None,
     ) -> Any:
         """The value at ``key``; on a miss, ``factory()``'s result, stored with ``ttl``.
@@ -644,12 +659,25 @@ class AsyncCache:
         Single-flight: concurrent misses for one key in this process call ``factory`` once
         and all receive its result; if it raises, they all receive the exception and
         nothing is stored. ``factory`` may be a coroutine function with AsyncCache.
+
+        ``policy`` (default: the cache's ``stampede=`` policy; ``False``: none for this
+        call) adds stampede control across processes: a distributed lease so that one
+        caller among all processes loads, stale-while-revalidate, stale-if-error, XFetch
+        early refresh and ttl jitter (:class:`~stratacache.StampedePolicy`).
+
         ``tags``: stored with the value as by :meth:`set`; their versions are read before
         ``factory`` runs, so a value computed across an invalidation reads as a miss.
         """
         if not callable(factory):
             raise InvalidArgument(f"factory must be callable, got {type(factory).__name__}")
         seconds = self._ttl(ttl)
+        chosen = self._stampede if policy is None else policy
+        if chosen is not False and chosen is not None:
+            if not isinstance(chosen, StampedePolicy):
+                raise InvalidArgument(
+                    f"get_or_set policy must be a StampedePolicy, False or None, not {type(chosen).__name__}"
+                )
+            return await get_or_set_with_policy(self, key, factory, seconds, chosen, tags=tags)
         if tags is not None:
             return await self._get_or_set_tagged(key, factory, seconds, tags)
         value = await self.get(key, MISSING)

@@ -6,9 +6,10 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from .._exceptions import ConfigurationError, InvalidKey
+from ..core.stampede import StampedePolicy
 from .cache import AsyncCache
 
 __all__ = ["make_cached"]
@@ -45,8 +46,10 @@ def make_cached(
     *,
     ttl: Any,
     key: Callable[..., str] | None,
+    policy: StampedePolicy | Literal[False] | None = None,
 ) -> Callable[..., Any]:
-    """Wrap ``func`` so that calls go through ``cache.get_or_set`` (single-flight per key)."""
+    """Wrap ``func`` so that calls go through ``cache.get_or_set`` (single-flight per key,
+    and ``policy``'s stampede control when given, else the cache's)."""
     if inspect.iscoroutinefunction(func) != _IS_ASYNC:
         kind = "an async def function" if _IS_ASYNC else "a plain (sync) function"
         other = "Cache" if _IS_ASYNC else "AsyncCache"  # unasync: keep
@@ -66,7 +69,9 @@ def make_cached(
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return await cache.get_or_set(cache_key(*args, **kwargs), lambda: func(*args, **kwargs), ttl=ttl)
+        return await cache.get_or_set(
+            cache_key(*args, **kwargs), lambda: func(*args, **kwargs), ttl=ttl, policy=policy
+        )
 
     async def invalidate(*args: Any, **kwargs: Any) -> bool:
         return await cache.delete(cache_key(*args, **kwargs))

@@ -1,0 +1,82 @@
+"""A distributed lease on one cache key, built from the facade's atomic verbs.
+
+Acquire is ``add(lease_key, token, lease_ttl)``: atomic on every backend (``SET NX PX`` on
+Redis and on our server, ``add`` on Memcached, an insert-if-absent row in the file
+backend's SQLite index, a locked check in memory). The lease expires by itself, so a
+holder that dies (SIGKILL, power loss) blocks the key for at most ``lease_ttl``.
+
+Release is compare-and-delete: read the lease with ``get_item`` and delete it with
+``if_version`` only if it still holds our token. A holder whose lease already expired and
+was taken by another caller must not delete that caller's lease, and a plain ``delete``
+would; a version check makes the read and the delete one atomic step.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from .._exceptions import CacheError, UnsupportedOperation
+
+if TYPE_CHECKING:
+    from .cache import AsyncCache
+
+__all__ = ["AsyncLease", "lease_key"]
+
+# Lease keys live in the cache's own namespace (clear() removes them too) under a prefix
+# no plain key of an application is likely to start with.
+_LEASE_PREFIX = "stratacache-lease:"
+
+
+def lease_key(key: str) -> str:
+    """The key that holds the lease for ``key``."""
+    return _LEASE_PREFIX + key
+
+
+class AsyncLease:
+    """The lease on one key, held by this caller while ``held`` is True.
+
+    ``acquire()`` tries once and never waits (the caller decides how to back off);
+    ``release()`` gives it back only if it is still ours.
+    """
+
+    __slots__ = ("cache", "held", "key", "token", "ttl")
+
+    def __init__(self, cache: AsyncCache, key: str, ttl: float) -> None:
+        self.cache = cache
+        self.key = lease_key(key)
+        self.ttl = ttl
+        # 128 random bits: no two holders, in any process, draw the same token.
+        self.token = secrets.token_hex(16)
+        self.held = False
+
+    async def acquire(self) -> bool:
+        """Take the lease if nobody holds it; True when this caller now holds it."""
+        self.held = await self.cache.add(self.key, self.token, ttl=self.ttl)
+        return self.held
+
+    async def release(self) -> bool:
+        """Give the lease back if it still holds our token; True when it was deleted.
+
+        Never raises a backend error: a lease that cannot be released expires by itself
+        within ``ttl``, and the caller's own outcome (a value, or the loader's exception)
+        matters more than the cleanup.
+        """
+        if not self.held:
+            return False
+        self.held = False
+        try:
+            item = await self.cache.get_item(self.key)
+            if item is None or item.value != self.token:
+                return False  # expired, and perhaps taken by another caller since: not ours
+            return await self.cache.delete(self.key, if_version=item.version)
+        except UnsupportedOperation:
+            # No versions on this backend: a plain delete could remove another caller's
+            # lease, so leave ours to expire (waiters read the value, not the lease).
+            return False
+        except CacheError:
+            return False
+
+    def __repr__(self) -> str:
+        state = "held" if self.held else "free"
+        return f"<{type(self).__name__} {self.key!r} ttl={self.ttl:g}s {state}>"
