@@ -194,3 +194,18 @@ async def test_async_warm_on_every_backend(acache: sc.AsyncCache, backend_name: 
     assert (report.loaded, report.failed, report.skipped) == (8, 4, 1)
     expected = {} if backend_name == "null" else {f"w{i}": {"i": i} for i in range(8)}
     assert await acache.get_many([f"w{i}" for i in range(12)]) == expected
+
+
+def test_one_unstorable_value_fails_alone() -> None:
+    # set_many fails a whole batch for one bad value; the warm then stores key by key, so
+    # only that key is failed, with its own error, and nothing is counted as skipped.
+    mapping: dict[str, Any] = {f"k{i}": i for i in range(12)}
+    mapping["k5"] = object()  # msgpack cannot encode it
+    with sc.Cache("memory://", serializer="msgpack") as cache:
+        report = cache.warm(mapping, batch_size=100)
+        assert (report.loaded, report.failed, report.skipped) == (11, 1, 0)
+        assert list(report.errors) == ["k5"]
+        assert isinstance(report.errors["k5"], sc.SerializationError)
+        assert "k5" in str(report.errors["k5"])
+        assert cache.get("k4") == 4
+        assert cache.get("k5", MISSING) is MISSING

@@ -153,14 +153,23 @@ def warm(
                     failures[repr(key)] = exc
             found, load_failures = fetch(good) if good else ({}, {})
             failures.update(load_failures)
+            skipped = len(good) - len(found) - len(load_failures)
+            stored = len(found)
             if found:
                 try:
                     cache.set_many(found, ttl=seconds)
-                except CacheError as exc:
-                    failures.update(dict.fromkeys(found, exc))
-                    found = {}
-            skipped = len(good) - len(found) - len(load_failures)
-            tally.record(len(found), skipped, failures)
+                except CacheError:
+                    # One bad entry (too large, not serializable) fails the whole batch:
+                    # store the batch key by key so each failure is its own key's.
+                    stored = 0
+                    for key, value in found.items():
+                        try:
+                            cache.set(key, value, ttl=seconds)
+                        except CacheError as exc:
+                            failures[key] = exc
+                        else:
+                            stored += 1
+            tally.record(stored, skipped, failures)
 
     run_all([worker for _ in range(concurrency)])
     return WarmReport(
