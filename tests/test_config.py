@@ -240,3 +240,10 @@ def test_userinfo_password_with_every_delimiter_round_trips() -> None:
     parsed = parse_url("redis://user:p%2Fw%3Fx%23y%40z@127.0.0.1:6379/0")
     assert parsed.backend_options["password"] == "p/w?x#y@z"
     assert parsed.backend_options["username"] == "user"
+
+
+@pytest.mark.parametrize("url", ["redis://[::1/0", "memcached://[::1", "redis://:pw@[::1/0"])
+def test_a_url_urllib_refuses_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="not a valid URL") as info:
+        parse_url(url)
+    assert "pw" not in str(info.value)

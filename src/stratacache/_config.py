@@ -645,7 +645,10 @@ def parse_url(url: str) -> ParsedConfig:
     if not isinstance(url, str) or "://" not in url:
         shown = repr(redact_url(url)) if isinstance(url, str) else f"a {type(url).__name__}"
         raise ConfigurationError(f"not a cache URL (expected scheme://...): {shown}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # urllib's own complaint, e.g. "Invalid IPv6 URL" for "[::1"
+        raise ConfigurationError(f"not a valid URL ({exc}): {redact_url(url)!r}") from exc
     scheme = parts.scheme.lower()
     config = ParsedConfig(backend=scheme_backend(scheme))
     _check_url_shape(url, scheme, config.backend)
