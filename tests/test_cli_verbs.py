@@ -98,7 +98,7 @@ def test_memory_url_is_a_fresh_cache_per_run(capsys: pytest.CaptureFixture[str])
         (["stats", "file://"], "needs a directory"),
         (["set", "memory://", "k", "{oops", "--json"], "not valid JSON"),
         (["bench", "nosuch://", "--ops", "1"], "unknown URL scheme 'nosuch'"),
-        (["get", "redis://:pw@[::1/0", "k"], "bad URL 'redis://:***@[::1/0': Invalid IPv6 URL"),
+        (["get", "redis://:pw@[::1/0", "k"], "not a valid URL (Invalid IPv6 URL): 'redis://:***@[::1/0'"),
     ],
 )
 def test_usage_errors_exit_2_naming_the_fault(

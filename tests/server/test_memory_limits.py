@@ -234,6 +234,21 @@ def test_a_big_expiry_batch_does_not_block_ping(server_factory: Callable[..., Se
     db = server.databases[0]
     count = 100_000
 
+    # Each background run purges in bounded slices. Wall-clock ping latencies on a shared CI
+    # machine measure the machine's scheduling as much as the server (a 370 ms stall was
+    # seen with nothing wrong), so the bound is on the loop thread's own CPU time per run,
+    # which preemption does not inflate: one unbounded purge of 100,000 keys costs over
+    # 100 ms of it, a slice about 3 ms.
+    cron_cpu: list[float] = []
+    cron_once = server.cron_once
+
+    def timed_cron() -> None:
+        started = time.thread_time()
+        cron_once()
+        cron_cpu.append(time.thread_time() - started)
+
+    server.cron_once = timed_cron  # type: ignore[method-assign]
+
     # One deadline for all, far enough ahead that a slow machine fills the store before it:
     # the whole batch comes due at once, while the test pings.
     end = time.time() + 4.0
@@ -246,24 +261,21 @@ def test_a_big_expiry_batch_does_not_block_ping(server_factory: Callable[..., Se
     assert time.time() < end, "filling took longer than the keys live; the test proves nothing"
     conn = RespConn(running.port)
     try:
-        latencies = []
+        pings = 0
         # The purge gets a quarter of each 10 ms tick, so on a shared CI machine that is also
         # running this ping loop 100,000 keys can take several seconds; the loop ends as soon
         # as they are gone, so a generous bound costs nothing when the machine is quiet.
         deadline = end + 20
         while time.time() < deadline and db.store.pool_bytes:
-            start = time.perf_counter()
             assert conn.call("PING") == "PONG"
-            latencies.append(time.perf_counter() - start)
+            pings += 1
         assert db.store.pool_bytes == 0, "the keys did not all expire within 20 s of their deadline"
-        latencies.sort()
-        # The loop purges in slices of ~2.5 ms: here p99 0.3 ms, max 13 ms (the janitor
-        # thread's GIL share); one unbounded purge stalled a PING for 665 ms. The bounds
-        # leave room for a shared CI machine's scheduling.
-        assert latencies[int(len(latencies) * 0.99)] < 0.010, latencies[-10:]
-        assert latencies[-1] < 0.100, latencies[-10:]
+        assert pings > 100  # the loop kept answering while the batch was purged
+        assert cron_cpu, "no background run happened"
+        assert max(cron_cpu) < 0.050, sorted(cron_cpu)[-10:]
     finally:
         conn.close()
+        server.cron_once = cron_once  # type: ignore[method-assign]
 
 
 def test_config_set_policy_rebuilds_stores_keeping_keys_and_ttls(
