@@ -38,6 +38,40 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("warm        -> loaded 20, failed 0, skipped 0", "source after -> {'id': 3, 'name': 'renamed 3'}"),
     ),
     "server_embedded.py": ((), ("stratacache get -> hello", "redis-py get    -> b'set by redis-py'")),
+    "verbs_cas.py": (
+        ("redis",),
+        (
+            "orders      -> 80 wanted, 50 sold,",
+            "stock now   -> {'units': 0, 'sold': 50}",
+            "second pull -> <already used>",
+            "stale CAS   -> False",
+        ),
+    ),
+    "tags.py": (
+        ("redis",),
+        (
+            "after invalidate -> {'user:7:profile': {'name': 'Grace', 'posts': 9}}",
+            "raced load       -> <miss: loaded before the update>",
+            "clean load       -> {'name': 'Ada L.', 'posts': 3}",
+        ),
+    ),
+    # The SWR round's "builds seen" depend on timing (a late caller may see the new build).
+    "stampede.py": (
+        ("redis",),
+        (
+            "cold key, lease:    loader ran 1 time(s); builds seen [1, 1, 1, 1]",
+            "stale key, SWR:     loader ran 1 time(s);",
+        ),
+    ),
+    "typed.py": (
+        ("redis",),
+        (
+            "typed get      -> User(id=1, name='Ada', address=Address(city='London', country='UK'),",
+            "invalid        -> key 'user:3': the stored value is not a valid User",
+            "on_invalid     -> <miss> | still stored: False",
+            "pydantic check -> key 'sku:2': the stored value is not a valid Product",
+        ),
+    ),
 }
 
 
