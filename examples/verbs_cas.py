@@ -8,6 +8,7 @@ redis://127.0.0.1:6379/0); `stratacache serve` works too.
 
 import multiprocessing
 import os
+from typing import Any
 
 import stratacache as sc
 
@@ -15,33 +16,44 @@ URL = os.environ.get("STRATACACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
 NAMESPACE = "verbs-example"
 
 
-def sell(orders: int) -> tuple[int, int]:
-    """Try to sell `orders` units one at a time; return (sold, retries)."""
-    sold = retries = 0
+def sell(orders: int, start: Any, results: Any) -> None:
+    """Try to sell `orders` units one at a time; report (sold, retries)."""
     with sc.Cache(URL, namespace=NAMESPACE) as cache:
-        for _ in range(orders):
-            while True:
-                item = cache.get_item("stock")
-                if item is None or item.value["units"] == 0:
-                    return sold, retries  # sold out (or never stocked)
-                new = {"units": item.value["units"] - 1, "sold": item.value["sold"] + 1}
-                if cache.set("stock", new, ttl=300, if_version=item.version):
-                    sold += 1
-                    break
-                retries += 1  # another process wrote since our get_item: read again
+        start.wait()  # all four start selling at the same moment
+        results.put(sell_with(cache, orders))
+
+
+def sell_with(cache: sc.Cache, orders: int) -> tuple[int, int]:
+    sold = retries = 0
+    for _ in range(orders):
+        while True:
+            item = cache.get_item("stock")
+            if item is None or item.value["units"] == 0:
+                return sold, retries  # sold out (or never stocked)
+            new = {"units": item.value["units"] - 1, "sold": item.value["sold"] + 1}
+            if cache.set("stock", new, ttl=300, if_version=item.version):
+                sold += 1
+                break
+            retries += 1  # another process wrote since our get_item: read again
     return sold, retries
 
 
 def main() -> None:
-    # The workers start before this process opens a connection (fork is the quick start).
-    with multiprocessing.get_context("fork").Pool(4) as pool, sc.Cache(URL, namespace=NAMESPACE) as cache:
+    with sc.Cache(URL, namespace=NAMESPACE) as cache:
         cache.clear()
-        cache.set("stock", {"units": 50, "sold": 0}, ttl=300)
+        cache.set("stock", {"units": 30, "sold": 0}, ttl=300)
 
-        # 4 processes want 20 units each (80 orders) for 50 units in stock.
-        results = pool.map(sell, [20, 20, 20, 20])
+        # 4 processes want 10 units each (40 orders) for 30 units in stock.
+        ctx = multiprocessing.get_context("fork")
+        start, queue = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=sell, args=(10, start, queue)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        results = [queue.get(timeout=30) for _ in procs]
+        for p in procs:
+            p.join()
         sold = sum(s for s, _ in results)
-        print(f"orders      -> 80 wanted, {sold} sold, {sum(r for _, r in results)} CAS retries")
+        print(f"orders      -> 40 wanted, {sold} sold, {sum(r for _, r in results)} CAS retries")
         print("stock now   ->", cache.get("stock"))
 
         # pull(): atomic get-and-delete, so a one-time token is redeemed exactly once.
