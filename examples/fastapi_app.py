@@ -1,6 +1,6 @@
 """FastAPI: whole responses cached in Redis by CacheMiddleware, the cache opened by a lifespan.
 
-Needs `pip install 'stratacache[web,redis]'` (FastAPI's TestClient also needs httpx).
+Needs `pip install 'stratacache[web,redis]'`; its TestClient needs httpx2 (in the test extra).
 Set STRATACACHE_REDIS_URL (default redis://127.0.0.1:6379/0).
 """
 

@@ -93,6 +93,15 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "after delete -> 700 (function ran 3 times)",
         ),
     ),
+    "otel_tracing.py": (
+        ("redis",),
+        (
+            "span 'get otel-example'       redis  UNSET {'stratacache.cache.hit': True}",
+            "span 'get_many otel-example'  redis  UNSET {'db.operation.batch.size': 3}",
+            "span 'incr otel-example'      redis  ERROR {'error.type': 'WrongType'}",
+            "metric stratacache.cache.lookups hit=False: 3",
+        ),
+    ),
     "prometheus.py": (
         ("redis",),
         (
