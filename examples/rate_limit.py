@@ -1,4 +1,4 @@
-"""Rate limiting with a token bucket shared by every process using the same Redis.
+"""Rate limiting shared by every process using the same Redis: a token bucket, a decorator.
 
 A bucket of 5 tokens refilled evenly over 2 s: bursts of up to 5, then one every 0.4 s.
 On Redis each hit is one Lua script (atomic); on memory, Memcached or files it is a
@@ -27,7 +27,10 @@ with sc.Cache(url, namespace="ratelimit-example") as cache:
     print("after wait  ->", limiter.hit("client:ada").allowed)
 
     # The decorator: every call is a hit; a refused call raises RateLimitExceeded.
-    @limiter.limit(lambda user_id, **_: f"export:{user_id}", cost=2)
+    # Exports are heavier: 4 hits a minute per user, each export costing 2.
+    exports = sc.RateLimiter(cache, limit=4, period=60, algorithm="sliding_window")
+
+    @exports.limit(lambda user_id, **_: f"export:{user_id}", cost=2)
     def export(user_id: int, *, fmt: str = "csv") -> str:
         return f"report-{user_id}.{fmt}"
 
@@ -36,8 +39,8 @@ with sc.Cache(url, namespace="ratelimit-example") as cache:
         try:
             results.append(export(42))
         except sc.RateLimitExceeded as exc:  # in a web app: HTTP 429 with Retry-After
-            results.append(f"429 (retry after {exc.retry_after:.1f} s)")
+            results.append(f"429 (retry after {exc.retry_after:.0f} s)")
     print("export x3   ->", results)
-    limiter.reset("export:42")
+    exports.reset("export:42")
     print("after reset ->", export(42, fmt="json"))
     cache.clear()
