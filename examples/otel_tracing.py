@@ -9,7 +9,7 @@ import contextlib
 import os
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -37,7 +37,7 @@ for span in spans.get_finished_spans():
     attrs = span.attributes or {}
     shown = ("stratacache.cache.hit", "db.operation.batch.size", "error.type")
     extras = {k: attrs[k] for k in shown if k in attrs}
-    print(f"span {span.name!r:24} {attrs['db.system.name']}  {span.status.status_code.name:5} {extras}")
+    print(f"span {span.name!r:24} {attrs['db.system.name']!s}  {span.status.status_code.name:5} {extras}")
 
 data = reader.get_metrics_data()
 for resource_metrics in data.resource_metrics if data else []:
@@ -45,5 +45,5 @@ for resource_metrics in data.resource_metrics if data else []:
         for metric in scope.metrics:
             for point in metric.data.data_points:
                 labels = dict(point.attributes or {})
-                if metric.name == "stratacache.cache.lookups":
+                if metric.name == "stratacache.cache.lookups" and isinstance(point, NumberDataPoint):
                     print(f"metric {metric.name} hit={labels['stratacache.cache.hit']}: {point.value}")

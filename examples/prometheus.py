@@ -28,8 +28,13 @@ with (
     for i in range(4):  # more sessions than max_entries: two are evicted
         sessions.set(f"session:{i}", {"user": i})
 
-    wanted = ("stratacache_hits_total", "stratacache_misses_total", "stratacache_evictions_total")
-    wanted += ("stratacache_backend_up", "stratacache_operation_duration_seconds_count")
+    wanted = (
+        "stratacache_hits_total",
+        "stratacache_misses_total",
+        "stratacache_evictions_total",
+        "stratacache_backend_up",
+        "stratacache_operation_duration_seconds_count",
+    )
     for line in generate_latest(registry).decode().splitlines():
         if line.startswith(wanted) and 'operation="set"' not in line:
             print(line)

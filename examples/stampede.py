@@ -9,7 +9,7 @@ runs in Redis. Set STRATACACHE_REDIS_URL (default redis://127.0.0.1:6379/0).
 import multiprocessing
 import os
 import time
-from typing import Any
+from typing import Any, Literal
 
 import stratacache as sc
 
@@ -30,13 +30,13 @@ def build_report(cache: sc.Cache) -> dict[str, Any]:
     return {"report": "sales", "build": run}
 
 
-def worker(key: str, policy: sc.StampedePolicy | bool, start: Any, results: Any) -> None:
+def worker(key: str, policy: sc.StampedePolicy | Literal[False], start: Any, results: Any) -> None:
     with sc.Cache(URL, namespace=NAMESPACE) as cache:
         start.wait()  # all four ask at the same moment
         results.put(cache.get_or_set(key, lambda: build_report(cache), ttl=0.5, policy=policy)["build"])
 
 
-def round_of(key: str, policy: sc.StampedePolicy | bool) -> list[int]:
+def round_of(key: str, policy: sc.StampedePolicy | Literal[False]) -> list[int]:
     ctx = multiprocessing.get_context("fork")
     start, results = ctx.Barrier(WORKERS), ctx.Queue()
     procs = [ctx.Process(target=worker, args=(key, policy, start, results)) for _ in range(WORKERS)]
