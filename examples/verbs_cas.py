@@ -16,14 +16,15 @@ URL = os.environ.get("STRATACACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
 NAMESPACE = "verbs-example"
 
 
-def sell(orders: int, start: Any, results: Any) -> None:
-    """Try to sell `orders` units one at a time; report (sold, retries)."""
+def worker(orders: int, start: Any, results: Any) -> None:
+    """One process: its own connection, then sell when every worker is ready."""
     with sc.Cache(URL, namespace=NAMESPACE) as cache:
         start.wait()  # all four start selling at the same moment
-        results.put(sell_with(cache, orders))
+        results.put(sell(cache, orders))
 
 
-def sell_with(cache: sc.Cache, orders: int) -> tuple[int, int]:
+def sell(cache: sc.Cache, orders: int) -> tuple[int, int]:
+    """Sell up to `orders` units one at a time; return (sold, retries)."""
     sold = retries = 0
     for _ in range(orders):
         while True:
@@ -46,7 +47,7 @@ def main() -> None:
         # 4 processes want 10 units each (40 orders) for 30 units in stock.
         ctx = multiprocessing.get_context("fork")
         start, queue = ctx.Barrier(4), ctx.Queue()
-        procs = [ctx.Process(target=sell, args=(10, start, queue)) for _ in range(4)]
+        procs = [ctx.Process(target=worker, args=(10, start, queue)) for _ in range(4)]
         for p in procs:
             p.start()
         results = [queue.get(timeout=30) for _ in procs]
