@@ -1,10 +1,11 @@
-"""A cache in front of a system of record: read-through, write-behind, warming.
+"""A cache in front of a system of record: warming and the four strategies.
 
 The "database" is a dict (sc.MappingSource); any object with load/load_many/store/delete is
 a data source. Set STRATACACHE_REDIS_URL to run it over Redis; the default is memory.
 """
 
 import os
+import time
 
 import stratacache as sc
 
@@ -29,4 +30,30 @@ with sc.Cache(url, namespace="sources-example") as cache:
     print("cache now    ->", cache.get("user:3"))
     writer.close()  # flushes the queue: every acknowledged write reaches the source
     print("source after ->", database.data["user:3"])
+
+    # Write-through: the source first, the cache only once the source accepted the write.
+    class StrictSource(sc.MappingSource):
+        def store(self, key: str, value: dict[str, object]) -> None:
+            if not value.get("name"):
+                raise ValueError("name is required")
+            super().store(key, value)
+
+    strict = StrictSource({"user:7": {"id": 7, "name": "user 7"}})
+    through = sc.WriteThrough(cache, strict, ttl=300)
+    through.set("user:7", {"id": 7, "name": "Grace"})
+    print("write-through ->", strict.data["user:7"], "| cached:", cache.get("user:7"))
+    try:
+        through.set("user:7", {"id": 7, "name": ""})
+    except sc.SourceError as exc:  # names the operation, key and source; the cache is untouched
+        print("refused write ->", exc.operation, exc.key, "| cached:", cache.get("user:7"))
+
+    # Refresh-ahead: a hit in the last half of the ttl is served at once and reloaded behind.
+    prices = sc.MappingSource({"EURUSD": 1.08})
+    quotes = sc.RefreshAhead(cache, prices, ttl=1, refresh_ratio=0.5)
+    quotes.get("EURUSD")
+    time.sleep(0.6)  # into the last half of the ttl
+    prices.data["EURUSD"] = 1.09
+    print("refresh-ahead ->", quotes.get("EURUSD"), "(served at once; reload started)")
+    quotes.close()  # waits for the running reload
+    print("after reload  ->", quotes.get("EURUSD"), "| background reloads:", quotes.refreshes)
     cache.clear()
