@@ -46,7 +46,7 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Iterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..._build import build_backend
@@ -661,6 +661,10 @@ class LayeredBackend(Backend):
         for index in self._upper:
             upper = self._try(index, self.tiers[index].expire, key, capped) is True or upper
         return upper if result is MISSING else bool(result)
+
+    def iter_keys(self, pattern: str) -> Iterator[str]:
+        """The source of truth's keys: it holds every key, the tiers above copies of some."""
+        return self._source.iter_keys(pattern)
 
     def delete_pattern(self, pattern: str) -> int:
         """Delete matching keys in every tier; how many the source of truth had."""
