@@ -48,4 +48,3 @@ for _operation, _member in list(vars(Backend).items()):
     if callable(_member) and not _operation.startswith("_") and _operation not in _NOT_OPERATIONS:
         setattr(ClosedBackend, _operation, _closed(_operation))
 ClosedBackend.__abstractmethods__ = frozenset()
-
