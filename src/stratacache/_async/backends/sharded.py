@@ -316,13 +316,19 @@ class AsyncShardedBackend(AsyncBackend):
         result: float | Missing | None = await self._on(key, "ttl")
         return result
 
-    async def iter_keys(self, pattern: str) -> AsyncIterator[str]:
+    def iter_keys(self, pattern: str) -> AsyncIterator[str]:
         """Every live node's keys, node after node (the nodes ``delete_pattern`` reaches).
 
         A node marked down is skipped, as by ``delete_pattern``: its keys are the ones the
         ring sends elsewhere meanwhile. A node failing during the walk raises its error, and
         so does the walk when every node is down.
         """
+        if not self.capabilities.delete_pattern:
+            # Named for the backend the caller holds (and raised at the call, like the default).
+            raise self._unsupported("iter_keys", "one of its nodes cannot enumerate keys")
+        return self._walk_nodes(pattern)
+
+    async def _walk_nodes(self, pattern: str) -> AsyncIterator[str]:
         walked = False
         for node, backend in self._nodes.items():
             if not self._health.available(node):

@@ -664,6 +664,9 @@ class LayeredBackend(Backend):
 
     def iter_keys(self, pattern: str) -> Iterator[str]:
         """The source of truth's keys: it holds every key, the tiers above copies of some."""
+        if not self.capabilities.delete_pattern:
+            # Named for the backend the caller holds (and raised at the call, like the default).
+            raise self._unsupported("iter_keys", "one of its tiers cannot enumerate keys")
         return self._source.iter_keys(pattern)
 
     def delete_pattern(self, pattern: str) -> int:

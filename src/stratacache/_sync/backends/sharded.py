@@ -324,6 +324,12 @@ class ShardedBackend(Backend):
         ring sends elsewhere meanwhile. A node failing during the walk raises its error, and
         so does the walk when every node is down.
         """
+        if not self.capabilities.delete_pattern:
+            # Named for the backend the caller holds (and raised at the call, like the default).
+            raise self._unsupported("iter_keys", "one of its nodes cannot enumerate keys")
+        return self._walk_nodes(pattern)
+
+    def _walk_nodes(self, pattern: str) -> Iterator[str]:
         walked = False
         for node, backend in self._nodes.items():
             if not self._health.available(node):

@@ -595,11 +595,11 @@ class AsyncCacheConformance:
         if not caps.delete_pattern:
             with pytest.raises(UnsupportedOperation, match="delete_pattern"):
                 await acache.delete_pattern("*")
-            name = acache.backend.name
-            with pytest.raises(UnsupportedOperation, match=rf"{name}' does not support keys\(\)"):
+            refused = rf"backend '{acache.backend.name}.*' does not support"
+            with pytest.raises(UnsupportedOperation, match=rf"{refused} keys\(\)"):
                 await acache.keys()
             # Refused by the call itself, before any iteration.
-            with pytest.raises(UnsupportedOperation, match=rf"{name}' does not support iter_keys\(\)"):
+            with pytest.raises(UnsupportedOperation, match=rf"{refused} iter_keys\(\)"):
                 acache.iter_keys("user:*")
 
     # --------------------------------------------- verbs: get_item, CAS, pull, replace

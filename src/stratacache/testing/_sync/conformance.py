@@ -595,11 +595,11 @@ class CacheConformance:
         if not caps.delete_pattern:
             with pytest.raises(UnsupportedOperation, match="delete_pattern"):
                 cache.delete_pattern("*")
-            name = cache.backend.name
-            with pytest.raises(UnsupportedOperation, match=rf"{name}' does not support keys\(\)"):
+            refused = rf"backend '{cache.backend.name}.*' does not support"
+            with pytest.raises(UnsupportedOperation, match=rf"{refused} keys\(\)"):
                 cache.keys()
             # Refused by the call itself, before any iteration.
-            with pytest.raises(UnsupportedOperation, match=rf"{name}' does not support iter_keys\(\)"):
+            with pytest.raises(UnsupportedOperation, match=rf"{refused} iter_keys\(\)"):
                 cache.iter_keys("user:*")
 
     # --------------------------------------------- verbs: get_item, CAS, pull, replace
