@@ -191,19 +191,17 @@ def test_keys_on_memcached_names_the_backend(
 
 
 def test_keys_on_layered_and_sharded(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from stratacache._cli_keys import iter_keys
-
     l2 = quote(f"file://{tmp_path / 'l2'}", safe="")
     with sc.Cache(f"layered://?tier=memory%3A%2F%2F&tier={l2}") as cache:
         cache.set_many({"a": 1, "b": 2})
-        assert list(iter_keys(cache)) == ["a", "b"]
+        assert cache.keys() == ["a", "b"]
     nodes = {f"n{i}": sc.MemoryBackend() for i in range(3)}
     with sc.Cache(sc.ShardedBackend(nodes=nodes), namespace="s") as cache:
         cache.set_many({f"k{i}": i for i in range(10)})
-        assert list(iter_keys(cache, "k?")) == [f"k{i}" for i in range(10)]
+        assert cache.keys("k?") == [f"k{i}" for i in range(10)]
     with sc.Cache("null://") as cache:
         cache.set("a", 1)
-        assert list(iter_keys(cache)) == []
+        assert cache.keys() == []
 
 
 def test_bench_memory_and_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

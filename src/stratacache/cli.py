@@ -306,9 +306,7 @@ def _ttl(cache: Any, args: argparse.Namespace) -> int:
 def _keys(cache: Any, args: argparse.Namespace) -> int:
     import json
 
-    from stratacache._cli_keys import iter_keys
-
-    found = iter_keys(cache, args.pattern)
+    found = cache.keys(args.pattern)
     if args.json:
         print(json.dumps(list(found), ensure_ascii=False))
     else:

@@ -12,7 +12,7 @@ import builtins
 import inspect
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -28,7 +28,7 @@ from .._exceptions import (
     UnsupportedOperation,
 )
 from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text, normalize_ttl
-from ..core.envelope import Envelope, TagVersions, check_tags, envelope_tags
+from ..core.envelope import TAG_RECORD_PREFIX, Envelope, TagVersions, check_tags, envelope_tags
 from ..core.glob import escape_glob
 from ..core.hooks import Hook, HookEvent, Hooks
 from ..core.stampede import StampedePolicy
@@ -37,6 +37,7 @@ from ..core.warming import WarmReport
 from ..serializers import Codec, Serializer
 from .backends.base import AsyncBackend, Decoded
 from .backends.closed import AsyncClosedBackend
+from .lease import LEASE_KEY_PREFIX
 from .patterns import AsyncFlightGroup, get_or_set_with_policy
 from .tags import current_versions, invalidate, valid_envelopes
 from .typed import AsyncTypedCache, T
@@ -627,9 +628,7 @@ class AsyncCache:
 
     async def delete_pattern(self, pattern: str) -> int:
         """Delete this namespace's keys matching a Redis-style glob (``user:*``); how many."""
-        if not isinstance(pattern, str):
-            raise InvalidArgument(f"pattern must be a str, not {type(pattern).__name__}")
-        full = escape_glob(self._prefix) + check_text(pattern, "patterns")
+        full = self._key_pattern(pattern)
         count: int = await self._call("delete_pattern", pattern, self._backend.delete_pattern, full)
         self._stats.deletes += count
         return count
@@ -637,6 +636,67 @@ class AsyncCache:
     async def clear(self) -> None:
         """Delete every key of this cache's namespace (everything, when it has none)."""
         await self._call("clear", None, self._backend.clear, self._prefix or None)
+
+    # ---- keys: listing a namespace's keys by glob (docs/patterns/verbs.md, "Listing keys")
+
+    async def keys(self, pattern: str = "*") -> builtins.list[str]:
+        """This namespace's keys matching a Redis-style glob (``user:*``), sorted, without duplicates.
+
+        The keys are the caller's (without the namespace prefix); a namespace's own glob
+        characters are escaped, as for :meth:`delete_pattern`. Internal keys are left out:
+        tag version records and stampede leases. The whole list is built in memory: for a
+        large key space walk :meth:`iter_keys` instead. Backends that cannot enumerate their
+        keys (Memcached) raise :class:`~stratacache.UnsupportedOperation` naming themselves.
+        """
+        found: builtins.list[str] = await self._call("keys", pattern, self._sorted_keys, pattern)
+        return found
+
+    def iter_keys(self, pattern: str = "*") -> AsyncIterator[str]:
+        """:meth:`keys` one at a time, in the backend's order, holding one batch in memory.
+
+        Redis walks the key space with ``SCAN MATCH`` (never ``KEYS``), so a key written or
+        deleted during the walk may or may not appear, and one may appear twice (as with
+        redis-py's ``scan_iter``). The pattern is checked and the backend asked here, so
+        :class:`~stratacache.UnsupportedOperation` is raised by this call, before any step.
+        """
+        full = self._key_pattern(pattern)
+        try:
+            found = self._backend.iter_keys(full)
+        except CacheError as exc:
+            self._failed("iter_keys", pattern, exc)
+            raise
+        return self._caller_keys(found, pattern)
+
+    def _key_pattern(self, pattern: str) -> str:
+        """The backend glob for the caller's ``pattern``: the escaped namespace prefix + it."""
+        if not isinstance(pattern, str):
+            raise InvalidArgument(f"pattern must be a str, not {type(pattern).__name__}")
+        return escape_glob(self._prefix) + check_text(pattern, "patterns")
+
+    async def _caller_keys(self, found: AsyncIterator[str], pattern: str | None) -> AsyncIterator[str]:
+        """The caller's keys among the backend keys ``found``; failures are counted (as an
+        ``iter_keys`` error) unless ``pattern`` is None (keys() counts its own)."""
+        prefix = self._prefix
+        cut = len(prefix)
+        internal = (TAG_RECORD_PREFIX, LEASE_KEY_PREFIX)
+        try:
+            async for key in found:
+                # The escaped glob already selects the namespace; checked again (cheaply) so
+                # that no backend's looser match can ever hand out another namespace's key.
+                if key.startswith(prefix) and not key.startswith(internal, cut):
+                    yield key[cut:]
+        except CacheError as exc:
+            if pattern is not None:
+                self._failed("iter_keys", pattern, exc)
+            raise
+
+    async def _sorted_keys(self, pattern: str) -> builtins.list[str]:
+        try:
+            found = self._backend.iter_keys(self._key_pattern(pattern))
+        except UnsupportedOperation as exc:
+            # Named for the method the caller used, keys(), not the backend's iter_keys().
+            raise UnsupportedOperation(exc.backend, "keys", exc.reason) from exc
+        return sorted({key async for key in self._caller_keys(found, None)})
 
     # ---- stampede: get_or_set, single-flight and StampedePolicy (docs/patterns/stampede.md)
 

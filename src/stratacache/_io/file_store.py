@@ -360,8 +360,8 @@ def _guarded(method: Callable[Concatenate[FileStore, _P], _R]) -> Callable[Conca
     """Run ``method`` as one in-flight operation (see ``FileStore._enter``)."""
     op = method.__name__
     # Whether the first argument is the key, for errors raised before the method runs.
-    keyed = op not in ("get_many", "set_many", "delete_many", "delete_pattern", "counters", "sweep",
-                       "reclaim_orphans")  # fmt: skip
+    keyed = op not in ("get_many", "set_many", "delete_many", "delete_pattern", "keys_page", "counters",
+                       "sweep", "reclaim_orphans")  # fmt: skip
 
     @functools.wraps(method)
     def guarded(self: FileStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -1513,15 +1513,30 @@ class FileStore:
         return self._retry_when_full("delete_pattern", functools.partial(self._delete_pattern, pattern))
 
     def _delete_pattern(self, pattern: str) -> int:
-        low, high = prefix_bounds(glob_literal_prefix(pattern))
-        where, args = _range(low, high)
+        where, args = _matching(pattern)
         now = self.clock()
         with self._writing("delete_pattern", None) as conn:
-            rows = conn.execute(
-                f"DELETE FROM entries WHERE {where} sc_glob(?, key) RETURNING expires", (*args, pattern)
-            ).fetchall()
+            rows = conn.execute(f"DELETE FROM entries WHERE {where} RETURNING expires", args).fetchall()
         self._empty_trash(conn)
         return sum(1 for (expires,) in rows if _alive(expires, now))
+
+    @_guarded
+    def keys_page(self, pattern: str, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` live keys matching the Redis-style glob, in key order, each greater
+        than ``after`` (None: from the first); the same selection ``delete_pattern`` deletes."""
+        where, args = _matching(pattern)
+        if after is not None:
+            where, args = f"key > ? AND {where}", (after, *args)
+        conn = self._conn()
+        try:
+            rows = conn.execute(
+                f"SELECT key FROM entries WHERE {where} AND (expires IS NULL OR expires > ?) "
+                "ORDER BY key LIMIT ?",
+                (*args, self.clock(), limit),
+            ).fetchall()
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise self._fail("iter_keys", None, exc) from exc
+        return [key for (key,) in rows]
 
     def clear(self, prefix: str | None = None) -> None:
         """Delete everything, or only the keys starting with ``prefix``. Works on a full disk.
@@ -2240,6 +2255,13 @@ def _range(low: str, high: str | None) -> tuple[str, tuple[str, ...]]:
     if high is None:
         return "key >= ? AND", (low,)
     return "key >= ? AND key < ? AND", (low, high)
+
+
+def _matching(pattern: str) -> tuple[str, tuple[str, ...]]:
+    """A WHERE condition selecting the keys that match the Redis-style glob ``pattern``: the
+    range of its literal prefix through the key index, then the glob on the keys in it."""
+    where, args = _range(*prefix_bounds(glob_literal_prefix(pattern)))
+    return f"{where} sc_glob(?, key)", (*args, pattern)
 
 
 def _split_script(script: str) -> list[str]:

@@ -25,13 +25,13 @@ if TYPE_CHECKING:
 __all__ = ["Lease", "lease_key"]
 
 # Lease keys live in the cache's own namespace (clear() removes them too) under a prefix
-# no plain key of an application is likely to start with.
-_LEASE_PREFIX = "stratacache-lease:"
+# no plain key of an application is likely to start with; cache.keys() leaves them out.
+LEASE_KEY_PREFIX = "stratacache-lease:"
 
 
 def lease_key(key: str) -> str:
     """The key that holds the lease for ``key``."""
-    return _LEASE_PREFIX + key
+    return LEASE_KEY_PREFIX + key
 
 
 class Lease:

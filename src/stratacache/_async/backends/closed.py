@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from ..._exceptions import CacheClosed
@@ -29,14 +30,19 @@ class AsyncClosedBackend(AsyncBackend):
     def __init__(self, closed_name: str) -> None:
         self.closed_name = closed_name
 
+    def iter_keys(self, pattern: str) -> AsyncIterator[str]:
+        """Raises CacheClosed at the call (a plain method, like the contract's default)."""
+        raise CacheClosed(f"cache over {self.closed_name} is closed: iter_keys() after close()")
+
     def describe(self) -> str:
         """The closed backend's description."""
         return f"closed {self.closed_name}"
 
 
 # Every operation of the contract, required or optional, ping and counters included, raises;
-# close (idempotent), describe and the attach_* notifications keep their defaults.
-_NOT_OPERATIONS = {"close", "describe", "attach_namespace", "attach_codec"}
+# close (idempotent), describe and the attach_* notifications keep their defaults; iter_keys
+# raises CacheClosed itself (an async-generator method is not a coroutine function).
+_NOT_OPERATIONS = {"close", "describe", "attach_namespace", "attach_codec", "iter_keys"}
 for _operation, _member in list(vars(AsyncBackend).items()):
     if callable(_member) and not _operation.startswith("_") and _operation not in _NOT_OPERATIONS:
         setattr(AsyncClosedBackend, _operation, _closed(_operation))

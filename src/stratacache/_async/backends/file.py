@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 
 from ..._drivers.offload_async import run
@@ -24,6 +24,9 @@ from .base import AsyncBackend, BackendCounters, Capabilities
 __all__ = ["AsyncFileBackend"]
 
 _IS_ASYNC = True
+# Keys per index query of iter_keys: one thread hop per page in the async flavour, and a
+# bounded list per step whatever the size of the key space.
+ITER_KEYS_PAGE = 1000
 # Contract methods whose FileStore twin has the same name and signature.
 _SAME_AS_STORE = (
     "get", "get_many", "set", "set_many", "add", "delete", "delete_many", "exists", "incr",
@@ -146,6 +149,19 @@ class AsyncFileBackend(AsyncBackend):
 
     async def ttl(self, key: str) -> float | Missing | None:
         return await run(self.store.ttl, key)
+
+    async def iter_keys(self, pattern: str) -> AsyncIterator[str]:
+        """The index's live keys matching ``pattern``, in key order, a page of
+        ``ITER_KEYS_PAGE`` keys per query (keyset pagination: each page starts after the last
+        key of the one before, so a key present throughout the walk is seen exactly once)."""
+        after: str | None = None
+        while True:
+            page = await run(self.store.keys_page, pattern, after, ITER_KEYS_PAGE)
+            for key in page:
+                yield key
+            if len(page) < ITER_KEYS_PAGE:
+                return
+            after = page[-1]
 
     async def delete_pattern(self, pattern: str) -> int:
         return await run(self.store.delete_pattern, pattern)

@@ -45,7 +45,7 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..._build import build_backend
@@ -660,6 +660,13 @@ class AsyncLayeredBackend(AsyncBackend):
         for index in self._upper:
             upper = await self._try(index, self.tiers[index].expire, key, capped) is True or upper
         return upper if result is MISSING else bool(result)
+
+    def iter_keys(self, pattern: str) -> AsyncIterator[str]:
+        """The source of truth's keys: it holds every key, the tiers above copies of some."""
+        if not self.capabilities.delete_pattern:
+            # Named for the backend the caller holds (and raised at the call, like the default).
+            raise self._unsupported("iter_keys", "one of its tiers cannot enumerate keys")
+        return self._source.iter_keys(pattern)
 
     async def delete_pattern(self, pattern: str) -> int:
         """Delete matching keys in every tier; how many the source of truth had."""

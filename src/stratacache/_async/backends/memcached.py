@@ -42,7 +42,7 @@ import functools
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import msgpack
@@ -751,6 +751,15 @@ class AsyncMemcachedBackend(AsyncBackend):
         if remaining < 0:
             return None
         return float(remaining)
+
+    def iter_keys(self, pattern: str) -> AsyncIterator[str]:
+        """Not possible: memcached cannot list its keys."""
+        raise UnsupportedOperation(
+            "memcached",
+            "iter_keys",
+            "Memcached cannot enumerate its keys (it has no SCAN or KEYS); keep an index of the "
+            "keys you need to list in a key of its own, or use a backend that can (redis, file)",
+        )
 
     async def delete_pattern(self, pattern: str) -> int:
         """Not possible: memcached cannot list its keys."""

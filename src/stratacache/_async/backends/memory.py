@@ -6,7 +6,7 @@ import asyncio  # unasync: remove
 import builtins
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -153,6 +153,12 @@ class AsyncMemoryBackend(AsyncBackend):
 
     async def ttl(self, key: str) -> float | Missing | None:
         return self.store.ttl(key)
+
+    async def iter_keys(self, pattern: str) -> AsyncIterator[str]:
+        """The store's live keys matching ``pattern`` (the walk ``delete_pattern`` makes), taken
+        under its lock at the first step: the keys are in memory already."""
+        for key in self.store.keys(pattern):
+            yield key
 
     async def delete_pattern(self, pattern: str) -> int:
         return self.store.delete_pattern(pattern)

@@ -10,7 +10,7 @@ compare-and-delete find no entry to act on, so they answer False.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 from ..._types import MISSING, Item, Missing
@@ -75,6 +75,11 @@ class AsyncNullBackend(AsyncBackend):
 
     async def ttl(self, key: str) -> float | Missing | None:
         return MISSING
+
+    async def iter_keys(self, pattern: str) -> AsyncIterator[str]:
+        """Nothing: the null backend holds no keys."""
+        return
+        yield  # an (empty) async generator, like every other backend's
 
     async def delete_pattern(self, pattern: str) -> int:
         return 0

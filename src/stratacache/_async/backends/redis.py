@@ -22,7 +22,7 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 import redis.exceptions as rexc
@@ -343,11 +343,19 @@ class AsyncRedisBackend(AsyncBackend):
             return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
         return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
 
+    def _scan(self, match: str) -> AsyncIterator[Any]:
+        """The raw keys matching ``match``: SCAN MATCH with ``scan_count`` as its COUNT hint,
+        on every primary of a cluster; never KEYS, which would block the server. The one
+        enumeration behind ``iter_keys``, ``delete_pattern``, ``clear`` and ``counters``."""
+        iterator: AsyncIterator[Any] = self._client.scan_iter(match=match, count=self.scan_count)
+        return iterator
+
     async def _scan_delete(self, match: str) -> int:
         """Delete every key matching ``match`` by SCAN + UNLINK in batches of ``scan_count``."""
         deleted = 0
         batch: list[Any] = []
-        async for key in self._client.scan_iter(match=match, count=self.scan_count):
+        # Raw keys, not iter_keys' decoded ones: a key that is not UTF-8 is still deleted.
+        async for key in self._scan(match):
             batch.append(key)
             if len(batch) >= self.scan_count:
                 deleted += await self._client.unlink(*batch)
@@ -437,6 +445,17 @@ class AsyncRedisBackend(AsyncBackend):
         if remaining == -1:
             return None
         return remaining / 1000.0
+
+    async def iter_keys(self, pattern: str) -> AsyncIterator[str]:
+        """SCAN MATCH, ``scan_count`` keys per round trip (every primary on a cluster); a key
+        that is not UTF-8 (not written by stratacache) comes out with U+FFFD replacements."""
+        if asyncio.get_running_loop() is not self._binding.loop:  # unasync: remove
+            self._binding.check()  # unasync: remove
+        try:
+            async for key in self._scan(pattern):
+                yield key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        except _DRIVER_ERRORS as exc:
+            raise self._translate(exc, "iter_keys", None) from exc
 
     @_translating("delete_pattern")
     async def delete_pattern(self, pattern: str) -> int:
@@ -593,7 +612,7 @@ class AsyncRedisBackend(AsyncBackend):
             items = int(await self._client.dbsize())
         else:
             items = 0
-            async for _ in self._client.scan_iter(match=escape_glob(prefix) + "*", count=self.scan_count):
+            async for _ in self._scan(escape_glob(prefix) + "*"):
                 items += 1
         stats = _merge_info(await self._client.info("stats"))
         memory = _merge_info(await self._client.info("memory"))

@@ -6,7 +6,8 @@
 connections or threads: about eleven methods make a working backend. **With defaults**: the
 batch methods ``get_many``, ``set_many`` and ``delete_many`` loop over the single-key ones
 (override them when the store has a faster way). **Optional capabilities**, each announced by
-a :class:`Capabilities` flag: ``delete_pattern`` (enumerating keys by glob),
+a :class:`Capabilities` flag: ``delete_pattern`` (enumerating keys by glob: ``iter_keys``
+and ``delete_pattern``),
 ``collections`` (lists, sets, hashes) and ``versions`` (the verbs ``get_item``,
 ``set_if_version``, ``delete_if_version``, ``pull`` and ``replace``, all atomic). Their default methods raise
 :class:`~stratacache.UnsupportedOperation` naming the backend and the operation, so a backend
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import abc
 import builtins
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -63,7 +64,7 @@ class Capabilities:
 
     ``stores_objects``: values are kept as Python objects (no serialization by default).
     ``retains_data``: False only for the null backend, which forgets every write.
-    ``delete_pattern``: the backend can enumerate keys by glob (``delete_pattern``).
+    ``delete_pattern``: the backend can enumerate keys by glob (``iter_keys``, ``delete_pattern``).
     ``collections``: the backend implements lists, sets and hashes.
     ``ttl_resolution``: the granularity of expiry in seconds (0 = exact; Memcached: 1 s).
     ``versions``: the backend implements the verbs ``get_item``, ``set_if_version``,
@@ -154,6 +155,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def ttl(self, key: str) -> float | Missing | None:
         """Seconds left, None for no expiry, MISSING when absent."""
+
+    def iter_keys(self, pattern: str) -> Iterator[str]:
+        """The live keys matching a Redis-style glob, in no set order (capability ``delete_pattern``).
+
+        Backends implement it as an async generator over the same enumeration their
+        ``delete_pattern`` uses, walking the key space in batches (Redis: ``SCAN MATCH``, never
+        ``KEYS``) so that a large one is never held in memory at once. A key written or
+        deleted during the walk may or may not be seen; Redis may yield a key twice. This
+        default is a plain method so that it raises at the call, before any iteration.
+        """
+        raise self._unsupported("iter_keys", "it cannot enumerate keys")
 
     def delete_pattern(self, pattern: str) -> int:
         """Delete keys matching a Redis-style glob; how many (capability ``delete_pattern``)."""

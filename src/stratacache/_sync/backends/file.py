@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Callable, Mapping
 from typing import Any, ClassVar
 
 from ..._drivers.offload_sync import run
@@ -25,6 +25,9 @@ from .base import Backend, BackendCounters, Capabilities
 __all__ = ["FileBackend"]
 
 _IS_ASYNC = False
+# Keys per index query of iter_keys: one thread hop per page in the async flavour, and a
+# bounded list per step whatever the size of the key space.
+ITER_KEYS_PAGE = 1000
 # Contract methods whose FileStore twin has the same name and signature.
 _SAME_AS_STORE = (
     "get", "get_many", "set", "set_many", "add", "delete", "delete_many", "exists", "incr",
@@ -147,6 +150,19 @@ class FileBackend(Backend):
 
     def ttl(self, key: str) -> float | Missing | None:
         return run(self.store.ttl, key)
+
+    def iter_keys(self, pattern: str) -> Iterator[str]:
+        """The index's live keys matching ``pattern``, in key order, a page of
+        ``ITER_KEYS_PAGE`` keys per query (keyset pagination: each page starts after the last
+        key of the one before, so a key present throughout the walk is seen exactly once)."""
+        after: str | None = None
+        while True:
+            page = run(self.store.keys_page, pattern, after, ITER_KEYS_PAGE)
+            for key in page:
+                yield key
+            if len(page) < ITER_KEYS_PAGE:
+                return
+            after = page[-1]
 
     def delete_pattern(self, pattern: str) -> int:
         return run(self.store.delete_pattern, pattern)

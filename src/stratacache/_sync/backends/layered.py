@@ -46,7 +46,7 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Iterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..._build import build_backend
@@ -661,6 +661,13 @@ class LayeredBackend(Backend):
         for index in self._upper:
             upper = self._try(index, self.tiers[index].expire, key, capped) is True or upper
         return upper if result is MISSING else bool(result)
+
+    def iter_keys(self, pattern: str) -> Iterator[str]:
+        """The source of truth's keys: it holds every key, the tiers above copies of some."""
+        if not self.capabilities.delete_pattern:
+            # Named for the backend the caller holds (and raised at the call, like the default).
+            raise self._unsupported("iter_keys", "one of its tiers cannot enumerate keys")
+        return self._source.iter_keys(pattern)
 
     def delete_pattern(self, pattern: str) -> int:
         """Delete matching keys in every tier; how many the source of truth had."""

@@ -11,7 +11,7 @@ compare-and-delete find no entry to act on, so they answer False.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from ..._types import MISSING, Item, Missing
@@ -76,6 +76,11 @@ class NullBackend(Backend):
 
     def ttl(self, key: str) -> float | Missing | None:
         return MISSING
+
+    def iter_keys(self, pattern: str) -> Iterator[str]:
+        """Nothing: the null backend holds no keys."""
+        return
+        yield  # an (empty) async generator, like every other backend's
 
     def delete_pattern(self, pattern: str) -> int:
         return 0

@@ -22,7 +22,7 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Iterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 import redis.exceptions as rexc
@@ -339,11 +339,19 @@ class RedisBackend(Backend):
             return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
         return BackendUnavailable(f"{where}: {type(exc).__name__}: {text}")
 
+    def _scan(self, match: str) -> Iterator[Any]:
+        """The raw keys matching ``match``: SCAN MATCH with ``scan_count`` as its COUNT hint,
+        on every primary of a cluster; never KEYS, which would block the server. The one
+        enumeration behind ``iter_keys``, ``delete_pattern``, ``clear`` and ``counters``."""
+        iterator: Iterator[Any] = self._client.scan_iter(match=match, count=self.scan_count)
+        return iterator
+
     def _scan_delete(self, match: str) -> int:
         """Delete every key matching ``match`` by SCAN + UNLINK in batches of ``scan_count``."""
         deleted = 0
         batch: list[Any] = []
-        for key in self._client.scan_iter(match=match, count=self.scan_count):
+        # Raw keys, not iter_keys' decoded ones: a key that is not UTF-8 is still deleted.
+        for key in self._scan(match):
             batch.append(key)
             if len(batch) >= self.scan_count:
                 deleted += self._client.unlink(*batch)
@@ -433,6 +441,15 @@ class RedisBackend(Backend):
         if remaining == -1:
             return None
         return remaining / 1000.0
+
+    def iter_keys(self, pattern: str) -> Iterator[str]:
+        """SCAN MATCH, ``scan_count`` keys per round trip (every primary on a cluster); a key
+        that is not UTF-8 (not written by stratacache) comes out with U+FFFD replacements."""
+        try:
+            for key in self._scan(pattern):
+                yield key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        except _DRIVER_ERRORS as exc:
+            raise self._translate(exc, "iter_keys", None) from exc
 
     @_translating("delete_pattern")
     def delete_pattern(self, pattern: str) -> int:
@@ -589,7 +606,7 @@ class RedisBackend(Backend):
             items = int(self._client.dbsize())
         else:
             items = 0
-            for _ in self._client.scan_iter(match=escape_glob(prefix) + "*", count=self.scan_count):
+            for _ in self._scan(escape_glob(prefix) + "*"):
                 items += 1
         stats = _merge_info(self._client.info("stats"))
         memory = _merge_info(self._client.info("memory"))

@@ -21,7 +21,7 @@ a ttl on sharded entries, or clear a node that rejoins, when that matters.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Iterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..._build import build_backend
@@ -316,6 +316,35 @@ class ShardedBackend(Backend):
         """TTL on the key's node."""
         result: float | Missing | None = self._on(key, "ttl")
         return result
+
+    def iter_keys(self, pattern: str) -> Iterator[str]:
+        """Every live node's keys, node after node (the nodes ``delete_pattern`` reaches).
+
+        A node marked down is skipped, as by ``delete_pattern``: its keys are the ones the
+        ring sends elsewhere meanwhile. A node failing during the walk raises its error, and
+        so does the walk when every node is down.
+        """
+        if not self.capabilities.delete_pattern:
+            # Named for the backend the caller holds (and raised at the call, like the default).
+            raise self._unsupported("iter_keys", "one of its nodes cannot enumerate keys")
+        return self._walk_nodes(pattern)
+
+    def _walk_nodes(self, pattern: str) -> Iterator[str]:
+        walked = False
+        for node, backend in self._nodes.items():
+            if not self._health.available(node):
+                continue
+            walked = True
+            try:
+                for key in backend.iter_keys(pattern):
+                    yield key
+            except _UNAVAILABLE:
+                self._health.record_failure(node)
+                raise
+            if self._health.failures:
+                self._health.record_success(node)
+        if not walked:
+            raise BackendUnavailable(f"{self.describe()}: no node answered iter_keys()")
 
     def delete_pattern(self, pattern: str) -> int:
         """On every live node; the total."""

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from ..._async.cache import AsyncCache
+from ..._async.lease import lease_key
 from ..._exceptions import (
     CacheClosed,
     ConfigurationError,
@@ -417,6 +418,41 @@ class AsyncCacheConformance:
             dict.fromkeys(["user:1", "user:2", "user:10", "item:1", "userx"], 1) if retains(acache) else {}
         )
 
+    async def test_keys_list_the_namespace(self, acache: AsyncCache) -> None:
+        if not acache.backend.capabilities.delete_pattern:
+            pytest.skip(f"{acache.backend.name} cannot enumerate keys")
+        r = retains(acache)
+        # Glob characters in a namespace are literal; "ks" sees none of the other's keys.
+        ns = AsyncCache(acache.backend, namespace="ks*[x]", serializer=_codec(acache))
+        other = AsyncCache(acache.backend, namespace="ks", serializer=_codec(acache))
+        mine = ["item:1", "star*", "starx", "user:1", "user:10", "user:2"]
+        for c in (ns, other):
+            await c.clear()
+        await ns.set_many(dict.fromkeys(mine, 1))
+        await other.set("other-key", 1)
+        # Internal keys stay out of the listing: a tag's version record and a stampede lease.
+        await ns.set("tagged", 1, tags=["t"])
+        await ns.add(lease_key("user:1"), "token", ttl=60)
+        assert await ns.keys() == (sorted([*mine, "tagged"]) if r else [])
+        assert await ns.keys("user:?") == (["user:1", "user:2"] if r else [])
+        assert await ns.keys("star\\*") == (["star*"] if r else [])  # an escaped glob character
+        assert sorted({key async for key in ns.iter_keys("user:*")}) == (
+            ["user:1", "user:10", "user:2"] if r else []
+        )
+        assert await other.keys() == (["other-key"] if r else [])
+        assert await ns.delete_pattern("user:*") == (3 if r else 0)
+        assert await ns.keys("user*") == []
+        for c in (ns, other):
+            await c.clear()
+        assert await ns.keys() == []
+
+    async def test_keys_refuse_a_bad_pattern(self, acache: AsyncCache) -> None:
+        for bad in (None, b"user:*", 1):
+            with pytest.raises(InvalidArgument, match="pattern"):
+                await acache.keys(bad)  # type: ignore[arg-type]
+            with pytest.raises(InvalidArgument, match="pattern"):
+                acache.iter_keys(bad)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------- lists
 
     async def test_lists(self, acache: AsyncCache) -> None:
@@ -559,6 +595,12 @@ class AsyncCacheConformance:
         if not caps.delete_pattern:
             with pytest.raises(UnsupportedOperation, match="delete_pattern"):
                 await acache.delete_pattern("*")
+            refused = rf"backend '{acache.backend.name}.*' does not support"
+            with pytest.raises(UnsupportedOperation, match=rf"{refused} keys\(\)"):
+                await acache.keys()
+            # Refused by the call itself, before any iteration.
+            with pytest.raises(UnsupportedOperation, match=rf"{refused} iter_keys\(\)"):
+                acache.iter_keys("user:*")
 
     # --------------------------------------------- verbs: get_item, CAS, pull, replace
 
@@ -838,6 +880,10 @@ class AsyncCacheConformance:
             await acache.set("k", 1)
         with pytest.raises(CacheClosed):
             await acache.lpush("k", 1)
+        with pytest.raises(CacheClosed):
+            await acache.keys()
+        with pytest.raises(CacheClosed):
+            acache.iter_keys()
         report = await acache.health()
         assert report.healthy is False
 
@@ -942,6 +988,8 @@ class AsyncCacheConformance:
         ]
         if acache.backend.capabilities.delete_pattern:
             calls.append(lambda: acache.delete_pattern(bad + "*"))
+        calls.append(lambda: acache.keys(bad + "*"))
+        calls.append(lambda: acache.iter_keys(bad + "*"))  # refused by the call itself
         for number, call in enumerate(calls):
             with pytest.raises(InvalidKey, match="surrogate") as info:
                 await call()

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from ..._sync.cache import Cache
+from ..._sync.lease import lease_key
 from ..._exceptions import (
     CacheClosed,
     ConfigurationError,
@@ -417,6 +418,41 @@ class CacheConformance:
             dict.fromkeys(["user:1", "user:2", "user:10", "item:1", "userx"], 1) if retains(cache) else {}
         )
 
+    def test_keys_list_the_namespace(self, cache: Cache) -> None:
+        if not cache.backend.capabilities.delete_pattern:
+            pytest.skip(f"{cache.backend.name} cannot enumerate keys")
+        r = retains(cache)
+        # Glob characters in a namespace are literal; "ks" sees none of the other's keys.
+        ns = Cache(cache.backend, namespace="ks*[x]", serializer=_codec(cache))
+        other = Cache(cache.backend, namespace="ks", serializer=_codec(cache))
+        mine = ["item:1", "star*", "starx", "user:1", "user:10", "user:2"]
+        for c in (ns, other):
+            c.clear()
+        ns.set_many(dict.fromkeys(mine, 1))
+        other.set("other-key", 1)
+        # Internal keys stay out of the listing: a tag's version record and a stampede lease.
+        ns.set("tagged", 1, tags=["t"])
+        ns.add(lease_key("user:1"), "token", ttl=60)
+        assert ns.keys() == (sorted([*mine, "tagged"]) if r else [])
+        assert ns.keys("user:?") == (["user:1", "user:2"] if r else [])
+        assert ns.keys("star\\*") == (["star*"] if r else [])  # an escaped glob character
+        assert sorted({key for key in ns.iter_keys("user:*")}) == (
+            ["user:1", "user:10", "user:2"] if r else []
+        )
+        assert other.keys() == (["other-key"] if r else [])
+        assert ns.delete_pattern("user:*") == (3 if r else 0)
+        assert ns.keys("user*") == []
+        for c in (ns, other):
+            c.clear()
+        assert ns.keys() == []
+
+    def test_keys_refuse_a_bad_pattern(self, cache: Cache) -> None:
+        for bad in (None, b"user:*", 1):
+            with pytest.raises(InvalidArgument, match="pattern"):
+                cache.keys(bad)  # type: ignore[arg-type]
+            with pytest.raises(InvalidArgument, match="pattern"):
+                cache.iter_keys(bad)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------- lists
 
     def test_lists(self, cache: Cache) -> None:
@@ -559,6 +595,12 @@ class CacheConformance:
         if not caps.delete_pattern:
             with pytest.raises(UnsupportedOperation, match="delete_pattern"):
                 cache.delete_pattern("*")
+            refused = rf"backend '{cache.backend.name}.*' does not support"
+            with pytest.raises(UnsupportedOperation, match=rf"{refused} keys\(\)"):
+                cache.keys()
+            # Refused by the call itself, before any iteration.
+            with pytest.raises(UnsupportedOperation, match=rf"{refused} iter_keys\(\)"):
+                cache.iter_keys("user:*")
 
     # --------------------------------------------- verbs: get_item, CAS, pull, replace
 
@@ -838,6 +880,10 @@ class CacheConformance:
             cache.set("k", 1)
         with pytest.raises(CacheClosed):
             cache.lpush("k", 1)
+        with pytest.raises(CacheClosed):
+            cache.keys()
+        with pytest.raises(CacheClosed):
+            cache.iter_keys()
         report = cache.health()
         assert report.healthy is False
 
@@ -942,6 +988,8 @@ class CacheConformance:
         ]
         if cache.backend.capabilities.delete_pattern:
             calls.append(lambda: cache.delete_pattern(bad + "*"))
+        calls.append(lambda: cache.keys(bad + "*"))
+        calls.append(lambda: cache.iter_keys(bad + "*"))  # refused by the call itself
         for number, call in enumerate(calls):
             with pytest.raises(InvalidKey, match="surrogate") as info:
                 call()
