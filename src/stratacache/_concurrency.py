@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-__all__ = ["AsyncEvent", "Event"]
+__all__ = ["AsyncEvent", "Event", "wake_all"]
 
 
 class AsyncEvent:
@@ -34,15 +34,7 @@ class AsyncEvent:
         with self._lock:
             self._flag = True
             waiters, self._waiters = self._waiters, []
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        for loop, future in waiters:
-            if loop is current:
-                _wake(future)
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(_wake, future)
+        wake_all(waiters)
 
     async def wait(self) -> None:
         """Wait until set."""
@@ -53,6 +45,21 @@ class AsyncEvent:
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.append((loop, future))
         await future
+
+
+def wake_all(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
+    """Complete each waiter's future in its own event loop, from any thread: directly in the
+    running loop, through ``call_soon_threadsafe`` in another (a closed loop has no one left
+    to wake)."""
+    try:
+        current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    for loop, future in waiters:
+        if loop is current:
+            _wake(future)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(_wake, future)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from .._concurrency import wake_all
+
 __all__ = ["Handle", "Wakeup", "alive", "at_exit", "current_loop", "detach", "finish", "run_all", "spawn"]
 
 Handle = asyncio.Task[Any]
@@ -46,15 +48,7 @@ class Wakeup:
         with self._lock:
             self._generation += 1
             waiters, self._waiters = self._waiters, []
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        for loop, future in waiters:
-            if loop is current:
-                _wake(future)
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(_wake, future)
+        wake_all(waiters)
 
     async def wait(self, generation: int, timeout: float | None) -> None:
         """Return once notified after ``generation`` was read, or after ``timeout`` seconds."""
@@ -71,11 +65,6 @@ class Wakeup:
         finally:
             with self._lock, contextlib.suppress(ValueError):
                 self._waiters.remove(entry)
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def spawn(fn: Callable[[], Coroutine[Any, Any, Any]], name: str) -> Handle:
