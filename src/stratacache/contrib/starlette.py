@@ -174,6 +174,12 @@ def _seconds(directives: Mapping[str, str | None], name: str) -> int | None:
     return int(raw)
 
 
+def _initial_age(response_headers: Mapping[bytes, bytes]) -> int:
+    """The response's ``Age`` on arrival (RFC 9111 section 5.1); an invalid one counts as 0."""
+    raw = response_headers.get(b"age", b"").strip()
+    return int(raw) if raw.isdigit() else 0
+
+
 def _etag_matches(if_none_match: bytes, etag: str) -> bool:
     """Weak comparison (RFC 9110 section 13.1.2): ``W/`` prefixes are ignored."""
     text = if_none_match.decode("latin-1").strip()
@@ -181,6 +187,53 @@ def _etag_matches(if_none_match: bytes, etag: str) -> bool:
         return True
     wanted = etag.removeprefix("W/")
     return any(tag.strip().removeprefix("W/") == wanted for tag in text.split(","))
+
+
+def _policy_of(endpoint: object) -> RoutePolicy | None:
+    policy = getattr(endpoint, POLICY_ATTRIBUTE, None)
+    return policy if isinstance(policy, RoutePolicy) else None
+
+
+def _tree_shape(routes: Any) -> tuple[int, ...]:
+    """Identity and length of every route list in the tree: changes when a route is added."""
+    shape = [id(routes), len(routes)]
+    for route in routes:
+        children = getattr(route, "routes", None)
+        if children is not None and not hasattr(route, "endpoint"):
+            shape.extend(_tree_shape(children))
+    return tuple(shape)
+
+
+def _may_be_marked(routes: Any) -> bool:
+    for route in routes:
+        if hasattr(route, "endpoint"):
+            if _policy_of(route.endpoint) is not None:
+                return True
+        elif getattr(route, "routes", None) is not None:
+            if _may_be_marked(route.routes):
+                return True
+        elif getattr(route, "matches", None) is not None:
+            return True  # a route we cannot look into may lead to a marked endpoint
+    return False
+
+
+def _find_policy(routes: Any, scope: Scope) -> tuple[RoutePolicy | None, bool]:
+    for route in routes:
+        matches = getattr(route, "matches", None)
+        if matches is None:
+            continue
+        match, child_scope = matches(scope)
+        if match.name != "FULL":
+            continue
+        if hasattr(route, "endpoint"):
+            return _policy_of(route.endpoint), True
+        children = getattr(route, "routes", None)
+        if children is None:
+            return None, False
+        # A Mount or Host: the router hands the request on, with the child scope, to the
+        # sub-router, which takes its first full match in turn (or answers 404).
+        return _find_policy(children, {**scope, **child_scope})
+    return None, True
 
 
 class CacheMiddleware:
@@ -244,7 +297,7 @@ class CacheMiddleware:
         self.state_key = state_key
         self.statuses = codes
         self.clock = clock
-        self._marked_seen: tuple[int, int] | None = None
+        self._marked_seen: tuple[int, ...] | None = None
         self._any_marked = False
 
     # ------------------------------------------------------------------ lookup
@@ -261,32 +314,32 @@ class CacheMiddleware:
             )
         return found
 
-    def _route_policy(self, scope: Scope) -> RoutePolicy | None:
-        # Routing happens after middleware, so the marked endpoint is found the way the
-        # router will find it: the first route that fully matches.
+    def _route_policy(self, scope: Scope) -> tuple[RoutePolicy | None, bool]:
+        """The mark of the route the router will reach, and whether that is known yet.
+
+        Routing happens after middleware, so the route is found the way the router will find
+        it: the first route that fully matches, searched into ``Mount``/``Host`` sub-routers
+        with the scope they would pass on. A route of another kind (FastAPI's included
+        routers) cannot be looked into: the answer is then "not known", and the mark is read
+        from ``scope["endpoint"]`` once the application has routed the request.
+        """
         app = scope.get("app")
         routes = getattr(getattr(app, "router", None), "routes", None) or ()
         # Matching costs a regex per route: skip it while no route is marked (remembered per
-        # route list and length, so routes added later are seen).
-        seen = (id(routes), len(routes))
+        # route tree shape, so routes added later are seen).
+        seen = _tree_shape(routes)
         if self._marked_seen != seen:
             self._marked_seen = seen
-            self._any_marked = any(
-                isinstance(getattr(getattr(r, "endpoint", None), POLICY_ATTRIBUTE, None), RoutePolicy)
-                for r in routes
-            )
+            self._any_marked = _may_be_marked(routes)
         if not self._any_marked:
-            return None
-        for route in routes:
-            matches = getattr(route, "matches", None)
-            if matches is None:
-                continue
-            match, _ = matches(scope)
-            if match.name == "FULL":
-                endpoint = getattr(route, "endpoint", None)
-                policy = getattr(endpoint, POLICY_ATTRIBUTE, None)
-                return policy if isinstance(policy, RoutePolicy) else None
-        return None
+            return None, True
+        return _find_policy(routes, scope)
+
+    def _effective(self, policy: RoutePolicy | None) -> tuple[bool, bool]:
+        """(cacheable at all, cacheable for requests with credentials) under a route's mark."""
+        enabled = policy.enabled if policy is not None else not self.only_marked
+        authorized = policy.cache_authorized if policy is not None else None
+        return enabled, self.cache_authorized if authorized is None else authorized
 
     def _base_key(self, scope: Scope, headers: Mapping[bytes, bytes]) -> str:
         target = b"%s|%s|%s|%s" % (
@@ -311,8 +364,9 @@ class CacheMiddleware:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        policy = self._route_policy(scope)
-        if (policy is None and self.only_marked) or (policy is not None and not policy.enabled):
+        policy, known = self._route_policy(scope)
+        enabled, allow_credentials = self._effective(policy)
+        if known and not enabled:
             await self.app(scope, receive, send)
             return
         headers: dict[bytes, bytes] = {}
@@ -320,18 +374,23 @@ class CacheMiddleware:
             lowered = name.lower()
             headers[lowered] = headers[lowered] + b", " + value if lowered in headers else value
         request_cc = _directives(headers.get(b"cache-control"))
-        authorized = policy.cache_authorized if policy and policy.cache_authorized is not None else None
-        allow_auth = self.cache_authorized if authorized is None else authorized
-        if "no-store" in request_cc or (
-            not allow_auth and (b"authorization" in headers or b"cookie" in headers)
-        ):
+        credentials = b"authorization" in headers or b"cookie" in headers
+        if "no-store" in request_cc or (known and credentials and not allow_credentials):
             await self.app(scope, receive, send)
             return
         cache = self._cache_for(scope)
         base = self._base_key(scope, headers)
         if "no-cache" not in request_cc and b"no-cache" not in headers.get(b"pragma", b"").lower():
             served = await self._serve(
-                cache, scope, base=base, headers=headers, request_cc=request_cc, send=send
+                cache,
+                scope,
+                base=base,
+                headers=headers,
+                request_cc=request_cc,
+                # Route not known before routing: the entry says whether its route allowed
+                # requests with credentials (it exists only if its route allowed caching).
+                need_credentials_flag=credentials and not known,
+                send=send,
             )
             if served:
                 return
@@ -344,8 +403,17 @@ class CacheMiddleware:
             # A HEAD response has no body to store; the GET that follows will fill the cache.
             await self.app(scope, receive, send)
             return
-        ttl = policy.ttl if policy is not None and policy.ttl is not None else self.ttl
-        await self._fill(cache, scope, receive, send, base=base, request_headers=headers, default_ttl=ttl)
+        await self._fill(
+            cache,
+            scope,
+            receive,
+            send,
+            base=base,
+            request_headers=headers,
+            policy=policy,
+            known=known,
+            credentials=credentials,
+        )
 
     async def _serve(
         self,
@@ -355,6 +423,7 @@ class CacheMiddleware:
         base: str,
         headers: Mapping[bytes, bytes],
         request_cc: Mapping[str, str | None],
+        need_credentials_flag: bool,
         send: Send,
     ) -> bool:
         try:
@@ -365,7 +434,7 @@ class CacheMiddleware:
         except CacheError as exc:
             logger.warning("response cache lookup failed: %s", type(exc).__name__, exc_info=exc)
             return False
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) or (need_credentials_flag and not entry.get("credentials")):
             return False
         age = max(0, int(self.clock() - entry["stored"]))
         max_age = _seconds(request_cc, "max-age")
@@ -375,7 +444,7 @@ class CacheMiddleware:
         extra = [(b"age", str(age).encode()), (b"x-cache", b"HIT")]
         if_none_match = headers.get(b"if-none-match")
         if if_none_match is not None and _etag_matches(if_none_match, entry["etag"]):
-            kept = [(n, v) for n, v in stored_headers if n in _NOT_MODIFIED_HEADERS]
+            kept = [(n, v) for n, v in stored_headers if n.lower() in _NOT_MODIFIED_HEADERS]
             await send({"type": "http.response.start", "status": 304, "headers": kept + extra})
             await send({"type": "http.response.body", "body": b""})
             return True
@@ -399,9 +468,14 @@ class CacheMiddleware:
         if seconds is None:
             seconds = _seconds(cc, "max-age")
         if seconds is None and b"expires" in response_headers:
+            # Expires is a date: what it leaves from now already counts the response's age.
             seconds = self._expires_in(response_headers)
-        if seconds is None:
-            return default
+        elif seconds is None:
+            seconds = default - _initial_age(response_headers)
+        else:
+            # RFC 9111 section 4.2: fresh while the lifetime exceeds the age, and a response
+            # an upstream cache kept (its `Age`) arrives that old already.
+            seconds -= _initial_age(response_headers)
         return float(seconds) if seconds > 0 else None
 
     def _expires_in(self, response_headers: Mapping[bytes, bytes]) -> float:
@@ -421,9 +495,12 @@ class CacheMiddleware:
         *,
         base: str,
         request_headers: Mapping[bytes, bytes],
-        default_ttl: float,
+        policy: RoutePolicy | None,
+        known: bool,
+        credentials: bool,
     ) -> None:
         start: Message | None = None
+        stored_credentials = False
         lifetime: float | None = None
         response_headers: dict[bytes, bytes] = {}
         chunks: list[bytes] = []
@@ -432,15 +509,28 @@ class CacheMiddleware:
         not_modified = False  # a 304 went out instead of the app's response: drop its body
 
         async def capture(message: Message) -> None:
-            nonlocal start, lifetime, size, started, not_modified
+            nonlocal start, lifetime, size, started, not_modified, stored_credentials
             if message["type"] == "http.response.start":
                 start = message
+                # A field sent on several lines is one comma-separated list (RFC 9110
+                # section 5.3): `private` on its own line still counts. The lines themselves
+                # are forwarded and stored as they are.
                 response_headers.clear()
                 for name, value in message.get("headers", ()):
-                    response_headers[bytes(name).lower()] = bytes(value)
+                    lowered = bytes(name).lower()
+                    previous = response_headers.get(lowered)
+                    response_headers[lowered] = (
+                        bytes(value) if previous is None else previous + b", " + bytes(value)
+                    )
+                # Routed by now: a route not known beforehand is the endpoint the router chose.
+                route = policy if known else _policy_of(scope.get("endpoint"))
+                enabled, stored_credentials = self._effective(route)
+                ttl = route.ttl if route is not None and route.ttl is not None else self.ttl
                 lifetime = (
-                    self._lifetime(response_headers, default_ttl)
+                    self._lifetime(response_headers, ttl)
                     if message["status"] in self.statuses
+                    and enabled
+                    and (stored_credentials or not credentials)
                     else None
                 )
                 return  # held back until the first body chunk: a one-chunk body gets an ETag
@@ -484,6 +574,7 @@ class CacheMiddleware:
                     body=b"".join(chunks),
                     lifetime=lifetime,
                     request_headers=request_headers,
+                    credentials=stored_credentials,
                 )
             if not not_modified:
                 await send(message)
@@ -543,6 +634,7 @@ class CacheMiddleware:
         body: bytes,
         lifetime: float,
         request_headers: Mapping[bytes, bytes],
+        credentials: bool,
     ) -> None:
         vary = sorted(
             {
@@ -564,7 +656,9 @@ class CacheMiddleware:
             "headers": kept,
             "body": body,
             "etag": etag,
-            "stored": self.clock(),
+            # Backdated by the age it arrived with, so `Age` on hits counts its whole life.
+            "stored": self.clock() - _initial_age(response_headers),
+            "credentials": credentials,
         }
         try:
             await cache.set(self._variant(base, vary, request_headers), entry, ttl=lifetime)
