@@ -619,3 +619,66 @@ def test_age_from_upstream_counts_toward_freshness(clock: FakeClock) -> None:
         client.get("/")
         assert "x-cache" not in client.get("/").headers  # arrived already stale: not stored
         assert stale.calls == 2
+
+
+def test_included_router_marks_are_read_after_routing(clock: FakeClock) -> None:
+    # FastAPI keeps an included router as one route the middleware cannot look into before
+    # routing: its marks are applied from the endpoint the router chose.
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock)
+    router = APIRouter()
+    views = itertools.count(1)
+
+    @router.get("/off")
+    @cache_response(enabled=False)
+    async def off() -> dict[str, int]:
+        return {"view": next(views)}
+
+    @router.get("/shared")
+    @cache_response(cache_authorized=True)
+    async def shared() -> dict[str, int]:
+        return {"view": next(views)}
+
+    @router.get("/plain")
+    async def plain() -> dict[str, int]:
+        return {"view": next(views)}
+
+    app.include_router(router, prefix="/r")
+    token = {"authorization": "Bearer t"}
+    with TestClient(app) as client:
+        client.get("/r/off")
+        assert "x-cache" not in client.get("/r/off").headers
+        client.get("/r/shared", headers=token)
+        assert client.get("/r/shared", headers=token).headers["x-cache"] == "HIT"
+        client.get("/r/plain")
+        assert client.get("/r/plain").headers["x-cache"] == "HIT"
+        credentialed = client.get("/r/plain", headers=token)  # its route does not allow them
+        assert "x-cache" not in credentialed.headers
+        assert credentialed.json()["view"] == 5
+        assert client.get("/r/plain", headers=token).json()["view"] == 6  # and did not store
+
+
+def test_a_sub_app_behind_middleware_is_judged_by_the_endpoint_it_routed_to(clock: FakeClock) -> None:
+    calls: list[str] = []
+
+    @cache_response(enabled=False)
+    async def excluded(request: Request) -> Response:
+        calls.append("excluded")
+        return PlainTextResponse(str(len(calls)))
+
+    class PassThrough:
+        """A middleware around the sub-app hides its routes from a search before routing."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await self.app(scope, receive, send)
+
+    sub = Starlette(routes=[Route("/excluded", excluded)])
+    app = Starlette(routes=[Mount("/sub", app=PassThrough(sub))])
+    app.add_middleware(CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock)
+    with TestClient(app) as client:
+        client.get("/sub/excluded")
+        assert "x-cache" not in client.get("/sub/excluded").headers
+        assert calls == ["excluded", "excluded"]

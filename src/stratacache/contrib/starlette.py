@@ -411,7 +411,6 @@ class CacheMiddleware:
             base=base,
             request_headers=headers,
             policy=policy,
-            known=known,
             credentials=credentials,
         )
 
@@ -496,7 +495,6 @@ class CacheMiddleware:
         base: str,
         request_headers: Mapping[bytes, bytes],
         policy: RoutePolicy | None,
-        known: bool,
         credentials: bool,
     ) -> None:
         start: Message | None = None
@@ -522,8 +520,10 @@ class CacheMiddleware:
                     response_headers[lowered] = (
                         bytes(value) if previous is None else previous + b", " + bytes(value)
                     )
-                # Routed by now: a route not known beforehand is the endpoint the router chose.
-                route = policy if known else _policy_of(scope.get("endpoint"))
+                # Routed by now: the endpoint the router chose (the router writes it into the
+                # shared scope) decides what is stored, even where the search before routing
+                # could not see it (an included router, a sub-app behind its own middleware).
+                route = _policy_of(scope["endpoint"]) if "endpoint" in scope else policy
                 enabled, stored_credentials = self._effective(route)
                 ttl = route.ttl if route is not None and route.ttl is not None else self.ttl
                 lifetime = (
