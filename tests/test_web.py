@@ -682,3 +682,33 @@ def test_a_sub_app_behind_middleware_is_judged_by_the_endpoint_it_routed_to(cloc
         client.get("/sub/excluded")
         assert "x-cache" not in client.get("/sub/excluded").headers
         assert calls == ["excluded", "excluded"]
+
+
+def test_vary_star_anywhere_in_the_list_keeps_a_response_out(clock: FakeClock) -> None:
+    for lines in (
+        [(b"vary", b"Accept-Encoding, *")],
+        [(b"vary", b"Accept-Encoding"), (b"vary", b"*")],
+    ):
+        inner = raw_app(lines)
+        app = CacheMiddleware(inner, cache=AsyncCache("memory", clock=clock), clock=clock)
+        with TestClient(app) as client:
+            client.get("/")
+            assert "x-cache" not in client.get("/").headers
+            assert inner.calls == 2
+
+
+def test_if_none_match_does_not_turn_a_redirect_into_304(clock: FakeClock) -> None:
+    # RFC 9110 section 13.2.1: preconditions apply only where the answer would be 2xx.
+    async def moved(request: Request) -> Response:
+        return Response(status_code=301, headers={"location": "/new", "etag": '"r"'})
+
+    app = Starlette(routes=[Route("/old", moved)])
+    app.add_middleware(CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock)
+    with TestClient(app, follow_redirects=False) as client:
+        first = client.get("/old", headers={"if-none-match": '"r"'})
+        assert first.status_code == 301
+        assert first.headers["x-cache"] == "MISS"
+        hit = client.get("/old", headers={"if-none-match": '"r"'})
+        assert hit.status_code == 301
+        assert hit.headers["x-cache"] == "HIT"
+        assert hit.headers["location"] == "/new"

@@ -442,7 +442,12 @@ class CacheMiddleware:
         stored_headers = [(bytes(n), bytes(v)) for n, v in entry["headers"]]
         extra = [(b"age", str(age).encode()), (b"x-cache", b"HIT")]
         if_none_match = headers.get(b"if-none-match")
-        if if_none_match is not None and _etag_matches(if_none_match, entry["etag"]):
+        if (
+            if_none_match is not None
+            # RFC 9110 section 13.2.1: preconditions apply only to what would be a 2xx.
+            and 200 <= entry["status"] < 300
+            and _etag_matches(if_none_match, entry["etag"])
+        ):
             kept = [(n, v) for n, v in stored_headers if n.lower() in _NOT_MODIFIED_HEADERS]
             await send({"type": "http.response.start", "status": 304, "headers": kept + extra})
             await send({"type": "http.response.body", "body": b""})
@@ -458,8 +463,8 @@ class CacheMiddleware:
         """Seconds to keep the response, or None when it must not be stored."""
         if b"set-cookie" in response_headers and not self.cache_set_cookie:
             return None
-        if response_headers.get(b"vary", b"").strip() == b"*":
-            return None
+        if any(member.strip() == b"*" for member in response_headers.get(b"vary", b"").split(b",")):
+            return None  # RFC 9110 section 12.5.5: `*` anywhere in the list
         cc = _directives(response_headers.get(b"cache-control"))
         if "no-store" in cc or "no-cache" in cc or "private" in cc:
             return None
@@ -610,6 +615,7 @@ class CacheMiddleware:
             if (
                 etag_value is not None
                 and if_none_match is not None
+                and 200 <= start["status"] < 300
                 and not more
                 and _etag_matches(if_none_match, etag_value.decode("latin-1"))
             ):
