@@ -7,9 +7,10 @@ What is cached, following RFC 9111 for a shared cache:
 
 * only ``GET`` responses with status 200, 203, 204, 300, 301, 308 (``HEAD`` is answered from
   a stored ``GET``), and only when the response allows it: ``Cache-Control: no-store``,
-  ``no-cache``, ``private`` or ``max-age=0``, a ``Set-Cookie`` header or ``Vary: *`` keep a
-  response out of the cache. Its lifetime is ``s-maxage``, else ``max-age``, else what
-  ``Expires`` leaves, else ``ttl``;
+  ``no-cache``, ``private`` or ``max-age=0``, a ``Set-Cookie`` header or ``*`` in ``Vary``
+  keep a response out of the cache (a header sent on several lines is one list). Its
+  lifetime is ``s-maxage``, else ``max-age``, else what ``Expires`` leaves, else ``ttl``,
+  less the ``Age`` it arrived with;
 * requests with ``Authorization`` or ``Cookie`` are neither answered from nor stored in the
   cache unless ``cache_authorized=True`` (their responses usually depend on who asks); a
   request's ``Cache-Control: no-store`` bypasses the cache, ``no-cache`` refetches (and
@@ -18,11 +19,13 @@ What is cached, following RFC 9111 for a shared cache:
 * ``Vary``: the response's varied request headers become part of the key, so each variant
   is stored apart (the last response's ``Vary`` list is kept per URL);
 * ETag: a stored response keeps the application's ``ETag`` or gets a strong one computed
-  from its body; ``If-None-Match`` matching it is answered ``304 Not Modified``;
+  from its body; ``If-None-Match`` matching it on a 2xx is answered ``304 Not Modified``;
 * streaming: the body is forwarded chunk by chunk as the application produces it while a
   copy is kept; a body larger than ``max_body_size`` is passed on and not stored;
 * headers ``Age`` (seconds since stored) and ``X-Cache: HIT`` on responses from the cache,
-  ``X-Cache: MISS`` on ones the application produced for a cacheable request.
+  ``X-Cache: MISS`` on ones the application produced for a cacheable request;
+* :func:`cache_response` marks: looked up before routing (through ``Mount``/``Host``) to answer
+  from the cache, and read from the endpoint the router chose to decide what is stored.
 
 A cache that fails (``CacheError``) never fails a request: the request goes to the
 application and the failure is logged.
@@ -222,14 +225,16 @@ def _find_policy(routes: Any, scope: Scope) -> tuple[RoutePolicy | None, bool]:
         matches = getattr(route, "matches", None)
         if matches is None:
             continue
+        children = getattr(route, "routes", None)
+        if not hasattr(route, "endpoint") and children is None:
+            # A route of a kind we cannot look into (FastAPI's included router, whose
+            # matching has side effects on the scope): leave the decision to after routing.
+            return None, False
         match, child_scope = matches(scope)
         if match.name != "FULL":
             continue
         if hasattr(route, "endpoint"):
             return _policy_of(route.endpoint), True
-        children = getattr(route, "routes", None)
-        if children is None:
-            return None, False
         # A Mount or Host: the router hands the request on, with the child scope, to the
         # sub-router, which takes its first full match in turn (or answers 404).
         return _find_policy(children, {**scope, **child_scope})
@@ -333,7 +338,7 @@ class CacheMiddleware:
             self._any_marked = _may_be_marked(routes)
         if not self._any_marked:
             return None, True
-        return _find_policy(routes, scope)
+        return _find_policy(routes, dict(scope))  # a copy: matching must not touch the request
 
     def _effective(self, policy: RoutePolicy | None) -> tuple[bool, bool]:
         """(cacheable at all, cacheable for requests with credentials) under a route's mark."""
