@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Host, Mount, Route, Router
 from starlette.testclient import TestClient
 
 from servers import RedisServer, free_port
@@ -511,6 +511,7 @@ def mounted_app(clock: FakeClock, **options: Any) -> tuple[Starlette, dict[str, 
         routes=[
             Mount("/api", routes=inner),
             Mount("/deep", routes=[Mount("/v1", routes=[Route("/marked/{id}", marked)])]),
+            Host("testserver", app=Router(routes=[Route("/host/excluded", excluded)])),
         ]
     )
     app.add_middleware(CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock, **options)
@@ -529,9 +530,11 @@ def test_marks_apply_to_routes_inside_a_mount(clock: FakeClock, only_marked: boo
         assert client.get("/api/marked").headers["x-cache"] == "MISS"
         client.get("/deep/v1/marked/1")
         assert client.get("/deep/v1/marked/1").headers["x-cache"] == "HIT"
+        client.get("/host/excluded")
+        assert "x-cache" not in client.get("/host/excluded").headers
         client.get("/api/plain")
         assert (client.get("/api/plain").headers.get("x-cache") == "HIT") is not only_marked
-        assert calls == {"excluded": 2, "marked": 3, "plain": 1 if not only_marked else 2}
+        assert calls == {"excluded": 4, "marked": 3, "plain": 1 if not only_marked else 2}
 
 
 def test_marks_apply_to_fastapi_included_routers_and_mounted_apps(clock: FakeClock) -> None:
