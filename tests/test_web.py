@@ -715,3 +715,24 @@ def test_if_none_match_does_not_turn_a_redirect_into_304(clock: FakeClock) -> No
         assert hit.status_code == 301
         assert hit.headers["x-cache"] == "HIT"
         assert hit.headers["location"] == "/new"
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [(b"cache-control", b"max-age=soon")],
+        [(b"cache-control", b"s-maxage=-1, max-age=60")],
+        [(b"cache-control", b"max-age=0"), (b"cache-control", b"max-age=600")],
+    ],
+)
+def test_invalid_or_repeated_freshness_is_read_strictly(
+    clock: FakeClock, lines: list[tuple[bytes, bytes]]
+) -> None:
+    # RFC 9111 section 4.2.1: invalid freshness counts as stale; of repeated directives the
+    # first one is used.
+    inner = raw_app(lines)
+    app = CacheMiddleware(inner, cache=AsyncCache("memory", clock=clock), clock=clock)
+    with TestClient(app) as client:
+        client.get("/")
+        assert "x-cache" not in client.get("/").headers
+        assert inner.calls == 2

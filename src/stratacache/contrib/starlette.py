@@ -166,7 +166,8 @@ def _directives(value: bytes | None) -> dict[str, str | None]:
     for part in value.decode("latin-1").split(","):
         name, sep, argument = part.strip().partition("=")
         if name:
-            found[name.strip().lower()] = argument.strip().strip('"') if sep else None
+            # A repeated directive: the first one counts (RFC 9111 section 4.2.1).
+            found.setdefault(name.strip().lower(), argument.strip().strip('"') if sep else None)
     return found
 
 
@@ -473,6 +474,8 @@ class CacheMiddleware:
         cc = _directives(response_headers.get(b"cache-control"))
         if "no-store" in cc or "no-cache" in cc or "private" in cc:
             return None
+        if any(name in cc and _seconds(cc, name) is None for name in ("s-maxage", "max-age")):
+            return None  # invalid freshness information: stale (RFC 9111 section 4.2.1)
         seconds: float | None = _seconds(cc, "s-maxage")
         if seconds is None:
             seconds = _seconds(cc, "max-age")
