@@ -8,11 +8,11 @@ from email.utils import formatdate
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Host, Mount, Route, Router
 from starlette.testclient import TestClient
 
 from servers import RedisServer, free_port
@@ -423,3 +423,316 @@ def test_missing_cache_is_a_configuration_error() -> None:
     with TestClient(api) as client, pytest.raises(ConfigurationError, match="cache_lifespan"):
         client.get("/")
     assert get_cache.__doc__
+
+
+# ------------------------------------------------ repeated header lines, mounts, RFC 9111
+
+
+def repeated_headers_app(clock: FakeClock) -> tuple[Starlette, dict[str, int]]:
+    """Endpoints whose responses repeat a header on several lines (a list, RFC 9110 5.3)."""
+    calls: dict[str, int] = {}
+
+    def respond(name: str, body: str, lines: list[tuple[bytes, bytes]]) -> Response:
+        calls[name] = calls.get(name, 0) + 1
+        response = PlainTextResponse(f"{body} {calls[name]}")
+        response.raw_headers.extend(lines)
+        return response
+
+    async def private(request: Request) -> Response:
+        return respond(
+            "private", "secret", [(b"cache-control", b"private"), (b"cache-control", b"max-age=60")]
+        )
+
+    async def public(request: Request) -> Response:
+        return respond("public", "shared", [(b"cache-control", b"public"), (b"cache-control", b"max-age=60")])
+
+    async def varied(request: Request) -> Response:
+        language = request.headers.get("accept-language", "en")
+        return respond("varied", language, [(b"vary", b"Accept-Encoding"), (b"vary", b"Accept-Language")])
+
+    async def cookies(request: Request) -> Response:
+        return respond("cookies", "c", [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")])
+
+    app = Starlette(
+        routes=[
+            Route("/private", private),
+            Route("/public", public),
+            Route("/varied", varied),
+            Route("/cookies", cookies),
+        ]
+    )
+    app.add_middleware(CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock)
+    return app, calls
+
+
+def test_repeated_response_header_lines_are_read_as_one_list(clock: FakeClock) -> None:
+    app, calls = repeated_headers_app(clock)
+    with TestClient(app) as client:
+        client.get("/private")
+        second = client.get("/private")
+        assert "x-cache" not in second.headers  # `private` on its own line still counts
+        assert calls["private"] == 2
+        client.get("/public")
+        hit = client.get("/public")
+        assert hit.headers["x-cache"] == "HIT"
+        # Stored and replayed line by line, as the application sent them.
+        assert hit.headers.get_list("cache-control") == ["public", "max-age=60"]
+        english = {"accept-language": "en", "accept-encoding": "gzip"}
+        french = {"accept-language": "fr", "accept-encoding": "gzip"}
+        assert client.get("/varied", headers=english).text == "en 1"
+        assert client.get("/varied", headers=french).text == "fr 2"  # not the English page
+        assert client.get("/varied", headers=english).headers["x-cache"] == "HIT"
+        assert client.get("/varied", headers={**french, "accept-encoding": "br"}).text == "fr 3"
+        client.get("/cookies")
+        assert "x-cache" not in client.get("/cookies").headers
+        assert calls == {"private": 2, "public": 1, "varied": 3, "cookies": 2}
+
+
+def mounted_app(clock: FakeClock, **options: Any) -> tuple[Starlette, dict[str, int]]:
+    calls: dict[str, int] = {}
+
+    def bump(name: str) -> Response:
+        calls[name] = calls.get(name, 0) + 1
+        return JSONResponse({"n": calls[name]})
+
+    @cache_response(enabled=False)
+    async def excluded(request: Request) -> Response:
+        return bump("excluded")
+
+    @cache_response(ttl=5)
+    async def marked(request: Request) -> Response:
+        return bump("marked")
+
+    async def plain(request: Request) -> Response:
+        return bump("plain")
+
+    inner = [Route("/excluded", excluded), Route("/marked", marked), Route("/plain", plain)]
+    app = Starlette(
+        routes=[
+            Mount("/api", routes=inner),
+            Mount("/deep", routes=[Mount("/v1", routes=[Route("/marked/{id}", marked)])]),
+            Host("testserver", app=Router(routes=[Route("/host/excluded", excluded)])),
+        ]
+    )
+    app.add_middleware(CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock, **options)
+    return app, calls
+
+
+@pytest.mark.parametrize("only_marked", [False, True])
+def test_marks_apply_to_routes_inside_a_mount(clock: FakeClock, only_marked: bool) -> None:
+    app, calls = mounted_app(clock, only_marked=only_marked)
+    with TestClient(app) as client:
+        client.get("/api/excluded")
+        assert "x-cache" not in client.get("/api/excluded").headers
+        client.get("/api/marked")
+        assert client.get("/api/marked").headers["x-cache"] == "HIT"
+        clock.advance(6)  # the route's own ttl (5), inside the middleware's (60)
+        assert client.get("/api/marked").headers["x-cache"] == "MISS"
+        client.get("/deep/v1/marked/1")
+        assert client.get("/deep/v1/marked/1").headers["x-cache"] == "HIT"
+        client.get("/host/excluded")
+        assert "x-cache" not in client.get("/host/excluded").headers
+        client.get("/api/plain")
+        assert (client.get("/api/plain").headers.get("x-cache") == "HIT") is not only_marked
+        assert calls == {"excluded": 4, "marked": 3, "plain": 1 if not only_marked else 2}
+
+
+def test_marks_apply_to_fastapi_included_routers_and_mounted_apps(clock: FakeClock) -> None:
+    app = FastAPI()
+    app.add_middleware(
+        CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock, only_marked=True
+    )
+    router = APIRouter()
+    sub = FastAPI()
+    views = itertools.count(1)
+
+    @router.get("/items/{item_id}")
+    @cache_response(ttl=60)
+    async def read_item(item_id: int) -> dict[str, int]:
+        return {"item": item_id, "view": next(views)}
+
+    @sub.get("/off")
+    @cache_response(enabled=False)
+    async def off() -> dict[str, int]:
+        return {"view": next(views)}
+
+    @sub.get("/on")
+    @cache_response()
+    async def on() -> dict[str, int]:
+        return {"view": next(views)}
+
+    app.include_router(router, prefix="/v2")
+    app.mount("/sub", sub)
+    with TestClient(app) as client:
+        assert client.get("/v2/items/1").json() == client.get("/v2/items/1").json()
+        assert client.get("/v2/items/1").headers["x-cache"] == "HIT"
+        assert client.get("/sub/off").json() != client.get("/sub/off").json()
+        assert client.get("/sub/on").json() == client.get("/sub/on").json()
+        assert client.get("/sub/on").headers["x-cache"] == "HIT"
+
+
+def raw_app(headers: list[tuple[bytes, bytes]]) -> Any:
+    """A bare ASGI app (header names as it likes them) counting its calls in ``app.calls``."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        app.calls += 1  # type: ignore[attr-defined]
+        body = b"raw %d" % app.calls  # type: ignore[attr-defined]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    app.calls = 0  # type: ignore[attr-defined]
+    return app
+
+
+def test_not_modified_from_the_cache_repeats_validators_whatever_their_case(clock: FakeClock) -> None:
+    inner = raw_app([(b"ETag", b'"v1"'), (b"Cache-Control", b"max-age=60"), (b"Vary", b"Accept")])
+    app = CacheMiddleware(inner, cache=AsyncCache("memory", clock=clock), clock=clock)
+    with TestClient(app) as client:
+        client.get("/")
+        not_modified = client.get("/", headers={"if-none-match": '"v1"'})
+        assert not_modified.status_code == 304
+        assert not_modified.headers["x-cache"] == "HIT"
+        assert not_modified.headers["etag"] == '"v1"'
+        assert not_modified.headers["cache-control"] == "max-age=60"
+        assert not_modified.headers["vary"] == "Accept"
+        assert inner.calls == 1
+
+
+def test_age_from_upstream_counts_toward_freshness(clock: FakeClock) -> None:
+    inner = raw_app([(b"cache-control", b"max-age=60"), (b"Age", b"50")])
+    app = CacheMiddleware(inner, cache=AsyncCache("memory", clock=clock), clock=clock)
+    with TestClient(app) as client:
+        client.get("/")
+        clock.advance(3)
+        hit = client.get("/")
+        assert hit.headers["x-cache"] == "HIT"
+        assert hit.headers["age"] == "53"  # its age when it reached us, plus its time here
+        assert hit.headers.get_list("age") == ["53"]
+        clock.advance(8)  # 61 s old: past max-age although stored only 11 s ago
+        assert client.get("/").headers["x-cache"] == "MISS"
+        assert inner.calls == 2
+    stale = raw_app([(b"cache-control", b"max-age=60"), (b"age", b"60")])
+    app = CacheMiddleware(stale, cache=AsyncCache("memory", clock=clock), clock=clock)
+    with TestClient(app) as client:
+        client.get("/")
+        assert "x-cache" not in client.get("/").headers  # arrived already stale: not stored
+        assert stale.calls == 2
+
+
+def test_included_router_marks_are_read_after_routing(clock: FakeClock) -> None:
+    # FastAPI keeps an included router as one route the middleware cannot look into before
+    # routing: its marks are applied from the endpoint the router chose.
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock)
+    router = APIRouter()
+    views = itertools.count(1)
+
+    @router.get("/off")
+    @cache_response(enabled=False)
+    async def off() -> dict[str, int]:
+        return {"view": next(views)}
+
+    @router.get("/shared")
+    @cache_response(cache_authorized=True)
+    async def shared() -> dict[str, int]:
+        return {"view": next(views)}
+
+    @router.get("/plain")
+    async def plain() -> dict[str, int]:
+        return {"view": next(views)}
+
+    app.include_router(router, prefix="/r")
+    token = {"authorization": "Bearer t"}
+    with TestClient(app) as client:
+        client.get("/r/off")
+        assert "x-cache" not in client.get("/r/off").headers
+        client.get("/r/shared", headers=token)
+        assert client.get("/r/shared", headers=token).headers["x-cache"] == "HIT"
+        client.get("/r/plain")
+        assert client.get("/r/plain").headers["x-cache"] == "HIT"
+        credentialed = client.get("/r/plain", headers=token)  # its route does not allow them
+        assert "x-cache" not in credentialed.headers
+        assert credentialed.json()["view"] == 5
+        assert client.get("/r/plain", headers=token).json()["view"] == 6  # and did not store
+
+
+def test_a_sub_app_behind_middleware_is_judged_by_the_endpoint_it_routed_to(clock: FakeClock) -> None:
+    calls: list[str] = []
+
+    @cache_response(enabled=False)
+    async def excluded(request: Request) -> Response:
+        calls.append("excluded")
+        return PlainTextResponse(str(len(calls)))
+
+    class PassThrough:
+        """A middleware around the sub-app hides its routes from a search before routing."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await self.app(scope, receive, send)
+
+    sub = Starlette(routes=[Route("/excluded", excluded)])
+    app = Starlette(routes=[Mount("/sub", app=PassThrough(sub))])
+    app.add_middleware(CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock)
+    with TestClient(app) as client:
+        client.get("/sub/excluded")
+        assert "x-cache" not in client.get("/sub/excluded").headers
+        assert calls == ["excluded", "excluded"]
+
+
+def test_vary_star_anywhere_in_the_list_keeps_a_response_out(clock: FakeClock) -> None:
+    for lines in (
+        [(b"vary", b"Accept-Encoding, *")],
+        [(b"vary", b"Accept-Encoding"), (b"vary", b"*")],
+    ):
+        inner = raw_app(lines)
+        app = CacheMiddleware(inner, cache=AsyncCache("memory", clock=clock), clock=clock)
+        with TestClient(app) as client:
+            client.get("/")
+            assert "x-cache" not in client.get("/").headers
+            assert inner.calls == 2
+
+
+def test_if_none_match_does_not_turn_a_redirect_into_304(clock: FakeClock) -> None:
+    # RFC 9110 section 13.2.1: preconditions apply only where the answer would be 2xx.
+    async def moved(request: Request) -> Response:
+        return Response(status_code=301, headers={"location": "/new", "etag": '"r"'})
+
+    app = Starlette(routes=[Route("/old", moved)])
+    app.add_middleware(CacheMiddleware, cache=AsyncCache("memory", clock=clock), clock=clock)
+    with TestClient(app, follow_redirects=False) as client:
+        first = client.get("/old", headers={"if-none-match": '"r"'})
+        assert first.status_code == 301
+        assert first.headers["x-cache"] == "MISS"
+        hit = client.get("/old", headers={"if-none-match": '"r"'})
+        assert hit.status_code == 301
+        assert hit.headers["x-cache"] == "HIT"
+        assert hit.headers["location"] == "/new"
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [(b"cache-control", b"max-age=soon")],
+        [(b"cache-control", b"s-maxage=-1, max-age=60")],
+        [(b"cache-control", b"max-age=0"), (b"cache-control", b"max-age=600")],
+    ],
+)
+def test_invalid_or_repeated_freshness_is_read_strictly(
+    clock: FakeClock, lines: list[tuple[bytes, bytes]]
+) -> None:
+    # RFC 9111 section 4.2.1: invalid freshness counts as stale; of repeated directives the
+    # first one is used.
+    inner = raw_app(lines)
+    app = CacheMiddleware(inner, cache=AsyncCache("memory", clock=clock), clock=clock)
+    with TestClient(app) as client:
+        client.get("/")
+        assert "x-cache" not in client.get("/").headers
+        assert inner.calls == 2

@@ -7,9 +7,10 @@ What is cached, following RFC 9111 for a shared cache:
 
 * only ``GET`` responses with status 200, 203, 204, 300, 301, 308 (``HEAD`` is answered from
   a stored ``GET``), and only when the response allows it: ``Cache-Control: no-store``,
-  ``no-cache``, ``private`` or ``max-age=0``, a ``Set-Cookie`` header or ``Vary: *`` keep a
-  response out of the cache. Its lifetime is ``s-maxage``, else ``max-age``, else what
-  ``Expires`` leaves, else ``ttl``;
+  ``no-cache``, ``private`` or ``max-age=0``, a ``Set-Cookie`` header or ``*`` in ``Vary``
+  keep a response out of the cache (a header sent on several lines is one list). Its
+  lifetime is ``s-maxage``, else ``max-age``, else what ``Expires`` leaves, else ``ttl``,
+  less the ``Age`` it arrived with;
 * requests with ``Authorization`` or ``Cookie`` are neither answered from nor stored in the
   cache unless ``cache_authorized=True`` (their responses usually depend on who asks); a
   request's ``Cache-Control: no-store`` bypasses the cache, ``no-cache`` refetches (and
@@ -18,11 +19,13 @@ What is cached, following RFC 9111 for a shared cache:
 * ``Vary``: the response's varied request headers become part of the key, so each variant
   is stored apart (the last response's ``Vary`` list is kept per URL);
 * ETag: a stored response keeps the application's ``ETag`` or gets a strong one computed
-  from its body; ``If-None-Match`` matching it is answered ``304 Not Modified``;
+  from its body; ``If-None-Match`` matching it on a 2xx is answered ``304 Not Modified``;
 * streaming: the body is forwarded chunk by chunk as the application produces it while a
   copy is kept; a body larger than ``max_body_size`` is passed on and not stored;
 * headers ``Age`` (seconds since stored) and ``X-Cache: HIT`` on responses from the cache,
-  ``X-Cache: MISS`` on ones the application produced for a cacheable request.
+  ``X-Cache: MISS`` on ones the application produced for a cacheable request;
+* :func:`cache_response` marks: looked up before routing (through ``Mount``/``Host``) to answer
+  from the cache, and read from the endpoint the router chose to decide what is stored.
 
 A cache that fails (``CacheError``) never fails a request: the request goes to the
 application and the failure is logged.
@@ -163,7 +166,8 @@ def _directives(value: bytes | None) -> dict[str, str | None]:
     for part in value.decode("latin-1").split(","):
         name, sep, argument = part.strip().partition("=")
         if name:
-            found[name.strip().lower()] = argument.strip().strip('"') if sep else None
+            # A repeated directive: the first one counts (RFC 9111 section 4.2.1).
+            found.setdefault(name.strip().lower(), argument.strip().strip('"') if sep else None)
     return found
 
 
@@ -174,6 +178,12 @@ def _seconds(directives: Mapping[str, str | None], name: str) -> int | None:
     return int(raw)
 
 
+def _initial_age(response_headers: Mapping[bytes, bytes]) -> int:
+    """The response's ``Age`` on arrival (RFC 9111 section 5.1); an invalid one counts as 0."""
+    raw = response_headers.get(b"age", b"").strip()
+    return int(raw) if raw.isdigit() else 0
+
+
 def _etag_matches(if_none_match: bytes, etag: str) -> bool:
     """Weak comparison (RFC 9110 section 13.1.2): ``W/`` prefixes are ignored."""
     text = if_none_match.decode("latin-1").strip()
@@ -181,6 +191,55 @@ def _etag_matches(if_none_match: bytes, etag: str) -> bool:
         return True
     wanted = etag.removeprefix("W/")
     return any(tag.strip().removeprefix("W/") == wanted for tag in text.split(","))
+
+
+def _policy_of(endpoint: object) -> RoutePolicy | None:
+    policy = getattr(endpoint, POLICY_ATTRIBUTE, None)
+    return policy if isinstance(policy, RoutePolicy) else None
+
+
+def _tree_shape(routes: Any) -> tuple[int, ...]:
+    """Identity and length of every route list in the tree: changes when a route is added."""
+    shape = [id(routes), len(routes)]
+    for route in routes:
+        children = getattr(route, "routes", None)
+        if children is not None and not hasattr(route, "endpoint"):
+            shape.extend(_tree_shape(children))
+    return tuple(shape)
+
+
+def _may_be_marked(routes: Any) -> bool:
+    for route in routes:
+        if hasattr(route, "endpoint"):
+            if _policy_of(route.endpoint) is not None:
+                return True
+        elif getattr(route, "routes", None) is not None:
+            if _may_be_marked(route.routes):
+                return True
+        elif getattr(route, "matches", None) is not None:
+            return True  # a route we cannot look into may lead to a marked endpoint
+    return False
+
+
+def _find_policy(routes: Any, scope: Scope) -> tuple[RoutePolicy | None, bool]:
+    for route in routes:
+        matches = getattr(route, "matches", None)
+        if matches is None:
+            continue
+        children = getattr(route, "routes", None)
+        if not hasattr(route, "endpoint") and children is None:
+            # A route of a kind we cannot look into (FastAPI's included router, whose
+            # matching has side effects on the scope): leave the decision to after routing.
+            return None, False
+        match, child_scope = matches(scope)
+        if match.name != "FULL":
+            continue
+        if hasattr(route, "endpoint"):
+            return _policy_of(route.endpoint), True
+        # A Mount or Host: the router hands the request on, with the child scope, to the
+        # sub-router, which takes its first full match in turn (or answers 404).
+        return _find_policy(children, {**scope, **child_scope})
+    return None, True
 
 
 class CacheMiddleware:
@@ -244,7 +303,7 @@ class CacheMiddleware:
         self.state_key = state_key
         self.statuses = codes
         self.clock = clock
-        self._marked_seen: tuple[int, int] | None = None
+        self._marked_seen: tuple[int, ...] | None = None
         self._any_marked = False
 
     # ------------------------------------------------------------------ lookup
@@ -261,32 +320,32 @@ class CacheMiddleware:
             )
         return found
 
-    def _route_policy(self, scope: Scope) -> RoutePolicy | None:
-        # Routing happens after middleware, so the marked endpoint is found the way the
-        # router will find it: the first route that fully matches.
+    def _route_policy(self, scope: Scope) -> tuple[RoutePolicy | None, bool]:
+        """The mark of the route the router will reach, and whether that is known yet.
+
+        Routing happens after middleware, so the route is found the way the router will find
+        it: the first route that fully matches, searched into ``Mount``/``Host`` sub-routers
+        with the scope they would pass on. A route of another kind (FastAPI's included
+        routers) cannot be looked into: the answer is then "not known", and the mark is read
+        from ``scope["endpoint"]`` once the application has routed the request.
+        """
         app = scope.get("app")
         routes = getattr(getattr(app, "router", None), "routes", None) or ()
         # Matching costs a regex per route: skip it while no route is marked (remembered per
-        # route list and length, so routes added later are seen).
-        seen = (id(routes), len(routes))
+        # route tree shape, so routes added later are seen).
+        seen = _tree_shape(routes)
         if self._marked_seen != seen:
             self._marked_seen = seen
-            self._any_marked = any(
-                isinstance(getattr(getattr(r, "endpoint", None), POLICY_ATTRIBUTE, None), RoutePolicy)
-                for r in routes
-            )
+            self._any_marked = _may_be_marked(routes)
         if not self._any_marked:
-            return None
-        for route in routes:
-            matches = getattr(route, "matches", None)
-            if matches is None:
-                continue
-            match, _ = matches(scope)
-            if match.name == "FULL":
-                endpoint = getattr(route, "endpoint", None)
-                policy = getattr(endpoint, POLICY_ATTRIBUTE, None)
-                return policy if isinstance(policy, RoutePolicy) else None
-        return None
+            return None, True
+        return _find_policy(routes, dict(scope))  # a copy: matching must not touch the request
+
+    def _effective(self, policy: RoutePolicy | None) -> tuple[bool, bool]:
+        """(cacheable at all, cacheable for requests with credentials) under a route's mark."""
+        enabled = policy.enabled if policy is not None else not self.only_marked
+        authorized = policy.cache_authorized if policy is not None else None
+        return enabled, self.cache_authorized if authorized is None else authorized
 
     def _base_key(self, scope: Scope, headers: Mapping[bytes, bytes]) -> str:
         target = b"%s|%s|%s|%s" % (
@@ -311,8 +370,9 @@ class CacheMiddleware:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        policy = self._route_policy(scope)
-        if (policy is None and self.only_marked) or (policy is not None and not policy.enabled):
+        policy, known = self._route_policy(scope)
+        enabled, allow_credentials = self._effective(policy)
+        if known and not enabled:
             await self.app(scope, receive, send)
             return
         headers: dict[bytes, bytes] = {}
@@ -320,18 +380,23 @@ class CacheMiddleware:
             lowered = name.lower()
             headers[lowered] = headers[lowered] + b", " + value if lowered in headers else value
         request_cc = _directives(headers.get(b"cache-control"))
-        authorized = policy.cache_authorized if policy and policy.cache_authorized is not None else None
-        allow_auth = self.cache_authorized if authorized is None else authorized
-        if "no-store" in request_cc or (
-            not allow_auth and (b"authorization" in headers or b"cookie" in headers)
-        ):
+        credentials = b"authorization" in headers or b"cookie" in headers
+        if "no-store" in request_cc or (known and credentials and not allow_credentials):
             await self.app(scope, receive, send)
             return
         cache = self._cache_for(scope)
         base = self._base_key(scope, headers)
         if "no-cache" not in request_cc and b"no-cache" not in headers.get(b"pragma", b"").lower():
             served = await self._serve(
-                cache, scope, base=base, headers=headers, request_cc=request_cc, send=send
+                cache,
+                scope,
+                base=base,
+                headers=headers,
+                request_cc=request_cc,
+                # Route not known before routing: the entry says whether its route allowed
+                # requests with credentials (it exists only if its route allowed caching).
+                need_credentials_flag=credentials and not known,
+                send=send,
             )
             if served:
                 return
@@ -344,8 +409,16 @@ class CacheMiddleware:
             # A HEAD response has no body to store; the GET that follows will fill the cache.
             await self.app(scope, receive, send)
             return
-        ttl = policy.ttl if policy is not None and policy.ttl is not None else self.ttl
-        await self._fill(cache, scope, receive, send, base=base, request_headers=headers, default_ttl=ttl)
+        await self._fill(
+            cache,
+            scope,
+            receive,
+            send,
+            base=base,
+            request_headers=headers,
+            policy=policy,
+            credentials=credentials,
+        )
 
     async def _serve(
         self,
@@ -355,6 +428,7 @@ class CacheMiddleware:
         base: str,
         headers: Mapping[bytes, bytes],
         request_cc: Mapping[str, str | None],
+        need_credentials_flag: bool,
         send: Send,
     ) -> bool:
         try:
@@ -365,7 +439,7 @@ class CacheMiddleware:
         except CacheError as exc:
             logger.warning("response cache lookup failed: %s", type(exc).__name__, exc_info=exc)
             return False
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) or (need_credentials_flag and not entry.get("credentials")):
             return False
         age = max(0, int(self.clock() - entry["stored"]))
         max_age = _seconds(request_cc, "max-age")
@@ -374,8 +448,13 @@ class CacheMiddleware:
         stored_headers = [(bytes(n), bytes(v)) for n, v in entry["headers"]]
         extra = [(b"age", str(age).encode()), (b"x-cache", b"HIT")]
         if_none_match = headers.get(b"if-none-match")
-        if if_none_match is not None and _etag_matches(if_none_match, entry["etag"]):
-            kept = [(n, v) for n, v in stored_headers if n in _NOT_MODIFIED_HEADERS]
+        if (
+            if_none_match is not None
+            # RFC 9110 section 13.2.1: preconditions apply only to what would be a 2xx.
+            and 200 <= entry["status"] < 300
+            and _etag_matches(if_none_match, entry["etag"])
+        ):
+            kept = [(n, v) for n, v in stored_headers if n.lower() in _NOT_MODIFIED_HEADERS]
             await send({"type": "http.response.start", "status": 304, "headers": kept + extra})
             await send({"type": "http.response.body", "body": b""})
             return True
@@ -390,18 +469,25 @@ class CacheMiddleware:
         """Seconds to keep the response, or None when it must not be stored."""
         if b"set-cookie" in response_headers and not self.cache_set_cookie:
             return None
-        if response_headers.get(b"vary", b"").strip() == b"*":
-            return None
+        if any(member.strip() == b"*" for member in response_headers.get(b"vary", b"").split(b",")):
+            return None  # RFC 9110 section 12.5.5: `*` anywhere in the list
         cc = _directives(response_headers.get(b"cache-control"))
         if "no-store" in cc or "no-cache" in cc or "private" in cc:
             return None
+        if any(name in cc and _seconds(cc, name) is None for name in ("s-maxage", "max-age")):
+            return None  # invalid freshness information: stale (RFC 9111 section 4.2.1)
         seconds: float | None = _seconds(cc, "s-maxage")
         if seconds is None:
             seconds = _seconds(cc, "max-age")
         if seconds is None and b"expires" in response_headers:
+            # Expires is a date: what it leaves from now already counts the response's age.
             seconds = self._expires_in(response_headers)
-        if seconds is None:
-            return default
+        elif seconds is None:
+            seconds = default - _initial_age(response_headers)
+        else:
+            # RFC 9111 section 4.2: fresh while the lifetime exceeds the age, and a response
+            # an upstream cache kept (its `Age`) arrives that old already.
+            seconds -= _initial_age(response_headers)
         return float(seconds) if seconds > 0 else None
 
     def _expires_in(self, response_headers: Mapping[bytes, bytes]) -> float:
@@ -421,9 +507,11 @@ class CacheMiddleware:
         *,
         base: str,
         request_headers: Mapping[bytes, bytes],
-        default_ttl: float,
+        policy: RoutePolicy | None,
+        credentials: bool,
     ) -> None:
         start: Message | None = None
+        stored_credentials = False
         lifetime: float | None = None
         response_headers: dict[bytes, bytes] = {}
         chunks: list[bytes] = []
@@ -432,15 +520,30 @@ class CacheMiddleware:
         not_modified = False  # a 304 went out instead of the app's response: drop its body
 
         async def capture(message: Message) -> None:
-            nonlocal start, lifetime, size, started, not_modified
+            nonlocal start, lifetime, size, started, not_modified, stored_credentials
             if message["type"] == "http.response.start":
                 start = message
+                # A field sent on several lines is one comma-separated list (RFC 9110
+                # section 5.3): `private` on its own line still counts. The lines themselves
+                # are forwarded and stored as they are.
                 response_headers.clear()
                 for name, value in message.get("headers", ()):
-                    response_headers[bytes(name).lower()] = bytes(value)
+                    lowered = bytes(name).lower()
+                    previous = response_headers.get(lowered)
+                    response_headers[lowered] = (
+                        bytes(value) if previous is None else previous + b", " + bytes(value)
+                    )
+                # Routed by now: the endpoint the router chose (the router writes it into the
+                # shared scope) decides what is stored, even where the search before routing
+                # could not see it (an included router, a sub-app behind its own middleware).
+                route = _policy_of(scope["endpoint"]) if "endpoint" in scope else policy
+                enabled, stored_credentials = self._effective(route)
+                ttl = route.ttl if route is not None and route.ttl is not None else self.ttl
                 lifetime = (
-                    self._lifetime(response_headers, default_ttl)
+                    self._lifetime(response_headers, ttl)
                     if message["status"] in self.statuses
+                    and enabled
+                    and (stored_credentials or not credentials)
                     else None
                 )
                 return  # held back until the first body chunk: a one-chunk body gets an ETag
@@ -484,6 +587,7 @@ class CacheMiddleware:
                     body=b"".join(chunks),
                     lifetime=lifetime,
                     request_headers=request_headers,
+                    credentials=stored_credentials,
                 )
             if not not_modified:
                 await send(message)
@@ -519,6 +623,7 @@ class CacheMiddleware:
             if (
                 etag_value is not None
                 and if_none_match is not None
+                and 200 <= start["status"] < 300
                 and not more
                 and _etag_matches(if_none_match, etag_value.decode("latin-1"))
             ):
@@ -543,6 +648,7 @@ class CacheMiddleware:
         body: bytes,
         lifetime: float,
         request_headers: Mapping[bytes, bytes],
+        credentials: bool,
     ) -> None:
         vary = sorted(
             {
@@ -564,7 +670,9 @@ class CacheMiddleware:
             "headers": kept,
             "body": body,
             "etag": etag,
-            "stored": self.clock(),
+            # Backdated by the age it arrived with, so `Age` on hits counts its whole life.
+            "stored": self.clock() - _initial_age(response_headers),
+            "credentials": credentials,
         }
         try:
             await cache.set(self._variant(base, vary, request_headers), entry, ttl=lifetime)
