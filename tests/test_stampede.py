@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -139,7 +140,8 @@ async def test_stale_while_revalidate(any_cache: Cache | AsyncCache, clock: Fake
     loader = Loader()
     policy = policy_for(clock, stale_while_revalidate=30)
     assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
-    assert await aw(any_cache.ttl("k")) == pytest.approx(40)  # kept through the window
+    assert await aw(any_cache.ttl("k")) == pytest.approx(10)  # the ttl it was given
+    assert await aw(any_cache.backend.ttl("k")) == pytest.approx(40)  # stored through the window
     clock.advance(15)  # stale, inside the window
     # Another process is revalidating (holds the lease): served stale at once, no load.
     assert await aw(any_cache.add(lease_key("k"), "other", ttl=30))
@@ -437,3 +439,66 @@ def test_freshness_windows_follow_a_model(steps: list[tuple[int, bool]]) -> None
                 if not fail and expected != stored:
                     stored, fresh_until = expected, now + ttl
             assert loader.calls == calls
+
+
+# ------------------------------------------------- plain reads honour the logical ttl
+
+
+@pytest.mark.parametrize("window", ["stale_while_revalidate", "stale_if_error"])
+async def test_plain_reads_miss_past_the_ttl_get_or_set_serves_stale(
+    any_cache: Cache | AsyncCache, clock: FakeClock, window: str
+) -> None:
+    """ttl=10 with a 30 s stale window: get() misses at t=15; only get_or_set sees the copy."""
+    policy = policy_for(clock, **{window: 30})
+    loader = Loader()
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
+    assert await aw(any_cache.get_or_set("p", Loader(), ttl=10, policy=policy)) == "v1"
+    clock.advance(4)
+    assert await aw(any_cache.get("k")) == "v1"
+    assert await aw(any_cache.get_many(["k", "nope"])) == {"k": "v1"}
+    assert await aw(any_cache.exists("k"))
+    assert await aw(any_cache.ttl("k")) == pytest.approx(6)  # of the ttl asked for, not of storage
+    item = await aw(any_cache.get_item("k"))
+    assert item is not None
+    assert item.value == "v1"
+    assert item.expires_at == pytest.approx(time.time() + 6, abs=1)
+    clock.advance(11)  # t=15: past the ttl, inside the stale window
+    assert await aw(any_cache.get("k", "miss")) == "miss"
+    assert await aw(any_cache.get_many(["k"])) == {}
+    assert await aw(any_cache.get_item("k")) is None
+    assert not await aw(any_cache.exists("k"))
+    assert await aw(any_cache.ttl("k")) is sc.MISSING
+    assert await aw(any_cache.pull("p", "miss")) == "miss"
+    assert await aw(any_cache.backend.exists("k"))  # the stale copy is kept for get_or_set
+    loader.fail = True  # SWR serves stale on a failed refresh, stale-if-error on a failed load
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
+    loader.fail = False
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v3"
+    assert await aw(any_cache.get("k")) == "v3"  # reloaded: plain reads hit again
+    assert await aw(any_cache.ttl("k")) == pytest.approx(10)
+
+
+async def test_plain_reads_use_the_cache_policys_clock(clock: FakeClock) -> None:
+    """With ``stampede=`` on the cache, its policy's clock is the reads' "now" (the memory
+    backend itself runs on its own monotonic clock here)."""
+    policy = policy_for(clock, stale_while_revalidate=30)
+    async with AsyncCache("memory", stampede=policy) as cache:
+        assert await cache.get_or_set("k", Loader(), ttl=10) == "v1"
+        assert await cache.get("k") == "v1"
+        clock.advance(11)
+        assert await cache.get("k") is None
+        assert await cache.get_or_set("k", lambda: "v2", ttl=10) == "v2"  # this caller revalidated
+        assert await cache.get("k") == "v2"
+
+
+def test_xfetch_only_values_read_fresh_until_their_ttl(clock: FakeClock) -> None:
+    """XFetch stores fresh_until = the ttl's end, with no stale window: reads hit until then."""
+    policy = policy_for(clock, early_refresh_beta=1.0)
+    with Cache("memory", clock=clock) as cache:
+        assert cache.get_or_set("k", Loader(clock, cost=2.0), ttl=10, policy=policy) == "v1"
+        clock.advance(9.5)
+        assert cache.get("k") == "v1"
+        assert cache.ttl("k") == pytest.approx(0.5)
+        clock.advance(1)
+        assert cache.get("k") is None
+        assert cache.ttl("k") is sc.MISSING

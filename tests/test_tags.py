@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import tag_race_workers
 from servers import MemcachedServer, RedisServer
-from stratacache import AsyncCache, Cache, InvalidArgument, SerializationError, UnsupportedOperation
+from stratacache import MISSING, AsyncCache, Cache, InvalidArgument, SerializationError, UnsupportedOperation
 from stratacache.core.envelope import TAG_RECORD_PREFIX, Envelope
 from stratacache.serializers import Codec
 
@@ -81,6 +81,10 @@ async def test_tags_on_every_backend_async(acache: AsyncCache, backend_name: str
     assert list(envelope.tags or {}) == ["t5"]
     plain = await acache._read_envelope("plain")
     assert plain == Envelope(3)
+    await acache._write_envelope("f", Envelope("v", fresh_until=1.5, delta=0.25, created=1.0), 60)
+    assert await acache.get("f") is None  # past its ttl: only get_or_set's stale copy
+    assert await acache.get_many(["f"]) == {}
+    assert await acache._read_envelope("f") == Envelope("v", None, 1.5, 0.25, 1.0)
     # Versions read before a load: an invalidation in between makes the write a miss.
     seen = await acache.tag_versions("t6", "t7")
     assert seen.tags == ("t6", "t7")
@@ -111,8 +115,19 @@ def test_tags_on_every_backend_sync(cache: Cache, backend_name: str) -> None:
     cache.invalidate_tags("t2")
     assert cache.get_or_set("g", lambda: "y", tags=["t2"]) == "y"
     assert cache.get("b") is None
-    cache._write_envelope("f", Envelope("v", fresh_until=1.5, delta=0.25, created=1.0), 60)
+    # Freshness metadata (stampede control): past fresh_until, plain reads miss, while
+    # get_or_set's envelope read still finds the stale copy.
+    soon = cache._clock() + 3600  # the cache's notion of now (a FakeClock on some backends)
+    cache._write_envelope("f", Envelope("v", fresh_until=soon, delta=0.25, created=1.0), 7200)
     assert cache.get("f") == "v"
+    assert cache.get_many(["f"]) == {"f": "v"}
+    assert cache.exists("f")
+    assert 3500 < cache.ttl("f") <= 3600  # type: ignore[operator]
+    cache._write_envelope("f", Envelope("v", fresh_until=1.5, delta=0.25, created=1.0), 60)
+    assert cache.get("f") is None
+    assert cache.get_many(["f", "plain"]) == {"plain": 3}
+    assert not cache.exists("f")
+    assert cache.ttl("f") is MISSING
     assert cache._read_envelope("f") == Envelope("v", None, 1.5, 0.25, 1.0)
 
 
@@ -238,9 +253,13 @@ def test_invalidated_entries_are_dropped_when_read() -> None:
     with Cache("memory://") as cache:
         cache.set("k", 1, ttl=60, tags=["t"])
         cache.invalidate_tags("t")
-        assert cache.exists("k")  # lazily: still stored until read, expired or evicted
+        assert cache.backend.exists("k")  # lazily: still stored until read, expired or evicted
         assert cache.get_many(["k"]) == {}
-        assert not cache.exists("k")
+        assert not cache.backend.exists("k")
+        cache.set("j", 1, ttl=60, tags=["t"])
+        cache.invalidate_tags("t")
+        assert cache.ttl("j") is MISSING  # as get sees it
+        assert not cache.exists("j")
         stats = cache.stats()
         assert stats.misses == 1
 
