@@ -418,3 +418,91 @@ def test_verbs_see_tags_and_compare_and_set_keeps_them(serializer: str | None) -
         assert cache.pull("p", "gone") == "gone"
         cache.set("q", "v", tags=["e"])
         assert cache.pull("q") == "v"
+
+
+# ------------------------------------------------------------ @cached(tags=...)
+
+
+def test_cached_decorator_with_tags() -> None:
+    import stratacache as sc
+
+    calls: list[tuple[str, int]] = []
+    with Cache("memory://") as cache:
+
+        @sc.cached(cache, ttl=60, tags=["users"])
+        def name(user_id: int) -> str:
+            calls.append(("name", user_id))
+            return f"user{user_id}"
+
+        @sc.cached(cache, ttl=60, tags=lambda user_id, full=False: [f"user:{user_id}", "users"])
+        def profile(user_id: int, full: bool = False) -> dict[str, Any]:
+            calls.append(("profile", user_id))
+            return {"id": user_id, "full": full}
+
+        assert name(1) == "user1"
+        assert name(1) == "user1"
+        assert profile(1) == {"id": 1, "full": False}
+        assert profile(2, full=True) == {"id": 2, "full": True}
+        assert profile(1) == {"id": 1, "full": False}
+        assert len(calls) == 3
+        cache.invalidate_tags("user:1")  # the callable's per-call tag: only user 1's profile
+        assert profile(1) == {"id": 1, "full": False}
+        assert profile(2, full=True) == {"id": 2, "full": True}
+        assert name(1) == "user1"
+        assert calls[3:] == [("profile", 1)]
+        cache.invalidate_tags("users")  # the shared tag: every entry of both functions
+        assert name(1) == "user1"
+        assert profile(2, full=True) == {"id": 2, "full": True}
+        assert calls[4:] == [("name", 1), ("profile", 2)]
+        assert name.invalidate(1) is True  # type: ignore[attr-defined]
+        assert name(1) == "user1"
+        assert len(calls) == 7
+        item = cache.get_item(name.cache_key(1))  # type: ignore[attr-defined]
+        assert item is not None
+        assert item.tags == ("users",)
+
+
+async def test_cached_decorator_with_tags_async() -> None:
+    import stratacache as sc
+
+    calls: list[int] = []
+    async with AsyncCache("memory://", serializer="msgpack") as cache:
+
+        @sc.cached(cache, ttl=60, tags=lambda n: [f"n:{n}"])
+        async def square(n: int) -> int:
+            calls.append(n)
+            return n * n
+
+        @sc.cached(cache, ttl=60, tags=("all",))
+        async def cube(n: int) -> int:
+            calls.append(-n)
+            return n**3
+
+        assert [await square(2), await square(3), await cube(2)] == [4, 9, 8]
+        assert [await square(2), await square(3), await cube(2)] == [4, 9, 8]
+        assert calls == [2, 3, -2]
+        await cache.invalidate_tags("n:3", "all")
+        assert [await square(2), await square(3), await cube(2)] == [4, 9, 8]
+        assert calls == [2, 3, -2, 3, -2]
+        assert await square.invalidate(2) is True  # type: ignore[attr-defined]
+        assert await square(2) == 4
+        assert calls[-1] == 2
+
+
+def test_cached_decorator_bad_tags() -> None:
+    import stratacache as sc
+
+    with Cache("memory://") as cache:
+        with pytest.raises(sc.ConfigurationError, match="@cached: tags must be an iterable of str"):
+            sc.cached(cache, tags="users")  # type: ignore[arg-type]
+        with pytest.raises(sc.ConfigurationError, match="every tag must be a str"):
+            sc.cached(cache, tags=[1])  # type: ignore[list-item]
+
+        @sc.cached(cache, tags=lambda n: n)
+        def bad(n: Any) -> int:
+            return 1
+
+        with pytest.raises(InvalidArgument, match="tags"):
+            bad(5)  # the callable's result is checked on every call, hits included
+        with pytest.raises(InvalidArgument, match="tags"):
+            bad("user")
