@@ -502,3 +502,66 @@ def test_xfetch_only_values_read_fresh_until_their_ttl(clock: FakeClock) -> None
         clock.advance(1)
         assert cache.get("k") is None
         assert cache.ttl("k") is sc.MISSING
+
+
+# ------------------------------------------------------------------- races
+
+
+def test_in_process_waiters_honour_wait_timeout(clock: FakeClock) -> None:
+    """Threads waiting for this process's own loader give up after wait_timeout, like
+    waiters in other processes (CacheTimeout, or the stale value inside stale-if-error)."""
+    policy = policy_for(clock, wait_timeout=0.05, backoff_initial=0.005, backoff_max=0.01, stale_if_error=60)
+    started, release = threading.Event(), threading.Event()
+
+    def hung() -> str:
+        started.set()
+        release.wait(10)
+        return "late"
+
+    with Cache("memory", clock=clock) as cache:
+        results: list[Any] = []
+        leader = threading.Thread(
+            target=lambda: results.append(cache.get_or_set("k", hung, ttl=10, policy=policy))
+        )
+        leader.start()
+        try:
+            assert started.wait(5)
+            with pytest.raises(sc.CacheTimeout, match=r"'k'.*wait_timeout"):
+                cache.get_or_set("k", Loader(), ttl=10, policy=policy)
+        finally:
+            release.set()
+            leader.join()
+        assert results == ["late"]
+        clock.advance(20)  # stale, inside stale-if-error: a timed-out waiter serves it
+        started.clear()
+        release.clear()
+        leader = threading.Thread(
+            target=lambda: results.append(cache.get_or_set("k", hung, ttl=10, policy=policy))
+        )
+        leader.start()
+        try:
+            assert started.wait(5)
+            assert cache.get_or_set("k", Loader(), ttl=10, policy=policy) == "late"
+        finally:
+            release.set()
+            leader.join()
+
+
+async def test_in_process_waiters_honour_wait_timeout_async(clock: FakeClock) -> None:
+    policy = policy_for(clock, wait_timeout=0.05, backoff_initial=0.005, backoff_max=0.01)
+    release = asyncio.Event()
+
+    async def hung() -> str:
+        await release.wait()
+        return "late"
+
+    async with AsyncCache("memory", clock=clock) as cache:
+        leader = asyncio.create_task(cache.get_or_set("k", hung, ttl=10, policy=policy))
+        await asyncio.sleep(0.01)
+        try:
+            with pytest.raises(sc.CacheTimeout, match=r"'k'.*wait_timeout"):
+                await cache.get_or_set("k", Loader(), ttl=10, policy=policy)
+        finally:
+            release.set()
+        assert await leader == "late"
+        assert await cache.get_or_set("k", Loader(), ttl=10, policy=policy) == "late"
