@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 import stratacache as sc
 from stratacache import AsyncCache, Cache, StampedePolicy
+from stratacache._async.backends.memory import AsyncMemoryBackend
 from stratacache._async.lease import AsyncLease, lease_key
+from stratacache._sync.backends.memory import MemoryBackend
 from stratacache._sync.lease import Lease
 from stratacache.testing import FakeClock
 
@@ -565,3 +567,54 @@ async def test_in_process_waiters_honour_wait_timeout_async(clock: FakeClock) ->
             release.set()
         assert await leader == "late"
         assert await cache.get_or_set("k", Loader(), ttl=10, policy=policy) == "late"
+
+
+class _LeaseDown:
+    """Mixed into the memory backends: ``add`` (the lease) fails while ``down``."""
+
+    down = False
+
+    def _fail(self, key: str) -> None:
+        if self.down:
+            raise sc.BackendUnavailable(f"add on key {key!r}: backend down (test)")
+
+
+class _FlakyAsync(_LeaseDown, AsyncMemoryBackend):
+    async def add(self, key: str, value: Any, ttl: float | None) -> bool:
+        self._fail(key)
+        return await super().add(key, value, ttl)
+
+
+class _Flaky(_LeaseDown, MemoryBackend):
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # The sync backend binds its store's add on the instance (one frame less): wrap that.
+        store_add = self.add
+
+        def add(key: str, value: Any, ttl: float | None) -> bool:
+            self._fail(key)
+            return store_add(key, value, ttl)
+
+        self.add = add  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_revalidation_serves_the_stored_value_when_the_lease_fails(
+    flavour: str, clock: FakeClock
+) -> None:
+    """A refresh (SWR, XFetch) is optional work: a backend error taking its lease serves the
+    value already in hand instead of failing a read that had one."""
+    backend = _Flaky(clock=clock) if flavour == "sync" else _FlakyAsync(clock=clock)
+    cache: Cache | AsyncCache = Cache(backend) if flavour == "sync" else AsyncCache(backend)
+    policy = policy_for(clock, stale_while_revalidate=30)
+    loader = Loader()
+    assert await aw(cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
+    clock.advance(15)
+    backend.down = True
+    assert await aw(cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
+    assert loader.calls == 1
+    with pytest.raises(sc.BackendUnavailable):  # a load has nothing to serve: the error shows
+        await aw(cache.get_or_set("other", loader, ttl=10, policy=policy))
+    backend.down = False
+    assert await aw(cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v2"
+    await aw(cache.close())

@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .._concurrency import Event
-from .._exceptions import CacheTimeout, InvalidArgument
+from .._exceptions import CacheError, CacheTimeout, InvalidArgument
 from .._types import MISSING, Missing
 from ..core.envelope import Envelope, TagVersions, check_tags
 from ..core.stampede import Freshness, StampedePolicy, backoff_delay, classify, jittered_ttl, storage_ttl
@@ -227,7 +227,13 @@ class _Fill:
         if not policy.lease:
             return self.call_and_store(envelope, serve_on_error=True)
         lease = Lease(self.cache, self.key, policy.lease_ttl)
-        if not lease.acquire():
+        try:
+            acquired = lease.acquire()
+        except CacheError:
+            # A refresh is optional work: a backend error taking the lease (counted and
+            # reported by the cache's hooks) must not fail a read that has a value to serve.
+            return envelope.value
+        if not acquired:
             return envelope.value  # another process is refreshing it
         try:
             again = self._fresh()
