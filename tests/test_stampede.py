@@ -618,3 +618,31 @@ async def test_revalidation_serves_the_stored_value_when_the_lease_fails(
     backend.down = False
     assert await aw(cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v2"
     await aw(cache.close())
+
+
+async def test_a_holder_that_raises_or_is_cancelled_releases_the_lease(
+    any_cache: Cache | AsyncCache, clock: FakeClock
+) -> None:
+    policy = policy_for(clock, lease_ttl=300)
+    loader = Loader()
+    loader.fail = True
+    with pytest.raises(RuntimeError, match="source down"):
+        await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy))
+    assert await aw(any_cache.get(lease_key("k"))) is None  # released, not left for 300 s
+    loader.fail = False
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v2"
+    if isinstance(any_cache, AsyncCache):
+        entered = asyncio.Event()
+
+        async def forever() -> str:
+            entered.set()
+            await asyncio.Event().wait()
+            return "never"
+
+        task = asyncio.create_task(any_cache.get_or_set("c", forever, ttl=10, policy=policy))
+        await entered.wait()
+        assert await any_cache.get(lease_key("c")) is not None
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await any_cache.get(lease_key("c")) is None
