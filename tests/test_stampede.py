@@ -25,6 +25,7 @@ from stratacache._async.backends.memory import AsyncMemoryBackend
 from stratacache._async.lease import AsyncLease, lease_key
 from stratacache._sync.backends.memory import MemoryBackend
 from stratacache._sync.lease import Lease
+from stratacache.core.memory_store import MemoryStore
 from stratacache.testing import FakeClock
 
 
@@ -646,3 +647,41 @@ async def test_a_holder_that_raises_or_is_cancelled_releases_the_lease(
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await any_cache.get(lease_key("c")) is None
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_revalidation_runs_once_when_another_process_refreshed_first(
+    flavour: str, clock: FakeClock
+) -> None:
+    """Between our read of a stale value and our taking the lease, another process (here a
+    second cache on the same store, with its own flights) refreshes it: we return its value
+    instead of reloading."""
+    store = MemoryStore(clock=clock)
+    policy = policy_for(clock, stale_while_revalidate=30)
+    other = Cache("memory", store=store)
+    theirs = Loader()
+    armed = [False]
+
+    def they_refresh_first(event: sc.HookEvent) -> None:
+        if armed[0] and event.key == lease_key("k"):
+            armed[0] = False
+            other.get_or_set("k", theirs, ttl=10, policy=policy)
+
+    # stampede=: the cache's policy clock is also what its plain reads judge freshness by.
+    options: dict[str, Any] = {
+        "store": store,
+        "hooks": {"before_add": they_refresh_first},
+        "stampede": policy,
+    }
+    mine: Cache | AsyncCache = (
+        Cache("memory", **options) if flavour == "sync" else AsyncCache("memory", **options)
+    )
+    assert await aw(mine.get_or_set("k", lambda: "old", ttl=10, policy=policy)) == "old"
+    clock.advance(15)  # stale, inside the SWR window
+    armed[0] = True
+    ours = Loader()
+    assert await aw(mine.get_or_set("k", ours, ttl=10, policy=policy)) == "v1"  # their refresh
+    assert (theirs.calls, ours.calls) == (1, 0)
+    assert await aw(mine.get("k")) == "v1"
+    await aw(mine.close())
+    other.close()
