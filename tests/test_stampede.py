@@ -442,6 +442,8 @@ def test_freshness_windows_follow_a_model(steps: list[tuple[int, bool]]) -> None
                 if not fail and expected != stored:
                     stored, fresh_until = expected, now + ttl
             assert loader.calls == calls
+            # A plain read honours the ttl: the stale copy is get_or_set's alone.
+            assert cache.get("k") == (stored if stored is not None and now < fresh_until else None)
 
 
 # ------------------------------------------------- plain reads honour the logical ttl
