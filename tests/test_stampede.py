@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,8 +21,11 @@ from hypothesis import strategies as st
 
 import stratacache as sc
 from stratacache import AsyncCache, Cache, StampedePolicy
+from stratacache._async.backends.memory import AsyncMemoryBackend
 from stratacache._async.lease import AsyncLease, lease_key
+from stratacache._sync.backends.memory import MemoryBackend
 from stratacache._sync.lease import Lease
+from stratacache.core.memory_store import MemoryStore
 from stratacache.testing import FakeClock
 
 
@@ -139,7 +143,8 @@ async def test_stale_while_revalidate(any_cache: Cache | AsyncCache, clock: Fake
     loader = Loader()
     policy = policy_for(clock, stale_while_revalidate=30)
     assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
-    assert await aw(any_cache.ttl("k")) == pytest.approx(40)  # kept through the window
+    assert await aw(any_cache.ttl("k")) == pytest.approx(10)  # the ttl it was given
+    assert await aw(any_cache.backend.ttl("k")) == pytest.approx(40)  # stored through the window
     clock.advance(15)  # stale, inside the window
     # Another process is revalidating (holds the lease): served stale at once, no load.
     assert await aw(any_cache.add(lease_key("k"), "other", ttl=30))
@@ -437,3 +442,248 @@ def test_freshness_windows_follow_a_model(steps: list[tuple[int, bool]]) -> None
                 if not fail and expected != stored:
                     stored, fresh_until = expected, now + ttl
             assert loader.calls == calls
+            # A plain read honours the ttl: the stale copy is get_or_set's alone.
+            assert cache.get("k") == (stored if stored is not None and now < fresh_until else None)
+
+
+# ------------------------------------------------- plain reads honour the logical ttl
+
+
+@pytest.mark.parametrize("window", ["stale_while_revalidate", "stale_if_error"])
+async def test_plain_reads_miss_past_the_ttl_get_or_set_serves_stale(
+    any_cache: Cache | AsyncCache, clock: FakeClock, window: str
+) -> None:
+    """ttl=10 with a 30 s stale window: get() misses at t=15; only get_or_set sees the copy."""
+    policy = policy_for(clock, **{window: 30})
+    loader = Loader()
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
+    assert await aw(any_cache.get_or_set("p", Loader(), ttl=10, policy=policy)) == "v1"
+    clock.advance(4)
+    assert await aw(any_cache.get("k")) == "v1"
+    assert await aw(any_cache.get_many(["k", "nope"])) == {"k": "v1"}
+    assert await aw(any_cache.exists("k"))
+    assert await aw(any_cache.ttl("k")) == pytest.approx(6)  # of the ttl asked for, not of storage
+    item = await aw(any_cache.get_item("k"))
+    assert item is not None
+    assert item.value == "v1"
+    assert item.expires_at == pytest.approx(time.time() + 6, abs=1)
+    clock.advance(11)  # t=15: past the ttl, inside the stale window
+    assert await aw(any_cache.get("k", "miss")) == "miss"
+    assert await aw(any_cache.get_many(["k"])) == {}
+    assert await aw(any_cache.get_item("k")) is None
+    assert not await aw(any_cache.exists("k"))
+    assert await aw(any_cache.ttl("k")) is sc.MISSING
+    assert await aw(any_cache.pull("p", "miss")) == "miss"
+    assert await aw(any_cache.backend.exists("k"))  # the stale copy is kept for get_or_set
+    loader.fail = True  # SWR serves stale on a failed refresh, stale-if-error on a failed load
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
+    loader.fail = False
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v3"
+    assert await aw(any_cache.get("k")) == "v3"  # reloaded: plain reads hit again
+    assert await aw(any_cache.ttl("k")) == pytest.approx(10)
+
+
+async def test_plain_reads_use_the_cache_policys_clock(clock: FakeClock) -> None:
+    """With ``stampede=`` on the cache, its policy's clock is the reads' "now" (the memory
+    backend itself runs on its own monotonic clock here)."""
+    policy = policy_for(clock, stale_while_revalidate=30)
+    async with AsyncCache("memory", stampede=policy) as cache:
+        assert await cache.get_or_set("k", Loader(), ttl=10) == "v1"
+        assert await cache.get("k") == "v1"
+        clock.advance(11)
+        assert await cache.get("k") is None
+        assert await cache.get_or_set("k", lambda: "v2", ttl=10) == "v2"  # this caller revalidated
+        assert await cache.get("k") == "v2"
+
+
+def test_xfetch_only_values_read_fresh_until_their_ttl(clock: FakeClock) -> None:
+    """XFetch stores fresh_until = the ttl's end, with no stale window: reads hit until then."""
+    policy = policy_for(clock, early_refresh_beta=1.0)
+    with Cache("memory", clock=clock) as cache:
+        assert cache.get_or_set("k", Loader(clock, cost=2.0), ttl=10, policy=policy) == "v1"
+        clock.advance(9.5)
+        assert cache.get("k") == "v1"
+        assert cache.ttl("k") == pytest.approx(0.5)
+        clock.advance(1)
+        assert cache.get("k") is None
+        assert cache.ttl("k") is sc.MISSING
+
+
+# ------------------------------------------------------------------- races
+
+
+def test_in_process_waiters_honour_wait_timeout(clock: FakeClock) -> None:
+    """Threads waiting for this process's own loader give up after wait_timeout, like
+    waiters in other processes (CacheTimeout, or the stale value inside stale-if-error)."""
+    policy = policy_for(clock, wait_timeout=0.05, backoff_initial=0.005, backoff_max=0.01, stale_if_error=60)
+    started, release = threading.Event(), threading.Event()
+
+    def hung() -> str:
+        started.set()
+        release.wait(10)
+        return "late"
+
+    with Cache("memory", clock=clock) as cache:
+        results: list[Any] = []
+        leader = threading.Thread(
+            target=lambda: results.append(cache.get_or_set("k", hung, ttl=10, policy=policy))
+        )
+        leader.start()
+        try:
+            assert started.wait(5)
+            with pytest.raises(sc.CacheTimeout, match=r"'k'.*wait_timeout"):
+                cache.get_or_set("k", Loader(), ttl=10, policy=policy)
+        finally:
+            release.set()
+            leader.join()
+        assert results == ["late"]
+        clock.advance(20)  # stale, inside stale-if-error: a timed-out waiter serves it
+        started.clear()
+        release.clear()
+        leader = threading.Thread(
+            target=lambda: results.append(cache.get_or_set("k", hung, ttl=10, policy=policy))
+        )
+        leader.start()
+        try:
+            assert started.wait(5)
+            assert cache.get_or_set("k", Loader(), ttl=10, policy=policy) == "late"
+        finally:
+            release.set()
+            leader.join()
+
+
+async def test_in_process_waiters_honour_wait_timeout_async(clock: FakeClock) -> None:
+    policy = policy_for(clock, wait_timeout=0.05, backoff_initial=0.005, backoff_max=0.01)
+    release = asyncio.Event()
+
+    async def hung() -> str:
+        await release.wait()
+        return "late"
+
+    async with AsyncCache("memory", clock=clock) as cache:
+        leader = asyncio.create_task(cache.get_or_set("k", hung, ttl=10, policy=policy))
+        await asyncio.sleep(0.01)
+        try:
+            with pytest.raises(sc.CacheTimeout, match=r"'k'.*wait_timeout"):
+                await cache.get_or_set("k", Loader(), ttl=10, policy=policy)
+        finally:
+            release.set()
+        assert await leader == "late"
+        assert await cache.get_or_set("k", Loader(), ttl=10, policy=policy) == "late"
+
+
+class _LeaseDown:
+    """Mixed into the memory backends: ``add`` (the lease) fails while ``down``."""
+
+    down = False
+
+    def _fail(self, key: str) -> None:
+        if self.down:
+            raise sc.BackendUnavailable(f"add on key {key!r}: backend down (test)")
+
+
+class _FlakyAsync(_LeaseDown, AsyncMemoryBackend):
+    async def add(self, key: str, value: Any, ttl: float | None) -> bool:
+        self._fail(key)
+        return await super().add(key, value, ttl)
+
+
+class _Flaky(_LeaseDown, MemoryBackend):
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # The sync backend binds its store's add on the instance (one frame less): wrap that.
+        store_add = self.add
+
+        def add(key: str, value: Any, ttl: float | None) -> bool:
+            self._fail(key)
+            return store_add(key, value, ttl)
+
+        self.add = add  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_revalidation_serves_the_stored_value_when_the_lease_fails(
+    flavour: str, clock: FakeClock
+) -> None:
+    """A refresh (SWR, XFetch) is optional work: a backend error taking its lease serves the
+    value already in hand instead of failing a read that had one."""
+    backend = _Flaky(clock=clock) if flavour == "sync" else _FlakyAsync(clock=clock)
+    cache: Cache | AsyncCache = Cache(backend) if flavour == "sync" else AsyncCache(backend)
+    policy = policy_for(clock, stale_while_revalidate=30)
+    loader = Loader()
+    assert await aw(cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
+    clock.advance(15)
+    backend.down = True
+    assert await aw(cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v1"
+    assert loader.calls == 1
+    with pytest.raises(sc.BackendUnavailable):  # a load has nothing to serve: the error shows
+        await aw(cache.get_or_set("other", loader, ttl=10, policy=policy))
+    backend.down = False
+    assert await aw(cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v2"
+    await aw(cache.close())
+
+
+async def test_a_holder_that_raises_or_is_cancelled_releases_the_lease(
+    any_cache: Cache | AsyncCache, clock: FakeClock
+) -> None:
+    policy = policy_for(clock, lease_ttl=300)
+    loader = Loader()
+    loader.fail = True
+    with pytest.raises(RuntimeError, match="source down"):
+        await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy))
+    assert await aw(any_cache.get(lease_key("k"))) is None  # released, not left for 300 s
+    loader.fail = False
+    assert await aw(any_cache.get_or_set("k", loader, ttl=10, policy=policy)) == "v2"
+    if isinstance(any_cache, AsyncCache):
+        entered = asyncio.Event()
+
+        async def forever() -> str:
+            entered.set()
+            await asyncio.Event().wait()
+            return "never"
+
+        task = asyncio.create_task(any_cache.get_or_set("c", forever, ttl=10, policy=policy))
+        await entered.wait()
+        assert await any_cache.get(lease_key("c")) is not None
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await any_cache.get(lease_key("c")) is None
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_revalidation_runs_once_when_another_process_refreshed_first(
+    flavour: str, clock: FakeClock
+) -> None:
+    """Between our read of a stale value and our taking the lease, another process (here a
+    second cache on the same store, with its own flights) refreshes it: we return its value
+    instead of reloading."""
+    store = MemoryStore(clock=clock)
+    policy = policy_for(clock, stale_while_revalidate=30)
+    other = Cache("memory", store=store)
+    theirs = Loader()
+    armed = [False]
+
+    def they_refresh_first(event: sc.HookEvent) -> None:
+        if armed[0] and event.key == lease_key("k"):
+            armed[0] = False
+            other.get_or_set("k", theirs, ttl=10, policy=policy)
+
+    # stampede=: the cache's policy clock is also what its plain reads judge freshness by.
+    options: dict[str, Any] = {
+        "store": store,
+        "hooks": {"before_add": they_refresh_first},
+        "stampede": policy,
+    }
+    mine: Cache | AsyncCache = (
+        Cache("memory", **options) if flavour == "sync" else AsyncCache("memory", **options)
+    )
+    assert await aw(mine.get_or_set("k", lambda: "old", ttl=10, policy=policy)) == "old"
+    clock.advance(15)  # stale, inside the SWR window
+    armed[0] = True
+    ours = Loader()
+    assert await aw(mine.get_or_set("k", ours, ttl=10, policy=policy)) == "v1"  # their refresh
+    assert (theirs.calls, ours.calls) == (1, 0)
+    assert await aw(mine.get("k")) == "v1"
+    await aw(mine.close())
+    other.close()

@@ -1,7 +1,8 @@
 """get_or_set under a StampedePolicy on every backend, both flavours (conformance-style).
 
-The policy's clock is a FakeClock of its own: freshness (fresh_until, the stale windows)
-is read from it, while entries expire on the backend's clock. Stored values outlive their
+The policy's clock is a FakeClock of its own, started at the real time: get_or_set reads
+freshness (fresh_until, the stale windows) from it, while entries expire on the backend's
+clock and plain reads judge fresh_until by the cache's clock (unix time here). Stored values outlive their
 ttl by the stale window, so advancing the policy clock makes a value stale while it is
 still stored, on real servers too. The null backend forgets every write: every call loads.
 """
@@ -9,6 +10,7 @@ still stored, on real servers too. The null backend forgets every write: every c
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
@@ -44,7 +46,7 @@ def _policy(clock: FakeClock) -> StampedePolicy:
 
 
 def test_policy_on_every_backend(cache: Cache, backend_name: str) -> None:
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     policy = _policy(clock)
     loader = Loader()
     first = cache.get_or_set("so", loader, ttl=60, policy=policy)
@@ -68,7 +70,7 @@ def test_policy_on_every_backend(cache: Cache, backend_name: str) -> None:
 
 
 async def test_policy_on_every_backend_async(acache: AsyncCache, backend_name: str) -> None:
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     policy = _policy(clock)
     loader = Loader()
     first = await acache.get_or_set("so", loader, ttl=60, policy=policy)
@@ -93,7 +95,7 @@ async def test_policy_on_every_backend_async(acache: AsyncCache, backend_name: s
 def test_policy_on_layered_memory_over_redis(redis_server: RedisServer) -> None:
     """A layered cache (memory L1 over Redis L2): the lease and stale values go through both."""
     url = redis_server.url
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     policy = _policy(clock)
     with Cache(backend="layered", tiers=["memory://", url], namespace="stampede-layered") as cache:
         cache.clear()
@@ -109,7 +111,7 @@ def test_policy_on_layered_memory_over_redis(redis_server: RedisServer) -> None:
 
 async def test_policy_on_layered_memory_over_redis_async(redis_server: RedisServer) -> None:
     url = redis_server.url
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     policy = _policy(clock)
     async with AsyncCache(backend="layered", tiers=["memory://", url], namespace="stampede-layered") as cache:
         await cache.clear()

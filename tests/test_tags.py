@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import tag_race_workers
 from servers import MemcachedServer, RedisServer
-from stratacache import AsyncCache, Cache, InvalidArgument, SerializationError, UnsupportedOperation
+from stratacache import MISSING, AsyncCache, Cache, InvalidArgument, SerializationError, UnsupportedOperation
 from stratacache.core.envelope import TAG_RECORD_PREFIX, Envelope
 from stratacache.serializers import Codec
 
@@ -81,6 +81,10 @@ async def test_tags_on_every_backend_async(acache: AsyncCache, backend_name: str
     assert list(envelope.tags or {}) == ["t5"]
     plain = await acache._read_envelope("plain")
     assert plain == Envelope(3)
+    await acache._write_envelope("f", Envelope("v", fresh_until=1.5, delta=0.25, created=1.0), 60)
+    assert await acache.get("f") is None  # past its ttl: only get_or_set's stale copy
+    assert await acache.get_many(["f"]) == {}
+    assert await acache._read_envelope("f") == Envelope("v", None, 1.5, 0.25, 1.0)
     # Versions read before a load: an invalidation in between makes the write a miss.
     seen = await acache.tag_versions("t6", "t7")
     assert seen.tags == ("t6", "t7")
@@ -111,8 +115,19 @@ def test_tags_on_every_backend_sync(cache: Cache, backend_name: str) -> None:
     cache.invalidate_tags("t2")
     assert cache.get_or_set("g", lambda: "y", tags=["t2"]) == "y"
     assert cache.get("b") is None
-    cache._write_envelope("f", Envelope("v", fresh_until=1.5, delta=0.25, created=1.0), 60)
+    # Freshness metadata (stampede control): past fresh_until, plain reads miss, while
+    # get_or_set's envelope read still finds the stale copy.
+    soon = cache._clock() + 3600  # the cache's notion of now (a FakeClock on some backends)
+    cache._write_envelope("f", Envelope("v", fresh_until=soon, delta=0.25, created=1.0), 7200)
     assert cache.get("f") == "v"
+    assert cache.get_many(["f"]) == {"f": "v"}
+    assert cache.exists("f")
+    assert 3500 < cache.ttl("f") <= 3600  # type: ignore[operator]
+    cache._write_envelope("f", Envelope("v", fresh_until=1.5, delta=0.25, created=1.0), 60)
+    assert cache.get("f") is None
+    assert cache.get_many(["f", "plain"]) == {"plain": 3}
+    assert not cache.exists("f")
+    assert cache.ttl("f") is MISSING
     assert cache._read_envelope("f") == Envelope("v", None, 1.5, 0.25, 1.0)
 
 
@@ -238,9 +253,13 @@ def test_invalidated_entries_are_dropped_when_read() -> None:
     with Cache("memory://") as cache:
         cache.set("k", 1, ttl=60, tags=["t"])
         cache.invalidate_tags("t")
-        assert cache.exists("k")  # lazily: still stored until read, expired or evicted
+        assert cache.backend.exists("k")  # lazily: still stored until read, expired or evicted
         assert cache.get_many(["k"]) == {}
-        assert not cache.exists("k")
+        assert not cache.backend.exists("k")
+        cache.set("j", 1, ttl=60, tags=["t"])
+        cache.invalidate_tags("t")
+        assert cache.ttl("j") is MISSING  # as get sees it
+        assert not cache.exists("j")
         stats = cache.stats()
         assert stats.misses == 1
 
@@ -399,3 +418,91 @@ def test_verbs_see_tags_and_compare_and_set_keeps_them(serializer: str | None) -
         assert cache.pull("p", "gone") == "gone"
         cache.set("q", "v", tags=["e"])
         assert cache.pull("q") == "v"
+
+
+# ------------------------------------------------------------ @cached(tags=...)
+
+
+def test_cached_decorator_with_tags() -> None:
+    import stratacache as sc
+
+    calls: list[tuple[str, int]] = []
+    with Cache("memory://") as cache:
+
+        @sc.cached(cache, ttl=60, tags=["users"])
+        def name(user_id: int) -> str:
+            calls.append(("name", user_id))
+            return f"user{user_id}"
+
+        @sc.cached(cache, ttl=60, tags=lambda user_id, full=False: [f"user:{user_id}", "users"])
+        def profile(user_id: int, full: bool = False) -> dict[str, Any]:
+            calls.append(("profile", user_id))
+            return {"id": user_id, "full": full}
+
+        assert name(1) == "user1"
+        assert name(1) == "user1"
+        assert profile(1) == {"id": 1, "full": False}
+        assert profile(2, full=True) == {"id": 2, "full": True}
+        assert profile(1) == {"id": 1, "full": False}
+        assert len(calls) == 3
+        cache.invalidate_tags("user:1")  # the callable's per-call tag: only user 1's profile
+        assert profile(1) == {"id": 1, "full": False}
+        assert profile(2, full=True) == {"id": 2, "full": True}
+        assert name(1) == "user1"
+        assert calls[3:] == [("profile", 1)]
+        cache.invalidate_tags("users")  # the shared tag: every entry of both functions
+        assert name(1) == "user1"
+        assert profile(2, full=True) == {"id": 2, "full": True}
+        assert calls[4:] == [("name", 1), ("profile", 2)]
+        assert name.invalidate(1) is True  # type: ignore[attr-defined]
+        assert name(1) == "user1"
+        assert len(calls) == 7
+        item = cache.get_item(name.cache_key(1))  # type: ignore[attr-defined]
+        assert item is not None
+        assert item.tags == ("users",)
+
+
+async def test_cached_decorator_with_tags_async() -> None:
+    import stratacache as sc
+
+    calls: list[int] = []
+    async with AsyncCache("memory://", serializer="msgpack") as cache:
+
+        @sc.cached(cache, ttl=60, tags=lambda n: [f"n:{n}"])
+        async def square(n: int) -> int:
+            calls.append(n)
+            return n * n
+
+        @sc.cached(cache, ttl=60, tags=("all",))
+        async def cube(n: int) -> int:
+            calls.append(-n)
+            return n**3
+
+        assert [await square(2), await square(3), await cube(2)] == [4, 9, 8]
+        assert [await square(2), await square(3), await cube(2)] == [4, 9, 8]
+        assert calls == [2, 3, -2]
+        await cache.invalidate_tags("n:3", "all")
+        assert [await square(2), await square(3), await cube(2)] == [4, 9, 8]
+        assert calls == [2, 3, -2, 3, -2]
+        assert await square.invalidate(2) is True  # type: ignore[attr-defined]
+        assert await square(2) == 4
+        assert calls[-1] == 2
+
+
+def test_cached_decorator_bad_tags() -> None:
+    import stratacache as sc
+
+    with Cache("memory://") as cache:
+        with pytest.raises(sc.ConfigurationError, match="@cached: tags must be an iterable of str"):
+            sc.cached(cache, tags="users")  # type: ignore[arg-type]
+        with pytest.raises(sc.ConfigurationError, match="every tag must be a str"):
+            sc.cached(cache, tags=[1])  # type: ignore[list-item]
+
+        @sc.cached(cache, tags=lambda n: n)
+        def bad(n: Any) -> int:
+            return 1
+
+        with pytest.raises(InvalidArgument, match="tags"):
+            bad(5)  # the callable's result is checked on every call, hits included
+        with pytest.raises(InvalidArgument, match="tags"):
+            bad("user")

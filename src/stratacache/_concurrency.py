@@ -36,15 +36,25 @@ class AsyncEvent:
             waiters, self._waiters = self._waiters, []
         wake_all(waiters)
 
-    async def wait(self) -> None:
-        """Wait until set."""
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait until set, or at most ``timeout`` seconds (None: no limit); True when set."""
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._flag:
-                return
+                return True
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.append((loop, future))
-        await future
+        if timeout is None:
+            await future
+            return True
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            with self._lock:
+                # wait_for cancelled the future; drop it so set() has nothing stale to wake.
+                self._waiters = [waiter for waiter in self._waiters if waiter[1] is not future]
+                return self._flag
+        return True
 
 
 def wake_all(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
@@ -79,6 +89,6 @@ class Event:
         """Wake every waiter."""
         self._event.set()
 
-    def wait(self) -> None:
-        """Block until set."""
-        self._event.wait()
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set, or at most ``timeout`` seconds (None: no limit); True when set."""
+        return self._event.wait(timeout)

@@ -26,6 +26,7 @@ from .._exceptions import (
     InvalidKey,
     SerializationError,
     UnsupportedOperation,
+    WrongType,
 )
 from .._types import MISSING, UNSET, Item, Missing, Unset, check_key, check_text, normalize_ttl
 from ..core.envelope import TAG_RECORD_PREFIX, Envelope, TagVersions, check_tags, envelope_tags
@@ -66,6 +67,19 @@ _DEFERRED = object()
 
 def _defer(key: object, default: object) -> object:
     return _DEFERRED
+
+
+def _freshness_clock(policy: StampedePolicy | None, clock: Any) -> Callable[[], float]:
+    """The "now" plain reads judge a stored value's ``fresh_until`` by (---- stampede).
+
+    ``fresh_until`` is written on the clock of the policy that stored the value, so the
+    cache's own policy's clock comes first; without one, the ``clock=`` the cache was given
+    (a test's FakeClock, shared with the memory backend), else unix time. A per-call
+    policy should use the same clock (the default, ``time.time``, does).
+    """
+    if policy is not None:
+        return policy.clock
+    return clock if callable(clock) else time.time
 
 
 def namespace_prefix(namespace: str) -> str:
@@ -187,6 +201,7 @@ class AsyncCache:
                 # The same parser as for URLs, so a keyword gets the same checks and message.
                 options[name] = value if value is None else CACHE_PARAMS[name](name, value)
         self._hooks = Hooks()
+        options["clock"] = backend_options.get("clock")  # ---- stampede: see _freshness_clock
         self._setup(options)
         for name, given in (hooks or {}).items():
             for hook in [given] if callable(given) else list(given):
@@ -246,6 +261,7 @@ class AsyncCache:
         self._stats = StatsRecorder()
         self._flights = AsyncFlightGroup()
         self._stampede: StampedePolicy | None = options.get("stampede")  # ---- stampede
+        self._clock = _freshness_clock(self._stampede, options.get("clock"))  # ---- stampede
         self._closed = False
         # With a codec, only a backend whose fused get returns decoded objects may use it
         # (a layered cache's in-process top tier).
@@ -504,8 +520,12 @@ class AsyncCache:
         return existed
 
     async def exists(self, key: str) -> bool:
-        """True when ``key`` holds a value (plain or collection)."""
-        result: bool = await self._call("exists", key, self._backend.exists, self._key(key))
+        """True when ``key`` holds a value (plain or collection).
+
+        False for an entry a plain :meth:`get` would miss: one whose tags were invalidated,
+        or one past its ttl that a stampede policy keeps only as a stale copy for
+        ``get_or_set`` (docs/patterns/stampede.md). Such a check reads the value too."""
+        result: bool = await self._call("exists", key, self._exists_logical, self._key(key))
         return result
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -622,8 +642,12 @@ class AsyncCache:
         return result
 
     async def ttl(self, key: str) -> float | Missing | None:
-        """Seconds left; None when the key never expires; MISSING when there is no such key."""
-        result: float | Missing | None = await self._call("ttl", key, self._backend.ttl, self._key(key))
+        """Seconds left; None when the key never expires; MISSING when there is no such key.
+
+        For a value stored by ``get_or_set`` under a stampede policy that keeps stale copies,
+        the seconds left of the ttl it was given (not of the stale copy's storage), and
+        MISSING once that ttl is over or a tag of it was invalidated, as :meth:`get` sees it."""
+        result: float | Missing | None = await self._call("ttl", key, self._ttl_logical, self._key(key))
         return result
 
     async def delete_pattern(self, pattern: str) -> int:
@@ -776,8 +800,12 @@ class AsyncCache:
         try:
             value = self._decode(raw.value, k)
             tags = raw.tags
+            expires_at = raw.expires_at
             if type(value) is Envelope:
                 tags = envelope_tags(value)
+                if value.fresh_until is not None:  # ---- stampede: the ttl it was given
+                    logical = time.time() + (value.fresh_until - self._clock())
+                    expires_at = logical if expires_at is None else min(expires_at, logical)
                 value = await self._open_envelope(k, value)
         except CacheError as exc:
             self._failed("get_item", key, exc)
@@ -786,7 +814,7 @@ class AsyncCache:
             self._stats.misses += 1
             return None
         self._stats.hits += 1
-        return Item(user_key, value, raw.version, raw.created, raw.expires_at, tags, raw.size)
+        return Item(user_key, value, raw.version, raw.created, expires_at, tags, raw.size)
 
     async def _set_if_version(
         self, key: str, value: Any, ttl: Any, version: Any, tags: Iterable[str] | TagVersions | None = None
@@ -899,9 +927,19 @@ class AsyncCache:
             "to mark a value that carries them; use msgpack, json or pickle",
         )
 
-    async def _open_envelope(self, k: str, envelope: Envelope) -> Any:
+    def _is_stale(self, envelope: Envelope) -> bool:
+        """True when ``envelope`` is past its ttl: kept only as the stale copy that
+        get_or_set serves under stale-while-revalidate / stale-if-error, a miss to every
+        plain read. Judged by the cache's clock (:func:`_freshness_clock`)."""
+        fresh_until = envelope.fresh_until
+        return fresh_until is not None and self._clock() >= fresh_until
+
+    async def _open_envelope(self, k: str, envelope: Envelope, *, stale_ok: bool = False) -> Any:
         """The value inside ``envelope`` stored at raw key ``k``, or MISSING when one of its
-        tags was invalidated since it was written (the entry is then deleted)."""
+        tags was invalidated since it was written (the entry is then deleted) or, unless
+        ``stale_ok``, when it is past its ttl (the stale copy is kept for get_or_set)."""
+        if not stale_ok and self._is_stale(envelope):
+            return MISSING
         if envelope.tags and not await valid_envelopes(self, {k: envelope}):
             # Dropped on read: it frees the space now and lets add() take the key. Racing a
             # writer, this may delete a fresh value: a spurious miss, never a stale hit.
@@ -914,13 +952,21 @@ class AsyncCache:
     ) -> None:
         """get_many's :meth:`_open_envelope`: put each valid one's value in ``into`` under its
         caller's key (``full`` maps raw keys to them); delete the invalidated ones."""
+        if any(envelope.fresh_until is not None for envelope in wrapped.values()):
+            # Past their ttl: misses, but left in place (get_or_set's stale copies).
+            now = self._clock()
+            wrapped = {
+                k: envelope
+                for k, envelope in wrapped.items()
+                if envelope.fresh_until is None or now < envelope.fresh_until
+            }
         valid = await valid_envelopes(self, wrapped)
         for k, envelope in wrapped.items():
             if k in valid:
                 into[full[k]] = envelope.value
-        stale = [k for k in wrapped if k not in valid]
-        if stale:
-            await self._backend.delete_many(stale)
+        invalidated = [k for k in wrapped if k not in valid]
+        if invalidated:
+            await self._backend.delete_many(invalidated)
 
     async def _read_value(self, k: str) -> Any:
         """The decoded, tag-checked value at raw key ``k``, or MISSING (no stats, no hooks)."""
@@ -941,7 +987,8 @@ class AsyncCache:
             value = MISSING if raw is MISSING else self._decode(raw, k)
             envelope: Envelope | Missing = MISSING
             if type(value) is Envelope:
-                if await self._open_envelope(k, value) is not MISSING:
+                # Stale copies too: judging them is get_or_set's business (its policy's clock).
+                if await self._open_envelope(k, value, stale_ok=True) is not MISSING:
                     envelope = value
             elif value is not MISSING:
                 envelope = Envelope(value)
@@ -953,6 +1000,40 @@ class AsyncCache:
         else:
             self._stats.hits += 1
         return envelope
+
+    async def _stored_envelope(self, k: str) -> Envelope | None:
+        """The Envelope stored at raw key ``k``, or None for anything else: a miss, a plain
+        value, a collection, or bytes this cache cannot decode (ttl/exists then answer for
+        the raw entry, as they did before envelopes)."""
+        try:
+            raw = await self._backend.get(k)
+            value = MISSING if raw is MISSING else self._decode(raw, k)
+        except (WrongType, SerializationError):
+            return None
+        return value if type(value) is Envelope else None
+
+    async def _exists_logical(self, k: str) -> bool:
+        """exists() as a plain get sees it: an envelope must be fresh and its tags valid."""
+        if not await self._backend.exists(k):
+            return False
+        envelope = await self._stored_envelope(k)
+        return envelope is None or await self._open_envelope(k, envelope) is not MISSING
+
+    async def _ttl_logical(self, k: str) -> float | Missing | None:
+        """ttl() as a plain get sees it: an envelope's seconds left to ``fresh_until``."""
+        left: float | Missing | None = await self._backend.ttl(k)
+        if left is MISSING:
+            return left
+        envelope = await self._stored_envelope(k)
+        if envelope is None:
+            return left
+        if await self._open_envelope(k, envelope) is MISSING:
+            gone: Missing = MISSING
+            return gone
+        if envelope.fresh_until is None:
+            return left
+        logical: float = envelope.fresh_until - self._clock()
+        return logical if left is None else min(left, logical)
 
     def _wrap(self, envelope: Envelope, k: str) -> Any:
         """What to hand the backend for ``envelope`` at raw key ``k``: the plain value when it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from .._exceptions import ConfigurationError, InvalidKey
@@ -47,9 +47,11 @@ def make_cached(
     ttl: Any,
     key: Callable[..., str] | None,
     policy: StampedePolicy | Literal[False] | None = None,
+    tags: Iterable[str] | Callable[..., Any] | None = None,
 ) -> Callable[..., Any]:
     """Wrap ``func`` so that calls go through ``cache.get_or_set`` (single-flight per key,
-    and ``policy``'s stampede control when given, else the cache's)."""
+    and ``policy``'s stampede control when given, else the cache's). ``tags``: checked tag
+    names for every call, or a callable given the call's arguments that returns them."""
     if inspect.iscoroutinefunction(func) != _IS_ASYNC:
         kind = "an async def function" if _IS_ASYNC else "a plain (sync) function"
         other = "Cache" if _IS_ASYNC else "AsyncCache"  # unasync: keep
@@ -67,10 +69,15 @@ def make_cached(
             )
         return result
 
+    tags_for = tags if callable(tags) else None
+    fixed: Any = None if callable(tags) else tags
+
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Per-call tags are computed before the key's lookup, so bad ones fail on hits too.
+        call_tags = fixed if tags_for is None else tags_for(*args, **kwargs)
         return await cache.get_or_set(
-            cache_key(*args, **kwargs), lambda: func(*args, **kwargs), ttl=ttl, policy=policy
+            cache_key(*args, **kwargs), lambda: func(*args, **kwargs), ttl=ttl, policy=policy, tags=call_tags
         )
 
     async def invalidate(*args: Any, **kwargs: Any) -> bool:

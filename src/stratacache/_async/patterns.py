@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .._concurrency import AsyncEvent
-from .._exceptions import CacheTimeout, InvalidArgument
+from .._exceptions import CacheError, CacheTimeout, InvalidArgument
 from .._types import MISSING, Missing
 from ..core.envelope import Envelope, TagVersions, check_tags
 from ..core.stampede import Freshness, StampedePolicy, backoff_delay, classify, jittered_ttl, storage_ttl
@@ -73,9 +73,13 @@ class AsyncFlightGroup:
         # same group may be reached from several threads in the sync flavour.
         self._lock = threading.Lock()
 
-    async def run(self, key: str, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` once for all concurrent callers with the same ``key``."""
-        return await self._run(key, fn, _WAIT)
+    async def run(self, key: str, fn: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Run ``fn`` once for all concurrent callers with the same ``key``.
+
+        A caller that waits for another's call gives up after ``timeout`` seconds (None:
+        no limit) with :class:`~stratacache.CacheTimeout`; the call itself runs on.
+        """
+        return await self._run(key, fn, _WAIT, timeout)
 
     async def run_or(self, key: str, fn: Callable[[], Any], busy: Any) -> Any:
         """Run ``fn`` if no call for ``key`` is running here; otherwise return ``busy`` at once.
@@ -85,7 +89,7 @@ class AsyncFlightGroup:
         """
         return await self._run(key, fn, busy)
 
-    async def _run(self, key: str, fn: Callable[[], Any], busy: Any) -> Any:
+    async def _run(self, key: str, fn: Callable[[], Any], busy: Any, timeout: float | None = None) -> Any:
         while True:
             with self._lock:
                 call = self._calls.get(key)
@@ -101,7 +105,11 @@ class AsyncFlightGroup:
                     f"get_or_set for key {key!r} was called again by its own factory (or a task it "
                     "started): it would wait for itself; compute the value without re-entering"
                 )
-            await call.done.wait()
+            if not await call.done.wait(timeout):
+                raise CacheTimeout(
+                    f"get_or_set for key {key!r}: waited {timeout:g} s (wait_timeout) for the call "
+                    "loading it in this process; raise wait_timeout above the slowest load"
+                )
             if call.error is None:
                 return call.result
             if isinstance(call.error, Exception):
@@ -167,7 +175,13 @@ async def get_or_set_with_policy(
     async def load() -> Any:
         return await fill.load(stale)
 
-    return await cache._flights.run(cache._key(key), load)
+    try:
+        # Waiting for this process's own loader is bounded like waiting for another's lease.
+        return await cache._flights.run(cache._key(key), load, policy.wait_timeout)
+    except CacheTimeout:
+        if stale is not MISSING and _within_stale_if_error(stale, policy):
+            return stale.value
+        raise
 
 
 def _within_stale_if_error(stale: Envelope, policy: StampedePolicy) -> bool:
@@ -212,7 +226,13 @@ class _Fill:
         if not policy.lease:
             return await self.call_and_store(envelope, serve_on_error=True)
         lease = AsyncLease(self.cache, self.key, policy.lease_ttl)
-        if not await lease.acquire():
+        try:
+            acquired = await lease.acquire()
+        except CacheError:
+            # A refresh is optional work: a backend error taking the lease (counted and
+            # reported by the cache's hooks) must not fail a read that has a value to serve.
+            return envelope.value
+        if not acquired:
             return envelope.value  # another process is refreshing it
         try:
             again = await self._fresh()

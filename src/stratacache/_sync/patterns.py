@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .._concurrency import Event
-from .._exceptions import CacheTimeout, InvalidArgument
+from .._exceptions import CacheError, CacheTimeout, InvalidArgument
 from .._types import MISSING, Missing
 from ..core.envelope import Envelope, TagVersions, check_tags
 from ..core.stampede import Freshness, StampedePolicy, backoff_delay, classify, jittered_ttl, storage_ttl
@@ -74,9 +74,13 @@ class FlightGroup:
         # same group may be reached from several threads in the sync flavour.
         self._lock = threading.Lock()
 
-    def run(self, key: str, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` once for all concurrent callers with the same ``key``."""
-        return self._run(key, fn, _WAIT)
+    def run(self, key: str, fn: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Run ``fn`` once for all concurrent callers with the same ``key``.
+
+        A caller that waits for another's call gives up after ``timeout`` seconds (None:
+        no limit) with :class:`~stratacache.CacheTimeout`; the call itself runs on.
+        """
+        return self._run(key, fn, _WAIT, timeout)
 
     def run_or(self, key: str, fn: Callable[[], Any], busy: Any) -> Any:
         """Run ``fn`` if no call for ``key`` is running here; otherwise return ``busy`` at once.
@@ -86,7 +90,7 @@ class FlightGroup:
         """
         return self._run(key, fn, busy)
 
-    def _run(self, key: str, fn: Callable[[], Any], busy: Any) -> Any:
+    def _run(self, key: str, fn: Callable[[], Any], busy: Any, timeout: float | None = None) -> Any:
         while True:
             with self._lock:
                 call = self._calls.get(key)
@@ -102,7 +106,11 @@ class FlightGroup:
                     f"get_or_set for key {key!r} was called again by its own factory (or a task it "
                     "started): it would wait for itself; compute the value without re-entering"
                 )
-            call.done.wait()
+            if not call.done.wait(timeout):
+                raise CacheTimeout(
+                    f"get_or_set for key {key!r}: waited {timeout:g} s (wait_timeout) for the call "
+                    "loading it in this process; raise wait_timeout above the slowest load"
+                )
             if call.error is None:
                 return call.result
             if isinstance(call.error, Exception):
@@ -168,7 +176,13 @@ def get_or_set_with_policy(
     def load() -> Any:
         return fill.load(stale)
 
-    return cache._flights.run(cache._key(key), load)
+    try:
+        # Waiting for this process's own loader is bounded like waiting for another's lease.
+        return cache._flights.run(cache._key(key), load, policy.wait_timeout)
+    except CacheTimeout:
+        if stale is not MISSING and _within_stale_if_error(stale, policy):
+            return stale.value
+        raise
 
 
 def _within_stale_if_error(stale: Envelope, policy: StampedePolicy) -> bool:
@@ -213,7 +227,13 @@ class _Fill:
         if not policy.lease:
             return self.call_and_store(envelope, serve_on_error=True)
         lease = Lease(self.cache, self.key, policy.lease_ttl)
-        if not lease.acquire():
+        try:
+            acquired = lease.acquire()
+        except CacheError:
+            # A refresh is optional work: a backend error taking the lease (counted and
+            # reported by the cache's hooks) must not fail a read that has a value to serve.
+            return envelope.value
+        if not acquired:
             return envelope.value  # another process is refreshing it
         try:
             again = self._fresh()
