@@ -1013,11 +1013,21 @@ class AsyncCache:
         return value if type(value) is Envelope else None
 
     async def _exists_logical(self, k: str) -> bool:
-        """exists() as a plain get sees it: an envelope must be fresh and its tags valid."""
-        if not await self._backend.exists(k):
+        """exists() as a plain get sees it: an envelope must be fresh and its tags valid.
+
+        One read of the value, not an existence check and then a read: the same single
+        round trip as before envelopes existed, for the price of moving the value."""
+        try:
+            raw = await self._backend.get(k)
+        except WrongType:
+            return True  # a list, set or hash: never an envelope
+        if raw is MISSING:
             return False
-        envelope = await self._stored_envelope(k)
-        return envelope is None or await self._open_envelope(k, envelope) is not MISSING
+        try:
+            value = self._decode(raw, k)
+        except SerializationError:
+            return True  # bytes this cache cannot decode still exist
+        return type(value) is not Envelope or await self._open_envelope(k, value) is not MISSING
 
     async def _ttl_logical(self, k: str) -> float | Missing | None:
         """ttl() as a plain get sees it: an envelope's seconds left to ``fresh_until``."""
