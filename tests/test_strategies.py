@@ -361,7 +361,8 @@ async def test_bad_cache_or_source_is_refused(flavour: Flavour) -> None:
     with pytest.raises(sc.InvalidArgument, match=r"source .* has no store\(\), delete\(\)"):
         flavour.WriteThrough(flavour.cache, type("LoadOnly", (), {"load": lambda self, k: MISSING})())
     other = sc.AsyncCache("memory://") if flavour.name == "sync" else sc.Cache("memory://")
-    with pytest.raises(sc.InvalidArgument, match="cache must be"):
+    own = "Cache" if flavour.name == "sync" else "AsyncCache"
+    with pytest.raises(sc.InvalidArgument, match=rf"cache must be a cache of this flavour \({own}\), not"):
         flavour.WriteBehind(other, flavour.source())
 
 
