@@ -10,9 +10,11 @@ one in the conformance suite, and one more here with more threads.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -215,3 +217,36 @@ def test_file_verbs_on_values_kept_in_their_own_files(tmp_path: Path) -> None:
         assert cache.pull("big") == b"z" * 4096
         assert cache.get("big") is None
         assert sorted(p.name for p in tmp_path.rglob("*.val")) == []
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_file_get_item_has_created_on_the_wall_clock(tmp_path: Path, asynchronous: bool) -> None:
+    # The index keeps each write's time; get_item reports it, shifted onto the wall clock
+    # as expires_at is (the store's clock here is a FakeClock far from real time).
+    from stratacache.testing import FakeClock
+
+    clock = FakeClock(1_000.0)
+
+    def check(item: sc.Item | None, written: float) -> None:
+        assert item is not None
+        assert item.created is not None
+        assert item.expires_at is not None
+        assert abs(item.created - written) < 5
+        assert item.expires_at - item.created == pytest.approx(60, abs=0.01)
+
+    if not asynchronous:
+        with sc.Cache(backend="file", directory=str(tmp_path), clock=clock) as cache:
+            written = time.time()
+            cache.set("k", 1, ttl=60)
+            clock.advance(10)
+            check(cache.get_item("k"), written - 10)
+        return
+
+    async def run() -> None:
+        async with sc.AsyncCache(backend="file", directory=str(tmp_path), clock=clock) as cache:
+            written = time.time()
+            await cache.set("k", 1, ttl=60)
+            clock.advance(10)
+            check(await cache.get_item("k"), written - 10)
+
+    asyncio.run(run())
