@@ -38,7 +38,7 @@ def test_token_bucket_on_raw(name: str, request: pytest.FixtureRequest, tmp_path
         limiter = sc.RateLimiter(cache, 3, 1, algorithm="token_bucket", clock=clock)
         assert [limiter.hit("u").allowed for _ in range(4)] == [True, True, True, False]
         stored = cache.get("ratelimit:tb:u")
-        assert isinstance(stored, bytes)  # the "tokens stamp" text, on Lua and CAS paths alike
+        assert isinstance(stored, bytes)  # the "units at" text, on Lua and CAS paths alike
         clock.advance(0.34)
         assert limiter.hit("u").allowed  # one token refilled, read back from the bytes
         assert not limiter.hit("u").allowed

@@ -238,7 +238,7 @@ class RateLimiter:
             ttl = outcome.ttl_ms / 1000
             value: list[int] | bytes = list(outcome.state)
             if self._bytes_state:
-                # The Lua scripts' format ("tokens stamp"), which parse_state reads too.
+                # The Lua scripts' format ("units at"), which parse_state reads too.
                 value = " ".join(str(n) for n in outcome.state).encode("ascii")
             if item is None:
                 stored = self.cache.add(state_key, value, ttl)
