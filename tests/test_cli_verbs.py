@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -469,3 +471,20 @@ def test_plain_progress_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
         assert bar._bar is None
         bar.update(0)
     assert tty.getvalue() == "\rwarm [##############################] 0/0\n"
+
+
+@pytest.mark.parametrize("argv", [["stats", "memory://"], ["demo"]])
+def test_closed_stdout_pipe_ends_quietly(argv: list[str]) -> None:
+    # `stratacache stats URL | head -3`: the reader closes the pipe before the output is
+    # written. The command ends with status 0 and no BrokenPipeError traceback.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stratacache", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr

@@ -160,8 +160,12 @@ def test_failure_cases_name_the_parameter() -> None:
     with Cache("memory://") as cache:
         with pytest.raises(sc.InvalidArgument, match="parameter 'cache'"):
             RateLimiter("memory://", 1, 1)  # type: ignore[arg-type]
-        with pytest.raises(sc.InvalidArgument, match="parameter 'cache'"):
+        with pytest.raises(
+            sc.InvalidArgument, match=r"parameter 'cache' must be a cache of this flavour \(Cache\)"
+        ):
             RateLimiter(AsyncCache("memory://"), 1, 1)  # type: ignore[arg-type]
+        with pytest.raises(sc.InvalidArgument, match=r"this flavour \(AsyncCache\), got Cache"):
+            AsyncRateLimiter(cache, 1, 1)  # type: ignore[arg-type]
         for kwargs, name in (
             ({"limit": 0, "period": 1}, "limit"),
             ({"limit": 1, "period": -5}, "period"),

@@ -153,6 +153,54 @@ async def flavour(request: pytest.FixtureRequest) -> Any:
         await cache.close()
 
 
+# The layered case: memory L1 over a real redis-server L2, in a namespace of its own (the
+# session's redis-server is shared).
+_LAYERED_NS = "strategies-layered"
+
+
+@pytest.fixture(params=["sync", "async"])
+async def layered_flavour(request: pytest.FixtureRequest, redis_server: Any) -> Any:
+    options = {"backend": "layered", "tiers": ["memory://", redis_server.url], "namespace": _LAYERED_NS}
+    clock = FakeClock()  # unused: the layered cache runs on real time, as redis does
+    if request.param == "sync":
+        cache: Any = sc.Cache(**options)
+        cache.clear()
+        yield Flavour("sync", cache, clock, sc.ReadThrough, sc.WriteThrough, sc.WriteBehind, sc.RefreshAhead)
+        cache.close()
+    else:
+        cache = sc.AsyncCache(**options)
+        await cache.clear()
+        yield Flavour(
+            "async",
+            cache,
+            clock,
+            sc.AsyncReadThrough,
+            sc.AsyncWriteThrough,
+            sc.AsyncWriteBehind,
+            sc.AsyncRefreshAhead,
+        )
+        await cache.close()
+
+
+async def test_read_and_write_through_a_layered_cache(layered_flavour: Flavour, redis_server: Any) -> None:
+    flavour = layered_flavour
+    source = flavour.source({"a": 1})
+    rt = flavour.ReadThrough(flavour.cache, source, ttl=60)
+    assert await ev(rt.get("a")) == 1
+    assert await ev(rt.get("a")) == 1
+    assert source.count("load") == 1
+    wt = flavour.WriteThrough(flavour.cache, source, ttl=60)
+    await ev(wt.set("b", 2))
+    assert source.data["b"] == 2
+    with sc.Cache(redis_server.url, namespace=_LAYERED_NS) as shared:
+        # Loads and writes reach the shared tier, where other processes read them.
+        assert shared.get_many(["a", "b"]) == {"a": 1, "b": 2}
+        await ev(wt.delete("b"))
+        assert "b" not in source.data
+        assert await ev(flavour.cache.get("b", MISSING)) is MISSING
+        assert shared.get("b", MISSING) is MISSING
+
+
 # ------------------------------------------------------------------------------------ read-through
 
 
@@ -361,7 +409,8 @@ async def test_bad_cache_or_source_is_refused(flavour: Flavour) -> None:
     with pytest.raises(sc.InvalidArgument, match=r"source .* has no store\(\), delete\(\)"):
         flavour.WriteThrough(flavour.cache, type("LoadOnly", (), {"load": lambda self, k: MISSING})())
     other = sc.AsyncCache("memory://") if flavour.name == "sync" else sc.Cache("memory://")
-    with pytest.raises(sc.InvalidArgument, match="cache must be"):
+    own = "Cache" if flavour.name == "sync" else "AsyncCache"
+    with pytest.raises(sc.InvalidArgument, match=rf"cache must be a cache of this flavour \({own}\), not"):
         flavour.WriteBehind(other, flavour.source())
 
 

@@ -10,9 +10,11 @@ one in the conformance suite, and one more here with more threads.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 
 import stratacache as sc
+from stratacache import MISSING
 
 WORKERS = 4
 INCREMENTS = 15
@@ -29,6 +32,7 @@ INCREMENTS = 15
 _WORKER = """
 import sys
 import stratacache as sc
+from stratacache import MISSING
 
 url, mode, key, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 with sc.Cache(url) as cache:
@@ -215,3 +219,78 @@ def test_file_verbs_on_values_kept_in_their_own_files(tmp_path: Path) -> None:
         assert cache.pull("big") == b"z" * 4096
         assert cache.get("big") is None
         assert sorted(p.name for p in tmp_path.rglob("*.val")) == []
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_file_get_item_has_created_on_the_wall_clock(tmp_path: Path, asynchronous: bool) -> None:
+    # The index keeps each write's time; get_item reports it, shifted onto the wall clock
+    # as expires_at is (the store's clock here is a FakeClock far from real time).
+    from stratacache.testing import FakeClock
+
+    clock = FakeClock(1_000.0)
+
+    def check(item: sc.Item | None, written: float) -> None:
+        assert item is not None
+        assert item.created is not None
+        assert item.expires_at is not None
+        assert abs(item.created - written) < 5
+        assert item.expires_at - item.created == pytest.approx(60, abs=0.01)
+
+    if not asynchronous:
+        with sc.Cache(backend="file", directory=str(tmp_path), clock=clock) as cache:
+            written = time.time()
+            cache.set("k", 1, ttl=60)
+            clock.advance(10)
+            check(cache.get_item("k"), written - 10)
+        return
+
+    async def run() -> None:
+        async with sc.AsyncCache(backend="file", directory=str(tmp_path), clock=clock) as cache:
+            written = time.time()
+            await cache.set("k", 1, ttl=60)
+            clock.advance(10)
+            check(await cache.get_item("k"), written - 10)
+
+    asyncio.run(run())
+
+
+def test_verbs_on_a_layered_cache(redis_server: Any) -> None:
+    # Two layered caches (memory L1 each) over one real redis-server L2, as two processes:
+    # versions and compare-and-set are decided by the shared tier, never by a stale L1.
+    options = {"backend": "layered", "tiers": ["memory://", redis_server.url], "namespace": "verbs-layered"}
+    with sc.Cache(**options) as a, sc.Cache(**options) as b:
+        assert a.backend.wait_listening()  # type: ignore[attr-defined]
+        assert b.backend.wait_listening()  # type: ignore[attr-defined]
+        a.clear()
+        a.set("k", 1, ttl=60)
+        seen = a.get_item("k")
+        assert seen is not None
+        assert seen.value == 1
+        assert b.get("k") == 1  # b's L1 holds it now too
+        assert b.set("k", 2, ttl=60, if_version=seen.version) is True
+        assert a.set("k", 3, ttl=60, if_version=seen.version) is False  # a's version is stale
+        assert a.delete("k", if_version=seen.version) is False
+        assert a.replace("k", 4, ttl=60) is True
+        assert a.replace("absent", 1) is False
+        assert b.pull("k") == 4
+        assert a.pull("k") is None
+        assert a.get("k", MISSING) is MISSING
+
+
+async def test_verbs_on_a_layered_cache_async(redis_server: Any) -> None:
+    options = {"backend": "layered", "tiers": ["memory://", redis_server.url], "namespace": "verbs-layered"}
+    async with sc.AsyncCache(**options) as a, sc.AsyncCache(**options) as b:
+        assert await a.backend.wait_listening()  # type: ignore[attr-defined]
+        assert await b.backend.wait_listening()  # type: ignore[attr-defined]
+        await a.clear()
+        await a.set("k", 1, ttl=60)
+        seen = await a.get_item("k")
+        assert seen is not None
+        assert await b.get("k") == 1
+        assert await b.set("k", 2, ttl=60, if_version=seen.version) is True
+        assert await a.set("k", 3, ttl=60, if_version=seen.version) is False
+        assert await a.delete("k", if_version=seen.version) is False
+        assert await a.replace("k", 4, ttl=60) is True
+        assert await b.pull("k") == 4
+        assert await a.pull("k") is None
+        assert await a.get("k", MISSING) is MISSING

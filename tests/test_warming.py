@@ -196,6 +196,36 @@ async def test_async_warm_on_every_backend(acache: sc.AsyncCache, backend_name: 
     assert await acache.get_many([f"w{i}" for i in range(12)]) == expected
 
 
+_LAYERED_NS = "warming-layered"
+
+
+def test_warm_a_layered_cache(redis_server: Any) -> None:
+    # Memory L1 over a real redis-server L2: the warm fills the shared tier, where a plain
+    # Redis cache (another process) reads it.
+    source = FlakySource({f"w{i}": {"i": i} for i in range(12)}, broken={"w11"})
+    options = {"backend": "layered", "tiers": ["memory://", redis_server.url], "namespace": _LAYERED_NS}
+    with sc.Cache(**options) as cache, sc.Cache(redis_server.url, namespace=_LAYERED_NS) as shared:
+        cache.clear()
+        report = cache.warm(source, keys=[*source.data, "nope"], concurrency=2, batch_size=4, ttl=60)
+        assert (report.loaded, report.failed, report.skipped) == (8, 4, 1)
+        expected = {f"w{i}": {"i": i} for i in range(8)}
+        assert cache.get_many([f"w{i}" for i in range(12)]) == expected
+        assert shared.get_many([f"w{i}" for i in range(12)]) == expected
+
+
+async def test_async_warm_a_layered_cache(redis_server: Any) -> None:
+    source = SlowAsyncSource({f"w{i}": {"i": i} for i in range(12)}, broken={"w11"})
+    options = {"backend": "layered", "tiers": ["memory://", redis_server.url], "namespace": _LAYERED_NS}
+    async with sc.AsyncCache(**options) as cache:
+        await cache.clear()
+        report = await cache.warm(source, keys=[*source.data, "nope"], concurrency=2, batch_size=4, ttl=60)
+        assert (report.loaded, report.failed, report.skipped) == (8, 4, 1)
+        expected = {f"w{i}": {"i": i} for i in range(8)}
+        assert await cache.get_many([f"w{i}" for i in range(12)]) == expected
+        async with sc.AsyncCache(redis_server.url, namespace=_LAYERED_NS) as shared:
+            assert await shared.get_many([f"w{i}" for i in range(12)]) == expected
+
+
 def test_one_unstorable_value_fails_alone() -> None:
     # set_many fails a whole batch for one bad value; the warm then stores key by key, so
     # only that key is failed, with its own error, and nothing is counted as skipped.

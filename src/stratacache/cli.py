@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -410,7 +411,29 @@ class _Printer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    A reader that stops early (``stratacache keys URL | head -3``) closes the pipe: that ends
+    the command quietly with status 0, not a BrokenPipeError traceback.
+    """
+    try:
+        status = _main(argv)
+        # Flushed here, inside the try: buffered output would otherwise hit the closed pipe
+        # at interpreter exit, outside any handler.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's recipe (library/signal.html, "Note on SIGPIPE"): point stdout at devnull
+        # so the flush at exit cannot fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout without a file descriptor (a test's capture)
+            pass
+        return 0
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["simulate"]:
         # The simulator owns its arguments (several --policy/--size, percentages, ...).

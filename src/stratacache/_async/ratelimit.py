@@ -54,6 +54,7 @@ from ..core.ratelimit import (
 )
 from .backends.base import AsyncBackend
 from .cache import AsyncCache
+from .lease import stores_bytes_only
 
 __all__ = ["AsyncRateLimiter"]
 
@@ -105,7 +106,9 @@ class AsyncRateLimiter:
         clock: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(cache, AsyncCache):
-            raise InvalidArgument(f"parameter 'cache' must be an AsyncCache, got {type(cache).__name__}")
+            raise InvalidArgument(
+                f"parameter 'cache' must be a cache of this flavour (AsyncCache), got {type(cache).__name__}"
+            )
         self.spec: RateSpec = make_spec(limit, period, algorithm)
         if not isinstance(prefix, str) or not prefix:
             raise InvalidArgument(f"parameter 'prefix' must be a non-empty str, got {prefix!r}")
@@ -114,6 +117,8 @@ class AsyncRateLimiter:
         self.cache = cache
         self.prefix = prefix
         self._clock: Callable[[], float] = clock or time.time
+        # A serializer that stores only bytes (raw) cannot hold the bucket as a list.
+        self._bytes_state = stores_bytes_only(cache)
 
     @property
     def period(self) -> float:
@@ -230,7 +235,11 @@ class AsyncRateLimiter:
             outcome = token_bucket(spec, state, now, cost)
             if outcome.state is None:
                 return outcome.decision
-            value, ttl = list(outcome.state), outcome.ttl_ms / 1000
+            ttl = outcome.ttl_ms / 1000
+            value: list[int] | bytes = list(outcome.state)
+            if self._bytes_state:
+                # The Lua scripts' format ("units at"), which parse_state reads too.
+                value = " ".join(str(n) for n in outcome.state).encode("ascii")
             if item is None:
                 stored = await self.cache.add(state_key, value, ttl)
             else:

@@ -81,7 +81,9 @@ class AsyncReadThrough:
         negative_prefix: str = "__absent__:",
     ) -> None:
         if not isinstance(cache, AsyncCache):
-            raise InvalidArgument(f"cache must be an AsyncCache, not {type(cache).__name__}")
+            raise InvalidArgument(
+                f"cache must be a cache of this flavour (AsyncCache), not {type(cache).__name__}"
+            )
         _src.check_source(source, ("load",))
         self.cache = cache
         self.source = source

@@ -1315,10 +1315,10 @@ class FileStore:
 
     # ------------------------------------------------------------------ verbs
 
-    _ROW = "SELECT id, kind, value, file, crc, size, expires FROM entries WHERE key = ?"
+    _ROW = "SELECT id, kind, value, file, crc, size, expires, stored FROM entries WHERE key = ?"
 
     def _live_plain(self, conn: sqlite3.Connection, key: str, op: str, now: float) -> tuple[Any, ...] | None:
-        """``(id, kind, value, file, crc, size, expires)`` of the live entry at ``key``, or None.
+        """``(id, kind, value, file, crc, size, expires, stored)`` of the live entry at ``key``, or None.
 
         WrongType when it holds a collection.
         """
@@ -1338,7 +1338,7 @@ class FileStore:
 
     @_guarded
     def get_item(self, key: str) -> Item | Missing:
-        """The live plain entry at ``key`` with its version, expiry (unix time) and size."""
+        """The live plain entry at ``key`` with its version, write time and expiry (unix time), size."""
         conn = self._conn()
         now = self.clock()
         try:
@@ -1347,7 +1347,7 @@ class FileStore:
             raise self._fail("get_item", key, exc) from exc
         if row is None:
             return MISSING
-        _, _, value, file, crc, size, expires = row
+        _, _, value, file, crc, size, expires, stored = row
         if file is not None:
             value = self._read_file(conn, key, file, crc)
             if value is MISSING:
@@ -1355,8 +1355,9 @@ class FileStore:
         if self._reads is not None:
             self._note_read(self._reads, key)
         # The store's clock is wall-clock time by default; a test's clock is shifted onto it.
-        expires_at = None if expires is None else expires + (time.time() - now)
-        return Item(key, value, self._version(value, file), None, expires_at, (), size - len(key))
+        shift = time.time() - now
+        expires_at = None if expires is None else expires + shift
+        return Item(key, value, self._version(value, file), stored + shift, expires_at, (), size - len(key))
 
     @_guarded
     def set_if_version(self, key: str, value: bytes, ttl: float | None, version: int | str) -> bool:
@@ -1399,7 +1400,7 @@ class FileStore:
             row = self._live_plain(conn, key, "pull", now)
             if row is None:
                 return MISSING
-            row_id, _, value, file, crc, _, _ = row
+            row_id, _, value, file, crc, _, _, _ = row
             if file is not None:
                 value = self._load_file("pull", key, file)
                 if value is None or zlib.crc32(value) != crc:

@@ -22,7 +22,7 @@ from .._exceptions import CacheError, UnsupportedOperation
 if TYPE_CHECKING:
     from .cache import Cache
 
-__all__ = ["Lease", "lease_key"]
+__all__ = ["Lease", "lease_key", "stores_bytes_only"]
 
 # Lease keys live in the cache's own namespace (clear() removes them too) under a prefix
 # no plain key of an application is likely to start with; cache.keys() leaves them out.
@@ -32,6 +32,16 @@ LEASE_KEY_PREFIX = "stratacache-lease:"
 def lease_key(key: str) -> str:
     """The key that holds the lease for ``key``."""
     return LEASE_KEY_PREFIX + key
+
+
+def stores_bytes_only(cache: Cache) -> bool:
+    """True when ``cache`` stores values as given bytes (a headerless serializer, as raw).
+
+    Internal state (lease tokens, rate limiter buckets) is then written as bytes: such a
+    serializer refuses ``str`` and lists, and reads every value back as bytes.
+    """
+    codec = cache._codec
+    return codec is not None and getattr(codec.serializer, "format_id", None) == 0
 
 
 class Lease:
@@ -47,8 +57,12 @@ class Lease:
         self.cache = cache
         self.key = lease_key(key)
         self.ttl = ttl
-        # 128 random bits: no two holders, in any process, draw the same token.
-        self.token = secrets.token_hex(16)
+        # 128 random bits: no two holders, in any process, draw the same token. A cache
+        # whose serializer stores bytes as given (raw: no header) takes only bytes, and JSON
+        # takes no bytes, so the token is bytes exactly where text cannot be stored.
+        self.token: str | bytes = secrets.token_hex(16)
+        if stores_bytes_only(cache):
+            self.token = secrets.token_bytes(16)
         self.held = False
 
     def acquire(self) -> bool:

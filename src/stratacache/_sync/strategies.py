@@ -81,7 +81,9 @@ class ReadThrough:
         negative_prefix: str = "__absent__:",
     ) -> None:
         if not isinstance(cache, Cache):
-            raise InvalidArgument(f"cache must be an Cache, not {type(cache).__name__}")
+            raise InvalidArgument(
+                f"cache must be a cache of this flavour (Cache), not {type(cache).__name__}"
+            )
         _src.check_source(source, ("load",))
         self.cache = cache
         self.source = source

@@ -175,14 +175,22 @@ class StratacacheCache(BaseCache):  # type: ignore[misc]  # Django ships no type
         return self._cache.get(self.make_and_validate_key(key, version=version), default)
 
     def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
-        """Store ``value``; a timeout of 0 or less removes the key instead."""
+        """Store ``value``; a timeout of 0 or less removes the key instead.
+
+        A value over the backend's size limit (Memcached's item size) is not stored and the
+        key is deleted, without an error, as Django's memcached backends do: the old value
+        must not be served as if the new one had been stored.
+        """
         k = self.make_and_validate_key(key, version=version)
         ttl = self._seconds(timeout)
         if ttl is _EXPIRED:
             self._cache.delete(k)
             return
-        with _pickling():
-            self._cache.set(k, value, ttl)
+        try:
+            with _pickling():
+                self._cache.set(k, value, ttl)
+        except ValueTooLarge:
+            self._cache.delete(k)
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         """Give ``key`` a new timeout; False when the key does not exist."""
@@ -229,7 +237,8 @@ class StratacacheCache(BaseCache):  # type: ignore[misc]  # Django ships no type
         """Store every item with one timeout; the keys that could not be stored.
 
         A value over the backend's size limit (Memcached's item size) is a failed key, as
-        with Django's memcached backends; the rest are stored in one batch.
+        with Django's memcached backends, and is deleted (memcached itself drops the old
+        item when a set is too large); the rest are stored in one batch.
         """
         made = {self.make_and_validate_key(key, version=version): key for key in data}
         if not made:
@@ -248,8 +257,10 @@ class StratacacheCache(BaseCache):  # type: ignore[misc]  # Django ships no type
                 try:
                     self._cache.set(k, value, ttl)
                 except ValueTooLarge:
-                    failed.append(made[k])
-            return failed
+                    failed.append(k)
+            if failed:
+                self._cache.delete_many(failed)
+            return [made[k] for k in failed]
         return []
 
     def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:

@@ -8,10 +8,12 @@ sleeping.
 """
 
 import datetime
+import os
 import pickle
 import warnings
 from decimal import Decimal
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.base import CacheKeyWarning
@@ -111,6 +113,26 @@ class BasicOperations(CacheTestCase):
         self.assertIsNone(cache.delete_many(["a", "b", "zz"]))
         self.assertEqual(cache.get_many(["a", "b", "c"]), {"c": None})
         cache.delete_many([])
+
+    def test_values_over_the_item_size(self) -> None:
+        # As Django's memcached backends: a value over Memcached's item size is not stored,
+        # set() does not raise and the key loses its old value (never a stale read);
+        # set_many() returns the keys not stored, which lose their old values too.
+        big = os.urandom(cache.stratacache.backend.max_value_size + 1) if self.limited else b""
+        cache.set_many({"big": "old", "big2": "old", "small": "old"})
+        cache.set("big", big)
+        self.assertEqual(cache.get("big", "missing"), "missing" if self.limited else big)
+        failed = cache.set_many({"big2": big, "small": "new"})
+        self.assertEqual(failed, ["big2"] if self.limited else [])
+        self.assertEqual(cache.get("big2", "missing"), "missing" if self.limited else big)
+        self.assertEqual(cache.get("small"), "new")
+        self.assertEqual(async_to_sync(cache.aset_many)({"small": big}), ["small"] if self.limited else [])
+        self.assertEqual(cache.get("small", "missing"), "missing" if self.limited else big)
+
+    @property
+    def limited(self) -> bool:
+        """True over Memcached, whose items have a size limit."""
+        return settings.LOCATION.startswith("memcached://")
 
     def test_delete_and_has_key(self) -> None:
         cache.set("d", 1)
@@ -442,8 +464,9 @@ class Configuration(SimpleTestCase):
         failed = small_store.set_many({"big": "x" * 5000, "small": 1, "other": [1, 2]})
         self.assertEqual(failed, ["big"])
         self.assertEqual(small_store.get_many(["big", "small", "other"]), {"small": 1, "other": [1, 2]})
-        with self.assertRaises(sc.ValueTooLarge):
-            small_store.set("big", "x" * 5000)
+        # set() of a value too large does not raise and deletes the key, as in Django.
+        small_store.set("small", "x" * 5000)
+        self.assertEqual(small_store.get("small", "missing"), "missing")
         small_store.clear()
 
     @override_settings(SECRET_KEY="")
