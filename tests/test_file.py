@@ -454,14 +454,15 @@ def test_janitor_sweep_skips_a_reopen_while_another_process_rebuilds(fdir: Path)
 
 
 def _posix_locks(path: Path) -> list[str]:
-    """This process's POSIX locks on ``path`` (Linux: /proc/locks)."""
+    """This process's POSIX locks on ``path`` (Linux: /proc/locks), without each line's
+    leading ordinal ("3:"), which shifts as other processes take and drop locks."""
     info = path.stat()
     suffix = f":{info.st_ino}"
-    return [
-        line
+    return sorted(
+        line.split(":", 1)[1].strip()
         for line in Path("/proc/locks").read_text().splitlines()
         if " POSIX " in line and f" {os.getpid()} " in line and any(f.endswith(suffix) for f in line.split())
-    ]
+    )
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs /proc/locks")

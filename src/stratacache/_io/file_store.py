@@ -1362,13 +1362,30 @@ class FileStore:
     @_guarded
     def set_if_version(self, key: str, value: bytes, ttl: float | None, version: int | str) -> bool:
         """Store only if the live entry at ``key`` still has ``version``, in one transaction."""
+
+        def unchanged(conn: sqlite3.Connection, now: float) -> bool:
+            row = self._live_plain(conn, key, "set_if_version", now)
+            return row is not None and self._version(row[2], row[3]) == version
+
+        return self._store_if("set_if_version", key, value, ttl, unchanged)
+
+    def _store_if(
+        self,
+        operation: str,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        condition: Callable[[sqlite3.Connection, float], bool],
+    ) -> bool:
+        """Write ``key`` only if ``condition(conn, now)`` holds, checked and written in one
+        transaction (compare-and-set, replace); True when stored. A value file prepared
+        for a write that did not happen is removed."""
         now = self.clock()
         params = self._prepare(key, value, now, ttl)
         stored = False
         try:
-            with self._writing("set_if_version", key) as conn:
-                row = self._live_plain(conn, key, "set_if_version", now)
-                if row is not None and self._version(row[2], row[3]) == version:
+            with self._writing(operation, key) as conn:
+                if condition(conn, now):
                     conn.execute(_SET, params)
                     stored = True
         finally:
@@ -1412,23 +1429,12 @@ class FileStore:
     @_guarded
     def replace(self, key: str, value: bytes, ttl: float | None) -> bool:
         """Store only if ``key`` holds something live (a collection included), in one transaction."""
-        now = self.clock()
-        params = self._prepare(key, value, now, ttl)
-        stored = False
-        try:
-            with self._writing("replace", key) as conn:
-                row = conn.execute("SELECT expires FROM entries WHERE key = ?", (key,)).fetchone()
-                if row is not None and _alive(row[0], now):
-                    conn.execute(_SET, params)
-                    stored = True
-        finally:
-            if not stored:
-                self._discard_files((params,))
-        if stored:
-            self._empty_trash(conn)
-            if self.max_bytes is not None:
-                self._enforce_limit(conn, (key,))
-        return stored
+
+        def present(conn: sqlite3.Connection, now: float) -> bool:
+            row = conn.execute("SELECT expires FROM entries WHERE key = ?", (key,)).fetchone()
+            return row is not None and _alive(row[0], now)
+
+        return self._store_if("replace", key, value, ttl, present)
 
     @_guarded
     def exists(self, key: str) -> bool:
