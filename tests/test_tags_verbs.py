@@ -256,3 +256,22 @@ def test_stampede_leases_do_not_fire_user_hooks_sync() -> None:
         assert c.get_or_set("report", lambda: 7, ttl=60, policy=StampedePolicy(lease_ttl=5)) == 7
         assert not [e for e in events if "stratacache-lease:" in str(e.key)]
         assert c.exists("stratacache-lease:report") is False
+
+
+async def test_a_failing_entry_check_is_reported_as_the_verb_async() -> None:
+    events: list[HookEvent] = []
+    async with AsyncCache("memory://", hooks={"on_error": events.append}) as c:
+        await c.set("k", 1, tags=["t"])
+        item = await c.get_item("k")
+        assert item is not None
+
+        async def down(*args: Any) -> None:
+            raise BackendUnavailable("memory: injected failure")
+
+        c.backend.get_item = down  # type: ignore[method-assign]
+        with pytest.raises(BackendUnavailable):
+            await c.set("k", 2, if_version=item.version)
+        with pytest.raises(BackendUnavailable):
+            await c.replace("k", 2)
+        assert [(e.operation, e.key) for e in events] == [("set", "k"), ("replace", "k")]
+        assert (await c.stats()).errors == 2
