@@ -76,6 +76,16 @@ def test_cas_carries_the_compared_entrys_tag_versions_sync(cache: Cache) -> None
     assert cache.get("cart") == ["apple", "pear"]
     cache.invalidate_tags("user:42")
     assert cache.get("cart") is None
+    # Untagged entries: the check is transparent, a stored None included.
+    cache.set("n", 1)
+    item = cache.get_item("n")
+    assert item is not None
+    assert cache.set("n", None, if_version=item.version) is True
+    item = cache.get_item("n")
+    assert item is not None
+    assert item.value is None
+    assert cache.set("n", 2, if_version=item.version) is True
+    assert cache.get("n") == 2
 
 
 async def test_cas_keeps_old_versions_across_a_racing_invalidation(monkeypatch: pytest.MonkeyPatch) -> None:

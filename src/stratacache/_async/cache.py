@@ -748,14 +748,19 @@ class AsyncCache:
             # entry invalidated by its tags is still stored (invalidation is lazy), so its
             # validity and tag versions are read here (docs/patterns/verbs.md).
             raw, old = await self._live_entry(k, expected)
-            versions: dict[str, int | str] | None = None
-            if raw is not MISSING and tags is not None:
-                versions = await self._carried_versions(old, tags)
+        except CacheError as exc:
+            self._failed("set", key, exc)
+            raise
+        versions: dict[str, int | str] | None = None
+        if raw is not MISSING and tags is not None:
+            # current_versions reports its own failures (as "set").
+            versions = await self._carried_versions(old, tags)
+        try:
             encoded = None if raw is MISSING else self._wrap(Envelope(value, versions), k)
         except CacheError as exc:
             self._failed("set", key, exc)
             raise
-        cas = self._backend.set_if_version if encoded is not None else _refuse
+        cas = self._backend.set_if_version if raw is not MISSING else _refuse
         stored: bool = await self._call("set", key, cas, k, encoded, seconds, expected)
         if stored:
             self._stats.sets += 1
