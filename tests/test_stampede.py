@@ -664,20 +664,34 @@ async def test_revalidation_runs_once_when_another_process_refreshed_first(
     theirs = Loader()
     armed = [False]
 
-    def they_refresh_first(event: sc.HookEvent) -> None:
-        if armed[0] and event.key == lease_key("k"):
+    def they_refresh_first(key: str) -> None:
+        if armed[0] and key == lease_key("k"):
             armed[0] = False
             other.get_or_set("k", theirs, ttl=10, policy=policy)
 
     # stampede=: the cache's policy clock is also what its plain reads judge freshness by.
-    options: dict[str, Any] = {
-        "store": store,
-        "hooks": {"before_add": they_refresh_first},
-        "stampede": policy,
-    }
+    options: dict[str, Any] = {"store": store, "stampede": policy}
     mine: Cache | AsyncCache = (
         Cache("memory", **options) if flavour == "sync" else AsyncCache("memory", **options)
     )
+    # The lease is taken with the backend's add (user hooks never see lease keys): the
+    # other process refreshes just before it.
+    backend: Any = mine.backend
+    add = backend.add
+    if flavour == "sync":
+
+        def add_after_them(key: str, value: Any, ttl: float | None) -> bool:
+            they_refresh_first(key)
+            return bool(add(key, value, ttl))
+
+        backend.add = add_after_them
+    else:
+
+        async def add_after_them_async(key: str, value: Any, ttl: float | None) -> bool:
+            they_refresh_first(key)
+            return bool(await add(key, value, ttl))
+
+        backend.add = add_after_them_async
     assert await aw(mine.get_or_set("k", lambda: "old", ttl=10, policy=policy)) == "old"
     clock.advance(15)  # stale, inside the SWR window
     armed[0] = True

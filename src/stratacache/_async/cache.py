@@ -110,6 +110,11 @@ def _check_version(version: object, operation: str, key: object) -> int | str:
     return version
 
 
+async def _refuse(*args: Any) -> bool:
+    """The backend call of a verb whose answer is already known to be False."""
+    return False
+
+
 def _check_field(field: object) -> str:
     if type(field) is not str:
         raise InvalidKey(f"hash fields must be str, not {type(field).__name__}: {field!r}")
@@ -806,7 +811,7 @@ class AsyncCache:
                 if value.fresh_until is not None:  # ---- stampede: the ttl it was given
                     logical = time.time() + (value.fresh_until - self._clock())
                     expires_at = logical if expires_at is None else min(expires_at, logical)
-                value = await self._open_envelope(k, value)
+                value = await self._open_envelope(k, value, raw.version)
         except CacheError as exc:
             self._failed("get_item", key, exc)
             raise
@@ -822,17 +827,62 @@ class AsyncCache:
         k = self._key(key)
         seconds = self._ttl(ttl)
         expected = _check_version(version, "set", key)
-        versions = await self._tag_versions(tags)
+        if tags is not None:
+            self._check_envelopes()
+            tags = tags if type(tags) is TagVersions else check_tags(tags)
         try:
-            encoded = self._wrap(Envelope(value, versions), k)
+            # The entry compared against: the backend compares only its own version, and an
+            # entry invalidated by its tags is still stored (invalidation is lazy), so its
+            # validity and tag versions are read here (docs/patterns/verbs.md).
+            raw, old = await self._live_entry(k, expected)
         except CacheError as exc:
             self._failed("set", key, exc)
             raise
-        cas = self._backend.set_if_version
+        versions: dict[str, int | str] | None = None
+        if raw is not MISSING and tags is not None:
+            # current_versions reports its own failures (as "set").
+            versions = await self._carried_versions(old, tags)
+        try:
+            encoded = None if raw is MISSING else self._wrap(Envelope(value, versions), k)
+        except CacheError as exc:
+            self._failed("set", key, exc)
+            raise
+        cas = self._backend.set_if_version if raw is not MISSING else _refuse
         stored: bool = await self._call("set", key, cas, k, encoded, seconds, expected)
         if stored:
             self._stats.sets += 1
         return stored
+
+    async def _live_entry(self, k: str, expected: int | str | None = None) -> tuple[Any, Any]:
+        """``(raw Item, decoded value)`` of the entry at raw key ``k``, or ``(MISSING, MISSING)``
+        when there is none, when its version is not ``expected`` (if given), or when one of its
+        tags was invalidated (that entry is then dropped by compare-and-delete). A list, set or
+        hash comes back as ``(None, None)``: the backend's own verb decides about it."""
+        try:
+            raw = await self._backend.get_item(k)
+        except WrongType:
+            return None, None
+        if raw is MISSING or (expected is not None and raw.version != expected):
+            return MISSING, MISSING
+        value = self._decode(raw.value, k)
+        if type(value) is Envelope and value.tags and not await valid_envelopes(self, {k: value}):
+            await self._drop_invalid(k, value, raw.version)
+            return MISSING, MISSING
+        return raw, value
+
+    async def _carried_versions(
+        self, old: Any, tags: tuple[str, ...] | TagVersions
+    ) -> dict[str, int | str] | None:
+        """The tag versions of a compare-and-set's new value: a tag the compared entry ``old``
+        already had keeps that entry's version (so the new value is invalid exactly when the
+        old one is, even across an invalidation since it was checked); a new tag's version
+        is read now. A TagVersions is taken as given."""
+        if isinstance(tags, TagVersions):
+            return tags.as_dict() or None
+        had: dict[str, int | str] = (old.tags or {}) if type(old) is Envelope else {}
+        new = [tag for tag in tags if tag not in had]
+        read = await current_versions(self, new) if new else {}
+        return {tag: had[tag] if tag in had else read[tag] for tag in tags} or None
 
     async def _delete_if_version(self, key: str, version: Any) -> bool:
         k = self._key(key)
@@ -853,8 +903,13 @@ class AsyncCache:
         self._stats.deletes += 1
         try:
             value = self._decode(raw, k)
+            # Already removed by the pull: nothing to drop (a delete could hit a newer value).
+            # A copy past its ttl (kept for get_or_set) or invalidated by its tags is a miss.
             if type(value) is Envelope:
-                value = await self._open_envelope(k, value)
+                if self._is_stale(value) or (value.tags and not await valid_envelopes(self, {k: value})):
+                    value = MISSING
+                else:
+                    value = value.value
         except CacheError as exc:
             self._failed("pull", key, exc)
             raise
@@ -865,15 +920,20 @@ class AsyncCache:
         return value
 
     async def replace(self, key: str, value: Any, ttl: Any = UNSET) -> bool:
-        """Store ``value`` only if ``key`` holds a value, atomically; True when stored."""
+        """Store ``value`` only if ``key`` holds a value, atomically; True when stored.
+
+        An entry invalidated by its tags holds no value: replace then stores nothing."""
         k = self._key(key)
         seconds = self._ttl(ttl)
         try:
             encoded = self._encode(value, k)
+            # The backend's replace sees an invalidated entry as present (invalidation is lazy).
+            raw, _ = await self._live_entry(k)
         except CacheError as exc:
             self._failed("replace", key, exc)
             raise
-        stored: bool = await self._call("replace", key, self._backend.replace, k, encoded, seconds)
+        swap = self._backend.replace if raw is not MISSING else _refuse
+        stored: bool = await self._call("replace", key, swap, k, encoded, seconds)
         if stored:
             self._stats.sets += 1
         return stored
@@ -934,24 +994,47 @@ class AsyncCache:
         fresh_until = envelope.fresh_until
         return fresh_until is not None and self._clock() >= fresh_until
 
-    async def _open_envelope(self, k: str, envelope: Envelope, *, stale_ok: bool = False) -> Any:
+    async def _open_envelope(
+        self, k: str, envelope: Envelope, version: Any = None, *, stale_ok: bool = False
+    ) -> Any:
         """The value inside ``envelope`` stored at raw key ``k``, or MISSING when one of its
-        tags was invalidated since it was written (the entry is then deleted) or, unless
-        ``stale_ok``, when it is past its ttl (the stale copy is kept for get_or_set)."""
+        tags was invalidated since it was written (the entry is then dropped, see
+        :meth:`_drop_invalid`; ``version``: the entry's, when the read returned it) or,
+        unless ``stale_ok``, when it is past its ttl (the stale copy is kept for get_or_set)."""
         if not stale_ok and self._is_stale(envelope):
             return MISSING
         if envelope.tags and not await valid_envelopes(self, {k: envelope}):
-            # Dropped on read: it frees the space now and lets add() take the key. Racing a
-            # writer, this may delete a fresh value: a spurious miss, never a stale hit.
-            await self._backend.delete(k)
+            await self._drop_invalid(k, envelope, version)
             return MISSING
         return envelope.value
+
+    async def _drop_invalid(self, k: str, envelope: Envelope, version: Any = None) -> None:
+        """Delete the entry at raw key ``k`` that was read as the invalidated ``envelope``, only
+        if it is still one carrying the same tag versions (so still invalid): a compare-and-delete
+        against ``version`` (read again here when not given). A writer's fresh value stored since
+        the read is never deleted. Without versions (a third-party backend) nothing is deleted:
+        the entry's ttl or eviction reclaims it."""
+        backend = self._backend
+        if not backend.capabilities.versions:
+            return
+        try:
+            if version is None:
+                raw = await backend.get_item(k)
+                if raw is MISSING:
+                    return
+                again = self._decode(raw.value, k)
+                if type(again) is not Envelope or again.tags != envelope.tags:
+                    return  # rewritten since the read: not ours to drop
+                version = raw.version
+            await backend.delete_if_version(k, version)
+        except (WrongType, SerializationError):
+            return  # replaced by a collection or a value this cache cannot read: not ours
 
     async def _open_envelopes(
         self, wrapped: dict[str, Envelope], full: dict[str, str], into: dict[str, Any]
     ) -> None:
         """get_many's :meth:`_open_envelope`: put each valid one's value in ``into`` under its
-        caller's key (``full`` maps raw keys to them); delete the invalidated ones."""
+        caller's key (``full`` maps raw keys to them); drop the invalidated ones."""
         if any(envelope.fresh_until is not None for envelope in wrapped.values()):
             # Past their ttl: misses, but left in place (get_or_set's stale copies).
             now = self._clock()
@@ -964,9 +1047,9 @@ class AsyncCache:
         for k, envelope in wrapped.items():
             if k in valid:
                 into[full[k]] = envelope.value
-        invalidated = [k for k in wrapped if k not in valid]
-        if invalidated:
-            await self._backend.delete_many(invalidated)
+            else:
+                # One compare-and-delete each, paid once per invalidated entry.
+                await self._drop_invalid(k, envelope)
 
     async def _read_value(self, k: str) -> Any:
         """The decoded, tag-checked value at raw key ``k``, or MISSING (no stats, no hooks)."""

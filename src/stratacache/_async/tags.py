@@ -14,8 +14,9 @@ while every one of those records still holds that version:
 * A write racing an invalidation: the writer read the old version before loading, so the
   entry it writes after the invalidation carries the old version and reads as a miss.
 
-Invalidated entries are dropped lazily: they are not deleted, they read as misses and their
-space is reclaimed by their ttl or by eviction.
+Invalidated entries are dropped lazily: they are not deleted, they read as misses; a single-key
+read drops the one it finds by compare-and-delete, the others' space is reclaimed by their
+ttl or by eviction.
 """
 
 from __future__ import annotations
@@ -110,10 +111,7 @@ async def invalidate(cache: AsyncCache, tags: Iterable[Any]) -> None:
     for tag in names:
         key = _record_key(cache, tag)
         items[key] = cache._encode(new_tag_version(), key)
-    try:
-        # No ttl: a record must outlive the entries that carry its tag. Losing it anyway
-        # (eviction) only turns those entries into misses.
-        await cache._backend.set_many(items, None)
-    except CacheError as exc:
-        cache._failed("invalidate_tags", list(names), exc)
-        raise
+    # No ttl: a record must outlive the entries that carry its tag. Losing it anyway
+    # (eviction) only turns those entries into misses. Through _call: hooks see the
+    # operation ("invalidate_tags", the tag names as key) and errors are counted.
+    await cache._call("invalidate_tags", list(names), cache._backend.set_many, items, None)

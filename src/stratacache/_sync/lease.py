@@ -10,6 +10,11 @@ Release is compare-and-delete: read the lease with ``get_item`` and delete it wi
 ``if_version`` only if it still holds our token. A holder whose lease already expired and
 was taken by another caller must not delete that caller's lease, and a plain ``delete``
 would; a version check makes the read and the delete one atomic step.
+
+The lease's I/O goes to the backend directly, not through the facade's operations: it is
+the cache's own bookkeeping, so the user's hooks (metrics, tracing, logs) and ``stats()``
+do not see it as the user's ``add``/``get_item``/``delete`` of ``stratacache-lease:*``
+keys. Backends raise only stratacache errors, so errors are still translated.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from .._exceptions import CacheError, UnsupportedOperation
+from .._types import MISSING
 
 if TYPE_CHECKING:
     from .cache import Cache
@@ -67,7 +73,9 @@ class Lease:
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it; True when this caller now holds it."""
-        self.held = self.cache.add(self.key, self.token, ttl=self.ttl)
+        cache = self.cache
+        k = cache._key(self.key)
+        self.held = cache._backend.add(k, cache._encode(self.token, k), self.ttl)
         return self.held
 
     def release(self) -> bool:
@@ -81,10 +89,13 @@ class Lease:
             return False
         self.held = False
         try:
-            item = self.cache.get_item(self.key)
-            if item is None or item.value != self.token:
+            cache = self.cache
+            k = cache._key(self.key)
+            raw = cache._backend.get_item(k)
+            if raw is MISSING or cache._decode(raw.value, k) != self.token:
                 return False  # expired, and perhaps taken by another caller since: not ours
-            return self.cache.delete(self.key, if_version=item.version)
+            removed: bool = cache._backend.delete_if_version(k, raw.version)
+            return removed
         except UnsupportedOperation:
             # No versions on this backend: a plain delete could remove another caller's
             # lease, so leave ours to expire (waiters read the value, not the lease).

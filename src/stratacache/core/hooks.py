@@ -19,7 +19,7 @@ OPERATIONS: tuple[str, ...] = (
     "lpush", "rpush", "lpop", "rpop", "llen", "lrange",
     "sadd", "srem", "smembers", "sismember", "scard",
     "hset", "hget", "hgetall", "hdel", "hexists", "hlen", "hincrby",
-    "get_item", "pull", "replace",
+    "get_item", "pull", "replace", "invalidate_tags",
 )  # fmt: skip
 """Every cache operation that fires ``before_<op>``/``after_<op>`` hooks."""
 HOOK_NAMES: frozenset[str] = frozenset(
