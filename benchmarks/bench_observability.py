@@ -1,6 +1,9 @@
 """What observing a cache costs: ns per memory-backend ``get`` hit, with each integration.
 
-    python benchmarks/bench_observability.py [--calls 200000] [--rounds 5]
+    python benchmarks/bench_observability.py [--calls 200000] [--rounds 5] [--src DIR]
+
+``--src`` imports stratacache from another source tree (``git archive <ref> src | tar -x``),
+to compare two versions under the same conditions.
 
 Contenders, each a sync ``Cache("memory")`` holding the key read:
 
@@ -9,6 +12,7 @@ Contenders, each a sync ``Cache("memory")`` holding the key read:
 * ``logging``: LoggingInstrumentation, its logger not enabled for DEBUG (the default);
 * ``prometheus``: PrometheusCollector;
 * ``otel-api``: OpenTelemetryInstrumentation with only opentelemetry-api (no SDK: no-op);
+* ``otel-metrics``: with the SDK's metrics only (``spans=False``), to an in-memory reader;
 * ``otel-sdk``: with the SDK, spans to a SimpleSpanProcessor whose exporter drops them,
   metrics to an in-memory reader.
 
@@ -26,7 +30,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+# Read before argparse runs: stratacache must be imported from the chosen tree.
+sys.path.insert(
+    0,
+    str(Path(sys.argv[sys.argv.index("--src") + 1]).resolve())
+    if "--src" in sys.argv[:-1]
+    else str(Path(__file__).resolve().parent.parent / "src"),
+)
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -53,6 +63,10 @@ def _caches() -> tuple[dict[str, Cache], TracerProvider]:
     caches["logging"] = LoggingInstrumentation().instrument(Cache("memory"), name="bench")
     caches["prometheus"] = PrometheusCollector(CollectorRegistry()).instrument(Cache("memory"))
     caches["otel-api"] = OpenTelemetryInstrumentation().instrument(Cache("memory"))
+    metrics_only = OpenTelemetryInstrumentation(
+        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]), spans=False
+    )
+    caches["otel-metrics"] = metrics_only.instrument(Cache("memory"))
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(_Drop()))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
@@ -79,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--src", default=None, help="the stratacache source tree to import")
     args = parser.parse_args()
     caches, tracer_provider = _caches()
     names = list(caches)
@@ -89,11 +104,11 @@ def main() -> None:
             samples[name].append(_time(caches[name].get, args.calls))
     base = statistics.median(samples["none"])
     print(f"python {sys.version.split()[0]}, {args.calls} calls x {args.rounds} rounds, median")
+    print(f"stratacache from {Path(sys.modules['stratacache'].__file__ or '').parent.parent}")
     print(f"{'contender':<12} {'ns/get':>8} {'x none':>7}")
     for name in names:
         median = statistics.median(samples[name])
         print(f"{name:<12} {median:8.0f} {median / base:7.1f}")
-    tracer_provider.shutdown()
     tracer_provider.shutdown()
 
 
