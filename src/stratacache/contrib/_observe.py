@@ -10,6 +10,7 @@ object per call, which is why counters are read from ``stats()`` rather than cou
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -100,11 +101,9 @@ class Instrumentation:
         labels = CacheLabels(label, cache.namespace or "", cache.backend.name)
         self._prepare(labels)
 
-        def after(event: HookEvent) -> None:
-            self._after(labels, event)
-
-        def error(event: HookEvent) -> None:
-            self._error(labels, event)
+        # partial, not a closure: a C-level call, one Python frame less on every hooked call.
+        after: Hook = functools.partial(self._after, labels)
+        error: Hook = functools.partial(self._error, labels)
 
         sampled = self._sampled_operations()
         sampler: Sampler | None = None

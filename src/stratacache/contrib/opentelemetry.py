@@ -140,26 +140,32 @@ class OpenTelemetryInstrumentation(Instrumentation):
             shape = self._shapes[labels.name, operation, hit] = (attributes, span_attributes, span_name)
         return shape
 
-    def _record(self, labels: CacheLabels, event: HookEvent, error: BaseException | None) -> None:
-        attributes, span_attributes, span_name = self._shape(labels, event.operation, event.hit)
+    def _record(self, labels: CacheLabels, event: HookEvent) -> None:
+        # Per call when spans are on: kept to dict lookups and the SDK's own calls. One
+        # method for both hooks (``error`` is None on after_* events): no frame in between.
+        operation = event.operation
+        error = event.error
+        hit = event.hit
+        shape = self._shapes.get((labels.name, operation, hit)) or self._shape(labels, operation, hit)
+        attributes, span_attributes, span_name = shape
         key = event.key
-        extra: dict[str, Any] = {}
-        if isinstance(key, list | tuple):
-            extra["db.operation.batch.size"] = len(key)
-        if error is not None:
-            extra["error.type"] = type(error).__name__
-        if extra:
+        duration = event.duration
+        if error is not None or (type(key) is not str and isinstance(key, list | tuple)):
+            extra: dict[str, Any] = {}
+            if isinstance(key, list | tuple):
+                extra["db.operation.batch.size"] = len(key)
+            if error is not None:
+                extra["error.type"] = type(error).__name__
             attributes = {**attributes, **extra}
-        if self._duration is not None and event.duration is not None:
-            self._duration.record(event.duration, attributes)
+            span_attributes = {**span_attributes, **extra}
+        if duration is not None and self._duration is not None:
+            self._duration.record(duration, attributes)
         tracer = self._tracer
         if tracer is None:
             return
         end = time.time_ns()
-        start = end - int((event.duration or 0.0) * 1e9)
-        if extra:
-            span_attributes = {**span_attributes, **extra}
-        if self._record_keys and isinstance(key, str):
+        start = end - int(duration * 1e9) if duration else end
+        if self._record_keys and type(key) is str:
             span_attributes = {**span_attributes, "stratacache.cache.key": key}
         span = tracer.start_span(
             span_name, kind=SpanKind.CLIENT, attributes=span_attributes, start_time=start
@@ -184,11 +190,8 @@ class OpenTelemetryInstrumentation(Instrumentation):
                 observations.append(metrics.Observation(count, {**base, "stratacache.cache.hit": hit}))
         return observations
 
-    def _after(self, labels: CacheLabels, event: HookEvent) -> None:
-        self._record(labels, event, None)
-
-    def _error(self, labels: CacheLabels, event: HookEvent) -> None:
-        self._record(labels, event, event.error)
+    _after = _record
+    _error = _record
 
 
 def _is_meter_provider(provider: object) -> bool:
