@@ -55,6 +55,7 @@ from .entries import (
 )
 from .envelope import Envelope
 from .glob import compile_glob
+from .hooks import HookEvent
 from .policies import Policy, make_policy
 from .policies.fifo import FIFOPolicy
 from .policies.lru import LRUPolicy
@@ -860,8 +861,34 @@ class MemoryStore(CollectionsMixin):
                 hooks.sample("get", elapsed, every)  # one hit (or miss) in ``every``
             return value
 
+        def hooked(key: str, default: Any) -> Any:
+            # An after_get hook wants every call timed and told: done here for a plain hit or
+            # miss, without the facade's and the backend's frames (the event is the same).
+            started = perf_counter()
+            try:
+                value = store_get(prefix + key, True)
+            except CacheError:
+                return full_get(key, default)  # which raises it again, counted and told
+            if type(value) is envelope or (value is MISSING and not key.isascii()):
+                return full_get(key, default)
+            elapsed = perf_counter() - started
+            stats.get_latency.add(elapsed)
+            if hooks.samplers:
+                hooks.sample("get", elapsed, 1)  # every call is timed: each stands for itself
+            if value is MISSING:
+                stats.misses += 1
+                value = default
+                hit = False
+            else:
+                stats.hits += 1
+                hit = True
+            hooks.fire("after_get", HookEvent("get", key, result=value, duration=elapsed, hit=hit))
+            return value
+
         def get(key: Any, default: Any = None) -> Any:
             if hooks.on_get or type(key) is not str:  # samplers alone keep this path
+                if type(key) is str and miss_is_final and not hooks.wants_before:
+                    return hooked(key, default)
                 return full_get(key, default)
             try:
                 value = store_get(prefix + key, miss_is_final and not timing)
