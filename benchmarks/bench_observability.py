@@ -1,9 +1,12 @@
 """What observing a cache costs: ns per memory-backend ``get`` hit, with each integration.
 
     python benchmarks/bench_observability.py [--calls 200000] [--rounds 5] [--src DIR]
+    python benchmarks/bench_observability.py --compare OLD_SRC [--repeat 4] [--calls ...]
 
-``--src`` imports stratacache from another source tree (``git archive <ref> src | tar -x``),
-to compare two versions under the same conditions.
+``--src`` imports stratacache from another source tree (``git archive <ref> src | tar -x``).
+``--compare`` runs this benchmark in child processes, alternating between the tree given
+(before) and this checkout's (after), ``--repeat`` times each, and prints both medians side
+by side: the two versions then share the machine's load as evenly as one run allows.
 
 Contenders, each a sync ``Cache("memory")`` holding the key read:
 
@@ -23,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -88,13 +93,43 @@ def _time(get: Callable[[str], Any], calls: int) -> float:
         gc.enable()
 
 
+def _compare(args: argparse.Namespace) -> None:
+    """Alternate child runs of the old tree and this one; print both medians per contender."""
+    trees = {"before": ["--src", args.compare], "after": []}
+    pooled: dict[str, dict[str, list[float]]] = {tree: {} for tree in trees}
+    for _ in range(args.repeat):
+        for tree, extra in trees.items():
+            command = [sys.executable, __file__, "--json", f"--calls={args.calls}", f"--rounds={args.rounds}"]
+            out = subprocess.run([*command, *extra], check=True, capture_output=True, text=True).stdout
+            for name, values in json.loads(out).items():
+                pooled[tree].setdefault(name, []).extend(values)
+    runs = args.repeat * args.rounds
+    print(f"python {sys.version.split()[0]}, {args.calls} calls x {runs} rounds per version, median")
+    print(f"before: {args.compare}; after: this checkout")
+    print(f"{'contender':<12} {'before':>8} {'x none':>7} {'after':>8} {'x none':>7}")
+    medians = {tree: {n: statistics.median(v) for n, v in pooled[tree].items()} for tree in trees}
+    for name in medians["after"]:
+        cells = []
+        for tree in trees:
+            value = medians[tree].get(name)
+            base = medians[tree]["none"]
+            cells.append(f"{value:8.0f} {value / base:7.1f}" if value is not None else f"{'-':>8} {'-':>7}")
+        print(f"{name:<12} {' '.join(cells)}")
+
+
 def main() -> None:
     """Print the median ns per get of each contender."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--src", default=None, help="the stratacache source tree to import")
+    parser.add_argument("--compare", default=None, help="an older source tree to compare with")
+    parser.add_argument("--repeat", type=int, default=4, help="child runs per version (--compare)")
+    parser.add_argument("--json", action="store_true", help="print every round's figures as JSON")
     args = parser.parse_args()
+    if args.compare:
+        _compare(args)
+        return
     caches, tracer_provider = _caches()
     names = list(caches)
     samples: dict[str, list[float]] = {name: [] for name in names}
@@ -102,6 +137,10 @@ def main() -> None:
         order = names[round_index % len(names) :] + names[: round_index % len(names)]
         for name in order:
             samples[name].append(_time(caches[name].get, args.calls))
+    tracer_provider.shutdown()
+    if args.json:
+        print(json.dumps(samples))
+        return
     base = statistics.median(samples["none"])
     print(f"python {sys.version.split()[0]}, {args.calls} calls x {args.rounds} rounds, median")
     print(f"stratacache from {Path(sys.modules['stratacache'].__file__ or '').parent.parent}")
@@ -109,7 +148,6 @@ def main() -> None:
     for name in names:
         median = statistics.median(samples[name])
         print(f"{name:<12} {median:8.0f} {median / base:7.1f}")
-    tracer_provider.shutdown()
 
 
 if __name__ == "__main__":
