@@ -147,6 +147,8 @@ def test_prometheus_down_backend_is_reported_not_raised() -> None:
     assert (
         value(samples, "stratacache_operation_errors_total", operation="get", error="BackendUnavailable") == 1
     )
+    # A failure is not a sample: on_error gives its duration, recorded once.
+    assert value(samples, "stratacache_operation_duration_seconds_count", cache="down", operation="get") == 1
     assert ("stratacache_items", (("backend", "redis"), ("cache", "down"), ("namespace", ""))) not in samples
     cache.close()
 

@@ -391,9 +391,13 @@ class AsyncCache:
         self._tick += 1
         tick = self._tick
         started = 0.0
-        # Get hooks see every call's duration (HookEvent.duration), so every call is timed then.
-        if tick >= self._sample_every or hooks.on_get:
+        # Get hooks see every call's duration (HookEvent.duration), so every call is timed then;
+        # on_error hooks get a failure's duration (in-process hits take the fused path instead).
+        sampled = tick >= self._sample_every or hooks.on_get
+        if sampled:
             self._tick = 0
+            started = time.perf_counter()
+        elif hooks.on_error:
             started = time.perf_counter()
         try:
             value = await self._backend.get(k)
@@ -412,7 +416,7 @@ class AsyncCache:
         except CacheError as exc:
             self._failed("get", key, exc, started)
             raise
-        if started:
+        if sampled:
             started = time.perf_counter() - started  # from here on: the call's duration
             self._stats.get_latency.add(started)
             if hooks.samplers:
@@ -460,9 +464,13 @@ class AsyncCache:
         self._set_tick += 1
         tick = self._set_tick
         started = 0.0
-        # Set hooks see every call's duration (HookEvent.duration), so every call is timed then.
-        if tick >= self._sample_every or hooks.on_set:
+        # Set hooks see every call's duration (HookEvent.duration), so every call is timed then;
+        # on_error hooks get a failure's duration.
+        sampled = tick >= self._sample_every or hooks.on_set
+        if sampled:
             self._set_tick = 0
+            started = time.perf_counter()
+        elif hooks.on_error:
             started = time.perf_counter()
         try:
             if self._codec is not None:
@@ -471,7 +479,7 @@ class AsyncCache:
         except CacheError as exc:
             self._failed("set", key, exc, started)
             raise
-        if started:
+        if sampled:
             started = time.perf_counter() - started  # from here on: the call's duration
             self._stats.set_latency.add(started)
             if hooks.samplers:

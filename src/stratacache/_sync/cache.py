@@ -392,9 +392,13 @@ class Cache:
         self._tick += 1
         tick = self._tick
         started = 0.0
-        # Get hooks see every call's duration (HookEvent.duration), so every call is timed then.
-        if tick >= self._sample_every or hooks.on_get:
+        # Get hooks see every call's duration (HookEvent.duration), so every call is timed then;
+        # on_error hooks get a failure's duration (in-process hits take the fused path instead).
+        sampled = tick >= self._sample_every or hooks.on_get
+        if sampled:
             self._tick = 0
+            started = time.perf_counter()
+        elif hooks.on_error:
             started = time.perf_counter()
         try:
             value = self._backend.get(k)
@@ -413,7 +417,7 @@ class Cache:
         except CacheError as exc:
             self._failed("get", key, exc, started)
             raise
-        if started:
+        if sampled:
             started = time.perf_counter() - started  # from here on: the call's duration
             self._stats.get_latency.add(started)
             if hooks.samplers:
@@ -461,9 +465,13 @@ class Cache:
         self._set_tick += 1
         tick = self._set_tick
         started = 0.0
-        # Set hooks see every call's duration (HookEvent.duration), so every call is timed then.
-        if tick >= self._sample_every or hooks.on_set:
+        # Set hooks see every call's duration (HookEvent.duration), so every call is timed then;
+        # on_error hooks get a failure's duration.
+        sampled = tick >= self._sample_every or hooks.on_set
+        if sampled:
             self._set_tick = 0
+            started = time.perf_counter()
+        elif hooks.on_error:
             started = time.perf_counter()
         try:
             if self._codec is not None:
@@ -472,7 +480,7 @@ class Cache:
         except CacheError as exc:
             self._failed("set", key, exc, started)
             raise
-        if started:
+        if sampled:
             started = time.perf_counter() - started  # from here on: the call's duration
             self._stats.set_latency.add(started)
             if hooks.samplers:

@@ -37,8 +37,9 @@ class HookEvent:
     ``result`` is the operation's return value (for ``after_get``, what the caller gets:
     the value, or the default on a miss); ``error`` is set for ``on_error``.
     ``duration`` is the seconds the backend call took (set on ``after_*`` and ``on_error``
-    events of operations that reached the backend; None otherwise): the facade reads the
-    clock for it only while some hook is registered, so observers cost nothing when absent.
+    events of operations that reached the backend and were timed; None otherwise): the facade
+    reads the clock for it only while a hook wants it, so observers cost nothing when absent.
+    (The fused fast path of an in-process cache reports a failed ``set`` with None.)
     ``hit`` is set on ``after_get`` only: True when the key held a value (a stored value
     equal to the default is still a hit).
     """
@@ -72,7 +73,7 @@ class Hooks:
       the cache's counters (``stats()``) instead.
     """
 
-    __slots__ = ("_hooks", "active", "names", "on_get", "on_set", "samplers", "wants_before")
+    __slots__ = ("_hooks", "active", "names", "on_error", "on_get", "on_set", "samplers", "wants_before")
 
     def __init__(self) -> None:
         self._hooks: dict[str, list[Hook]] = {}
@@ -85,6 +86,7 @@ class Hooks:
         # Whether a get (set) hook is registered: only these turn the fused get (set) off.
         self.on_get = False
         self.on_set = False
+        self.on_error = False
         # The registered hook names, so an event is built only when someone will read it.
         self.names: frozenset[str] = frozenset()
         self.samplers: tuple[Sampler, ...] = ()
@@ -99,6 +101,7 @@ class Hooks:
         self.wants_before = any(n.startswith("before_") for n in names)
         self.on_get = "before_get" in names or "after_get" in names
         self.on_set = "before_set" in names or "after_set" in names
+        self.on_error = "on_error" in names
 
     def add(self, name: str, hook: Hook) -> None:
         """Register ``hook`` under ``name`` (one of :data:`HOOK_NAMES`)."""
