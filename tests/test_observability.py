@@ -572,12 +572,14 @@ def test_logging_hooks_follow_the_logger_level(caplog: pytest.LogCaptureFixture)
         logger.setLevel(logging.NOTSET)
 
 
-def test_logging_without_a_level_cache_keeps_per_call_hooks(caplog: pytest.LogCaptureFixture) -> None:
+def test_logging_without_a_level_cache_keeps_per_call_hooks(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Cached(dict[int, bool]):
         """A level cache someone else installed: ours is not put over it."""
 
     logger = logging.getLogger("stratacache.test.unwatched")
-    logger._cache = Cached()  # type: ignore[attr-defined]
+    monkeypatch.setattr(logger, "_cache", Cached())
     cache = LoggingInstrumentation(logger=logger).instrument(Cache("memory"))
     assert cache.hooks.on_get  # nothing would say when to add them: always there
     cache.get("k")  # and each call checks isEnabledFor itself
