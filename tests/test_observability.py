@@ -54,7 +54,8 @@ def down_redis_url() -> str:
 def test_prometheus_sync_memory_counts_times_and_reads_the_backend() -> None:
     registry = CollectorRegistry()
     collector = PrometheusCollector(registry)
-    cache = collector.instrument(Cache("memory", namespace="app"), name="pages")
+    # latency_sample=1: every get/set is a sample of weight 1, so the histogram counts exactly.
+    cache = collector.instrument(Cache("memory", namespace="app", latency_sample=1), name="pages")
     assert isinstance(cache, Cache)
     cache.set("a", 1)
     cache.set("b", None)
@@ -146,6 +147,8 @@ def test_prometheus_down_backend_is_reported_not_raised() -> None:
     assert (
         value(samples, "stratacache_operation_errors_total", operation="get", error="BackendUnavailable") == 1
     )
+    # A failure is not a sample: on_error gives its duration, recorded once.
+    assert value(samples, "stratacache_operation_duration_seconds_count", cache="down", operation="get") == 1
     assert ("stratacache_items", (("backend", "redis"), ("cache", "down"), ("namespace", ""))) not in samples
     cache.close()
 
@@ -153,7 +156,7 @@ def test_prometheus_down_backend_is_reported_not_raised() -> None:
 async def test_prometheus_async_cache_over_redis(redis_server: RedisServer) -> None:
     registry = CollectorRegistry()
     collector = PrometheusCollector(registry)
-    cache = AsyncCache(redis_server.url, namespace="obs-async")
+    cache = AsyncCache(redis_server.url, namespace="obs-async", latency_sample=2)
     await cache.clear()
     collector.instrument(cache)
     await cache.set("a", 1)
@@ -161,7 +164,11 @@ async def test_prometheus_async_cache_over_redis(redis_server: RedisServer) -> N
     assert await cache.get("b") is None
     samples = scrape(registry)
     assert value(samples, "stratacache_hits_total", cache="obs-async", backend="redis") == 1
+    # The second get is the sample, standing for both; the one set is not sampled yet.
     assert value(samples, "stratacache_operation_duration_seconds_count", operation="get") == 2
+    count = "stratacache_operation_duration_seconds_count"
+    counted = [dict(ls)["operation"] for n, ls in samples if n == count]
+    assert counted == ["get"]
     # Backend figures of an AsyncCache come from the last refresh().
     assert not any(name == "stratacache_items" for name, _ in samples)
     await collector.refresh()
@@ -199,14 +206,103 @@ def test_prometheus_bad_arguments() -> None:
 
 def test_prometheus_broken_collector_does_not_break_cache_calls(caplog: pytest.LogCaptureFixture) -> None:
     class Broken(PrometheusCollector):
-        def _observe(self, name: str, operation: str, seconds: float) -> None:
+        def _observe(self, name: str, operation: str, seconds: float, weight: int) -> None:
             raise RuntimeError("exporter down")
 
     registry = CollectorRegistry()
-    cache = Broken(registry).instrument(Cache("memory"))
+    cache = Broken(registry).instrument(Cache("memory", latency_sample=1))
     cache.set("k", "v")
     assert cache.get("k") == "v"
     assert "exporter down" in caplog.text
+    assert "latency sampler failed" in caplog.text
+    caplog.clear()
+    with pytest.raises(sc.WrongType):
+        cache.incr("k")  # the on_error hook fails the same way, and the cache's error stands
+    assert "exporter down" in caplog.text
+
+
+def test_prometheus_sampled_histogram_keeps_the_fast_paths() -> None:
+    registry = CollectorRegistry()
+    collector = PrometheusCollector(registry)
+    cache = Cache("memory", latency_sample=4)
+    fused_get, fused_set = cache.get, cache.set
+    collector.instrument(cache, name="hot")
+    # No per-call get/set hook: the fused fast paths the cache installed stay in use.
+    assert not cache.hooks.on_get
+    assert not cache.hooks.on_set
+    assert cache.get is fused_get
+    assert cache.set is fused_set
+    assert "fused_get" in fused_get.__qualname__
+    for _ in range(5):
+        cache.set("a", 1)  # the 4th is the sample, standing for 4 sets
+    for _ in range(9):
+        assert cache.get("a") == 1  # hits 4 and 8 are sampled: 2 x 4
+    for _ in range(4):
+        assert cache.get("zz") is None  # the 4th miss: 1 x 4
+    cache.delete("a")  # not a hot operation: a hook, every call, weight 1
+    samples = scrape(registry)
+    count = "stratacache_operation_duration_seconds_count"
+    assert value(samples, count, cache="hot", operation="set") == 4
+    assert value(samples, count, cache="hot", operation="get") == 12
+    assert value(samples, "stratacache_operation_duration_seconds_bucket", operation="get", le="+Inf") == 12
+    assert value(samples, count, cache="hot", operation="delete") == 1
+    assert value(samples, "stratacache_operation_duration_seconds_sum", operation="get") > 0
+    # The counters stay exact: they are the cache's own.
+    assert value(samples, "stratacache_hits_total", cache="hot") == 9
+    assert value(samples, "stratacache_misses_total", cache="hot") == 4
+    assert value(samples, "stratacache_sets_total", cache="hot") == 5
+    # A get hook of the user's times every call: samples of weight 1 from then on.
+    cache.hooks.add("after_get", lambda event: None)
+    for _ in range(3):
+        cache.get("b")
+    samples = scrape(registry)
+    assert value(samples, count, cache="hot", operation="get") == 15
+    collector.uninstrument(cache)
+    assert not cache.hooks.samplers
+    assert cache.hooks.names == frozenset({"after_get"})
+
+
+def test_fused_set_failure_reaches_on_error_with_the_fast_path_kept() -> None:
+    errors: list[sc.HookEvent] = []
+    cache = Cache("memory", max_bytes=64, hooks={"on_error": errors.append})
+    assert not cache.hooks.on_set  # on_error alone keeps the fused set
+    with pytest.raises(sc.ValueTooLarge):
+        cache.set("big", "x" * 1000)
+    assert [(e.operation, e.key, type(e.error)) for e in errors] == [("set", "big", sc.ValueTooLarge)]
+    assert cache.stats().errors == 1
+
+
+def test_hook_samplers_weights_and_failures(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[str, float, int]] = []
+
+    def record(operation: str, seconds: float, weight: int) -> None:
+        seen.append((operation, seconds, weight))
+
+    def broken(operation: str, seconds: float, weight: int) -> None:
+        raise RuntimeError("sampler bug")
+
+    hooks = sc.Cache("memory").hooks
+    with pytest.raises(sc.ConfigurationError, match="sampler must be callable"):
+        hooks.add_sampler("nope")  # type: ignore[arg-type]
+    hooks.remove_sampler(record)  # never added: ignored
+    # A serializing cache takes the facade's own path: a sample's weight is the calls since the last.
+    cache = Cache("memory", serializer="json", latency_sample=3)
+    cache.hooks.add_sampler(broken)
+    cache.hooks.add_sampler(record)
+    for i in range(7):
+        cache.set(f"k{i}", i)
+        cache.get(f"k{i}")
+    assert [(op, weight) for op, _, weight in seen] == [("set", 3), ("get", 3), ("set", 3), ("get", 3)]
+    assert all(seconds >= 0 for _, seconds, _ in seen)
+    assert "sampler bug" in caplog.text  # logged, and the later sampler still ran
+    cache.hooks.add("after_set", lambda event: None)
+    cache.set("x", 1)  # timed now that a set hook wants every call: k6 and x since the last sample
+    assert seen[-1][0::2] == ("set", 2)
+    cache.set("x", 2)
+    assert seen[-1][0::2] == ("set", 1)
+    cache.hooks.remove_sampler(record)
+    cache.set("y", 1)
+    assert len(seen) == 6
 
 
 # -------------------------------------------------------------------- opentelemetry
@@ -306,10 +402,36 @@ def test_otel_record_keys_and_halves() -> None:
     only_metrics = OpenTelemetryInstrumentation(
         meter_provider=MeterProvider(metric_readers=[reader]), spans=False
     )
-    other = only_metrics.instrument(Cache("memory"))
+    other = only_metrics.instrument(Cache("memory", latency_sample=1))
     other.get("x")
     assert len(exporter.get_finished_spans()) == 1
     assert "db.client.operation.duration" in metric_points(reader)
+
+
+def test_otel_metrics_only_samples_get_and_set_on_the_fast_path() -> None:
+    reader = InMemoryMetricReader()
+    instrumentation = OpenTelemetryInstrumentation(
+        meter_provider=MeterProvider(metric_readers=[reader]), spans=False
+    )
+    cache = Cache("memory", latency_sample=2)
+    fused_get = cache.get
+    instrumentation.instrument(cache, name="hot")
+    assert not cache.hooks.on_get
+    assert cache.get is fused_get
+    cache.set("a", 1)
+    cache.set("b", 2)  # sampled
+    for key in ("a", "a", "a", "a", "x", "x"):
+        cache.get(key)  # hits 2 and 4, miss 2: three samples
+    cache.delete("a")  # per call
+    points = metric_points(reader)
+    durations = {p.attributes["db.operation.name"]: p.count for p in points["db.client.operation.duration"]}
+    # One record per sample (an OpenTelemetry histogram has no weights): sampled calls.
+    assert durations == {"set": 1, "get": 3, "delete": 1}
+    lookups = {p.attributes["stratacache.cache.hit"]: p.value for p in points["stratacache.cache.lookups"]}
+    assert lookups == {True: 4, False: 2}  # exact: the cache's own counters
+    instrumentation.uninstrument(cache)
+    assert not cache.hooks.samplers
+    assert not cache.hooks.active
 
 
 def test_otel_broken_exporter_does_not_break_cache_calls() -> None:
@@ -411,3 +533,57 @@ def test_hook_event_duration_and_hit_without_integrations() -> None:
     assert [(e.result, e.hit) for e in events[:2]] == [(None, True), ("d", False)]
     assert all(e.duration is not None and e.duration >= 0 for e in events)
     assert events[2].hit is None
+
+
+def test_logging_hooks_follow_the_logger_level(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("stratacache.ops.gated")
+    instrumentation = LoggingInstrumentation()
+    cache = Cache("memory")
+    fused_get = cache.get
+    instrumentation.instrument(cache, name="gated")
+    try:
+        # Not enabled for DEBUG: no per-call hook, the fused fast path stays.
+        assert not cache.hooks.on_get
+        assert cache.get is fused_get
+        assert "on_error" in cache.hooks.names  # failures are always hooked
+        cache.get("quiet")
+        logger.setLevel(logging.DEBUG)  # logging clears its level cache: the hooks come
+        assert cache.hooks.on_get
+        cache.get("loud")
+        logging.disable(logging.INFO)  # disables DEBUG everywhere: they go
+        assert not cache.hooks.on_get
+        cache.get("disabled")
+        logging.disable(logging.NOTSET)
+        assert cache.hooks.on_get
+        cache.set("again", 1)
+        logger.setLevel(logging.NOTSET)
+        assert not cache.hooks.on_get
+        cache.get("quiet again")
+    finally:
+        logging.disable(logging.NOTSET)
+        logger.setLevel(logging.NOTSET)
+    records = [(r.operation, r.key) for r in caplog.records if r.name == logger.name]  # type: ignore[attr-defined]
+    assert records == [("get", "loud"), ("set", "again")]
+    instrumentation.uninstrument(cache)
+    logger.setLevel(logging.DEBUG)
+    try:
+        assert not cache.hooks.active  # the watch forgot the uninstrumented cache
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
+def test_logging_without_a_level_cache_keeps_per_call_hooks(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Cached(dict[int, bool]):
+        """A level cache someone else installed: ours is not put over it."""
+
+    logger = logging.getLogger("stratacache.test.unwatched")
+    monkeypatch.setattr(logger, "_cache", Cached())
+    cache = LoggingInstrumentation(logger=logger).instrument(Cache("memory"))
+    assert cache.hooks.on_get  # nothing would say when to add them: always there
+    cache.get("k")  # and each call checks isEnabledFor itself
+    assert not [r for r in caplog.records if r.name == logger.name]
+    caplog.set_level(logging.DEBUG, logger=logger.name)
+    cache.get("k")
+    assert [r.outcome for r in caplog.records if r.name == logger.name] == ["miss"]  # type: ignore[attr-defined]

@@ -263,7 +263,8 @@ class Cache:
             self._plain_loaders = self._codec.plain_loaders
         self._backend.attach_cache(self._codec)
         self._sample_every: int = options.get("latency_sample", 64)
-        self._tick = 0
+        self._tick = 0  # get calls since the last timed one (the sample's weight)
+        self._set_tick = 0  # the same for set
         self._stats = StatsRecorder()
         self._flights = FlightGroup()
         self._stampede: StampedePolicy | None = options.get("stampede")  # ---- stampede
@@ -397,7 +398,7 @@ class Cache:
         except CacheError as exc:
             self._failed(operation, key, exc, started)
             raise
-        if hooks.active:
+        if hooks.active and f"after_{operation}" in hooks.names:  # no event nobody reads (on_error alone)
             duration = time.perf_counter() - started if started else None
             hooks.fire(f"after_{operation}", HookEvent(operation, key, result=result, duration=duration))
         return result
@@ -411,10 +412,15 @@ class Cache:
         if hooks.wants_before:
             hooks.fire("before_get", HookEvent("get", key))
         self._tick += 1
+        tick = self._tick
         started = 0.0
-        # Hooks see every call's duration (HookEvent.duration), so every call is timed then.
-        if self._tick >= self._sample_every or hooks.active:
+        # Get hooks see every call's duration (HookEvent.duration), so every call is timed then;
+        # on_error hooks get a failure's duration (in-process hits take the fused path instead).
+        sampled = tick >= self._sample_every or hooks.on_get
+        if sampled:
             self._tick = 0
+            started = time.perf_counter()
+        elif hooks.on_error:
             started = time.perf_counter()
         try:
             value = self._backend.get(k)
@@ -433,9 +439,11 @@ class Cache:
         except CacheError as exc:
             self._failed("get", key, exc, started)
             raise
-        if started:
+        if sampled:
             started = time.perf_counter() - started  # from here on: the call's duration
             self._stats.get_latency.add(started)
+            if hooks.samplers:
+                hooks.sample("get", started, tick)  # standing for the calls since the last sample
         if value is MISSING:
             self._stats.misses += 1
             value = default
@@ -443,7 +451,7 @@ class Cache:
         else:
             self._stats.hits += 1
             hit = True
-        if hooks.active:
+        if hooks.on_get:
             hooks.fire("after_get", HookEvent("get", key, result=value, duration=started or None, hit=hit))
         return value
 
@@ -476,11 +484,16 @@ class Cache:
         hooks = self._hooks
         if hooks.wants_before:
             hooks.fire("before_set", HookEvent("set", key, value))
-        self._tick += 1
+        self._set_tick += 1
+        tick = self._set_tick
         started = 0.0
-        # Hooks see every call's duration (HookEvent.duration), so every call is timed then.
-        if self._tick >= self._sample_every or hooks.active:
-            self._tick = 0
+        # Set hooks see every call's duration (HookEvent.duration), so every call is timed then;
+        # on_error hooks get a failure's duration.
+        sampled = tick >= self._sample_every or hooks.on_set
+        if sampled:
+            self._set_tick = 0
+            started = time.perf_counter()
+        elif hooks.on_error:
             started = time.perf_counter()
         try:
             if self._codec is not None:
@@ -489,11 +502,13 @@ class Cache:
         except CacheError as exc:
             self._failed("set", key, exc, started)
             raise
-        if started:
+        if sampled:
             started = time.perf_counter() - started  # from here on: the call's duration
             self._stats.set_latency.add(started)
+            if hooks.samplers:
+                hooks.sample("set", started, tick)
         self._stats.sets += 1
-        if hooks.active:
+        if hooks.on_set:
             hooks.fire("after_set", HookEvent("set", key, value, duration=started or None))
         return True
 

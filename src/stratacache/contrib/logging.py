@@ -1,9 +1,13 @@
 """Structured logging of cache operations: one record per call, fields in ``extra=``.
 
 Off unless a cache is given to :meth:`LoggingInstrumentation.instrument`, and then quiet
-unless its logger is enabled for the level used (DEBUG by default): a disabled logger
-costs one ``isEnabledFor`` check per call. Each record carries, as attributes a JSON
-formatter or a log shipper can pick up:
+unless its logger is enabled for the level used (DEBUG by default). While the logger is not
+enabled for that level the per-call hooks are not even registered, so the cache keeps its
+fused fast paths and pays nothing: the instrumentation watches the logger's own
+``isEnabledFor`` cache, which :mod:`logging` clears on every level change (``setLevel``,
+``logging.disable``, ``dictConfig``), and registers or removes its hooks then. Errors are
+always hooked (``on_error``, checked against ``error_level`` per failure). Each record
+carries, as attributes a JSON formatter or a log shipper can pick up:
 
 ``cache`` (the name), ``namespace``, ``backend`` (the backend's name), ``operation``,
 ``key`` (the key, or for a ``*_many`` call the number of keys as ``keys``), ``duration``
@@ -18,6 +22,7 @@ when your keys hold personal data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from .._exceptions import InvalidArgument
@@ -25,6 +30,43 @@ from ..core.hooks import HookEvent
 from ._observe import CacheLabels, CacheT, Instrumentation
 
 __all__ = ["LoggingInstrumentation"]
+
+
+class _LevelWatch(dict[int, bool]):
+    """A logger's ``isEnabledFor`` cache that also tells listeners when :mod:`logging` clears it.
+
+    ``Logger.isEnabledFor`` memoizes its answer per level in ``logger._cache``, and logging
+    clears every logger's cache whenever a level can have changed (``Manager._clear_cache``,
+    called by ``setLevel`` and ``logging.disable``). The same invalidation as the standard
+    library's own check, so a listener sees every change ``isEnabledFor`` would.
+    """
+
+    __slots__ = ("listeners",)
+
+    def __init__(self, cached: dict[int, bool]) -> None:
+        super().__init__(cached)
+        self.listeners: list[Callable[[], None]] = []
+
+    def clear(self) -> None:
+        super().clear()
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:  # a listener runs inside someone's setLevel: never fail it
+                logging.getLogger("stratacache").exception("stratacache logging level watch failed")
+
+
+def _watch(logger: logging.Logger) -> _LevelWatch | None:
+    """The level watch of ``logger``, installed on first use; None where it cannot be."""
+    cached = getattr(logger, "_cache", None)
+    if isinstance(cached, _LevelWatch):
+        return cached
+    if type(cached) is not dict:  # not the standard library's Logger, or replaced by someone
+        return None
+    watch = _LevelWatch(cached)
+    logger._cache = watch  # type: ignore[attr-defined]
+    return watch
+
 
 _LEVELS = frozenset({logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL})
 
@@ -60,6 +102,8 @@ class LoggingInstrumentation(Instrumentation):
         self.error_level = error_level
         self.log_keys = log_keys
         self._loggers: dict[str, logging.Logger] = {}
+        # Cache name -> (its logger's watch, our listener on it), for uninstrument.
+        self._listeners: dict[str, tuple[_LevelWatch, Callable[[], None]]] = {}
 
     def instrument(self, cache: CacheT, *, name: str | None = None) -> CacheT:
         """Log ``cache``'s operations under ``name`` (default: its namespace or ``"default"``)."""
@@ -70,10 +114,29 @@ class LoggingInstrumentation(Instrumentation):
         return self._loggers.get(name) or self._logger or logging.getLogger(f"stratacache.ops.{name}")
 
     def _prepare(self, labels: CacheLabels) -> None:
-        self._loggers[labels.name] = self._logger or logging.getLogger(f"stratacache.ops.{labels.name}")
+        logger = self._logger or logging.getLogger(f"stratacache.ops.{labels.name}")
+        self._loggers[labels.name] = logger
+        watch = _watch(logger)
+        if watch is None:
+            return  # hooks stay registered; each call checks isEnabledFor itself
+
+        def level_changed() -> None:
+            for observed in list(self._caches.values()):
+                if observed.labels.name == labels.name:
+                    self._attach(observed, logger.isEnabledFor(self.level))
+
+        watch.listeners.append(level_changed)
+        self._listeners[labels.name] = (watch, level_changed)
 
     def _forget(self, labels: CacheLabels) -> None:
         self._loggers.pop(labels.name, None)
+        watch, listener = self._listeners.pop(labels.name, (None, None))
+        if watch is not None and listener in watch.listeners:
+            watch.listeners.remove(listener)
+
+    def _wants_after(self, labels: CacheLabels) -> bool:
+        # Without a watch the hooks must stay: nothing would tell us when to add them.
+        return labels.name not in self._listeners or self._loggers[labels.name].isEnabledFor(self.level)
 
     def _fields(self, labels: CacheLabels, event: HookEvent, outcome: str) -> dict[str, Any]:
         fields: dict[str, Any] = {

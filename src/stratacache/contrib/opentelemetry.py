@@ -21,22 +21,32 @@ stable attribute names where one exists:
   ``stratacache.cache.key`` only with ``record_keys=True`` (keys may carry personal data).
 
 Metrics: the histogram ``db.client.operation.duration`` (seconds; the stable conventional
-name) with the attributes above but the key, and the counter ``stratacache.cache.lookups``
-(attribute ``stratacache.cache.hit``), one per key read by ``get``/``get_many``.
+name) with the attributes above but the key, and the observable counter
+``stratacache.cache.lookups`` (attribute ``stratacache.cache.hit``): the cache's own hit and
+miss counters (those of ``stats()``: every key read by any read operation), read when the
+SDK collects, so counting costs the cache nothing.
+
+Cost: spans are per call, so with ``spans=True`` every operation takes the cache's full path
+and one hook event, and the duration histogram records every call from that same event. With
+``spans=False`` no per-call hook is registered for ``get`` and ``set``: their durations come
+from the cache's latency samples (one call in ``latency_sample``, 64 by default), recorded
+once each, so for them the histogram's count is the number of *sampled* calls (its
+distribution is that of all calls; count calls with ``stratacache.cache.lookups`` or
+``latency_sample=1``). Other operations and every failure are recorded per call.
 Values are never recorded.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._exceptions import InvalidArgument
-from ..core.hooks import HookEvent
+from ..core.hooks import SAMPLED_OPERATIONS, HookEvent
 from ._observe import CacheLabels, CacheT, Instrumentation
 
 __all__ = ["OpenTelemetryInstrumentation"]
@@ -81,6 +91,9 @@ class OpenTelemetryInstrumentation(Instrumentation):
         self._record_keys = record_keys
         self._duration: Any = None
         self._lookups: Any = None
+        # (cache name, operation, hit) -> (metric attributes, span attributes, span name):
+        # built once, not per call (the SDK copies what it keeps, so sharing them is safe).
+        self._shapes: dict[tuple[str, str, bool | None], tuple[dict[str, Any], dict[str, Any], str]] = {}
         if metrics:
             meter = _get_meter(meter_provider, __version__)
             self._duration = meter.create_histogram(
@@ -89,45 +102,71 @@ class OpenTelemetryInstrumentation(Instrumentation):
                 description="Duration of stratacache operations.",
                 explicit_bucket_boundaries_advisory=_BUCKETS,
             )
-            self._lookups = meter.create_counter(
-                "stratacache.cache.lookups", unit="{key}", description="Keys read, by hit or miss."
+            self._lookups = meter.create_observable_counter(
+                "stratacache.cache.lookups",
+                callbacks=[self._observe_lookups],
+                unit="{key}",
+                description="Keys read, by hit or miss.",
             )
 
     def instrument(self, cache: CacheT, *, name: str | None = None) -> CacheT:
         """Trace ``cache``, named ``name`` (default: its namespace or ``"default"``) in its attributes."""
         return super().instrument(cache, name=name)
 
-    def _attributes(self, labels: CacheLabels, event: HookEvent) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            "db.system.name": labels.backend,
-            "db.operation.name": event.operation,
-            "stratacache.cache.name": labels.name,
-        }
-        if labels.namespace:
-            attributes["db.namespace"] = labels.namespace
-        if isinstance(event.key, list | tuple):
-            attributes["db.operation.batch.size"] = len(event.key)
-        return attributes
+    def _sampled_operations(self) -> tuple[str, ...]:
+        # Spans are per call; without them get/set durations can come from the samples.
+        return () if self._tracer is not None else SAMPLED_OPERATIONS
 
-    def _record(self, labels: CacheLabels, event: HookEvent, error: BaseException | None) -> None:
-        attributes = self._attributes(labels, event)
-        if error is not None:
-            attributes["error.type"] = type(error).__name__
-        if self._duration is not None and event.duration is not None:
-            self._duration.record(event.duration, attributes)
-        if self._lookups is not None and error is None:
-            self._count_lookups(labels, event)
+    def _forget(self, labels: CacheLabels) -> None:
+        for shape in [shape for shape in self._shapes if shape[0] == labels.name]:
+            del self._shapes[shape]
+
+    def _shape(
+        self, labels: CacheLabels, operation: str, hit: bool | None
+    ) -> tuple[dict[str, Any], dict[str, Any], str]:
+        shape = self._shapes.get((labels.name, operation, hit))
+        if shape is None:
+            attributes: dict[str, Any] = {
+                "db.system.name": labels.backend,
+                "db.operation.name": operation,
+                "stratacache.cache.name": labels.name,
+            }
+            if labels.namespace:
+                attributes["db.namespace"] = labels.namespace
+            span_attributes = dict(attributes)
+            if hit is not None:
+                span_attributes["stratacache.cache.hit"] = hit
+            span_name = f"{operation} {labels.namespace}" if labels.namespace else operation
+            shape = self._shapes[labels.name, operation, hit] = (attributes, span_attributes, span_name)
+        return shape
+
+    def _record(self, labels: CacheLabels, event: HookEvent) -> None:
+        # Per call when spans are on: kept to dict lookups and the SDK's own calls. One
+        # method for both hooks (``error`` is None on after_* events): no frame in between.
+        operation = event.operation
+        error = event.error
+        hit = event.hit
+        shape = self._shapes.get((labels.name, operation, hit)) or self._shape(labels, operation, hit)
+        attributes, span_attributes, span_name = shape
+        key = event.key
+        duration = event.duration
+        if error is not None or (type(key) is not str and isinstance(key, list | tuple)):
+            extra: dict[str, Any] = {}
+            if isinstance(key, list | tuple):
+                extra["db.operation.batch.size"] = len(key)
+            if error is not None:
+                extra["error.type"] = type(error).__name__
+            attributes = {**attributes, **extra}
+            span_attributes = {**span_attributes, **extra}
+        if duration is not None and self._duration is not None:
+            self._duration.record(duration, attributes)
         tracer = self._tracer
         if tracer is None:
             return
         end = time.time_ns()
-        start = end - int((event.duration or 0.0) * 1e9)
-        span_attributes = dict(attributes)
-        if event.hit is not None:
-            span_attributes["stratacache.cache.hit"] = event.hit
-        if self._record_keys and isinstance(event.key, str):
-            span_attributes["stratacache.cache.key"] = event.key
-        span_name = f"{event.operation} {labels.namespace}" if labels.namespace else event.operation
+        start = end - int(duration * 1e9) if duration else end
+        if self._record_keys and type(key) is str:
+            span_attributes = {**span_attributes, "stratacache.cache.key": key}
         span = tracer.start_span(
             span_name, kind=SpanKind.CLIENT, attributes=span_attributes, start_time=start
         )
@@ -136,23 +175,23 @@ class OpenTelemetryInstrumentation(Instrumentation):
             span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         span.end(end_time=end)
 
-    def _count_lookups(self, labels: CacheLabels, event: HookEvent) -> None:
-        base = {"stratacache.cache.name": labels.name, "db.system.name": labels.backend}
-        if event.operation == "get" and event.hit is not None:
-            self._lookups.add(1, {**base, "stratacache.cache.hit": event.hit})
-        elif event.operation == "get_many" and isinstance(event.result, dict):
-            found = len(event.result)
-            asked = len(event.key) if isinstance(event.key, list | tuple) else found
-            if found:
-                self._lookups.add(found, {**base, "stratacache.cache.hit": True})
-            if asked > found:
-                self._lookups.add(asked - found, {**base, "stratacache.cache.hit": False})
+    def _sample(self, labels: CacheLabels, operation: str, seconds: float, weight: int) -> None:
+        # An OpenTelemetry histogram has no weights: each sample is recorded once (module doc).
+        if self._duration is not None:
+            self._duration.record(seconds, self._shape(labels, operation, None)[0])
 
-    def _after(self, labels: CacheLabels, event: HookEvent) -> None:
-        self._record(labels, event, None)
+    def _observe_lookups(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+        # Read when the SDK collects: the facade's live counters, never reset by this.
+        observations = []
+        for cache, labels in self.instrumented():
+            recorder = cache._stats
+            base = {"stratacache.cache.name": labels.name, "db.system.name": labels.backend}
+            for hit, count in ((True, recorder.hits), (False, recorder.misses)):
+                observations.append(metrics.Observation(count, {**base, "stratacache.cache.hit": hit}))
+        return observations
 
-    def _error(self, labels: CacheLabels, event: HookEvent) -> None:
-        self._record(labels, event, event.error)
+    _after = _record
+    _error = _record
 
 
 def _is_meter_provider(provider: object) -> bool:

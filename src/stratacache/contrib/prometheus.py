@@ -9,9 +9,14 @@ Per instrumented cache (labels ``cache``, ``namespace``, ``backend``) a scrape s
 * ``stratacache_hits_total``, ``_misses_total``, ``_sets_total``, ``_deletes_total``,
   ``_errors_total``: the cache's own counters (the ones ``stats()`` reports). They cost the
   cache nothing extra: the facade keeps them anyway and the scrape reads them.
-* ``stratacache_operation_duration_seconds`` (histogram, label ``operation``) and
-  ``stratacache_operation_errors_total`` (labels ``operation``, ``error``): recorded by hooks
-  on every call of an instrumented cache.
+* ``stratacache_operation_duration_seconds`` (histogram, label ``operation``): for ``get``
+  and ``set``, from the cache's latency samples (one call in ``latency_sample``, 64 by
+  default), each sample counted as the number of calls it stands for, so ``_count`` and
+  ``_sum`` estimate every call's and the buckets keep the distribution's shape; the cache
+  keeps its fused fast paths. Other operations, and failed calls of any, are recorded by
+  hooks on every call. ``latency_sample=1`` on the cache times every get/set.
+* ``stratacache_operation_errors_total`` (labels ``operation``, ``error``): the ``on_error``
+  hook, on every failure.
 * ``stratacache_evictions_total``, ``_expirations_total``, ``stratacache_items``,
   ``stratacache_bytes``, ``stratacache_backend_up`` and ``_backend_ping_seconds``, and per
   layered tier / sharded node its circuit or health state
@@ -44,7 +49,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from .._exceptions import CacheError, InvalidArgument
 from .._sync.cache import Cache
-from ..core.hooks import HookEvent
+from ..core.hooks import SAMPLED_OPERATIONS, HookEvent
 from ..core.stats import Stats
 from ._observe import CacheLabels, CacheT, Instrumentation, check_name
 
@@ -142,26 +147,35 @@ class PrometheusCollector(Instrumentation, Collector):
             for error_key in [k for k in self._errors if k[0] == labels.name]:
                 del self._errors[error_key]
 
-    def _observe(self, name: str, operation: str, seconds: float) -> None:
+    def _observe(self, name: str, operation: str, seconds: float, weight: int) -> None:
         # bisect_left: a sample equal to a bound belongs to that bucket (le = less or equal).
         index = bisect.bisect_left(self.buckets, seconds)
         with self._lock:
             histogram = self._durations.get((name, operation))
             if histogram is None:
                 histogram = self._durations[name, operation] = _Histogram(len(self.buckets) + 1)
-            histogram.counts[index] += 1
-            histogram.total += seconds
+            histogram.counts[index] += weight
+            histogram.total += seconds * weight
+
+    def _sampled_operations(self) -> tuple[str, ...]:
+        # The hot operations: a per-call hook would turn their fused fast paths off.
+        return SAMPLED_OPERATIONS
+
+    def _sample(self, labels: CacheLabels, operation: str, seconds: float, weight: int) -> None:
+        # One sampled call stands for ``weight`` calls: counted as many times, so _count and
+        # _sum estimate all calls and rate() works as for an exact histogram.
+        self._observe(labels.name, operation, seconds, weight)
 
     def _after(self, labels: CacheLabels, event: HookEvent) -> None:
         if event.duration is not None:
-            self._observe(labels.name, event.operation, event.duration)
+            self._observe(labels.name, event.operation, event.duration, 1)
 
     def _error(self, labels: CacheLabels, event: HookEvent) -> None:
         key = (labels.name, event.operation, type(event.error).__name__)
         with self._lock:
             self._errors[key] = self._errors.get(key, 0) + 1
         if event.duration is not None:
-            self._observe(labels.name, event.operation, event.duration)
+            self._observe(labels.name, event.operation, event.duration, 1)
 
     # ----------------------------------------------------------- backend figures
 
@@ -235,7 +249,8 @@ class PrometheusCollector(Instrumentation, Collector):
         )
         durations = HistogramMetricFamily(
             f"{p}_operation_duration_seconds",
-            "Duration of cache operations.",
+            "Duration of cache operations (get and set: sampled, each sample counted for the calls"
+            " it stands for).",
             labels=[*_CACHE_LABELS, "operation"],
         )
         errors = CounterMetricFamily(

@@ -55,6 +55,7 @@ from .entries import (
 )
 from .envelope import Envelope
 from .glob import compile_glob
+from .hooks import HookEvent
 from .policies import Policy, make_policy
 from .policies.fifo import FIFOPolicy
 from .policies.lru import LRUPolicy
@@ -825,15 +826,15 @@ class MemoryStore(CollectionsMixin):
 
         It calls :meth:`get` (which holds every rule of a read) and counts hits and misses
         into the facade's ``stats``, skipping the facade's and the backend's frames. Anything
-        else — hooks, a non-str key, an error — goes to ``full_get``, the facade's complete
+        else — get hooks, a non-str key, an error — goes to ``full_get``, the facade's complete
         method (which checks the key, counts the error and fires hooks).
         ``miss_is_final=False`` sends every miss to ``full_get`` too: for a store that is
         only the top tier of a layered cache, where a miss here must read the lower tiers.
 
         One call in ``sample_every`` is run again under a timer for the latency statistics
-        (``stats.get_latency``). ``stats.hits = h`` is a load, an add and a store with no call
-        in between, which the interpreter does not interrupt, as the facade's own ``+= 1``
-        relies on.
+        (``stats.get_latency``) and told to the hooks' samplers. ``stats.hits = h`` is a load,
+        an add and a store with no call in between, which the interpreter does not interrupt,
+        as the facade's own ``+= 1`` relies on.
         """
         store_get = self.get
         every = sample_every
@@ -856,10 +857,38 @@ class MemoryStore(CollectionsMixin):
             finally:
                 timing = False
             stats.get_latency.add(elapsed)
+            if hooks.samplers:
+                hooks.sample("get", elapsed, every)  # one hit (or miss) in ``every``
+            return value
+
+        def hooked(key: str, default: Any) -> Any:
+            # An after_get hook wants every call timed and told: done here for a plain hit or
+            # miss, without the facade's and the backend's frames (the event is the same).
+            started = perf_counter()
+            try:
+                value = store_get(prefix + key, True)
+            except CacheError:
+                return full_get(key, default)  # which raises it again, counted and told
+            if type(value) is envelope or (value is MISSING and not key.isascii()):
+                return full_get(key, default)
+            elapsed = perf_counter() - started
+            stats.get_latency.add(elapsed)
+            if hooks.samplers:
+                hooks.sample("get", elapsed, 1)  # every call is timed: each stands for itself
+            if value is MISSING:
+                stats.misses += 1
+                value = default
+                hit = False
+            else:
+                stats.hits += 1
+                hit = True
+            hooks.fire("after_get", HookEvent("get", key, result=value, duration=elapsed, hit=hit))
             return value
 
         def get(key: Any, default: Any = None) -> Any:
-            if hooks.active or type(key) is not str:
+            if hooks.on_get or type(key) is not str:  # samplers alone keep this path
+                if type(key) is str and miss_is_final and not hooks.wants_before:
+                    return hooked(key, default)
                 return full_get(key, default)
             try:
                 value = store_get(prefix + key, miss_is_final and not timing)
@@ -929,10 +958,10 @@ class MemoryStore(CollectionsMixin):
         """A ``Cache.set`` for this store in one Python frame over :meth:`set` (the sync facade installs it).
 
         ``owner`` is the facade (its ``default_ttl`` and ``_closed`` flag are read per call).
-        A str key, no hooks, and a ttl left to the default or None: :meth:`set` is called
-        directly; anything else goes to ``full_set``, the facade's method (which validates
-        the ttl and fires hooks). One write in ``sample_every`` is timed into
-        ``stats.set_latency``.
+        A str key, no set hooks (samplers are fine), and a ttl left to the default or None:
+        :meth:`set` is called directly; anything else goes to ``full_set``, the facade's
+        method (which validates the ttl and fires hooks). One write in ``sample_every`` is
+        timed into ``stats.set_latency`` and told to the hooks' samplers.
         """
         store_set = self.set
         perf_counter = time.perf_counter
@@ -941,7 +970,7 @@ class MemoryStore(CollectionsMixin):
 
         def set(key: Any, value: Any, ttl: Any = UNSET, **options: Any) -> bool:  # noqa: A001 - the facade's name
             # Keyword options (if_version=, tags=, and any the facade grows) take the full path.
-            if options or hooks.active or owner._closed or type(key) is not str or not key.isascii():
+            if options or hooks.on_set or owner._closed or type(key) is not str or not key.isascii():
                 return full_set(key, value, ttl, **options)
             if ttl is UNSET:
                 seconds = owner.default_ttl
@@ -954,11 +983,14 @@ class MemoryStore(CollectionsMixin):
                 if not n & mask and not n % every:
                     started = perf_counter()
                     store_set(prefix + key, value, seconds)
-                    stats.set_latency.add(perf_counter() - started)
+                    elapsed = perf_counter() - started
+                    stats.set_latency.add(elapsed)
+                    if hooks.samplers:
+                        hooks.sample("set", elapsed, every)
                 else:
                     store_set(prefix + key, value, seconds)
-            except CacheError:
-                stats.errors += 1  # as the facade counts it (no hooks are active here)
+            except CacheError as exc:
+                owner._failed("set", key, exc)  # counted, and told to on_error hooks, as the facade does
                 raise
             stats.sets = n
             return True
