@@ -9,9 +9,11 @@ last good one, and the problem, if any, classified as Redis classifies it:
   whole or not at all);
 * ``corrupt``: bytes that are no RESP command where one must start or continue.
 
-The server's loader uses the compiled batch parser for speed and calls :func:`scan` only to
+The RESP itself is read by the server's pure parser (:class:`~.resp.RequestParser`), which
+reports the offset of a problem and whether the input just ends inside a command. The
+server's loader uses the compiled batch parser for speed and calls :func:`scan` only to
 describe a problem it met; ``stratacache check-log`` (:func:`check_log`) uses it for the
-whole file. This module imports nothing of the server, so the command line stays light.
+whole file.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from .resp import IncompleteCommand, ProtocolViolation, RequestParser
 
 __all__ = ["ScanResult", "check_log", "scan"]
 
@@ -46,30 +51,25 @@ class ScanResult:
     """Offset of the problem: the byte that is wrong, or where the torn command starts."""
 
 
-def _digits(buf: Any, start: int, end: int) -> int | None:
-    text = bytes(buf[start:end])
-    if not text or not text.isdigit():
-        return None
-    return int(text)
-
-
-def _partial_line_ok(buf: Any, start: int, end: int) -> bool:
-    """Whether the bytes from ``start`` to the end are a prefix of ``<digits>\\r``."""
-    text = bytes(buf[start:end]).removesuffix(b"\r")
-    return text.isdigit() or not text
+_SCAN_CHUNK = 1 << 20  # bytes handed to the parser at a time (the log may be an mmap)
 
 
 def scan(buf: Any, start: int = 0, *, stop_after: int | None = None) -> ScanResult:
     """Walk the commands of ``buf`` (bytes or an mmap) from ``start`` (a command boundary).
 
-    ``stop_after``: stop (kind ``ok``) after that many commands, to find a command's offset.
+    The RESP is read by the server's pure parser (:class:`~.resp.RequestParser`, with no
+    inline requests and no length limit), which says where a problem is and whether the
+    input merely ends inside a command; this adds what a log means: a MULTI block is kept
+    or dropped whole. ``stop_after``: stop (kind ``ok``) after that many commands, to find
+    a command's offset.
     """
     size = len(buf)
-    pos = start
+    parser = RequestParser(sys.maxsize, inline=False)
     count = 0
     good = start
     multi_at: int | None = None
     multi_count = 0
+    fed = start
 
     def truncated(at: int, why: str) -> ScanResult:
         if multi_at is not None:
@@ -83,58 +83,40 @@ def scan(buf: Any, start: int = 0, *, stop_after: int | None = None) -> ScanResu
             )
         return ScanResult(size, count, good, "truncated", why, at)
 
-    def corrupt(at: int, why: str) -> ScanResult:
-        return ScanResult(size, count, good, "corrupt", why, at)
+    def corrupt(at: int, expected: str) -> ScanResult:
+        found = bytes(buf[at : at + 16])
+        return ScanResult(size, count, good, "corrupt", f"expected {expected}, found {found!r}", at)
 
-    while pos < size:
-        if stop_after is not None and count >= stop_after:
-            return ScanResult(size, count, good, "ok")
-        begin = pos
-        if buf[pos] != 0x2A:  # "*"
-            return corrupt(pos, f"expected '*' (a command) but found {bytes(buf[pos : pos + 1])!r}")
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            if _partial_line_ok(buf, pos + 1, size):
-                return truncated(begin, "the last command is incomplete")
-            return corrupt(pos + 1, "bad multibulk count")
-        argc = _digits(buf, pos + 1, eol)
-        if argc is None or argc < 1:
-            return corrupt(pos + 1, f"bad multibulk count {bytes(buf[pos + 1 : eol])!r}")
-        pos = eol + 2
-        name = b""
-        for index in range(argc):
-            if pos >= size:
-                return truncated(begin, "the last command is incomplete")
-            if buf[pos] != 0x24:  # "$"
-                return corrupt(pos, f"expected '$' (an argument) but found {bytes(buf[pos : pos + 1])!r}")
-            eol = buf.find(b"\r\n", pos)
-            if eol < 0:
-                if _partial_line_ok(buf, pos + 1, size):
-                    return truncated(begin, "the last command is incomplete")
-                return corrupt(pos + 1, "bad bulk length")
-            length = _digits(buf, pos + 1, eol)
-            if length is None:
-                return corrupt(pos + 1, f"bad bulk length {bytes(buf[pos + 1 : eol])!r}")
-            end = eol + 2 + length
-            if end + 2 > size:
-                if end < size and buf[end] != 0x0D:
-                    return corrupt(end, "an argument is not followed by CRLF")
-                return truncated(begin, "the last command is incomplete")
-            if buf[end : end + 2] != b"\r\n":
-                return corrupt(end, "an argument is not followed by CRLF")
-            if index == 0:
-                name = bytes(buf[eol + 2 : end]).lower()
-            pos = end + 2
-        count += 1
-        if name == b"multi":
-            multi_at = begin
-            multi_count = 1
-        elif multi_at is not None:
-            multi_count += 1
-            if name in (b"exec", b"discard"):
-                multi_at = None
-        if multi_at is None:
-            good = pos
+    try:
+        while True:
+            if stop_after is not None and count >= stop_after:
+                return ScanResult(size, count, good, "ok")
+            begin = start + parser.offset
+            args = parser.next()
+            if args is None:
+                if fed >= size:
+                    parser.finish()
+                    break
+                parser.feed(buf[fed : fed + _SCAN_CHUNK])
+                fed += _SCAN_CHUNK
+                continue
+            if not args:  # '*0' or '*-1': the parser's empty command, never in a log
+                return corrupt(begin + 1, "an argument count of 1 or more")
+            count += 1
+            name = args[0].lower()
+            if name == b"multi":
+                multi_at = begin
+                multi_count = 1
+            elif multi_at is not None:
+                multi_count += 1
+                if name in (b"exec", b"discard"):
+                    multi_at = None
+            if multi_at is None:
+                good = start + parser.offset
+    except IncompleteCommand as exc:
+        return truncated(start + exc.offset, "the last command is incomplete")
+    except ProtocolViolation as exc:
+        return corrupt(start + exc.offset, exc.expected)
     if multi_at is not None:
         return truncated(size, "the log ends inside a MULTI block with no EXEC")
     return ScanResult(size, count, good, "ok")

@@ -32,6 +32,7 @@ __all__ = [
     "Double",
     "ErrorReply",
     "HiredisRequestParser",
+    "IncompleteCommand",
     "NullArray",
     "ProtocolViolation",
     "Push",
@@ -55,11 +56,23 @@ MAX_MULTIBULK_LEN = 2**31 - 1
 
 
 class ProtocolViolation(Exception):
-    """The client broke the protocol: answer ``-ERR <text>`` and close the connection."""
+    """The client broke the protocol: answer ``-ERR <text>`` and close the connection.
 
-    def __init__(self, text: str) -> None:
+    ``offset`` is the byte at fault, counted from the first byte fed to the parser (-1 when
+    not known), and ``expected`` says in words what should have been there (both for a
+    reader that names the place, such as ``stratacache check-log``).
+    """
+
+    def __init__(self, text: str, offset: int = -1, expected: str = "") -> None:
         super().__init__(text)
         self.text = text
+        self.offset = offset
+        self.expected = expected
+
+
+class IncompleteCommand(ProtocolViolation):
+    """The input ended inside a command (:meth:`RequestParser.finish`): a torn tail, not
+    corruption. ``offset`` is where the unfinished command starts."""
 
 
 class ErrorReply(Exception):
@@ -165,6 +178,14 @@ class _WireText(str):
         return super().encode(encoding, errors)
 
 
+# What a header or argument should have held, for ProtocolViolation.expected.
+_EXPECT_COMMAND = "'*' (a command)"
+_EXPECT_COUNT = "an argument count (digits and CRLF)"
+_EXPECT_BULK = "'$' (an argument)"
+_EXPECT_LENGTH = "an argument length (digits and CRLF)"
+_EXPECT_CRLF = "CRLF after an argument"
+
+
 class RequestParser:
     """Commands out of a byte stream: ``feed(data)``, then ``next()`` until None.
 
@@ -183,15 +204,32 @@ class RequestParser:
     instead of running whatever its next bytes happen to spell).
     """
 
-    __slots__ = ("_args", "_buf", "_bulk", "_pos", "_remaining", "auth_required", "max_bulk_len")
+    __slots__ = (
+        "_args",
+        "_base",
+        "_buf",
+        "_bulk",
+        "_inline_ok",
+        "_pos",
+        "_remaining",
+        "_start",
+        "auth_required",
+        "max_bulk_len",
+    )
 
     def __init__(
         self,
         max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
         auth_required: Callable[[], bool] | None = None,
+        *,
+        inline: bool = True,
     ) -> None:
         self._buf = bytearray()
         self._pos = 0
+        # Bytes dropped from the front of _buf, so that offsets count from the first byte fed.
+        self._base = 0
+        self._start = 0  # where the command being read starts (the same count)
+        self._inline_ok = inline
         self.max_bulk_len = max_bulk_len
         self.auth_required = auth_required
         # Partial multibulk state, so that a huge command fed in pieces is not rescanned.
@@ -212,10 +250,19 @@ class RequestParser:
         """The length of the bulk argument being read, or -1 (for query-buffer accounting)."""
         return self._bulk
 
+    @property
+    def offset(self) -> int:
+        """Bytes consumed since the first byte fed: after a whole command, where the next starts."""
+        return self._base + self._pos
+
     def _compact(self) -> None:
         if self._pos:
             del self._buf[: self._pos]
+            self._base += self._pos
             self._pos = 0
+
+    def _violation(self, text: str, at: int, expected: str) -> ProtocolViolation:
+        return ProtocolViolation(text, self._base + at, expected)
 
     def _unauthenticated(self) -> bool:
         return self.auth_required is not None and self.auth_required()
@@ -228,14 +275,22 @@ class RequestParser:
             if pos >= len(buf):
                 if pos:
                     buf.clear()
+                    self._base += pos
                     self._pos = 0
                 return None
             if buf[pos] != 0x2A:  # '*'
+                if not self._inline_ok:
+                    first = bytes(buf[pos : pos + 1])
+                    raise self._violation(
+                        f"Protocol error: expected '*', got {first!r}", pos, _EXPECT_COMMAND
+                    )
                 return self._inline()
             end = _line_end(buf, pos, b"\r")
             if end < 0:
                 if len(buf) - pos > INLINE_MAX_SIZE:
-                    raise ProtocolViolation("Protocol error: too big mbulk count string")
+                    raise self._violation(
+                        "Protocol error: too big mbulk count string", pos + 1, _EXPECT_COUNT
+                    )
                 self._compact()
                 return None
             if end + 1 >= len(buf):  # the '\n' has not arrived yet
@@ -243,11 +298,18 @@ class RequestParser:
                 return None
             count = _string2ll(buf[pos + 1 : end])
             if count is None or count > MAX_MULTIBULK_LEN:
-                raise ProtocolViolation("Protocol error: invalid multibulk length")
+                raise self._violation("Protocol error: invalid multibulk length", pos + 1, _EXPECT_COUNT)
             if count > 10 and self._unauthenticated():
-                raise ProtocolViolation("Protocol error: unauthenticated multibulk length")
+                raise self._violation(
+                    "Protocol error: unauthenticated multibulk length",
+                    pos + 1,
+                    "at most 10 arguments before AUTH",
+                )
             if buf[end + 1] != 0x0A:
-                raise ProtocolViolation("Protocol error: expected CRLF after multibulk length")
+                raise self._violation(
+                    "Protocol error: expected CRLF after multibulk length", end + 1, "'\\n'"
+                )
+            self._start = self._base + pos
             pos = end + 2
             self._pos = pos
             if count <= 0:
@@ -260,7 +322,9 @@ class RequestParser:
                 end = _line_end(buf, pos, b"\r")
                 if end < 0:
                     if len(buf) - pos > INLINE_MAX_SIZE:
-                        raise ProtocolViolation("Protocol error: too big bulk count string")
+                        raise self._violation(
+                            "Protocol error: too big bulk count string", pos + 1, _EXPECT_LENGTH
+                        )
                     self._compact()
                     return None
                 if end + 1 >= len(buf):
@@ -269,14 +333,20 @@ class RequestParser:
                 if buf[pos] != 0x24:  # '$'
                     # Redis prints the byte as is, but never a line break inside an error.
                     got = " " if buf[pos] in (0x0A, 0x0D) else chr(buf[pos])
-                    raise ProtocolViolation(_WireText(f"Protocol error: expected '$', got '{got}'"))
+                    raise self._violation(
+                        _WireText(f"Protocol error: expected '$', got '{got}'"), pos, _EXPECT_BULK
+                    )
                 size = _string2ll(buf[pos + 1 : end])
                 if size is None or size < 0 or size > self.max_bulk_len:
-                    raise ProtocolViolation("Protocol error: invalid bulk length")
+                    raise self._violation("Protocol error: invalid bulk length", pos + 1, _EXPECT_LENGTH)
                 if size > 16384 and self._unauthenticated():
-                    raise ProtocolViolation("Protocol error: unauthenticated bulk length")
+                    raise self._violation(
+                        "Protocol error: unauthenticated bulk length",
+                        pos + 1,
+                        "at most 16384 bytes before AUTH",
+                    )
                 if buf[end + 1] != 0x0A:
-                    raise ProtocolViolation("Protocol error: expected CRLF after bulk length")
+                    raise self._violation("Protocol error: expected CRLF after bulk length", end + 1, "'\\n'")
                 self._bulk = size
                 pos = end + 2
                 self._pos = pos
@@ -286,7 +356,9 @@ class RequestParser:
                 return None
             if buf[pos + size] != 0x0D or buf[pos + size + 1] != 0x0A:
                 # Redis skips these two bytes unread; we check them (DESIGN: strict parsers).
-                raise ProtocolViolation("Protocol error: expected CRLF after bulk argument")
+                raise self._violation(
+                    "Protocol error: expected CRLF after bulk argument", pos + size, _EXPECT_CRLF
+                )
             args.append(bytes(buf[pos : pos + size]))
             pos += size + 2
             self._pos = pos
@@ -311,8 +383,46 @@ class RequestParser:
             end -= 1
         args = split_inline(bytes(buf[pos:end]))
         if args is None:
-            raise ProtocolViolation("Protocol error: unbalanced quotes in request")
+            raise self._violation("Protocol error: unbalanced quotes in request", pos, "balanced quotes")
         return args
+
+    def finish(self) -> None:
+        """Say the input has ended (call it after ``next()`` returned None).
+
+        Returns when nothing is left over. Raises :class:`IncompleteCommand` when the bytes
+        left are the beginning of a command (the input was cut inside it), and
+        :class:`ProtocolViolation` when they cannot be: the checks ``next()`` leaves until
+        more bytes come (the header's first byte, its digits, the CRLF after an argument)
+        are made on what is there.
+        """
+        buf = self._buf
+        pos = self._pos
+        if self._args is None:
+            if pos >= len(buf):
+                return
+            start = self._base + pos
+            if buf[pos] != 0x2A:  # what next() left of an inline request is a line not ended
+                raise IncompleteCommand("Protocol error: the input ends inside a request", start, "'\\n'")
+            self._check_partial_line(pos, _EXPECT_COUNT)
+            raise IncompleteCommand("Protocol error: the input ends inside a command", start, _EXPECT_COUNT)
+        if self._bulk < 0:
+            if pos < len(buf) and buf[pos] != 0x24:  # '$'
+                got = bytes(buf[pos : pos + 1])
+                raise self._violation(f"Protocol error: expected '$', got {got!r}", pos, _EXPECT_BULK)
+            self._check_partial_line(pos, _EXPECT_LENGTH)
+            expected = _EXPECT_BULK if pos >= len(buf) else _EXPECT_LENGTH
+        else:
+            end = pos + self._bulk
+            if end < len(buf) and buf[end] != 0x0D:
+                raise self._violation("Protocol error: expected CRLF after bulk argument", end, _EXPECT_CRLF)
+            expected = f"{self._bulk} bytes of an argument and CRLF"
+        raise IncompleteCommand("Protocol error: the input ends inside a command", self._start, expected)
+
+    def _check_partial_line(self, pos: int, expected: str) -> None:
+        """Refuse a header line cut short (``*`` or ``$`` at ``pos``) that no digits could end."""
+        text = bytes(self._buf[pos + 1 :]).removesuffix(b"\r")
+        if text and not (text.isdigit() or (text[0] == 0x2D and text[1:].isdigit())):
+            raise self._violation("Protocol error: invalid length", pos + 1, expected)
 
 
 _FRESH, _FED, _PURE, _PURE_ONLY = 0, 1, 2, 3
