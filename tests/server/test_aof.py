@@ -527,3 +527,26 @@ def test_load_large_values_and_expired_sets(tmp_path: Path, server_factory: Fact
     assert r.exists("gone") == 0
     assert r.lrange("after", 0, -1) == [b"x"]
     r.close()
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"",
+        b"*3\r\n$3\r\nSET\r\n$1",
+        b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1\r\n1\r\n*1\r\n$4\r\nEX",
+        b"*3\r\n$3\r\nSET\r\n#1\r\nc\r\n$1\r\n1\r\n",
+        b"*0\r\n*1\r\n$4\r\nPING\r\n",
+    ],
+)
+def test_scan_reads_a_log_in_pieces_as_it_reads_it_whole(
+    tail: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stratacache.server import aof_check
+
+    head = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n" * 3
+    whole = aof_check.scan(head + tail)
+    monkeypatch.setattr(aof_check, "_SCAN_CHUNK", 5)
+    assert aof_check.scan(head + tail) == whole
+    assert aof_check.scan(b"junk" + head + tail, 4).good == whole.good + 4
+    assert whole.kind == ("ok" if not tail else "corrupt" if b"#" in tail or b"*0" in tail else "truncated")

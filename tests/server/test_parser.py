@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from stratacache.server.resp import (
     HiredisRequestParser,
+    IncompleteCommand,
     ProtocolViolation,
     RequestParser,
     encode_command,
@@ -284,3 +285,97 @@ def test_big_commands_from_hiredis_are_checked_header_by_header() -> None:
         == [("error", "Protocol error: expected CRLF after bulk argument")]
     )
     assert run(fast, [good], max_bulk_len=99_999) == [("error", "Protocol error: invalid bulk length")]
+
+
+# ----------------------------------------------------------------------------- offsets
+
+
+def located(chunks: Sequence[bytes]) -> list[Any]:
+    """Feed ``chunks`` to a parser for logs (no inline requests), then :meth:`finish`: each
+    command with the offset after it, then how the input ended (kind, offset, expected)."""
+    parser = RequestParser(inline=False)
+    out: list[Any] = []
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            while (args := parser.next()) is not None:
+                out.append((args, parser.offset))
+        parser.finish()
+    except IncompleteCommand as exc:
+        out.append(("incomplete", exc.offset, exc.expected))
+    except ProtocolViolation as exc:
+        out.append(("malformed", exc.offset, exc.expected))
+    else:
+        out.append(("end", parser.offset, ""))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), raw=multibulk_stream, trailing=st.binary(max_size=6))
+def test_offsets_and_kinds_do_not_depend_on_the_reads(
+    data: st.DataObject, raw: bytes, trailing: bytes
+) -> None:
+    raw += trailing
+    whole = located([raw])
+    for cut in every_cut(raw, data.draw(cuts(raw)))[1:]:
+        assert located(cut) == whole
+    # What finish() refuses early is what the rest of the input would have been refused for.
+    prefix = raw[: data.draw(st.integers(0, len(raw)))]
+    early = located([prefix])
+    if early[-1][0] == "malformed":
+        assert whole[-1] == early[-1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(args=st.lists(st.lists(arg, min_size=1, max_size=4), min_size=1, max_size=4), data=st.data())
+def test_input_cut_inside_a_command_is_incomplete_at_its_start(
+    args: list[list[bytes]], data: st.DataObject
+) -> None:
+    encoded = [encode_command(*a) for a in args]
+    raw = b"".join(encoded)
+    starts = list(itertools.accumulate(map(len, encoded), initial=0))
+    cut = data.draw(st.integers(0, len(raw)))
+    out = located([raw[:cut]])
+    whole = [s for s in starts[1:] if s <= cut]
+    assert [offset for _, offset in out[:-1]] == whole
+    if cut in starts:
+        assert out[-1] == ("end", cut, "")
+    else:
+        assert out[-1][:2] == ("incomplete", max(s for s in starts if s < cut))
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "offset", "expected"),
+    [
+        (b"*1\r\n$1\r\na\r\n?", "malformed", 11, "'*' (a command)"),
+        (b"*1\r\n$1\r\na\r\n*x", "malformed", 12, "an argument count"),
+        (b"*1\r\n$1\r\na\r\n*1\rx", "malformed", 14, "'\\n'"),
+        (b"*2\r\n#1\r\na\r\n", "malformed", 4, "'$' (an argument)"),
+        (b"*2\r\n#", "malformed", 4, "'$' (an argument)"),
+        (b"*2\r\n$1x", "malformed", 5, "an argument length"),
+        (b"*2\r\n$-1\r\n", "malformed", 5, "an argument length"),
+        (b"*2\r\n$1\r\nab", "malformed", 9, "CRLF after an argument"),
+        (b"*2\r\n$1\r\na\r\n$3\r\nbc", "incomplete", 0, "3 bytes of an argument and CRLF"),
+        (b"*1\r\n$1\r\na\r\n*2\r\n$1\r\na\r\n", "incomplete", 11, "'$' (an argument)"),
+        (b"*1\r\n$1\r\na\r\n*2\r", "incomplete", 11, "an argument count"),
+    ],
+)
+def test_errors_name_their_offset_and_what_was_expected(
+    raw: bytes, kind: str, offset: int, expected: str
+) -> None:
+    for chunks in ([raw], [raw[i : i + 1] for i in range(len(raw))]):
+        end = located(chunks)[-1]
+        assert end[:2] == (kind, offset)
+        assert end[2].startswith(expected)
+
+
+def test_a_connection_parser_still_takes_inline_requests_and_counts_them() -> None:
+    parser = RequestParser()
+    parser.feed(b'PING\r\n*1\r\n$4\r\nPING\r\nGET "a')
+    assert parser.next() == [b"PING"]
+    assert parser.next() == [b"PING"]
+    assert parser.offset == 20
+    assert parser.next() is None
+    with pytest.raises(IncompleteCommand) as cut:
+        parser.finish()
+    assert cut.value.offset == 20

@@ -70,6 +70,7 @@ def scan(buf: Any, start: int = 0, *, stop_after: int | None = None) -> ScanResu
     multi_at: int | None = None
     multi_count = 0
     fed = start
+    begin = start  # where the command being read starts (commands are back to back)
 
     def truncated(at: int, why: str) -> ScanResult:
         if multi_at is not None:
@@ -91,7 +92,6 @@ def scan(buf: Any, start: int = 0, *, stop_after: int | None = None) -> ScanResu
         while True:
             if stop_after is not None and count >= stop_after:
                 return ScanResult(size, count, good, "ok")
-            begin = start + parser.offset
             args = parser.next()
             if args is None:
                 if fed >= size:
@@ -113,6 +113,7 @@ def scan(buf: Any, start: int = 0, *, stop_after: int | None = None) -> ScanResu
                     multi_at = None
             if multi_at is None:
                 good = start + parser.offset
+            begin = start + parser.offset
     except IncompleteCommand as exc:
         return truncated(start + exc.offset, "the last command is incomplete")
     except ProtocolViolation as exc:
