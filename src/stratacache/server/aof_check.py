@@ -88,11 +88,12 @@ def scan(buf: Any, start: int = 0, *, stop_after: int | None = None) -> ScanResu
         found = bytes(buf[at : at + 16])
         return ScanResult(size, count, good, "corrupt", f"expected {expected}, found {found!r}", at)
 
+    next_command = parser.next
     try:
         while True:
             if stop_after is not None and count >= stop_after:
                 return ScanResult(size, count, good, "ok")
-            args = parser.next()
+            args = next_command()
             if args is None:
                 if fed >= size:
                     parser.finish()
@@ -111,9 +112,9 @@ def scan(buf: Any, start: int = 0, *, stop_after: int | None = None) -> ScanResu
                 multi_count += 1
                 if name in (b"exec", b"discard"):
                     multi_at = None
-            if multi_at is None:
-                good = start + parser.offset
             begin = start + parser.offset
+            if multi_at is None:
+                good = begin
     except IncompleteCommand as exc:
         return truncated(start + exc.offset, "the last command is incomplete")
     except ProtocolViolation as exc:
