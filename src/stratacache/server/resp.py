@@ -202,6 +202,11 @@ class RequestParser:
     ``\\n`` and skips the two bytes after a bulk argument unread; we check them and answer
     ``Protocol error: expected CRLF after ...`` (a desynchronised client is stopped at once
     instead of running whatever its next bytes happen to spell).
+
+    For a reader of a whole input (``stratacache check-log``, the log loader's diagnosis):
+    ``inline=False`` refuses what is not a multibulk command, a violation's ``offset`` and
+    ``expected`` say where and what, :attr:`offset` is where the next command starts, and
+    :meth:`finish` tells an input cut inside a command from one that cannot go on.
     """
 
     __slots__ = (
