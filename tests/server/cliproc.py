@@ -38,12 +38,13 @@ def stop(proc: subprocess.Popen[str]) -> int:
     return finish(proc, signal.SIGTERM)[0]
 
 
-def finish(proc: subprocess.Popen[str], sig: int | None = None) -> tuple[int, str]:
-    """Send ``sig`` (if any), wait for the exit; (status, stderr). Kills it after 10 s."""
+def finish(proc: subprocess.Popen[str], sig: int | None = None, timeout: float = 10) -> tuple[int, str]:
+    """Send ``sig`` (if any), wait for the exit; (status, stderr). Kills it after ``timeout``
+    seconds."""
     if sig is not None and proc.poll() is None:
         proc.send_signal(sig)
     try:
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
