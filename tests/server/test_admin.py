@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import redis
+from cliproc import banner, finish, serve
 from prometheus_client.parser import text_string_to_metric_families
 from respclient import HOST
 
@@ -322,34 +323,12 @@ def test_admin_port_taken_fails_the_start(server_factory: Callable[..., ServerTh
             server_factory(admin_port=taken)
 
 
-def test_admin_port_from_the_command_line(tmp_path: Any) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
+def test_admin_port_from_the_command_line() -> None:
     port, admin_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stratacache.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--admin-port",
-            str(admin_port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = serve("--port", str(port), "--admin-port", str(admin_port))
     try:
-        assert proc.stdout is not None
-        proc.stdout.readline()
+        banner(proc)
         assert get(admin_port, "/health")[0] == 200
         assert get(admin_port, "/ready")[0] == 200
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
+        finish(proc, signal.SIGTERM)

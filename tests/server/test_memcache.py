@@ -5,15 +5,15 @@ pressure, stats, the command line, and garbage that must not hurt the server."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
+from cliproc import finish, serve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcclient import HOST, McConn, mc_port, start_listener
@@ -348,22 +348,7 @@ def test_stats_groups(mc_conn: McConn) -> None:
 
 def test_serve_memcached_port_flag() -> None:
     port, mport = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stratacache.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--memcached-port",
-            str(mport),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = serve("--port", str(port), "--memcached-port", str(mport))
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -374,9 +359,8 @@ def test_serve_memcached_port_flag() -> None:
             assert r.get("a") == b"hi"
         conn.close()
     finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
-    assert proc.returncode == 0
+        status, err = finish(proc, signal.SIGTERM)
+    assert status == 0, err
 
 
 # ----------------------------------------------------------------- garbage, framing

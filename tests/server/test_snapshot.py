@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cliproc import finish
 from respclient import Err, Pair, RespConn
 
 from servers import free_port
@@ -114,16 +115,8 @@ class Served:
 
     def finish(self, sig: int | None = None) -> tuple[int, str]:
         """Send ``sig`` (if any) and wait: (exit status, stderr)."""
-        proc = self.proc
-        assert proc is not None
-        if sig is not None and proc.poll() is None:
-            proc.send_signal(sig)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-        return proc.returncode, err
+        assert self.proc is not None
+        return finish(self.proc, sig, timeout=30)
 
     def kill(self) -> None:
         """SIGKILL and reap, without reading the pipes (a stopped child may hold them)."""

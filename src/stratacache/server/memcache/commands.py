@@ -451,19 +451,10 @@ def _ttl_flag(items: ItemStore, key: str, flags: MetaFlags, char: int, created: 
 
 
 def _mg(session: Session, request: Request) -> bytes:
-    tokens = request.tokens
-    if len(tokens) < 2:
-        return _ERROR
-    if len(tokens[1]) > KEY_MAX_LENGTH:
-        return _BAD_FORMAT
-    flags = _meta_flags(request, 2, None)
-    if type(flags) is bytes:
-        return flags
-    assert isinstance(flags, MetaFlags)
-    try:
-        raw, key = _meta_key(request, flags)
-    except MetaError as exc:
-        return exc.line
+    parsed = _key_request(request, 2, None)
+    if isinstance(parsed, bytes):
+        return parsed
+    flags, raw, key = parsed
     items = session.items
     counters = session.listener.counters
     counters["cmd_get"] += 1
@@ -543,14 +534,10 @@ _MS_MODES = {
 
 
 def _ms(session: Session, request: Request) -> bytes:
-    flags = _meta_flags(request, 3, None)
-    if type(flags) is bytes:
-        return flags
-    assert isinstance(flags, MetaFlags)
-    try:
-        raw, key = _meta_key(request, flags)
-    except MetaError as exc:
-        return exc.line
+    parsed = _key_request(request, 3, None)  # its flags follow the data length
+    if isinstance(parsed, bytes):
+        return parsed
+    flags, raw, key = parsed
     mode = _MS_MODES.get(flags.mode if flags.mode is not None else ord("S"))
     if mode is None:
         return b"CLIENT_ERROR invalid mode for ms M token\r\n"
@@ -618,21 +605,28 @@ def _ms_store(session: Session, flags: MetaFlags, key: str, data: bytes, mode: b
     return b"HD"
 
 
-def _key_request(request: Request) -> bytes | tuple[MetaFlags, bytes, str]:
-    """md's and ma's common start: (flags, the key as sent, the key), or the error line."""
+def _key_request(
+    request: Request, flags_at: int = 2, generic: bytes | None = _META_INVALID
+) -> bytes | tuple[MetaFlags, bytes, str]:
+    """A meta command's common start: (flags, the key as sent, the key), or the error line.
+
+    ``flags_at`` is the first flag's token (3 for ms). ``generic`` replaces the specific
+    error text, as memcached's md and ma do; mg and ms pass None to keep the specific line.
+    (For ms the parser has already refused a missing or too long key: those checks pass.)
+    """
     tokens = request.tokens
     if len(tokens) < 2:
         return _ERROR
     if len(tokens[1]) > KEY_MAX_LENGTH:
         return _BAD_FORMAT
-    flags = _meta_flags(request, 2, _META_INVALID)
+    flags = _meta_flags(request, flags_at, generic)
     if type(flags) is bytes:
         return flags
     assert isinstance(flags, MetaFlags)
     try:
         raw, key = _meta_key(request, flags)
-    except MetaError:
-        return _META_INVALID
+    except MetaError as exc:
+        return generic if generic is not None else exc.line
     return flags, raw, key
 
 

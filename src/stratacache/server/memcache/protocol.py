@@ -79,30 +79,35 @@ class Request:
         return f"Request({self.tokens!r}, {self.data!r})"
 
 
+def _c_integer(text: bytes) -> int | None:
+    """The integer C's strtoll-based checks of memcached accept: leading spaces, a sign,
+    digits, then the end of the text or a space. Unbounded; None when invalid."""
+    index = 0
+    size = len(text)
+    while index < size and text[index] in _SPACES:
+        index += 1
+    start = index
+    if index < size and text[index] in b"+-":
+        index += 1
+    digits = index
+    while index < size and 48 <= text[index] <= 57:
+        index += 1
+    if index == digits or (index < size and text[index] not in _SPACES):
+        return None
+    return int(text[start:index])
+
+
 def strtoull(text: bytes) -> int | None:
     """``safe_strtoull`` of memcached: a uint64 in decimal, leading spaces and a sign allowed,
     the end of the text or a space after the digits; a negative number is refused unless it
     wraps to a small one (``-0``). None when invalid."""
     if len(text) < 20 and text.isdigit():  # the common case, without the scan
         return int(text)
-    index = 0
-    size = len(text)
-    while index < size and text[index] in _SPACES:
-        index += 1
-    negative = False
-    if index < size and text[index] in b"+-":
-        negative = text[index] == 45
-        index += 1
-    start = index
-    while index < size and 48 <= text[index] <= 57:
-        index += 1
-    if index == start or (index < size and text[index] not in _SPACES):
+    value = _c_integer(text)
+    if value is None or abs(value) >= _U64:
         return None
-    value = int(text[start:index])
-    if value >= _U64:
-        return None
-    if negative:
-        value = (-value) % _U64
+    if value < 0:
+        value %= _U64
         if value >= 1 << 63:
             return None
     return value
@@ -123,20 +128,8 @@ def strtol(text: bytes) -> int | None:
     invalid."""
     if len(text) < 10 and text.isdigit():  # the common case, without the scan
         return int(text)
-    index = 0
-    size = len(text)
-    while index < size and text[index] in _SPACES:
-        index += 1
-    start = index
-    if index < size and text[index] in b"+-":
-        index += 1
-    digits = index
-    while index < size and 48 <= text[index] <= 57:
-        index += 1
-    if index == digits or (index < size and text[index] not in _SPACES):
-        return None
-    value = int(text[start:index])
-    if not -(1 << 63) <= value < 1 << 63:
+    value = _c_integer(text)
+    if value is None or not -(1 << 63) <= value < 1 << 63:
         return None
     return ((value + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
