@@ -515,19 +515,18 @@ class AsyncCache:
         self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | TagVersions | None = None
     ) -> bool:
         """Store only if ``key`` is absent (atomic); True when stored. ``tags`` as for :meth:`set`."""
-        if tags is not None:
-            return await self._add_tagged(key, value, ttl, tags)
         k = self._key(key)
         seconds = self._ttl(ttl)
-        try:
-            encoded = self._encode(value, k)
-        except CacheError as exc:
-            self._failed("add", key, exc)
-            raise
-        stored: bool = await self._call("add", key, self._backend.add, k, encoded, seconds)
-        if stored:
+        versions = await self._tag_versions(tags)
+        stored = self._wrapped("add", key, k, Envelope(value, versions))
+        added: bool = await self._call("add", key, self._backend.add, k, stored, seconds)
+        if not added and tags is not None and await self._read_value(k) is MISSING:
+            # The key held an entry whose tags were invalidated (now deleted by the read), or
+            # it expired: the key is free, so try once more.
+            added = await self._call("add", key, self._backend.add, k, stored, seconds)
+        if added:
             self._stats.sets += 1
-        return stored
+        return added
 
     async def delete(self, key: str, *, if_version: Any = UNSET) -> bool:
         """Remove ``key``; True when it existed. With ``if_version`` (from :meth:`get_item`),
@@ -857,11 +856,7 @@ class AsyncCache:
         if raw is not MISSING and tags is not None:
             # current_versions reports its own failures (as "set").
             versions = await self._carried_versions(old, tags)
-        try:
-            encoded = None if raw is MISSING else self._wrap(Envelope(value, versions), k)
-        except CacheError as exc:
-            self._failed("set", key, exc)
-            raise
+        encoded = None if raw is MISSING else self._wrapped("set", key, k, Envelope(value, versions))
         cas = self._backend.set_if_version if raw is not MISSING else _refuse
         stored: bool = await self._call("set", key, cas, k, encoded, seconds, expected)
         if stored:
@@ -1158,15 +1153,20 @@ class AsyncCache:
                 raise
             raise self._no_envelopes(codec) from exc
 
+    def _wrapped(self, operation: str, key: Any, k: str, envelope: Envelope) -> Any:
+        """:meth:`_wrap`, with a failure (a value the codec refuses) counted and reported as
+        ``operation``'s before it is raised."""
+        try:
+            return self._wrap(envelope, k)
+        except CacheError as exc:
+            self._failed(operation, key, exc)
+            raise
+
     async def _write_envelope(self, key: str, envelope: Envelope, ttl: Any = UNSET) -> None:
         """Store ``envelope`` at ``key`` (``ttl`` as for :meth:`set`); counted as a set."""
         k = self._key(key)
         seconds = self._ttl(ttl)
-        try:
-            stored = self._wrap(envelope, k)
-        except CacheError as exc:
-            self._failed("set", key, exc)
-            raise
+        stored = self._wrapped("set", key, k, envelope)
         await self._call("set", key, self._backend.set, k, stored, seconds)
         self._stats.sets += 1
 
@@ -1175,24 +1175,6 @@ class AsyncCache:
         seconds = self._ttl(ttl)
         versions = await self._tag_versions(tags)
         await self._write_envelope(key, Envelope(value, versions), seconds)
-
-    async def _add_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str] | TagVersions) -> bool:
-        k = self._key(key)
-        seconds = self._ttl(ttl)
-        versions = await self._tag_versions(tags)
-        try:
-            stored = self._wrap(Envelope(value, versions), k)
-        except CacheError as exc:
-            self._failed("add", key, exc)
-            raise
-        added: bool = await self._call("add", key, self._backend.add, k, stored, seconds)
-        if not added and await self._read_value(k) is MISSING:
-            # The key held an entry whose tags were invalidated (now deleted by the read), or
-            # it expired: the key is free, so try once more.
-            added = await self._call("add", key, self._backend.add, k, stored, seconds)
-        if added:
-            self._stats.sets += 1
-        return added
 
     async def _set_many_tagged(
         self, mapping: Mapping[str, Any], ttl: Any, tags: Iterable[str] | TagVersions

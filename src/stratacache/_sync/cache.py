@@ -516,19 +516,18 @@ class Cache:
         self, key: str, value: Any, ttl: Any = UNSET, *, tags: Iterable[str] | TagVersions | None = None
     ) -> bool:
         """Store only if ``key`` is absent (atomic); True when stored. ``tags`` as for :meth:`set`."""
-        if tags is not None:
-            return self._add_tagged(key, value, ttl, tags)
         k = self._key(key)
         seconds = self._ttl(ttl)
-        try:
-            encoded = self._encode(value, k)
-        except CacheError as exc:
-            self._failed("add", key, exc)
-            raise
-        stored: bool = self._call("add", key, self._backend.add, k, encoded, seconds)
-        if stored:
+        versions = self._tag_versions(tags)
+        stored = self._wrapped("add", key, k, Envelope(value, versions))
+        added: bool = self._call("add", key, self._backend.add, k, stored, seconds)
+        if not added and tags is not None and self._read_value(k) is MISSING:
+            # The key held an entry whose tags were invalidated (now deleted by the read), or
+            # it expired: the key is free, so try once more.
+            added = self._call("add", key, self._backend.add, k, stored, seconds)
+        if added:
             self._stats.sets += 1
-        return stored
+        return added
 
     def delete(self, key: str, *, if_version: Any = UNSET) -> bool:
         """Remove ``key``; True when it existed. With ``if_version`` (from :meth:`get_item`),
@@ -858,11 +857,7 @@ class Cache:
         if raw is not MISSING and tags is not None:
             # current_versions reports its own failures (as "set").
             versions = self._carried_versions(old, tags)
-        try:
-            encoded = None if raw is MISSING else self._wrap(Envelope(value, versions), k)
-        except CacheError as exc:
-            self._failed("set", key, exc)
-            raise
+        encoded = None if raw is MISSING else self._wrapped("set", key, k, Envelope(value, versions))
         cas = self._backend.set_if_version if raw is not MISSING else _refuse
         stored: bool = self._call("set", key, cas, k, encoded, seconds, expected)
         if stored:
@@ -1159,15 +1154,20 @@ class Cache:
                 raise
             raise self._no_envelopes(codec) from exc
 
+    def _wrapped(self, operation: str, key: Any, k: str, envelope: Envelope) -> Any:
+        """:meth:`_wrap`, with a failure (a value the codec refuses) counted and reported as
+        ``operation``'s before it is raised."""
+        try:
+            return self._wrap(envelope, k)
+        except CacheError as exc:
+            self._failed(operation, key, exc)
+            raise
+
     def _write_envelope(self, key: str, envelope: Envelope, ttl: Any = UNSET) -> None:
         """Store ``envelope`` at ``key`` (``ttl`` as for :meth:`set`); counted as a set."""
         k = self._key(key)
         seconds = self._ttl(ttl)
-        try:
-            stored = self._wrap(envelope, k)
-        except CacheError as exc:
-            self._failed("set", key, exc)
-            raise
+        stored = self._wrapped("set", key, k, envelope)
         self._call("set", key, self._backend.set, k, stored, seconds)
         self._stats.sets += 1
 
@@ -1176,24 +1176,6 @@ class Cache:
         seconds = self._ttl(ttl)
         versions = self._tag_versions(tags)
         self._write_envelope(key, Envelope(value, versions), seconds)
-
-    def _add_tagged(self, key: str, value: Any, ttl: Any, tags: Iterable[str] | TagVersions) -> bool:
-        k = self._key(key)
-        seconds = self._ttl(ttl)
-        versions = self._tag_versions(tags)
-        try:
-            stored = self._wrap(Envelope(value, versions), k)
-        except CacheError as exc:
-            self._failed("add", key, exc)
-            raise
-        added: bool = self._call("add", key, self._backend.add, k, stored, seconds)
-        if not added and self._read_value(k) is MISSING:
-            # The key held an entry whose tags were invalidated (now deleted by the read), or
-            # it expired: the key is free, so try once more.
-            added = self._call("add", key, self._backend.add, k, stored, seconds)
-        if added:
-            self._stats.sets += 1
-        return added
 
     def _set_many_tagged(
         self, mapping: Mapping[str, Any], ttl: Any, tags: Iterable[str] | TagVersions
